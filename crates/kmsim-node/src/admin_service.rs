@@ -1,0 +1,128 @@
+//! `kmsim.admin.v1.AdminService`: node status, the Region's simulated clock, snapshots, and
+//! (only with test hooks enabled) a view of plaintext key material for leak tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::ServerState;
+use tonic::{Request, Response, Status};
+
+use kmsim_core::ids::KeyId;
+use kmsim_core::state::{Command, CommandOutput};
+use kmsim_proto::admin::v1 as pb;
+use kmsim_proto::admin::v1::admin_service_server::AdminService;
+use kmsim_proto::status::status_from_error;
+use kmsim_store::Raft;
+
+use crate::kms::KmsApi;
+
+/// Serves the admin API of one node.
+pub struct AdminServiceImpl {
+    raft: Raft,
+    api: Arc<KmsApi>,
+    node_id: u64,
+    advertise: String,
+    test_hooks: bool,
+}
+
+impl AdminServiceImpl {
+    /// The admin service of this node.
+    pub fn new(raft: Raft, api: Arc<KmsApi>, node_id: u64, advertise: String, test_hooks: bool) -> Self {
+        AdminServiceImpl { raft, api, node_id, advertise, test_hooks }
+    }
+}
+
+/// The role name printed by `kmsim status`.
+pub fn role_name(s: ServerState) -> &'static str {
+    match s {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminServiceImpl {
+    async fn status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        let m = self.raft.metrics().borrow().clone();
+        let key_count = self.api.read(|s| s.key_count()) as u64;
+        Ok(Response::new(pb::StatusResponse {
+            region: self.api.scope.region.to_string(),
+            node_id: self.node_id,
+            pid: std::process::id(),
+            role: role_name(m.state).to_string(),
+            term: m.current_term,
+            leader_id: m.current_leader,
+            last_log_index: m.last_log_index,
+            last_applied_index: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
+            voters: m.membership_config.membership().voter_ids().collect(),
+            kms_address: self.advertise.clone(),
+            clock_now: self.api.clock.now_secs(),
+            clock_offset_ms: self.api.clock.offset_ms(),
+            key_count,
+        }))
+    }
+
+    async fn advance_clock(
+        &self,
+        req: Request<pb::AdvanceClockRequest>,
+    ) -> Result<Response<pb::AdvanceClockResponse>, Status> {
+        let millis = req.into_inner().millis;
+        if millis <= 0 {
+            return Err(Status::invalid_argument("millis must be greater than 0"));
+        }
+        let offset_ms = self.api.clock.offset_ms() + millis;
+        let out = self
+            .api
+            .proposer
+            .propose(&Command::SetClockOffset { offset_ms })
+            .await
+            .map_err(|e| status_from_error(&e))?;
+        let offset = match out {
+            CommandOutput::ClockOffset(o) => o,
+            _ => offset_ms,
+        };
+        Ok(Response::new(pb::AdvanceClockResponse { clock_now: self.api.clock.now_secs(), clock_offset_ms: offset }))
+    }
+
+    async fn trigger_snapshot(
+        &self,
+        _req: Request<pb::TriggerSnapshotRequest>,
+    ) -> Result<Response<pb::TriggerSnapshotResponse>, Status> {
+        let applied = self.raft.metrics().borrow().last_applied;
+        let fatal = |e: openraft::error::Fatal<u64>| Status::internal(e.to_string());
+        self.raft.trigger().snapshot().await.map_err(fatal)?;
+        let m = self
+            .raft
+            .wait(Some(Duration::from_secs(10)))
+            .metrics(|m| m.snapshot >= applied, "snapshot covers the applied log")
+            .await
+            .map_err(|e| Status::deadline_exceeded(e.to_string()))?;
+        let snapshot_index = m.snapshot.map(|l| l.index);
+        if let Some(i) = snapshot_index {
+            self.raft.trigger().purge_log(i).await.map_err(fatal)?;
+        }
+        Ok(Response::new(pb::TriggerSnapshotResponse { snapshot_index, purged_index: snapshot_index }))
+    }
+
+    async fn debug_key_material(
+        &self,
+        req: Request<pb::DebugKeyMaterialRequest>,
+    ) -> Result<Response<pb::DebugKeyMaterialResponse>, Status> {
+        if !self.test_hooks {
+            return Err(Status::permission_denied("test hooks are disabled on this node"));
+        }
+        let id = KeyId::parse(&req.into_inner().key_id).ok_or_else(|| Status::invalid_argument("invalid key id"))?;
+        let key = self.api.read(|s| s.key(&id)).ok_or_else(|| Status::not_found("no such key"))?;
+        let mut material = Vec::new();
+        for m in &key.shared.materials {
+            let plain = self.api.materials.get(&key.key_id, m).map_err(|e| status_from_error(&e))?;
+            material.push(plain.expose().to_vec());
+        }
+        Ok(Response::new(pb::DebugKeyMaterialResponse { material }))
+    }
+}

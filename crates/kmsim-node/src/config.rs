@@ -1,0 +1,289 @@
+//! The topology file (TOML, `version = 1`): the partition, the account, the Regions, their
+//! nodes and the domain key of each Region. The same file configures every node of every
+//! Region; a node picks its own entry by Region and node id.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use kmsim_core::ids::{AccountId, Partition, Region, Scope};
+
+/// The only topology format version this build reads.
+pub const TOPOLOGY_VERSION: u32 = 1;
+
+/// Errors reading or checking a topology file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read topology file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid topology file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// The file parses but breaks a rule (duplicate ids, bad names, …).
+    #[error("invalid topology: {0}")]
+    Invalid(String),
+}
+
+/// The whole topology file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// Format version; must be 1.
+    pub version: u32,
+    /// AWS partition of every Region in this file (default `aws`).
+    #[serde(default = "default_partition")]
+    pub partition: String,
+    /// The one account that owns every key (default `111122223333`).
+    #[serde(default = "default_account")]
+    pub account: String,
+    /// Test-only hooks (the admin `DebugKeyMaterial` RPC). Never enable outside tests.
+    #[serde(default)]
+    pub test_hooks: bool,
+    /// Raft timing for every Region.
+    #[serde(default)]
+    pub raft: RaftTiming,
+    /// The Regions.
+    pub regions: Vec<RegionConfig>,
+}
+
+/// Raft timing, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaftTiming {
+    /// Leader heartbeat interval (default 100).
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_ms: u64,
+    /// Lower bound of the randomized election timeout (default 400).
+    #[serde(default = "default_election_min")]
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout (default 800).
+    #[serde(default = "default_election_max")]
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many log entries since the last one (default 1000).
+    #[serde(default = "default_snapshot_logs")]
+    pub snapshot_after_logs: u64,
+    /// Log entries kept behind a snapshot for slow followers (default 200).
+    #[serde(default = "default_keep_logs")]
+    pub logs_kept_after_snapshot: u64,
+}
+
+impl Default for RaftTiming {
+    fn default() -> Self {
+        RaftTiming {
+            heartbeat_ms: default_heartbeat(),
+            election_timeout_min_ms: default_election_min(),
+            election_timeout_max_ms: default_election_max(),
+            snapshot_after_logs: default_snapshot_logs(),
+            logs_kept_after_snapshot: default_keep_logs(),
+        }
+    }
+}
+
+fn default_partition() -> String {
+    "aws".into()
+}
+fn default_account() -> String {
+    "111122223333".into()
+}
+fn default_heartbeat() -> u64 {
+    100
+}
+fn default_election_min() -> u64 {
+    400
+}
+fn default_election_max() -> u64 {
+    800
+}
+fn default_snapshot_logs() -> u64 {
+    1000
+}
+fn default_keep_logs() -> u64 {
+    200
+}
+
+/// One Region: a Raft group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// Region name, e.g. `us-east-1`.
+    pub name: String,
+    /// File holding the Region's domain key (64 hex chars, mode 0600); relative paths are
+    /// relative to the topology file. `KMSIM_DOMAIN_KEY_<REGION>` (Region upper-cased, dashes
+    /// as underscores) overrides it.
+    pub domain_key_file: PathBuf,
+    /// The Region's nodes (1 to 7).
+    pub nodes: Vec<NodeEntry>,
+}
+
+/// One node of a Region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    /// Raft node id, unique within the Region (>= 1).
+    pub id: u64,
+    /// Address the node's gRPC server binds (KMS, Raft and admin services).
+    pub listen: SocketAddr,
+    /// Address other nodes and clients use to reach it (default: `listen`).
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// The node's data directory; relative paths are relative to the topology file.
+    pub data_dir: PathBuf,
+}
+
+impl NodeEntry {
+    /// The address peers dial.
+    pub fn advertise_addr(&self) -> String {
+        self.advertise.clone().unwrap_or_else(|| self.listen.to_string())
+    }
+}
+
+impl Topology {
+    /// Reads and checks a topology file; relative paths are resolved against its directory.
+    pub fn load(path: &Path) -> Result<Topology, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let mut topo = Topology::parse(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        topo.resolve_paths(base);
+        Ok(topo)
+    }
+
+    /// Parses and checks topology text (paths left as written).
+    pub fn parse(text: &str) -> Result<Topology, ConfigError> {
+        let topo: Topology = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: PathBuf::from("<text>"), message: e.to_string() })?;
+        topo.check()?;
+        Ok(topo)
+    }
+
+    /// Renders the topology as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("invariant: topology always serializes")
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for r in &mut self.regions {
+            if r.domain_key_file.is_relative() {
+                r.domain_key_file = base.join(&r.domain_key_file);
+            }
+            for n in &mut r.nodes {
+                if n.data_dir.is_relative() {
+                    n.data_dir = base.join(&n.data_dir);
+                }
+            }
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.version != TOPOLOGY_VERSION {
+            return bad(format!("version {} is not supported (expected {TOPOLOGY_VERSION})", self.version));
+        }
+        Partition::parse(&self.partition).map_err(|e| ConfigError::Invalid(e.message().to_string()))?;
+        AccountId::parse(&self.account).map_err(|e| ConfigError::Invalid(e.message().to_string()))?;
+        if self.regions.is_empty() {
+            return bad("no regions".into());
+        }
+        let t = &self.raft;
+        if t.heartbeat_ms == 0 || t.election_timeout_min_ms <= t.heartbeat_ms || t.election_timeout_max_ms <= t.election_timeout_min_ms {
+            return bad("raft timing must satisfy 0 < heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms".into());
+        }
+        let mut names = BTreeSet::new();
+        let mut addrs = BTreeSet::new();
+        for r in &self.regions {
+            Region::parse(&r.name).map_err(|_| ConfigError::Invalid(format!("invalid region name '{}'", r.name)))?;
+            if !names.insert(r.name.clone()) {
+                return bad(format!("region {} is listed twice", r.name));
+            }
+            if r.nodes.is_empty() || r.nodes.len() > 7 {
+                return bad(format!("region {} must have 1 to 7 nodes", r.name));
+            }
+            let mut ids = BTreeSet::new();
+            for n in &r.nodes {
+                if n.id == 0 || !ids.insert(n.id) {
+                    return bad(format!("region {}: node ids must be unique and >= 1 (id {})", r.name, n.id));
+                }
+                if !addrs.insert(n.listen) {
+                    return bad(format!("listen address {} is used twice", n.listen));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The Region entry with this name.
+    pub fn region(&self, name: &str) -> Option<&RegionConfig> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+
+    /// The partition/Region/account scope of a Region of this topology.
+    pub fn scope(&self, region: &str) -> Result<Scope, ConfigError> {
+        let invalid = |e: kmsim_core::KmsError| ConfigError::Invalid(e.message().to_string());
+        Ok(Scope {
+            partition: Partition::parse(&self.partition).map_err(invalid)?,
+            region: Region::parse(region).map_err(invalid)?,
+            account: AccountId::parse(&self.account).map_err(invalid)?,
+        })
+    }
+}
+
+impl RegionConfig {
+    /// The node entry with this id.
+    pub fn node(&self, id: u64) -> Option<&NodeEntry> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// The environment variable that may carry this Region's domain key.
+    pub fn domain_key_env(&self) -> String {
+        format!("KMSIM_DOMAIN_KEY_{}", self.name.to_ascii_uppercase().replace('-', "_"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+version = 1
+[[regions]]
+name = "us-east-1"
+domain_key_file = "keys/us-east-1.key"
+[[regions.nodes]]
+id = 1
+listen = "127.0.0.1:4601"
+data_dir = "data/us-east-1/node-1"
+"#;
+
+    #[test]
+    fn sample_parses_with_defaults() {
+        let t = Topology::parse(SAMPLE).unwrap();
+        assert_eq!(t.partition, "aws");
+        assert_eq!(t.account, "111122223333");
+        assert_eq!(t.raft, RaftTiming::default());
+        assert_eq!(t.regions[0].nodes[0].advertise_addr(), "127.0.0.1:4601");
+        assert_eq!(t.regions[0].domain_key_env(), "KMSIM_DOMAIN_KEY_US_EAST_1");
+        assert_eq!(Topology::parse(&t.to_toml()).unwrap(), t);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_rejected() {
+        assert!(Topology::parse(&SAMPLE.replace("version = 1", "version = 1\nbogus = 2")).is_err());
+        assert!(Topology::parse(&SAMPLE.replace("version = 1", "version = 2")).is_err());
+        assert!(Topology::parse(&SAMPLE.replace("us-east-1\"\n", "NOPE\"\n")).is_err());
+        assert!(Topology::parse(&SAMPLE.replace("id = 1", "id = 0")).is_err());
+    }
+}

@@ -1,0 +1,79 @@
+//! From stored records to the `kmsim.kms.v1` response shapes (AWS member semantics).
+
+use kmsim_core::ids::Scope;
+use kmsim_core::key::{KeyRecord, KeyState, KeyUsage, Origin};
+use kmsim_core::state::AliasRecord;
+use kmsim_proto::kms::v1 as pb;
+
+/// Milliseconds to AWS epoch seconds.
+pub fn secs(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// `KeyMetadata` of a key as this Region sees it.
+pub fn key_metadata(scope: &Scope, k: &KeyRecord) -> pb::KeyMetadata {
+    let shared = &k.shared;
+    let regional = &k.regional;
+    let arn = scope.key_arn(&k.key_id);
+    let algorithms = |usage: KeyUsage| -> Vec<String> {
+        if shared.key_usage != usage {
+            return Vec::new();
+        }
+        match usage {
+            KeyUsage::EncryptDecrypt => vec!["SYMMETRIC_DEFAULT".to_string()],
+            _ => Vec::new(),
+        }
+    };
+    let current_material = match (shared.origin, regional.state) {
+        (_, KeyState::Creating) | (_, KeyState::PendingImport) => None,
+        (Origin::AwsKms | Origin::External, _) => {
+            shared.current_material().map(|m| m.key_material_id.clone())
+        }
+        _ => None,
+    };
+    pb::KeyMetadata {
+        aws_account_id: Some(scope.account.to_string()),
+        key_id: Some(k.key_id.to_string()),
+        arn: Some(arn.clone()),
+        creation_date: Some(secs(regional.creation_ms)),
+        enabled: Some(k.enabled()),
+        description: Some(regional.description.clone()),
+        key_usage: Some(shared.key_usage.as_str().to_string()),
+        key_state: Some(regional.state.as_str().to_string()),
+        deletion_date: match regional.state {
+            KeyState::PendingDeletion => regional.deletion_ms.map(secs),
+            _ => None,
+        },
+        origin: Some(shared.origin.as_str().to_string()),
+        key_manager: Some("CUSTOMER".to_string()),
+        customer_master_key_spec: Some(shared.key_spec.as_str().to_string()),
+        key_spec: Some(shared.key_spec.as_str().to_string()),
+        encryption_algorithms: algorithms(KeyUsage::EncryptDecrypt),
+        multi_region: Some(shared.multi_region),
+        multi_region_configuration: shared.multi_region.then(|| pb::MultiRegionConfiguration {
+            multi_region_key_type: Some("PRIMARY".to_string()),
+            primary_key: Some(pb::MultiRegionKey {
+                arn: Some(arn.clone()),
+                region: Some(scope.region.to_string()),
+            }),
+            replica_keys: Vec::new(),
+        }),
+        pending_deletion_window_in_days: match regional.state {
+            KeyState::PendingReplicaDeletion => regional.pending_window_days.map(|d| d as i32),
+            _ => None,
+        },
+        current_key_material_id: current_material,
+        ..Default::default()
+    }
+}
+
+/// `AliasListEntry`.
+pub fn alias_entry(scope: &Scope, a: &AliasRecord) -> pb::AliasListEntry {
+    pb::AliasListEntry {
+        alias_name: Some(a.name.to_string()),
+        alias_arn: Some(scope.alias_arn(&a.name)),
+        target_key_id: Some(a.target.to_string()),
+        creation_date: Some(secs(a.creation_ms)),
+        last_updated_date: Some(secs(a.last_updated_ms)),
+    }
+}

@@ -1,0 +1,375 @@
+//! Management operations: keys, aliases, tags, policies, deletion. Each becomes a Raft command.
+
+use kmsim_core::ids::{AliasName, KeyId, KeyRef, RefForms};
+use kmsim_core::key::{
+    KeyRecord, KeySpec, KeyState, KeyUsage, MaterialVersion, Origin, RegionalProps, SharedProps, Tag,
+};
+use kmsim_core::policy::{default_key_policy, validate_policy};
+use kmsim_core::state::Command;
+use kmsim_core::tags::validate_tags;
+use kmsim_core::KmsError;
+use kmsim_crypto::{random_hex64, KeyMaterial};
+use kmsim_proto::kms::v1 as pb;
+
+use super::convert::{alias_entry, key_metadata, secs};
+use super::validate::{limit, range, required, str_len};
+use super::KmsApi;
+
+fn tags_from(list: Vec<pb::Tag>) -> Result<Vec<Tag>, KmsError> {
+    list.into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let n = i + 1;
+            Ok(Tag {
+                key: required(t.tag_key, &format!("tags.{n}.member.tagKey"))?,
+                value: required(t.tag_value, &format!("tags.{n}.member.tagValue"))?,
+            })
+        })
+        .collect()
+}
+
+fn pb_tag(t: &Tag) -> pb::Tag {
+    pb::Tag { tag_key: Some(t.key.clone()), tag_value: Some(t.value.clone()) }
+}
+
+fn check_description(d: &str) -> Result<(), KmsError> {
+    str_len(d, "description", 0, 8192)
+}
+
+fn policy_name(name: Option<String>) -> Result<(), KmsError> {
+    match name.as_deref() {
+        None | Some("default") => Ok(()),
+        Some(other) => Err(KmsError::NotFound(format!(
+            "Policy {other} does not exist: the only key policy name is default"
+        ))),
+    }
+}
+
+impl KmsApi {
+    /// CreateKey.
+    pub async fn create_key(&self, req: pb::CreateKeyRequest) -> Result<pb::CreateKeyResponse, KmsError> {
+        let spec = match (req.key_spec.as_deref(), req.customer_master_key_spec.as_deref()) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(KmsError::Validation(
+                    "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.".into(),
+                ))
+            }
+            (Some(s), _) => KeySpec::parse(s)?,
+            (None, Some(s)) => KeySpec::parse(s).map_err(|_| {
+                kmsim_core::error::validation::not_in_enum(s, "customerMasterKeySpec", KeySpec::WIRE)
+            })?,
+            (None, None) => KeySpec::SymmetricDefault,
+        };
+        let usage = match req.key_usage.as_deref() {
+            Some(u) => KeyUsage::parse(u)?,
+            None if spec == KeySpec::SymmetricDefault => KeyUsage::EncryptDecrypt,
+            None => {
+                return Err(KmsError::Validation(
+                    "You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.".into(),
+                ))
+            }
+        };
+        if !spec.allowed_usages().contains(&usage) {
+            return Err(KmsError::Validation(format!("KeyUsage {usage} is not compatible with KeySpec {spec}")));
+        }
+        let origin = match req.origin.as_deref() {
+            Some(o) => Origin::parse(o)?,
+            None => Origin::AwsKms,
+        };
+        if req.custom_key_store_id.is_some() || matches!(origin, Origin::AwsCloudhsm | Origin::ExternalKeyStore) {
+            return Err(KmsError::UnsupportedOperation(
+                "Custom key stores (AWS_CLOUDHSM, EXTERNAL_KEY_STORE) are not supported by kmsim.".into(),
+            ));
+        }
+        if req.xks_key_id.is_some() {
+            return Err(KmsError::UnsupportedOperation("XksKeyId requires an external key store, which kmsim does not support.".into()));
+        }
+        if origin == Origin::External {
+            return Err(KmsError::UnsupportedOperation(
+                "Origin EXTERNAL (imported key material) is not supported by this kmsim version yet.".into(),
+            ));
+        }
+        if !spec.is_supported() {
+            return Err(KmsError::UnsupportedOperation(format!(
+                "KeySpec {spec} is not supported by this kmsim version yet."
+            )));
+        }
+        let description = req.description.unwrap_or_default();
+        check_description(&description)?;
+        let policy = match req.policy {
+            Some(p) => {
+                validate_policy(&p)?;
+                p
+            }
+            None => default_key_policy(&self.scope),
+        };
+        let tags = tags_from(req.tags)?;
+        validate_tags(&tags, "tags")?;
+        if tags.len() > kmsim_core::tags::MAX_TAGS {
+            return Err(KmsError::Tag("Too many tags".into()));
+        }
+        let multi_region = req.multi_region.unwrap_or(false);
+
+        // Everything random or time-dependent is decided here, before proposing.
+        let key_id = if multi_region {
+            KeyId::multi_region_from_bytes(self.entropy.bytes())
+        } else {
+            KeyId::single_region_from_bytes(self.entropy.bytes())
+        };
+        let now = self.clock.now_ms();
+        let material = KeyMaterial::generate(&mut self.entropy.rng());
+        let wrapped = self.materials.wrap(&key_id, 0, &material, &self.entropy);
+        let key = KeyRecord {
+            key_id,
+            shared: SharedProps {
+                key_spec: spec,
+                key_usage: usage,
+                origin,
+                multi_region,
+                materials: vec![MaterialVersion {
+                    version: 0,
+                    key_material_id: random_hex64(&mut self.entropy.rng()),
+                    wrapped,
+                    created_ms: now,
+                }],
+                current_version: 0,
+            },
+            regional: RegionalProps {
+                creation_ms: now,
+                description,
+                state: KeyState::Enabled,
+                deletion_ms: None,
+                pending_window_days: None,
+                policy,
+                tags,
+            },
+        };
+        let created = self.propose_key(Command::CreateKey { key }).await?;
+        Ok(pb::CreateKeyResponse { key_metadata: Some(key_metadata(&self.scope, &created)) })
+    }
+
+    /// DescribeKey.
+    pub async fn describe_key(&self, req: pb::DescribeKeyRequest) -> Result<pb::DescribeKeyResponse, KmsError> {
+        let key_id = required(req.key_id, "keyId")?;
+        super::validate::grant_tokens(&req.grant_tokens)?;
+        let key = self.resolve(&key_id, RefForms::KeyOrAlias)?;
+        Ok(pb::DescribeKeyResponse { key_metadata: Some(key_metadata(&self.scope, &key)) })
+    }
+
+    /// ListKeys.
+    pub async fn list_keys(&self, req: pb::ListKeysRequest) -> Result<pb::ListKeysResponse, KmsError> {
+        let limit = limit(req.limit, 100, 1000)?;
+        let after = match req.marker.as_deref() {
+            None => None,
+            Some(m) => Some(KeyId::parse(m).ok_or_else(|| KmsError::InvalidMarker("Invalid marker".into()))?),
+        };
+        let (keys, next) = self.read(|s| s.list_keys(after.as_ref(), limit));
+        Ok(pb::ListKeysResponse {
+            keys: keys
+                .iter()
+                .map(|k| pb::KeyListEntry { key_id: Some(k.key_id.to_string()), key_arn: Some(self.arn(k)) })
+                .collect(),
+            truncated: Some(next.is_some()),
+            next_marker: next.map(|m| m.to_string()),
+        })
+    }
+
+    /// EnableKey.
+    pub async fn enable_key(&self, req: pb::EnableKeyRequest) -> Result<pb::EnableKeyResponse, KmsError> {
+        self.set_enabled(req.key_id, true).await?;
+        Ok(pb::EnableKeyResponse {})
+    }
+
+    /// DisableKey.
+    pub async fn disable_key(&self, req: pb::DisableKeyRequest) -> Result<pb::DisableKeyResponse, KmsError> {
+        self.set_enabled(req.key_id, false).await?;
+        Ok(pb::DisableKeyResponse {})
+    }
+
+    async fn set_enabled(&self, key_id: Option<String>, enabled: bool) -> Result<(), KmsError> {
+        let key = self.resolve(&required(key_id, "keyId")?, RefForms::KeyOnly)?;
+        self.propose_done(Command::SetEnabled { key_id: key.key_id.clone(), enabled }).await
+    }
+
+    /// UpdateKeyDescription.
+    pub async fn update_key_description(
+        &self,
+        req: pb::UpdateKeyDescriptionRequest,
+    ) -> Result<pb::UpdateKeyDescriptionResponse, KmsError> {
+        let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
+        let description = required(req.description, "description")?;
+        check_description(&description)?;
+        self.propose_done(Command::UpdateKeyDescription { key_id: key.key_id.clone(), description }).await?;
+        Ok(pb::UpdateKeyDescriptionResponse {})
+    }
+
+    fn target_key(&self, target: Option<String>) -> Result<KeyId, KmsError> {
+        let target = required(target, "targetKeyId")?;
+        match KeyRef::parse(&target, &self.scope, RefForms::KeyOnly)? {
+            KeyRef::Key(id) => Ok(id),
+            KeyRef::Alias(_) => Err(KmsError::NotFound(format!("Invalid keyId '{target}'"))),
+        }
+    }
+
+    fn alias_name(&self, name: Option<String>) -> Result<AliasName, KmsError> {
+        let name = AliasName::parse(&required(name, "aliasName")?)?;
+        if name.is_reserved() {
+            return Err(KmsError::InvalidAliasName(format!(
+                "Alias {name} is reserved for AWS managed keys and cannot be created, changed or deleted."
+            )));
+        }
+        Ok(name)
+    }
+
+    /// CreateAlias.
+    pub async fn create_alias(&self, req: pb::CreateAliasRequest) -> Result<pb::CreateAliasResponse, KmsError> {
+        let name = self.alias_name(req.alias_name)?;
+        let target = self.target_key(req.target_key_id)?;
+        let now_ms = self.clock.now_ms();
+        self.propose_done(Command::CreateAlias { name, target, now_ms }).await?;
+        Ok(pb::CreateAliasResponse {})
+    }
+
+    /// UpdateAlias.
+    pub async fn update_alias(&self, req: pb::UpdateAliasRequest) -> Result<pb::UpdateAliasResponse, KmsError> {
+        let name = self.alias_name(req.alias_name)?;
+        let target = self.target_key(req.target_key_id)?;
+        let now_ms = self.clock.now_ms();
+        self.propose_done(Command::UpdateAlias { name, target, now_ms }).await?;
+        Ok(pb::UpdateAliasResponse {})
+    }
+
+    /// DeleteAlias.
+    pub async fn delete_alias(&self, req: pb::DeleteAliasRequest) -> Result<pb::DeleteAliasResponse, KmsError> {
+        let name = self.alias_name(req.alias_name)?;
+        self.propose_done(Command::DeleteAlias { name }).await?;
+        Ok(pb::DeleteAliasResponse {})
+    }
+
+    /// ListAliases.
+    pub async fn list_aliases(&self, req: pb::ListAliasesRequest) -> Result<pb::ListAliasesResponse, KmsError> {
+        let limit = limit(req.limit, 50, 100)?;
+        let target = match req.key_id {
+            Some(k) => Some(self.resolve(&k, RefForms::KeyOnly)?.key_id.clone()),
+            None => None,
+        };
+        let after = match req.marker.as_deref() {
+            None => None,
+            Some(m) => Some(AliasName::parse(m).map_err(|_| KmsError::InvalidMarker("Invalid marker".into()))?),
+        };
+        let (aliases, next) = self.read(|s| s.list_aliases(target.as_ref(), after.as_ref(), limit));
+        Ok(pb::ListAliasesResponse {
+            aliases: aliases.iter().map(|a| alias_entry(&self.scope, a)).collect(),
+            truncated: Some(next.is_some()),
+            next_marker: next.map(|m| m.to_string()),
+        })
+    }
+
+    /// TagResource.
+    pub async fn tag_resource(&self, req: pb::TagResourceRequest) -> Result<pb::TagResourceResponse, KmsError> {
+        let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
+        let tags = tags_from(req.tags)?;
+        validate_tags(&tags, "tags")?;
+        self.propose_done(Command::TagResource { key_id: key.key_id.clone(), tags }).await?;
+        Ok(pb::TagResourceResponse {})
+    }
+
+    /// UntagResource.
+    pub async fn untag_resource(&self, req: pb::UntagResourceRequest) -> Result<pb::UntagResourceResponse, KmsError> {
+        let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
+        for k in &req.tag_keys {
+            str_len(k, "tagKeys", 1, 128)?;
+        }
+        self.propose_done(Command::UntagResource { key_id: key.key_id.clone(), tag_keys: req.tag_keys }).await?;
+        Ok(pb::UntagResourceResponse {})
+    }
+
+    /// ListResourceTags.
+    pub async fn list_resource_tags(
+        &self,
+        req: pb::ListResourceTagsRequest,
+    ) -> Result<pb::ListResourceTagsResponse, KmsError> {
+        let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
+        let limit = limit(req.limit, 50, 50)?;
+        let start = match req.marker.as_deref() {
+            None => 0,
+            Some(m) => m
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= key.regional.tags.len())
+                .ok_or_else(|| KmsError::InvalidMarker("Invalid marker".into()))?,
+        };
+        let tags = &key.regional.tags[start..];
+        let end = tags.len().min(limit);
+        let truncated = tags.len() > limit;
+        Ok(pb::ListResourceTagsResponse {
+            tags: tags[..end].iter().map(pb_tag).collect(),
+            next_marker: truncated.then(|| (start + end).to_string()),
+            truncated: Some(truncated),
+        })
+    }
+
+    /// PutKeyPolicy.
+    pub async fn put_key_policy(&self, req: pb::PutKeyPolicyRequest) -> Result<pb::PutKeyPolicyResponse, KmsError> {
+        let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
+        policy_name(req.policy_name)?;
+        let policy = required(req.policy, "policy")?;
+        validate_policy(&policy)?;
+        self.propose_done(Command::PutKeyPolicy { key_id: key.key_id.clone(), policy }).await?;
+        Ok(pb::PutKeyPolicyResponse {})
+    }
+
+    /// GetKeyPolicy.
+    pub async fn get_key_policy(&self, req: pb::GetKeyPolicyRequest) -> Result<pb::GetKeyPolicyResponse, KmsError> {
+        let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
+        policy_name(req.policy_name)?;
+        Ok(pb::GetKeyPolicyResponse {
+            policy: Some(key.regional.policy.clone()),
+            policy_name: Some("default".into()),
+        })
+    }
+
+    /// ListKeyPolicies.
+    pub async fn list_key_policies(
+        &self,
+        req: pb::ListKeyPoliciesRequest,
+    ) -> Result<pb::ListKeyPoliciesResponse, KmsError> {
+        self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
+        limit(req.limit, 100, 1000)?;
+        Ok(pb::ListKeyPoliciesResponse {
+            policy_names: vec!["default".into()],
+            next_marker: None,
+            truncated: Some(false),
+        })
+    }
+
+    /// ScheduleKeyDeletion.
+    pub async fn schedule_key_deletion(
+        &self,
+        req: pb::ScheduleKeyDeletionRequest,
+    ) -> Result<pb::ScheduleKeyDeletionResponse, KmsError> {
+        let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
+        let window = req.pending_window_in_days.unwrap_or(30);
+        range(i64::from(window), "pendingWindowInDays", 7, 30)?;
+        let now_ms = self.clock.now_ms();
+        let key = self
+            .propose_key(Command::ScheduleKeyDeletion { key_id: key.key_id.clone(), window_days: window as u32, now_ms })
+            .await?;
+        Ok(pb::ScheduleKeyDeletionResponse {
+            key_id: Some(self.arn(&key)),
+            deletion_date: key.regional.deletion_ms.filter(|_| key.regional.state == KeyState::PendingDeletion).map(secs),
+            key_state: Some(key.regional.state.as_str().into()),
+            pending_window_in_days: Some(window),
+        })
+    }
+
+    /// CancelKeyDeletion.
+    pub async fn cancel_key_deletion(
+        &self,
+        req: pb::CancelKeyDeletionRequest,
+    ) -> Result<pb::CancelKeyDeletionResponse, KmsError> {
+        let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
+        let key = self.propose_key(Command::CancelKeyDeletion { key_id: key.key_id.clone() }).await?;
+        Ok(pb::CancelKeyDeletionResponse { key_id: Some(self.arn(&key)) })
+    }
+}

@@ -1,0 +1,74 @@
+//! The KMS operations of one node, written once over the `kmsim.kms.v1` message shapes: the
+//! gRPC service calls them directly, and the AWS JSON front maps onto the same messages.
+//!
+//! Management operations become Raft [`Command`]s (built completely here, on the proposing
+//! node: IDs, wrapped material and dates included). Cryptographic operations read this node's
+//! applied state and the unwrapped-material cache; they never touch Raft.
+
+mod convert;
+mod crypto_ops;
+mod management;
+pub mod validate;
+
+use std::sync::{Arc, RwLock};
+
+use kmsim_core::ids::{KeyRef, RefForms, Scope};
+use kmsim_core::key::KeyRecord;
+use kmsim_core::state::{Command, CommandOutput, KmsState};
+use kmsim_core::KmsError;
+
+use crate::app::KmsApp;
+use crate::clock::SimClock;
+use crate::entropy::Entropy;
+use crate::material::MaterialCache;
+use crate::proposer::Proposer;
+
+pub use convert::key_metadata;
+
+/// Everything a KMS operation needs on one node.
+pub struct KmsApi {
+    /// Partition, Region and account of this node's Region.
+    pub scope: Scope,
+    /// The applied state (shared with the Raft state machine).
+    pub app: Arc<RwLock<KmsApp>>,
+    /// Proposes commands to the Region's Raft group.
+    pub proposer: Arc<Proposer>,
+    /// Unwrapped material, by key and version.
+    pub materials: Arc<MaterialCache>,
+    /// The simulated clock.
+    pub clock: SimClock,
+    /// Randomness.
+    pub entropy: Entropy,
+}
+
+impl KmsApi {
+    /// Runs `f` on the applied state.
+    pub fn read<T>(&self, f: impl FnOnce(&KmsState) -> T) -> T {
+        let app = self.app.read().expect("invariant: lock not poisoned");
+        f(app.state())
+    }
+
+    /// Resolves a `KeyId` member to a key of this Region.
+    pub fn resolve(&self, key_id: &str, forms: RefForms) -> Result<Arc<KeyRecord>, KmsError> {
+        let r = KeyRef::parse(key_id, &self.scope, forms)?;
+        self.read(|s| s.resolve(&r))
+    }
+
+    /// Proposes a command and returns the key it produced.
+    async fn propose_key(&self, cmd: Command) -> Result<KeyRecord, KmsError> {
+        match self.proposer.propose(&cmd).await? {
+            CommandOutput::Key(k) => Ok(*k),
+            other => Err(KmsError::Internal(format!("unexpected command output {other:?}"))),
+        }
+    }
+
+    /// Proposes a command whose output is not needed.
+    async fn propose_done(&self, cmd: Command) -> Result<(), KmsError> {
+        self.proposer.propose(&cmd).await.map(|_| ())
+    }
+
+    /// The ARN of a key in this Region.
+    fn arn(&self, k: &KeyRecord) -> String {
+        self.scope.key_arn(&k.key_id)
+    }
+}

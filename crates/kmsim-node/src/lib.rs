@@ -1,0 +1,27 @@
+//! One kmsim node: the KMS operations over the replicated store, leader forwarding, the Raft
+//! network over gRPC, the admin API, the simulated clock and the deletion task.
+//!
+//! Modules: [`config`] (topology file), [`node`] (wiring and bootstrap), [`kms`] (operations),
+//! [`kms_service`], [`raft_service`], [`admin_service`] (gRPC faces), [`proposer`] (writes from
+//! any node), [`network`] (Raft client), [`app`] (state machine bridge), [`material`] (unwrapped
+//! key cache), [`clock`], [`entropy`], [`reaper`] (deletion windows).
+//!
+//! This crate is generic over `kmsim_store::KvEngine`; it never links RocksDB and never parses
+//! command-line flags or installs a tracing subscriber (the binary does).
+
+pub mod admin_service;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod entropy;
+pub mod kms;
+pub mod kms_service;
+pub mod material;
+pub mod network;
+pub mod node;
+pub mod proposer;
+pub mod raft_service;
+pub mod reaper;
+mod wire;
+
+pub use node::{run_node, NodeError};

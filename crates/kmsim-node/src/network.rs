@@ -1,0 +1,122 @@
+//! Raft RPCs over gRPC (`kmsim.raft.v1`): the client side that openraft drives.
+//!
+//! Every call has a deadline (openraft's `RPCOption::hard_ttl`, capped by the channel's own
+//! timeout). A transport failure is reported as `Unreachable`, so openraft backs off before it
+//! tries that peer again; an error returned by the peer's Raft is a `RemoteError`.
+
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use kmsim_proto::raft::v1::raft_service_client::RaftServiceClient;
+use kmsim_proto::raft::v1::RaftPayload;
+use kmsim_store::{NodeId, TypeConfig};
+
+use crate::wire;
+
+/// How long to wait for a TCP connection to a peer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Upper bound of any single Raft RPC.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A lazily connecting gRPC channel to `addr` with the node's timeouts.
+pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(RPC_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .connect_lazy())
+}
+
+/// Creates one [`GrpcNetwork`] per peer.
+#[derive(Clone, Default)]
+pub struct GrpcNetworkFactory;
+
+impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
+    type Network = GrpcNetwork;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> GrpcNetwork {
+        GrpcNetwork { target, addr: node.addr.clone(), client: None }
+    }
+}
+
+/// The connection to one peer.
+pub struct GrpcNetwork {
+    target: NodeId,
+    addr: String,
+    /// Built on first use; a bad address is reported per call rather than at construction.
+    client: Option<RaftServiceClient<Channel>>,
+}
+
+type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
+
+impl GrpcNetwork {
+    fn client(&mut self) -> Result<RaftServiceClient<Channel>, tonic::transport::Error> {
+        if self.client.is_none() {
+            let ch = channel(&self.addr)?;
+            self.client = Some(RaftServiceClient::new(ch).max_decoding_message_size(64 << 20));
+        }
+        Ok(self.client.clone().expect("invariant: client was just set"))
+    }
+
+    /// Sends one request and decodes the peer's `Result<Resp, E>`.
+    async fn call<Req, Resp, E, F, Fut>(&mut self, req: &Req, option: &RPCOption, send: F) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+        F: FnOnce(RaftServiceClient<Channel>, RaftPayload) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<RaftPayload>, tonic::Status>>,
+    {
+        let client = self.client().map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let payload = RaftPayload { data: wire::encode(req) };
+        let ttl = option.hard_ttl().min(RPC_TIMEOUT);
+        let reply = match tokio::time::timeout(ttl, send(client, payload)).await {
+            Err(_) => {
+                let e = std::io::Error::new(std::io::ErrorKind::TimedOut, format!("raft rpc to {} timed out", self.addr));
+                return Err(RPCError::Unreachable(Unreachable::new(&e)));
+            }
+            Ok(Err(status)) => return Err(RPCError::Unreachable(Unreachable::new(&status))),
+            Ok(Ok(reply)) => reply.into_inner(),
+        };
+        let result: Result<Resp, E> = postcard::from_bytes(&reply.data)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for GrpcNetwork {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        self.call(&rpc, &option, |mut c, p| async move { c.append_entries(p).await }).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        self.call(&rpc, &option, |mut c, p| async move { c.install_snapshot(p).await }).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
+        self.call(&rpc, &option, |mut c, p| async move { c.vote(p).await }).await
+    }
+}

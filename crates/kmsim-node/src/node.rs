@@ -1,0 +1,211 @@
+//! One node: wires the store, Raft, the KMS, Raft and admin services and the background tasks,
+//! then serves until told to stop.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use openraft::{BasicNode, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use kmsim_crypto::DomainKey;
+use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
+use kmsim_proto::admin::v1::admin_service_server::AdminServiceServer;
+use kmsim_proto::admin::v1::StatusRequest;
+use kmsim_proto::kms::v1::kms_service_server::KmsServiceServer;
+use kmsim_proto::raft::v1::raft_service_server::RaftServiceServer;
+use kmsim_store::{open_stores, KvEngine, Raft};
+
+use crate::admin_service::AdminServiceImpl;
+use crate::app::KmsApp;
+use crate::clock::SimClock;
+use crate::config::{RegionConfig, Topology};
+use crate::entropy::Entropy;
+use crate::kms::KmsApi;
+use crate::kms_service::KmsServiceImpl;
+use crate::material::MaterialCache;
+use crate::network::{channel, GrpcNetworkFactory};
+use crate::proposer::Proposer;
+use crate::raft_service::RaftServiceImpl;
+
+/// Why a node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The topology does not name this node, or is inconsistent.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The domain key could not be read.
+    #[error("domain key: {0}")]
+    DomainKey(String),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(String),
+    /// Raft failed fatally.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The listener could not be bound or the server failed.
+    #[error("server: {0}")]
+    Server(String),
+}
+
+/// Reads a Region's domain key: from `KMSIM_DOMAIN_KEY_<REGION>` if set, else from its file.
+pub fn load_domain_key(region: &RegionConfig) -> Result<DomainKey, NodeError> {
+    if let Ok(hex) = std::env::var(region.domain_key_env()) {
+        return DomainKey::from_hex(&hex).map_err(|e| NodeError::DomainKey(e.to_string()));
+    }
+    let path = &region.domain_key_file;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| NodeError::DomainKey(format!("cannot read {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), "domain key file is readable by group or others; use mode 0600");
+            }
+        }
+    }
+    DomainKey::from_hex(&text).map_err(|e| NodeError::DomainKey(format!("{}: {e}", path.display())))
+}
+
+/// Runs one node of `region` until `shutdown` resolves.
+pub async fn run_node<E: KvEngine>(
+    topology: Topology,
+    region: &str,
+    node_id: u64,
+    engine: Arc<E>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let region_cfg = topology
+        .region(region)
+        .ok_or_else(|| NodeError::Config(format!("region {region} is not in the topology")))?
+        .clone();
+    let me = region_cfg
+        .node(node_id)
+        .ok_or_else(|| NodeError::Config(format!("node {node_id} is not in region {region}")))?
+        .clone();
+    let scope = topology.scope(region).map_err(|e| NodeError::Config(e.to_string()))?;
+    let domain = load_domain_key(&region_cfg)?;
+
+    let clock = SimClock::new();
+    let app = Arc::new(RwLock::new(KmsApp::new(scope.clone(), clock.clone())));
+    let (log_store, state_machine) =
+        open_stores(engine, app.clone()).map_err(|e| NodeError::Store(e.to_string()))?;
+
+    let t = &topology.raft;
+    let config = openraft::Config {
+        cluster_name: format!("kmsim-{region}"),
+        heartbeat_interval: t.heartbeat_ms,
+        election_timeout_min: t.election_timeout_min_ms,
+        election_timeout_max: t.election_timeout_max_ms,
+        install_snapshot_timeout: 5_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_after_logs),
+        max_in_snapshot_log_to_keep: t.logs_kept_after_snapshot,
+        replication_lag_threshold: t.snapshot_after_logs * 2,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| NodeError::Config(e.to_string()))?;
+    let raft = Raft::new(node_id, Arc::new(config), GrpcNetworkFactory, log_store, state_machine)
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+    let proposer = Arc::new(Proposer::new(raft.clone()));
+    let api = Arc::new(KmsApi {
+        scope: scope.clone(),
+        app,
+        proposer: proposer.clone(),
+        materials: Arc::new(MaterialCache::new(domain, scope)),
+        clock,
+        entropy: Entropy,
+    });
+
+    let listener = TcpListener::bind(me.listen)
+        .await
+        .map_err(|e| NodeError::Server(format!("cannot bind {}: {e}", me.listen)))?;
+    tracing::info!(region, node_id, addr = %me.listen, "node listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(crate::reaper::run(api.clone(), raft.clone(), stop_rx.clone()));
+    if region_cfg.nodes.iter().map(|n| n.id).min() == Some(node_id) {
+        tasks.spawn(bootstrap(raft.clone(), node_id, region_cfg.clone(), stop_rx.clone()));
+    }
+
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(KmsServiceServer::new(KmsServiceImpl::new(api.clone())))
+        .add_service(
+            RaftServiceServer::new(RaftServiceImpl::new(raft.clone(), proposer))
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+        )
+        .add_service(AdminServiceServer::new(AdminServiceImpl::new(
+            raft.clone(),
+            api,
+            node_id,
+            me.advertise_addr(),
+            topology.test_hooks,
+        )))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    let served = server.await;
+
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    if let Err(e) = raft.shutdown().await {
+        tracing::warn!(error = %e, "raft did not shut down cleanly");
+    }
+    served.map_err(|e| NodeError::Server(e.to_string()))
+}
+
+/// Initializes the Region's Raft group from the topology, on the node with the lowest id, once
+/// a majority of the Region answers and none of them has been initialized before. A node that
+/// restarts (or was wiped) never re-initializes a Region that already exists.
+async fn bootstrap(raft: Raft, me: u64, region: RegionConfig, mut stop: watch::Receiver<bool>) {
+    let members: BTreeMap<u64, BasicNode> =
+        region.nodes.iter().map(|n| (n.id, BasicNode { addr: n.advertise_addr() })).collect();
+    loop {
+        match raft.is_initialized().await {
+            Ok(true) | Err(_) => return,
+            Ok(false) => {}
+        }
+        let mut answered = 1; // this node
+        let mut someone_initialized = false;
+        for n in region.nodes.iter().filter(|n| n.id != me) {
+            if let Some(st) = peer_status(&n.advertise_addr()).await {
+                answered += 1;
+                if st.last_log_index.is_some() || st.term > 0 {
+                    someone_initialized = true;
+                }
+            }
+        }
+        if someone_initialized {
+            tracing::info!(region = %region.name, "region already initialized by its members; waiting to be caught up");
+            return;
+        }
+        if answered * 2 > region.nodes.len() {
+            match raft.initialize(members.clone()).await {
+                Ok(()) => tracing::info!(region = %region.name, "initialized the region's raft group"),
+                Err(e) => tracing::info!(region = %region.name, error = %e, "initialize skipped"),
+            }
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn peer_status(addr: &str) -> Option<kmsim_proto::admin::v1::StatusResponse> {
+    let ch = channel(addr).ok()?;
+    let mut client = AdminServiceClient::new(ch);
+    let fut = client.status(StatusRequest {});
+    match tokio::time::timeout(Duration::from_millis(800), fut).await {
+        Ok(Ok(r)) => Some(r.into_inner()),
+        _ => None,
+    }
+}

@@ -1,0 +1,791 @@
+//! The load generator behind `kmsim bench`: it measures the KMS API of one running Region.
+//!
+//! A benchmark is a list of runs, one per (workload, concurrency). [`setup`] creates one
+//! symmetric key and one ciphertext; [`run_workload`] then drives N tokio tasks that call the
+//! Region's nodes round-robin in a closed loop, and returns a [`BenchResult`]. Every run stops by
+//! itself: at the end of its duration or after `max_ops` calls, whichever comes first, and every
+//! call has a deadline. Latency is recorded for every call (successes and errors) in
+//! microseconds, per task, and merged at the end; calls that start during the warmup are not
+//! counted. Failed calls are counted per AWS error code, never dropped.
+//!
+//! The generator runs on the same machine as the cluster, so it competes with the nodes for CPU
+//! and its figures include that. It only talks to loopback endpoints.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rand::RngCore;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use kmsim_core::KmsError;
+use kmsim_proto::error_from_status;
+use kmsim_proto::kms::v1::kms_service_client::KmsServiceClient;
+use kmsim_proto::kms::v1::{
+    CreateKeyRequest, DecryptRequest, DescribeKeyRequest, EncryptRequest, GenerateDataKeyRequest,
+};
+
+/// Description of every key the benchmark creates, so they are easy to recognise later.
+pub const BENCH_KEY_DESCRIPTION: &str = "kmsim bench";
+
+/// Largest plaintext `Encrypt` accepts (AWS limit).
+pub const MAX_PAYLOAD_BYTES: usize = 4096;
+
+/// Default cap on calls per run for the crypto workloads.
+pub const DEFAULT_MAX_CRYPTO_OPS: u64 = 2_000_000;
+
+/// Default cap on calls per run for `CreateKey`: every call leaves a key behind.
+pub const DEFAULT_MAX_CREATE_KEYS: u64 = 2_000;
+
+/// Highest concurrency accepted: beyond this the generator itself is what gets measured.
+pub const MAX_CONCURRENCY: usize = 4096;
+
+/// Tasks that share one gRPC channel: one HTTP/2 connection is served by one core on each side,
+/// so heavy concurrency needs several.
+const TASKS_PER_CHANNEL: usize = 16;
+
+/// Deadline of one benchmark call; a call that takes longer counts as an error.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Deadline for opening one connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long [`setup`] waits for the new key to be applied on every node.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest latency the histograms track, in microseconds (one minute); longer calls saturate.
+const HISTOGRAM_MAX_US: u64 = 60_000_000;
+
+/// Errors of the benchmark itself (the cluster's answers to benchmark calls are counted in the
+/// result instead).
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// An endpoint is malformed or not a loopback address.
+    #[error("invalid endpoint '{endpoint}': {reason}")]
+    InvalidEndpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A node could not be reached.
+    #[error("cannot connect to {peer}")]
+    Connect {
+        /// The node's address.
+        peer: String,
+        /// Why the connection failed.
+        source: tonic::transport::Error,
+    },
+    /// A setup call was answered with an error.
+    #[error("setup {step} on {peer} failed")]
+    Setup {
+        /// Which setup step failed.
+        step: &'static str,
+        /// The node that answered.
+        peer: String,
+        /// The API error.
+        source: KmsError,
+    },
+    /// The benchmark's parameters are not usable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One KMS operation the benchmark can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// `Encrypt` of a `payload_bytes` plaintext under the benchmark key.
+    Encrypt,
+    /// `Decrypt` of the ciphertext made during setup.
+    Decrypt,
+    /// `GenerateDataKey` with key spec `AES_256` under the benchmark key.
+    GenerateDataKey,
+    /// `CreateKey` of a symmetric key: the latency of a commit through Raft.
+    CreateKey,
+}
+
+impl Workload {
+    /// The name used on the command line and in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Encrypt => "encrypt",
+            Workload::Decrypt => "decrypt",
+            Workload::GenerateDataKey => "generate-data-key",
+            Workload::CreateKey => "create-key",
+        }
+    }
+
+    /// The run's default cap on calls: every `CreateKey` leaves a key behind.
+    pub fn default_max_ops(self) -> u64 {
+        match self {
+            Workload::CreateKey => DEFAULT_MAX_CREATE_KEYS,
+            _ => DEFAULT_MAX_CRYPTO_OPS,
+        }
+    }
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What `--workload` selects: one workload, or the standard set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadChoice {
+    /// Only this workload, at every concurrency level.
+    One(Workload),
+    /// Encrypt, Decrypt and GenerateDataKey at every level, then CreateKey at the levels up to
+    /// [`ALL_CREATE_KEY_MAX_CONCURRENCY`].
+    All,
+}
+
+/// In `all`, CreateKey runs only at concurrency levels up to this: it measures commit latency,
+/// and higher levels would mostly create more keys.
+pub const ALL_CREATE_KEY_MAX_CONCURRENCY: usize = 8;
+
+impl FromStr for WorkloadChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "encrypt" => WorkloadChoice::One(Workload::Encrypt),
+            "decrypt" => WorkloadChoice::One(Workload::Decrypt),
+            "generate-data-key" => WorkloadChoice::One(Workload::GenerateDataKey),
+            "create-key" => WorkloadChoice::One(Workload::CreateKey),
+            "all" => WorkloadChoice::All,
+            other => {
+                return Err(format!(
+                    "unknown workload '{other}'; expected encrypt, decrypt, generate-data-key, create-key or all"
+                ))
+            }
+        })
+    }
+}
+
+/// The runs of a benchmark, in order: every (workload, concurrency) pair to measure.
+pub fn plan(choice: WorkloadChoice, levels: &[usize]) -> Vec<(Workload, usize)> {
+    match choice {
+        WorkloadChoice::One(w) => levels.iter().map(|&c| (w, c)).collect(),
+        WorkloadChoice::All => {
+            let mut runs = Vec::new();
+            for w in [
+                Workload::Encrypt,
+                Workload::Decrypt,
+                Workload::GenerateDataKey,
+            ] {
+                runs.extend(levels.iter().map(|&c| (w, c)));
+            }
+            let mut create: Vec<usize> = levels
+                .iter()
+                .copied()
+                .filter(|&c| c <= ALL_CREATE_KEY_MAX_CONCURRENCY)
+                .collect();
+            // Every level is high: still measure commit latency once, at the lowest.
+            if create.is_empty() {
+                create.extend(levels.iter().copied().min());
+            }
+            runs.extend(create.into_iter().map(|c| (Workload::CreateKey, c)));
+            runs
+        }
+    }
+}
+
+/// Parses a duration such as `10s`, `500ms`, `1.5s`, `2m` or `1h`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration; use e.g. 10s, 500ms, 2m"))?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{s}'; use ms, s, m or h"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("'{s}' is out of range"))
+}
+
+/// Parses a comma separated list of concurrency levels such as `1,8,64`; each between 1 and
+/// [`MAX_CONCURRENCY`], no duplicates, order kept.
+pub fn parse_concurrency_list(s: &str) -> Result<Vec<usize>, String> {
+    let mut levels = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        let n: usize = part
+            .parse()
+            .map_err(|_| format!("'{part}' is not a concurrency level (a positive integer)"))?;
+        if n == 0 || n > MAX_CONCURRENCY {
+            return Err(format!("concurrency {n} is outside 1..={MAX_CONCURRENCY}"));
+        }
+        if levels.contains(&n) {
+            return Err(format!("concurrency {n} is listed twice"));
+        }
+        levels.push(n);
+    }
+    Ok(levels)
+}
+
+/// Checks that `endpoint` is `host:port` on the loopback interface (`127.0.0.0/8`, `[::1]` or
+/// `localhost`): the benchmark never sends load anywhere else.
+pub fn check_loopback(endpoint: &str) -> Result<(), BenchError> {
+    let invalid = |reason: &str| BenchError::InvalidEndpoint {
+        endpoint: endpoint.to_string(),
+        reason: reason.to_string(),
+    };
+    if let Ok(addr) = endpoint.parse::<SocketAddr>() {
+        return if addr.ip().is_loopback() {
+            Ok(())
+        } else {
+            Err(invalid(
+                "not a loopback address; kmsim bench only loads local clusters",
+            ))
+        };
+    }
+    match endpoint.rsplit_once(':') {
+        Some(("localhost", port)) if port.parse::<u16>().is_ok() => Ok(()),
+        Some(_) => Err(invalid(
+            "not a loopback address; kmsim bench only loads local clusters",
+        )),
+        None => Err(invalid("expected host:port, e.g. 127.0.0.1:4601")),
+    }
+}
+
+/// What one run does.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The operation.
+    pub workload: Workload,
+    /// Concurrent tasks, each with at most one call in flight.
+    pub concurrency: usize,
+    /// Measured time, after the warmup.
+    pub duration: Duration,
+    /// Time at the start whose calls are not counted.
+    pub warmup: Duration,
+    /// Cap on calls of the whole run, warmup included.
+    pub max_ops: u64,
+}
+
+/// What every run works on, made once by [`setup`].
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    /// The benchmark key's ARN.
+    pub key_arn: String,
+    /// The plaintext Encrypt sends.
+    pub plaintext: Vec<u8>,
+    /// A ciphertext of `plaintext` under the key, for Decrypt.
+    pub ciphertext: Vec<u8>,
+}
+
+/// The measured figures of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    /// The operation.
+    pub workload: Workload,
+    /// Concurrent tasks.
+    pub concurrency: usize,
+    /// Nodes the tasks were spread over.
+    pub nodes: usize,
+    /// Successful calls in the measured window.
+    pub ops: u64,
+    /// Failed calls in the measured window.
+    pub errors: u64,
+    /// Failed calls per AWS error code (transport failures appear as
+    /// `DependencyTimeoutException` or `KMSInternalException`).
+    pub error_codes: BTreeMap<String, u64>,
+    /// Length of the measured window, in seconds.
+    pub elapsed_s: f64,
+    /// Successful calls per second of the measured window.
+    pub ops_per_s: f64,
+    /// Median latency of every call (successes and errors), in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile latency, in milliseconds.
+    pub p99_ms: f64,
+    /// 99.9th percentile latency, in milliseconds.
+    pub p999_ms: f64,
+    /// Slowest call, in milliseconds.
+    pub max_ms: f64,
+    /// True when the run stopped because it reached `max_ops`, not its duration.
+    pub hit_max_ops: bool,
+}
+
+/// An empty latency histogram in microseconds, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 3)
+        .expect("invariant: constant bounds are valid")
+}
+
+/// Latency percentiles in milliseconds: (p50, p99, p999, max); zeros for an empty histogram.
+pub fn percentiles_ms(h: &Histogram<u64>) -> (f64, f64, f64, f64) {
+    if h.is_empty() {
+        return (0.0, 0.0, 0.0, 0.0);
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    (
+        ms(h.value_at_quantile(0.50)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.value_at_quantile(0.999)),
+        ms(h.max()),
+    )
+}
+
+/// What one task saw.
+#[derive(Debug)]
+struct TaskStats {
+    /// Latency of every measured call, in microseconds.
+    latency: Histogram<u64>,
+    /// Successful measured calls.
+    ok: u64,
+    /// Failed measured calls per AWS error code.
+    errors: BTreeMap<String, u64>,
+    /// Whether this task stopped on the call cap.
+    hit_max_ops: bool,
+}
+
+impl TaskStats {
+    fn new() -> TaskStats {
+        TaskStats {
+            latency: new_histogram(),
+            ok: 0,
+            errors: BTreeMap::new(),
+            hit_max_ops: false,
+        }
+    }
+
+    /// Adds another task's figures to these.
+    fn merge(&mut self, other: TaskStats) {
+        // Both histograms have the same bounds, so adding cannot fail; saturate rather than
+        // lose a task if it ever did.
+        if self.latency.add(&other.latency).is_err() {
+            for v in other.latency.iter_recorded() {
+                self.latency
+                    .saturating_record_n(v.value_iterated_to(), v.count_at_value());
+            }
+        }
+        self.ok += other.ok;
+        for (code, n) in other.errors {
+            *self.errors.entry(code).or_default() += n;
+        }
+        self.hit_max_ops |= other.hit_max_ops;
+    }
+
+    /// The result of a run whose merged figures these are.
+    fn into_result(self, cfg: &RunConfig, nodes: usize, elapsed: Duration) -> BenchResult {
+        let (p50_ms, p99_ms, p999_ms, max_ms) = percentiles_ms(&self.latency);
+        let secs = elapsed.as_secs_f64();
+        BenchResult {
+            workload: cfg.workload,
+            concurrency: cfg.concurrency,
+            nodes,
+            ops: self.ok,
+            errors: self.errors.values().sum(),
+            error_codes: self.errors,
+            elapsed_s: secs,
+            ops_per_s: if secs > 0.0 {
+                self.ok as f64 / secs
+            } else {
+                0.0
+            },
+            p50_ms,
+            p99_ms,
+            p999_ms,
+            max_ms,
+            hit_max_ops: self.hit_max_ops,
+        }
+    }
+}
+
+/// Opens one channel to `addr`, failing fast if the node does not answer.
+async fn connect(addr: &str) -> Result<Channel, BenchError> {
+    check_loopback(addr)?;
+    let endpoint =
+        Endpoint::from_shared(format!("http://{addr}")).map_err(|source| BenchError::Connect {
+            peer: addr.to_string(),
+            source,
+        })?;
+    endpoint
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT)
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|source| BenchError::Connect {
+            peer: addr.to_string(),
+            source,
+        })
+}
+
+/// Creates the benchmark key (description [`BENCH_KEY_DESCRIPTION`]) through the first
+/// endpoint, waits until every endpoint has applied it, and encrypts one `payload_bytes`
+/// plaintext for the Decrypt workload.
+pub async fn setup(endpoints: &[String], payload_bytes: usize) -> Result<Fixture, BenchError> {
+    if !(1..=MAX_PAYLOAD_BYTES).contains(&payload_bytes) {
+        return Err(BenchError::Invalid(format!(
+            "payload of {payload_bytes} bytes is outside 1..={MAX_PAYLOAD_BYTES} (the Encrypt limit)"
+        )));
+    }
+    let first = endpoints
+        .first()
+        .ok_or_else(|| BenchError::Invalid("no endpoints to benchmark".into()))?;
+    let mut clients = Vec::new();
+    for addr in endpoints {
+        clients.push((addr.clone(), KmsServiceClient::new(connect(addr).await?)));
+    }
+    let setup_err = |step, peer: &str| {
+        let peer = peer.to_string();
+        move |s: tonic::Status| BenchError::Setup {
+            step,
+            peer,
+            source: error_from_status(&s),
+        }
+    };
+
+    // A Region that just elected its leader may still refuse writes for a moment: retry
+    // retryable answers with backoff, up to the setup deadline.
+    let deadline = Instant::now() + SETUP_TIMEOUT;
+    let mut backoff = Duration::from_millis(50);
+    let mut creator = clients[0].1.clone();
+    let key_arn = loop {
+        let req = CreateKeyRequest {
+            description: Some(BENCH_KEY_DESCRIPTION.to_string()),
+            ..Default::default()
+        };
+        match creator.create_key(req).await {
+            Ok(r) => {
+                let arn = r.into_inner().key_metadata.and_then(|m| m.arn);
+                break arn.ok_or_else(|| BenchError::Setup {
+                    step: "CreateKey",
+                    peer: first.clone(),
+                    source: KmsError::Internal("the response has no key ARN".into()),
+                })?;
+            }
+            Err(s) if error_from_status(&s).is_retryable() && Instant::now() < deadline => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(s) => return Err(setup_err("CreateKey", first)(s)),
+        }
+    };
+
+    // Followers serve crypto from their applied state: wait until each one knows the key, so
+    // the first measured calls do not fail with NotFoundException.
+    for (addr, client) in &mut clients {
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let req = DescribeKeyRequest {
+                key_id: Some(key_arn.clone()),
+                ..Default::default()
+            };
+            match client.describe_key(req).await {
+                Ok(_) => break,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+                Err(s) => return Err(setup_err("DescribeKey", addr)(s)),
+            }
+        }
+    }
+
+    let mut plaintext = vec![0u8; payload_bytes];
+    rand::thread_rng().fill_bytes(&mut plaintext);
+    let ciphertext = creator
+        .encrypt(EncryptRequest {
+            key_id: Some(key_arn.clone()),
+            plaintext: Some(plaintext.clone()),
+            ..Default::default()
+        })
+        .await
+        .map_err(setup_err("Encrypt", first))?
+        .into_inner()
+        .ciphertext_blob
+        .ok_or_else(|| BenchError::Setup {
+            step: "Encrypt",
+            peer: first.clone(),
+            source: KmsError::Internal("the response has no ciphertext".into()),
+        })?;
+    Ok(Fixture {
+        key_arn,
+        plaintext,
+        ciphertext,
+    })
+}
+
+/// The channels of one run: task `i` calls node `i % nodes` over that node's channel
+/// `(i / nodes) / TASKS_PER_CHANNEL`.
+async fn open_channels(
+    endpoints: &[String],
+    concurrency: usize,
+) -> Result<Vec<Vec<Channel>>, BenchError> {
+    let per_node_tasks = concurrency.div_ceil(endpoints.len());
+    let per_node_channels = per_node_tasks.div_ceil(TASKS_PER_CHANNEL).max(1);
+    let mut all = Vec::with_capacity(endpoints.len());
+    for addr in endpoints {
+        let mut node = Vec::with_capacity(per_node_channels);
+        for _ in 0..per_node_channels {
+            node.push(connect(addr).await?);
+        }
+        all.push(node);
+    }
+    Ok(all)
+}
+
+/// Makes one call of `workload`; `Err` carries the AWS error code.
+async fn call(
+    client: &mut KmsServiceClient<Channel>,
+    workload: Workload,
+    fixture: &Fixture,
+) -> Result<(), &'static str> {
+    let status = match workload {
+        Workload::Encrypt => client
+            .encrypt(EncryptRequest {
+                key_id: Some(fixture.key_arn.clone()),
+                plaintext: Some(fixture.plaintext.clone()),
+                ..Default::default()
+            })
+            .await
+            .err(),
+        Workload::Decrypt => client
+            .decrypt(DecryptRequest {
+                ciphertext_blob: Some(fixture.ciphertext.clone()),
+                ..Default::default()
+            })
+            .await
+            .err(),
+        Workload::GenerateDataKey => client
+            .generate_data_key(GenerateDataKeyRequest {
+                key_id: Some(fixture.key_arn.clone()),
+                key_spec: Some("AES_256".to_string()),
+                ..Default::default()
+            })
+            .await
+            .err(),
+        Workload::CreateKey => client
+            .create_key(CreateKeyRequest {
+                description: Some(BENCH_KEY_DESCRIPTION.to_string()),
+                ..Default::default()
+            })
+            .await
+            .err(),
+    };
+    match status {
+        None => Ok(()),
+        Some(s) => Err(error_from_status(&s).code()),
+    }
+}
+
+/// The closed loop of one task: call, record, repeat until `end` or until the run's call count
+/// reaches `max_ops`.
+async fn task_loop(
+    mut client: KmsServiceClient<Channel>,
+    workload: Workload,
+    fixture: Arc<Fixture>,
+    measure_from: Instant,
+    end: Instant,
+    issued: Arc<AtomicU64>,
+    max_ops: u64,
+) -> TaskStats {
+    let mut stats = TaskStats::new();
+    loop {
+        if Instant::now() >= end {
+            break;
+        }
+        if issued.fetch_add(1, Ordering::Relaxed) >= max_ops {
+            stats.hit_max_ops = true;
+            break;
+        }
+        let started = Instant::now();
+        let outcome = call(&mut client, workload, &fixture).await;
+        if started < measure_from {
+            continue;
+        }
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        stats.latency.saturating_record(us.max(1));
+        match outcome {
+            Ok(()) => stats.ok += 1,
+            Err(code) => *stats.errors.entry(code.to_string()).or_default() += 1,
+        }
+    }
+    stats
+}
+
+/// Runs one (workload, concurrency) against `endpoints` (the nodes of one Region) and returns
+/// its figures. Connections are opened before the clock starts; the run lasts
+/// `warmup + duration` at most and issues at most `max_ops` calls.
+pub async fn run_workload(
+    endpoints: &[String],
+    fixture: &Fixture,
+    cfg: &RunConfig,
+) -> Result<BenchResult, BenchError> {
+    if endpoints.is_empty() {
+        return Err(BenchError::Invalid("no endpoints to benchmark".into()));
+    }
+    if cfg.concurrency == 0 {
+        return Err(BenchError::Invalid("concurrency must be at least 1".into()));
+    }
+    let channels = open_channels(endpoints, cfg.concurrency).await?;
+    let fixture = Arc::new(fixture.clone());
+    let issued = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let measure_from = start + cfg.warmup;
+    let end = measure_from + cfg.duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..cfg.concurrency {
+        let node = i % endpoints.len();
+        let node_channels = &channels[node];
+        let channel =
+            node_channels[(i / endpoints.len()) / TASKS_PER_CHANNEL % node_channels.len()].clone();
+        tasks.spawn(task_loop(
+            KmsServiceClient::new(channel),
+            cfg.workload,
+            fixture.clone(),
+            measure_from,
+            end,
+            issued.clone(),
+            cfg.max_ops,
+        ));
+    }
+    let mut total = TaskStats::new();
+    while let Some(joined) = tasks.join_next().await {
+        let stats =
+            joined.map_err(|e| BenchError::Invalid(format!("a benchmark task failed: {e}")))?;
+        total.merge(stats);
+    }
+    let elapsed = Instant::now().saturating_duration_since(measure_from);
+    Ok(total.into_result(cfg, endpoints.len(), elapsed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_bare_seconds() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        for bad in ["", "s", "10x", "-1s", "ten", "1..2s", "10 sec"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn concurrency_lists_keep_order_and_reject_zero_duplicates_and_junk() {
+        assert_eq!(parse_concurrency_list("1,8,64"), Ok(vec![1, 8, 64]));
+        assert_eq!(parse_concurrency_list(" 16 , 2"), Ok(vec![16, 2]));
+        assert_eq!(parse_concurrency_list("4096"), Ok(vec![4096]));
+        for bad in ["", "0", "1,,8", "1,1", "4097", "a", "-1", "1.5"] {
+            assert!(parse_concurrency_list(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn merged_histograms_report_percentiles_of_all_tasks_in_ms() {
+        let mut a = TaskStats::new();
+        let mut b = TaskStats::new();
+        // Task a: 900 calls of 1 ms; task b: 98 calls of 10 ms and two of 250 ms.
+        a.latency.saturating_record_n(1_000, 900);
+        a.ok = 899;
+        b.latency.saturating_record_n(10_000, 98);
+        b.latency.saturating_record_n(250_000, 2);
+        b.ok = 98;
+        b.errors.insert("ThrottlingException".into(), 2);
+        a.errors.insert("ThrottlingException".into(), 1);
+        a.merge(b);
+        let cfg = RunConfig {
+            workload: Workload::Encrypt,
+            concurrency: 2,
+            duration: Duration::from_secs(2),
+            warmup: Duration::ZERO,
+            max_ops: 10,
+        };
+        let r = a.into_result(&cfg, 3, Duration::from_secs(2));
+        assert_eq!(r.ops, 997);
+        assert_eq!(r.errors, 3);
+        assert_eq!(r.error_codes.get("ThrottlingException"), Some(&3));
+        assert!((r.ops_per_s - 498.5).abs() < 1e-9);
+        let close = |x: f64, want: f64| (x - want).abs() <= want * 0.002;
+        assert!(close(r.p50_ms, 1.0), "p50 {}", r.p50_ms);
+        assert!(close(r.p99_ms, 10.0), "p99 {}", r.p99_ms);
+        assert!(close(r.p999_ms, 250.0), "p999 {}", r.p999_ms);
+        assert!(close(r.max_ms, 250.0), "max {}", r.max_ms);
+        assert_eq!(percentiles_ms(&new_histogram()), (0.0, 0.0, 0.0, 0.0));
+        // Latencies past the histogram's bound saturate instead of being lost.
+        let mut h = new_histogram();
+        h.saturating_record(u64::MAX);
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn all_runs_crypto_at_every_level_and_create_key_only_at_low_ones() {
+        let runs = plan(WorkloadChoice::All, &[1, 8, 64]);
+        let names: Vec<String> = runs.iter().map(|(w, c)| format!("{w}@{c}")).collect();
+        assert_eq!(
+            names,
+            [
+                "encrypt@1",
+                "encrypt@8",
+                "encrypt@64",
+                "decrypt@1",
+                "decrypt@8",
+                "decrypt@64",
+                "generate-data-key@1",
+                "generate-data-key@8",
+                "generate-data-key@64",
+                "create-key@1",
+                "create-key@8",
+            ]
+        );
+        assert_eq!(
+            plan(WorkloadChoice::All, &[64, 32]).last(),
+            Some(&(Workload::CreateKey, 32))
+        );
+        assert_eq!(
+            plan("create-key".parse().expect("valid"), &[64]),
+            vec![(Workload::CreateKey, 64)]
+        );
+        assert!("sign".parse::<WorkloadChoice>().is_err());
+        assert_eq!(Workload::CreateKey.default_max_ops(), 2_000);
+        assert_eq!(Workload::Decrypt.default_max_ops(), 2_000_000);
+    }
+
+    #[test]
+    fn only_loopback_endpoints_are_accepted() {
+        for ok in [
+            "127.0.0.1:4601",
+            "127.1.2.3:1",
+            "[::1]:4601",
+            "localhost:4601",
+        ] {
+            assert!(check_loopback(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "10.0.0.1:4601",
+            "example.com:443",
+            "localhost",
+            "localhost:x",
+            "0.0.0.0:4601",
+        ] {
+            assert!(check_loopback(bad).is_err(), "{bad}");
+        }
+    }
+}

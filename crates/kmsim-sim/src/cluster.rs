@@ -1,0 +1,183 @@
+//! A local cluster on disk: the data directory layout, the topology and domain keys the
+//! launcher writes, and the PID files that say which processes it started.
+//!
+//! ```text
+//! <data-dir>/topology.toml           the topology every node reads
+//! <data-dir>/keys/<region>.key       each Region's domain key (hex, mode 0600)
+//! <data-dir>/nodes/<region>/<id>/    each node's RocksDB data directory
+//! <data-dir>/logs/<region>-<id>.log  each node's stdout/stderr
+//! <data-dir>/pids/<region>-<id>.pid  PID of each running node started by the launcher
+//! ```
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use kmsim_crypto::DomainKey;
+use kmsim_node::config::{NodeEntry, RaftTiming, RegionConfig, Topology, TOPOLOGY_VERSION};
+
+/// Errors of the launcher.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A file or process operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// Something about the cluster is not as expected.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Wraps an io error with context.
+pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
+    let what = what.into();
+    move |source| ClusterError::Io { what, source }
+}
+
+/// The files of one local cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterDir {
+    root: PathBuf,
+}
+
+/// A node of the cluster, named `<region>/<id>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NodeName {
+    /// The Region.
+    pub region: String,
+    /// The Raft node id.
+    pub id: u64,
+}
+
+impl NodeName {
+    /// Parses `REGION/ID`.
+    pub fn parse(s: &str) -> Result<NodeName, ClusterError> {
+        let (region, id) = s
+            .split_once('/')
+            .ok_or_else(|| ClusterError::Invalid(format!("'{s}' is not REGION/ID, e.g. us-east-1/2")))?;
+        let id = id.parse().map_err(|_| ClusterError::Invalid(format!("'{id}' is not a node id")))?;
+        Ok(NodeName { region: region.to_string(), id })
+    }
+}
+
+impl std::fmt::Display for NodeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.region, self.id)
+    }
+}
+
+impl ClusterDir {
+    /// The cluster kept in `root`.
+    pub fn new(root: impl Into<PathBuf>) -> ClusterDir {
+        ClusterDir { root: root.into() }
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/topology.toml`
+    pub fn topology_path(&self) -> PathBuf {
+        self.root.join("topology.toml")
+    }
+
+    /// Reads the topology.
+    pub fn topology(&self) -> Result<Topology, ClusterError> {
+        Topology::load(&self.topology_path()).map_err(|e| ClusterError::Invalid(e.to_string()))
+    }
+
+    /// `<root>/pids/<region>-<id>.pid`
+    pub fn pid_path(&self, n: &NodeName) -> PathBuf {
+        self.root.join("pids").join(format!("{}-{}.pid", n.region, n.id))
+    }
+
+    /// `<root>/logs/<region>-<id>.log`
+    pub fn log_path(&self, n: &NodeName) -> PathBuf {
+        self.root.join("logs").join(format!("{}-{}.log", n.region, n.id))
+    }
+
+    /// Writes a fresh topology for `regions` (name, node count) and a domain key per Region.
+    /// Ports are taken from `base_port` upwards, or chosen free by the OS when it is 0.
+    pub fn create(&self, regions: &[(String, usize)], base_port: u16, test_hooks: bool) -> Result<Topology, ClusterError> {
+        if self.topology_path().exists() {
+            return Err(ClusterError::Invalid(format!(
+                "{} already holds a cluster; use it with `kmsim up --data-dir {0}` or remove it",
+                self.root.display()
+            )));
+        }
+        for d in ["keys", "nodes", "logs", "pids"] {
+            std::fs::create_dir_all(self.root.join(d)).map_err(io(format!("create {}", self.root.join(d).display())))?;
+        }
+        let mut port = base_port;
+        let mut next_addr = || -> Result<SocketAddr, ClusterError> {
+            if base_port == 0 {
+                free_port()
+            } else {
+                let a = SocketAddr::from(([127, 0, 0, 1], port));
+                port = port.checked_add(1).ok_or_else(|| ClusterError::Invalid("ran out of ports".into()))?;
+                Ok(a)
+            }
+        };
+        let mut region_cfgs = Vec::new();
+        for (name, count) in regions {
+            let key_rel = PathBuf::from("keys").join(format!("{name}.key"));
+            write_secret_file(&self.root.join(&key_rel), &DomainKey::generate(&mut rand::rngs::OsRng).to_hex())?;
+            let mut nodes = Vec::new();
+            for id in 1..=*count as u64 {
+                nodes.push(NodeEntry {
+                    id,
+                    listen: next_addr()?,
+                    advertise: None,
+                    data_dir: PathBuf::from("nodes").join(name).join(id.to_string()),
+                });
+            }
+            region_cfgs.push(RegionConfig { name: name.clone(), domain_key_file: key_rel, nodes });
+        }
+        let topo = Topology {
+            version: TOPOLOGY_VERSION,
+            partition: "aws".into(),
+            account: "111122223333".into(),
+            test_hooks,
+            raft: RaftTiming::default(),
+            regions: region_cfgs,
+        };
+        // Validate before writing, so a bad Region name never leaves a half-made directory.
+        Topology::parse(&topo.to_toml()).map_err(|e| ClusterError::Invalid(e.to_string()))?;
+        std::fs::write(self.topology_path(), topo.to_toml()).map_err(io("write topology"))?;
+        self.topology()
+    }
+
+    /// Every node of the topology.
+    pub fn nodes(&self) -> Result<Vec<(NodeName, NodeEntry)>, ClusterError> {
+        let topo = self.topology()?;
+        Ok(topo
+            .regions
+            .iter()
+            .flat_map(|r| r.nodes.iter().map(move |n| (NodeName { region: r.name.clone(), id: n.id }, n.clone())))
+            .collect())
+    }
+}
+
+/// A port the OS says is free right now on 127.0.0.1.
+pub fn free_port() -> Result<SocketAddr, ClusterError> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(io("find a free port"))?;
+    l.local_addr().map_err(io("find a free port"))
+}
+
+fn write_secret_file(path: &Path, text: &str) -> Result<(), ClusterError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(io(format!("create {}", path.display())))?;
+    f.write_all(text.as_bytes()).map_err(io(format!("write {}", path.display())))?;
+    f.write_all(b"\n").map_err(io(format!("write {}", path.display())))
+}

@@ -1,0 +1,11 @@
+//! The launcher and the tools around a local cluster: data directory layout and topology
+//! creation ([`cluster`]), node processes and PID files ([`process`]), health checks
+//! ([`health`]), and the benchmark load generator ([`bench`]).
+//!
+//! Depends on `kmsim-node` for the topology format and on `kmsim-proto` for clients; never on
+//! RocksDB.
+
+pub mod bench;
+pub mod cluster;
+pub mod health;
+pub mod process;

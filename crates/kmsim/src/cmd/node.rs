@@ -1,0 +1,141 @@
+//! `kmsim node`: run one node in the foreground, or `kmsim node kill|restart REGION/ID`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use nix::sys::signal::Signal;
+
+use kmsim_node::config::Topology;
+use kmsim_sim::cluster::{ClusterDir, NodeName};
+use kmsim_sim::health::node_status;
+use kmsim_sim::process::{running_pid, signal_node, start_node};
+use kmsim_store_rocks::RocksKvEngine;
+
+use super::DataDirArg;
+
+/// Runs one Raft member of one Region. Reads the topology file, opens (or creates) the node's
+/// RocksDB data directory and serves the KMS, Raft and admin gRPC services on the node's
+/// `listen` address until SIGTERM or Ctrl-C. Logs go to stderr (`KMSIM_LOG` sets the filter,
+/// default `info`).
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct NodeArgs {
+    #[command(subcommand)]
+    action: Option<NodeAction>,
+    /// The topology file (TOML, version 1).
+    #[arg(long)]
+    topology: Option<PathBuf>,
+    /// This node's Region.
+    #[arg(long)]
+    region: Option<String>,
+    /// This node's Raft id within the Region.
+    #[arg(long)]
+    id: Option<u64>,
+}
+
+#[derive(Subcommand)]
+enum NodeAction {
+    /// SIGKILL one node of a cluster started by `kmsim up` (its data directory is kept).
+    Kill {
+        /// The node, as REGION/ID (e.g. us-east-1/2).
+        node: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Start one node again (SIGKILL first if it is still running) and wait until it answers.
+    Restart {
+        /// The node, as REGION/ID (e.g. us-east-1/2).
+        node: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+/// `kmsim node …`
+pub fn run(a: NodeArgs) -> anyhow::Result<ExitCode> {
+    match a.action {
+        Some(NodeAction::Kill { node, dir }) => {
+            let name = NodeName::parse(&node)?;
+            let cluster = ClusterDir::new(&dir.data_dir);
+            if signal_node(&cluster, &name, Signal::SIGKILL, Duration::from_secs(5))? {
+                println!("killed {name}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                anyhow::bail!("{name} is not running (no live process in its PID file)")
+            }
+        }
+        Some(NodeAction::Restart { node, dir }) => restart(&node, &dir),
+        None => {
+            let topology = a.topology.context("--topology is required to run a node")?;
+            let region = a.region.context("--region is required to run a node")?;
+            let id = a.id.context("--id is required to run a node")?;
+            serve(topology, region, id)
+        }
+    }
+}
+
+fn restart(node: &str, dir: &DataDirArg) -> anyhow::Result<ExitCode> {
+    let name = NodeName::parse(node)?;
+    let cluster = ClusterDir::new(&dir.data_dir);
+    let entry = cluster
+        .nodes()?
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, e)| e)
+        .with_context(|| format!("{name} is not in the topology"))?;
+    if running_pid(&cluster, &name).is_some() {
+        signal_node(&cluster, &name, Signal::SIGKILL, Duration::from_secs(5))?;
+    }
+    let exe = std::env::current_exe()?;
+    let pid = start_node(&exe, &cluster, &name)?;
+    let rt = super::runtime()?;
+    let up = rt.block_on(async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while tokio::time::Instant::now() < deadline {
+            if node_status(&entry.advertise_addr(), Duration::from_millis(500)).await.is_some() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    });
+    anyhow::ensure!(up, "{name} (pid {pid}) did not answer within 30 s; see {}", cluster.log_path(&name).display());
+    println!("restarted {name} (pid {pid})");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(topology_path: PathBuf, region: String, id: u64) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KMSIM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let topology = Topology::load(&topology_path)?;
+    let entry = topology
+        .region(&region)
+        .and_then(|r| r.node(id))
+        .with_context(|| format!("node {region}/{id} is not in {}", topology_path.display()))?;
+    std::fs::create_dir_all(&entry.data_dir)
+        .with_context(|| format!("create data dir {}", entry.data_dir.display()))?;
+    let engine = Arc::new(RocksKvEngine::open(&entry.data_dir)?);
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("invariant: SIGTERM handler installs");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            tracing::info!("shutting down");
+        };
+        kmsim_node::run_node(topology, &region, id, engine, shutdown).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

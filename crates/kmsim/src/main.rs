@@ -1,0 +1,64 @@
+//! `kmsim`: one command line for the simulator. It runs a node (`kmsim node`), launches and
+//! stops local clusters (`up`, `down`, `status`, `node kill|restart`), talks to a cluster like
+//! the AWS CLI does (`kms …`) and measures it (`bench`). The only crate that parses flags and
+//! environment and installs the tracing subscriber.
+
+mod cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A distributed simulator of AWS KMS: every Region is a Raft cluster of `kmsim node`
+/// processes with RocksDB storage, serving the KMS API over gRPC.
+#[derive(Parser)]
+#[command(name = "kmsim", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node, or kill/restart a node of a running cluster.
+    Node(cmd::node::NodeArgs),
+    /// Start a local cluster (writes topology and domain keys on first use) and wait for
+    /// every Region to elect a leader.
+    Up(cmd::up::UpArgs),
+    /// Stop every node that `kmsim up` started for a data directory.
+    Down(cmd::DataDirArg),
+    /// Show every node of a cluster: Region, id, PID, role, term, applied index, address.
+    Status(cmd::status::StatusArgs),
+    /// Call the KMS API of a cluster, with the AWS CLI's operation names, flags and JSON output.
+    Kms(cmd::kms::KmsArgs),
+    /// Measure a running cluster: throughput and latency percentiles of KMS operations.
+    Bench(cmd::bench::BenchArgs),
+}
+
+/// Where `up`, `down`, `status`, `node kill|restart` and `kms` find the cluster by default.
+pub const DEFAULT_DATA_DIR: &str = ".kmsim";
+
+/// The data directory flag shared by the cluster commands.
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_DATA_DIR)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Node(a) => cmd::node::run(a),
+        Command::Up(a) => cmd::up::run(a),
+        Command::Down(a) => cmd::down(a),
+        Command::Status(a) => cmd::status::run(a),
+        Command::Kms(a) => cmd::kms::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

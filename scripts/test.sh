@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: formatting, clippy, unit and property tests, openraft's storage
+# suite on the in-memory and RocksDB engines, and the integration tests that start real node
+# processes. One build profile (release) serves the tests, the benchmarks and the demo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --release --workspace --all-targets --locked -- -D warnings
+echo "== cargo nextest"
+cargo nextest run --release --workspace --locked --no-fail-fast

@@ -1,0 +1,197 @@
+//! The test harness: a cluster of real node processes in a temporary data directory, started
+//! and stopped with the `kmsim` binary under test, plus clients and condition waits.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tonic::transport::Channel;
+
+use kmsim_core::KmsError;
+use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
+use kmsim_proto::admin::v1::{StatusRequest, StatusResponse};
+use kmsim_proto::kms::v1::kms_service_client::KmsServiceClient;
+use kmsim_proto::status::error_from_status;
+use kmsim_sim::cluster::{ClusterDir, NodeName};
+
+/// The binary under test.
+pub fn kmsim_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kmsim"))
+}
+
+/// Runs `kmsim <args>` and returns stdout; panics with its output if it fails.
+pub fn kmsim(args: &[&str]) -> String {
+    let out = Command::new(kmsim_exe()).args(args).output().expect("run kmsim");
+    assert!(
+        out.status.success(),
+        "kmsim {args:?} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A running local cluster owned by one test. Dropping it stops every node it started.
+pub struct Cluster {
+    /// Keeps the directory alive (and removes it at the end).
+    _tmp: tempfile::TempDir,
+    /// The cluster's files.
+    pub dir: ClusterDir,
+}
+
+impl Cluster {
+    /// Starts `nodes` nodes in each of `regions`, with test hooks, on free ports.
+    pub fn start(regions: &[&str], nodes: usize) -> Cluster {
+        let tmp = tempfile::Builder::new().prefix("kmsim-test-").tempdir().expect("tempdir");
+        let data = tmp.path().join("cluster");
+        let data_s = data.to_string_lossy().into_owned();
+        let regions_s = regions.join(",");
+        let nodes_s = nodes.to_string();
+        kmsim(&[
+            "up", "--data-dir", &data_s, "--regions", &regions_s, "--nodes", &nodes_s,
+            "--base-port", "0", "--detach", "--test-hooks", "--timeout", "60",
+        ]);
+        Cluster { _tmp: tmp, dir: ClusterDir::new(data) }
+    }
+
+    /// `--data-dir` value for CLI calls.
+    pub fn data_dir(&self) -> String {
+        self.dir.root().to_string_lossy().into_owned()
+    }
+
+    /// The gRPC address of a node.
+    pub fn addr(&self, region: &str, id: u64) -> String {
+        self.dir
+            .nodes()
+            .expect("topology")
+            .into_iter()
+            .find(|(n, _)| n.region == region && n.id == id)
+            .map(|(_, e)| e.advertise_addr())
+            .expect("node in topology")
+    }
+
+    /// Every node id of a Region.
+    pub fn ids(&self, region: &str) -> Vec<u64> {
+        self.dir.nodes().expect("topology").into_iter().filter(|(n, _)| n.region == region).map(|(n, _)| n.id).collect()
+    }
+
+    fn channel(&self, region: &str, id: u64) -> Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr(region, id)))
+            .expect("endpoint")
+            .timeout(Duration::from_secs(15))
+            .connect_lazy()
+    }
+
+    /// A KMS client for one node.
+    pub fn kms(&self, region: &str, id: u64) -> KmsServiceClient<Channel> {
+        KmsServiceClient::new(self.channel(region, id))
+    }
+
+    /// An admin client for one node.
+    pub fn admin(&self, region: &str, id: u64) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel(region, id))
+    }
+
+    /// The status of one node, if it answers.
+    pub async fn status(&self, region: &str, id: u64) -> Option<StatusResponse> {
+        let fut = self.admin(region, id).status(StatusRequest {});
+        match tokio::time::timeout(Duration::from_secs(2), fut).await {
+            Ok(Ok(r)) => Some(r.into_inner()),
+            _ => None,
+        }
+    }
+
+    /// Waits until the Region has a leader every answering node agrees on; returns its id.
+    pub async fn leader(&self, region: &str) -> u64 {
+        wait_for(Duration::from_secs(30), "a leader", || async {
+            let mut leader = None;
+            for id in self.ids(region) {
+                if let Some(s) = self.status(region, id).await {
+                    if s.role == "leader" {
+                        leader = Some(s.node_id);
+                    }
+                }
+            }
+            leader
+        })
+        .await
+    }
+
+    /// SIGKILLs one node through `kmsim node kill`.
+    pub fn kill(&self, region: &str, id: u64) {
+        kmsim(&["node", "kill", &format!("{region}/{id}"), "--data-dir", &self.data_dir()]);
+    }
+
+    /// Restarts one node through `kmsim node restart` (waits until it answers).
+    pub fn restart(&self, region: &str, id: u64) {
+        kmsim(&["node", "restart", &format!("{region}/{id}"), "--data-dir", &self.data_dir()]);
+    }
+
+    /// A node's data directory.
+    pub fn node_data_dir(&self, region: &str, id: u64) -> PathBuf {
+        self.dir
+            .topology()
+            .expect("topology")
+            .region(region)
+            .and_then(|r| r.node(id))
+            .map(|n| n.data_dir.clone())
+            .expect("node")
+    }
+
+    /// Stops every node (also done on drop).
+    pub fn down(&self) {
+        kmsim(&["down", "--data-dir", &self.data_dir()]);
+    }
+
+    /// The node's name.
+    pub fn name(region: &str, id: u64) -> NodeName {
+        NodeName { region: region.to_string(), id }
+    }
+
+    /// The root of the cluster's files.
+    pub fn root(&self) -> &Path {
+        self.dir.root()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(kmsim_exe()).args(["down", "--data-dir", &self.data_dir()]).output();
+    }
+}
+
+/// Polls `probe` until it yields `Some`, failing the test after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The AWS error of a failed call.
+pub fn kms_err<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) -> KmsError {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(s) => error_from_status(&s),
+    }
+}
+
+/// The response of a call that must succeed.
+pub fn ok<T>(r: Result<tonic::Response<T>, tonic::Status>) -> T {
+    match r {
+        Ok(v) => v.into_inner(),
+        Err(s) => panic!("call failed: {:?}", error_from_status(&s)),
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests: real `kmsim node` processes (started by the real launcher), real
+//! RocksDB, real gRPC, on 127.0.0.1 ports chosen by the OS. Modules are numbered by band:
+//! `t10_` basics, `t20_` lifecycle, `t30_` API edges, `t50_` faults, `t60_` security.
+
+mod harness;
+mod t10_basics;
+mod t20_lifecycle;
+mod t30_api_edges;
+mod t50_faults;
+mod t60_security;

@@ -1,0 +1,118 @@
+//! Faults inside one Region: a killed leader, a killed follower, a wiped node.
+
+use std::time::Duration;
+
+use kmsim_proto::admin::v1::TriggerSnapshotRequest;
+use kmsim_proto::kms::v1 as pb;
+
+use crate::harness::{ok, wait_for, Cluster};
+use crate::t10_basics::create_key;
+
+const R: &str = "us-east-1";
+
+/// Waits until node `id` can describe `key_id` from its own applied state.
+async fn wait_sees(c: &Cluster, id: u64, key_id: &str) {
+    wait_for(Duration::from_secs(30), "node sees the key", || {
+        let mut client = c.kms(R, id);
+        let key_id = key_id.to_string();
+        async move { client.describe_key(pb::DescribeKeyRequest { key_id: Some(key_id), ..Default::default() }).await.ok() }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_survives_sigkill_of_the_leader_and_a_new_leader_keeps_serving() {
+    let c = Cluster::start(&[R], 3);
+    let old = c.leader(R).await;
+    let before = create_key(&c, old, "before the crash").await.key_id.unwrap();
+    c.kill(R, old);
+
+    let survivors: Vec<u64> = c.ids(R).into_iter().filter(|i| *i != old).collect();
+    let new = wait_for(Duration::from_secs(30), "a new leader among the survivors", || async {
+        for id in &survivors {
+            if let Some(s) = c.status(R, *id).await {
+                if s.role == "leader" && s.node_id != old {
+                    return Some(s.node_id);
+                }
+            }
+        }
+        None
+    })
+    .await;
+    assert_ne!(new, old);
+    for id in &survivors {
+        wait_sees(&c, *id, &before).await;
+    }
+    // Writes through either survivor (one forwards to the new leader) and crypto keep working.
+    let mut made = Vec::new();
+    for id in &survivors {
+        let md = ok(c.kms(R, *id).create_key(pb::CreateKeyRequest::default()).await).key_metadata.unwrap();
+        made.push(md.key_id.unwrap());
+        let enc = ok(c.kms(R, *id).encrypt(pb::EncryptRequest { key_id: Some(before.clone()), plaintext: Some(vec![9; 32]), ..Default::default() }).await);
+        assert!(enc.ciphertext_blob.is_some());
+    }
+    // The old leader comes back as a follower and catches up.
+    c.restart(R, old);
+    for k in &made {
+        wait_sees(&c, old, k).await;
+    }
+    let st = c.status(R, old).await.unwrap();
+    assert_ne!(st.role, "leader", "the restarted node should rejoin as a follower");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_follower_restarts_from_its_data_dir_and_catches_up() {
+    let c = Cluster::start(&[R], 3);
+    let leader = c.leader(R).await;
+    let follower = c.ids(R).into_iter().find(|i| *i != leader).unwrap();
+    let first = create_key(&c, leader, "first").await.key_id.unwrap();
+    c.kill(R, follower);
+    let mut during = Vec::new();
+    for _ in 0..5 {
+        let md = ok(c.kms(R, leader).create_key(pb::CreateKeyRequest::default()).await).key_metadata.unwrap();
+        during.push(md.key_id.unwrap());
+    }
+    c.restart(R, follower);
+    wait_sees(&c, follower, &first).await;
+    for k in &during {
+        wait_sees(&c, follower, k).await;
+    }
+    let leader_applied = c.status(R, leader).await.unwrap().last_applied_index;
+    wait_for(Duration::from_secs(20), "follower applied as far as the leader", || async {
+        c.status(R, follower).await.filter(|s| s.last_applied_index >= leader_applied)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wiped_node_catches_up_through_a_snapshot() {
+    let c = Cluster::start(&[R], 3);
+    let leader = c.leader(R).await;
+    let victim = *c.ids(R).iter().filter(|i| **i != leader).max().unwrap();
+    let mut keys = Vec::new();
+    for i in 0..10 {
+        keys.push(create_key(&c, leader, &format!("key {i}")).await.key_id.unwrap());
+    }
+    c.kill(R, victim);
+    // The leader compacts its log into a snapshot and purges it: the victim can only catch up
+    // from the snapshot.
+    let snap = ok(c.admin(R, leader).trigger_snapshot(TriggerSnapshotRequest {}).await);
+    let snapshot_index = snap.snapshot_index.expect("snapshot built");
+    wait_for(Duration::from_secs(20), "leader purged its log", || async {
+        c.status(R, leader).await.filter(|s| s.purged_index >= Some(snapshot_index))
+    })
+    .await;
+    std::fs::remove_dir_all(c.node_data_dir(R, victim)).unwrap();
+    std::fs::create_dir_all(c.node_data_dir(R, victim)).unwrap();
+
+    c.restart(R, victim);
+    for k in &keys {
+        wait_sees(&c, victim, k).await;
+    }
+    let st = c.status(R, victim).await.unwrap();
+    assert!(st.snapshot_index >= Some(snapshot_index), "victim installed a snapshot: {st:?}");
+    // It serves crypto with material that came only through the snapshot.
+    let enc = ok(c.kms(R, victim).encrypt(pb::EncryptRequest { key_id: Some(keys[0].clone()), plaintext: Some(vec![5; 16]), ..Default::default() }).await);
+    let dec = ok(c.kms(R, leader).decrypt(pb::DecryptRequest { ciphertext_blob: enc.ciphertext_blob, ..Default::default() }).await);
+    assert_eq!(dec.plaintext, Some(vec![5; 16]));
+}
