@@ -24,7 +24,10 @@ pub fn kmsim_exe() -> PathBuf {
 
 /// Runs `kmsim <args>` and returns stdout; panics with its output if it fails.
 pub fn kmsim(args: &[&str]) -> String {
-    let out = Command::new(kmsim_exe()).args(args).output().expect("run kmsim");
+    let out = Command::new(kmsim_exe())
+        .args(args)
+        .output()
+        .expect("run kmsim");
     assert!(
         out.status.success(),
         "kmsim {args:?} failed: {}\nstdout: {}\nstderr: {}",
@@ -46,16 +49,33 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `nodes` nodes in each of `regions`, with test hooks, on free ports.
     pub fn start(regions: &[&str], nodes: usize) -> Cluster {
-        let tmp = tempfile::Builder::new().prefix("kmsim-test-").tempdir().expect("tempdir");
+        let tmp = tempfile::Builder::new()
+            .prefix("kmsim-test-")
+            .tempdir()
+            .expect("tempdir");
         let data = tmp.path().join("cluster");
         let data_s = data.to_string_lossy().into_owned();
         let regions_s = regions.join(",");
         let nodes_s = nodes.to_string();
         kmsim(&[
-            "up", "--data-dir", &data_s, "--regions", &regions_s, "--nodes", &nodes_s,
-            "--base-port", "0", "--detach", "--test-hooks", "--timeout", "60",
+            "up",
+            "--data-dir",
+            &data_s,
+            "--regions",
+            &regions_s,
+            "--nodes",
+            &nodes_s,
+            "--base-port",
+            "0",
+            "--detach",
+            "--test-hooks",
+            "--timeout",
+            "60",
         ]);
-        Cluster { _tmp: tmp, dir: ClusterDir::new(data) }
+        Cluster {
+            _tmp: tmp,
+            dir: ClusterDir::new(data),
+        }
     }
 
     /// `--data-dir` value for CLI calls.
@@ -76,7 +96,13 @@ impl Cluster {
 
     /// Every node id of a Region.
     pub fn ids(&self, region: &str) -> Vec<u64> {
-        self.dir.nodes().expect("topology").into_iter().filter(|(n, _)| n.region == region).map(|(n, _)| n.id).collect()
+        self.dir
+            .nodes()
+            .expect("topology")
+            .into_iter()
+            .filter(|(n, _)| n.region == region)
+            .map(|(n, _)| n.id)
+            .collect()
     }
 
     fn channel(&self, region: &str, id: u64) -> Channel {
@@ -123,12 +149,24 @@ impl Cluster {
 
     /// SIGKILLs one node through `kmsim node kill`.
     pub fn kill(&self, region: &str, id: u64) {
-        kmsim(&["node", "kill", &format!("{region}/{id}"), "--data-dir", &self.data_dir()]);
+        kmsim(&[
+            "node",
+            "kill",
+            &format!("{region}/{id}"),
+            "--data-dir",
+            &self.data_dir(),
+        ]);
     }
 
     /// Restarts one node through `kmsim node restart` (waits until it answers).
     pub fn restart(&self, region: &str, id: u64) {
-        kmsim(&["node", "restart", &format!("{region}/{id}"), "--data-dir", &self.data_dir()]);
+        kmsim(&[
+            "node",
+            "restart",
+            &format!("{region}/{id}"),
+            "--data-dir",
+            &self.data_dir(),
+        ]);
     }
 
     /// A node's data directory.
@@ -149,7 +187,10 @@ impl Cluster {
 
     /// The node's name.
     pub fn name(region: &str, id: u64) -> NodeName {
-        NodeName { region: region.to_string(), id }
+        NodeName {
+            region: region.to_string(),
+            id,
+        }
     }
 
     /// The root of the cluster's files.
@@ -160,7 +201,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = Command::new(kmsim_exe()).args(["down", "--data-dir", &self.data_dir()]).output();
+        let _ = Command::new(kmsim_exe())
+            .args(["down", "--data-dir", &self.data_dir()])
+            .output();
     }
 }
 
@@ -175,7 +218,10 @@ where
         if let Some(v) = probe().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

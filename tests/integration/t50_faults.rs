@@ -15,7 +15,15 @@ async fn wait_sees(c: &Cluster, id: u64, key_id: &str) {
     wait_for(Duration::from_secs(30), "node sees the key", || {
         let mut client = c.kms(R, id);
         let key_id = key_id.to_string();
-        async move { client.describe_key(pb::DescribeKeyRequest { key_id: Some(key_id), ..Default::default() }).await.ok() }
+        async move {
+            client
+                .describe_key(pb::DescribeKeyRequest {
+                    key_id: Some(key_id),
+                    ..Default::default()
+                })
+                .await
+                .ok()
+        }
     })
     .await;
 }
@@ -24,20 +32,27 @@ async fn wait_sees(c: &Cluster, id: u64, key_id: &str) {
 async fn a_write_survives_sigkill_of_the_leader_and_a_new_leader_keeps_serving() {
     let c = Cluster::start(&[R], 3);
     let old = c.leader(R).await;
-    let before = create_key(&c, old, "before the crash").await.key_id.unwrap();
+    let before = create_key(&c, old, "before the crash")
+        .await
+        .key_id
+        .unwrap();
     c.kill(R, old);
 
     let survivors: Vec<u64> = c.ids(R).into_iter().filter(|i| *i != old).collect();
-    let new = wait_for(Duration::from_secs(30), "a new leader among the survivors", || async {
-        for id in &survivors {
-            if let Some(s) = c.status(R, *id).await {
-                if s.role == "leader" && s.node_id != old {
-                    return Some(s.node_id);
+    let new = wait_for(
+        Duration::from_secs(30),
+        "a new leader among the survivors",
+        || async {
+            for id in &survivors {
+                if let Some(s) = c.status(R, *id).await {
+                    if s.role == "leader" && s.node_id != old {
+                        return Some(s.node_id);
+                    }
                 }
             }
-        }
-        None
-    })
+            None
+        },
+    )
     .await;
     assert_ne!(new, old);
     for id in &survivors {
@@ -46,9 +61,21 @@ async fn a_write_survives_sigkill_of_the_leader_and_a_new_leader_keeps_serving()
     // Writes through either survivor (one forwards to the new leader) and crypto keep working.
     let mut made = Vec::new();
     for id in &survivors {
-        let md = ok(c.kms(R, *id).create_key(pb::CreateKeyRequest::default()).await).key_metadata.unwrap();
+        let md = ok(c
+            .kms(R, *id)
+            .create_key(pb::CreateKeyRequest::default())
+            .await)
+        .key_metadata
+        .unwrap();
         made.push(md.key_id.unwrap());
-        let enc = ok(c.kms(R, *id).encrypt(pb::EncryptRequest { key_id: Some(before.clone()), plaintext: Some(vec![9; 32]), ..Default::default() }).await);
+        let enc = ok(c
+            .kms(R, *id)
+            .encrypt(pb::EncryptRequest {
+                key_id: Some(before.clone()),
+                plaintext: Some(vec![9; 32]),
+                ..Default::default()
+            })
+            .await);
         assert!(enc.ciphertext_blob.is_some());
     }
     // The old leader comes back as a follower and catches up.
@@ -57,7 +84,10 @@ async fn a_write_survives_sigkill_of_the_leader_and_a_new_leader_keeps_serving()
         wait_sees(&c, old, k).await;
     }
     let st = c.status(R, old).await.unwrap();
-    assert_ne!(st.role, "leader", "the restarted node should rejoin as a follower");
+    assert_ne!(
+        st.role, "leader",
+        "the restarted node should rejoin as a follower"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -69,7 +99,12 @@ async fn a_killed_follower_restarts_from_its_data_dir_and_catches_up() {
     c.kill(R, follower);
     let mut during = Vec::new();
     for _ in 0..5 {
-        let md = ok(c.kms(R, leader).create_key(pb::CreateKeyRequest::default()).await).key_metadata.unwrap();
+        let md = ok(c
+            .kms(R, leader)
+            .create_key(pb::CreateKeyRequest::default())
+            .await)
+        .key_metadata
+        .unwrap();
         during.push(md.key_id.unwrap());
     }
     c.restart(R, follower);
@@ -78,9 +113,15 @@ async fn a_killed_follower_restarts_from_its_data_dir_and_catches_up() {
         wait_sees(&c, follower, k).await;
     }
     let leader_applied = c.status(R, leader).await.unwrap().last_applied_index;
-    wait_for(Duration::from_secs(20), "follower applied as far as the leader", || async {
-        c.status(R, follower).await.filter(|s| s.last_applied_index >= leader_applied)
-    })
+    wait_for(
+        Duration::from_secs(20),
+        "follower applied as far as the leader",
+        || async {
+            c.status(R, follower)
+                .await
+                .filter(|s| s.last_applied_index >= leader_applied)
+        },
+    )
     .await;
 }
 
@@ -91,15 +132,25 @@ async fn a_wiped_node_catches_up_through_a_snapshot() {
     let victim = *c.ids(R).iter().filter(|i| **i != leader).max().unwrap();
     let mut keys = Vec::new();
     for i in 0..10 {
-        keys.push(create_key(&c, leader, &format!("key {i}")).await.key_id.unwrap());
+        keys.push(
+            create_key(&c, leader, &format!("key {i}"))
+                .await
+                .key_id
+                .unwrap(),
+        );
     }
     c.kill(R, victim);
     // The leader compacts its log into a snapshot and purges it: the victim can only catch up
     // from the snapshot.
-    let snap = ok(c.admin(R, leader).trigger_snapshot(TriggerSnapshotRequest {}).await);
+    let snap = ok(c
+        .admin(R, leader)
+        .trigger_snapshot(TriggerSnapshotRequest {})
+        .await);
     let snapshot_index = snap.snapshot_index.expect("snapshot built");
     wait_for(Duration::from_secs(20), "leader purged its log", || async {
-        c.status(R, leader).await.filter(|s| s.purged_index >= Some(snapshot_index))
+        c.status(R, leader)
+            .await
+            .filter(|s| s.purged_index >= Some(snapshot_index))
     })
     .await;
     std::fs::remove_dir_all(c.node_data_dir(R, victim)).unwrap();
@@ -110,9 +161,25 @@ async fn a_wiped_node_catches_up_through_a_snapshot() {
         wait_sees(&c, victim, k).await;
     }
     let st = c.status(R, victim).await.unwrap();
-    assert!(st.snapshot_index >= Some(snapshot_index), "victim installed a snapshot: {st:?}");
+    assert!(
+        st.snapshot_index >= Some(snapshot_index),
+        "victim installed a snapshot: {st:?}"
+    );
     // It serves crypto with material that came only through the snapshot.
-    let enc = ok(c.kms(R, victim).encrypt(pb::EncryptRequest { key_id: Some(keys[0].clone()), plaintext: Some(vec![5; 16]), ..Default::default() }).await);
-    let dec = ok(c.kms(R, leader).decrypt(pb::DecryptRequest { ciphertext_blob: enc.ciphertext_blob, ..Default::default() }).await);
+    let enc = ok(c
+        .kms(R, victim)
+        .encrypt(pb::EncryptRequest {
+            key_id: Some(keys[0].clone()),
+            plaintext: Some(vec![5; 16]),
+            ..Default::default()
+        })
+        .await);
+    let dec = ok(c
+        .kms(R, leader)
+        .decrypt(pb::DecryptRequest {
+            ciphertext_blob: enc.ciphertext_blob,
+            ..Default::default()
+        })
+        .await);
     assert_eq!(dec.plaintext, Some(vec![5; 16]));
 }

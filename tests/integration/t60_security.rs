@@ -31,34 +31,62 @@ async fn no_plaintext_key_material_is_found_in_any_file_of_any_data_dir() {
     let leader = c.leader(R).await;
     let mut secrets: Vec<Vec<u8>> = Vec::new();
     for i in 0..5 {
-        let key = create_key(&c, (i % 3) + 1, &format!("leak check {i}")).await.key_id.unwrap();
-        let material = ok(c.admin(R, 1).debug_key_material(DebugKeyMaterialRequest { key_id: key.clone() }).await).material;
+        let key = create_key(&c, (i % 3) + 1, &format!("leak check {i}"))
+            .await
+            .key_id
+            .unwrap();
+        let material = ok(c
+            .admin(R, 1)
+            .debug_key_material(DebugKeyMaterialRequest {
+                key_id: key.clone(),
+            })
+            .await)
+        .material;
         assert_eq!(material.len(), 1);
         assert_eq!(material[0].len(), 32);
         secrets.extend(material);
         // Use the key so the material is unwrapped and cached on every node.
         for id in c.ids(R) {
-            ok(c.kms(R, id).encrypt(pb::EncryptRequest { key_id: Some(key.clone()), plaintext: Some(vec![1; 64]), ..Default::default() }).await);
+            ok(c.kms(R, id)
+                .encrypt(pb::EncryptRequest {
+                    key_id: Some(key.clone()),
+                    plaintext: Some(vec![1; 64]),
+                    ..Default::default()
+                })
+                .await);
         }
     }
     // Snapshots on every node, so snapshot files are on disk too.
     for id in c.ids(R) {
-        ok(c.admin(R, id).trigger_snapshot(TriggerSnapshotRequest {}).await);
+        ok(c.admin(R, id)
+            .trigger_snapshot(TriggerSnapshotRequest {})
+            .await);
     }
     assert!(leader > 0);
     c.down();
 
     let mut files = Vec::new();
     files_under(c.root(), &mut files);
-    assert!(files.len() > 10, "expected RocksDB files, logs and keys, found {files:?}");
+    assert!(
+        files.len() > 10,
+        "expected RocksDB files, logs and keys, found {files:?}"
+    );
     let mut scanned = 0usize;
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         scanned += bytes.len();
         let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
         for s in &secrets {
-            assert!(!bytes.windows(s.len()).any(|w| w == s.as_slice()), "plaintext material found in {}", f.display());
-            assert!(!text.contains(&hex(s)), "hex of plaintext material found in {}", f.display());
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_slice()),
+                "plaintext material found in {}",
+                f.display()
+            );
+            assert!(
+                !text.contains(&hex(s)),
+                "hex of plaintext material found in {}",
+                f.display()
+            );
         }
     }
     assert!(scanned > 0);

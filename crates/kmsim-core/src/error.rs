@@ -96,11 +96,31 @@ impl KmsError {
     pub fn message(&self) -> &str {
         macro_rules! msg { ($($v:ident),*) => { match self { $(KmsError::$v(m) => m,)* } } }
         msg!(
-            NotFound, Disabled, InvalidState, AlreadyExists, UnsupportedOperation, InvalidCiphertext,
-            IncorrectKey, InvalidKeyUsage, Validation, InvalidArn, InvalidAliasName, InvalidMarker,
-            MalformedPolicyDocument, LimitExceeded, Tag, DryRunOperation, AccessDenied, Conflict,
-            InvalidGrantId, InvalidGrantToken, Throttling, UnknownOperation, Internal,
-            DependencyTimeout, KeyUnavailable
+            NotFound,
+            Disabled,
+            InvalidState,
+            AlreadyExists,
+            UnsupportedOperation,
+            InvalidCiphertext,
+            IncorrectKey,
+            InvalidKeyUsage,
+            Validation,
+            InvalidArn,
+            InvalidAliasName,
+            InvalidMarker,
+            MalformedPolicyDocument,
+            LimitExceeded,
+            Tag,
+            DryRunOperation,
+            AccessDenied,
+            Conflict,
+            InvalidGrantId,
+            InvalidGrantToken,
+            Throttling,
+            UnknownOperation,
+            Internal,
+            DependencyTimeout,
+            KeyUnavailable
         )
     }
 
@@ -134,12 +154,20 @@ pub mod validation {
 
     /// A string or blob longer than its maximum. `value` is `None` for sensitive members.
     pub fn too_long(value: Option<&str>, member: &str, max: usize) -> KmsError {
-        one(value, member, &format!("Member must have length less than or equal to {max}"))
+        one(
+            value,
+            member,
+            &format!("Member must have length less than or equal to {max}"),
+        )
     }
 
     /// A string or blob shorter than its minimum.
     pub fn too_short(value: Option<&str>, member: &str, min: usize) -> KmsError {
-        one(value, member, &format!("Member must have length greater than or equal to {min}"))
+        one(
+            value,
+            member,
+            &format!("Member must have length greater than or equal to {min}"),
+        )
     }
 
     /// A number above its maximum.
@@ -165,7 +193,10 @@ pub mod validation {
         one(
             Some(value),
             member,
-            &format!("Member must satisfy enum value set: [{}]", allowed.join(", ")),
+            &format!(
+                "Member must satisfy enum value set: [{}]",
+                allowed.join(", ")
+            ),
         )
     }
 
@@ -185,7 +216,9 @@ mod tests {
 
     #[test]
     fn wire_round_trip_keeps_code_and_message() {
-        let e = KmsError::InvalidState("arn:aws:kms:us-east-1:111122223333:key/x is pending deletion.".into());
+        let e = KmsError::InvalidState(
+            "arn:aws:kms:us-east-1:111122223333:key/x is pending deletion.".into(),
+        );
         assert_eq!(e.code(), "KMSInvalidStateException");
         let back = KmsError::from_wire(e.code(), e.message().to_string());
         assert_eq!(back, e);
@@ -193,7 +226,10 @@ mod tests {
 
     #[test]
     fn unknown_wire_code_is_internal() {
-        assert!(matches!(KmsError::from_wire("Nope", "m".into()), KmsError::Internal(_)));
+        assert!(matches!(
+            KmsError::from_wire("Nope", "m".into()),
+            KmsError::Internal(_)
+        ));
     }
 
     #[test]
@@ -211,7 +247,10 @@ mod tests {
     #[test]
     fn faults_are_5xx_and_retryable() {
         assert!(KmsError::Internal(String::new()).is_retryable());
-        assert_eq!(KmsError::DependencyTimeout(String::new()).http_status(), 503);
+        assert_eq!(
+            KmsError::DependencyTimeout(String::new()).http_status(),
+            503
+        );
         assert!(!KmsError::NotFound(String::new()).is_retryable());
     }
 }

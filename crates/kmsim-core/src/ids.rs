@@ -23,7 +23,9 @@ impl Region {
         };
         let parts: Vec<&str> = words.split('-').collect();
         let words_ok = (2..=3).contains(&parts.len())
-            && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()));
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()));
         let digits_ok = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
         if words_ok && digits_ok {
             Ok(Region(s.to_string()))
@@ -69,7 +71,8 @@ impl Partition {
     pub fn parse(s: &str) -> Result<Partition, KmsError> {
         let ok = s.starts_with("aws")
             && s.len() <= 32
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if ok {
             Ok(Partition(s.to_string()))
         } else {
@@ -135,7 +138,14 @@ impl KeyId {
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
         let h = hex_lower(&b);
-        KeyId(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+        KeyId(format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        ))
     }
 
     /// Builds a multi-Region key ID from 16 random bytes.
@@ -171,17 +181,22 @@ fn hex_lower(b: &[u8]) -> String {
 }
 
 fn is_lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
-        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && is_lower_hex(g))
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && is_lower_hex(g))
 }
 
 fn is_mrk(s: &str) -> bool {
-    s.strip_prefix("mrk-").is_some_and(|h| h.len() == 32 && is_lower_hex(h))
+    s.strip_prefix("mrk-")
+        .is_some_and(|h| h.len() == 32 && is_lower_hex(h))
 }
 
 /// An alias name, always starting with `alias/`.
@@ -197,7 +212,10 @@ impl AliasName {
         if s.len() > 256 {
             return Err(validation::too_long(Some(s), "aliasName", 256));
         }
-        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b":/_-".contains(&b)) {
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":/_-".contains(&b))
+        {
             return Err(validation::pattern(s, "aliasName", "^[a-zA-Z0-9:/_-]+$"));
         }
         if !s.starts_with("alias/") {
@@ -206,7 +224,9 @@ impl AliasName {
             ));
         }
         if s.len() == "alias/".len() {
-            return Err(KmsError::InvalidAliasName(format!("Alias name {s} is not valid.")));
+            return Err(KmsError::InvalidAliasName(format!(
+                "Alias name {s} is not valid."
+            )));
         }
         Ok(AliasName(s.to_string()))
     }
@@ -242,18 +262,27 @@ pub struct Scope {
 impl Scope {
     /// `arn:<partition>:kms:<region>:<account>:key/<id>`
     pub fn key_arn(&self, id: &KeyId) -> String {
-        format!("arn:{}:kms:{}:{}:key/{}", self.partition, self.region, self.account, id)
+        format!(
+            "arn:{}:kms:{}:{}:key/{}",
+            self.partition, self.region, self.account, id
+        )
     }
 
     /// The ARN of a key ID that may be malformed (used in "does not exist" messages).
     pub fn key_arn_str(&self, id: &str) -> String {
-        format!("arn:{}:kms:{}:{}:key/{}", self.partition, self.region, self.account, id)
+        format!(
+            "arn:{}:kms:{}:{}:key/{}",
+            self.partition, self.region, self.account, id
+        )
     }
 
     /// `arn:<partition>:kms:<region>:<account>:alias/<name>` (name without `alias/`).
     pub fn alias_arn(&self, alias: &AliasName) -> String {
         let bare = alias.as_str().trim_start_matches("alias/");
-        format!("arn:{}:kms:{}:{}:alias/{}", self.partition, self.region, self.account, bare)
+        format!(
+            "arn:{}:kms:{}:{}:alias/{}",
+            self.partition, self.region, self.account, bare
+        )
     }
 
     /// `arn:<partition>:iam::<account>:root`
@@ -321,7 +350,9 @@ impl KeyRef {
             if forms == RefForms::KeyOnly {
                 return Err(invalid_id());
             }
-            return AliasName::parse(input).map(KeyRef::Alias).map_err(|_| invalid_id());
+            return AliasName::parse(input)
+                .map(KeyRef::Alias)
+                .map_err(|_| invalid_id());
         }
         KeyId::parse(input).map(KeyRef::Key).ok_or_else(invalid_id)
     }
@@ -366,11 +397,20 @@ mod tests {
         let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
         let key = KeyRef::Key(KeyId::parse(id).unwrap());
         assert_eq!(KeyRef::parse(id, &s, RefForms::KeyOnly).unwrap(), key);
-        assert_eq!(KeyRef::parse(&s.key_arn_str(id), &s, RefForms::KeyOnly).unwrap(), key);
+        assert_eq!(
+            KeyRef::parse(&s.key_arn_str(id), &s, RefForms::KeyOnly).unwrap(),
+            key
+        );
         let alias = KeyRef::Alias(AliasName::parse("alias/app").unwrap());
-        assert_eq!(KeyRef::parse("alias/app", &s, RefForms::KeyOrAlias).unwrap(), alias);
+        assert_eq!(
+            KeyRef::parse("alias/app", &s, RefForms::KeyOrAlias).unwrap(),
+            alias
+        );
         let alias_arn = "arn:aws:kms:us-east-1:111122223333:alias/app";
-        assert_eq!(KeyRef::parse(alias_arn, &s, RefForms::KeyOrAlias).unwrap(), alias);
+        assert_eq!(
+            KeyRef::parse(alias_arn, &s, RefForms::KeyOrAlias).unwrap(),
+            alias
+        );
     }
 
     #[test]
@@ -383,15 +423,27 @@ mod tests {
         assert_eq!(e, KmsError::NotFound("Invalid arn us-west-2".into()));
         let e = KeyRef::parse("alias/app", &s, RefForms::KeyOnly).unwrap_err();
         assert_eq!(e.code(), "NotFoundException");
-        assert_eq!(KeyRef::parse("", &s, RefForms::KeyOnly).unwrap_err().code(), "ValidationException");
+        assert_eq!(
+            KeyRef::parse("", &s, RefForms::KeyOnly).unwrap_err().code(),
+            "ValidationException"
+        );
     }
 
     #[test]
     fn alias_names_are_checked() {
         assert!(AliasName::parse("alias/ok_name-1:x/y").is_ok());
-        assert_eq!(AliasName::parse("noprefix").unwrap_err().code(), "ValidationException");
-        assert_eq!(AliasName::parse("alias/").unwrap_err().code(), "InvalidAliasNameException");
-        assert_eq!(AliasName::parse("alias/sp ace").unwrap_err().code(), "ValidationException");
+        assert_eq!(
+            AliasName::parse("noprefix").unwrap_err().code(),
+            "ValidationException"
+        );
+        assert_eq!(
+            AliasName::parse("alias/").unwrap_err().code(),
+            "InvalidAliasNameException"
+        );
+        assert_eq!(
+            AliasName::parse("alias/sp ace").unwrap_err().code(),
+            "ValidationException"
+        );
         assert!(AliasName::parse("alias/aws/s3").unwrap().is_reserved());
     }
 
@@ -400,10 +452,23 @@ mod tests {
         for ok in ["us-east-1", "ap-southeast-2", "us-gov-west-1", "cn-north-1"] {
             assert!(Region::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["NOT A REGION", "us-east", "useast-1", "us--east-1", "-us-east-1", ""] {
+        for bad in [
+            "NOT A REGION",
+            "us-east",
+            "useast-1",
+            "us--east-1",
+            "-us-east-1",
+            "",
+        ] {
             assert!(Region::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(Region::parse("cn-north-1").unwrap().default_partition().as_str(), "aws-cn");
+        assert_eq!(
+            Region::parse("cn-north-1")
+                .unwrap()
+                .default_partition()
+                .as_str(),
+            "aws-cn"
+        );
     }
 
     proptest! {

@@ -260,10 +260,12 @@ pub fn check(op: Operation, state: KeyState, origin: Origin, arn: &str) -> Resul
     match cell(op, state, origin) {
         Cell::Ok => Ok(()),
         Cell::Disabled => Err(KmsError::Disabled(format!("{arn} is disabled."))),
-        Cell::PendingDeletion => Err(KmsError::InvalidState(format!("{arn} is pending deletion."))),
-        Cell::NotPendingDeletion => {
-            Err(KmsError::InvalidState(format!("{arn} is not pending deletion.")))
-        }
+        Cell::PendingDeletion => Err(KmsError::InvalidState(format!(
+            "{arn} is pending deletion."
+        ))),
+        Cell::NotPendingDeletion => Err(KmsError::InvalidState(format!(
+            "{arn} is not pending deletion."
+        ))),
         Cell::PendingImport => Err(KmsError::InvalidState(format!("{arn} is pending import."))),
         Cell::ExternalOrigin => Err(KmsError::UnsupportedOperation(format!(
             "{arn} origin is EXTERNAL which is not valid for this operation."
@@ -296,35 +298,67 @@ mod tests {
         );
         assert_eq!(
             check(Decrypt, PendingDeletion, o, ARN),
-            Err(KmsError::InvalidState(format!("{ARN} is pending deletion.")))
+            Err(KmsError::InvalidState(format!(
+                "{ARN} is pending deletion."
+            )))
         );
         assert_eq!(
             check(CancelKeyDeletion, Enabled, o, ARN),
-            Err(KmsError::InvalidState(format!("{ARN} is not pending deletion.")))
+            Err(KmsError::InvalidState(format!(
+                "{ARN} is not pending deletion."
+            )))
         );
         assert_eq!(check(CancelKeyDeletion, PendingDeletion, o, ARN), Ok(()));
         assert_eq!(
             check(ScheduleKeyDeletion, PendingDeletion, o, ARN),
-            Err(KmsError::InvalidState(format!("{ARN} is pending deletion.")))
+            Err(KmsError::InvalidState(format!(
+                "{ARN} is pending deletion."
+            )))
         );
         assert_eq!(check(DescribeKey, PendingDeletion, o, ARN), Ok(()));
         assert_eq!(check(PutKeyPolicy, PendingDeletion, o, ARN), Ok(()));
-        assert_eq!(check(TagResource, PendingDeletion, o, ARN).unwrap_err().code(), "KMSInvalidStateException");
+        assert_eq!(
+            check(TagResource, PendingDeletion, o, ARN)
+                .unwrap_err()
+                .code(),
+            "KMSInvalidStateException"
+        );
         assert_eq!(check(EnableKey, Disabled, o, ARN), Ok(()));
-        assert_eq!(check(DisableKey, PendingDeletion, o, ARN).unwrap_err().code(), "KMSInvalidStateException");
-        assert_eq!(check(Encrypt, Creating, o, ARN), Err(KmsError::InvalidState(format!("{ARN} is creating."))));
+        assert_eq!(
+            check(DisableKey, PendingDeletion, o, ARN)
+                .unwrap_err()
+                .code(),
+            "KMSInvalidStateException"
+        );
+        assert_eq!(
+            check(Encrypt, Creating, o, ARN),
+            Err(KmsError::InvalidState(format!("{ARN} is creating.")))
+        );
         assert_eq!(check(Encrypt, Updating, o, ARN), Ok(()));
-        assert_eq!(check(EnableKey, Updating, o, ARN), Err(KmsError::InvalidState(format!("{ARN} is updating."))));
+        assert_eq!(
+            check(EnableKey, Updating, o, ARN),
+            Err(KmsError::InvalidState(format!("{ARN} is updating.")))
+        );
     }
 
     #[test]
     fn every_cell_is_decided_without_panicking() {
         let ops = [
-            Operation::CancelKeyDeletion, Operation::CreateAlias, Operation::CreateGrant,
-            Operation::Encrypt, Operation::DescribeKey, Operation::DeleteImportedKeyMaterial,
-            Operation::EnableKey, Operation::EnableKeyRotation, Operation::GetKeyRotationStatus,
-            Operation::GetParametersForImport, Operation::ImportKeyMaterial, Operation::ReplicateKey,
-            Operation::ScheduleKeyDeletion, Operation::TagResource, Operation::UpdateAliasTarget,
+            Operation::CancelKeyDeletion,
+            Operation::CreateAlias,
+            Operation::CreateGrant,
+            Operation::Encrypt,
+            Operation::DescribeKey,
+            Operation::DeleteImportedKeyMaterial,
+            Operation::EnableKey,
+            Operation::EnableKeyRotation,
+            Operation::GetKeyRotationStatus,
+            Operation::GetParametersForImport,
+            Operation::ImportKeyMaterial,
+            Operation::ReplicateKey,
+            Operation::ScheduleKeyDeletion,
+            Operation::TagResource,
+            Operation::UpdateAliasTarget,
             Operation::UpdatePrimaryRegion,
         ];
         for op in ops {

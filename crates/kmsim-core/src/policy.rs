@@ -41,7 +41,9 @@ pub fn validate_policy(policy: &str) -> Result<(), KmsError> {
     let malformed = |why: &str| KmsError::MalformedPolicyDocument(why.to_string());
     let doc: Value = serde_json::from_str(policy)
         .map_err(|_| malformed("The policy document is not valid JSON."))?;
-    let obj = doc.as_object().ok_or_else(|| malformed("The policy document must be a JSON object."))?;
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| malformed("The policy document must be a JSON object."))?;
     if let Some(v) = obj.get("Version") {
         if !matches!(v.as_str(), Some("2012-10-17") | Some("2008-10-17")) {
             return Err(malformed("The policy document has an unsupported Version."));
@@ -53,13 +55,21 @@ pub fn validate_policy(policy: &str) -> Result<(), KmsError> {
         _ => return Err(malformed("The policy document must contain a Statement.")),
     };
     if statements.is_empty() {
-        return Err(malformed("The policy document must contain at least one statement."));
+        return Err(malformed(
+            "The policy document must contain at least one statement.",
+        ));
     }
     for st in statements {
-        let st = st.as_object().ok_or_else(|| malformed("Each policy statement must be a JSON object."))?;
+        let st = st
+            .as_object()
+            .ok_or_else(|| malformed("Each policy statement must be a JSON object."))?;
         match st.get("Effect").and_then(Value::as_str) {
             Some("Allow") | Some("Deny") => {}
-            _ => return Err(malformed("Each policy statement must have Effect Allow or Deny.")),
+            _ => {
+                return Err(malformed(
+                    "Each policy statement must have Effect Allow or Deny.",
+                ))
+            }
         }
         if !st.contains_key("Principal") && !st.contains_key("NotPrincipal") {
             return Err(malformed("Policy contains a statement with no principal."));
@@ -86,18 +96,41 @@ mod tests {
         let p = default_key_policy(&scope());
         validate_policy(&p).unwrap();
         let v: Value = serde_json::from_str(&p).unwrap();
-        assert_eq!(v["Statement"][0]["Principal"]["AWS"], "arn:aws:iam::111122223333:root");
+        assert_eq!(
+            v["Statement"][0]["Principal"]["AWS"],
+            "arn:aws:iam::111122223333:root"
+        );
         assert_eq!(v["Statement"][0]["Sid"], "Enable IAM User Permissions");
     }
 
     #[test]
     fn bad_policies_get_aws_errors() {
-        assert_eq!(validate_policy("{not json").unwrap_err().code(), "MalformedPolicyDocumentException");
-        assert_eq!(validate_policy("{\"Version\":\"2012-10-17\"}").unwrap_err().code(), "MalformedPolicyDocumentException");
+        assert_eq!(
+            validate_policy("{not json").unwrap_err().code(),
+            "MalformedPolicyDocumentException"
+        );
+        assert_eq!(
+            validate_policy("{\"Version\":\"2012-10-17\"}")
+                .unwrap_err()
+                .code(),
+            "MalformedPolicyDocumentException"
+        );
         let no_principal = r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#;
-        assert_eq!(validate_policy(no_principal).unwrap_err().code(), "MalformedPolicyDocumentException");
-        let big = format!(r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Sid":"{}"}}]}}"#, "a".repeat(40_000));
-        assert_eq!(validate_policy(&big).unwrap_err().code(), "LimitExceededException");
-        assert_eq!(validate_policy("{\"x\":\"\u{4e2d}\"}").unwrap_err().code(), "ValidationException");
+        assert_eq!(
+            validate_policy(no_principal).unwrap_err().code(),
+            "MalformedPolicyDocumentException"
+        );
+        let big = format!(
+            r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Sid":"{}"}}]}}"#,
+            "a".repeat(40_000)
+        );
+        assert_eq!(
+            validate_policy(&big).unwrap_err().code(),
+            "LimitExceededException"
+        );
+        assert_eq!(
+            validate_policy("{\"x\":\"\u{4e2d}\"}").unwrap_err().code(),
+            "ValidationException"
+        );
     }
 }

@@ -180,7 +180,12 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 impl KmsState {
     /// An empty Region.
     pub fn new(scope: Scope) -> KmsState {
-        KmsState { scope, keys: BTreeMap::new(), aliases: BTreeMap::new(), clock_offset_ms: 0 }
+        KmsState {
+            scope,
+            keys: BTreeMap::new(),
+            aliases: BTreeMap::new(),
+            clock_offset_ms: 0,
+        }
     }
 
     /// The Region, partition and account this state belongs to.
@@ -200,15 +205,21 @@ impl KmsState {
         self.clock_offset_ms = 0;
         for (k, v) in records {
             if k.starts_with(KEY_PREFIX) {
-                let rec: KeyRecord = postcard::from_bytes(&v).map_err(|e| format!("key record: {e}"))?;
+                let rec: KeyRecord =
+                    postcard::from_bytes(&v).map_err(|e| format!("key record: {e}"))?;
                 self.keys.insert(rec.key_id.clone(), Arc::new(rec));
             } else if k.starts_with(ALIAS_PREFIX) {
-                let rec: AliasRecord = postcard::from_bytes(&v).map_err(|e| format!("alias record: {e}"))?;
+                let rec: AliasRecord =
+                    postcard::from_bytes(&v).map_err(|e| format!("alias record: {e}"))?;
                 self.aliases.insert(rec.name.clone(), rec);
             } else if k == CLOCK_KEY {
-                self.clock_offset_ms = postcard::from_bytes(&v).map_err(|e| format!("clock: {e}"))?;
+                self.clock_offset_ms =
+                    postcard::from_bytes(&v).map_err(|e| format!("clock: {e}"))?;
             } else {
-                return Err(format!("unknown record key {}", String::from_utf8_lossy(&k)));
+                return Err(format!(
+                    "unknown record key {}",
+                    String::from_utf8_lossy(&k)
+                ));
             }
         }
         Ok(())
@@ -232,9 +243,13 @@ impl KmsState {
             KeyRef::Key(id) => self.key(id).ok_or_else(|| self.key_not_found(id)),
             KeyRef::Alias(name) => {
                 let alias = self.aliases.get(name).ok_or_else(|| {
-                    KmsError::NotFound(format!("Alias {} is not found.", self.scope.alias_arn(name)))
+                    KmsError::NotFound(format!(
+                        "Alias {} is not found.",
+                        self.scope.alias_arn(name)
+                    ))
                 })?;
-                self.key(&alias.target).ok_or_else(|| self.key_not_found(&alias.target))
+                self.key(&alias.target)
+                    .ok_or_else(|| self.key_not_found(&alias.target))
             }
         }
     }
@@ -248,9 +263,17 @@ impl KmsState {
     }
 
     /// Keys in key-ID order after `marker`, at most `limit`; the marker of the next page if any.
-    pub fn list_keys(&self, after: Option<&KeyId>, limit: usize) -> (Vec<Arc<KeyRecord>>, Option<KeyId>) {
+    pub fn list_keys(
+        &self,
+        after: Option<&KeyId>,
+        limit: usize,
+    ) -> (Vec<Arc<KeyRecord>>, Option<KeyId>) {
         let iter: Box<dyn Iterator<Item = &Arc<KeyRecord>>> = match after {
-            Some(m) => Box::new(self.keys.range::<KeyId, _>((std::ops::Bound::Excluded(m), std::ops::Bound::Unbounded)).map(|(_, v)| v)),
+            Some(m) => Box::new(
+                self.keys
+                    .range::<KeyId, _>((std::ops::Bound::Excluded(m), std::ops::Bound::Unbounded))
+                    .map(|(_, v)| v),
+            ),
             None => Box::new(self.keys.values()),
         };
         page(iter.cloned(), limit, |k| k.key_id.clone())
@@ -302,14 +325,20 @@ impl KmsState {
     }
 
     fn put_key(&mut self, key: KeyRecord, changes: &mut Vec<RecordChange>) -> CommandOutput {
-        changes.push(RecordChange::Put { key: key_record_key(&key.key_id), value: encode(&key) });
+        changes.push(RecordChange::Put {
+            key: key_record_key(&key.key_id),
+            value: encode(&key),
+        });
         let out = CommandOutput::Key(Box::new(key.clone()));
         self.keys.insert(key.key_id.clone(), Arc::new(key));
         out
     }
 
     fn put_alias(&mut self, alias: AliasRecord, changes: &mut Vec<RecordChange>) {
-        changes.push(RecordChange::Put { key: alias_record_key(&alias.name), value: encode(&alias) });
+        changes.push(RecordChange::Put {
+            key: alias_record_key(&alias.name),
+            value: encode(&alias),
+        });
         self.aliases.insert(alias.name.clone(), alias);
     }
 
@@ -322,7 +351,12 @@ impl KmsState {
         f: impl FnOnce(&mut KeyRecord) -> Result<(), KmsError>,
     ) -> CommandResult {
         let current = self.existing(id)?;
-        check(op, current.regional.state, current.shared.origin, &self.scope.key_arn(id))?;
+        check(
+            op,
+            current.regional.state,
+            current.shared.origin,
+            &self.scope.key_arn(id),
+        )?;
         let mut key = KeyRecord::clone(current);
         f(&mut key)?;
         Ok(self.put_key(key, changes))
@@ -344,18 +378,27 @@ impl KmsState {
                 Ok(self.put_key(key.clone(), changes))
             }
             Command::SetEnabled { key_id, enabled } => {
-                let op = if *enabled { Operation::EnableKey } else { Operation::DisableKey };
+                let op = if *enabled {
+                    Operation::EnableKey
+                } else {
+                    Operation::DisableKey
+                };
                 self.update_key(key_id, op, changes, |k| {
-                    k.regional.state = if *enabled { KeyState::Enabled } else { KeyState::Disabled };
+                    k.regional.state = if *enabled {
+                        KeyState::Enabled
+                    } else {
+                        KeyState::Disabled
+                    };
                     Ok(())
                 })
             }
-            Command::UpdateKeyDescription { key_id, description } => {
-                self.update_key(key_id, Operation::UpdateKeyDescription, changes, |k| {
-                    k.regional.description = description.clone();
-                    Ok(())
-                })
-            }
+            Command::UpdateKeyDescription {
+                key_id,
+                description,
+            } => self.update_key(key_id, Operation::UpdateKeyDescription, changes, |k| {
+                k.regional.description = description.clone();
+                Ok(())
+            }),
             Command::PutKeyPolicy { key_id, policy } => {
                 self.update_key(key_id, Operation::PutKeyPolicy, changes, |k| {
                     k.regional.policy = policy.clone();
@@ -374,14 +417,16 @@ impl KmsState {
                     Ok(())
                 })
             }
-            Command::ScheduleKeyDeletion { key_id, window_days, now_ms } => {
-                self.update_key(key_id, Operation::ScheduleKeyDeletion, changes, |k| {
-                    k.regional.state = KeyState::PendingDeletion;
-                    k.regional.deletion_ms = Some(now_ms + i64::from(*window_days) * DAY_MS);
-                    k.regional.pending_window_days = Some(*window_days);
-                    Ok(())
-                })
-            }
+            Command::ScheduleKeyDeletion {
+                key_id,
+                window_days,
+                now_ms,
+            } => self.update_key(key_id, Operation::ScheduleKeyDeletion, changes, |k| {
+                k.regional.state = KeyState::PendingDeletion;
+                k.regional.deletion_ms = Some(now_ms + i64::from(*window_days) * DAY_MS);
+                k.regional.pending_window_days = Some(*window_days);
+                Ok(())
+            }),
             Command::CancelKeyDeletion { key_id } => {
                 self.update_key(key_id, Operation::CancelKeyDeletion, changes, |k| {
                     k.regional.state = KeyState::Disabled;
@@ -399,16 +444,27 @@ impl KmsState {
                     return Ok(CommandOutput::Done);
                 }
                 self.keys.remove(key_id);
-                changes.push(RecordChange::Delete { key: key_record_key(key_id) });
-                let gone: Vec<AliasName> =
-                    self.aliases_of(key_id).into_iter().map(|a| a.name.clone()).collect();
+                changes.push(RecordChange::Delete {
+                    key: key_record_key(key_id),
+                });
+                let gone: Vec<AliasName> = self
+                    .aliases_of(key_id)
+                    .into_iter()
+                    .map(|a| a.name.clone())
+                    .collect();
                 for name in gone {
                     self.aliases.remove(&name);
-                    changes.push(RecordChange::Delete { key: alias_record_key(&name) });
+                    changes.push(RecordChange::Delete {
+                        key: alias_record_key(&name),
+                    });
                 }
                 Ok(CommandOutput::Done)
             }
-            Command::CreateAlias { name, target, now_ms } => {
+            Command::CreateAlias {
+                name,
+                target,
+                now_ms,
+            } => {
                 if self.aliases.contains_key(name) {
                     return Err(KmsError::AlreadyExists(format!(
                         "An alias with the name {} already exists",
@@ -416,26 +472,49 @@ impl KmsState {
                     )));
                 }
                 let key = self.existing(target)?;
-                check(Operation::CreateAlias, key.regional.state, key.shared.origin, &self.scope.key_arn(target))?;
+                check(
+                    Operation::CreateAlias,
+                    key.regional.state,
+                    key.shared.origin,
+                    &self.scope.key_arn(target),
+                )?;
                 if self.aliases_of(target).len() >= MAX_ALIASES_PER_KEY {
                     return Err(KmsError::LimitExceeded(format!(
                         "The key {} already has {MAX_ALIASES_PER_KEY} aliases",
                         self.scope.key_arn(target)
                     )));
                 }
-                let alias = AliasRecord { name: name.clone(), target: target.clone(), creation_ms: *now_ms, last_updated_ms: *now_ms };
+                let alias = AliasRecord {
+                    name: name.clone(),
+                    target: target.clone(),
+                    creation_ms: *now_ms,
+                    last_updated_ms: *now_ms,
+                };
                 self.put_alias(alias, changes);
                 Ok(CommandOutput::Done)
             }
-            Command::UpdateAlias { name, target, now_ms } => {
+            Command::UpdateAlias {
+                name,
+                target,
+                now_ms,
+            } => {
                 let alias = self.aliases.get(name).cloned().ok_or_else(|| {
-                    KmsError::NotFound(format!("Alias {} is not found.", self.scope.alias_arn(name)))
+                    KmsError::NotFound(format!(
+                        "Alias {} is not found.",
+                        self.scope.alias_arn(name)
+                    ))
                 })?;
                 let new_key = self.existing(target)?;
-                check(Operation::UpdateAliasTarget, new_key.regional.state, new_key.shared.origin, &self.scope.key_arn(target))?;
+                check(
+                    Operation::UpdateAliasTarget,
+                    new_key.regional.state,
+                    new_key.shared.origin,
+                    &self.scope.key_arn(target),
+                )?;
                 if let Some(old) = self.keys.get(&alias.target) {
                     if old.shared.key_usage != new_key.shared.key_usage
-                        || old.shared.key_spec.allowed_usages() != new_key.shared.key_spec.allowed_usages()
+                        || old.shared.key_spec.allowed_usages()
+                            != new_key.shared.key_spec.allowed_usages()
                     {
                         return Err(KmsError::Validation(format!(
                             "{} and {} are not the same type of key or do not have the same key usage",
@@ -450,7 +529,11 @@ impl KmsState {
                         self.scope.key_arn(target)
                     )));
                 }
-                let updated = AliasRecord { target: target.clone(), last_updated_ms: *now_ms, ..alias };
+                let updated = AliasRecord {
+                    target: target.clone(),
+                    last_updated_ms: *now_ms,
+                    ..alias
+                };
                 self.put_alias(updated, changes);
                 Ok(CommandOutput::Done)
             }
@@ -461,13 +544,18 @@ impl KmsState {
                         self.scope.alias_arn(name)
                     )));
                 }
-                changes.push(RecordChange::Delete { key: alias_record_key(name) });
+                changes.push(RecordChange::Delete {
+                    key: alias_record_key(name),
+                });
                 Ok(CommandOutput::Done)
             }
             Command::SetClockOffset { offset_ms } => {
                 if *offset_ms > self.clock_offset_ms {
                     self.clock_offset_ms = *offset_ms;
-                    changes.push(RecordChange::Put { key: CLOCK_KEY.to_vec(), value: encode(&self.clock_offset_ms) });
+                    changes.push(RecordChange::Put {
+                        key: CLOCK_KEY.to_vec(),
+                        value: encode(&self.clock_offset_ms),
+                    });
                 }
                 Ok(CommandOutput::ClockOffset(self.clock_offset_ms))
             }
@@ -483,7 +571,11 @@ fn alias_record_key(name: &AliasName) -> Vec<u8> {
     [ALIAS_PREFIX, name.as_str().as_bytes()].concat()
 }
 
-fn page<T, M>(iter: impl Iterator<Item = T>, limit: usize, marker: impl Fn(&T) -> M) -> (Vec<T>, Option<M>) {
+fn page<T, M>(
+    iter: impl Iterator<Item = T>,
+    limit: usize,
+    marker: impl Fn(&T) -> M,
+) -> (Vec<T>, Option<M>) {
     let mut items: Vec<T> = iter.take(limit.saturating_add(1)).collect();
     if items.len() > limit {
         items.truncate(limit);
@@ -511,7 +603,8 @@ pub fn encode_result(r: &CommandResult) -> Vec<u8> {
 
 /// Decodes a command result.
 pub fn decode_result(bytes: &[u8]) -> CommandResult {
-    postcard::from_bytes(bytes).unwrap_or_else(|e| Err(KmsError::Internal(format!("undecodable result: {e}"))))
+    postcard::from_bytes(bytes)
+        .unwrap_or_else(|e| Err(KmsError::Internal(format!("undecodable result: {e}"))))
 }
 
 #[cfg(test)]
@@ -537,7 +630,12 @@ mod tests {
                 key_usage: KeyUsage::EncryptDecrypt,
                 origin: Origin::AwsKms,
                 multi_region: false,
-                materials: vec![MaterialVersion { version: 0, key_material_id: "ab".repeat(32), wrapped: vec![n; 61], created_ms: 1 }],
+                materials: vec![MaterialVersion {
+                    version: 0,
+                    key_material_id: "ab".repeat(32),
+                    wrapped: vec![n; 61],
+                    created_ms: 1,
+                }],
                 current_version: 0,
             },
             regional: RegionalProps {
@@ -553,7 +651,11 @@ mod tests {
     }
 
     /// Applies `cmd` to `s` and checks the persisted changes rebuild exactly the same state.
-    fn apply_and_check(s: &mut KmsState, store: &mut BTreeMap<Vec<u8>, Vec<u8>>, cmd: &Command) -> CommandResult {
+    fn apply_and_check(
+        s: &mut KmsState,
+        store: &mut BTreeMap<Vec<u8>, Vec<u8>>,
+        cmd: &Command,
+    ) -> CommandResult {
         let (r, changes) = s.apply(cmd);
         for c in changes {
             match c {
@@ -566,7 +668,9 @@ mod tests {
             }
         }
         let mut reloaded = KmsState::new(scope());
-        reloaded.load(store.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap();
+        reloaded
+            .load(store.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap();
         assert_eq!(reloaded.keys, s.keys);
         assert_eq!(reloaded.aliases, s.aliases);
         assert_eq!(reloaded.clock_offset_ms, s.clock_offset_ms);
@@ -584,17 +688,56 @@ mod tests {
         apply_and_check(&mut s, &mut store, &Command::CreateKey { key: k.clone() }).unwrap();
         let mut other = k.clone();
         other.regional.description = "x".into();
-        assert_eq!(apply_and_check(&mut s, &mut store, &Command::CreateKey { key: other }).unwrap_err().code(), "AlreadyExistsException");
+        assert_eq!(
+            apply_and_check(&mut s, &mut store, &Command::CreateKey { key: other })
+                .unwrap_err()
+                .code(),
+            "AlreadyExistsException"
+        );
 
         let alias = AliasName::parse("alias/a").unwrap();
-        apply_and_check(&mut s, &mut store, &Command::CreateAlias { name: alias.clone(), target: id.clone(), now_ms: 5 }).unwrap();
-        apply_and_check(&mut s, &mut store, &Command::ScheduleKeyDeletion { key_id: id.clone(), window_days: 7, now_ms: 10 }).unwrap();
+        apply_and_check(
+            &mut s,
+            &mut store,
+            &Command::CreateAlias {
+                name: alias.clone(),
+                target: id.clone(),
+                now_ms: 5,
+            },
+        )
+        .unwrap();
+        apply_and_check(
+            &mut s,
+            &mut store,
+            &Command::ScheduleKeyDeletion {
+                key_id: id.clone(),
+                window_days: 7,
+                now_ms: 10,
+            },
+        )
+        .unwrap();
         assert_eq!(s.expired_keys(10 + 7 * DAY_MS - 1), vec![]);
         assert_eq!(s.expired_keys(10 + 7 * DAY_MS), vec![id.clone()]);
         // Too early: nothing happens.
-        apply_and_check(&mut s, &mut store, &Command::DeleteExpiredKey { key_id: id.clone(), now_ms: 11 }).unwrap();
+        apply_and_check(
+            &mut s,
+            &mut store,
+            &Command::DeleteExpiredKey {
+                key_id: id.clone(),
+                now_ms: 11,
+            },
+        )
+        .unwrap();
         assert!(s.key(&id).is_some());
-        apply_and_check(&mut s, &mut store, &Command::DeleteExpiredKey { key_id: id.clone(), now_ms: 10 + 7 * DAY_MS }).unwrap();
+        apply_and_check(
+            &mut s,
+            &mut store,
+            &Command::DeleteExpiredKey {
+                key_id: id.clone(),
+                now_ms: 10 + 7 * DAY_MS,
+            },
+        )
+        .unwrap();
         assert!(s.key(&id).is_none());
         assert!(s.aliases.is_empty());
         assert!(store.is_empty());
@@ -607,36 +750,92 @@ mod tests {
         let k = key(2);
         let id = k.key_id.clone();
         apply_and_check(&mut s, &mut store, &Command::CreateKey { key: k }).unwrap();
-        let e = apply_and_check(&mut s, &mut store, &Command::CancelKeyDeletion { key_id: id.clone() }).unwrap_err();
+        let e = apply_and_check(
+            &mut s,
+            &mut store,
+            &Command::CancelKeyDeletion { key_id: id.clone() },
+        )
+        .unwrap_err();
         assert_eq!(e.code(), "KMSInvalidStateException");
-        apply_and_check(&mut s, &mut store, &Command::ScheduleKeyDeletion { key_id: id.clone(), window_days: 30, now_ms: 0 }).unwrap();
-        match apply_and_check(&mut s, &mut store, &Command::CancelKeyDeletion { key_id: id.clone() }).unwrap() {
+        apply_and_check(
+            &mut s,
+            &mut store,
+            &Command::ScheduleKeyDeletion {
+                key_id: id.clone(),
+                window_days: 30,
+                now_ms: 0,
+            },
+        )
+        .unwrap();
+        match apply_and_check(
+            &mut s,
+            &mut store,
+            &Command::CancelKeyDeletion { key_id: id.clone() },
+        )
+        .unwrap()
+        {
             CommandOutput::Key(k) => {
                 assert_eq!(k.regional.state, KeyState::Disabled);
                 assert_eq!(k.regional.deletion_ms, None);
             }
             other => panic!("{other:?}"),
         }
-        apply_and_check(&mut s, &mut store, &Command::SetClockOffset { offset_ms: 100 }).unwrap();
-        apply_and_check(&mut s, &mut store, &Command::SetClockOffset { offset_ms: 50 }).unwrap();
+        apply_and_check(
+            &mut s,
+            &mut store,
+            &Command::SetClockOffset { offset_ms: 100 },
+        )
+        .unwrap();
+        apply_and_check(
+            &mut s,
+            &mut store,
+            &Command::SetClockOffset { offset_ms: 50 },
+        )
+        .unwrap();
         assert_eq!(s.clock_offset_ms(), 100);
     }
 
     fn arb_command(ids: Vec<KeyId>) -> impl Strategy<Value = Command> {
         let id = proptest::sample::select(ids);
-        let alias = prop_oneof![Just("alias/a"), Just("alias/b")].prop_map(|a| AliasName::parse(a).unwrap());
+        let alias = prop_oneof![Just("alias/a"), Just("alias/b")]
+            .prop_map(|a| AliasName::parse(a).unwrap());
         prop_oneof![
             (0u8..3).prop_map(|n| Command::CreateKey { key: key(n) }),
-            (id.clone(), any::<bool>()).prop_map(|(key_id, enabled)| Command::SetEnabled { key_id, enabled }),
-            (id.clone(), 7u32..=30, 0i64..1000).prop_map(|(key_id, window_days, now_ms)| Command::ScheduleKeyDeletion { key_id, window_days, now_ms }),
-            id.clone().prop_map(|key_id| Command::CancelKeyDeletion { key_id }),
-            (id.clone(), 0i64..(40 * DAY_MS)).prop_map(|(key_id, now_ms)| Command::DeleteExpiredKey { key_id, now_ms }),
-            (alias.clone(), id.clone()).prop_map(|(name, target)| Command::CreateAlias { name, target, now_ms: 1 }),
-            (alias.clone(), id.clone()).prop_map(|(name, target)| Command::UpdateAlias { name, target, now_ms: 2 }),
+            (id.clone(), any::<bool>())
+                .prop_map(|(key_id, enabled)| Command::SetEnabled { key_id, enabled }),
+            (id.clone(), 7u32..=30, 0i64..1000).prop_map(|(key_id, window_days, now_ms)| {
+                Command::ScheduleKeyDeletion {
+                    key_id,
+                    window_days,
+                    now_ms,
+                }
+            }),
+            id.clone()
+                .prop_map(|key_id| Command::CancelKeyDeletion { key_id }),
+            (id.clone(), 0i64..(40 * DAY_MS))
+                .prop_map(|(key_id, now_ms)| Command::DeleteExpiredKey { key_id, now_ms }),
+            (alias.clone(), id.clone()).prop_map(|(name, target)| Command::CreateAlias {
+                name,
+                target,
+                now_ms: 1
+            }),
+            (alias.clone(), id.clone()).prop_map(|(name, target)| Command::UpdateAlias {
+                name,
+                target,
+                now_ms: 2
+            }),
             alias.prop_map(|name| Command::DeleteAlias { name }),
-            (id.clone(), proptest::collection::vec("[a-c]", 0..3)).prop_map(|(key_id, ks)| Command::TagResource {
-                key_id,
-                tags: ks.into_iter().map(|k| Tag { key: k, value: "v".into() }).collect()
+            (id.clone(), proptest::collection::vec("[a-c]", 0..3)).prop_map(|(key_id, ks)| {
+                Command::TagResource {
+                    key_id,
+                    tags: ks
+                        .into_iter()
+                        .map(|k| Tag {
+                            key: k,
+                            value: "v".into(),
+                        })
+                        .collect(),
+                }
             }),
             (0i64..100).prop_map(|offset_ms| Command::SetClockOffset { offset_ms }),
         ]

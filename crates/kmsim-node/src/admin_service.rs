@@ -27,8 +27,20 @@ pub struct AdminServiceImpl {
 
 impl AdminServiceImpl {
     /// The admin service of this node.
-    pub fn new(raft: Raft, api: Arc<KmsApi>, node_id: u64, advertise: String, test_hooks: bool) -> Self {
-        AdminServiceImpl { raft, api, node_id, advertise, test_hooks }
+    pub fn new(
+        raft: Raft,
+        api: Arc<KmsApi>,
+        node_id: u64,
+        advertise: String,
+        test_hooks: bool,
+    ) -> Self {
+        AdminServiceImpl {
+            raft,
+            api,
+            node_id,
+            advertise,
+            test_hooks,
+        }
     }
 }
 
@@ -45,7 +57,10 @@ pub fn role_name(s: ServerState) -> &'static str {
 
 #[tonic::async_trait]
 impl AdminService for AdminServiceImpl {
-    async fn status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
         let m = self.raft.metrics().borrow().clone();
         let key_count = self.api.read(|s| s.key_count()) as u64;
         Ok(Response::new(pb::StatusResponse {
@@ -86,7 +101,10 @@ impl AdminService for AdminServiceImpl {
             CommandOutput::ClockOffset(o) => o,
             _ => offset_ms,
         };
-        Ok(Response::new(pb::AdvanceClockResponse { clock_now: self.api.clock.now_secs(), clock_offset_ms: offset }))
+        Ok(Response::new(pb::AdvanceClockResponse {
+            clock_now: self.api.clock.now_secs(),
+            clock_offset_ms: offset,
+        }))
     }
 
     async fn trigger_snapshot(
@@ -106,7 +124,10 @@ impl AdminService for AdminServiceImpl {
         if let Some(i) = snapshot_index {
             self.raft.trigger().purge_log(i).await.map_err(fatal)?;
         }
-        Ok(Response::new(pb::TriggerSnapshotResponse { snapshot_index, purged_index: snapshot_index }))
+        Ok(Response::new(pb::TriggerSnapshotResponse {
+            snapshot_index,
+            purged_index: snapshot_index,
+        }))
     }
 
     async fn debug_key_material(
@@ -114,13 +135,23 @@ impl AdminService for AdminServiceImpl {
         req: Request<pb::DebugKeyMaterialRequest>,
     ) -> Result<Response<pb::DebugKeyMaterialResponse>, Status> {
         if !self.test_hooks {
-            return Err(Status::permission_denied("test hooks are disabled on this node"));
+            return Err(Status::permission_denied(
+                "test hooks are disabled on this node",
+            ));
         }
-        let id = KeyId::parse(&req.into_inner().key_id).ok_or_else(|| Status::invalid_argument("invalid key id"))?;
-        let key = self.api.read(|s| s.key(&id)).ok_or_else(|| Status::not_found("no such key"))?;
+        let id = KeyId::parse(&req.into_inner().key_id)
+            .ok_or_else(|| Status::invalid_argument("invalid key id"))?;
+        let key = self
+            .api
+            .read(|s| s.key(&id))
+            .ok_or_else(|| Status::not_found("no such key"))?;
         let mut material = Vec::new();
         for m in &key.shared.materials {
-            let plain = self.api.materials.get(&key.key_id, m).map_err(|e| status_from_error(&e))?;
+            let plain = self
+                .api
+                .materials
+                .get(&key.key_id, m)
+                .map_err(|e| status_from_error(&e))?;
             material.push(plain.expose().to_vec());
         }
         Ok(Response::new(pb::DebugKeyMaterialResponse { material }))

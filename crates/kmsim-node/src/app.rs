@@ -4,7 +4,7 @@
 
 use kmsim_core::ids::Scope;
 use kmsim_core::state::{decode_command, encode_result, KmsState, RecordChange};
-use kmsim_store::{AppWrite, Applied, Application};
+use kmsim_store::{AppWrite, Application, Applied};
 
 use crate::clock::SimClock;
 
@@ -19,7 +19,11 @@ pub struct KmsApp {
 impl KmsApp {
     /// An empty Region state for `scope`, driving `clock`.
     pub fn new(scope: Scope, clock: SimClock) -> KmsApp {
-        KmsApp { state: KmsState::new(scope), clock, last_command_index: 0 }
+        KmsApp {
+            state: KmsState::new(scope),
+            clock,
+            last_command_index: 0,
+        }
     }
 
     /// The KMS state, for reads.
@@ -48,7 +52,10 @@ impl Application for KmsApp {
                 RecordChange::Delete { key } => AppWrite::Delete { key },
             })
             .collect();
-        Applied { response: encode_result(&result), writes }
+        Applied {
+            response: encode_result(&result),
+            writes,
+        }
     }
 
     fn load(&mut self, records: Vec<(Vec<u8>, Vec<u8>)>) {

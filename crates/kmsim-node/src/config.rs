@@ -146,17 +146,23 @@ pub struct NodeEntry {
 impl NodeEntry {
     /// The address peers dial.
     pub fn advertise_addr(&self) -> String {
-        self.advertise.clone().unwrap_or_else(|| self.listen.to_string())
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
     }
 }
 
 impl Topology {
     /// Reads and checks a topology file; relative paths are resolved against its directory.
     pub fn load(path: &Path) -> Result<Topology, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let mut topo = Topology::parse(&text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut topo = Topology::parse(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         topo.resolve_paths(base);
         Ok(topo)
@@ -164,8 +170,10 @@ impl Topology {
 
     /// Parses and checks topology text (paths left as written).
     pub fn parse(text: &str) -> Result<Topology, ConfigError> {
-        let topo: Topology = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: PathBuf::from("<text>"), message: e.to_string() })?;
+        let topo: Topology = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
         topo.check()?;
         Ok(topo)
     }
@@ -191,21 +199,30 @@ impl Topology {
     fn check(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if self.version != TOPOLOGY_VERSION {
-            return bad(format!("version {} is not supported (expected {TOPOLOGY_VERSION})", self.version));
+            return bad(format!(
+                "version {} is not supported (expected {TOPOLOGY_VERSION})",
+                self.version
+            ));
         }
-        Partition::parse(&self.partition).map_err(|e| ConfigError::Invalid(e.message().to_string()))?;
-        AccountId::parse(&self.account).map_err(|e| ConfigError::Invalid(e.message().to_string()))?;
+        Partition::parse(&self.partition)
+            .map_err(|e| ConfigError::Invalid(e.message().to_string()))?;
+        AccountId::parse(&self.account)
+            .map_err(|e| ConfigError::Invalid(e.message().to_string()))?;
         if self.regions.is_empty() {
             return bad("no regions".into());
         }
         let t = &self.raft;
-        if t.heartbeat_ms == 0 || t.election_timeout_min_ms <= t.heartbeat_ms || t.election_timeout_max_ms <= t.election_timeout_min_ms {
+        if t.heartbeat_ms == 0
+            || t.election_timeout_min_ms <= t.heartbeat_ms
+            || t.election_timeout_max_ms <= t.election_timeout_min_ms
+        {
             return bad("raft timing must satisfy 0 < heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms".into());
         }
         let mut names = BTreeSet::new();
         let mut addrs = BTreeSet::new();
         for r in &self.regions {
-            Region::parse(&r.name).map_err(|_| ConfigError::Invalid(format!("invalid region name '{}'", r.name)))?;
+            Region::parse(&r.name)
+                .map_err(|_| ConfigError::Invalid(format!("invalid region name '{}'", r.name)))?;
             if !names.insert(r.name.clone()) {
                 return bad(format!("region {} is listed twice", r.name));
             }
@@ -215,7 +232,10 @@ impl Topology {
             let mut ids = BTreeSet::new();
             for n in &r.nodes {
                 if n.id == 0 || !ids.insert(n.id) {
-                    return bad(format!("region {}: node ids must be unique and >= 1 (id {})", r.name, n.id));
+                    return bad(format!(
+                        "region {}: node ids must be unique and >= 1 (id {})",
+                        r.name, n.id
+                    ));
                 }
                 if !addrs.insert(n.listen) {
                     return bad(format!("listen address {} is used twice", n.listen));
@@ -249,7 +269,10 @@ impl RegionConfig {
 
     /// The environment variable that may carry this Region's domain key.
     pub fn domain_key_env(&self) -> String {
-        format!("KMSIM_DOMAIN_KEY_{}", self.name.to_ascii_uppercase().replace('-', "_"))
+        format!(
+            "KMSIM_DOMAIN_KEY_{}",
+            self.name.to_ascii_uppercase().replace('-', "_")
+        )
     }
 }
 

@@ -24,4 +24,7 @@ pub mod raft_service;
 pub mod reaper;
 mod wire;
 
-pub use node::{run_node, NodeError};
+#[cfg(test)]
+mod cluster_tests;
+
+pub use node::{run_node, run_node_with_key, NodeError};

@@ -25,22 +25,47 @@ pub struct MaterialCache {
 impl MaterialCache {
     /// A cache that unwraps with this Region's domain key.
     pub fn new(domain: DomainKey, scope: Scope) -> MaterialCache {
-        MaterialCache { domain, scope, cache: RwLock::new(HashMap::new()) }
+        MaterialCache {
+            domain,
+            scope,
+            cache: RwLock::new(HashMap::new()),
+        }
     }
 
     fn aad<'a>(&'a self, key_id: &'a KeyId, version: u32) -> WrapAad<'a> {
-        WrapAad { purpose: MATERIAL_PURPOSE, region: self.scope.region.as_str(), key_id: key_id.as_str(), version }
+        WrapAad {
+            purpose: MATERIAL_PURPOSE,
+            region: self.scope.region.as_str(),
+            key_id: key_id.as_str(),
+            version,
+        }
     }
 
     /// Wraps fresh material for a new key version (done by the proposing node).
-    pub fn wrap(&self, key_id: &KeyId, version: u32, material: &KeyMaterial, rng: &Entropy) -> Vec<u8> {
-        wrap_secret(&self.domain, material.expose(), &self.aad(key_id, version), &mut rng.rng())
+    pub fn wrap(
+        &self,
+        key_id: &KeyId,
+        version: u32,
+        material: &KeyMaterial,
+        rng: &Entropy,
+    ) -> Vec<u8> {
+        wrap_secret(
+            &self.domain,
+            material.expose(),
+            &self.aad(key_id, version),
+            &mut rng.rng(),
+        )
     }
 
     /// The unwrapped material of one version, from the cache or by unwrapping it.
     pub fn get(&self, key_id: &KeyId, m: &MaterialVersion) -> Result<Arc<KeyMaterial>, KmsError> {
         let k = (key_id.clone(), m.version);
-        if let Some(found) = self.cache.read().expect("invariant: lock not poisoned").get(&k) {
+        if let Some(found) = self
+            .cache
+            .read()
+            .expect("invariant: lock not poisoned")
+            .get(&k)
+        {
             return Ok(found.clone());
         }
         let plain = unwrap_secret(&self.domain, &m.wrapped, &self.aad(key_id, m.version)).map_err(|_| {
@@ -49,15 +74,22 @@ impl MaterialCache {
             tracing::error!(key_id = %key_id, version = m.version, "stored key material does not unwrap");
             KmsError::Internal("stored key material could not be unwrapped".into())
         })?;
-        let material = Arc::new(KeyMaterial::from_bytes(&plain).map_err(|_| {
-            KmsError::Internal("stored key material has the wrong length".into())
-        })?);
-        self.cache.write().expect("invariant: lock not poisoned").insert(k, material.clone());
+        let material =
+            Arc::new(KeyMaterial::from_bytes(&plain).map_err(|_| {
+                KmsError::Internal("stored key material has the wrong length".into())
+            })?);
+        self.cache
+            .write()
+            .expect("invariant: lock not poisoned")
+            .insert(k, material.clone());
         Ok(material)
     }
 
     /// Drops the cached material of a deleted key.
     pub fn forget(&self, key_id: &KeyId) {
-        self.cache.write().expect("invariant: lock not poisoned").retain(|(k, _), _| k != key_id);
+        self.cache
+            .write()
+            .expect("invariant: lock not poisoned")
+            .retain(|(k, _), _| k != key_id);
     }
 }

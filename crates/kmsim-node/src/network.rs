@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -46,7 +48,11 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
     type Network = GrpcNetwork;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> GrpcNetwork {
-        GrpcNetwork { target, addr: node.addr.clone(), client: None }
+        GrpcNetwork {
+            target,
+            addr: node.addr.clone(),
+            client: None,
+        }
     }
 }
 
@@ -70,7 +76,12 @@ impl GrpcNetwork {
     }
 
     /// Sends one request and decodes the peer's `Result<Resp, E>`.
-    async fn call<Req, Resp, E, F, Fut>(&mut self, req: &Req, option: &RPCOption, send: F) -> RpcResult<Resp, E>
+    async fn call<Req, Resp, E, F, Fut>(
+        &mut self,
+        req: &Req,
+        option: &RPCOption,
+        send: F,
+    ) -> RpcResult<Resp, E>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -78,12 +89,19 @@ impl GrpcNetwork {
         F: FnOnce(RaftServiceClient<Channel>, RaftPayload) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<RaftPayload>, tonic::Status>>,
     {
-        let client = self.client().map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let payload = RaftPayload { data: wire::encode(req) };
+        let client = self
+            .client()
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let payload = RaftPayload {
+            data: wire::encode(req),
+        };
         let ttl = option.hard_ttl().min(RPC_TIMEOUT);
         let reply = match tokio::time::timeout(ttl, send(client, payload)).await {
             Err(_) => {
-                let e = std::io::Error::new(std::io::ErrorKind::TimedOut, format!("raft rpc to {} timed out", self.addr));
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("raft rpc to {} timed out", self.addr),
+                );
                 return Err(RPCError::Unreachable(Unreachable::new(&e)));
             }
             Ok(Err(status)) => return Err(RPCError::Unreachable(Unreachable::new(&status))),
@@ -101,7 +119,10 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
-        self.call(&rpc, &option, |mut c, p| async move { c.append_entries(p).await }).await
+        self.call(&rpc, &option, |mut c, p| async move {
+            c.append_entries(p).await
+        })
+        .await
     }
 
     async fn install_snapshot(
@@ -109,7 +130,10 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
-        self.call(&rpc, &option, |mut c, p| async move { c.install_snapshot(p).await }).await
+        self.call(&rpc, &option, |mut c, p| async move {
+            c.install_snapshot(p).await
+        })
+        .await
     }
 
     async fn vote(
@@ -117,6 +141,7 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
-        self.call(&rpc, &option, |mut c, p| async move { c.vote(p).await }).await
+        self.call(&rpc, &option, |mut c, p| async move { c.vote(p).await })
+            .await
     }
 }

@@ -71,12 +71,29 @@ pub fn load_domain_key(region: &RegionConfig) -> Result<DomainKey, NodeError> {
     DomainKey::from_hex(&text).map_err(|e| NodeError::DomainKey(format!("{}: {e}", path.display())))
 }
 
-/// Runs one node of `region` until `shutdown` resolves.
+/// Runs one node of `region` until `shutdown` resolves, reading the Region's domain key from
+/// its environment variable or key file.
 pub async fn run_node<E: KvEngine>(
     topology: Topology,
     region: &str,
     node_id: u64,
     engine: Arc<E>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let region_cfg = topology
+        .region(region)
+        .ok_or_else(|| NodeError::Config(format!("region {region} is not in the topology")))?;
+    let domain = load_domain_key(region_cfg)?;
+    run_node_with_key(topology, region, node_id, engine, domain, shutdown).await
+}
+
+/// Runs one node of `region` with the given domain key until `shutdown` resolves.
+pub async fn run_node_with_key<E: KvEngine>(
+    topology: Topology,
+    region: &str,
+    node_id: u64,
+    engine: Arc<E>,
+    domain: DomainKey,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     let region_cfg = topology
@@ -87,8 +104,9 @@ pub async fn run_node<E: KvEngine>(
         .node(node_id)
         .ok_or_else(|| NodeError::Config(format!("node {node_id} is not in region {region}")))?
         .clone();
-    let scope = topology.scope(region).map_err(|e| NodeError::Config(e.to_string()))?;
-    let domain = load_domain_key(&region_cfg)?;
+    let scope = topology
+        .scope(region)
+        .map_err(|e| NodeError::Config(e.to_string()))?;
 
     let clock = SimClock::new();
     let app = Arc::new(RwLock::new(KmsApp::new(scope.clone(), clock.clone())));
@@ -109,9 +127,15 @@ pub async fn run_node<E: KvEngine>(
     }
     .validate()
     .map_err(|e| NodeError::Config(e.to_string()))?;
-    let raft = Raft::new(node_id, Arc::new(config), GrpcNetworkFactory, log_store, state_machine)
-        .await
-        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    let raft = Raft::new(
+        node_id,
+        Arc::new(config),
+        GrpcNetworkFactory,
+        log_store,
+        state_machine,
+    )
+    .await
+    .map_err(|e| NodeError::Raft(e.to_string()))?;
 
     let proposer = Arc::new(Proposer::new(raft.clone()));
     let api = Arc::new(KmsApi {
@@ -130,9 +154,18 @@ pub async fn run_node<E: KvEngine>(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(crate::reaper::run(api.clone(), raft.clone(), stop_rx.clone()));
+    tasks.spawn(crate::reaper::run(
+        api.clone(),
+        raft.clone(),
+        stop_rx.clone(),
+    ));
     if region_cfg.nodes.iter().map(|n| n.id).min() == Some(node_id) {
-        tasks.spawn(bootstrap(raft.clone(), node_id, region_cfg.clone(), stop_rx.clone()));
+        tasks.spawn(bootstrap(
+            raft.clone(),
+            node_id,
+            region_cfg.clone(),
+            stop_rx.clone(),
+        ));
     }
 
     let server = tonic::transport::Server::builder()
@@ -165,8 +198,18 @@ pub async fn run_node<E: KvEngine>(
 /// a majority of the Region answers and none of them has been initialized before. A node that
 /// restarts (or was wiped) never re-initializes a Region that already exists.
 async fn bootstrap(raft: Raft, me: u64, region: RegionConfig, mut stop: watch::Receiver<bool>) {
-    let members: BTreeMap<u64, BasicNode> =
-        region.nodes.iter().map(|n| (n.id, BasicNode { addr: n.advertise_addr() })).collect();
+    let members: BTreeMap<u64, BasicNode> = region
+        .nodes
+        .iter()
+        .map(|n| {
+            (
+                n.id,
+                BasicNode {
+                    addr: n.advertise_addr(),
+                },
+            )
+        })
+        .collect();
     loop {
         match raft.is_initialized().await {
             Ok(true) | Err(_) => return,
@@ -188,7 +231,9 @@ async fn bootstrap(raft: Raft, me: u64, region: RegionConfig, mut stop: watch::R
         }
         if answered * 2 > region.nodes.len() {
             match raft.initialize(members.clone()).await {
-                Ok(()) => tracing::info!(region = %region.name, "initialized the region's raft group"),
+                Ok(()) => {
+                    tracing::info!(region = %region.name, "initialized the region's raft group")
+                }
                 Err(e) => tracing::info!(region = %region.name, error = %e, "initialize skipped"),
             }
             return;

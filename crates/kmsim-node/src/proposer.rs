@@ -34,7 +34,10 @@ pub struct Proposer {
 impl Proposer {
     /// A proposer over this node's Raft.
     pub fn new(raft: Raft) -> Proposer {
-        Proposer { raft, leaders: Mutex::new(HashMap::new()) }
+        Proposer {
+            raft,
+            leaders: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Proposes a command and waits until it is committed and applied; returns its result.
@@ -55,11 +58,21 @@ impl Proposer {
 
     /// Proposes an encoded command that has already been forwarded `hops` times; returns the
     /// log index it was committed at and its encoded result.
-    pub async fn propose_bytes(&self, payload: Vec<u8>, hops: u32) -> Result<(u64, Vec<u8>), KmsError> {
+    pub async fn propose_bytes(
+        &self,
+        payload: Vec<u8>,
+        hops: u32,
+    ) -> Result<(u64, Vec<u8>), KmsError> {
         let deadline = Instant::now() + PROPOSE_DEADLINE;
         let mut backoff = Duration::from_millis(20);
         loop {
-            match self.raft.client_write(RaftRequest { payload: payload.clone() }).await {
+            match self
+                .raft
+                .client_write(RaftRequest {
+                    payload: payload.clone(),
+                })
+                .await
+            {
                 Ok(resp) => return Ok((resp.log_id.index, resp.data.payload)),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     if let Some(node) = f.leader_node {
@@ -79,7 +92,9 @@ impl Proposer {
                     }
                 }
                 Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                    return Err(KmsError::Internal(format!("membership change refused: {e}")));
+                    return Err(KmsError::Internal(format!(
+                        "membership change refused: {e}"
+                    )));
                 }
                 Err(RaftError::Fatal(e)) => {
                     return Err(KmsError::Internal(format!("raft stopped: {e}")));
@@ -95,7 +110,12 @@ impl Proposer {
         }
     }
 
-    async fn forward(&self, addr: &str, command: Vec<u8>, hops: u32) -> Result<(u64, Vec<u8>), ForwardError> {
+    async fn forward(
+        &self,
+        addr: &str,
+        command: Vec<u8>,
+        hops: u32,
+    ) -> Result<(u64, Vec<u8>), ForwardError> {
         let client = {
             let mut map = self.leaders.lock().expect("invariant: lock not poisoned");
             match map.get(addr) {

@@ -27,25 +27,40 @@ impl RaftServiceImpl {
 
 #[tonic::async_trait]
 impl RaftService for RaftServiceImpl {
-    async fn append_entries(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+    async fn append_entries(
+        &self,
+        req: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
         let rpc = wire::decode(&req.into_inner().data)?;
         let result = self.raft.append_entries(rpc).await;
-        Ok(Response::new(RaftPayload { data: wire::encode(&result) }))
+        Ok(Response::new(RaftPayload {
+            data: wire::encode(&result),
+        }))
     }
 
     async fn vote(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc = wire::decode(&req.into_inner().data)?;
         let result = self.raft.vote(rpc).await;
-        Ok(Response::new(RaftPayload { data: wire::encode(&result) }))
+        Ok(Response::new(RaftPayload {
+            data: wire::encode(&result),
+        }))
     }
 
-    async fn install_snapshot(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+    async fn install_snapshot(
+        &self,
+        req: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
         let rpc = wire::decode(&req.into_inner().data)?;
         let result = self.raft.install_snapshot(rpc).await;
-        Ok(Response::new(RaftPayload { data: wire::encode(&result) }))
+        Ok(Response::new(RaftPayload {
+            data: wire::encode(&result),
+        }))
     }
 
-    async fn propose(&self, req: Request<ProposeRequest>) -> Result<Response<ProposeResponse>, Status> {
+    async fn propose(
+        &self,
+        req: Request<ProposeRequest>,
+    ) -> Result<Response<ProposeResponse>, Status> {
         let req = req.into_inner();
         match self.proposer.propose_bytes(req.command, req.hops).await {
             Ok((log_index, result)) => Ok(Response::new(ProposeResponse { result, log_index })),

@@ -29,10 +29,15 @@ pub async fn run(api: Arc<KmsApi>, raft: kmsim_store::Raft, mut shutdown: watch:
         let now_ms = api.clock.now_ms();
         for key_id in api.read(|s| s.expired_keys(now_ms)) {
             tracing::info!(key_id = %key_id, "deleting key at the end of its waiting period");
-            let cmd = Command::DeleteExpiredKey { key_id: key_id.clone(), now_ms };
+            let cmd = Command::DeleteExpiredKey {
+                key_id: key_id.clone(),
+                now_ms,
+            };
             match api.proposer.propose(&cmd).await {
                 Ok(_) => api.materials.forget(&key_id),
-                Err(e) => tracing::warn!(key_id = %key_id, error = %e, "key deletion not committed, will retry"),
+                Err(e) => {
+                    tracing::warn!(key_id = %key_id, error = %e, "key deletion not committed, will retry")
+                }
             }
         }
     }

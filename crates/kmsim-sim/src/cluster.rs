@@ -56,11 +56,16 @@ pub struct NodeName {
 impl NodeName {
     /// Parses `REGION/ID`.
     pub fn parse(s: &str) -> Result<NodeName, ClusterError> {
-        let (region, id) = s
-            .split_once('/')
-            .ok_or_else(|| ClusterError::Invalid(format!("'{s}' is not REGION/ID, e.g. us-east-1/2")))?;
-        let id = id.parse().map_err(|_| ClusterError::Invalid(format!("'{id}' is not a node id")))?;
-        Ok(NodeName { region: region.to_string(), id })
+        let (region, id) = s.split_once('/').ok_or_else(|| {
+            ClusterError::Invalid(format!("'{s}' is not REGION/ID, e.g. us-east-1/2"))
+        })?;
+        let id = id
+            .parse()
+            .map_err(|_| ClusterError::Invalid(format!("'{id}' is not a node id")))?;
+        Ok(NodeName {
+            region: region.to_string(),
+            id,
+        })
     }
 }
 
@@ -93,17 +98,26 @@ impl ClusterDir {
 
     /// `<root>/pids/<region>-<id>.pid`
     pub fn pid_path(&self, n: &NodeName) -> PathBuf {
-        self.root.join("pids").join(format!("{}-{}.pid", n.region, n.id))
+        self.root
+            .join("pids")
+            .join(format!("{}-{}.pid", n.region, n.id))
     }
 
     /// `<root>/logs/<region>-<id>.log`
     pub fn log_path(&self, n: &NodeName) -> PathBuf {
-        self.root.join("logs").join(format!("{}-{}.log", n.region, n.id))
+        self.root
+            .join("logs")
+            .join(format!("{}-{}.log", n.region, n.id))
     }
 
     /// Writes a fresh topology for `regions` (name, node count) and a domain key per Region.
     /// Ports are taken from `base_port` upwards, or chosen free by the OS when it is 0.
-    pub fn create(&self, regions: &[(String, usize)], base_port: u16, test_hooks: bool) -> Result<Topology, ClusterError> {
+    pub fn create(
+        &self,
+        regions: &[(String, usize)],
+        base_port: u16,
+        test_hooks: bool,
+    ) -> Result<Topology, ClusterError> {
         if self.topology_path().exists() {
             return Err(ClusterError::Invalid(format!(
                 "{} already holds a cluster; use it with `kmsim up --data-dir {0}` or remove it",
@@ -111,7 +125,8 @@ impl ClusterDir {
             )));
         }
         for d in ["keys", "nodes", "logs", "pids"] {
-            std::fs::create_dir_all(self.root.join(d)).map_err(io(format!("create {}", self.root.join(d).display())))?;
+            std::fs::create_dir_all(self.root.join(d))
+                .map_err(io(format!("create {}", self.root.join(d).display())))?;
         }
         let mut port = base_port;
         let mut next_addr = || -> Result<SocketAddr, ClusterError> {
@@ -119,14 +134,19 @@ impl ClusterDir {
                 free_port()
             } else {
                 let a = SocketAddr::from(([127, 0, 0, 1], port));
-                port = port.checked_add(1).ok_or_else(|| ClusterError::Invalid("ran out of ports".into()))?;
+                port = port
+                    .checked_add(1)
+                    .ok_or_else(|| ClusterError::Invalid("ran out of ports".into()))?;
                 Ok(a)
             }
         };
         let mut region_cfgs = Vec::new();
         for (name, count) in regions {
             let key_rel = PathBuf::from("keys").join(format!("{name}.key"));
-            write_secret_file(&self.root.join(&key_rel), &DomainKey::generate(&mut rand::rngs::OsRng).to_hex())?;
+            write_secret_file(
+                &self.root.join(&key_rel),
+                &DomainKey::generate(&mut rand::rngs::OsRng).to_hex(),
+            )?;
             let mut nodes = Vec::new();
             for id in 1..=*count as u64 {
                 nodes.push(NodeEntry {
@@ -136,7 +156,11 @@ impl ClusterDir {
                     data_dir: PathBuf::from("nodes").join(name).join(id.to_string()),
                 });
             }
-            region_cfgs.push(RegionConfig { name: name.clone(), domain_key_file: key_rel, nodes });
+            region_cfgs.push(RegionConfig {
+                name: name.clone(),
+                domain_key_file: key_rel,
+                nodes,
+            });
         }
         let topo = Topology {
             version: TOPOLOGY_VERSION,
@@ -158,7 +182,17 @@ impl ClusterDir {
         Ok(topo
             .regions
             .iter()
-            .flat_map(|r| r.nodes.iter().map(move |n| (NodeName { region: r.name.clone(), id: n.id }, n.clone())))
+            .flat_map(|r| {
+                r.nodes.iter().map(move |n| {
+                    (
+                        NodeName {
+                            region: r.name.clone(),
+                            id: n.id,
+                        },
+                        n.clone(),
+                    )
+                })
+            })
             .collect())
     }
 }
@@ -177,7 +211,11 @@ fn write_secret_file(path: &Path, text: &str) -> Result<(), ClusterError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).map_err(io(format!("create {}", path.display())))?;
-    f.write_all(text.as_bytes()).map_err(io(format!("write {}", path.display())))?;
-    f.write_all(b"\n").map_err(io(format!("write {}", path.display())))
+    let mut f = opts
+        .open(path)
+        .map_err(io(format!("create {}", path.display())))?;
+    f.write_all(text.as_bytes())
+        .map_err(io(format!("write {}", path.display())))?;
+    f.write_all(b"\n")
+        .map_err(io(format!("write {}", path.display())))
 }

@@ -9,31 +9,47 @@ use crate::cluster::{ClusterDir, ClusterError};
 
 /// The status of one node, or `None` if it does not answer within `timeout`.
 pub async fn node_status(addr: &str, timeout: Duration) -> Option<StatusResponse> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).ok()?.connect_timeout(timeout).timeout(timeout);
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect_timeout(timeout)
+        .timeout(timeout);
     let fut = async {
         let ch = endpoint.connect().await.ok()?;
-        AdminServiceClient::new(ch).status(StatusRequest {}).await.ok().map(|r| r.into_inner())
+        AdminServiceClient::new(ch)
+            .status(StatusRequest {})
+            .await
+            .ok()
+            .map(|r| r.into_inner())
     };
     tokio::time::timeout(timeout, fut).await.ok().flatten()
 }
 
 /// Waits until every Region has one leader that all its answering nodes agree on and every
 /// node answers. Returns the statuses.
-pub async fn wait_healthy(dir: &ClusterDir, timeout: Duration) -> Result<Vec<StatusResponse>, ClusterError> {
+pub async fn wait_healthy(
+    dir: &ClusterDir,
+    timeout: Duration,
+) -> Result<Vec<StatusResponse>, ClusterError> {
     let deadline = Instant::now() + timeout;
     let nodes = dir.nodes()?;
     loop {
         let mut all = Vec::new();
         for (_, entry) in &nodes {
-            if let Some(s) = node_status(&entry.advertise_addr(), Duration::from_millis(500)).await {
+            if let Some(s) = node_status(&entry.advertise_addr(), Duration::from_millis(500)).await
+            {
                 all.push(s);
             }
         }
-        let regions: std::collections::BTreeSet<&str> = nodes.iter().map(|(n, _)| n.region.as_str()).collect();
+        let regions: std::collections::BTreeSet<&str> =
+            nodes.iter().map(|(n, _)| n.region.as_str()).collect();
         let healthy = all.len() == nodes.len()
             && regions.iter().all(|r| {
-                let in_region: Vec<&StatusResponse> = all.iter().filter(|s| s.region == *r).collect();
-                let leader = in_region.iter().find(|s| s.role == "leader").map(|s| s.node_id);
+                let in_region: Vec<&StatusResponse> =
+                    all.iter().filter(|s| s.region == *r).collect();
+                let leader = in_region
+                    .iter()
+                    .find(|s| s.role == "leader")
+                    .map(|s| s.node_id);
                 leader.is_some() && in_region.iter().all(|s| s.leader_id == leader)
             });
         if healthy {

@@ -37,7 +37,9 @@ pub fn start_node(exe: &Path, dir: &ClusterDir, n: &NodeName) -> Result<u32, Clu
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
     }
-    let child = cmd.spawn().map_err(io(format!("start {} ({})", n, exe.display())))?;
+    let child = cmd
+        .spawn()
+        .map_err(io(format!("start {} ({})", n, exe.display())))?;
     let pid = child.id();
     // The child is not waited for here: it outlives a detached launcher, and `kmsim down`
     // stops it by PID. Dropping `Child` does not kill it.
@@ -54,28 +56,45 @@ pub fn running_pid(dir: &ClusterDir, n: &NodeName) -> Option<u32> {
 
 /// True when `pid` runs `kmsim node` for this node of this cluster (checked on /proc).
 fn is_our_node(pid: u32, dir: &ClusterDir, n: &NodeName) -> bool {
-    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
     // A zombie has an empty command line: it is not running.
-    let args: Vec<String> = raw.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
     let topo = dir.topology_path().to_string_lossy().into_owned();
     args.iter().any(|a| a == "node")
         && args.contains(&topo)
-        && args.windows(2).any(|w| w[0] == "--region" && w[1] == n.region)
-        && args.windows(2).any(|w| w[0] == "--id" && w[1] == n.id.to_string())
+        && args
+            .windows(2)
+            .any(|w| w[0] == "--region" && w[1] == n.region)
+        && args
+            .windows(2)
+            .any(|w| w[0] == "--id" && w[1] == n.id.to_string())
 }
 
 /// Sends `sig` to a node's process and waits until it is gone (up to `wait`); removes the PID file.
 /// Returns false if the node was not running.
-pub fn signal_node(dir: &ClusterDir, n: &NodeName, sig: Signal, wait: Duration) -> Result<bool, ClusterError> {
+pub fn signal_node(
+    dir: &ClusterDir,
+    n: &NodeName,
+    sig: Signal,
+    wait: Duration,
+) -> Result<bool, ClusterError> {
     let Some(pid) = running_pid(dir, n) else {
         let _ = std::fs::remove_file(dir.pid_path(n));
         return Ok(false);
     };
-    kill(Pid::from_raw(pid as i32), sig).map_err(|e| ClusterError::Invalid(format!("signal {n} (pid {pid}): {e}")))?;
+    kill(Pid::from_raw(pid as i32), sig)
+        .map_err(|e| ClusterError::Invalid(format!("signal {n} (pid {pid}): {e}")))?;
     let deadline = Instant::now() + wait;
     while is_alive(pid) {
         if Instant::now() > deadline {
-            return Err(ClusterError::Invalid(format!("{n} (pid {pid}) did not stop within {wait:?}")));
+            return Err(ClusterError::Invalid(format!(
+                "{n} (pid {pid}) did not stop within {wait:?}"
+            )));
         }
         reap(pid);
         std::thread::sleep(Duration::from_millis(20));
@@ -95,12 +114,18 @@ pub fn stop_node(dir: &ClusterDir, n: &NodeName) -> Result<bool, ClusterError> {
 fn is_alive(pid: u32) -> bool {
     // A zombie (exited, not yet reaped) counts as gone.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
 
 /// Reaps a child of this process that has exited (no effect on processes we did not start).
 fn reap(pid: u32) {
-    let _ = nix::sys::wait::waitpid(Pid::from_raw(pid as i32), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+    let _ = nix::sys::wait::waitpid(
+        Pid::from_raw(pid as i32),
+        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+    );
 }

@@ -33,7 +33,12 @@ struct Opened {
 
 impl KmsApi {
     /// State, usage and algorithm checks shared by every operation that encrypts under a key.
-    fn usable_for(&self, key: &KeyRecord, op: Operation, algorithm: Option<&str>) -> Result<(), KmsError> {
+    fn usable_for(
+        &self,
+        key: &KeyRecord,
+        op: Operation,
+        algorithm: Option<&str>,
+    ) -> Result<(), KmsError> {
         let arn = self.arn(key);
         check(op, key.regional.state, key.shared.origin, &arn)?;
         if key.shared.key_usage != KeyUsage::EncryptDecrypt {
@@ -45,7 +50,9 @@ impl KmsApi {
         }
         if let Some(a) = algorithm {
             let a = EncryptionAlgorithm::parse(a)?;
-            if key.shared.key_spec == KeySpec::SymmetricDefault && a != EncryptionAlgorithm::SymmetricDefault {
+            if key.shared.key_spec == KeySpec::SymmetricDefault
+                && a != EncryptionAlgorithm::SymmetricDefault
+            {
                 return Err(KmsError::InvalidKeyUsage(format!(
                     "Algorithm {a} is incompatible with key spec {}.",
                     key.shared.key_spec
@@ -68,14 +75,25 @@ impl KmsApi {
         Ok(())
     }
 
-    fn seal(&self, key: &KeyRecord, plaintext: &[u8], ctx: &BTreeMap<String, String>) -> Result<(Vec<u8>, String), KmsError> {
-        let m = key
-            .shared
-            .current_material()
-            .ok_or_else(|| KmsError::Internal(format!("{} has no current key material", self.arn(key))))?;
+    fn seal(
+        &self,
+        key: &KeyRecord,
+        plaintext: &[u8],
+        ctx: &BTreeMap<String, String>,
+    ) -> Result<(Vec<u8>, String), KmsError> {
+        let m = key.shared.current_material().ok_or_else(|| {
+            KmsError::Internal(format!("{} has no current key material", self.arn(key)))
+        })?;
         let material = self.materials.get(&key.key_id, m)?;
-        let blob = CiphertextBlob::seal(&material, key.key_id.as_str(), m.version, plaintext, ctx, &mut self.entropy.rng())
-            .map_err(|e| KmsError::Internal(format!("encryption failed: {e}")))?;
+        let blob = CiphertextBlob::seal(
+            &material,
+            key.key_id.as_str(),
+            m.version,
+            plaintext,
+            ctx,
+            &mut self.entropy.rng(),
+        )
+        .map_err(|e| KmsError::Internal(format!("encryption failed: {e}")))?;
         Ok((blob, m.key_material_id.clone()))
     }
 
@@ -106,10 +124,17 @@ impl KmsApi {
                 .ok_or_else(|| KmsError::AccessDenied(FOREIGN_CIPHERTEXT.into()))?,
         };
         self.usable_for(&key, op, algorithm)?;
-        let m = key.shared.material(parsed.material_version()).ok_or_else(invalid)?;
+        let m = key
+            .shared
+            .material(parsed.material_version())
+            .ok_or_else(invalid)?;
         let material = self.materials.get(&key.key_id, m)?;
         let plaintext = parsed.open(&material, ctx).map_err(|_| invalid())?;
-        Ok(Opened { material_id: m.key_material_id.clone(), key, plaintext })
+        Ok(Opened {
+            material_id: m.key_material_id.clone(),
+            key,
+            plaintext,
+        })
     }
 
     /// Encrypt.
@@ -119,7 +144,11 @@ impl KmsApi {
         secret_len(&plaintext, "plaintext", 1, 4096)?;
         grant_tokens(&req.grant_tokens)?;
         let key = self.resolve(&key_id, RefForms::KeyOrAlias)?;
-        self.usable_for(&key, Operation::Encrypt, req.encryption_algorithm.as_deref())?;
+        self.usable_for(
+            &key,
+            Operation::Encrypt,
+            req.encryption_algorithm.as_deref(),
+        )?;
         let ctx = encryption_context(req.encryption_context);
         if req.dry_run == Some(true) {
             return Err(KmsError::dry_run());
@@ -136,20 +165,35 @@ impl KmsApi {
     pub async fn decrypt(&self, req: pb::DecryptRequest) -> Result<pb::DecryptResponse, KmsError> {
         grant_tokens(&req.grant_tokens)?;
         if req.recipient.is_some() {
-            return Err(KmsError::UnsupportedOperation("Recipient (Nitro Enclaves attestation) is not supported by kmsim.".into()));
+            return Err(KmsError::UnsupportedOperation(
+                "Recipient (Nitro Enclaves attestation) is not supported by kmsim.".into(),
+            ));
         }
-        let ignore_ciphertext = req.dry_run_modifiers.iter().any(|m| m == "IGNORE_CIPHERTEXT");
+        let ignore_ciphertext = req
+            .dry_run_modifiers
+            .iter()
+            .any(|m| m == "IGNORE_CIPHERTEXT");
         if req.dry_run == Some(true) && ignore_ciphertext {
             if let Some(k) = req.key_id.as_deref() {
                 let key = self.resolve(k, RefForms::KeyOrAlias)?;
-                self.usable_for(&key, Operation::Decrypt, req.encryption_algorithm.as_deref())?;
+                self.usable_for(
+                    &key,
+                    Operation::Decrypt,
+                    req.encryption_algorithm.as_deref(),
+                )?;
             }
             return Err(KmsError::dry_run());
         }
         let blob = required(req.ciphertext_blob, "ciphertextBlob")?;
         secret_len(&blob, "ciphertextBlob", 1, 6144)?;
         let ctx = encryption_context(req.encryption_context);
-        let opened = self.open(&blob, req.key_id.as_deref(), &ctx, Operation::Decrypt, req.encryption_algorithm.as_deref())?;
+        let opened = self.open(
+            &blob,
+            req.key_id.as_deref(),
+            &ctx,
+            Operation::Decrypt,
+            req.encryption_algorithm.as_deref(),
+        )?;
         if req.dry_run == Some(true) {
             return Err(KmsError::dry_run());
         }
@@ -163,11 +207,18 @@ impl KmsApi {
     }
 
     /// ReEncrypt.
-    pub async fn re_encrypt(&self, req: pb::ReEncryptRequest) -> Result<pb::ReEncryptResponse, KmsError> {
+    pub async fn re_encrypt(
+        &self,
+        req: pb::ReEncryptRequest,
+    ) -> Result<pb::ReEncryptResponse, KmsError> {
         grant_tokens(&req.grant_tokens)?;
         let dest_id = required(req.destination_key_id, "destinationKeyId")?;
         let dest = self.resolve(&dest_id, RefForms::KeyOrAlias)?;
-        self.usable_for(&dest, Operation::ReEncrypt, req.destination_encryption_algorithm.as_deref())?;
+        self.usable_for(
+            &dest,
+            Operation::ReEncrypt,
+            req.destination_encryption_algorithm.as_deref(),
+        )?;
         let blob = required(req.ciphertext_blob, "ciphertextBlob")?;
         secret_len(&blob, "ciphertextBlob", 1, 6144)?;
         let src_ctx = encryption_context(req.source_encryption_context);
@@ -230,15 +281,30 @@ impl KmsApi {
         let ctx = encryption_context(ctx);
         let plaintext = random_bytes(len, &mut self.entropy.rng());
         let (blob, material_id) = self.seal(&key, &plaintext, &ctx)?;
-        Ok(DataKey { key, plaintext, blob, material_id })
+        Ok(DataKey {
+            key,
+            plaintext,
+            blob,
+            material_id,
+        })
     }
 
     /// GenerateDataKey.
-    pub async fn generate_data_key(&self, req: pb::GenerateDataKeyRequest) -> Result<pb::GenerateDataKeyResponse, KmsError> {
+    pub async fn generate_data_key(
+        &self,
+        req: pb::GenerateDataKeyRequest,
+    ) -> Result<pb::GenerateDataKeyResponse, KmsError> {
         if req.recipient.is_some() {
-            return Err(KmsError::UnsupportedOperation("Recipient (Nitro Enclaves attestation) is not supported by kmsim.".into()));
+            return Err(KmsError::UnsupportedOperation(
+                "Recipient (Nitro Enclaves attestation) is not supported by kmsim.".into(),
+            ));
         }
-        let DataKey { key, plaintext, blob, material_id } = self.data_key(
+        let DataKey {
+            key,
+            plaintext,
+            blob,
+            material_id,
+        } = self.data_key(
             Operation::GenerateDataKey,
             req.key_id,
             req.number_of_bytes,
@@ -261,7 +327,12 @@ impl KmsApi {
         &self,
         req: pb::GenerateDataKeyWithoutPlaintextRequest,
     ) -> Result<pb::GenerateDataKeyWithoutPlaintextResponse, KmsError> {
-        let DataKey { key, blob, material_id, .. } = self.data_key(
+        let DataKey {
+            key,
+            blob,
+            material_id,
+            ..
+        } = self.data_key(
             Operation::GenerateDataKeyWithoutPlaintext,
             req.key_id,
             req.number_of_bytes,
@@ -278,14 +349,23 @@ impl KmsApi {
     }
 
     /// GenerateRandom.
-    pub async fn generate_random(&self, req: pb::GenerateRandomRequest) -> Result<pb::GenerateRandomResponse, KmsError> {
+    pub async fn generate_random(
+        &self,
+        req: pb::GenerateRandomRequest,
+    ) -> Result<pb::GenerateRandomResponse, KmsError> {
         if req.custom_key_store_id.is_some() {
-            return Err(KmsError::UnsupportedOperation("Custom key stores are not supported by kmsim.".into()));
+            return Err(KmsError::UnsupportedOperation(
+                "Custom key stores are not supported by kmsim.".into(),
+            ));
         }
         if req.recipient.is_some() {
-            return Err(KmsError::UnsupportedOperation("Recipient (Nitro Enclaves attestation) is not supported by kmsim.".into()));
+            return Err(KmsError::UnsupportedOperation(
+                "Recipient (Nitro Enclaves attestation) is not supported by kmsim.".into(),
+            ));
         }
-        let n = req.number_of_bytes.ok_or_else(|| KmsError::Validation("NumberOfBytes is required.".into()))?;
+        let n = req
+            .number_of_bytes
+            .ok_or_else(|| KmsError::Validation("NumberOfBytes is required.".into()))?;
         range(i64::from(n), "numberOfBytes", 1, 1024)?;
         Ok(pb::GenerateRandomResponse {
             plaintext: Some(random_bytes(n as usize, &mut self.entropy.rng()).to_vec()),

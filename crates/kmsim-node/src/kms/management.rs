@@ -2,7 +2,8 @@
 
 use kmsim_core::ids::{AliasName, KeyId, KeyRef, RefForms};
 use kmsim_core::key::{
-    KeyRecord, KeySpec, KeyState, KeyUsage, MaterialVersion, Origin, RegionalProps, SharedProps, Tag,
+    KeyRecord, KeySpec, KeyState, KeyUsage, MaterialVersion, Origin, RegionalProps, SharedProps,
+    Tag,
 };
 use kmsim_core::policy::{default_key_policy, validate_policy};
 use kmsim_core::state::Command;
@@ -29,7 +30,10 @@ fn tags_from(list: Vec<pb::Tag>) -> Result<Vec<Tag>, KmsError> {
 }
 
 fn pb_tag(t: &Tag) -> pb::Tag {
-    pb::Tag { tag_key: Some(t.key.clone()), tag_value: Some(t.value.clone()) }
+    pb::Tag {
+        tag_key: Some(t.key.clone()),
+        tag_value: Some(t.value.clone()),
+    }
 }
 
 fn check_description(d: &str) -> Result<(), KmsError> {
@@ -47,7 +51,10 @@ fn policy_name(name: Option<String>) -> Result<(), KmsError> {
 
 impl KmsApi {
     /// CreateKey.
-    pub async fn create_key(&self, req: pb::CreateKeyRequest) -> Result<pb::CreateKeyResponse, KmsError> {
+    pub async fn create_key(
+        &self,
+        req: pb::CreateKeyRequest,
+    ) -> Result<pb::CreateKeyResponse, KmsError> {
         let spec = match (req.key_spec.as_deref(), req.customer_master_key_spec.as_deref()) {
             (Some(a), Some(b)) if a != b => {
                 return Err(KmsError::Validation(
@@ -70,19 +77,26 @@ impl KmsApi {
             }
         };
         if !spec.allowed_usages().contains(&usage) {
-            return Err(KmsError::Validation(format!("KeyUsage {usage} is not compatible with KeySpec {spec}")));
+            return Err(KmsError::Validation(format!(
+                "KeyUsage {usage} is not compatible with KeySpec {spec}"
+            )));
         }
         let origin = match req.origin.as_deref() {
             Some(o) => Origin::parse(o)?,
             None => Origin::AwsKms,
         };
-        if req.custom_key_store_id.is_some() || matches!(origin, Origin::AwsCloudhsm | Origin::ExternalKeyStore) {
+        if req.custom_key_store_id.is_some()
+            || matches!(origin, Origin::AwsCloudhsm | Origin::ExternalKeyStore)
+        {
             return Err(KmsError::UnsupportedOperation(
-                "Custom key stores (AWS_CLOUDHSM, EXTERNAL_KEY_STORE) are not supported by kmsim.".into(),
+                "Custom key stores (AWS_CLOUDHSM, EXTERNAL_KEY_STORE) are not supported by kmsim."
+                    .into(),
             ));
         }
         if req.xks_key_id.is_some() {
-            return Err(KmsError::UnsupportedOperation("XksKeyId requires an external key store, which kmsim does not support.".into()));
+            return Err(KmsError::UnsupportedOperation(
+                "XksKeyId requires an external key store, which kmsim does not support.".into(),
+            ));
         }
         if origin == Origin::External {
             return Err(KmsError::UnsupportedOperation(
@@ -145,29 +159,44 @@ impl KmsApi {
             },
         };
         let created = self.propose_key(Command::CreateKey { key }).await?;
-        Ok(pb::CreateKeyResponse { key_metadata: Some(key_metadata(&self.scope, &created)) })
+        Ok(pb::CreateKeyResponse {
+            key_metadata: Some(key_metadata(&self.scope, &created)),
+        })
     }
 
     /// DescribeKey.
-    pub async fn describe_key(&self, req: pb::DescribeKeyRequest) -> Result<pb::DescribeKeyResponse, KmsError> {
+    pub async fn describe_key(
+        &self,
+        req: pb::DescribeKeyRequest,
+    ) -> Result<pb::DescribeKeyResponse, KmsError> {
         let key_id = required(req.key_id, "keyId")?;
         super::validate::grant_tokens(&req.grant_tokens)?;
         let key = self.resolve(&key_id, RefForms::KeyOrAlias)?;
-        Ok(pb::DescribeKeyResponse { key_metadata: Some(key_metadata(&self.scope, &key)) })
+        Ok(pb::DescribeKeyResponse {
+            key_metadata: Some(key_metadata(&self.scope, &key)),
+        })
     }
 
     /// ListKeys.
-    pub async fn list_keys(&self, req: pb::ListKeysRequest) -> Result<pb::ListKeysResponse, KmsError> {
+    pub async fn list_keys(
+        &self,
+        req: pb::ListKeysRequest,
+    ) -> Result<pb::ListKeysResponse, KmsError> {
         let limit = limit(req.limit, 100, 1000)?;
         let after = match req.marker.as_deref() {
             None => None,
-            Some(m) => Some(KeyId::parse(m).ok_or_else(|| KmsError::InvalidMarker("Invalid marker".into()))?),
+            Some(m) => Some(
+                KeyId::parse(m).ok_or_else(|| KmsError::InvalidMarker("Invalid marker".into()))?,
+            ),
         };
         let (keys, next) = self.read(|s| s.list_keys(after.as_ref(), limit));
         Ok(pb::ListKeysResponse {
             keys: keys
                 .iter()
-                .map(|k| pb::KeyListEntry { key_id: Some(k.key_id.to_string()), key_arn: Some(self.arn(k)) })
+                .map(|k| pb::KeyListEntry {
+                    key_id: Some(k.key_id.to_string()),
+                    key_arn: Some(self.arn(k)),
+                })
                 .collect(),
             truncated: Some(next.is_some()),
             next_marker: next.map(|m| m.to_string()),
@@ -175,20 +204,30 @@ impl KmsApi {
     }
 
     /// EnableKey.
-    pub async fn enable_key(&self, req: pb::EnableKeyRequest) -> Result<pb::EnableKeyResponse, KmsError> {
+    pub async fn enable_key(
+        &self,
+        req: pb::EnableKeyRequest,
+    ) -> Result<pb::EnableKeyResponse, KmsError> {
         self.set_enabled(req.key_id, true).await?;
         Ok(pb::EnableKeyResponse {})
     }
 
     /// DisableKey.
-    pub async fn disable_key(&self, req: pb::DisableKeyRequest) -> Result<pb::DisableKeyResponse, KmsError> {
+    pub async fn disable_key(
+        &self,
+        req: pb::DisableKeyRequest,
+    ) -> Result<pb::DisableKeyResponse, KmsError> {
         self.set_enabled(req.key_id, false).await?;
         Ok(pb::DisableKeyResponse {})
     }
 
     async fn set_enabled(&self, key_id: Option<String>, enabled: bool) -> Result<(), KmsError> {
         let key = self.resolve(&required(key_id, "keyId")?, RefForms::KeyOnly)?;
-        self.propose_done(Command::SetEnabled { key_id: key.key_id.clone(), enabled }).await
+        self.propose_done(Command::SetEnabled {
+            key_id: key.key_id.clone(),
+            enabled,
+        })
+        .await
     }
 
     /// UpdateKeyDescription.
@@ -199,7 +238,11 @@ impl KmsApi {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
         let description = required(req.description, "description")?;
         check_description(&description)?;
-        self.propose_done(Command::UpdateKeyDescription { key_id: key.key_id.clone(), description }).await?;
+        self.propose_done(Command::UpdateKeyDescription {
+            key_id: key.key_id.clone(),
+            description,
+        })
+        .await?;
         Ok(pb::UpdateKeyDescriptionResponse {})
     }
 
@@ -222,32 +265,54 @@ impl KmsApi {
     }
 
     /// CreateAlias.
-    pub async fn create_alias(&self, req: pb::CreateAliasRequest) -> Result<pb::CreateAliasResponse, KmsError> {
+    pub async fn create_alias(
+        &self,
+        req: pb::CreateAliasRequest,
+    ) -> Result<pb::CreateAliasResponse, KmsError> {
         let name = self.alias_name(req.alias_name)?;
         let target = self.target_key(req.target_key_id)?;
         let now_ms = self.clock.now_ms();
-        self.propose_done(Command::CreateAlias { name, target, now_ms }).await?;
+        self.propose_done(Command::CreateAlias {
+            name,
+            target,
+            now_ms,
+        })
+        .await?;
         Ok(pb::CreateAliasResponse {})
     }
 
     /// UpdateAlias.
-    pub async fn update_alias(&self, req: pb::UpdateAliasRequest) -> Result<pb::UpdateAliasResponse, KmsError> {
+    pub async fn update_alias(
+        &self,
+        req: pb::UpdateAliasRequest,
+    ) -> Result<pb::UpdateAliasResponse, KmsError> {
         let name = self.alias_name(req.alias_name)?;
         let target = self.target_key(req.target_key_id)?;
         let now_ms = self.clock.now_ms();
-        self.propose_done(Command::UpdateAlias { name, target, now_ms }).await?;
+        self.propose_done(Command::UpdateAlias {
+            name,
+            target,
+            now_ms,
+        })
+        .await?;
         Ok(pb::UpdateAliasResponse {})
     }
 
     /// DeleteAlias.
-    pub async fn delete_alias(&self, req: pb::DeleteAliasRequest) -> Result<pb::DeleteAliasResponse, KmsError> {
+    pub async fn delete_alias(
+        &self,
+        req: pb::DeleteAliasRequest,
+    ) -> Result<pb::DeleteAliasResponse, KmsError> {
         let name = self.alias_name(req.alias_name)?;
         self.propose_done(Command::DeleteAlias { name }).await?;
         Ok(pb::DeleteAliasResponse {})
     }
 
     /// ListAliases.
-    pub async fn list_aliases(&self, req: pb::ListAliasesRequest) -> Result<pb::ListAliasesResponse, KmsError> {
+    pub async fn list_aliases(
+        &self,
+        req: pb::ListAliasesRequest,
+    ) -> Result<pb::ListAliasesResponse, KmsError> {
         let limit = limit(req.limit, 50, 100)?;
         let target = match req.key_id {
             Some(k) => Some(self.resolve(&k, RefForms::KeyOnly)?.key_id.clone()),
@@ -255,32 +320,52 @@ impl KmsApi {
         };
         let after = match req.marker.as_deref() {
             None => None,
-            Some(m) => Some(AliasName::parse(m).map_err(|_| KmsError::InvalidMarker("Invalid marker".into()))?),
+            Some(m) => Some(
+                AliasName::parse(m)
+                    .map_err(|_| KmsError::InvalidMarker("Invalid marker".into()))?,
+            ),
         };
         let (aliases, next) = self.read(|s| s.list_aliases(target.as_ref(), after.as_ref(), limit));
         Ok(pb::ListAliasesResponse {
-            aliases: aliases.iter().map(|a| alias_entry(&self.scope, a)).collect(),
+            aliases: aliases
+                .iter()
+                .map(|a| alias_entry(&self.scope, a))
+                .collect(),
             truncated: Some(next.is_some()),
             next_marker: next.map(|m| m.to_string()),
         })
     }
 
     /// TagResource.
-    pub async fn tag_resource(&self, req: pb::TagResourceRequest) -> Result<pb::TagResourceResponse, KmsError> {
+    pub async fn tag_resource(
+        &self,
+        req: pb::TagResourceRequest,
+    ) -> Result<pb::TagResourceResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
         let tags = tags_from(req.tags)?;
         validate_tags(&tags, "tags")?;
-        self.propose_done(Command::TagResource { key_id: key.key_id.clone(), tags }).await?;
+        self.propose_done(Command::TagResource {
+            key_id: key.key_id.clone(),
+            tags,
+        })
+        .await?;
         Ok(pb::TagResourceResponse {})
     }
 
     /// UntagResource.
-    pub async fn untag_resource(&self, req: pb::UntagResourceRequest) -> Result<pb::UntagResourceResponse, KmsError> {
+    pub async fn untag_resource(
+        &self,
+        req: pb::UntagResourceRequest,
+    ) -> Result<pb::UntagResourceResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
         for k in &req.tag_keys {
             str_len(k, "tagKeys", 1, 128)?;
         }
-        self.propose_done(Command::UntagResource { key_id: key.key_id.clone(), tag_keys: req.tag_keys }).await?;
+        self.propose_done(Command::UntagResource {
+            key_id: key.key_id.clone(),
+            tag_keys: req.tag_keys,
+        })
+        .await?;
         Ok(pb::UntagResourceResponse {})
     }
 
@@ -310,17 +395,27 @@ impl KmsApi {
     }
 
     /// PutKeyPolicy.
-    pub async fn put_key_policy(&self, req: pb::PutKeyPolicyRequest) -> Result<pb::PutKeyPolicyResponse, KmsError> {
+    pub async fn put_key_policy(
+        &self,
+        req: pb::PutKeyPolicyRequest,
+    ) -> Result<pb::PutKeyPolicyResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
         policy_name(req.policy_name)?;
         let policy = required(req.policy, "policy")?;
         validate_policy(&policy)?;
-        self.propose_done(Command::PutKeyPolicy { key_id: key.key_id.clone(), policy }).await?;
+        self.propose_done(Command::PutKeyPolicy {
+            key_id: key.key_id.clone(),
+            policy,
+        })
+        .await?;
         Ok(pb::PutKeyPolicyResponse {})
     }
 
     /// GetKeyPolicy.
-    pub async fn get_key_policy(&self, req: pb::GetKeyPolicyRequest) -> Result<pb::GetKeyPolicyResponse, KmsError> {
+    pub async fn get_key_policy(
+        &self,
+        req: pb::GetKeyPolicyRequest,
+    ) -> Result<pb::GetKeyPolicyResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
         policy_name(req.policy_name)?;
         Ok(pb::GetKeyPolicyResponse {
@@ -353,11 +448,19 @@ impl KmsApi {
         range(i64::from(window), "pendingWindowInDays", 7, 30)?;
         let now_ms = self.clock.now_ms();
         let key = self
-            .propose_key(Command::ScheduleKeyDeletion { key_id: key.key_id.clone(), window_days: window as u32, now_ms })
+            .propose_key(Command::ScheduleKeyDeletion {
+                key_id: key.key_id.clone(),
+                window_days: window as u32,
+                now_ms,
+            })
             .await?;
         Ok(pb::ScheduleKeyDeletionResponse {
             key_id: Some(self.arn(&key)),
-            deletion_date: key.regional.deletion_ms.filter(|_| key.regional.state == KeyState::PendingDeletion).map(secs),
+            deletion_date: key
+                .regional
+                .deletion_ms
+                .filter(|_| key.regional.state == KeyState::PendingDeletion)
+                .map(secs),
             key_state: Some(key.regional.state.as_str().into()),
             pending_window_in_days: Some(window),
         })
@@ -369,7 +472,13 @@ impl KmsApi {
         req: pb::CancelKeyDeletionRequest,
     ) -> Result<pb::CancelKeyDeletionResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
-        let key = self.propose_key(Command::CancelKeyDeletion { key_id: key.key_id.clone() }).await?;
-        Ok(pb::CancelKeyDeletionResponse { key_id: Some(self.arn(&key)) })
+        let key = self
+            .propose_key(Command::CancelKeyDeletion {
+                key_id: key.key_id.clone(),
+            })
+            .await?;
+        Ok(pb::CancelKeyDeletionResponse {
+            key_id: Some(self.arn(&key)),
+        })
     }
 }

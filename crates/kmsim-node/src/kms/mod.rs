@@ -58,7 +58,9 @@ impl KmsApi {
     async fn propose_key(&self, cmd: Command) -> Result<KeyRecord, KmsError> {
         match self.proposer.propose(&cmd).await? {
             CommandOutput::Key(k) => Ok(*k),
-            other => Err(KmsError::Internal(format!("unexpected command output {other:?}"))),
+            other => Err(KmsError::Internal(format!(
+                "unexpected command output {other:?}"
+            ))),
         }
     }
 

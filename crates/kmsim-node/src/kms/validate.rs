@@ -75,6 +75,8 @@ pub fn grant_tokens(tokens: &[String]) -> Result<(), KmsError> {
 }
 
 /// The encryption context as an ordered map (the blob binds it canonically).
-pub fn encryption_context(ctx: HashMap<String, String>) -> std::collections::BTreeMap<String, String> {
+pub fn encryption_context(
+    ctx: HashMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
     ctx.into_iter().collect()
 }

@@ -24,7 +24,9 @@ pub struct DataDirArg {
 
 /// A multi-threaded tokio runtime for commands that talk to nodes.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// `kmsim down`
@@ -37,6 +39,9 @@ pub fn down(a: DataDirArg) -> anyhow::Result<ExitCode> {
             stopped += 1;
         }
     }
-    println!("{stopped} node(s) stopped; data kept in {}", a.data_dir.display());
+    println!(
+        "{stopped} node(s) stopped; data kept in {}",
+        a.data_dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -96,14 +96,21 @@ fn restart(node: &str, dir: &DataDirArg) -> anyhow::Result<ExitCode> {
     let up = rt.block_on(async {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while tokio::time::Instant::now() < deadline {
-            if node_status(&entry.advertise_addr(), Duration::from_millis(500)).await.is_some() {
+            if node_status(&entry.advertise_addr(), Duration::from_millis(500))
+                .await
+                .is_some()
+            {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         false
     });
-    anyhow::ensure!(up, "{name} (pid {pid}) did not answer within 30 s; see {}", cluster.log_path(&name).display());
+    anyhow::ensure!(
+        up,
+        "{name} (pid {pid}) did not answer within 30 s; see {}",
+        cluster.log_path(&name).display()
+    );
     println!("restarted {name} (pid {pid})");
     Ok(ExitCode::SUCCESS)
 }
@@ -127,8 +134,9 @@ fn serve(topology_path: PathBuf, region: String, id: u64) -> anyhow::Result<Exit
     let rt = super::runtime()?;
     rt.block_on(async move {
         let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("invariant: SIGTERM handler installs");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("invariant: SIGTERM handler installs");
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}

@@ -42,7 +42,9 @@ pub fn run(a: StatusArgs) -> anyhow::Result<ExitCode> {
         let rows: Vec<serde_json::Value> = nodes
             .iter()
             .map(|(n, e)| {
-                let s = statuses.iter().find(|s| s.region == n.region && s.node_id == n.id);
+                let s = statuses
+                    .iter()
+                    .find(|s| s.region == n.region && s.node_id == n.id);
                 json!({
                     "region": n.region,
                     "node_id": n.id,
@@ -67,10 +69,19 @@ pub fn run(a: StatusArgs) -> anyhow::Result<ExitCode> {
 
 /// Prints one line per node of the topology.
 pub fn print_table(dir: &ClusterDir, statuses: &[StatusResponse]) -> anyhow::Result<()> {
-    println!("{:<16} {:>3} {:>8} {:<9} {:>5} {:>8}  ADDRESS", "REGION", "ID", "PID", "ROLE", "TERM", "APPLIED");
+    println!(
+        "{:<16} {:>3} {:>8} {:<9} {:>5} {:>8}  ADDRESS",
+        "REGION", "ID", "PID", "ROLE", "TERM", "APPLIED"
+    );
     for (n, e) in dir.nodes()? {
-        let s = statuses.iter().find(|s| s.region == n.region && s.node_id == n.id);
-        let pid = s.map(|s| s.pid).or(running_pid(dir, &n)).map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let s = statuses
+            .iter()
+            .find(|s| s.region == n.region && s.node_id == n.id);
+        let pid = s
+            .map(|s| s.pid)
+            .or(running_pid(dir, &n))
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into());
         let dash = || "-".to_string();
         println!(
             "{:<16} {:>3} {:>8} {:<9} {:>5} {:>8}  {}",
@@ -79,7 +90,9 @@ pub fn print_table(dir: &ClusterDir, statuses: &[StatusResponse]) -> anyhow::Res
             pid,
             s.map(|s| s.role.clone()).unwrap_or_else(|| "down".into()),
             s.map(|s| s.term.to_string()).unwrap_or_else(dash),
-            s.and_then(|s| s.last_applied_index).map(|i| i.to_string()).unwrap_or_else(dash),
+            s.and_then(|s| s.last_applied_index)
+                .map(|i| i.to_string())
+                .unwrap_or_else(dash),
             e.advertise_addr()
         );
     }

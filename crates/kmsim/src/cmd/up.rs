@@ -46,13 +46,19 @@ pub struct UpArgs {
 pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
     let dir = ClusterDir::new(&a.data_dir);
     if !dir.topology_path().exists() {
-        let regions: Vec<(String, usize)> = a.regions.iter().map(|r| (r.trim().to_string(), a.nodes as usize)).collect();
+        let regions: Vec<(String, usize)> = a
+            .regions
+            .iter()
+            .map(|r| (r.trim().to_string(), a.nodes as usize))
+            .collect();
         dir.create(&regions, a.base_port, a.test_hooks)?;
         println!("created cluster in {}", a.data_dir.display());
     }
     let nodes = dir.nodes()?;
     if let Some((n, _)) = nodes.iter().find(|(n, _)| running_pid(&dir, n).is_some()) {
-        anyhow::bail!("{n} of this cluster is already running; use `kmsim status` or `kmsim down` first");
+        anyhow::bail!(
+            "{n} of this cluster is already running; use `kmsim status` or `kmsim down` first"
+        );
     }
     let exe = std::env::current_exe()?;
     for (n, _) in &nodes {
@@ -70,10 +76,23 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
     };
     super::status::print_table(&dir, &statuses)?;
     println!();
-    println!("KMS gRPC endpoints: {}", nodes.iter().map(|(_, e)| e.advertise_addr()).collect::<Vec<_>>().join(", "));
-    println!("try:  kmsim kms create-key --data-dir {}", a.data_dir.display());
+    println!(
+        "KMS gRPC endpoints: {}",
+        nodes
+            .iter()
+            .map(|(_, e)| e.advertise_addr())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "try:  kmsim kms create-key --data-dir {}",
+        a.data_dir.display()
+    );
     if a.detach {
-        println!("cluster running in the background; stop it with: kmsim down --data-dir {}", a.data_dir.display());
+        println!(
+            "cluster running in the background; stop it with: kmsim down --data-dir {}",
+            a.data_dir.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     println!("press Ctrl-C to stop the cluster");

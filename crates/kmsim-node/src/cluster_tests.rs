@@ -1,0 +1,244 @@
+//! In-process Region tests: three nodes on 127.0.0.1 with OS-chosen ports, real gRPC, real
+//! openraft, the in-memory engine. Fast checks of the node logic; the process-level tests with
+//! RocksDB live in `tests/integration`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+use kmsim_crypto::DomainKey;
+use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
+use kmsim_proto::admin::v1::{AdvanceClockRequest, StatusRequest};
+use kmsim_proto::kms::v1 as pb;
+use kmsim_proto::kms::v1::kms_service_client::KmsServiceClient;
+use kmsim_proto::status::error_from_status;
+use kmsim_store::MemKvEngine;
+
+use crate::config::{NodeEntry, RaftTiming, RegionConfig, Topology, TOPOLOGY_VERSION};
+
+struct Region {
+    topology: Topology,
+    key_hex: String,
+    engines: Vec<Arc<MemKvEngine>>,
+    stops: Vec<Option<oneshot::Sender<()>>>,
+}
+
+fn free_addr() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+impl Region {
+    fn new(n: usize) -> Region {
+        let nodes = (1..=n as u64)
+            .map(|id| NodeEntry {
+                id,
+                listen: free_addr(),
+                advertise: None,
+                data_dir: PathBuf::from("unused"),
+            })
+            .collect();
+        let topology = Topology {
+            version: TOPOLOGY_VERSION,
+            partition: "aws".into(),
+            account: "111122223333".into(),
+            test_hooks: true,
+            raft: RaftTiming::default(),
+            regions: vec![RegionConfig {
+                name: "us-east-1".into(),
+                domain_key_file: PathBuf::from("unused"),
+                nodes,
+            }],
+        };
+        let key_hex = DomainKey::generate(&mut rand::rngs::OsRng)
+            .to_hex()
+            .to_string();
+        let engines = (0..n).map(|_| Arc::new(MemKvEngine::new())).collect();
+        let mut r = Region {
+            topology,
+            key_hex,
+            engines,
+            stops: (0..n).map(|_| None).collect(),
+        };
+        for id in 1..=n as u64 {
+            r.start(id);
+        }
+        r
+    }
+
+    fn start(&mut self, id: u64) {
+        let (tx, rx) = oneshot::channel();
+        let topo = self.topology.clone();
+        let engine = self.engines[(id - 1) as usize].clone();
+        let key = DomainKey::from_hex(&self.key_hex).unwrap();
+        tokio::spawn(async move {
+            let stop = async {
+                let _ = rx.await;
+            };
+            crate::run_node_with_key(topo, "us-east-1", id, engine, key, stop)
+                .await
+                .unwrap();
+        });
+        self.stops[(id - 1) as usize] = Some(tx);
+    }
+
+    async fn stop(&mut self, id: u64) {
+        if let Some(tx) = self.stops[(id - 1) as usize].take() {
+            let _ = tx.send(());
+        }
+        // Wait until its port is free again (the server has shut down).
+        let addr = self.addr(id);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            assert!(Instant::now() < deadline, "node {id} did not stop");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn addr(&self, id: u64) -> String {
+        self.topology.regions[0].node(id).unwrap().advertise_addr()
+    }
+
+    fn channel(&self, id: u64) -> Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr(id)))
+            .unwrap()
+            .timeout(Duration::from_secs(15))
+            .connect_lazy()
+    }
+
+    fn kms(&self, id: u64) -> KmsServiceClient<Channel> {
+        KmsServiceClient::new(self.channel(id))
+    }
+
+    async fn leader(&self, among: &[u64]) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            for id in among {
+                let mut a = AdminServiceClient::new(self.channel(*id));
+                if let Ok(Ok(s)) =
+                    tokio::time::timeout(Duration::from_secs(1), a.status(StatusRequest {})).await
+                {
+                    let s = s.into_inner();
+                    if s.role == "leader" {
+                        return s.node_id;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_region_elects_serves_from_any_node_and_survives_its_leader() {
+    let mut r = Region::new(3);
+    let leader = r.leader(&[1, 2, 3]).await;
+    let follower = [1, 2, 3].into_iter().find(|i| *i != leader).unwrap();
+
+    // A write through a follower is forwarded, and the follower reads its own write at once.
+    let md = r
+        .kms(follower)
+        .create_key(pb::CreateKeyRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .key_metadata
+        .unwrap();
+    let key_id = md.key_id.unwrap();
+    r.kms(follower)
+        .describe_key(pb::DescribeKeyRequest {
+            key_id: Some(key_id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let blob = r
+        .kms(follower)
+        .encrypt(pb::EncryptRequest {
+            key_id: Some(key_id.clone()),
+            plaintext: Some(b"abc".to_vec()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .ciphertext_blob;
+    let dec = r
+        .kms(leader)
+        .decrypt(pb::DecryptRequest {
+            ciphertext_blob: blob.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dec.plaintext.as_deref(), Some(&b"abc"[..]));
+
+    // Stop the leader: the others elect a new one and keep taking writes.
+    r.stop(leader).await;
+    let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|i| *i != leader).collect();
+    let new_leader = r.leader(&rest).await;
+    assert_ne!(new_leader, leader);
+    for id in &rest {
+        let md = r
+            .kms(*id)
+            .create_key(pb::CreateKeyRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(md.key_metadata.is_some());
+    }
+    // The old leader restarts from its engine and catches up.
+    r.start(leader);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed = r
+            .kms(leader)
+            .list_keys(pb::ListKeysRequest::default())
+            .await
+            .map(|l| l.into_inner().keys.len());
+        if listed.as_ref().ok() == Some(&3) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restarted node did not catch up: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dec = r
+        .kms(leader)
+        .decrypt(pb::DecryptRequest {
+            ciphertext_blob: blob,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dec.plaintext.as_deref(), Some(&b"abc"[..]));
+
+    // The clock moves for the whole Region.
+    let mut admin = AdminServiceClient::new(r.channel(rest[0]));
+    let moved = admin
+        .advance_clock(AdvanceClockRequest { millis: 86_400_000 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(moved.clock_offset_ms >= 86_400_000);
+    let e = r
+        .kms(rest[1])
+        .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
+            key_id: Some(key_id.clone()),
+            pending_window_in_days: Some(6),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error_from_status(&e).code(), "ValidationException");
+    for id in [1, 2, 3] {
+        r.stop(id).await;
+    }
+}
