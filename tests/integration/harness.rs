@@ -124,8 +124,8 @@ impl Cluster {
 
     /// The status of one node, if it answers.
     pub async fn status(&self, region: &str, id: u64) -> Option<StatusResponse> {
-        let fut = self.admin(region, id).status(StatusRequest {});
-        match tokio::time::timeout(Duration::from_secs(2), fut).await {
+        let mut admin = self.admin(region, id);
+        match tokio::time::timeout(Duration::from_secs(2), admin.status(StatusRequest {})).await {
             Ok(Ok(r)) => Some(r.into_inner()),
             _ => None,
         }

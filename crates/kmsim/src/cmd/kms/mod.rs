@@ -65,8 +65,10 @@ type Client = KmsServiceClient<Channel>;
                   --output-blob CiphertextBlob:secret.enc\n  \
                   kmsim kms decrypt --ciphertext-blob fileb://secret.enc --output-blob Plaintext:-")]
 pub struct KmsArgs {
+    /// Boxed: the operations' flags (each with its whole `--cli-input-json` request) are large,
+    /// and `KmsArgs` sits in the binary's top-level command enum.
     #[command(subcommand)]
-    operation: Operation,
+    operation: Box<Operation>,
     #[command(flatten)]
     global: GlobalArgs,
 }
@@ -200,7 +202,7 @@ pub fn run(a: KmsArgs) -> anyhow::Result<ExitCode> {
             .filter(|r| !r.is_empty())
     });
     let targets = connect::targets(g.endpoint.as_deref(), &g.data_dir, region.as_deref())?;
-    let operation = a.operation;
+    let operation = *a.operation;
     let name = operation.aws_name();
     let result = super::runtime()?.block_on(async {
         let channel = connect::connect(&targets.addrs)
@@ -343,7 +345,7 @@ mod tests {
     /// The request `args` would send, as AWS JSON.
     fn request_json(args: &[&str]) -> Value {
         let k = parse(args).expect("parses");
-        let v = match k.operation {
+        let v = match *k.operation {
             Operation::CreateKey(a) => serde_json::to_value(a.into_request()),
             Operation::Encrypt(a) => serde_json::to_value(a.into_request()),
             Operation::Decrypt(a) => serde_json::to_value(a.into_request()),
