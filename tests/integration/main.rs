@@ -2,6 +2,9 @@
 //! RocksDB, real gRPC, on 127.0.0.1 ports chosen by the OS. Modules are numbered by band:
 //! `t10_` basics, `t20_` lifecycle, `t30_` API edges, `t50_` faults, `t60_` security.
 
+// Test code may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod harness;
 mod t10_basics;
 mod t20_lifecycle;

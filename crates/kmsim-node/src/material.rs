@@ -15,11 +15,11 @@ use crate::entropy::Entropy;
 /// The purpose string bound into the wrap of key material.
 pub const MATERIAL_PURPOSE: &str = "key-material";
 
-/// Unwrapped material by (key, version).
+/// Unwrapped material by key, then version.
 pub struct MaterialCache {
     domain: DomainKey,
     scope: Scope,
-    cache: RwLock<HashMap<(KeyId, u32), Arc<KeyMaterial>>>,
+    cache: RwLock<HashMap<KeyId, HashMap<u32, Arc<KeyMaterial>>>>,
 }
 
 impl MaterialCache {
@@ -59,12 +59,13 @@ impl MaterialCache {
 
     /// The unwrapped material of one version, from the cache or by unwrapping it.
     pub fn get(&self, key_id: &KeyId, m: &MaterialVersion) -> Result<Arc<KeyMaterial>, KmsError> {
-        let k = (key_id.clone(), m.version);
+        // The hot path: a read lock and two lookups, no allocation.
         if let Some(found) = self
             .cache
             .read()
             .expect("invariant: lock not poisoned")
-            .get(&k)
+            .get(key_id)
+            .and_then(|versions| versions.get(&m.version))
         {
             return Ok(found.clone());
         }
@@ -81,7 +82,9 @@ impl MaterialCache {
         self.cache
             .write()
             .expect("invariant: lock not poisoned")
-            .insert(k, material.clone());
+            .entry(key_id.clone())
+            .or_default()
+            .insert(m.version, material.clone());
         Ok(material)
     }
 
@@ -90,6 +93,6 @@ impl MaterialCache {
         self.cache
             .write()
             .expect("invariant: lock not poisoned")
-            .retain(|(k, _), _| k != key_id);
+            .remove(key_id);
     }
 }

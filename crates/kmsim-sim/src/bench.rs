@@ -40,7 +40,7 @@ pub const MAX_PAYLOAD_BYTES: usize = 4096;
 pub const DEFAULT_MAX_CRYPTO_OPS: u64 = 2_000_000;
 
 /// Default cap on calls per run for `CreateKey`: every call leaves a key behind.
-pub const DEFAULT_MAX_CREATE_KEYS: u64 = 2_000;
+pub const DEFAULT_MAX_CREATE_KEYS: u64 = 20_000;
 
 /// Highest concurrency accepted: beyond this the generator itself is what gets measured.
 pub const MAX_CONCURRENCY: usize = 4096;
@@ -764,7 +764,7 @@ mod tests {
             vec![(Workload::CreateKey, 64)]
         );
         assert!("sign".parse::<WorkloadChoice>().is_err());
-        assert_eq!(Workload::CreateKey.default_max_ops(), 2_000);
+        assert_eq!(Workload::CreateKey.default_max_ops(), 20_000);
         assert_eq!(Workload::Decrypt.default_max_ops(), 2_000_000);
     }
 

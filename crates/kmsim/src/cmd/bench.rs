@@ -29,7 +29,7 @@ calls are counted per AWS error code.
 
 Bounded: every run stops by itself after --warmup + --duration or after --max-ops calls \
 (warmup included), whichever comes first, and every call has a 10 s deadline. CreateKey runs \
-create at most --max-ops keys each (default 2000), and the keys stay in the cluster.
+create at most --max-ops keys each (default 20000), and the keys stay in the cluster.
 
 The load generator runs on the same machine as the cluster, so it competes with the nodes for \
 CPU: the figures include that cost and are not those of a dedicated client. Only loopback \
@@ -68,7 +68,7 @@ pub struct BenchArgs {
     /// Plaintext size of the encrypt and decrypt workloads, in bytes (1 to 4096).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u16).range(1..=MAX_PAYLOAD_BYTES as i64))]
     payload_bytes: u16,
-    /// Cap on calls per run, warmup included [default: 2000000 for the crypto workloads, 2000 for
+    /// Cap on calls per run, warmup included [default: 2000000 for the crypto workloads, 20000 for
     /// create-key].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_ops: Option<u64>,
