@@ -7,6 +7,7 @@
 
 mod harness;
 mod t10_basics;
+mod t15_launcher;
 mod t20_lifecycle;
 mod t30_api_edges;
 mod t50_faults;
