@@ -147,6 +147,22 @@ impl Cluster {
         .await
     }
 
+    /// Waits until node `id` of `region` can describe `key_id` from its own applied state.
+    pub async fn wait_sees(&self, region: &str, id: u64, key_id: &str) {
+        wait_for(Duration::from_secs(30), "node sees the key", || {
+            let mut client = self.kms(region, id);
+            let key_id = key_id.to_string();
+            async move {
+                let req = kmsim_proto::kms::v1::DescribeKeyRequest {
+                    key_id: Some(key_id),
+                    ..Default::default()
+                };
+                client.describe_key(req).await.ok()
+            }
+        })
+        .await;
+    }
+
     /// SIGKILLs one node through `kmsim node kill`.
     pub fn kill(&self, region: &str, id: u64) {
         kmsim(&[

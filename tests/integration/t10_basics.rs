@@ -21,24 +21,7 @@ pub async fn create_key(c: &Cluster, via: u64, description: &str) -> pb::KeyMeta
     let md = resp.key_metadata.expect("metadata");
     let key_id = md.key_id.clone().expect("key id");
     for id in c.ids(R) {
-        wait_for(
-            Duration::from_secs(10),
-            "key replicated to every node",
-            || {
-                let mut client = c.kms(R, id);
-                let key_id = key_id.clone();
-                async move {
-                    client
-                        .describe_key(pb::DescribeKeyRequest {
-                            key_id: Some(key_id),
-                            ..Default::default()
-                        })
-                        .await
-                        .ok()
-                }
-            },
-        )
-        .await;
+        c.wait_sees(R, id, &key_id).await;
     }
     md
 }

@@ -8,18 +8,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use kmsim_sim::cluster::{ClusterDir, NodeName};
+use kmsim_sim::process::is_alive;
 
 use crate::harness::kmsim_exe;
-
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
 
 #[test]
 fn up_in_the_foreground_stops_every_node_on_ctrl_c() {
@@ -47,7 +38,7 @@ fn up_in_the_foreground_stops_every_node_on_ctrl_c() {
         "no leader in the table: {seen:?}"
     );
     let dir = ClusterDir::new(&data);
-    let pids: Vec<i32> = (1..=3)
+    let pids: Vec<u32> = (1..=3)
         .map(|id| {
             let name = NodeName {
                 region: "us-east-1".into(),
@@ -60,7 +51,7 @@ fn up_in_the_foreground_stops_every_node_on_ctrl_c() {
                 .unwrap()
         })
         .collect();
-    assert!(pids.iter().all(|p| alive(*p)));
+    assert!(pids.iter().all(|p| is_alive(*p)));
 
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -84,7 +75,7 @@ fn up_in_the_foreground_stops_every_node_on_ctrl_c() {
         "{rest:?}"
     );
     for p in pids {
-        assert!(!alive(p), "node {p} still running");
+        assert!(!is_alive(p), "node {p} still running");
     }
     for id in 1..=3 {
         assert!(!dir

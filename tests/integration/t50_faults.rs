@@ -10,24 +10,6 @@ use crate::t10_basics::create_key;
 
 const R: &str = "us-east-1";
 
-/// Waits until node `id` can describe `key_id` from its own applied state.
-async fn wait_sees(c: &Cluster, id: u64, key_id: &str) {
-    wait_for(Duration::from_secs(30), "node sees the key", || {
-        let mut client = c.kms(R, id);
-        let key_id = key_id.to_string();
-        async move {
-            client
-                .describe_key(pb::DescribeKeyRequest {
-                    key_id: Some(key_id),
-                    ..Default::default()
-                })
-                .await
-                .ok()
-        }
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_write_survives_sigkill_of_the_leader_and_a_new_leader_keeps_serving() {
     let c = Cluster::start(&[R], 3);
@@ -56,7 +38,7 @@ async fn a_write_survives_sigkill_of_the_leader_and_a_new_leader_keeps_serving()
     .await;
     assert_ne!(new, old);
     for id in &survivors {
-        wait_sees(&c, *id, &before).await;
+        c.wait_sees(R, *id, &before).await;
     }
     // Writes through either survivor (one forwards to the new leader) and crypto keep working.
     let mut made = Vec::new();
@@ -81,7 +63,7 @@ async fn a_write_survives_sigkill_of_the_leader_and_a_new_leader_keeps_serving()
     // The old leader comes back as a follower and catches up.
     c.restart(R, old);
     for k in &made {
-        wait_sees(&c, old, k).await;
+        c.wait_sees(R, old, k).await;
     }
     let st = c.status(R, old).await.unwrap();
     assert_ne!(
@@ -108,9 +90,9 @@ async fn a_killed_follower_restarts_from_its_data_dir_and_catches_up() {
         during.push(md.key_id.unwrap());
     }
     c.restart(R, follower);
-    wait_sees(&c, follower, &first).await;
+    c.wait_sees(R, follower, &first).await;
     for k in &during {
-        wait_sees(&c, follower, k).await;
+        c.wait_sees(R, follower, k).await;
     }
     let leader_applied = c.status(R, leader).await.unwrap().last_applied_index;
     wait_for(
@@ -158,7 +140,7 @@ async fn a_wiped_node_catches_up_through_a_snapshot() {
 
     c.restart(R, victim);
     for k in &keys {
-        wait_sees(&c, victim, k).await;
+        c.wait_sees(R, victim, k).await;
     }
     let st = c.status(R, victim).await.unwrap();
     assert!(

@@ -111,8 +111,8 @@ pub fn stop_node(dir: &ClusterDir, n: &NodeName) -> Result<bool, ClusterError> {
     }
 }
 
-fn is_alive(pid: u32) -> bool {
-    // A zombie (exited, not yet reaped) counts as gone.
+/// True while `pid` runs; a zombie (exited, not yet reaped) counts as gone.
+pub fn is_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat
             .rsplit(')')

@@ -12,7 +12,7 @@ use kmsim_proto::kms::v1::{
 };
 
 use super::params::{self, Blob, StringMap};
-use super::{bool_flag, set, set_list, set_map};
+use super::{set, set_list, set_map, DryRunFlags};
 
 /// Encrypts plaintext of up to 4,096 bytes using a KMS key.
 ///
@@ -38,12 +38,8 @@ pub struct EncryptArgs {
     /// or SM2PKE.
     #[arg(long, value_name = "ALGORITHM")]
     encryption_algorithm: Option<String>,
-    /// Only check that the call would succeed; success is reported as DryRunOperationException.
-    #[arg(long, overrides_with = "no_dry_run")]
-    dry_run: bool,
-    /// Perform the operation (the default).
-    #[arg(long, overrides_with = "dry_run")]
-    no_dry_run: bool,
+    #[command(flatten)]
+    dry_run: DryRunFlags,
     /// The whole request as AWS JSON ({"KeyId":"…","Plaintext":"<base64>"}), literal or
     /// file://PATH; flags given as well override its members.
     #[arg(long, value_name = "JSON", value_parser = params::input_json::<EncryptRequest>)]
@@ -59,7 +55,7 @@ impl EncryptArgs {
         set_map(&mut r.encryption_context, self.encryption_context);
         set_list(&mut r.grant_tokens, self.grant_tokens);
         set(&mut r.encryption_algorithm, self.encryption_algorithm);
-        set(&mut r.dry_run, bool_flag(self.dry_run, self.no_dry_run));
+        set(&mut r.dry_run, self.dry_run.value());
         r
     }
 }
@@ -90,12 +86,8 @@ pub struct DecryptArgs {
     /// RSAES_OAEP_SHA_256 or SM2PKE.
     #[arg(long, value_name = "ALGORITHM")]
     encryption_algorithm: Option<String>,
-    /// Only check that the call would succeed; success is reported as DryRunOperationException.
-    #[arg(long, overrides_with = "no_dry_run")]
-    dry_run: bool,
-    /// Perform the operation (the default).
-    #[arg(long, overrides_with = "dry_run")]
-    no_dry_run: bool,
+    #[command(flatten)]
+    dry_run: DryRunFlags,
     /// Dry-run modifiers: IGNORE_CIPHERTEXT.
     #[arg(long, value_name = "MODIFIER", num_args = 1..)]
     dry_run_modifiers: Option<Vec<String>>,
@@ -117,7 +109,7 @@ impl DecryptArgs {
         set_list(&mut r.grant_tokens, self.grant_tokens);
         set(&mut r.key_id, self.key_id);
         set(&mut r.encryption_algorithm, self.encryption_algorithm);
-        set(&mut r.dry_run, bool_flag(self.dry_run, self.no_dry_run));
+        set(&mut r.dry_run, self.dry_run.value());
         set_list(&mut r.dry_run_modifiers, self.dry_run_modifiers);
         r
     }
@@ -155,12 +147,8 @@ pub struct ReEncryptArgs {
     /// Grant tokens (up to 10).
     #[arg(long, value_name = "TOKEN", num_args = 1..)]
     grant_tokens: Option<Vec<String>>,
-    /// Only check that the call would succeed; success is reported as DryRunOperationException.
-    #[arg(long, overrides_with = "no_dry_run")]
-    dry_run: bool,
-    /// Perform the operation (the default).
-    #[arg(long, overrides_with = "dry_run")]
-    no_dry_run: bool,
+    #[command(flatten)]
+    dry_run: DryRunFlags,
     /// Dry-run modifiers: IGNORE_CIPHERTEXT.
     #[arg(long, value_name = "MODIFIER", num_args = 1..)]
     dry_run_modifiers: Option<Vec<String>>,
@@ -197,7 +185,7 @@ impl ReEncryptArgs {
             self.destination_encryption_algorithm,
         );
         set_list(&mut r.grant_tokens, self.grant_tokens);
-        set(&mut r.dry_run, bool_flag(self.dry_run, self.no_dry_run));
+        set(&mut r.dry_run, self.dry_run.value());
         set_list(&mut r.dry_run_modifiers, self.dry_run_modifiers);
         r
     }
@@ -222,12 +210,8 @@ pub struct GenerateDataKeyArgs {
     /// Grant tokens (up to 10).
     #[arg(long, value_name = "TOKEN", num_args = 1..)]
     grant_tokens: Option<Vec<String>>,
-    /// Only check that the call would succeed; success is reported as DryRunOperationException.
-    #[arg(long, overrides_with = "no_dry_run")]
-    dry_run: bool,
-    /// Perform the operation (the default).
-    #[arg(long, overrides_with = "dry_run")]
-    no_dry_run: bool,
+    #[command(flatten)]
+    dry_run: DryRunFlags,
     /// The whole request as AWS JSON ({"KeyId":"…","KeySpec":"AES_256"}), literal or
     /// file://PATH; flags given as well override its members.
     #[arg(long, value_name = "JSON", value_parser = params::input_json::<GenerateDataKeyRequest>)]
@@ -243,7 +227,7 @@ impl GenerateDataKeyArgs {
         set(&mut r.number_of_bytes, self.number_of_bytes);
         set(&mut r.key_spec, self.key_spec);
         set_list(&mut r.grant_tokens, self.grant_tokens);
-        set(&mut r.dry_run, bool_flag(self.dry_run, self.no_dry_run));
+        set(&mut r.dry_run, self.dry_run.value());
         r
     }
 }
@@ -266,12 +250,8 @@ pub struct GenerateDataKeyWithoutPlaintextArgs {
     /// Grant tokens (up to 10).
     #[arg(long, value_name = "TOKEN", num_args = 1..)]
     grant_tokens: Option<Vec<String>>,
-    /// Only check that the call would succeed; success is reported as DryRunOperationException.
-    #[arg(long, overrides_with = "no_dry_run")]
-    dry_run: bool,
-    /// Perform the operation (the default).
-    #[arg(long, overrides_with = "dry_run")]
-    no_dry_run: bool,
+    #[command(flatten)]
+    dry_run: DryRunFlags,
     /// The whole request as AWS JSON ({"KeyId":"…","KeySpec":"AES_256"}), literal or
     /// file://PATH; flags given as well override its members.
     #[arg(long, value_name = "JSON", value_parser = params::input_json::<GenerateDataKeyWithoutPlaintextRequest>)]
@@ -287,7 +267,7 @@ impl GenerateDataKeyWithoutPlaintextArgs {
         set(&mut r.key_spec, self.key_spec);
         set(&mut r.number_of_bytes, self.number_of_bytes);
         set_list(&mut r.grant_tokens, self.grant_tokens);
-        set(&mut r.dry_run, bool_flag(self.dry_run, self.no_dry_run));
+        set(&mut r.dry_run, self.dry_run.value());
         r
     }
 }

@@ -309,6 +309,24 @@ fn set_map(member: &mut HashMap<String, String>, flag: Option<StringMap>) {
     }
 }
 
+/// `--dry-run` / `--no-dry-run`, as the AWS CLI spells them.
+#[derive(clap::Args)]
+pub struct DryRunFlags {
+    /// Only check that the call would succeed; success is reported as DryRunOperationException.
+    #[arg(long, overrides_with = "no_dry_run")]
+    dry_run: bool,
+    /// Perform the operation (the default).
+    #[arg(long, overrides_with = "dry_run")]
+    no_dry_run: bool,
+}
+
+impl DryRunFlags {
+    /// The `DryRun` member: absent unless one of the flags was given.
+    pub fn value(&self) -> Option<bool> {
+        bool_flag(self.dry_run, self.no_dry_run)
+    }
+}
+
 /// The value of a `--flag`/`--no-flag` pair (clap keeps only the last one given).
 fn bool_flag(yes: bool, no: bool) -> Option<bool> {
     match (yes, no) {
