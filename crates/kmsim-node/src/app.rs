@@ -58,13 +58,9 @@ impl Application for KmsApp {
         }
     }
 
-    fn load(&mut self, records: Vec<(Vec<u8>, Vec<u8>)>) {
-        if let Err(e) = self.state.load(records) {
-            // A record this build cannot read means the data dir is corrupt or from an
-            // incompatible version: serving from a partial state would be wrong.
-            tracing::error!(error = %e, "persisted state is unreadable");
-            panic!("persisted state is unreadable: {e}");
-        }
+    fn load(&mut self, records: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
+        self.state.load(records)?;
         self.clock.set_offset_ms(self.state.clock_offset_ms());
+        Ok(())
     }
 }

@@ -36,5 +36,9 @@ pub trait Application: Send + Sync + 'static {
     fn apply(&mut self, log_index: u64, payload: &[u8]) -> Applied;
 
     /// Replaces the whole in-memory state with these persisted records (ascending key order): on start and after a snapshot install.
-    fn load(&mut self, records: Vec<(Vec<u8>, Vec<u8>)>);
+    ///
+    /// A record the application cannot read is an error (the data dir is corrupt or from an
+    /// incompatible version); the store reports it as a storage failure instead of serving a
+    /// partial state.
+    fn load(&mut self, records: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String>;
 }

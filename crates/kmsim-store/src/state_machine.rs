@@ -79,7 +79,9 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
     /// (replacing whatever `app` held).
     pub fn new(engine: Arc<E>, app: Arc<RwLock<A>>) -> Result<Self, StoreError> {
         let records = read_app_records(engine.as_ref())?;
-        write_lock(&app)?.load(records);
+        write_lock(&app)?
+            .load(records)
+            .map_err(StoreError::corrupt)?;
         let next_counter = match read_stored_snapshot(engine.as_ref())? {
             Some(stored) => snapshot_counter_of(&stored.meta.snapshot_id).saturating_add(1),
             None => 1,
@@ -244,7 +246,7 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
         // Durable: after this returns openraft may purge the log the snapshot replaces and
         // tell the leader the entries are here; losing the install would leave a hole.
         self.engine.write(ops, true)?;
-        app.load(blob.records);
+        app.load(blob.records).map_err(StoreError::corrupt)?;
         tracing::info!(snapshot_id = %meta.snapshot_id, "installed snapshot");
         Ok(())
     }

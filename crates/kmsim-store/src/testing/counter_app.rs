@@ -75,14 +75,19 @@ impl Application for CounterApp {
         }
     }
 
-    fn load(&mut self, records: Vec<(Vec<u8>, Vec<u8>)>) {
+    fn load(&mut self, records: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
         self.last_index = None;
         self.counters = records
             .into_iter()
-            .filter_map(|(name, value)| {
-                Some((name, u64::from_be_bytes(value.as_slice().try_into().ok()?)))
+            .map(|(name, value)| {
+                let sum = value
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| format!("counter record of {} bytes", value.len()))?;
+                Ok((name, u64::from_be_bytes(sum)))
             })
-            .collect();
+            .collect::<Result<_, String>>()?;
+        Ok(())
     }
 }
 
@@ -113,7 +118,12 @@ mod tests {
         let mut app = CounterApp::new();
         app.apply(1, &CounterApp::command(b"x", 3));
         let mut other = CounterApp::new();
-        other.load(vec![(b"x".to_vec(), 3u64.to_be_bytes().to_vec())]);
+        other
+            .load(vec![(b"x".to_vec(), 3u64.to_be_bytes().to_vec())])
+            .unwrap();
+        assert!(CounterApp::new()
+            .load(vec![(b"y".to_vec(), vec![1, 2])])
+            .is_err());
         assert_eq!(other.counters(), app.counters());
     }
 }
