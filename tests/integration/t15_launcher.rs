@@ -1,4 +1,5 @@
-//! The launcher in the foreground: Ctrl-C stops exactly the nodes it started.
+//! The launcher in the foreground: Ctrl-C stops exactly the nodes it started; a cluster made
+//! without `--test-hooks` refuses the plaintext-material hook.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -7,6 +8,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
+use kmsim_proto::admin::v1::DebugKeyMaterialRequest;
 use kmsim_sim::cluster::{ClusterDir, NodeName};
 use kmsim_sim::process::is_alive;
 
@@ -52,6 +55,19 @@ fn up_in_the_foreground_stops_every_node_on_ctrl_c() {
         })
         .collect();
     assert!(pids.iter().all(|p| is_alive(*p)));
+
+    // Without --test-hooks the plaintext-material hook is refused.
+    let addr = dir.nodes().unwrap()[0].1.advertise_addr();
+    let refused = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut admin = AdminServiceClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+        admin
+            .debug_key_material(DebugKeyMaterialRequest { key_id: "x".into() })
+            .await
+            .unwrap_err()
+    });
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
 
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
