@@ -372,4 +372,170 @@ mod tests {
             }
         }
     }
+
+    /// §5.1 of kms-api.md, cell by cell. Columns: Enabled, Disabled, PendingDeletion,
+    /// PendingReplicaDeletion, PendingImport, Creating, Updating. Cells: `ok`; `1` Disabled;
+    /// `3` pending deletion; `4` not pending deletion; `5` pending import; `6` origin EXTERNAL;
+    /// `9` origin not valid (no imported material); `14` creating; `15` updating.
+    const TABLE: &[(Operation, Origin, [&str; 7])] = {
+        use Operation::*;
+        const K: Origin = Origin::AwsKms;
+        const X: Origin = Origin::External;
+        &[
+            (CancelKeyDeletion, K, ["4", "4", "ok", "ok", "4", "4", "4"]),
+            (CreateAlias, K, ["ok", "ok", "3", "3", "ok", "ok", "ok"]),
+            (CreateGrant, K, ["ok", "1", "3", "3", "5", "14", "ok"]),
+            (Encrypt, K, ["ok", "1", "3", "3", "5", "14", "ok"]),
+            (Decrypt, K, ["ok", "1", "3", "3", "5", "14", "ok"]),
+            (ReEncrypt, K, ["ok", "1", "3", "3", "5", "14", "ok"]),
+            (GenerateDataKey, K, ["ok", "1", "3", "3", "5", "14", "ok"]),
+            (
+                GenerateDataKeyWithoutPlaintext,
+                K,
+                ["ok", "1", "3", "3", "5", "14", "ok"],
+            ),
+            (
+                GenerateDataKeyPair,
+                K,
+                ["ok", "1", "3", "3", "5", "14", "ok"],
+            ),
+            (
+                GenerateDataKeyPairWithoutPlaintext,
+                K,
+                ["ok", "1", "3", "3", "5", "14", "ok"],
+            ),
+            (Sign, K, ["ok", "1", "3", "3", "5", "14", "ok"]),
+            (Verify, K, ["ok", "1", "3", "3", "5", "14", "ok"]),
+            (GenerateMac, K, ["ok", "1", "3", "3", "5", "14", "ok"]),
+            (VerifyMac, K, ["ok", "1", "3", "3", "5", "14", "ok"]),
+            (GetPublicKey, K, ["ok", "1", "3", "3", "5", "14", "ok"]),
+            (
+                DeriveSharedSecret,
+                K,
+                ["ok", "1", "3", "3", "5", "14", "ok"],
+            ),
+            (DeleteAlias, K, ["ok"; 7]),
+            (DescribeKey, K, ["ok"; 7]),
+            (GetKeyPolicy, K, ["ok"; 7]),
+            (ListAliases, K, ["ok"; 7]),
+            (ListGrants, K, ["ok"; 7]),
+            (ListKeyPolicies, K, ["ok"; 7]),
+            (ListResourceTags, K, ["ok"; 7]),
+            (PutKeyPolicy, K, ["ok"; 7]),
+            (RetireGrant, K, ["ok"; 7]),
+            (RevokeGrant, K, ["ok"; 7]),
+            (
+                DeleteImportedKeyMaterial,
+                K,
+                ["9", "9", "9", "9", "9", "14", "15"],
+            ),
+            (
+                DeleteImportedKeyMaterial,
+                X,
+                ["ok", "ok", "ok", "ok", "ok", "14", "15"],
+            ),
+            (EnableKey, K, ["ok", "ok", "3", "3", "5", "14", "15"]),
+            (DisableKey, K, ["ok", "ok", "3", "3", "5", "14", "15"]),
+            (EnableKeyRotation, K, ["ok", "1", "3", "3", "6", "14", "ok"]),
+            (
+                DisableKeyRotation,
+                K,
+                ["ok", "1", "3", "3", "6", "14", "ok"],
+            ),
+            (EnableKeyRotation, X, ["6", "6", "6", "6", "6", "14", "6"]),
+            (
+                GetKeyRotationStatus,
+                K,
+                ["ok", "ok", "ok", "ok", "6", "ok", "ok"],
+            ),
+            (
+                GetParametersForImport,
+                K,
+                ["9", "9", "9", "9", "9", "14", "15"],
+            ),
+            (
+                GetParametersForImport,
+                X,
+                ["ok", "ok", "3", "3", "ok", "14", "15"],
+            ),
+            (ImportKeyMaterial, K, ["9", "9", "9", "9", "9", "14", "9"]),
+            (
+                ImportKeyMaterial,
+                X,
+                ["ok", "ok", "3", "3", "ok", "14", "ok"],
+            ),
+            (ReplicateKey, K, ["ok", "1", "3", "3", "5", "14", "15"]),
+            (
+                ScheduleKeyDeletion,
+                K,
+                ["ok", "ok", "3", "3", "ok", "ok", "15"],
+            ),
+            (TagResource, K, ["ok", "ok", "3", "3", "ok", "ok", "ok"]),
+            (UntagResource, K, ["ok", "ok", "3", "3", "ok", "ok", "ok"]),
+            (
+                UpdateKeyDescription,
+                K,
+                ["ok", "ok", "3", "3", "ok", "ok", "ok"],
+            ),
+            (
+                UpdateAliasTarget,
+                K,
+                ["ok", "ok", "3", "3", "ok", "ok", "ok"],
+            ),
+            (
+                UpdatePrimaryRegion,
+                K,
+                ["ok", "1", "3", "3", "5", "14", "ok"],
+            ),
+        ]
+    };
+
+    const STATES: [KeyState; 7] = [
+        KeyState::Enabled,
+        KeyState::Disabled,
+        KeyState::PendingDeletion,
+        KeyState::PendingReplicaDeletion,
+        KeyState::PendingImport,
+        KeyState::Creating,
+        KeyState::Updating,
+    ];
+
+    fn expected(cell: &str, origin: Origin) -> Result<(), KmsError> {
+        let a = ARN;
+        match cell {
+            "ok" => Ok(()),
+            "1" => Err(KmsError::Disabled(format!("{a} is disabled."))),
+            "3" => Err(KmsError::InvalidState(format!("{a} is pending deletion."))),
+            "4" => Err(KmsError::InvalidState(format!(
+                "{a} is not pending deletion."
+            ))),
+            "5" => Err(KmsError::InvalidState(format!("{a} is pending import."))),
+            "6" => Err(KmsError::UnsupportedOperation(format!(
+                "{a} origin is EXTERNAL which is not valid for this operation."
+            ))),
+            "9" => Err(KmsError::UnsupportedOperation(format!(
+                "{a} origin is {} which is not valid for this operation.",
+                origin.as_str()
+            ))),
+            "14" => Err(KmsError::InvalidState(format!("{a} is creating."))),
+            "15" => Err(KmsError::InvalidState(format!("{a} is updating."))),
+            other => panic!("unknown cell {other}"),
+        }
+    }
+
+    #[test]
+    fn every_cell_of_the_key_state_table() {
+        let mut cells = 0;
+        for (op, origin, row) in TABLE {
+            for (state, cell) in STATES.iter().zip(row.iter()) {
+                assert_eq!(
+                    check(*op, *state, *origin, ARN),
+                    expected(cell, *origin),
+                    "{op:?} ({origin:?}) in {state:?}"
+                );
+                cells += 1;
+            }
+        }
+        assert_eq!(cells, TABLE.len() * 7);
+    }
 }
