@@ -93,6 +93,12 @@ impl ClusterDir {
 
     /// Reads the topology.
     pub fn topology(&self) -> Result<Topology, ClusterError> {
+        if !self.topology_path().exists() {
+            return Err(ClusterError::Invalid(format!(
+                "no cluster in {0} (no topology.toml): start one with `kmsim up --data-dir {0}`",
+                self.root.display()
+            )));
+        }
         Topology::load(&self.topology_path()).map_err(|e| ClusterError::Invalid(e.to_string()))
     }
 

@@ -53,6 +53,11 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
             .collect();
         dir.create(&regions, a.base_port, a.test_hooks)?;
         println!("created cluster in {}", a.data_dir.display());
+    } else {
+        println!(
+            "starting the cluster found in {} (its topology.toml decides Regions, nodes and ports)",
+            a.data_dir.display()
+        );
     }
     let nodes = dir.nodes()?;
     if let Some((n, _)) = nodes.iter().find(|(n, _)| running_pid(&dir, n).is_some()) {
