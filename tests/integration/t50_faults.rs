@@ -165,3 +165,134 @@ async fn a_wiped_node_catches_up_through_a_snapshot() {
         .await);
     assert_eq!(dec.plaintext, Some(vec![5; 16]));
 }
+
+/// Every key ID a node lists (following NextMarker).
+async fn listed_keys(c: &Cluster, id: u64) -> Option<std::collections::BTreeSet<String>> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut marker = None;
+    loop {
+        let page = c
+            .kms(R, id)
+            .list_keys(pb::ListKeysRequest {
+                limit: Some(1000),
+                marker: marker.clone(),
+            })
+            .await
+            .ok()?
+            .into_inner();
+        out.extend(page.keys.into_iter().filter_map(|k| k.key_id));
+        if page.truncated != Some(true) {
+            return Some(out);
+        }
+        marker = page.next_marker;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_writes_survive_leader_crashes_under_load() {
+    let c = std::sync::Arc::new(Cluster::start(&[R], 3));
+    c.leader(R).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    // One writer per node, bounded in count; a failed or timed-out call is an unknown outcome,
+    // not a failure: only acknowledged keys must survive.
+    let mut writers = Vec::new();
+    for id in c.ids(R) {
+        let (c, stop) = (c.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut unknown = 0;
+            for _ in 0..400 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                match c
+                    .kms(R, id)
+                    .create_key(pb::CreateKeyRequest::default())
+                    .await
+                {
+                    Ok(r) => acked.push(r.into_inner().key_metadata.unwrap().key_id.unwrap()),
+                    Err(_) => {
+                        unknown += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            (acked, unknown)
+        }));
+    }
+
+    // Two leader crashes while the writers run; each old leader comes back.
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let leader = c.leader(R).await;
+        let cc = c.clone();
+        tokio::task::spawn_blocking(move || cc.kill(R, leader))
+            .await
+            .unwrap();
+        let survivors: Vec<u64> = c.ids(R).into_iter().filter(|i| *i != leader).collect();
+        wait_for(Duration::from_secs(30), "a new leader", || async {
+            for id in &survivors {
+                if c.status(R, *id).await.is_some_and(|s| s.role == "leader") {
+                    return Some(());
+                }
+            }
+            None
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let cc = c.clone();
+        tokio::task::spawn_blocking(move || cc.restart(R, leader))
+            .await
+            .unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = std::collections::BTreeSet::new();
+    let mut unknown = 0;
+    for w in writers {
+        let (a, u) = w.await.unwrap();
+        acked.extend(a);
+        unknown += u;
+    }
+    eprintln!(
+        "acknowledged {} keys, {unknown} unknown outcomes",
+        acked.len()
+    );
+    assert!(
+        acked.len() > 20,
+        "too few acknowledged writes to mean anything: {} ({unknown} unknown)",
+        acked.len()
+    );
+
+    // Every node converges on one key set that contains every acknowledged key.
+    let mut sets = Vec::new();
+    for id in c.ids(R) {
+        let set = wait_for(
+            Duration::from_secs(30),
+            "node holds every acknowledged key",
+            || async { listed_keys(&c, id).await.filter(|s| s.is_superset(&acked)) },
+        )
+        .await;
+        sets.push(set);
+    }
+    let settled = wait_for(
+        Duration::from_secs(30),
+        "every node lists the same keys",
+        || async {
+            let mut all = Vec::new();
+            for id in c.ids(R) {
+                all.push(listed_keys(&c, id).await?);
+            }
+            all.windows(2).all(|w| w[0] == w[1]).then_some(all)
+        },
+    )
+    .await;
+    // Keys beyond the acknowledged ones can only come from unknown outcomes.
+    assert!(
+        settled[0].len() <= acked.len() + unknown,
+        "{} keys, {} acked, {unknown} unknown",
+        settled[0].len(),
+        acked.len()
+    );
+    assert!(sets.iter().all(|s| s.is_superset(&acked)));
+}
