@@ -296,3 +296,65 @@ async fn acknowledged_writes_survive_leader_crashes_under_load() {
     );
     assert!(sets.iter().all(|s| s.is_superset(&acked)));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_cut_off_with_kmsim_chaos_is_replaced_and_rejoins_after_heal() {
+    let c = Cluster::start(&[R], 3);
+    let old = c.leader(R).await;
+    let dd = c.data_dir();
+    let out = crate::harness::kmsim(&[
+        "chaos",
+        "partition",
+        &format!("{R}/{old}"),
+        R,
+        "--data-dir",
+        &dd,
+    ]);
+    assert!(out.contains("4 link(s) set"), "{out}");
+    let shown = crate::harness::kmsim(&["chaos", "show", "--data-dir", &dd]);
+    assert_eq!(shown.matches("PARTITIONED").count(), 4, "{shown}");
+
+    let others: Vec<u64> = c.ids(R).into_iter().filter(|i| *i != old).collect();
+    let new = wait_for(
+        Duration::from_secs(30),
+        "a leader on the majority side",
+        || async {
+            for id in &others {
+                if let Some(s) = c.status(R, *id).await {
+                    if s.role == "leader" {
+                        return Some(s.node_id);
+                    }
+                }
+            }
+            None
+        },
+    )
+    .await;
+    assert_ne!(new, old);
+    let key = ok(c
+        .kms(R, new)
+        .create_key(pb::CreateKeyRequest::default())
+        .await)
+    .key_metadata
+    .unwrap()
+    .key_id
+    .unwrap();
+    // The isolated node cannot see the write until the partition heals.
+    assert!(ok(c
+        .kms(R, old)
+        .list_keys(pb::ListKeysRequest::default())
+        .await)
+    .keys
+    .is_empty());
+
+    crate::harness::kmsim(&["chaos", "heal", "--data-dir", &dd]);
+    c.wait_sees(R, old, &key).await;
+    wait_for(
+        Duration::from_secs(30),
+        "the old leader follows",
+        || async { c.status(R, old).await.filter(|s| s.role == "follower") },
+    )
+    .await;
+    let shown = crate::harness::kmsim(&["chaos", "show", "--data-dir", &dd]);
+    assert!(!shown.contains("PARTITIONED"), "{shown}");
+}

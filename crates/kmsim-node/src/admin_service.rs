@@ -14,6 +14,7 @@ use kmsim_proto::admin::v1::admin_service_server::AdminService;
 use kmsim_proto::status::status_from_error;
 use kmsim_store::Raft;
 
+use crate::faults::{FaultTable, LinkProfile};
 use crate::kms::KmsApi;
 
 /// Serves the admin API of one node.
@@ -23,6 +24,7 @@ pub struct AdminServiceImpl {
     node_id: u64,
     advertise: String,
     test_hooks: bool,
+    faults: Arc<FaultTable>,
 }
 
 impl AdminServiceImpl {
@@ -33,6 +35,7 @@ impl AdminServiceImpl {
         node_id: u64,
         advertise: String,
         test_hooks: bool,
+        faults: Arc<FaultTable>,
     ) -> Self {
         AdminServiceImpl {
             raft,
@@ -40,6 +43,7 @@ impl AdminServiceImpl {
             node_id,
             advertise,
             test_hooks,
+            faults,
         }
     }
 }
@@ -155,5 +159,58 @@ impl AdminService for AdminServiceImpl {
             material.push(plain.expose().to_vec());
         }
         Ok(Response::new(pb::DebugKeyMaterialResponse { material }))
+    }
+
+    async fn set_link_faults(
+        &self,
+        req: Request<pb::SetLinkFaultsRequest>,
+    ) -> Result<Response<pb::SetLinkFaultsResponse>, Status> {
+        let req = req.into_inner();
+        let p = req.profile.unwrap_or_default();
+        if !(0.0..=1.0).contains(&p.loss) {
+            return Err(Status::invalid_argument("loss must be between 0 and 1"));
+        }
+        if !req.peer.contains('/') {
+            return Err(Status::invalid_argument("peer must be REGION/ID"));
+        }
+        let profile = LinkProfile {
+            delay: Duration::from_millis(p.delay_ms),
+            jitter: Duration::from_millis(p.jitter_ms),
+            loss: p.loss,
+            partitioned: p.partitioned,
+        };
+        tracing::info!(peer = %req.peer, ?profile, "link fault profile set");
+        self.faults.set(&req.peer, profile);
+        Ok(Response::new(pb::SetLinkFaultsResponse {}))
+    }
+
+    async fn clear_link_faults(
+        &self,
+        _req: Request<pb::ClearLinkFaultsRequest>,
+    ) -> Result<Response<pb::ClearLinkFaultsResponse>, Status> {
+        tracing::info!("all link faults cleared");
+        self.faults.clear();
+        Ok(Response::new(pb::ClearLinkFaultsResponse {}))
+    }
+
+    async fn get_link_faults(
+        &self,
+        _req: Request<pb::GetLinkFaultsRequest>,
+    ) -> Result<Response<pb::GetLinkFaultsResponse>, Status> {
+        let links = self
+            .faults
+            .list()
+            .into_iter()
+            .map(|(peer, p)| pb::LinkFault {
+                peer,
+                profile: Some(pb::LinkProfile {
+                    delay_ms: p.delay.as_millis() as u64,
+                    jitter_ms: p.jitter.as_millis() as u64,
+                    loss: p.loss,
+                    partitioned: p.partitioned,
+                }),
+            })
+            .collect();
+        Ok(Response::new(pb::GetLinkFaultsResponse { links }))
     }
 }

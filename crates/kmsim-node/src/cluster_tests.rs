@@ -46,6 +46,7 @@ impl Region {
             partition: "aws".into(),
             account: "111122223333".into(),
             test_hooks: true,
+            fault_seed: 0,
             raft: RaftTiming::default(),
             regions: vec![RegionConfig {
                 name: "us-east-1".into(),
@@ -238,6 +239,96 @@ async fn a_region_elects_serves_from_any_node_and_survives_its_leader() {
         .await
         .unwrap_err();
     assert_eq!(error_from_status(&e).code(), "ValidationException");
+    for id in [1, 2, 3] {
+        r.stop(id).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partitioned_leader_is_replaced_and_catches_up_after_heal() {
+    use kmsim_proto::admin::v1::{
+        ClearLinkFaultsRequest, GetLinkFaultsRequest, LinkProfile, SetLinkFaultsRequest,
+    };
+
+    let mut r = Region::new(3);
+    let old = r.leader(&[1, 2, 3]).await;
+    let others: Vec<u64> = [1, 2, 3].into_iter().filter(|i| *i != old).collect();
+    let cut = |peer: u64| SetLinkFaultsRequest {
+        peer: format!("us-east-1/{peer}"),
+        profile: Some(LinkProfile {
+            partitioned: true,
+            ..Default::default()
+        }),
+    };
+    // Cut the leader off in both directions.
+    let mut admin_old = AdminServiceClient::new(r.channel(old));
+    for o in &others {
+        admin_old.set_link_faults(cut(*o)).await.unwrap();
+        AdminServiceClient::new(r.channel(*o))
+            .set_link_faults(cut(old))
+            .await
+            .unwrap();
+    }
+    let links = admin_old
+        .get_link_faults(GetLinkFaultsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .links;
+    assert_eq!(links.len(), 2);
+
+    // The majority side elects a new leader and takes writes.
+    let new = r.leader(&others).await;
+    assert_ne!(new, old);
+    let md = r
+        .kms(others[0])
+        .create_key(pb::CreateKeyRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let key_id = md.key_metadata.unwrap().key_id.unwrap();
+    // The cut-off node cannot commit anything (a write through it times out or fails).
+    let isolated = tokio::time::timeout(
+        Duration::from_secs(2),
+        r.kms(old).create_key(pb::CreateKeyRequest::default()),
+    )
+    .await;
+    assert!(
+        !matches!(isolated, Ok(Ok(_))),
+        "the isolated node committed a write"
+    );
+
+    // Heal: the old leader learns the new term and catches up.
+    for id in [1, 2, 3] {
+        AdminServiceClient::new(r.channel(id))
+            .clear_link_faults(ClearLinkFaultsRequest {})
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = r
+            .kms(old)
+            .describe_key(pb::DescribeKeyRequest {
+                key_id: Some(key_id.clone()),
+                ..Default::default()
+            })
+            .await
+            .is_ok();
+        let status = AdminServiceClient::new(r.channel(old))
+            .status(StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if seen && status.role == "follower" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "old leader did not rejoin: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for id in [1, 2, 3] {
         r.stop(id).await;
     }

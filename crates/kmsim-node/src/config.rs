@@ -55,6 +55,10 @@ pub struct Topology {
     /// Raft timing for every Region.
     #[serde(default)]
     pub raft: RaftTiming,
+    /// Seed of the fault layer's random choices (jitter, loss); each node mixes in its Region
+    /// and id (default 0).
+    #[serde(default)]
+    pub fault_seed: u64,
     /// The Regions.
     pub regions: Vec<RegionConfig>,
 }

@@ -4,7 +4,8 @@
 //! Modules: [`config`] (topology file), [`node`] (wiring and bootstrap), [`kms`] (operations),
 //! [`kms_service`], [`raft_service`], [`admin_service`] (gRPC faces), [`proposer`] (writes from
 //! any node), [`network`] (Raft client), [`app`] (state machine bridge), [`material`] (unwrapped
-//! key cache), [`clock`], [`entropy`], [`reaper`] (deletion windows).
+//! key cache), [`clock`], [`entropy`], [`faults`] (injected link faults), [`reaper`] (deletion
+//! windows).
 //!
 //! This crate is generic over `kmsim_store::KvEngine`; it never links RocksDB and never parses
 //! command-line flags or installs a tracing subscriber (the binary does).
@@ -14,6 +15,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod entropy;
+pub mod faults;
 pub mod kms;
 pub mod kms_service;
 pub mod material;

@@ -4,6 +4,7 @@
 //! timeout). A transport failure is reported as `Unreachable`, so openraft backs off before it
 //! tries that peer again; an error returned by the peer's Raft is a `RemoteError`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -23,6 +24,7 @@ use kmsim_proto::raft::v1::raft_service_client::RaftServiceClient;
 use kmsim_proto::raft::v1::RaftPayload;
 use kmsim_store::{NodeId, TypeConfig};
 
+use crate::faults::FaultTable;
 use crate::wire;
 
 /// How long to wait for a TCP connection to a peer.
@@ -40,9 +42,21 @@ pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
         .connect_lazy())
 }
 
-/// Creates one [`GrpcNetwork`] per peer.
-#[derive(Clone, Default)]
-pub struct GrpcNetworkFactory;
+/// Creates one [`GrpcNetwork`] per peer of this node's Region.
+#[derive(Clone)]
+pub struct GrpcNetworkFactory {
+    /// The Region, to name peers as `REGION/ID` in the fault table.
+    region: String,
+    /// This node's outgoing fault profiles.
+    faults: Arc<FaultTable>,
+}
+
+impl GrpcNetworkFactory {
+    /// A factory for peers of `region` whose messages pass through `faults`.
+    pub fn new(region: String, faults: Arc<FaultTable>) -> GrpcNetworkFactory {
+        GrpcNetworkFactory { region, faults }
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
     type Network = GrpcNetwork;
@@ -50,8 +64,10 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> GrpcNetwork {
         GrpcNetwork {
             target,
+            peer: format!("{}/{target}", self.region),
             addr: node.addr.clone(),
             client: None,
+            faults: self.faults.clone(),
         }
     }
 }
@@ -59,7 +75,11 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
 /// The connection to one peer.
 pub struct GrpcNetwork {
     target: NodeId,
+    /// The peer as `REGION/ID` (its key in the fault table).
+    peer: String,
     addr: String,
+    /// This node's outgoing fault profiles.
+    faults: Arc<FaultTable>,
     /// Built on first use; a bad address is reported per call rather than at construction.
     client: Option<RaftServiceClient<Channel>>,
 }
@@ -89,6 +109,11 @@ impl GrpcNetwork {
         F: FnOnce(RaftServiceClient<Channel>, RaftPayload) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<RaftPayload>, tonic::Status>>,
     {
+        // An injected fault looks like an unreachable peer: openraft backs off and retries.
+        self.faults
+            .before_send(&self.peer)
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         let client = self
             .client()
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;

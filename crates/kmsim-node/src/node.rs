@@ -23,6 +23,7 @@ use crate::app::KmsApp;
 use crate::clock::SimClock;
 use crate::config::{RegionConfig, Topology};
 use crate::entropy::Entropy;
+use crate::faults::FaultTable;
 use crate::kms::KmsApi;
 use crate::kms_service::KmsServiceImpl;
 use crate::material::MaterialCache;
@@ -126,17 +127,21 @@ pub async fn run_node_with_key<E: KvEngine>(
     }
     .validate()
     .map_err(|e| NodeError::Config(e.to_string()))?;
-    let raft = Raft::new(
+    let faults = Arc::new(FaultTable::new(fault_seed(
+        topology.fault_seed,
+        region,
         node_id,
-        Arc::new(config),
-        GrpcNetworkFactory,
-        log_store,
-        state_machine,
-    )
-    .await
-    .map_err(|e| NodeError::Raft(e.to_string()))?;
+    )));
+    let network = GrpcNetworkFactory::new(region.to_string(), faults.clone());
+    let raft = Raft::new(node_id, Arc::new(config), network, log_store, state_machine)
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
 
-    let proposer = Arc::new(Proposer::new(raft.clone()));
+    let proposer = Arc::new(Proposer::new(
+        raft.clone(),
+        region.to_string(),
+        faults.clone(),
+    ));
     let api = Arc::new(KmsApi {
         scope: scope.clone(),
         app,
@@ -181,6 +186,7 @@ pub async fn run_node_with_key<E: KvEngine>(
             node_id,
             me.advertise_addr(),
             topology.test_hooks,
+            faults,
         )))
         .serve_with_incoming_shutdown(
             // `Server::tcp_nodelay` does not apply to an incoming stream we pass in: set it on
@@ -247,6 +253,17 @@ async fn bootstrap(raft: Raft, me: u64, region: RegionConfig, mut stop: watch::R
             _ = stop.changed() => return,
         }
     }
+}
+
+/// The seed of one node's fault layer: the topology's seed mixed with the Region and node id
+/// (FNV-1a), so nodes draw different but repeatable sequences.
+fn fault_seed(seed: u64, region: &str, node_id: u64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for b in region.bytes().chain(node_id.to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 async fn peer_status(addr: &str) -> Option<kmsim_proto::admin::v1::StatusResponse> {

@@ -3,7 +3,7 @@
 //! may send a write to any node of the Region.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -16,6 +16,7 @@ use kmsim_proto::raft::v1::ProposeRequest;
 use kmsim_proto::status::error_from_status;
 use kmsim_store::{Raft, RaftRequest};
 
+use crate::faults::FaultTable;
 use crate::network::channel;
 
 /// The most times a write may be forwarded before it is refused (guards against loops while
@@ -27,15 +28,21 @@ pub const PROPOSE_DEADLINE: Duration = Duration::from_secs(10);
 /// Proposes commands to the Region's Raft group from any node.
 pub struct Proposer {
     raft: Raft,
+    /// The Region, to name the leader as `REGION/ID` in the fault table.
+    region: String,
+    /// Forwarded writes pass through the same fault layer as Raft messages.
+    faults: Arc<FaultTable>,
     /// Forwarding clients by leader address, built on first use.
     leaders: Mutex<HashMap<String, RaftServiceClient<Channel>>>,
 }
 
 impl Proposer {
     /// A proposer over this node's Raft.
-    pub fn new(raft: Raft) -> Proposer {
+    pub fn new(raft: Raft, region: String, faults: Arc<FaultTable>) -> Proposer {
         Proposer {
             raft,
+            region,
+            faults,
             leaders: Mutex::new(HashMap::new()),
         }
     }
@@ -81,7 +88,11 @@ impl Proposer {
                                 "write forwarded {hops} times without reaching the leader"
                             )));
                         }
-                        match self.forward(&node.addr, payload.clone(), hops + 1).await {
+                        let peer = format!("{}/{}", self.region, f.leader_id.unwrap_or_default());
+                        match self
+                            .forward(&peer, &node.addr, payload.clone(), hops + 1)
+                            .await
+                        {
                             Ok(r) => return Ok(r),
                             // The leader could not be reached: nothing was proposed, try again.
                             Err(ForwardError::Unreachable(e)) => {
@@ -112,10 +123,15 @@ impl Proposer {
 
     async fn forward(
         &self,
+        peer: &str,
         addr: &str,
         command: Vec<u8>,
         hops: u32,
     ) -> Result<(u64, Vec<u8>), ForwardError> {
+        self.faults
+            .before_send(peer)
+            .await
+            .map_err(|e| ForwardError::Unreachable(e.to_string()))?;
         let client = {
             let mut map = self.leaders.lock().expect("invariant: lock not poisoned");
             match map.get(addr) {

@@ -174,6 +174,7 @@ impl ClusterDir {
             account: "111122223333".into(),
             test_hooks,
             raft: RaftTiming::default(),
+            fault_seed: 0,
             regions: region_cfgs,
         };
         // Validate before writing, so a bad Region name never leaves a half-made directory.

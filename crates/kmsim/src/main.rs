@@ -34,6 +34,8 @@ enum Command {
     Kms(cmd::kms::KmsArgs),
     /// Measure a running cluster: throughput and latency percentiles of KMS operations.
     Bench(cmd::bench::BenchArgs),
+    /// Inject faults into the links between nodes: delay, jitter, loss, partitions.
+    Chaos(cmd::chaos::ChaosArgs),
 }
 
 /// Where `up`, `down`, `status`, `node kill|restart` and `kms` find the cluster by default.
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Status(a) => cmd::status::run(a),
         Command::Kms(a) => cmd::kms::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Chaos(a) => cmd::chaos::run(a),
     };
     match result {
         Ok(code) => code,

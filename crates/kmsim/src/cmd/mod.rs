@@ -1,6 +1,7 @@
 //! The subcommands.
 
 pub mod bench;
+pub mod chaos;
 pub mod kms;
 pub mod node;
 pub mod status;

@@ -1,0 +1,210 @@
+//! `kmsim chaos`: inject faults into the links between nodes of a running cluster.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
+use kmsim_proto::admin::v1::{
+    ClearLinkFaultsRequest, GetLinkFaultsRequest, LinkProfile, SetLinkFaultsRequest,
+};
+use kmsim_sim::bench::parse_duration;
+use kmsim_sim::cluster::{ClusterDir, NodeName};
+
+/// Changes, at run time, how the links between nodes behave: delay, jitter, loss, partition.
+/// Every node applies the profile of each of its outgoing links to every message it sends on
+/// it (Raft RPCs and forwarded writes). A SIDE is a node (`us-east-1/2`) or a whole Region
+/// (`us-east-1`, meaning each of its nodes). Links between Regions carry traffic once
+/// multi-Region keys are synchronized; today only links inside a Region are used.
+#[derive(Args)]
+pub struct ChaosArgs {
+    #[command(subcommand)]
+    action: ChaosAction,
+    /// The cluster's data directory.
+    #[arg(long, env = "KMSIM_DATA_DIR", default_value = crate::DEFAULT_DATA_DIR, global = true)]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum ChaosAction {
+    /// Sets the profile of the links from one side to another (one direction). Values not
+    /// given are 0: `kmsim chaos link --from A --to B` alone heals that direction.
+    Link {
+        /// Sending side: REGION or REGION/ID.
+        #[arg(long)]
+        from: String,
+        /// Receiving side: REGION or REGION/ID.
+        #[arg(long)]
+        to: String,
+        /// Delay added to every message (e.g. 80ms, 1s).
+        #[arg(long, value_parser = parse_duration, default_value = "0ms")]
+        delay: Duration,
+        /// Extra delay drawn uniformly from [0, jitter] per message.
+        #[arg(long, value_parser = parse_duration, default_value = "0ms")]
+        jitter: Duration,
+        /// Probability (0 to 1) that a message is dropped.
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        /// Drop everything on these links.
+        #[arg(long)]
+        partition: bool,
+    },
+    /// Cuts every link between two sides, in both directions.
+    Partition {
+        /// One side: REGION or REGION/ID.
+        a: String,
+        /// The other side: REGION or REGION/ID.
+        b: String,
+    },
+    /// Removes every fault from every node.
+    Heal,
+    /// Lists the faulty links of every node.
+    Show,
+}
+
+/// `kmsim chaos …`
+pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
+    let dir = ClusterDir::new(&a.data_dir);
+    let nodes = dir.nodes()?;
+    let side = |spec: &str| -> anyhow::Result<Vec<NodeName>> {
+        let picked: Vec<NodeName> = match spec.split_once('/') {
+            Some(_) => {
+                let n = NodeName::parse(spec)?;
+                nodes
+                    .iter()
+                    .filter(|(m, _)| *m == n)
+                    .map(|(m, _)| m.clone())
+                    .collect()
+            }
+            None => nodes
+                .iter()
+                .filter(|(m, _)| m.region == spec)
+                .map(|(m, _)| m.clone())
+                .collect(),
+        };
+        anyhow::ensure!(
+            !picked.is_empty(),
+            "'{spec}' names no node of the cluster in {}",
+            a.data_dir.display()
+        );
+        Ok(picked)
+    };
+    let addr = |n: &NodeName| -> String {
+        nodes
+            .iter()
+            .find(|(m, _)| m == n)
+            .map(|(_, e)| e.advertise_addr())
+            .unwrap_or_default()
+    };
+    // (sender, peer, profile) settings to apply.
+    let mut settings: Vec<(NodeName, NodeName, LinkProfile)> = Vec::new();
+    match &a.action {
+        ChaosAction::Link {
+            from,
+            to,
+            delay,
+            jitter,
+            loss,
+            partition,
+        } => {
+            anyhow::ensure!((0.0..=1.0).contains(loss), "--loss must be between 0 and 1");
+            let profile = LinkProfile {
+                delay_ms: delay.as_millis() as u64,
+                jitter_ms: jitter.as_millis() as u64,
+                loss: *loss,
+                partitioned: *partition,
+            };
+            for s in side(from)? {
+                for d in side(to)?.into_iter().filter(|d| *d != s) {
+                    settings.push((s.clone(), d, profile));
+                }
+            }
+        }
+        ChaosAction::Partition { a: x, b: y } => {
+            let cut = LinkProfile {
+                partitioned: true,
+                ..Default::default()
+            };
+            let (xs, ys) = (side(x)?, side(y)?);
+            for s in &xs {
+                for d in ys.iter().filter(|d| *d != s) {
+                    settings.push((s.clone(), d.clone(), cut));
+                    settings.push((d.clone(), s.clone(), cut));
+                }
+            }
+        }
+        ChaosAction::Heal | ChaosAction::Show => {}
+    }
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let client = |n: &NodeName| {
+            let addr = addr(n);
+            async move {
+                let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+                    .connect_timeout(Duration::from_secs(1))
+                    .timeout(Duration::from_secs(5));
+                let ch = ep
+                    .connect()
+                    .await
+                    .with_context(|| format!("cannot reach {addr}"))?;
+                anyhow::Ok(AdminServiceClient::new(ch))
+            }
+        };
+        match &a.action {
+            ChaosAction::Heal => {
+                for (n, _) in &nodes {
+                    match client(n).await {
+                        Ok(mut c) => {
+                            c.clear_link_faults(ClearLinkFaultsRequest {}).await?;
+                            println!("healed {n}");
+                        }
+                        Err(e) => println!("skipped {n}: {e:#}"),
+                    }
+                }
+            }
+            ChaosAction::Show => {
+                // Written at once, and a closed pipe (`| head`) is not an error.
+                let mut out = String::new();
+                for (n, _) in &nodes {
+                    let Ok(mut c) = client(n).await else {
+                        out.push_str(&format!("{n}: down\n"));
+                        continue;
+                    };
+                    for l in c
+                        .get_link_faults(GetLinkFaultsRequest {})
+                        .await?
+                        .into_inner()
+                        .links
+                    {
+                        let p = l.profile.unwrap_or_default();
+                        out.push_str(&format!(
+                            "{n} -> {}: delay {}ms jitter {}ms loss {}{}\n",
+                            l.peer,
+                            p.delay_ms,
+                            p.jitter_ms,
+                            p.loss,
+                            if p.partitioned { " PARTITIONED" } else { "" }
+                        ));
+                    }
+                }
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+            }
+            _ => {
+                for (s, d, profile) in &settings {
+                    let mut c = client(s).await?;
+                    c.set_link_faults(SetLinkFaultsRequest {
+                        peer: d.to_string(),
+                        profile: Some(*profile),
+                    })
+                    .await?;
+                }
+                println!("{} link(s) set", settings.len());
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
