@@ -131,18 +131,23 @@ impl Cluster {
         }
     }
 
-    /// Waits until the Region has a leader every answering node agrees on; returns its id.
+    /// Waits until some node of the Region reports itself leader; returns its id.
     pub async fn leader(&self, region: &str) -> u64 {
+        self.leader_among(region, &self.ids(region)).await
+    }
+
+    /// Waits until one of `ids` reports itself leader (e.g. the majority side of a partition,
+    /// or the survivors of a crash); returns its id.
+    pub async fn leader_among(&self, region: &str, ids: &[u64]) -> u64 {
         wait_for(Duration::from_secs(30), "a leader", || async {
-            let mut leader = None;
-            for id in self.ids(region) {
-                if let Some(s) = self.status(region, id).await {
+            for id in ids {
+                if let Some(s) = self.status(region, *id).await {
                     if s.role == "leader" {
-                        leader = Some(s.node_id);
+                        return Some(s.node_id);
                     }
                 }
             }
-            leader
+            None
         })
         .await
     }

@@ -21,21 +21,7 @@ async fn a_write_survives_sigkill_of_the_leader_and_a_new_leader_keeps_serving()
     c.kill(R, old);
 
     let survivors: Vec<u64> = c.ids(R).into_iter().filter(|i| *i != old).collect();
-    let new = wait_for(
-        Duration::from_secs(30),
-        "a new leader among the survivors",
-        || async {
-            for id in &survivors {
-                if let Some(s) = c.status(R, *id).await {
-                    if s.role == "leader" && s.node_id != old {
-                        return Some(s.node_id);
-                    }
-                }
-            }
-            None
-        },
-    )
-    .await;
+    let new = c.leader_among(R, &survivors).await;
     assert_ne!(new, old);
     for id in &survivors {
         c.wait_sees(R, *id, &before).await;
@@ -231,15 +217,7 @@ async fn acknowledged_writes_survive_leader_crashes_under_load() {
             .await
             .unwrap();
         let survivors: Vec<u64> = c.ids(R).into_iter().filter(|i| *i != leader).collect();
-        wait_for(Duration::from_secs(30), "a new leader", || async {
-            for id in &survivors {
-                if c.status(R, *id).await.is_some_and(|s| s.role == "leader") {
-                    return Some(());
-                }
-            }
-            None
-        })
-        .await;
+        c.leader_among(R, &survivors).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let cc = c.clone();
         tokio::task::spawn_blocking(move || cc.restart(R, leader))
@@ -315,21 +293,7 @@ async fn a_leader_cut_off_with_kmsim_chaos_is_replaced_and_rejoins_after_heal() 
     assert_eq!(shown.matches("PARTITIONED").count(), 4, "{shown}");
 
     let others: Vec<u64> = c.ids(R).into_iter().filter(|i| *i != old).collect();
-    let new = wait_for(
-        Duration::from_secs(30),
-        "a leader on the majority side",
-        || async {
-            for id in &others {
-                if let Some(s) = c.status(R, *id).await {
-                    if s.role == "leader" {
-                        return Some(s.node_id);
-                    }
-                }
-            }
-            None
-        },
-    )
-    .await;
+    let new = c.leader_among(R, &others).await;
     assert_ne!(new, old);
     let key = ok(c
         .kms(R, new)
