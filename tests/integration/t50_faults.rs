@@ -322,3 +322,46 @@ async fn a_leader_cut_off_with_kmsim_chaos_is_replaced_and_rejoins_after_heal() 
     let shown = crate::harness::kmsim(&["chaos", "show", "--data-dir", &dd]);
     assert!(!shown.contains("PARTITIONED"), "{shown}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_region_killed_and_restarted_keeps_every_key() {
+    let c = Cluster::start(&[R], 3);
+    c.leader(R).await;
+    let key = create_key(&c, 2, "survives a Region outage")
+        .await
+        .key_id
+        .unwrap();
+    let blob = ok(c
+        .kms(R, 3)
+        .encrypt(pb::EncryptRequest {
+            key_id: Some(key.clone()),
+            plaintext: Some(b"outage".to_vec()),
+            ..Default::default()
+        })
+        .await)
+    .ciphertext_blob;
+    let dd = c.data_dir();
+    let out = crate::harness::kmsim(&["chaos", "kill-region", R, "--data-dir", &dd]);
+    assert_eq!(out.matches("killed ").count(), 3, "{out}");
+    for id in c.ids(R) {
+        assert!(c.status(R, id).await.is_none(), "node {id} still answers");
+    }
+    let out = crate::harness::kmsim(&["chaos", "restart-region", R, "--data-dir", &dd]);
+    assert_eq!(out.matches("restarted ").count(), 3, "{out}");
+    c.leader(R).await;
+    for id in c.ids(R) {
+        c.wait_sees(R, id, &key).await;
+        let dec = ok(c
+            .kms(R, id)
+            .decrypt(pb::DecryptRequest {
+                ciphertext_blob: blob.clone(),
+                ..Default::default()
+            })
+            .await);
+        assert_eq!(dec.plaintext.as_deref(), Some(&b"outage"[..]));
+    }
+    // Writes work again.
+    ok(c.kms(R, 1)
+        .create_key(pb::CreateKeyRequest::default())
+        .await);
+}

@@ -26,21 +26,23 @@ struct Region {
     stops: Vec<Option<oneshot::Sender<()>>>,
 }
 
-fn free_addr() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
 impl Region {
     fn new(n: usize) -> Region {
-        let nodes = (1..=n as u64)
-            .map(|id| NodeEntry {
+        // Hold every listener until all ports are chosen, so no port is handed out twice.
+        let held: Vec<std::net::TcpListener> = (0..n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let nodes = held
+            .iter()
+            .zip(1..)
+            .map(|(l, id)| NodeEntry {
                 id,
-                listen: free_addr(),
+                listen: l.local_addr().unwrap(),
                 advertise: None,
                 data_dir: PathBuf::from("unused"),
             })
             .collect();
+        drop(held);
         let topology = Topology {
             version: TOPOLOGY_VERSION,
             partition: "aws".into(),

@@ -135,9 +135,15 @@ impl ClusterDir {
                 .map_err(io(format!("create {}", self.root.join(d).display())))?;
         }
         let mut port = base_port;
+        // With port 0, every listener stays bound until all ports are chosen, so the OS cannot
+        // hand the same free port out twice.
+        let mut held: Vec<TcpListener> = Vec::new();
         let mut next_addr = || -> Result<SocketAddr, ClusterError> {
             if base_port == 0 {
-                free_port()
+                let l = TcpListener::bind("127.0.0.1:0").map_err(io("find a free port"))?;
+                let a = l.local_addr().map_err(io("find a free port"))?;
+                held.push(l);
+                Ok(a)
             } else {
                 let a = SocketAddr::from(([127, 0, 0, 1], port));
                 port = port
@@ -202,12 +208,6 @@ impl ClusterDir {
             })
             .collect())
     }
-}
-
-/// A port the OS says is free right now on 127.0.0.1.
-pub fn free_port() -> Result<SocketAddr, ClusterError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(io("find a free port"))?;
-    l.local_addr().map_err(io("find a free port"))
 }
 
 fn write_secret_file(path: &Path, text: &str) -> Result<(), ClusterError> {

@@ -13,6 +13,8 @@ use kmsim_proto::admin::v1::{
 };
 use kmsim_sim::bench::parse_duration;
 use kmsim_sim::cluster::{ClusterDir, NodeName};
+use kmsim_sim::process::signal_node;
+use nix::sys::signal::Signal;
 
 /// Changes, at run time, how the links between nodes behave: delay, jitter, loss, partition.
 /// Every node applies the profile of each of its outgoing links to every message it sends on
@@ -61,6 +63,16 @@ enum ChaosAction {
     },
     /// Removes every fault from every node.
     Heal,
+    /// SIGKILLs every node of a Region (their data dirs are kept).
+    KillRegion {
+        /// The Region.
+        region: String,
+    },
+    /// Starts every node of a Region again and waits until each answers.
+    RestartRegion {
+        /// The Region.
+        region: String,
+    },
     /// Lists the faulty links of every node.
     Show,
 }
@@ -136,7 +148,24 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        ChaosAction::Heal | ChaosAction::Show => {}
+        _ => {}
+    }
+    match &a.action {
+        ChaosAction::KillRegion { region } => {
+            for n in side(region)? {
+                if signal_node(&dir, &n, Signal::SIGKILL, Duration::from_secs(5))? {
+                    println!("killed {n}");
+                } else {
+                    println!("{n} was not running");
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        ChaosAction::RestartRegion { region } => {
+            super::node::restart_nodes(&dir, &side(region)?)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let rt = super::runtime()?;
     rt.block_on(async {

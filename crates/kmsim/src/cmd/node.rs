@@ -80,39 +80,51 @@ pub fn run(a: NodeArgs) -> anyhow::Result<ExitCode> {
 
 fn restart(node: &str, dir: &DataDirArg) -> anyhow::Result<ExitCode> {
     let name = NodeName::parse(node)?;
-    let cluster = ClusterDir::new(&dir.data_dir);
-    let entry = cluster
-        .nodes()?
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, e)| e)
-        .with_context(|| format!("{name} is not in the topology"))?;
-    if running_pid(&cluster, &name).is_some() {
-        signal_node(&cluster, &name, Signal::SIGKILL, Duration::from_secs(5))?;
-    }
-    let exe = std::env::current_exe()?;
-    let pid = start_node(&exe, &cluster, &name)?;
-    let rt = super::runtime()?;
-    let up = rt.block_on(async {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while tokio::time::Instant::now() < deadline {
-            if node_status(&entry.advertise_addr(), Duration::from_millis(500))
-                .await
-                .is_some()
-            {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        false
-    });
-    anyhow::ensure!(
-        up,
-        "{name} (pid {pid}) did not answer within 30 s; see {}",
-        cluster.log_path(&name).display()
-    );
-    println!("restarted {name} (pid {pid})");
+    restart_nodes(&ClusterDir::new(&dir.data_dir), std::slice::from_ref(&name))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts these nodes again (SIGKILL first for any still running) and waits until each
+/// answers `Status`; prints one line per node.
+pub fn restart_nodes(cluster: &ClusterDir, names: &[NodeName]) -> anyhow::Result<()> {
+    let nodes = cluster.nodes()?;
+    let exe = std::env::current_exe()?;
+    let mut started = Vec::new();
+    for name in names {
+        let entry = nodes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, e)| e.clone())
+            .with_context(|| format!("{name} is not in the topology"))?;
+        if running_pid(cluster, name).is_some() {
+            signal_node(cluster, name, Signal::SIGKILL, Duration::from_secs(5))?;
+        }
+        let pid = start_node(&exe, cluster, name)?;
+        started.push((name, entry.advertise_addr(), pid));
+    }
+    let rt = super::runtime()?;
+    for (name, addr, pid) in started {
+        let up = rt.block_on(async {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while tokio::time::Instant::now() < deadline {
+                if node_status(&addr, Duration::from_millis(500))
+                    .await
+                    .is_some()
+                {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        });
+        anyhow::ensure!(
+            up,
+            "{name} (pid {pid}) did not answer within 30 s; see {}",
+            cluster.log_path(name).display()
+        );
+        println!("restarted {name} (pid {pid})");
+    }
+    Ok(())
 }
 
 fn serve(topology_path: PathBuf, region: String, id: u64) -> anyhow::Result<ExitCode> {
