@@ -42,11 +42,7 @@ impl KmsApi {
         let arn = self.arn(key);
         check(op, key.regional.state, key.shared.origin, &arn)?;
         if key.shared.key_usage != KeyUsage::EncryptDecrypt {
-            return Err(KmsError::InvalidKeyUsage(format!(
-                "{arn} key usage is {} which is not valid for {}.",
-                key.shared.key_usage,
-                op.name()
-            )));
+            return Err(self.wrong_usage(key, op));
         }
         if let Some(a) = algorithm {
             let a = EncryptionAlgorithm::parse(a)?;
@@ -63,14 +59,19 @@ impl KmsApi {
     }
 
     /// Only symmetric encryption keys make data keys (`GenerateDataKey*`).
+    /// AWS's `InvalidKeyUsageException` for a key whose usage does not allow `op`.
+    fn wrong_usage(&self, key: &KeyRecord, op: Operation) -> KmsError {
+        KmsError::InvalidKeyUsage(format!(
+            "{} key usage is {} which is not valid for {}.",
+            self.arn(key),
+            key.shared.key_usage,
+            op.name()
+        ))
+    }
+
     fn symmetric_only(&self, key: &KeyRecord, op: Operation) -> Result<(), KmsError> {
         if key.shared.key_spec != KeySpec::SymmetricDefault {
-            return Err(KmsError::InvalidKeyUsage(format!(
-                "{} key usage is {} which is not valid for {}.",
-                self.arn(key),
-                key.shared.key_usage,
-                op.name()
-            )));
+            return Err(self.wrong_usage(key, op));
         }
         Ok(())
     }
