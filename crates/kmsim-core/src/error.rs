@@ -27,6 +27,12 @@ macro_rules! kms_errors {
                 match self { $( KmsError::$variant(_) => $fault, )* }
             }
 
+            /// One error of every variant, each carrying `message` (for tests of mappings that
+            /// must cover every AWS code).
+            pub fn every_variant(message: &str) -> Vec<KmsError> {
+                vec![$( KmsError::$variant(message.to_string()), )*]
+            }
+
             /// Rebuilds an error from its wire code and message; unknown codes become internal errors.
             pub fn from_wire(code: &str, message: String) -> KmsError {
                 match code {
@@ -83,6 +89,26 @@ kms_errors! {
     Throttling => "ThrottlingException", 400, false;
     /// The operation named in the request does not exist.
     UnknownOperation => "UnknownOperationException", 400, false;
+    /// Verify: the signature does not verify (sent with an empty message).
+    KmsInvalidSignature => "KMSInvalidSignatureException", 400, false;
+    /// VerifyMac: the MAC does not verify (sent with an empty message).
+    KmsInvalidMac => "KMSInvalidMacException", 400, false;
+    /// ImportKeyMaterial: not the material this key had (or its multi-Region primary has).
+    IncorrectKeyMaterial => "IncorrectKeyMaterialException", 400, false;
+    /// ImportKeyMaterial: the import token has expired.
+    ExpiredImportToken => "ExpiredImportTokenException", 400, false;
+    /// ImportKeyMaterial: the import token is not valid for this key.
+    InvalidImportToken => "InvalidImportTokenException", 400, false;
+    /// AWS JSON: the request body is not valid JSON for the operation's input shape.
+    Serialization => "SerializationException", 400, false;
+    /// SigV4: the request carries no authentication.
+    MissingAuthenticationToken => "MissingAuthenticationTokenException", 400, false;
+    /// SigV4: the Authorization header is malformed or lacks a part.
+    IncompleteSignature => "IncompleteSignatureException", 400, false;
+    /// SigV4: the signature does not match, has expired, or is scoped wrongly.
+    InvalidSignature => "InvalidSignatureException", 400, false;
+    /// SigV4: the access key (or session token) is not known.
+    UnrecognizedClient => "UnrecognizedClientException", 400, false;
     /// The service failed internally (the Region has no leader, a store failed).
     Internal => "KMSInternalException", 500, true;
     /// A dependency (here: the Region's Raft leader) did not answer in time.
@@ -118,6 +144,16 @@ impl KmsError {
             InvalidGrantToken,
             Throttling,
             UnknownOperation,
+            KmsInvalidSignature,
+            KmsInvalidMac,
+            IncorrectKeyMaterial,
+            ExpiredImportToken,
+            InvalidImportToken,
+            Serialization,
+            MissingAuthenticationToken,
+            IncompleteSignature,
+            InvalidSignature,
+            UnrecognizedClient,
             Internal,
             DependencyTimeout,
             KeyUnavailable

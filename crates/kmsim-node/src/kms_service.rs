@@ -1,4 +1,5 @@
-//! `kmsim.kms.v1.KmsService`: the gRPC face of [`KmsApi`]. No operation logic lives here.
+//! `kmsim.kms.v1.KmsService`: the gRPC face of [`KmsApi`]. No operation logic lives here; the
+//! rpcs are generated from the one operation list, [`crate::for_each_kms_operation`].
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use kmsim_proto::kms::v1 as pb;
 use kmsim_proto::kms::v1::kms_service_server::KmsService;
 use kmsim_proto::status::status_from_error;
 
-use crate::kms::KmsApi;
+use crate::kms::{KmsApi, RequestContext};
 
 /// Serves the KMS API over gRPC.
 pub struct KmsServiceImpl {
@@ -20,44 +21,32 @@ impl KmsServiceImpl {
     pub fn new(api: Arc<KmsApi>) -> KmsServiceImpl {
         KmsServiceImpl { api }
     }
+
+    fn context<T>(&self, req: &Request<T>) -> RequestContext {
+        RequestContext::grpc(
+            uuid::Uuid::new_v4().to_string(),
+            &self.api.scope,
+            req.remote_addr().map(|a| a.ip().to_string()),
+        )
+    }
 }
 
-macro_rules! delegate {
-    ($($method:ident($req:ident) -> $resp:ident;)*) => {
+macro_rules! grpc_service {
+    ($($name:ident => $method:ident($req:ident) -> $resp:ident;)*) => {
         #[tonic::async_trait]
         impl KmsService for KmsServiceImpl {
             $(
                 async fn $method(&self, req: Request<pb::$req>) -> Result<Response<pb::$resp>, Status> {
-                    self.api.$method(req.into_inner()).await.map(Response::new).map_err(|e| status_from_error(&e))
+                    let ctx = self.context(&req);
+                    self.api
+                        .$method(&ctx, req.into_inner())
+                        .await
+                        .map(Response::new)
+                        .map_err(|e| status_from_error(&e))
                 }
             )*
         }
     };
 }
 
-delegate! {
-    create_key(CreateKeyRequest) -> CreateKeyResponse;
-    describe_key(DescribeKeyRequest) -> DescribeKeyResponse;
-    list_keys(ListKeysRequest) -> ListKeysResponse;
-    encrypt(EncryptRequest) -> EncryptResponse;
-    decrypt(DecryptRequest) -> DecryptResponse;
-    re_encrypt(ReEncryptRequest) -> ReEncryptResponse;
-    generate_data_key(GenerateDataKeyRequest) -> GenerateDataKeyResponse;
-    generate_data_key_without_plaintext(GenerateDataKeyWithoutPlaintextRequest) -> GenerateDataKeyWithoutPlaintextResponse;
-    generate_random(GenerateRandomRequest) -> GenerateRandomResponse;
-    enable_key(EnableKeyRequest) -> EnableKeyResponse;
-    disable_key(DisableKeyRequest) -> DisableKeyResponse;
-    update_key_description(UpdateKeyDescriptionRequest) -> UpdateKeyDescriptionResponse;
-    create_alias(CreateAliasRequest) -> CreateAliasResponse;
-    update_alias(UpdateAliasRequest) -> UpdateAliasResponse;
-    delete_alias(DeleteAliasRequest) -> DeleteAliasResponse;
-    list_aliases(ListAliasesRequest) -> ListAliasesResponse;
-    tag_resource(TagResourceRequest) -> TagResourceResponse;
-    untag_resource(UntagResourceRequest) -> UntagResourceResponse;
-    list_resource_tags(ListResourceTagsRequest) -> ListResourceTagsResponse;
-    put_key_policy(PutKeyPolicyRequest) -> PutKeyPolicyResponse;
-    get_key_policy(GetKeyPolicyRequest) -> GetKeyPolicyResponse;
-    list_key_policies(ListKeyPoliciesRequest) -> ListKeyPoliciesResponse;
-    schedule_key_deletion(ScheduleKeyDeletionRequest) -> ScheduleKeyDeletionResponse;
-    cancel_key_deletion(CancelKeyDeletionRequest) -> CancelKeyDeletionResponse;
-}
+crate::for_each_kms_operation!(grpc_service);

@@ -28,7 +28,17 @@ fn grpc_code(e: &KmsError) -> Code {
         | KmsError::InvalidKeyUsage(_)
         | KmsError::InvalidGrantId(_)
         | KmsError::InvalidGrantToken(_)
-        | KmsError::UnknownOperation(_) => Code::InvalidArgument,
+        | KmsError::UnknownOperation(_)
+        | KmsError::KmsInvalidSignature(_)
+        | KmsError::KmsInvalidMac(_)
+        | KmsError::IncorrectKeyMaterial(_)
+        | KmsError::ExpiredImportToken(_)
+        | KmsError::InvalidImportToken(_)
+        | KmsError::Serialization(_) => Code::InvalidArgument,
+        KmsError::MissingAuthenticationToken(_)
+        | KmsError::IncompleteSignature(_)
+        | KmsError::InvalidSignature(_)
+        | KmsError::UnrecognizedClient(_) => Code::Unauthenticated,
         KmsError::Disabled(_)
         | KmsError::InvalidState(_)
         | KmsError::DryRunOperation(_)
@@ -77,71 +87,14 @@ mod tests {
     use super::*;
     use tonic::codegen::http::HeaderMap;
 
-    /// One instance of every `KmsError` variant, each carrying `message`.
+    /// One instance of every `KmsError` variant, each carrying `message`; `grpc_code` is
+    /// exhaustive, so a new variant must also choose its gRPC class.
     fn every_variant(message: &str) -> Vec<KmsError> {
-        let m = || message.to_string();
-        let all = vec![
-            KmsError::NotFound(m()),
-            KmsError::Disabled(m()),
-            KmsError::InvalidState(m()),
-            KmsError::AlreadyExists(m()),
-            KmsError::UnsupportedOperation(m()),
-            KmsError::InvalidCiphertext(m()),
-            KmsError::IncorrectKey(m()),
-            KmsError::InvalidKeyUsage(m()),
-            KmsError::Validation(m()),
-            KmsError::InvalidArn(m()),
-            KmsError::InvalidAliasName(m()),
-            KmsError::InvalidMarker(m()),
-            KmsError::MalformedPolicyDocument(m()),
-            KmsError::LimitExceeded(m()),
-            KmsError::Tag(m()),
-            KmsError::DryRunOperation(m()),
-            KmsError::AccessDenied(m()),
-            KmsError::Conflict(m()),
-            KmsError::InvalidGrantId(m()),
-            KmsError::InvalidGrantToken(m()),
-            KmsError::Throttling(m()),
-            KmsError::UnknownOperation(m()),
-            KmsError::Internal(m()),
-            KmsError::DependencyTimeout(m()),
-            KmsError::KeyUnavailable(m()),
-        ];
-        // Guard against a variant added to `KmsError` but not to this list: the match is
-        // exhaustive, and the count below must equal the number of arms.
-        for e in &all {
-            match e {
-                KmsError::NotFound(_)
-                | KmsError::Disabled(_)
-                | KmsError::InvalidState(_)
-                | KmsError::AlreadyExists(_)
-                | KmsError::UnsupportedOperation(_)
-                | KmsError::InvalidCiphertext(_)
-                | KmsError::IncorrectKey(_)
-                | KmsError::InvalidKeyUsage(_)
-                | KmsError::Validation(_)
-                | KmsError::InvalidArn(_)
-                | KmsError::InvalidAliasName(_)
-                | KmsError::InvalidMarker(_)
-                | KmsError::MalformedPolicyDocument(_)
-                | KmsError::LimitExceeded(_)
-                | KmsError::Tag(_)
-                | KmsError::DryRunOperation(_)
-                | KmsError::AccessDenied(_)
-                | KmsError::Conflict(_)
-                | KmsError::InvalidGrantId(_)
-                | KmsError::InvalidGrantToken(_)
-                | KmsError::Throttling(_)
-                | KmsError::UnknownOperation(_)
-                | KmsError::Internal(_)
-                | KmsError::DependencyTimeout(_)
-                | KmsError::KeyUnavailable(_) => {}
-            }
-        }
+        let all = KmsError::every_variant(message);
         let mut codes: Vec<_> = all.iter().map(KmsError::code).collect();
         codes.sort_unstable();
         codes.dedup();
-        assert_eq!(codes.len(), 25, "every variant listed exactly once");
+        assert_eq!(codes.len(), all.len(), "every variant has its own code");
         all
     }
 

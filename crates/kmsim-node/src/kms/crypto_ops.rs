@@ -11,7 +11,7 @@ use kmsim_crypto::{random_bytes, CiphertextBlob};
 use kmsim_proto::kms::v1 as pb;
 
 use super::validate::{encryption_context, grant_tokens, range, required, secret_len};
-use super::KmsApi;
+use super::{KmsApi, RequestContext};
 
 /// AWS's answer when a ciphertext names a key this Region does not have.
 const FOREIGN_CIPHERTEXT: &str = "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access.";
@@ -139,7 +139,11 @@ impl KmsApi {
     }
 
     /// Encrypt.
-    pub async fn encrypt(&self, req: pb::EncryptRequest) -> Result<pb::EncryptResponse, KmsError> {
+    pub async fn encrypt(
+        &self,
+        _ctx: &RequestContext,
+        req: pb::EncryptRequest,
+    ) -> Result<pb::EncryptResponse, KmsError> {
         let key_id = required(req.key_id, "keyId")?;
         let plaintext = required(req.plaintext, "plaintext")?;
         secret_len(&plaintext, "plaintext", 1, 4096)?;
@@ -163,7 +167,11 @@ impl KmsApi {
     }
 
     /// Decrypt.
-    pub async fn decrypt(&self, req: pb::DecryptRequest) -> Result<pb::DecryptResponse, KmsError> {
+    pub async fn decrypt(
+        &self,
+        _ctx: &RequestContext,
+        req: pb::DecryptRequest,
+    ) -> Result<pb::DecryptResponse, KmsError> {
         grant_tokens(&req.grant_tokens)?;
         if req.recipient.is_some() {
             return Err(KmsError::UnsupportedOperation(
@@ -210,6 +218,7 @@ impl KmsApi {
     /// ReEncrypt.
     pub async fn re_encrypt(
         &self,
+        _ctx: &RequestContext,
         req: pb::ReEncryptRequest,
     ) -> Result<pb::ReEncryptResponse, KmsError> {
         grant_tokens(&req.grant_tokens)?;
@@ -293,6 +302,7 @@ impl KmsApi {
     /// GenerateDataKey.
     pub async fn generate_data_key(
         &self,
+        _ctx: &RequestContext,
         req: pb::GenerateDataKeyRequest,
     ) -> Result<pb::GenerateDataKeyResponse, KmsError> {
         if req.recipient.is_some() {
@@ -326,6 +336,7 @@ impl KmsApi {
     /// GenerateDataKeyWithoutPlaintext.
     pub async fn generate_data_key_without_plaintext(
         &self,
+        _ctx: &RequestContext,
         req: pb::GenerateDataKeyWithoutPlaintextRequest,
     ) -> Result<pb::GenerateDataKeyWithoutPlaintextResponse, KmsError> {
         let DataKey {
@@ -352,6 +363,7 @@ impl KmsApi {
     /// GenerateRandom.
     pub async fn generate_random(
         &self,
+        _ctx: &RequestContext,
         req: pb::GenerateRandomRequest,
     ) -> Result<pb::GenerateRandomResponse, KmsError> {
         if req.custom_key_store_id.is_some() {

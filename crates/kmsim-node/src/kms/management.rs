@@ -14,7 +14,7 @@ use kmsim_proto::kms::v1 as pb;
 
 use super::convert::{alias_entry, key_metadata, secs};
 use super::validate::{limit, range, required, str_len};
-use super::KmsApi;
+use super::{KmsApi, RequestContext};
 
 fn tags_from(list: Vec<pb::Tag>) -> Result<Vec<Tag>, KmsError> {
     list.into_iter()
@@ -53,6 +53,7 @@ impl KmsApi {
     /// CreateKey.
     pub async fn create_key(
         &self,
+        _ctx: &RequestContext,
         req: pb::CreateKeyRequest,
     ) -> Result<pb::CreateKeyResponse, KmsError> {
         let spec = match (req.key_spec.as_deref(), req.customer_master_key_spec.as_deref()) {
@@ -167,6 +168,7 @@ impl KmsApi {
     /// DescribeKey.
     pub async fn describe_key(
         &self,
+        _ctx: &RequestContext,
         req: pb::DescribeKeyRequest,
     ) -> Result<pb::DescribeKeyResponse, KmsError> {
         let key_id = required(req.key_id, "keyId")?;
@@ -180,6 +182,7 @@ impl KmsApi {
     /// ListKeys.
     pub async fn list_keys(
         &self,
+        _ctx: &RequestContext,
         req: pb::ListKeysRequest,
     ) -> Result<pb::ListKeysResponse, KmsError> {
         let limit = limit(req.limit, 100, 1000)?;
@@ -206,6 +209,7 @@ impl KmsApi {
     /// EnableKey.
     pub async fn enable_key(
         &self,
+        _ctx: &RequestContext,
         req: pb::EnableKeyRequest,
     ) -> Result<pb::EnableKeyResponse, KmsError> {
         self.set_enabled(req.key_id, true).await?;
@@ -215,6 +219,7 @@ impl KmsApi {
     /// DisableKey.
     pub async fn disable_key(
         &self,
+        _ctx: &RequestContext,
         req: pb::DisableKeyRequest,
     ) -> Result<pb::DisableKeyResponse, KmsError> {
         self.set_enabled(req.key_id, false).await?;
@@ -233,6 +238,7 @@ impl KmsApi {
     /// UpdateKeyDescription.
     pub async fn update_key_description(
         &self,
+        _ctx: &RequestContext,
         req: pb::UpdateKeyDescriptionRequest,
     ) -> Result<pb::UpdateKeyDescriptionResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
@@ -267,6 +273,7 @@ impl KmsApi {
     /// CreateAlias.
     pub async fn create_alias(
         &self,
+        _ctx: &RequestContext,
         req: pb::CreateAliasRequest,
     ) -> Result<pb::CreateAliasResponse, KmsError> {
         let name = self.alias_name(req.alias_name)?;
@@ -284,6 +291,7 @@ impl KmsApi {
     /// UpdateAlias.
     pub async fn update_alias(
         &self,
+        _ctx: &RequestContext,
         req: pb::UpdateAliasRequest,
     ) -> Result<pb::UpdateAliasResponse, KmsError> {
         let name = self.alias_name(req.alias_name)?;
@@ -301,6 +309,7 @@ impl KmsApi {
     /// DeleteAlias.
     pub async fn delete_alias(
         &self,
+        _ctx: &RequestContext,
         req: pb::DeleteAliasRequest,
     ) -> Result<pb::DeleteAliasResponse, KmsError> {
         let name = self.alias_name(req.alias_name)?;
@@ -311,6 +320,7 @@ impl KmsApi {
     /// ListAliases.
     pub async fn list_aliases(
         &self,
+        _ctx: &RequestContext,
         req: pb::ListAliasesRequest,
     ) -> Result<pb::ListAliasesResponse, KmsError> {
         let limit = limit(req.limit, 50, 100)?;
@@ -339,6 +349,7 @@ impl KmsApi {
     /// TagResource.
     pub async fn tag_resource(
         &self,
+        _ctx: &RequestContext,
         req: pb::TagResourceRequest,
     ) -> Result<pb::TagResourceResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
@@ -355,6 +366,7 @@ impl KmsApi {
     /// UntagResource.
     pub async fn untag_resource(
         &self,
+        _ctx: &RequestContext,
         req: pb::UntagResourceRequest,
     ) -> Result<pb::UntagResourceResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
@@ -372,6 +384,7 @@ impl KmsApi {
     /// ListResourceTags.
     pub async fn list_resource_tags(
         &self,
+        _ctx: &RequestContext,
         req: pb::ListResourceTagsRequest,
     ) -> Result<pb::ListResourceTagsResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
@@ -397,6 +410,7 @@ impl KmsApi {
     /// PutKeyPolicy.
     pub async fn put_key_policy(
         &self,
+        _ctx: &RequestContext,
         req: pb::PutKeyPolicyRequest,
     ) -> Result<pb::PutKeyPolicyResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
@@ -414,6 +428,7 @@ impl KmsApi {
     /// GetKeyPolicy.
     pub async fn get_key_policy(
         &self,
+        _ctx: &RequestContext,
         req: pb::GetKeyPolicyRequest,
     ) -> Result<pb::GetKeyPolicyResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
@@ -427,6 +442,7 @@ impl KmsApi {
     /// ListKeyPolicies.
     pub async fn list_key_policies(
         &self,
+        _ctx: &RequestContext,
         req: pb::ListKeyPoliciesRequest,
     ) -> Result<pb::ListKeyPoliciesResponse, KmsError> {
         self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
@@ -441,6 +457,7 @@ impl KmsApi {
     /// ScheduleKeyDeletion.
     pub async fn schedule_key_deletion(
         &self,
+        _ctx: &RequestContext,
         req: pb::ScheduleKeyDeletionRequest,
     ) -> Result<pb::ScheduleKeyDeletionResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
@@ -469,6 +486,7 @@ impl KmsApi {
     /// CancelKeyDeletion.
     pub async fn cancel_key_deletion(
         &self,
+        _ctx: &RequestContext,
         req: pb::CancelKeyDeletionRequest,
     ) -> Result<pb::CancelKeyDeletionResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;

@@ -5,9 +5,11 @@
 //! node: IDs, wrapped material and dates included). Cryptographic operations read this node's
 //! applied state and the unwrapped-material cache; they never touch Raft.
 
+mod context;
 mod convert;
 mod crypto_ops;
 mod management;
+pub mod operations;
 pub mod validate;
 
 use std::sync::{Arc, RwLock};
@@ -23,6 +25,7 @@ use crate::entropy::Entropy;
 use crate::material::MaterialCache;
 use crate::proposer::Proposer;
 
+pub use context::{Interface, RequestContext};
 pub use convert::key_metadata;
 
 /// Everything a KMS operation needs on one node.

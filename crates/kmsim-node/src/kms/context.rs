@@ -1,0 +1,46 @@
+//! Who made a request and through which face of the API: what the audit log records and what
+//! authorization will evaluate. Built by the gRPC service or the AWS JSON front, passed to every
+//! [`super::KmsApi`] operation.
+
+use kmsim_core::ids::Scope;
+
+/// The face of the API a request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interface {
+    /// `kmsim.kms.v1` over gRPC (the simulator's own clients: `kmsim kms`, `kmsim bench`).
+    Grpc,
+    /// AWS JSON 1.1 over HTTP, authenticated with SigV4.
+    AwsJson,
+}
+
+/// The caller of one KMS request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// `x-amzn-RequestId` of the request (a UUID).
+    pub request_id: String,
+    /// The authenticated principal, e.g. `arn:aws:iam::111122223333:root`.
+    pub principal_arn: String,
+    /// The access key the request was signed with (AWS JSON only).
+    pub access_key_id: Option<String>,
+    /// The caller's address, when known.
+    pub source_ip: Option<String>,
+    /// The caller's `User-Agent`, when known.
+    pub user_agent: Option<String>,
+    /// Where the request came in.
+    pub interface: Interface,
+}
+
+impl RequestContext {
+    /// A request from the simulator's own gRPC clients. The gRPC API is the operator's
+    /// interface to its own cluster, so it acts as the account's root principal.
+    pub fn grpc(request_id: String, scope: &Scope, source_ip: Option<String>) -> RequestContext {
+        RequestContext {
+            request_id,
+            principal_arn: format!("arn:{}:iam::{}:root", scope.partition, scope.account),
+            access_key_id: None,
+            source_ip,
+            user_agent: None,
+            interface: Interface::Grpc,
+        }
+    }
+}
