@@ -14,8 +14,10 @@
 //! buffers and their `Debug` output is redacted. It depends on no other kmsim crate, so key ids
 //! arrive here as `&str` and the callers' newtypes stay in `kmsim-core`.
 
+mod aead;
 mod ciphertext_blob;
 mod domain_key;
+mod encoding;
 mod encryption_context;
 mod error;
 mod hex;
