@@ -60,6 +60,62 @@ pub(crate) fn prefixed_fields_u16(prefix: &[u8], fields: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// A cursor over untrusted bytes: every read checks bounds and returns `None` instead of
+/// panicking, so parsers built on it are safe on any input.
+pub(crate) struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// Starts reading at the first byte of `bytes`.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self { rest: bytes }
+    }
+
+    /// The next `n` bytes, if there are that many.
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.rest.len() {
+            return None;
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Some(head)
+    }
+
+    /// The next byte.
+    pub(crate) fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    /// The next big-endian u64.
+    pub(crate) fn u64(&mut self) -> Option<u64> {
+        let bytes: [u8; 8] = self.take(8)?.try_into().ok()?;
+        Some(u64::from_be_bytes(bytes))
+    }
+
+    /// A field written by [`put_field_u16`]; rejects the escape for a length that fits in u16, so
+    /// that no value has a second encoding.
+    pub(crate) fn field_u16(&mut self) -> Option<&'a [u8]> {
+        let short: [u8; 2] = self.take(2)?.try_into().ok()?;
+        let short = u16::from_be_bytes(short);
+        let len = if short == u16::MAX {
+            let long = self.u64()?;
+            if long < u64::from(u16::MAX) {
+                return None;
+            }
+            usize::try_from(long).ok()?
+        } else {
+            usize::from(short)
+        };
+        self.take(len)
+    }
+
+    /// Whether every byte has been read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -98,6 +154,23 @@ mod tests {
         assert_eq!(out, [0, 0, 0, 2, b'a', b'b']);
     }
 
+    #[test]
+    fn reader_reads_back_long_fields_and_rejects_a_needless_escape() {
+        let long = vec![7u8; 0x1_0000];
+        let mut out = Vec::new();
+        put_field_u16(&mut out, &long);
+        put_field_u16(&mut out, b"x");
+        let mut reader = Reader::new(&out);
+        assert_eq!(reader.field_u16(), Some(&long[..]));
+        assert_eq!(reader.field_u16(), Some(&b"x"[..]));
+        assert!(reader.is_empty());
+
+        let needless = [0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 1, b'x'];
+        assert_eq!(Reader::new(&needless).field_u16(), None);
+        let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(Reader::new(&huge).field_u16(), None);
+    }
+
     proptest! {
         #[test]
         fn fields_round_trip(fields in proptest::collection::vec(
@@ -108,6 +181,19 @@ mod tests {
                 put_field_u16(&mut out, field);
             }
             prop_assert_eq!(out.len(), fields.iter().map(|f| field_u16_len(f.len())).sum::<usize>());
+            let mut reader = Reader::new(&out);
+            for field in &fields {
+                prop_assert_eq!(reader.field_u16(), Some(&field[..]));
+            }
+            prop_assert!(reader.is_empty());
+        }
+
+        #[test]
+        fn reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut reader = Reader::new(&bytes);
+            while reader.field_u16().is_some() {}
+            let _ = reader.u8();
+            let _ = reader.u64();
         }
     }
 }

@@ -14,7 +14,12 @@
 //!   and [`PublicKey`] (SPKI, Verify, RSA Encrypt; `public_key`), recognised from DER by
 //!   `key_der`; GenerateDataKeyPair with [`generate_data_key_pair`] (`data_key_pair`);
 //! - HMAC keys and GenerateMac / VerifyMac: [`generate_hmac_key`], [`hmac()`], [`hmac_verify`]
-//!   (`mac`).
+//!   (`mac`);
+//! - importing key material: [`ImportWrappingKey`] and the [`material_commitment`] that names
+//!   imported material across Regions (`import`);
+//! - Region-to-Region transport: [`TransportKeyPair`], [`seal_transport`] / [`open_transport`]
+//!   bound to a [`TransportAad`] (`transport`), and the partition [`TrustAnchor`] with its
+//!   [`TransportCertificate`]s (`trust_anchor`).
 //!
 //! It does no I/O, reads no clock and never touches a global random generator: every function that
 //! needs randomness takes the caller's `rng`, so the node that proposes a Raft command decides all
@@ -35,6 +40,7 @@ mod encryption_context;
 mod error;
 mod hash;
 mod hex;
+mod import;
 mod key_der;
 mod key_material;
 mod mac;
@@ -45,6 +51,8 @@ mod secret;
 mod spec;
 #[cfg(test)]
 mod test_vectors;
+mod transport;
+mod trust_anchor;
 mod wrap;
 
 pub use asymmetric::PrivateKey;
@@ -53,6 +61,7 @@ pub use data_key_pair::generate_data_key_pair;
 pub use domain_key::DomainKey;
 pub use encryption_context::canonical_encryption_context;
 pub use error::CryptoError;
+pub use import::{material_commitment, ImportWrappingKey};
 pub use key_material::{KeyMaterial, KEY_LEN};
 pub use mac::{generate_hmac_key, hmac, hmac_verify};
 pub use public_key::PublicKey;
@@ -62,4 +71,6 @@ pub use spec::{
     AsymmetricSpec, DataKeyPairSpec, HmacSpec, ImportWrappingAlgorithm, MacAlgorithm, Message,
     RsaEncryptionAlgorithm, SigningAlgorithm,
 };
+pub use transport::{open_transport, seal_transport, TransportAad, TransportKeyPair};
+pub use trust_anchor::{TransportCertificate, TrustAnchor};
 pub use wrap::{unwrap_secret, wrap_secret, WrapAad};

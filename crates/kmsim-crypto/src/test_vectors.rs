@@ -321,6 +321,69 @@ Ta9ifcIH412Y8zFxvUoQbo1FRIaqD8F1KiXgB3BThboNKmrME6Bef8bTEFF+mBb90D3jGqu/d2YABzK7
 yasZab5bpVa3V3Q1Z081STYZGuF4+pLE03Vnp6f7Zx15ieM+pdfZl4rBeN0aj9cgz354Db4TIpJTRIkHFhCGdUaLWlVkL432
 taAeF8O/2EXMS16revbtVrfT9ZGMNYWEvE2DPCbYdshTE9BjaLaOwQ==";
 
+/// A P-256 PKCS#8 key written by `cryptography` (138 bytes: not a multiple of 8, so the RFC 5649
+/// padding is exercised).
+pub(crate) const IMPORT_MATERIAL: &str = "
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgGtuJDhr/XNIzFQ+S82Yju3RNdQngNcp+BH2DR3cso0ehRANC
+AASIIHo3g84Rnw1fxJA3MjV7EIgBZt+Ftn4jcFlqRyq3UTMXA8djFckaf6dVKtu7gNR1jDgtiCwuxqIF2/jvs+pT";
+
+/// `openssl pkeyutl -encrypt -pubin -inkey RSA_4096_SPKI -keyform DER -pkeyopt
+/// rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha1 -pkeyopt rsa_mgf1_md:sha1` of a random 32-byte
+/// AES key, followed by `openssl enc -id-aes256-wrap-pad -K <hex> -iv A65959A6` of
+/// [`IMPORT_MATERIAL`].
+pub(crate) const IMPORT_RSA_AES_KEY_WRAP_SHA1: &str = "
+cKZOz+uwrIN4I4VpUop9xIhE02aw5JBrdkKJiUE9rjLBA5k5ZOEtuh988rDQKkoAPCU7EWl7lbph+ktE9QlaV7ptfe/Kmmej
+i7Uyf/pkqNRruiDWRJldSrkACoi5EonOfSSSR6MogeCe5T8rlVlPRLn3DLHddRzyzfmEuVHM4AtVIQrPYjg/f6k+7IZVn9rJ
+ROKljfoPpk+QY1ixaoEQYkzucDnGtGFa93f8oSq2Tzk6wRfEIdz/5nsH+kIyPgDixoNF2+cq2+xu9iI6MRaaJ8+qmHJh1NFs
+ArMyenbNo4IBAx/RWJNRzRr1sNCnvP8PUoHcSG2KV96WVba2gJMveJrliqNRJ45F5vrnEIrw+IocWB29MV6VJTkgHLJjFOd/
+dHYPf3lRYJ9t3DLmRcOpaVXFXbFUmHj5cSZvVt8QbTDfDeyIqMaO0gWdJy07Pf91t7hQQdW4YRbWqEP3FLpLBENXoURyxCVV
+Y5pwQrPuiwAO/pzr/lHozR0h9ZoC1OzoKp8IS8JcJGV5N8tVBS11MKp113TRJINluVDaAp9sAxBCFFi6xJZVSCU+mquQk8mt
+8BKwQF1P1ots0s2/ECsTMRx4MQwPjuHH1SiRaqTgTK2NL52Qh96cVY5oNFTLYRkhlQO6Ng3WtUL2dUl5J0civWMj91mavz5e
+Z2lG1MeZm7dPw6VCMiKWUh9vOPtUIubUuZx28hWq2mwvR8Ky9P+pwceba28ZTkubcjvYzLmPbgFDw6VlSKzDQvZ83xCN0NxE
+fL9onc3miPLliPaoLDOFbEpkakzPjuwnM7UAg4kvMfTL4YSHQL2y7cc7y0zat2+9CIsH8HnjZT7M/Hby3LLp2yn1wmIWvV3t
+nnQ/eghFodE3DyXIa/MxOQ==";
+
+/// As [`IMPORT_RSA_AES_KEY_WRAP_SHA1`] with `rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256` and
+/// another AES key (the exact commands of the AWS import documentation).
+pub(crate) const IMPORT_RSA_AES_KEY_WRAP_SHA256: &str = "
+Bbh3hdBX+8T1Ljvpe0tIsMkhphUuB7jigdTvpsIhEazYVWY5HTXBREL3UxyGCsbrQao9abUednzC8cWrGd5TITVezWR2PRP2
+em+x6iaUflVTkPZtCCCUv3iDN1qp2Fy/G5InmIQX31w0lZ3i+CLw1vTuPtjgpkQ1R36wVG4imLLOcHPFYIshMUizjcNOjwEr
+R5L+CftTp2o6vQQF21V6P0HtBFSG83GmDlEpb0O9WJVa0BffYfk/592PTG9YGR5RZ85IjAlyJVlZfmj5qTZ77znRj9xS9IMf
+4XjeER+nAlLrZdSep3erAPGnqNfJebsqrYzUoOmux+lthBnoHQI8BXM5XCtTRPP1SHzJKk9z4A1a2DyyBkhsjZHYzURGxeD9
+t/bfVPo45Efo+wolnm9/5g2aokyseCSPWwagnUl/LzhrMWQSYSLxPOdRWeNxqI/7pk0F6iu3qPCxhpUBfFcQj4hjCoyateUQ
+2KBf4wKrbgSI2QPdN5WWE/Y8QtodKzqADmXVHbHjkizEPPBCbbo2GQi77d0Sq3nodn4ww83x758aEgCDOMJ+cWG34fbJxG1p
+wYZFt18HUlzS9LopOpnA3SMaZmQ6juCYXjbiUvX3EBWmRfYP1IWQb+2Kyf4jQH1ZtyBapOjKai4i3Xi6MbZz8Hiwvg5ViD8O
+JgbhqQDkIZ+Oz/J6FuALPe3fPOgwrLwjiW/a3DBxs7ivDpeClr6UNStnpJ9yKToCNC5RahzfQwSDcRm8kjZfQdGKmkBkeL0L
+3uwfgsuZcnqJgUFDWHZbYsXTsCllks2OBGfTYtbs/LsQ16AuNHT4VfRctMMZna1rlEMeFzF8dEM1LSUWGrdpRs58EjcWgUSM
+dDDt9b6el3gJnOLzbsDprQ==";
+
+/// 32 random bytes (symmetric key material).
+pub(crate) const IMPORT_SYMMETRIC_MATERIAL: &str = "N++g9NXADnKXGVyilljWcHDLiIIYbH2oDKDUO77MGR8=";
+
+/// `openssl pkeyutl -encrypt ... -pkeyopt rsa_padding_mode:oaep` (SHA-1 is openssl's default) of
+/// [`IMPORT_SYMMETRIC_MATERIAL`] under [`RSA_4096_SPKI`].
+pub(crate) const IMPORT_RSAES_OAEP_SHA1: &str = "
+m6AMdhKcl4kI+0DMbQXsEvrHk/d3H2hBAhMUYHjsKOHDKnwPVV9NkIlknBZ6XSzRv/cSFt4j5GW6JdOUyxKiFMDOpxDliD8G
+RsifDtUpfklD1R6tQfe9q9CHHN3Xddkdbc4SAS5a3ToTYSsW2TJYoiDJjOmnt7lEQerRnD7a+sabsJ9CI1ZdwP4MQZjPzRhw
++Q2vFA1kZMnuiXq0RjYAaHGht3hvbC/DJZjQKPWniLX7ILkKaWc8HkVU7xZZxzCMAZ+NWK3aITaqu1g53pPxQpUiW14zz99a
+k/3rvn4FwZPiTZF4y8xkGweOb8Hh09MHgV5d4H6mtdtMjXJlmoLQUr7aeeqMZ/Ao0qNDibC1Yrl7er3XCRW43HKeeoHnzYdK
+bJEY5P2XTMrEfi1VnT2/npEDRhERoVw/OJmqAV7LNF8/mujMXL8ZxynfI8yiIGwt73Sr33ASlHNGW6Dsrxc4y3TWxTqTm6qE
+je6dOtGSTHDdfoq4eFARU8CGEtkhxNjhZ/xJTyYSRpQ0aG1/cWj4W0eP9EBfYC7G2caGOwb0beb0aTZChJIffwb1Fxw4se7j
+UcX/uJ9XCXdHVanwPUsopEppBC06z2c1ajshyDVoO0kZm4aSrS533RzhmzVAOye8y1BdfFFuYb7ipgZe0pnQiS0xptB+DS/M
+VO7iYJ5+08c=";
+
+/// `openssl pkeyutl -encrypt ... -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256
+/// -pkeyopt rsa_mgf1_md:sha256` of [`IMPORT_SYMMETRIC_MATERIAL`] under [`RSA_4096_SPKI`].
+pub(crate) const IMPORT_RSAES_OAEP_SHA256: &str = "
+DeU+/0bqxtB3EFfHGqFe/ti5WU0X/TjjEHT3MwwnaCB823BNSWXNKWCXl2icFubwqfzdcYYLaFpc4jxegyeepjifDFQ6PO7B
+XhEoyX4nEUJK7+6ln88MAOiN/6RUF+V2k4oBde0+BEBT+XmNihGTAxFvC3+HxfColxIRnCvfUe9ModIuynGBYDfVG8B1E6mo
+/QGls0X/cVA0RJz6FfhNRZzGQ9iMLLC1/gvzHzxdkcITNpt8107hJFI+nzWtKeJ/U6NiO27Dw02ZeCPD/MsU+mUkS7fC+X2R
+YBuYJgh2fG08Pel/8EjfMwMPvbxHVia7hKQil/p+MzG9ilI5Oap1+UgFK6wqTpLv7LLHxg0145jOZYFi46sHUF+G3HtK1Jdi
+1dZRAKf14OOGuFwdheeEgIO6HUZQhci70wsrxzHRsOXqeaooM4/yPfNzsyMu2dXH/t9Gt4DE796iHJxcQszD+DlwUcQHea4M
+XwdAnm9PXqcAcUp8CP14/iY+TAnzD7YhpJqorAu9NNS/l+z9gZqgSOiArt1ePdgKWnmn7i6qVbbRjScrrL4klrAa3FlkIU/r
+z0SHrmXLuIBV2nQMTTyNToSf7iRgqlI+SpIoYV2+mTez20NjWI1UtviX0vStBT2k1crFvaJ4/Td+LjH3nJKmXEejM3Z6OatT
+NtlULTt89uQ=";
+
 /// A peer key generated by `cryptography` (`ec.generate_private_key(ec.SECP256R1())`), SPKI DER.
 pub(crate) const ECDH_P256_PEER_SPKI: &str = "
 MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEHA1CFtO4N0NtMVHFRHCxsS4mNUrRQjrd+ymTV+MUJk07ZOPhiNdygey+D2r4
@@ -348,3 +411,22 @@ qYSg5+x4eTRlGNIHcHc=";
 /// As [`ECDH_P256_SHARED`] with [`P521_PKCS8`] and [`ECDH_P521_PEER_SPKI`] (66 bytes).
 pub(crate) const ECDH_P521_SHARED: &str =
     "AbWhxdEbEauuyrlk/SwpjoH0IBdVTCCJx7YdMfqoh3y59/YqZXQ+atuYo018ZzgTFYfRIjORgbFXPVN5LOgmEkKh";
+
+/// A P-384 sender key generated by `cryptography`, SPKI DER.
+pub(crate) const TRANSPORT_SENDER_SPKI: &str = "
+MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEZy+hTgCbsR1vvePO60Artatle1mRHMPujuVmLlkJ9BJ7CUxSaVc5AdOr4slws1xo
+Uezg9KSgL+N2Ne2a6G1zpL53cYT+8zQ+fCKxxK5CBXU6q2WA1oBCVKyoc3DJzMMV";
+
+/// A P-384 recipient key generated by `cryptography`, PKCS#8 DER.
+pub(crate) const TRANSPORT_RECIPIENT_PKCS8: &str = "
+MIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDBnEwbaoCwHinmQu21VjNTnlFI3OkfaLc6rhkhHGq/tN4OdVlEu
+RV6ZiNh3CQoUVu6hZANiAAQ5Wv/bGxZdfIXlW7ANVHdhPxSFfQBQEVWMYwu6UcA6wEAkIXUkDmmsUOm/ey5YxhMa1caoFuGL
+zWO3YIXCaF7PBm8Ifuduljok9oQovk9ioWePhX7UBFHCMNErVzSfq0Y=";
+
+/// The transport format built with `cryptography` alone: `0x01` ‖ salt ‖ nonce ‖
+/// `AESGCM(HKDF(SHA384, 32, salt, info).derive(ECDH))` of `b"material sealed by python"`, with
+/// key id `mrk-1234abcd12ab34cd56ef1234567890ab`, `us-east-1` → `eu-west-1`, version 7, context
+/// `b"ctx"` encoded as the README says.
+pub(crate) const TRANSPORT_SEALED: &str = "
+AU9z5c78g3BjMVHhxa/FLW6+fs4E0SoeyQ4+funWq3mUnZNTTOxoBs4WaZknFs+R5GjnugrE/yu9HUcA68dQyEIhqLuuVgrr
+EveKi75axetpZkG7nuU=";
