@@ -3,11 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use rand::{CryptoRng, RngCore};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
+use crate::aead::{open_detached, seal_appending, NONCE_LEN, TAG_LEN};
 use crate::encryption_context::{encode_into, encoded_len};
 use crate::{CryptoError, KeyMaterial};
 
@@ -16,8 +15,6 @@ const BLOB_FORMAT_V1: u8 = 0x01;
 /// Domain separation from the domain wrap, which uses the same kind of cipher.
 const BLOB_AAD_PREFIX: &[u8] = b"kmsim/blob/v1";
 const KEY_ID_MAX_LEN: usize = 64;
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
 /// Format byte + key id length byte + material version + nonce; the key id comes on top.
 const FIXED_HEADER_LEN: usize = 1 + 1 + 4 + NONCE_LEN;
 /// AES-GCM cannot encrypt more than 2^36 - 32 bytes under one nonce.
@@ -76,26 +73,13 @@ impl CiphertextBlob {
         rng.fill_bytes(&mut nonce);
         out.extend_from_slice(&nonce);
         let aad = associated_data(&out, ctx);
-        // Encrypt in place in the output buffer: one allocation, no second plaintext copy.
-        out.extend_from_slice(plaintext);
-        let cipher = Aes256Gcm::new(material.expose().into());
-        match cipher.encrypt_in_place_detached(
-            Nonce::from_slice(&nonce),
-            &aad,
-            &mut out[header_len..],
-        ) {
-            Ok(tag) => {
-                out.extend_from_slice(&tag);
-                Ok(out)
+        // Unreachable after the length check; `seal_appending` wipes the buffer anyway.
+        seal_appending(material.expose(), &nonce, &aad, plaintext, &mut out).map_err(|_| {
+            CryptoError::PlaintextTooLarge {
+                actual: plaintext.len(),
             }
-            Err(_) => {
-                // Unreachable after the length check; wipe anyway, the buffer holds plaintext.
-                out.zeroize();
-                Err(CryptoError::PlaintextTooLarge {
-                    actual: plaintext.len(),
-                })
-            }
-        }
+        })?;
+        Ok(out)
     }
 
     /// Parses the header only (no key needed). Any malformed or truncated input gives
@@ -159,19 +143,12 @@ impl CiphertextBlob {
             .bytes
             .get(self.header_len..)
             .ok_or(CryptoError::InvalidCiphertext)?;
-        let sealed_len = body
-            .len()
-            .checked_sub(TAG_LEN)
-            .ok_or(CryptoError::InvalidCiphertext)?;
-        let (sealed, tag) = body.split_at(sealed_len);
-        let nonce = Nonce::from_slice(&header[header.len() - NONCE_LEN..]);
-        let aad = associated_data(header, ctx);
-        let mut plaintext = Zeroizing::new(sealed.to_vec());
-        let cipher = Aes256Gcm::new(material.expose().into());
-        cipher
-            .decrypt_in_place_detached(nonce, &aad, &mut plaintext, Tag::from_slice(tag))
+        let nonce: &[u8; NONCE_LEN] = header[header.len() - NONCE_LEN..]
+            .try_into()
             .map_err(|_| CryptoError::InvalidCiphertext)?;
-        Ok(plaintext)
+        let aad = associated_data(header, ctx);
+        open_detached(material.expose(), nonce, &aad, body)
+            .map_err(|_| CryptoError::InvalidCiphertext)
     }
 }
 

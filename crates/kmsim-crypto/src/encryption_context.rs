@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::encoding::{put_field_u32, put_len_u32};
+
 /// Canonical, injective encoding of an encryption context (bound as associated data; insertion
 /// order is irrelevant because a `BTreeMap` iterates in byte-wise sorted key order).
 ///
@@ -24,23 +26,10 @@ pub(crate) fn encoded_len(ctx: &BTreeMap<String, String>) -> usize {
 
 /// Appends the canonical encoding of `ctx` to `out`.
 pub(crate) fn encode_into(ctx: &BTreeMap<String, String>, out: &mut Vec<u8>) {
-    put_len(out, ctx.len());
+    put_len_u32(out, ctx.len());
     for (key, value) in ctx {
-        put_len(out, key.len());
-        out.extend_from_slice(key.as_bytes());
-        put_len(out, value.len());
-        out.extend_from_slice(value.as_bytes());
-    }
-}
-
-fn put_len(out: &mut Vec<u8>, len: usize) {
-    match u32::try_from(len) {
-        Ok(short) if short != u32::MAX => out.extend_from_slice(&short.to_be_bytes()),
-        _ => {
-            out.extend_from_slice(&u32::MAX.to_be_bytes());
-            // usize is at most 64 bits on every target Rust supports with std.
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
+        put_field_u32(out, key.as_bytes());
+        put_field_u32(out, value.as_bytes());
     }
 }
 
@@ -101,19 +90,6 @@ mod tests {
                 assert_ne!(a, b);
             }
         }
-    }
-
-    #[test]
-    fn long_lengths_use_the_escape() {
-        let mut out = Vec::new();
-        put_len(&mut out, u32::MAX as usize);
-        assert_eq!(
-            out,
-            [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
-        );
-        out.clear();
-        put_len(&mut out, u32::MAX as usize - 1);
-        assert_eq!(out, [0xff, 0xff, 0xff, 0xfe]);
     }
 
     fn small_map() -> impl Strategy<Value = BTreeMap<String, String>> {

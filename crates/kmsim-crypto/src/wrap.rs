@@ -1,18 +1,16 @@
 //! Wrapping secrets under a Region's domain key (key material at rest and in the Raft log).
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use rand::{CryptoRng, RngCore};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
+use crate::aead::{open_detached, seal_appending, NONCE_LEN, TAG_LEN};
+use crate::encoding::prefixed_fields_u16;
 use crate::{CryptoError, DomainKey};
 
 /// First byte of every wrapped secret, so that a future format can be told apart.
 const WRAP_FORMAT_V1: u8 = 0x01;
 /// Domain separation: a wrapped secret can never be mistaken for a ciphertext blob or vice versa.
 const WRAP_AAD_PREFIX: &[u8] = b"kmsim/domain/v1";
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
 /// Format byte + nonce.
 const WRAP_HEADER_LEN: usize = 1 + NONCE_LEN;
 
@@ -34,33 +32,17 @@ impl WrapAad<'_> {
     /// `b"kmsim/domain/v1" || u16 BE len + purpose || u16 BE len + region || u16 BE len + key_id ||
     /// u32 BE version`.
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            WRAP_AAD_PREFIX.len()
-                + 6
-                + self.purpose.len()
-                + self.region.len()
-                + self.key_id.len()
-                + 4,
+        let mut out = prefixed_fields_u16(
+            WRAP_AAD_PREFIX,
+            &[
+                self.purpose.as_bytes(),
+                self.region.as_bytes(),
+                self.key_id.as_bytes(),
+            ],
         );
-        out.extend_from_slice(WRAP_AAD_PREFIX);
-        for field in [self.purpose, self.region, self.key_id] {
-            put_len_u16(&mut out, field.len());
-            out.extend_from_slice(field.as_bytes());
-        }
+        out.reserve(4);
         out.extend_from_slice(&self.version.to_be_bytes());
         out
-    }
-}
-
-/// A length of `0xFFFF` or more (never used by real bindings) is written as `0xFFFF` followed by
-/// the u64 BE length, which keeps the encoding injective without a failure path.
-fn put_len_u16(out: &mut Vec<u8>, len: usize) {
-    match u16::try_from(len) {
-        Ok(short) if short != u16::MAX => out.extend_from_slice(&short.to_be_bytes()),
-        _ => {
-            out.extend_from_slice(&u16::MAX.to_be_bytes());
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
     }
 }
 
@@ -82,19 +64,8 @@ pub fn wrap_secret(
     let mut out = Vec::with_capacity(WRAP_HEADER_LEN + secret.len() + TAG_LEN);
     out.push(WRAP_FORMAT_V1);
     out.extend_from_slice(&nonce);
-    // The secret is copied once into the output and encrypted there, so no plaintext copy lingers.
-    out.extend_from_slice(secret);
-    let cipher = Aes256Gcm::new(domain.bytes().into());
-    match cipher.encrypt_in_place_detached(
-        Nonce::from_slice(&nonce),
-        &aad.encode(),
-        &mut out[WRAP_HEADER_LEN..],
-    ) {
-        Ok(tag) => out.extend_from_slice(&tag),
-        Err(_) => {
-            out.zeroize();
-            panic!("secret of {} bytes exceeds the aes-gcm limit", secret.len());
-        }
+    if seal_appending(domain.bytes(), &nonce, &aad.encode(), secret, &mut out).is_err() {
+        panic!("secret of {} bytes exceeds the aes-gcm limit", secret.len());
     }
     out
 }
@@ -109,15 +80,16 @@ pub fn unwrap_secret(
     if wrapped.len() < WRAP_HEADER_LEN + TAG_LEN || wrapped[0] != WRAP_FORMAT_V1 {
         return Err(CryptoError::UnwrapFailed);
     }
-    let nonce = Nonce::from_slice(&wrapped[1..WRAP_HEADER_LEN]);
-    let (sealed, tag) =
-        wrapped[WRAP_HEADER_LEN..].split_at(wrapped.len() - WRAP_HEADER_LEN - TAG_LEN);
-    let mut plaintext = Zeroizing::new(sealed.to_vec());
-    let cipher = Aes256Gcm::new(domain.bytes().into());
-    cipher
-        .decrypt_in_place_detached(nonce, &aad.encode(), &mut plaintext, Tag::from_slice(tag))
+    let nonce: &[u8; NONCE_LEN] = wrapped[1..WRAP_HEADER_LEN]
+        .try_into()
         .map_err(|_| CryptoError::UnwrapFailed)?;
-    Ok(plaintext)
+    open_detached(
+        domain.bytes(),
+        nonce,
+        &aad.encode(),
+        &wrapped[WRAP_HEADER_LEN..],
+    )
+    .map_err(|_| CryptoError::UnwrapFailed)
 }
 
 #[cfg(test)]
@@ -181,9 +153,6 @@ mod tests {
 
     #[test]
     fn long_fields_use_the_escape() {
-        let mut out = Vec::new();
-        put_len_u16(&mut out, 0xFFFF);
-        assert_eq!(out, [0xff, 0xff, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
         let long = "x".repeat(70_000);
         let (domain, mut rng) = setup();
         let aad = WrapAad {
