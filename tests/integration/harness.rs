@@ -168,6 +168,101 @@ impl Cluster {
         .await;
     }
 
+    /// Waits until every node of the Region has applied everything any of them had applied
+    /// when called: after a write through one node, reads on every node see it. (Followers
+    /// answer from their applied state, so without this a read may be one round behind.)
+    pub async fn settle(&self, region: &str) {
+        let ids = self.ids(region);
+        let mut target = 0;
+        for id in &ids {
+            if let Some(s) = self.status(region, *id).await {
+                target = target.max(s.last_applied_index.unwrap_or(0));
+            }
+        }
+        for id in ids {
+            wait_for(
+                Duration::from_secs(30),
+                "every node applies the write",
+                || async {
+                    self.status(region, id)
+                        .await
+                        .filter(|s| s.last_applied_index.unwrap_or(0) >= target)
+                },
+            )
+            .await;
+        }
+    }
+
+    /// Moves the Region's simulated clock forward by `millis` and waits until every node runs
+    /// on the new time.
+    pub async fn advance_clock(&self, region: &str, millis: i64) {
+        let ids = self.ids(region);
+        let before = self
+            .status(region, ids[0])
+            .await
+            .expect("node answers")
+            .clock_offset_ms;
+        ok(self
+            .admin(region, ids[0])
+            .advance_clock(kmsim_proto::admin::v1::AdvanceClockRequest { millis })
+            .await);
+        for id in ids {
+            wait_for(
+                Duration::from_secs(15),
+                "clock shift on every node",
+                || async {
+                    self.status(region, id)
+                        .await
+                        .filter(|s| s.clock_offset_ms >= before + millis)
+                },
+            )
+            .await;
+        }
+    }
+
+    /// DescribeKey on node `id` (the key must exist).
+    pub async fn describe(
+        &self,
+        region: &str,
+        id: u64,
+        key_id: &str,
+    ) -> kmsim_proto::kms::v1::KeyMetadata {
+        ok(self
+            .kms(region, id)
+            .describe_key(kmsim_proto::kms::v1::DescribeKeyRequest {
+                key_id: Some(key_id.to_string()),
+                ..Default::default()
+            })
+            .await)
+        .key_metadata
+        .expect("metadata")
+    }
+
+    /// Waits until node `id` describes `key_id` with a metadata for which `pred` holds.
+    pub async fn wait_key(
+        &self,
+        region: &str,
+        id: u64,
+        key_id: &str,
+        what: &str,
+        pred: impl Fn(&kmsim_proto::kms::v1::KeyMetadata) -> bool,
+    ) -> kmsim_proto::kms::v1::KeyMetadata {
+        wait_for(Duration::from_secs(30), what, || async {
+            let mut client = self.kms(region, id);
+            let md = client
+                .describe_key(kmsim_proto::kms::v1::DescribeKeyRequest {
+                    key_id: Some(key_id.to_string()),
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .key_metadata?;
+            pred(&md).then_some(md)
+        })
+        .await
+    }
+
     /// SIGKILLs one node through `kmsim node kill`.
     pub fn kill(&self, region: &str, id: u64) {
         kmsim(&[

@@ -1,14 +1,19 @@
 //! Integration tests: real `kmsim node` processes (started by the real launcher), real
 //! RocksDB, real gRPC, on 127.0.0.1 ports chosen by the OS. Modules are numbered by band:
-//! `t10_` basics, `t20_` lifecycle, `t30_` API edges, `t50_` faults, `t60_` security.
+//! `t10_` basics, `t20_` lifecycle (`t25_`–`t28_` key types, rotation, import, grants), `t30_` API edges, `t50_` faults, `t60_` security.
 
 // Test code may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
 mod harness;
+mod openssl;
 mod t10_basics;
 mod t15_launcher;
 mod t20_lifecycle;
+mod t25_key_types;
+mod t26_rotation;
+mod t27_import;
+mod t28_grants;
 mod t30_api_edges;
 mod t50_faults;
 mod t60_security;

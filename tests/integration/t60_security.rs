@@ -56,6 +56,54 @@ async fn no_plaintext_key_material_is_found_in_any_file_of_any_data_dir() {
                 .await);
         }
     }
+    // Asymmetric and HMAC material too (private keys as DER): signed/MACed on every node so
+    // it is unwrapped and cached everywhere.
+    for (spec, usage) in [
+        ("ECC_NIST_P256", "SIGN_VERIFY"),
+        ("RSA_2048", "SIGN_VERIFY"),
+        ("HMAC_256", "GENERATE_VERIFY_MAC"),
+    ] {
+        let key = crate::t25_key_types::create(&c, spec, usage)
+            .await
+            .key_id
+            .unwrap();
+        let material = ok(c
+            .admin(R, 2)
+            .debug_key_material(DebugKeyMaterialRequest {
+                key_id: key.clone(),
+            })
+            .await)
+        .material;
+        assert_eq!(material.len(), 1);
+        assert!(material[0].len() >= 32, "{spec}");
+        secrets.extend(material);
+        for id in c.ids(R) {
+            if usage == "SIGN_VERIFY" {
+                let alg = if spec == "RSA_2048" {
+                    "RSASSA_PSS_SHA_256"
+                } else {
+                    "ECDSA_SHA_256"
+                };
+                ok(c.kms(R, id)
+                    .sign(pb::SignRequest {
+                        key_id: Some(key.clone()),
+                        message: Some(vec![2; 32]),
+                        signing_algorithm: Some(alg.into()),
+                        ..Default::default()
+                    })
+                    .await);
+            } else {
+                ok(c.kms(R, id)
+                    .generate_mac(pb::GenerateMacRequest {
+                        key_id: Some(key.clone()),
+                        message: Some(vec![2; 32]),
+                        mac_algorithm: Some("HMAC_SHA_256".into()),
+                        ..Default::default()
+                    })
+                    .await);
+            }
+        }
+    }
     // Snapshots on every node, so snapshot files are on disk too.
     for id in c.ids(R) {
         ok(c.admin(R, id)

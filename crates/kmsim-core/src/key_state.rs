@@ -211,7 +211,19 @@ pub fn cell(op: Operation, state: KeyState, origin: Origin) -> Cell {
             S::Updating => Cell::Updating,
         },
 
-        O::EnableKeyRotation | O::DisableKeyRotation | O::RotateKeyOnDemand => match state {
+        O::RotateKeyOnDemand => match state {
+            // Imported material rotates on demand too (after a NEW_KEY_MATERIAL import).
+            S::Enabled => Cell::Ok,
+            S::Disabled => Cell::Disabled,
+            S::PendingDeletion | S::PendingReplicaDeletion => Cell::PendingDeletion,
+            S::PendingImport => Cell::PendingImport,
+            S::Creating => Cell::Creating,
+            // A primary hand-over fences every shared-property change, rotation included.
+            S::Updating => Cell::Updating,
+            S::Unavailable => Cell::Unavailable,
+        },
+
+        O::EnableKeyRotation | O::DisableKeyRotation => match state {
             S::PendingImport => Cell::ExternalOrigin,
             S::Creating => Cell::Creating,
             S::Unavailable => Cell::NotImported,
@@ -221,7 +233,10 @@ pub fn cell(op: Operation, state: KeyState, origin: Origin) -> Cell {
             S::Enabled | S::Updating => Cell::Ok,
         },
 
-        O::GetKeyRotationStatus | O::ListKeyRotations => match state {
+        // Lists the key's materials in every state (imported keys included).
+        O::ListKeyRotations => Cell::Ok,
+
+        O::GetKeyRotationStatus => match state {
             S::PendingImport => Cell::ExternalOrigin,
             S::Unavailable => Cell::NotImported,
             _ => Cell::Ok,
@@ -446,6 +461,15 @@ mod tests {
             (
                 GetKeyRotationStatus,
                 K,
+                ["ok", "ok", "ok", "ok", "6", "ok", "ok"],
+            ),
+            (RotateKeyOnDemand, K, ["ok", "1", "3", "3", "5", "14", "15"]),
+            (RotateKeyOnDemand, X, ["ok", "1", "3", "3", "5", "14", "15"]),
+            (ListKeyRotations, K, ["ok"; 7]),
+            (ListKeyRotations, X, ["ok"; 7]),
+            (
+                GetKeyRotationStatus,
+                X,
                 ["ok", "ok", "ok", "ok", "6", "ok", "ok"],
             ),
             (

@@ -150,11 +150,11 @@ impl AdminService for AdminServiceImpl {
             .read(|s| s.key(&id))
             .ok_or_else(|| Status::not_found("no such key"))?;
         let mut material = Vec::new();
-        for m in &key.shared.materials {
+        for version in key.regional.materials.keys() {
             let plain = self
                 .api
                 .materials
-                .get(&key.key_id, m)
+                .unwrap_raw(&key, *version)
                 .map_err(|e| status_from_error(&e))?;
             material.push(plain.expose().to_vec());
         }

@@ -1,17 +1,24 @@
-//! Cryptographic operations, served from this node's applied state and material cache.
+//! Encryption operations (Encrypt, Decrypt, ReEncrypt, GenerateDataKey*, GenerateDataKeyPair*,
+//! GenerateRandom), served from this node's applied state and material cache. Symmetric keys
+//! make kmsim ciphertext blobs; RSA keys make raw RSAES-OAEP ciphertexts that any RSA
+//! implementation can produce from the public key.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use kmsim_core::ids::RefForms;
-use kmsim_core::key::{DataKeySpec, EncryptionAlgorithm, KeyRecord, KeySpec, KeyUsage};
+use kmsim_core::ids::{KeyId, RefForms};
+use kmsim_core::key::{
+    DataKeyPairSpec, DataKeySpec, EncryptionAlgorithm, KeyFamily, KeyRecord, KeySpec, KeyUsage,
+};
 use kmsim_core::key_state::{check, Operation};
 use kmsim_core::KmsError;
-use kmsim_crypto::{random_bytes, CiphertextBlob};
+use kmsim_crypto::{generate_data_key_pair, random_bytes, CiphertextBlob, SecretBytes};
 use kmsim_proto::kms::v1 as pb;
 
-use super::validate::{encryption_context, grant_tokens, range, required, secret_len};
+use super::specs;
+use super::validate::{encryption_context, range, required, secret_len};
 use super::{KmsApi, RequestContext};
+use crate::material::Unwrapped;
 
 /// AWS's answer when a ciphertext names a key this Region does not have.
 const FOREIGN_CIPHERTEXT: &str = "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access.";
@@ -19,48 +26,35 @@ const FOREIGN_CIPHERTEXT: &str = "The ciphertext refers to a customer master key
 /// A fresh data key: its plaintext and its ciphertext under `key`.
 struct DataKey {
     key: Arc<KeyRecord>,
-    plaintext: zeroize::Zeroizing<Vec<u8>>,
+    plaintext: SecretBytes,
     blob: Vec<u8>,
-    material_id: String,
+    material_id: Option<String>,
 }
 
 /// What a successful decryption yields.
 struct Opened {
     key: Arc<KeyRecord>,
-    plaintext: zeroize::Zeroizing<Vec<u8>>,
-    material_id: String,
+    plaintext: SecretBytes,
+    algorithm: EncryptionAlgorithm,
+    material_id: Option<String>,
+}
+
+/// A ciphertext and what made it.
+struct Sealed {
+    blob: Vec<u8>,
+    algorithm: EncryptionAlgorithm,
+    material_id: Option<String>,
+}
+
+fn recipient_unsupported() -> KmsError {
+    KmsError::UnsupportedOperation(
+        "Recipient (Nitro Enclaves attestation) is not supported by kmsim.".into(),
+    )
 }
 
 impl KmsApi {
-    /// State, usage and algorithm checks shared by every operation that encrypts under a key.
-    fn usable_for(
-        &self,
-        key: &KeyRecord,
-        op: Operation,
-        algorithm: Option<&str>,
-    ) -> Result<(), KmsError> {
-        let arn = self.arn(key);
-        check(op, key.regional.state, key.shared.origin, &arn)?;
-        if key.shared.key_usage != KeyUsage::EncryptDecrypt {
-            return Err(self.wrong_usage(key, op));
-        }
-        if let Some(a) = algorithm {
-            let a = EncryptionAlgorithm::parse(a)?;
-            if key.shared.key_spec == KeySpec::SymmetricDefault
-                && a != EncryptionAlgorithm::SymmetricDefault
-            {
-                return Err(KmsError::InvalidKeyUsage(format!(
-                    "Algorithm {a} is incompatible with key spec {}.",
-                    key.shared.key_spec
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// Only symmetric encryption keys make data keys (`GenerateDataKey*`).
     /// AWS's `InvalidKeyUsageException` for a key whose usage does not allow `op`.
-    fn wrong_usage(&self, key: &KeyRecord, op: Operation) -> KmsError {
+    pub(super) fn wrong_usage(&self, key: &KeyRecord, op: Operation) -> KmsError {
         KmsError::InvalidKeyUsage(format!(
             "{} key usage is {} which is not valid for {}.",
             self.arn(key),
@@ -69,6 +63,41 @@ impl KmsApi {
         ))
     }
 
+    /// AWS's `InvalidKeyUsageException` for an algorithm the key's spec does not offer.
+    pub(super) fn incompatible(&self, algorithm: &str, key: &KeyRecord) -> KmsError {
+        KmsError::InvalidKeyUsage(format!(
+            "Algorithm {algorithm} is incompatible with key spec {}.",
+            key.shared.key_spec
+        ))
+    }
+
+    /// State, usage and algorithm checks of every operation that encrypts or decrypts under a
+    /// key; returns the algorithm (default SYMMETRIC_DEFAULT).
+    fn encryption_algorithm(
+        &self,
+        key: &KeyRecord,
+        op: Operation,
+        algorithm: Option<&str>,
+    ) -> Result<EncryptionAlgorithm, KmsError> {
+        check(op, key.regional.state, key.shared.origin, &self.arn(key))?;
+        if key.shared.key_usage != KeyUsage::EncryptDecrypt {
+            return Err(self.wrong_usage(key, op));
+        }
+        let a = match algorithm {
+            Some(a) => EncryptionAlgorithm::parse(a)?,
+            None => EncryptionAlgorithm::SymmetricDefault,
+        };
+        let spec = key.shared.key_spec;
+        if !spec
+            .encryption_algorithms(KeyUsage::EncryptDecrypt)
+            .contains(&a)
+        {
+            return Err(self.incompatible(a.as_str(), key));
+        }
+        Ok(a)
+    }
+
+    /// Only symmetric encryption keys make data keys (`GenerateDataKey*`, `GenerateDataKeyPair*`).
     fn symmetric_only(&self, key: &KeyRecord, op: Operation) -> Result<(), KmsError> {
         if key.shared.key_spec != KeySpec::SymmetricDefault {
             return Err(self.wrong_usage(key, op));
@@ -76,29 +105,71 @@ impl KmsApi {
         Ok(())
     }
 
+    /// The current material of `key`, unwrapped.
+    pub(super) fn current(
+        &self,
+        key: &KeyRecord,
+    ) -> Result<(Arc<Unwrapped>, u32, String), KmsError> {
+        let (info, _) = key.current_material().ok_or_else(|| {
+            KmsError::Internal(format!("{} has no current key material", self.arn(key)))
+        })?;
+        let m = self.materials.get(key, info.version)?;
+        Ok((m, info.version, info.key_material_id.clone()))
+    }
+
     fn seal(
         &self,
         key: &KeyRecord,
+        algorithm: EncryptionAlgorithm,
         plaintext: &[u8],
         ctx: &BTreeMap<String, String>,
-    ) -> Result<(Vec<u8>, String), KmsError> {
-        let m = key.shared.current_material().ok_or_else(|| {
-            KmsError::Internal(format!("{} has no current key material", self.arn(key)))
-        })?;
-        let material = self.materials.get(&key.key_id, m)?;
-        let blob = CiphertextBlob::seal(
-            &material,
-            key.key_id.as_str(),
-            m.version,
-            plaintext,
-            ctx,
-            &mut self.entropy.rng(),
-        )
-        .map_err(|e| KmsError::Internal(format!("encryption failed: {e}")))?;
-        Ok((blob, m.key_material_id.clone()))
+    ) -> Result<Sealed, KmsError> {
+        let (material, version, material_id) = self.current(key)?;
+        match (algorithm, material.as_ref()) {
+            (EncryptionAlgorithm::SymmetricDefault, Unwrapped::Aes(aes)) => {
+                let blob = CiphertextBlob::seal(
+                    aes,
+                    key.key_id.as_str(),
+                    version,
+                    plaintext,
+                    ctx,
+                    &mut self.entropy.rng(),
+                )
+                .map_err(|e| KmsError::Internal(format!("encryption failed: {e}")))?;
+                Ok(Sealed {
+                    blob,
+                    algorithm,
+                    material_id: Some(material_id),
+                })
+            }
+            (a, Unwrapped::Private(private)) => {
+                let oaep =
+                    specs::rsa_encryption(a).ok_or_else(|| self.incompatible(a.as_str(), key))?;
+                no_context_for_asymmetric(ctx)?;
+                let bits = rsa_bits(key.shared.key_spec);
+                let max = oaep.max_plaintext_len(bits);
+                if plaintext.len() > max {
+                    return Err(KmsError::Validation(format!(
+                        "Algorithm {a} and key spec {} cannot encrypt data larger than {max} bytes.",
+                        key.shared.key_spec
+                    )));
+                }
+                let blob = private
+                    .public_key()
+                    .rsa_encrypt(oaep, plaintext, &mut self.entropy.rng())
+                    .map_err(|e| KmsError::Internal(format!("encryption failed: {e}")))?;
+                Ok(Sealed {
+                    blob,
+                    algorithm: a,
+                    material_id: None,
+                })
+            }
+            (a, _) => Err(self.incompatible(a.as_str(), key)),
+        }
     }
 
-    /// Decrypts a blob with the key it names (which must be `expected` when given).
+    /// Decrypts a ciphertext. A symmetric blob names its key (which must be `expected` when
+    /// given); an RSA ciphertext needs `expected`.
     fn open(
         &self,
         blob: &[u8],
@@ -108,11 +179,34 @@ impl KmsApi {
         algorithm: Option<&str>,
     ) -> Result<Opened, KmsError> {
         let invalid = || KmsError::InvalidCiphertext(String::new());
+        let expected_key = match expected {
+            Some(k) => Some(self.resolve(k, RefForms::KeyOrAlias)?),
+            None => None,
+        };
+        if let Some(key) = expected_key
+            .as_ref()
+            .filter(|k| k.shared.key_spec.family() == KeyFamily::Rsa)
+        {
+            let a = self.encryption_algorithm(key, op, algorithm)?;
+            let oaep =
+                specs::rsa_encryption(a).ok_or_else(|| self.incompatible(a.as_str(), key))?;
+            no_context_for_asymmetric(ctx)?;
+            let (material, _, _) = self.current(key)?;
+            let Unwrapped::Private(private) = material.as_ref() else {
+                return Err(KmsError::Internal("RSA key without a private key".into()));
+            };
+            let plaintext = private.rsa_decrypt(oaep, blob).map_err(|_| invalid())?;
+            return Ok(Opened {
+                key: key.clone(),
+                plaintext,
+                algorithm: a,
+                material_id: None,
+            });
+        }
         let parsed = CiphertextBlob::parse(blob).map_err(|_| invalid())?;
-        let blob_key = kmsim_core::ids::KeyId::parse(parsed.key_id()).ok_or_else(invalid)?;
-        let key = match expected {
-            Some(k) => {
-                let key = self.resolve(k, RefForms::KeyOrAlias)?;
+        let blob_key = KeyId::parse(parsed.key_id()).ok_or_else(invalid)?;
+        let key = match expected_key {
+            Some(key) => {
                 if key.key_id != blob_key {
                     return Err(KmsError::IncorrectKey(
                         "The key ID in the request does not identify a CMK that can perform this operation.".into(),
@@ -124,17 +218,23 @@ impl KmsApi {
                 .read(|s| s.key(&blob_key))
                 .ok_or_else(|| KmsError::AccessDenied(FOREIGN_CIPHERTEXT.into()))?,
         };
-        self.usable_for(&key, op, algorithm)?;
-        let m = key
-            .shared
-            .material(parsed.material_version())
-            .ok_or_else(invalid)?;
-        let material = self.materials.get(&key.key_id, m)?;
-        let plaintext = parsed.open(&material, ctx).map_err(|_| invalid())?;
+        let a = self.encryption_algorithm(&key, op, algorithm)?;
+        if a != EncryptionAlgorithm::SymmetricDefault {
+            return Err(self.incompatible(a.as_str(), &key));
+        }
+        let version = parsed.material_version();
+        let (info, _) = key.material(version).ok_or_else(invalid)?;
+        let material_id = info.key_material_id.clone();
+        let material = self.materials.get(&key, version)?;
+        let Unwrapped::Aes(aes) = material.as_ref() else {
+            return Err(invalid());
+        };
+        let plaintext = parsed.open(aes, ctx).map_err(|_| invalid())?;
         Ok(Opened {
-            material_id: m.key_material_id.clone(),
             key,
-            plaintext,
+            plaintext: SecretBytes::from(plaintext),
+            algorithm: a,
+            material_id: Some(material_id),
         })
     }
 
@@ -147,22 +247,22 @@ impl KmsApi {
         let key_id = required(req.key_id, "keyId")?;
         let plaintext = required(req.plaintext, "plaintext")?;
         secret_len(&plaintext, "plaintext", 1, 4096)?;
-        grant_tokens(&req.grant_tokens)?;
+        self.check_grant_tokens(&req.grant_tokens)?;
         let key = self.resolve(&key_id, RefForms::KeyOrAlias)?;
-        self.usable_for(
+        let a = self.encryption_algorithm(
             &key,
             Operation::Encrypt,
             req.encryption_algorithm.as_deref(),
         )?;
-        let ctx = encryption_context(req.encryption_context);
+        let enc_ctx = encryption_context(req.encryption_context);
         if req.dry_run == Some(true) {
             return Err(KmsError::dry_run());
         }
-        let (blob, _) = self.seal(&key, &plaintext, &ctx)?;
+        let sealed = self.seal(&key, a, &plaintext, &enc_ctx)?;
         Ok(pb::EncryptResponse {
-            ciphertext_blob: Some(blob),
+            ciphertext_blob: Some(sealed.blob),
             key_id: Some(self.arn(&key)),
-            encryption_algorithm: Some(EncryptionAlgorithm::SymmetricDefault.as_str().into()),
+            encryption_algorithm: Some(sealed.algorithm.as_str().into()),
         })
     }
 
@@ -172,11 +272,9 @@ impl KmsApi {
         _ctx: &RequestContext,
         req: pb::DecryptRequest,
     ) -> Result<pb::DecryptResponse, KmsError> {
-        grant_tokens(&req.grant_tokens)?;
+        self.check_grant_tokens(&req.grant_tokens)?;
         if req.recipient.is_some() {
-            return Err(KmsError::UnsupportedOperation(
-                "Recipient (Nitro Enclaves attestation) is not supported by kmsim.".into(),
-            ));
+            return Err(recipient_unsupported());
         }
         let ignore_ciphertext = req
             .dry_run_modifiers
@@ -185,7 +283,7 @@ impl KmsApi {
         if req.dry_run == Some(true) && ignore_ciphertext {
             if let Some(k) = req.key_id.as_deref() {
                 let key = self.resolve(k, RefForms::KeyOrAlias)?;
-                self.usable_for(
+                self.encryption_algorithm(
                     &key,
                     Operation::Decrypt,
                     req.encryption_algorithm.as_deref(),
@@ -195,11 +293,11 @@ impl KmsApi {
         }
         let blob = required(req.ciphertext_blob, "ciphertextBlob")?;
         secret_len(&blob, "ciphertextBlob", 1, 6144)?;
-        let ctx = encryption_context(req.encryption_context);
+        let enc_ctx = encryption_context(req.encryption_context);
         let opened = self.open(
             &blob,
             req.key_id.as_deref(),
-            &ctx,
+            &enc_ctx,
             Operation::Decrypt,
             req.encryption_algorithm.as_deref(),
         )?;
@@ -208,10 +306,10 @@ impl KmsApi {
         }
         Ok(pb::DecryptResponse {
             key_id: Some(self.arn(&opened.key)),
-            plaintext: Some(opened.plaintext.to_vec()),
-            encryption_algorithm: Some(EncryptionAlgorithm::SymmetricDefault.as_str().into()),
+            plaintext: Some(opened.plaintext.expose().to_vec()),
+            encryption_algorithm: Some(opened.algorithm.as_str().into()),
             ciphertext_for_recipient: None,
-            key_material_id: Some(opened.material_id),
+            key_material_id: opened.material_id,
         })
     }
 
@@ -221,10 +319,10 @@ impl KmsApi {
         _ctx: &RequestContext,
         req: pb::ReEncryptRequest,
     ) -> Result<pb::ReEncryptResponse, KmsError> {
-        grant_tokens(&req.grant_tokens)?;
+        self.check_grant_tokens(&req.grant_tokens)?;
         let dest_id = required(req.destination_key_id, "destinationKeyId")?;
         let dest = self.resolve(&dest_id, RefForms::KeyOrAlias)?;
-        self.usable_for(
+        let dest_alg = self.encryption_algorithm(
             &dest,
             Operation::ReEncrypt,
             req.destination_encryption_algorithm.as_deref(),
@@ -243,17 +341,36 @@ impl KmsApi {
             return Err(KmsError::dry_run());
         }
         let dest_ctx = encryption_context(req.destination_encryption_context);
-        let (new_blob, dest_material) = self.seal(&dest, &opened.plaintext, &dest_ctx)?;
-        let alg = Some(EncryptionAlgorithm::SymmetricDefault.as_str().to_string());
+        let sealed = self.seal(&dest, dest_alg, opened.plaintext.expose(), &dest_ctx)?;
         Ok(pb::ReEncryptResponse {
-            ciphertext_blob: Some(new_blob),
+            ciphertext_blob: Some(sealed.blob),
             source_key_id: Some(self.arn(&opened.key)),
             key_id: Some(self.arn(&dest)),
-            source_encryption_algorithm: alg.clone(),
-            destination_encryption_algorithm: alg,
-            source_key_material_id: Some(opened.material_id),
-            destination_key_material_id: Some(dest_material),
+            source_encryption_algorithm: Some(opened.algorithm.as_str().into()),
+            destination_encryption_algorithm: Some(sealed.algorithm.as_str().into()),
+            source_key_material_id: opened.material_id,
+            destination_key_material_id: sealed.material_id,
         })
+    }
+
+    /// Resolves and checks the symmetric key that encrypts data keys and data key pairs.
+    fn data_key_encryptor(
+        &self,
+        op: Operation,
+        key_id: Option<String>,
+        tokens: &[String],
+    ) -> Result<Arc<KeyRecord>, KmsError> {
+        let key_id = required(key_id, "keyId")?;
+        self.check_grant_tokens(tokens)?;
+        let key = self.resolve(&key_id, RefForms::KeyOrAlias)?;
+        self.encryption_algorithm(&key, op, None)
+            .map_err(|e| match e {
+                // An RSA key fails the default-algorithm check; AWS names the usage instead.
+                KmsError::InvalidKeyUsage(_) => self.wrong_usage(&key, op),
+                other => other,
+            })?;
+        self.symmetric_only(&key, op)?;
+        Ok(key)
     }
 
     /// The shared part of GenerateDataKey and GenerateDataKeyWithoutPlaintext.
@@ -268,8 +385,6 @@ impl KmsApi {
         tokens: &[String],
         dry_run: Option<bool>,
     ) -> Result<DataKey, KmsError> {
-        let key_id = required(key_id, "keyId")?;
-        grant_tokens(tokens)?;
         let len = match (number_of_bytes, key_spec.as_deref()) {
             (Some(n), None) => {
                 range(i64::from(n), "numberOfBytes", 1, 1024)?;
@@ -282,20 +397,23 @@ impl KmsApi {
                 ))
             }
         };
-        let key = self.resolve(&key_id, RefForms::KeyOrAlias)?;
-        self.usable_for(&key, op, None)?;
-        self.symmetric_only(&key, op)?;
+        let key = self.data_key_encryptor(op, key_id, tokens)?;
         if dry_run == Some(true) {
             return Err(KmsError::dry_run());
         }
         let ctx = encryption_context(ctx);
-        let plaintext = random_bytes(len, &mut self.entropy.rng());
-        let (blob, material_id) = self.seal(&key, &plaintext, &ctx)?;
+        let plaintext = SecretBytes::from(random_bytes(len, &mut self.entropy.rng()));
+        let sealed = self.seal(
+            &key,
+            EncryptionAlgorithm::SymmetricDefault,
+            plaintext.expose(),
+            &ctx,
+        )?;
         Ok(DataKey {
             key,
             plaintext,
-            blob,
-            material_id,
+            blob: sealed.blob,
+            material_id: sealed.material_id,
         })
     }
 
@@ -306,9 +424,7 @@ impl KmsApi {
         req: pb::GenerateDataKeyRequest,
     ) -> Result<pb::GenerateDataKeyResponse, KmsError> {
         if req.recipient.is_some() {
-            return Err(KmsError::UnsupportedOperation(
-                "Recipient (Nitro Enclaves attestation) is not supported by kmsim.".into(),
-            ));
+            return Err(recipient_unsupported());
         }
         let DataKey {
             key,
@@ -326,10 +442,10 @@ impl KmsApi {
         )?;
         Ok(pb::GenerateDataKeyResponse {
             ciphertext_blob: Some(blob),
-            plaintext: Some(plaintext.to_vec()),
+            plaintext: Some(plaintext.expose().to_vec()),
             key_id: Some(self.arn(&key)),
             ciphertext_for_recipient: None,
-            key_material_id: Some(material_id),
+            key_material_id: material_id,
         })
     }
 
@@ -356,7 +472,100 @@ impl KmsApi {
         Ok(pb::GenerateDataKeyWithoutPlaintextResponse {
             ciphertext_blob: Some(blob),
             key_id: Some(self.arn(&key)),
-            key_material_id: Some(material_id),
+            key_material_id: material_id,
+        })
+    }
+
+    /// The shared part of GenerateDataKeyPair and GenerateDataKeyPairWithoutPlaintext: a fresh
+    /// key pair, its private key (DER PKCS#8) encrypted under the key as a normal blob.
+    #[allow(clippy::type_complexity)]
+    fn data_key_pair(
+        &self,
+        op: Operation,
+        key_id: Option<String>,
+        spec: Option<String>,
+        ctx: HashMap<String, String>,
+        tokens: &[String],
+        dry_run: Option<bool>,
+    ) -> Result<
+        (
+            Arc<KeyRecord>,
+            DataKeyPairSpec,
+            SecretBytes,
+            Vec<u8>,
+            Sealed,
+        ),
+        KmsError,
+    > {
+        let spec = DataKeyPairSpec::parse(&required(spec, "keyPairSpec")?)?;
+        let key = self.data_key_encryptor(op, key_id, tokens)?;
+        let pair_spec = specs::data_key_pair(spec).ok_or_else(|| {
+            KmsError::UnsupportedOperation(format!(
+                "KeyPairSpec {spec} is available only in China Regions."
+            ))
+        })?;
+        if dry_run == Some(true) {
+            return Err(KmsError::dry_run());
+        }
+        let (private, public) = generate_data_key_pair(pair_spec, &mut self.entropy.rng())
+            .map_err(|e| KmsError::Internal(format!("key pair generation failed: {e}")))?;
+        let sealed = self.seal(
+            &key,
+            EncryptionAlgorithm::SymmetricDefault,
+            private.expose(),
+            &encryption_context(ctx),
+        )?;
+        Ok((key, spec, private, public, sealed))
+    }
+
+    /// GenerateDataKeyPair.
+    pub async fn generate_data_key_pair(
+        &self,
+        _ctx: &RequestContext,
+        req: pb::GenerateDataKeyPairRequest,
+    ) -> Result<pb::GenerateDataKeyPairResponse, KmsError> {
+        if req.recipient.is_some() {
+            return Err(recipient_unsupported());
+        }
+        let (key, spec, private, public, sealed) = self.data_key_pair(
+            Operation::GenerateDataKeyPair,
+            req.key_id,
+            req.key_pair_spec,
+            req.encryption_context,
+            &req.grant_tokens,
+            req.dry_run,
+        )?;
+        Ok(pb::GenerateDataKeyPairResponse {
+            private_key_ciphertext_blob: Some(sealed.blob),
+            private_key_plaintext: Some(private.expose().to_vec()),
+            public_key: Some(public),
+            key_id: Some(self.arn(&key)),
+            key_pair_spec: Some(spec.as_str().into()),
+            ciphertext_for_recipient: None,
+            key_material_id: sealed.material_id,
+        })
+    }
+
+    /// GenerateDataKeyPairWithoutPlaintext.
+    pub async fn generate_data_key_pair_without_plaintext(
+        &self,
+        _ctx: &RequestContext,
+        req: pb::GenerateDataKeyPairWithoutPlaintextRequest,
+    ) -> Result<pb::GenerateDataKeyPairWithoutPlaintextResponse, KmsError> {
+        let (key, spec, _, public, sealed) = self.data_key_pair(
+            Operation::GenerateDataKeyPairWithoutPlaintext,
+            req.key_id,
+            req.key_pair_spec,
+            req.encryption_context,
+            &req.grant_tokens,
+            req.dry_run,
+        )?;
+        Ok(pb::GenerateDataKeyPairWithoutPlaintextResponse {
+            private_key_ciphertext_blob: Some(sealed.blob),
+            public_key: Some(public),
+            key_id: Some(self.arn(&key)),
+            key_pair_spec: Some(spec.as_str().into()),
+            key_material_id: sealed.material_id,
         })
     }
 
@@ -372,9 +581,7 @@ impl KmsApi {
             ));
         }
         if req.recipient.is_some() {
-            return Err(KmsError::UnsupportedOperation(
-                "Recipient (Nitro Enclaves attestation) is not supported by kmsim.".into(),
-            ));
+            return Err(recipient_unsupported());
         }
         let n = req
             .number_of_bytes
@@ -385,4 +592,22 @@ impl KmsApi {
             ciphertext_for_recipient: None,
         })
     }
+}
+
+/// An encryption context binds only symmetric ciphertexts.
+fn no_context_for_asymmetric(ctx: &BTreeMap<String, String>) -> Result<(), KmsError> {
+    if ctx.is_empty() {
+        Ok(())
+    } else {
+        Err(KmsError::Validation(
+            "EncryptionContext is supported only with symmetric encryption KMS keys.".into(),
+        ))
+    }
+}
+
+/// The modulus size of an RSA key spec.
+fn rsa_bits(spec: KeySpec) -> usize {
+    crate::material::asymmetric_spec(spec)
+        .and_then(|a| a.rsa_bits())
+        .unwrap_or(0)
 }

@@ -1,15 +1,17 @@
 //! Management operations: keys, aliases, tags, policies, deletion. Each becomes a Raft command.
 
 use kmsim_core::ids::{AliasName, KeyId, KeyRef, RefForms};
+use std::collections::BTreeMap;
+
 use kmsim_core::key::{
-    KeyRecord, KeySpec, KeyState, KeyUsage, MaterialVersion, Origin, RegionalProps, SharedProps,
-    Tag,
+    KeyFamily, KeyRecord, KeySpec, KeyState, KeyUsage, MaterialInfo, Origin, RegionalMaterial,
+    RegionalProps, RotationConfig, SharedProps, Tag,
 };
 use kmsim_core::policy::{default_key_policy, validate_policy};
 use kmsim_core::state::Command;
 use kmsim_core::tags::validate_tags;
 use kmsim_core::KmsError;
-use kmsim_crypto::{random_hex64, KeyMaterial};
+use kmsim_crypto::{generate_hmac_key, random_hex64, KeyMaterial, PrivateKey, SecretBytes};
 use kmsim_proto::kms::v1 as pb;
 
 use super::convert::{alias_entry, key_metadata, secs};
@@ -50,6 +52,40 @@ fn policy_name(name: Option<String>) -> Result<(), KmsError> {
 }
 
 impl KmsApi {
+    /// Fresh material for a new key of `spec` (raw, to be wrapped) and, for an asymmetric key,
+    /// its public key. RSA generation takes up to seconds, so it runs off the async workers.
+    pub(super) async fn generate_material(
+        &self,
+        spec: KeySpec,
+    ) -> Result<(SecretBytes, Option<Vec<u8>>), KmsError> {
+        let failed = |e: String| KmsError::Internal(format!("key generation failed: {e}"));
+        match spec.family() {
+            KeyFamily::Symmetric => {
+                let m = KeyMaterial::generate(&mut self.entropy.rng());
+                Ok((SecretBytes::from_slice(m.expose()), None))
+            }
+            KeyFamily::Hmac => {
+                let h = super::specs::hmac_spec(spec).ok_or_else(|| failed(spec.to_string()))?;
+                Ok((generate_hmac_key(h, &mut self.entropy.rng()), None))
+            }
+            KeyFamily::Rsa | KeyFamily::Ecc => {
+                let a = crate::material::asymmetric_spec(spec)
+                    .ok_or_else(|| failed(spec.to_string()))?;
+                let entropy = self.entropy.clone();
+                let (private, der) = tokio::task::spawn_blocking(move || {
+                    PrivateKey::generate_parsed(a, &mut entropy.rng())
+                })
+                .await
+                .map_err(|e| failed(e.to_string()))?
+                .map_err(|e| failed(e.to_string()))?;
+                Ok((der, Some(private.public_key_der())))
+            }
+            KeyFamily::Unsupported => Err(KmsError::UnsupportedOperation(format!(
+                "KeySpec {spec} is not supported by kmsim."
+            ))),
+        }
+    }
+
     /// CreateKey.
     pub async fn create_key(
         &self,
@@ -99,14 +135,9 @@ impl KmsApi {
                 "XksKeyId requires an external key store, which kmsim does not support.".into(),
             ));
         }
-        if origin == Origin::External {
-            return Err(KmsError::UnsupportedOperation(
-                "Origin EXTERNAL (imported key material) is not supported by this kmsim version yet.".into(),
-            ));
-        }
         if !spec.is_supported() {
             return Err(KmsError::UnsupportedOperation(format!(
-                "KeySpec {spec} is not supported by this kmsim version yet."
+                "KeySpec {spec} is not supported by kmsim."
             )));
         }
         let description = req.description.unwrap_or_default();
@@ -132,31 +163,51 @@ impl KmsApi {
             KeyId::single_region_from_bytes(self.entropy.bytes())
         };
         let now = self.clock.now_ms();
-        let material = KeyMaterial::generate(&mut self.entropy.rng());
-        let wrapped = self.materials.wrap(&key_id, 0, &material, &self.entropy);
+        let mut shared = SharedProps {
+            key_spec: spec,
+            key_usage: usage,
+            origin,
+            multi_region,
+            materials: Vec::new(),
+            current_version: None,
+            public_key: None,
+            rotation: RotationConfig::default(),
+        };
+        let mut materials = BTreeMap::new();
+        let state = if origin == Origin::External {
+            // Imported material comes later, through GetParametersForImport + ImportKeyMaterial.
+            KeyState::PendingImport
+        } else {
+            let (raw, public_key) = self.generate_material(spec).await?;
+            shared.public_key = public_key;
+            shared.materials.push(MaterialInfo {
+                version: 0,
+                key_material_id: random_hex64(&mut self.entropy.rng()),
+                created_ms: now,
+                rotation: None,
+            });
+            shared.current_version = Some(0);
+            materials.insert(
+                0,
+                RegionalMaterial {
+                    wrapped: self.materials.wrap(&key_id, 0, raw.expose(), &self.entropy),
+                    import: None,
+                },
+            );
+            KeyState::Enabled
+        };
         let key = KeyRecord {
             key_id,
-            shared: SharedProps {
-                key_spec: spec,
-                key_usage: usage,
-                origin,
-                multi_region,
-                materials: vec![MaterialVersion {
-                    version: 0,
-                    key_material_id: random_hex64(&mut self.entropy.rng()),
-                    wrapped,
-                    created_ms: now,
-                }],
-                current_version: 0,
-            },
+            shared,
             regional: RegionalProps {
                 creation_ms: now,
                 description,
-                state: KeyState::Enabled,
+                state,
                 deletion_ms: None,
                 pending_window_days: None,
                 policy,
                 tags,
+                materials,
             },
         };
         let created = self.propose_key(Command::CreateKey { key }).await?;
@@ -172,7 +223,7 @@ impl KmsApi {
         req: pb::DescribeKeyRequest,
     ) -> Result<pb::DescribeKeyResponse, KmsError> {
         let key_id = required(req.key_id, "keyId")?;
-        super::validate::grant_tokens(&req.grant_tokens)?;
+        self.check_grant_tokens(&req.grant_tokens)?;
         let key = self.resolve(&key_id, RefForms::KeyOrAlias)?;
         Ok(pb::DescribeKeyResponse {
             key_metadata: Some(key_metadata(&self.scope, &key)),

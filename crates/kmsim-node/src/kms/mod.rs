@@ -8,8 +8,14 @@
 mod context;
 mod convert;
 mod crypto_ops;
+mod grant_ops;
+mod import_ops;
 mod management;
 pub mod operations;
+mod rotation_ops;
+mod signing_ops;
+pub mod specs;
+mod tokens;
 pub mod validate;
 
 use std::sync::{Arc, RwLock};
@@ -64,6 +70,40 @@ impl KmsApi {
             other => Err(KmsError::Internal(format!(
                 "unexpected command output {other:?}"
             ))),
+        }
+    }
+
+    /// Proposes a command that adds a material version to `key_id`, built by `build` from this
+    /// node's view of the key. The version number is bound into the wrapped material, so a
+    /// node that has not applied the key's latest version yet builds a stale command, which
+    /// the state machine refuses with a conflict; by then (the proposer waits for its write to
+    /// be applied here) this node has caught up, so the command is rebuilt and proposed again.
+    async fn propose_new_version(
+        &self,
+        key_id: &kmsim_core::ids::KeyId,
+        build: impl Fn(&KeyRecord) -> Result<Command, KmsError>,
+    ) -> Result<CommandOutput, KmsError> {
+        let mut attempts = 0;
+        loop {
+            let key = self.read(|s| s.key(key_id)).ok_or_else(|| {
+                KmsError::NotFound(format!(
+                    "Key '{}' does not exist",
+                    self.scope.key_arn(key_id)
+                ))
+            })?;
+            let seen = key.shared.next_version();
+            match self.proposer.propose(&build(&key)?).await {
+                Err(KmsError::Conflict(m)) if attempts < 3 => {
+                    let now = self
+                        .read(|s| s.key(key_id))
+                        .map(|k| k.shared.next_version());
+                    if now == Some(seen) {
+                        return Err(KmsError::Conflict(m));
+                    }
+                    attempts += 1;
+                }
+                other => return other,
+            }
         }
     }
 

@@ -33,6 +33,27 @@ macro_rules! for_each_kms_operation {
             ListKeyPolicies => list_key_policies(ListKeyPoliciesRequest) -> ListKeyPoliciesResponse;
             ScheduleKeyDeletion => schedule_key_deletion(ScheduleKeyDeletionRequest) -> ScheduleKeyDeletionResponse;
             CancelKeyDeletion => cancel_key_deletion(CancelKeyDeletionRequest) -> CancelKeyDeletionResponse;
+            GenerateDataKeyPair => generate_data_key_pair(GenerateDataKeyPairRequest) -> GenerateDataKeyPairResponse;
+            GenerateDataKeyPairWithoutPlaintext => generate_data_key_pair_without_plaintext(GenerateDataKeyPairWithoutPlaintextRequest) -> GenerateDataKeyPairWithoutPlaintextResponse;
+            Sign => sign(SignRequest) -> SignResponse;
+            Verify => verify(VerifyRequest) -> VerifyResponse;
+            GetPublicKey => get_public_key(GetPublicKeyRequest) -> GetPublicKeyResponse;
+            GenerateMac => generate_mac(GenerateMacRequest) -> GenerateMacResponse;
+            VerifyMac => verify_mac(VerifyMacRequest) -> VerifyMacResponse;
+            DeriveSharedSecret => derive_shared_secret(DeriveSharedSecretRequest) -> DeriveSharedSecretResponse;
+            EnableKeyRotation => enable_key_rotation(EnableKeyRotationRequest) -> EnableKeyRotationResponse;
+            DisableKeyRotation => disable_key_rotation(DisableKeyRotationRequest) -> DisableKeyRotationResponse;
+            GetKeyRotationStatus => get_key_rotation_status(GetKeyRotationStatusRequest) -> GetKeyRotationStatusResponse;
+            RotateKeyOnDemand => rotate_key_on_demand(RotateKeyOnDemandRequest) -> RotateKeyOnDemandResponse;
+            ListKeyRotations => list_key_rotations(ListKeyRotationsRequest) -> ListKeyRotationsResponse;
+            GetParametersForImport => get_parameters_for_import(GetParametersForImportRequest) -> GetParametersForImportResponse;
+            ImportKeyMaterial => import_key_material(ImportKeyMaterialRequest) -> ImportKeyMaterialResponse;
+            DeleteImportedKeyMaterial => delete_imported_key_material(DeleteImportedKeyMaterialRequest) -> DeleteImportedKeyMaterialResponse;
+            CreateGrant => create_grant(CreateGrantRequest) -> CreateGrantResponse;
+            ListGrants => list_grants(ListGrantsRequest) -> ListGrantsResponse;
+            ListRetirableGrants => list_retirable_grants(ListRetirableGrantsRequest) -> ListGrantsResponse;
+            RetireGrant => retire_grant(RetireGrantRequest) -> RetireGrantResponse;
+            RevokeGrant => revoke_grant(RevokeGrantRequest) -> RevokeGrantResponse;
         }
     };
 }

@@ -1,0 +1,244 @@
+//! The replicated commands of one Region and what applying them returns.
+//!
+//! A command is decided completely by the node that proposes it: key IDs, new material
+//! (already wrapped under the domain key), grant IDs and every date travel inside it, so that
+//! applying a command only reads the command and the current state.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::KmsError;
+use crate::grant::GrantRecord;
+use crate::ids::{AliasName, KeyId};
+use crate::key::{ImportType, KeyRecord, MaterialInfo, RegionalMaterial, RotationType, Tag};
+
+/// A change to the Region's replicated state, decided completely by the proposing node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Adds a new key (material already generated and wrapped under the domain key).
+    CreateKey {
+        /// The complete new key.
+        key: KeyRecord,
+    },
+    /// EnableKey / DisableKey.
+    SetEnabled {
+        /// The key.
+        key_id: KeyId,
+        /// The new value.
+        enabled: bool,
+    },
+    /// UpdateKeyDescription.
+    UpdateKeyDescription {
+        /// The key.
+        key_id: KeyId,
+        /// The new description.
+        description: String,
+    },
+    /// PutKeyPolicy (already validated).
+    PutKeyPolicy {
+        /// The key.
+        key_id: KeyId,
+        /// The new policy document.
+        policy: String,
+    },
+    /// TagResource (already validated).
+    TagResource {
+        /// The key.
+        key_id: KeyId,
+        /// Tags to add or overwrite.
+        tags: Vec<Tag>,
+    },
+    /// UntagResource.
+    UntagResource {
+        /// The key.
+        key_id: KeyId,
+        /// Tag keys to remove; unknown ones are ignored.
+        tag_keys: Vec<String>,
+    },
+    /// CreateAlias.
+    CreateAlias {
+        /// The alias.
+        name: AliasName,
+        /// Its target.
+        target: KeyId,
+        /// Creation time (simulated clock) in ms.
+        now_ms: i64,
+    },
+    /// UpdateAlias.
+    UpdateAlias {
+        /// The alias.
+        name: AliasName,
+        /// The new target.
+        target: KeyId,
+        /// Update time in ms.
+        now_ms: i64,
+    },
+    /// DeleteAlias.
+    DeleteAlias {
+        /// The alias.
+        name: AliasName,
+    },
+    /// ScheduleKeyDeletion.
+    ScheduleKeyDeletion {
+        /// The key.
+        key_id: KeyId,
+        /// The waiting period (7..=30).
+        window_days: u32,
+        /// When the request was made, in ms.
+        now_ms: i64,
+    },
+    /// CancelKeyDeletion.
+    CancelKeyDeletion {
+        /// The key.
+        key_id: KeyId,
+    },
+    /// Deletes a key whose waiting period has ended, with its aliases and grants. Proposed by
+    /// the leader's lifecycle task; a no-op unless the key is still pending deletion and due at
+    /// `now_ms`.
+    DeleteExpiredKey {
+        /// The key.
+        key_id: KeyId,
+        /// The time the task observed, in ms.
+        now_ms: i64,
+    },
+    /// Moves the Region's simulated clock: its offset from the host clock never decreases.
+    SetClockOffset {
+        /// Offset from the host's clock, in ms.
+        offset_ms: i64,
+    },
+    /// EnableKeyRotation / DisableKeyRotation.
+    SetKeyRotation {
+        /// The key.
+        key_id: KeyId,
+        /// Enable (true) or disable.
+        enabled: bool,
+        /// `RotationPeriodInDays` given to EnableKeyRotation (already range-checked).
+        period_days: Option<u32>,
+        /// When the request was made, in ms.
+        now_ms: i64,
+    },
+    /// A rotation to new, generated material: automatic (proposed by the leader's lifecycle
+    /// task, a no-op unless still due) or on demand (RotateKeyOnDemand on an AWS_KMS key).
+    RotateKey {
+        /// The key.
+        key_id: KeyId,
+        /// Automatic or on demand.
+        kind: RotationType,
+        /// The new version (its number must be the key's next version, else the command is
+        /// stale and changes nothing).
+        info: MaterialInfo,
+        /// The new material, wrapped under the domain key.
+        material: RegionalMaterial,
+        /// When the rotation was requested, in ms.
+        now_ms: i64,
+    },
+    /// RotateKeyOnDemand on an EXTERNAL key: the imported material pending rotation becomes
+    /// current.
+    PromotePendingMaterial {
+        /// The key.
+        key_id: KeyId,
+        /// When the request was made, in ms.
+        now_ms: i64,
+    },
+    /// ImportKeyMaterial (material already unwrapped from the import wrapping, checked, and
+    /// wrapped under the domain key).
+    ImportKeyMaterial {
+        /// The key.
+        key_id: KeyId,
+        /// `ImportType` as requested (`None`: NEW for a first import, else EXISTING).
+        import_type: Option<ImportType>,
+        /// `KeyMaterialId` as requested (only with EXISTING_KEY_MATERIAL).
+        requested_material_id: Option<String>,
+        /// The commitment to the imported material (its KeyMaterialId).
+        commitment: String,
+        /// The version the proposer wrapped the material for (the wrap binds it); if the key
+        /// changed meanwhile and the material would land in another version, the command fails
+        /// with a conflict instead.
+        version: u32,
+        /// The public key of imported asymmetric material (DER SubjectPublicKeyInfo).
+        public_key: Option<Vec<u8>>,
+        /// The material and the terms of its import.
+        material: RegionalMaterial,
+        /// When the request was made, in ms.
+        now_ms: i64,
+    },
+    /// DeleteImportedKeyMaterial, or the expiry of imported material at its `ValidTo`
+    /// (`expired_at_ms`: proposed by the lifecycle task, a no-op unless still due).
+    DeleteImportedMaterial {
+        /// The key.
+        key_id: KeyId,
+        /// `KeyMaterialId` to delete (`None`: the current material).
+        material_id: Option<String>,
+        /// Set when this is an expiry: the time the task observed.
+        expired_at_ms: Option<i64>,
+    },
+    /// CreateGrant (grant ID and date decided by the proposer).
+    CreateGrant {
+        /// The new grant.
+        grant: GrantRecord,
+    },
+    /// RetireGrant / RevokeGrant.
+    DeleteGrant {
+        /// The grant's key.
+        key_id: KeyId,
+        /// The grant.
+        grant_id: String,
+    },
+}
+
+/// What an applied command returns to its proposer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CommandOutput {
+    /// The key as it is after the command.
+    Key(Box<KeyRecord>),
+    /// Nothing to report.
+    Done,
+    /// The clock offset now in force.
+    ClockOffset(i64),
+    /// The grant ID CreateGrant settled on (an existing one for an idempotent retry by name).
+    Grant(String),
+}
+
+/// The result of applying one command.
+pub type CommandResult = Result<CommandOutput, KmsError>;
+
+/// A record to persist after applying a command (keys are in the application's keyspace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordChange {
+    /// Store `value` under `key`.
+    Put {
+        /// Record key.
+        key: Vec<u8>,
+        /// Encoded record.
+        value: Vec<u8>,
+    },
+    /// Remove `key`.
+    Delete {
+        /// Record key.
+        key: Vec<u8>,
+    },
+}
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_allocvec(v).expect("invariant: in-memory records always encode")
+}
+
+/// Encodes a command for the Raft log.
+pub fn encode_command(cmd: &Command) -> Vec<u8> {
+    encode(cmd)
+}
+
+/// Decodes a command from the Raft log.
+pub fn decode_command(bytes: &[u8]) -> Result<Command, KmsError> {
+    postcard::from_bytes(bytes).map_err(|e| KmsError::Internal(format!("undecodable command: {e}")))
+}
+
+/// Encodes a command result for the proposer.
+pub fn encode_result(r: &CommandResult) -> Vec<u8> {
+    encode(r)
+}
+
+/// Decodes a command result.
+pub fn decode_result(bytes: &[u8]) -> CommandResult {
+    postcard::from_bytes(bytes)
+        .unwrap_or_else(|e| Err(KmsError::Internal(format!("undecodable result: {e}"))))
+}

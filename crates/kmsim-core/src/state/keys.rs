@@ -1,0 +1,251 @@
+//! Applying the key lifecycle and alias commands.
+
+use crate::error::KmsError;
+use crate::ids::{AliasName, KeyId};
+use crate::key::{KeyRecord, KeyState, Tag};
+use crate::key_state::{check, Operation};
+use crate::tags::merge_tags;
+
+use super::{
+    alias_record_key, encode, grant_record_key, key_record_key, AliasRecord, CommandOutput,
+    CommandResult, KmsState, RecordChange, DAY_MS, MAX_ALIASES_PER_KEY,
+};
+
+impl KmsState {
+    pub(super) fn create_key(
+        &mut self,
+        key: &KeyRecord,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        if let Some(existing) = self.keys.get(&key.key_id) {
+            // The same command applied again (a retried forward): same answer, no change.
+            if existing.as_ref() == key {
+                return Ok(CommandOutput::Key(Box::new(key.clone())));
+            }
+            return Err(KmsError::AlreadyExists(format!(
+                "{} already exists",
+                self.scope.key_arn(&key.key_id)
+            )));
+        }
+        Ok(self.put_key(key.clone(), changes))
+    }
+
+    pub(super) fn set_enabled(
+        &mut self,
+        key_id: &KeyId,
+        enabled: bool,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        let op = if enabled {
+            Operation::EnableKey
+        } else {
+            Operation::DisableKey
+        };
+        self.update_key(key_id, op, changes, |k| {
+            k.regional.state = if enabled {
+                material_state(k, KeyState::Enabled)
+            } else {
+                KeyState::Disabled
+            };
+            Ok(())
+        })
+    }
+
+    pub(super) fn tag_resource(
+        &mut self,
+        key_id: &KeyId,
+        tags: &[Tag],
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        self.update_key(key_id, Operation::TagResource, changes, |k| {
+            k.regional.tags = merge_tags(&k.regional.tags, tags)?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn schedule_key_deletion(
+        &mut self,
+        key_id: &KeyId,
+        window_days: u32,
+        now_ms: i64,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        self.update_key(key_id, Operation::ScheduleKeyDeletion, changes, |k| {
+            k.regional.state = KeyState::PendingDeletion;
+            k.regional.deletion_ms = Some(now_ms + i64::from(window_days) * DAY_MS);
+            k.regional.pending_window_days = Some(window_days);
+            Ok(())
+        })
+    }
+
+    pub(super) fn cancel_key_deletion(
+        &mut self,
+        key_id: &KeyId,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        self.update_key(key_id, Operation::CancelKeyDeletion, changes, |k| {
+            k.regional.state = material_state(k, KeyState::Disabled);
+            k.regional.deletion_ms = None;
+            k.regional.pending_window_days = None;
+            Ok(())
+        })
+    }
+
+    pub(super) fn delete_expired_key(
+        &mut self,
+        key_id: &KeyId,
+        now_ms: i64,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        let due = self.keys.get(key_id).is_some_and(|k| {
+            k.regional.state == KeyState::PendingDeletion
+                && k.regional.deletion_ms.is_some_and(|d| d <= now_ms)
+        });
+        if !due {
+            return Ok(CommandOutput::Done);
+        }
+        self.keys.remove(key_id);
+        changes.push(RecordChange::Delete {
+            key: key_record_key(key_id),
+        });
+        // A deleted key takes its aliases and grants with it.
+        let aliases: Vec<AliasName> = self
+            .aliases_of(key_id)
+            .into_iter()
+            .map(|a| a.name.clone())
+            .collect();
+        for name in aliases {
+            self.aliases.remove(&name);
+            changes.push(RecordChange::Delete {
+                key: alias_record_key(&name),
+            });
+        }
+        let grants: Vec<(KeyId, String)> = self
+            .grants_of(key_id)
+            .map(|g| (g.key_id.clone(), g.grant_id.clone()))
+            .collect();
+        for (k, g) in grants {
+            changes.push(RecordChange::Delete {
+                key: grant_record_key(&k, &g),
+            });
+            self.grants.remove(&(k, g));
+        }
+        Ok(CommandOutput::Done)
+    }
+
+    fn put_alias(&mut self, alias: AliasRecord, changes: &mut Vec<RecordChange>) {
+        changes.push(RecordChange::Put {
+            key: alias_record_key(&alias.name),
+            value: encode(&alias),
+        });
+        self.aliases.insert(alias.name.clone(), alias);
+    }
+
+    fn alias_room(&self, target: &KeyId) -> Result<(), KmsError> {
+        if self.aliases_of(target).len() >= MAX_ALIASES_PER_KEY {
+            return Err(KmsError::LimitExceeded(format!(
+                "The key {} already has {MAX_ALIASES_PER_KEY} aliases",
+                self.scope.key_arn(target)
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) fn create_alias(
+        &mut self,
+        name: &AliasName,
+        target: &KeyId,
+        now_ms: i64,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        if self.aliases.contains_key(name) {
+            return Err(KmsError::AlreadyExists(format!(
+                "An alias with the name {} already exists",
+                self.scope.alias_arn(name)
+            )));
+        }
+        let key = self.existing(target)?;
+        check(
+            Operation::CreateAlias,
+            key.regional.state,
+            key.shared.origin,
+            &self.scope.key_arn(target),
+        )?;
+        self.alias_room(target)?;
+        let alias = AliasRecord {
+            name: name.clone(),
+            target: target.clone(),
+            creation_ms: now_ms,
+            last_updated_ms: now_ms,
+        };
+        self.put_alias(alias, changes);
+        Ok(CommandOutput::Done)
+    }
+
+    pub(super) fn update_alias(
+        &mut self,
+        name: &AliasName,
+        target: &KeyId,
+        now_ms: i64,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        let alias = self
+            .aliases
+            .get(name)
+            .cloned()
+            .ok_or_else(|| self.alias_not_found(name))?;
+        let new_key = self.existing(target)?;
+        check(
+            Operation::UpdateAliasTarget,
+            new_key.regional.state,
+            new_key.shared.origin,
+            &self.scope.key_arn(target),
+        )?;
+        if let Some(old) = self.keys.get(&alias.target) {
+            // The new target must be the same type of key with the same usage.
+            if old.shared.key_usage != new_key.shared.key_usage
+                || old.shared.key_spec.alias_type() != new_key.shared.key_spec.alias_type()
+            {
+                return Err(KmsError::Validation(format!(
+                    "{} and {} are not the same type of key or do not have the same key usage",
+                    self.scope.key_arn(&alias.target),
+                    self.scope.key_arn(target)
+                )));
+            }
+        }
+        if alias.target != *target {
+            self.alias_room(target)?;
+        }
+        let updated = AliasRecord {
+            target: target.clone(),
+            last_updated_ms: now_ms,
+            ..alias
+        };
+        self.put_alias(updated, changes);
+        Ok(CommandOutput::Done)
+    }
+
+    pub(super) fn delete_alias(
+        &mut self,
+        name: &AliasName,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        if self.aliases.remove(name).is_none() {
+            return Err(self.alias_not_found(name));
+        }
+        changes.push(RecordChange::Delete {
+            key: alias_record_key(name),
+        });
+        Ok(CommandOutput::Done)
+    }
+}
+
+/// `wanted`, unless the key is EXTERNAL and lacks material this Region needs: then it can only
+/// be `PendingImport` (its material was deleted or expired meanwhile).
+fn material_state(k: &KeyRecord, wanted: KeyState) -> KeyState {
+    if k.shared.origin == crate::key::Origin::External && !k.has_all_current_material() {
+        KeyState::PendingImport
+    } else {
+        wanted
+    }
+}
