@@ -4,8 +4,8 @@
 //! Modules: [`config`] (topology file), [`node`] (wiring and bootstrap), [`kms`] (operations),
 //! [`kms_service`], [`raft_service`], [`admin_service`] (gRPC faces), [`proposer`] (writes from
 //! any node), [`network`] (Raft client), [`app`] (state machine bridge), [`material`] (unwrapped
-//! key cache), [`clock`], [`entropy`], [`faults`] (injected link faults), [`reaper`] (deletion
-//! windows).
+//! key cache), [`clock`], [`entropy`], [`faults`] (injected link faults), [`reaper`] (the lifecycle task:
+//! deletion windows, automatic rotation, expiry of imported material).
 //!
 //! This crate is generic over `kmsim_store::KvEngine`; it never links RocksDB and never parses
 //! command-line flags or installs a tracing subscriber (the binary does).
