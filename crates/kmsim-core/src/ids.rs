@@ -268,6 +268,15 @@ impl Scope {
         )
     }
 
+    /// The ARN the key `id` has in another Region of the same partition and account (related
+    /// multi-Region keys differ only in the Region field).
+    pub fn key_arn_in(&self, region: &Region, id: &KeyId) -> String {
+        format!(
+            "arn:{}:kms:{}:{}:key/{}",
+            self.partition, region, self.account, id
+        )
+    }
+
     /// The ARN of a key ID that may be malformed (used in "does not exist" messages).
     pub fn key_arn_str(&self, id: &str) -> String {
         format!(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{validation, KmsError};
-use crate::ids::KeyId;
+use crate::ids::{KeyId, Region};
 
 macro_rules! wire_enum {
     ($(#[$doc:meta])* $name:ident, $member:literal { $($(#[$vdoc:meta])* $variant:ident => $wire:literal,)* }) => {
@@ -535,8 +535,8 @@ pub struct SharedProps {
     pub key_usage: KeyUsage,
     /// `Origin`
     pub origin: Origin,
-    /// `MultiRegion`
-    pub multi_region: bool,
+    /// The multi-Region set this key belongs to (`MultiRegion` is true exactly when set).
+    pub mrk: Option<MultiRegion>,
     /// Every material version, oldest first. Versions above `current_version` are pending
     /// rotation (imported material waiting for RotateKeyOnDemand).
     pub materials: Vec<MaterialInfo>,
@@ -549,6 +549,11 @@ pub struct SharedProps {
 }
 
 impl SharedProps {
+    /// `MultiRegion`.
+    pub fn is_multi_region(&self) -> bool {
+        self.mrk.is_some()
+    }
+
     /// The material version with this number.
     pub fn material(&self, version: u32) -> Option<&MaterialInfo> {
         self.materials.iter().find(|m| m.version == version)
@@ -582,6 +587,74 @@ impl SharedProps {
             _ => KeyMaterialState::PendingRotation,
         }
     }
+}
+
+/// The multi-Region set of a key: who is primary, which Regions hold replicas, and the
+/// (epoch, version) that orders every change of the shared properties. Shared: every related
+/// key holds the primary's view as of the last synchronization it applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultiRegion {
+    /// The Region of the primary key.
+    pub primary: Region,
+    /// The Regions of the replicas, sorted.
+    pub replicas: Vec<Region>,
+    /// The primary epoch: bumped by every primary hand-over (UpdatePrimaryRegion), so a
+    /// demoted primary's changes can never win over the new primary's.
+    pub epoch: u64,
+    /// The shared-property version within the epoch: bumped by every change on the primary.
+    pub version: u64,
+}
+
+impl MultiRegion {
+    /// `(epoch, version)`: a replica applies a synchronization only when it is newer.
+    pub fn stamp(&self) -> (u64, u64) {
+        (self.epoch, self.version)
+    }
+
+    /// Every Region of the set.
+    pub fn regions(&self) -> impl Iterator<Item = &Region> {
+        std::iter::once(&self.primary).chain(self.replicas.iter())
+    }
+}
+
+/// The Regional properties ReplicateKey gives a new replica (never copied from the primary).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaSpec {
+    /// `Description`
+    pub description: String,
+    /// `Policy` (the default policy of the replica's Region when the request had none).
+    pub policy: String,
+    /// `Tags`
+    pub tags: Vec<Tag>,
+}
+
+/// A primary hand-over in flight on the old primary (UpdatePrimaryRegion).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handover {
+    /// The Region being promoted.
+    pub to: Region,
+    /// The epoch the new primary takes.
+    pub epoch: u64,
+    /// The state to return to when the hand-over ends.
+    pub previous_state: KeyState,
+}
+
+/// The synchronizer's Region-local bookkeeping of one multi-Region key. It is replicated
+/// inside the Region (so a leader change or a restart loses nothing) and never crosses
+/// Regions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncBook {
+    /// On the primary: the newest (epoch, version) each replica Region acknowledged.
+    pub acked: BTreeMap<Region, (u64, u64)>,
+    /// On the primary: replicas ReplicateKey asked for that their Region has not created yet.
+    pub creating: BTreeMap<Region, ReplicaSpec>,
+    /// On an old primary: the hand-over still to be delivered.
+    pub handover: Option<Handover>,
+    /// On a replica: the highest epoch of a promotion it refused; it never accepts a promotion
+    /// at or below it, so a delayed copy of a refused promotion cannot make a second primary.
+    pub promote_fence: u64,
+    /// On the primary of an EXTERNAL key: the KeyMaterialIds each replica Region imported.
+    pub replica_imports: BTreeMap<Region, std::collections::BTreeSet<String>>,
 }
 
 /// How imported material was imported into one Regional key.
@@ -625,6 +698,8 @@ pub struct RegionalProps {
     /// This Region's copy of each material version it holds, by version. For an EXTERNAL key a
     /// version without an entry is pending import here.
     pub materials: BTreeMap<u32, RegionalMaterial>,
+    /// The synchronizer's bookkeeping (multi-Region keys only).
+    pub sync: SyncBook,
 }
 
 /// One Regional KMS key.

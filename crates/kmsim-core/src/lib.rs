@@ -2,9 +2,11 @@
 //! states, the key-state × operation table, key policies and tags checks, the replicated
 //! [`Command`](state::Command) and its deterministic apply, and [`KmsError`] with the AWS codes.
 //!
-//! Modules: [`ids`], [`key`], [`key_state`], [`grant`], [`policy`], [`tags`], [`state`], [`error`].
+//! Modules: [`ids`], [`key`], [`key_state`], [`grant`], [`policy`], [`tags`], [`state`], [`sync`] (messages between
+//! Regions), [`error`].
 //! This crate must not depend on any other kmsim crate, on tokio, or on storage.
 
+pub mod audit;
 pub mod error;
 pub mod grant;
 pub mod ids;
@@ -12,6 +14,7 @@ pub mod key;
 pub mod key_state;
 pub mod policy;
 pub mod state;
+pub mod sync;
 pub mod tags;
 
 pub use error::KmsError;

@@ -24,6 +24,7 @@ pub mod node;
 pub mod proposer;
 pub mod raft_service;
 pub mod reaper;
+pub mod sync;
 mod wire;
 
 #[cfg(test)]

@@ -149,6 +149,11 @@ pub async fn run_node_with_key<E: KvEngine>(
         materials: Arc::new(MaterialCache::new(domain, scope)),
         clock,
         entropy: Entropy,
+        regions: topology
+            .regions
+            .iter()
+            .map(|r| (r.name.clone(), topology.partition.clone()))
+            .collect(),
     });
 
     let listener = TcpListener::bind(me.listen)

@@ -7,6 +7,7 @@
 //! - [`raft::v1`] (`kmsim.raft.v1`): Raft traffic between the nodes of one Region, carried as
 //!   opaque payloads, and write forwarding to the leader;
 //! - [`admin::v1`] (`kmsim.admin.v1`): node status, the simulated clock, snapshots, test hooks;
+//! - [`sync::v1`] (`kmsim.sync.v1`): the synchronizer between Regions;
 //! - [`status`]: `KmsError` ↔ `tonic::Status`;
 //! - [`json`]: the AWS JSON 1.1 spelling of the `kms::v1` messages (serde derives set up in
 //!   `build.rs`, base64 for blobs).
@@ -39,6 +40,16 @@ pub mod raft {
     #[allow(clippy::all, clippy::unwrap_used, missing_docs)]
     pub mod v1 {
         tonic::include_proto!("kmsim.raft.v1");
+    }
+}
+
+/// Package `kmsim.sync.v1`.
+pub mod sync {
+    /// Region-to-Region synchronization (`SyncService`), generated from
+    /// `proto/kmsim/sync/v1/sync.proto`.
+    #[allow(clippy::all, clippy::unwrap_used, missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("kmsim.sync.v1");
     }
 }
 

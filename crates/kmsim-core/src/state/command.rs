@@ -6,10 +6,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+use crate::audit::ApiCall;
 use crate::error::KmsError;
 use crate::grant::GrantRecord;
-use crate::ids::{AliasName, KeyId};
-use crate::key::{ImportType, KeyRecord, MaterialInfo, RegionalMaterial, RotationType, Tag};
+use crate::ids::{AliasName, KeyId, Region};
+use crate::key::{
+    ImportType, KeyRecord, MaterialInfo, RegionalMaterial, ReplicaSpec, RotationType, SharedProps,
+    Tag,
+};
+use crate::sync::{NoticeKind, SyncReply};
 
 /// A change to the Region's replicated state, decided completely by the proposing node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,6 +190,111 @@ pub enum Command {
         /// The grant.
         grant_id: String,
     },
+    /// A management API call to record in the Region's audit log once `cmd` succeeds.
+    Audited {
+        /// The call, as the proposing node saw it.
+        call: ApiCall,
+        /// The command the call made.
+        cmd: Box<Command>,
+    },
+    /// ReplicateKey, on the primary's Region: the replica joins the set (state `Creating`
+    /// until its Region has created it) and the synchronizer starts delivering it.
+    ReplicateKey {
+        /// The primary key.
+        key_id: KeyId,
+        /// The replica's Region.
+        replica: Region,
+        /// Its Regional properties, from the request.
+        spec: ReplicaSpec,
+    },
+    /// A synchronization received from another Region (authenticated, material unwrapped
+    /// from the transport wrap and wrapped under this Region's domain key). Applied only when
+    /// its (epoch, version) is newer than what this Region holds.
+    ApplySync {
+        /// The key.
+        key_id: KeyId,
+        /// The sending Region.
+        source: Region,
+        /// The sender's shared properties.
+        shared: SharedProps,
+        /// The material versions, wrapped under this Region's domain key.
+        materials: BTreeMap<u32, RegionalMaterial>,
+        /// Create the replica with these Regional properties if it does not exist.
+        create: Option<ReplicaSpec>,
+        /// This Region becomes the primary.
+        promote: bool,
+        /// When the receiving node took the message, ms.
+        now_ms: i64,
+    },
+    /// The primary's record that a replica Region acknowledged (epoch, version).
+    SyncAcked {
+        /// The key.
+        key_id: KeyId,
+        /// The replica's Region.
+        region: Region,
+        /// What it acknowledged.
+        stamp: (u64, u64),
+    },
+    /// A replica Region that no longer holds the key (deleted there) leaves the set.
+    ReplicaGone {
+        /// The key.
+        key_id: KeyId,
+        /// The Region.
+        region: Region,
+        /// When the primary learned it, ms (a primary pending replica deletion starts its
+        /// window then).
+        now_ms: i64,
+    },
+    /// A notice of a replica Region, received by the primary Region.
+    ApplyNotice {
+        /// The key.
+        key_id: KeyId,
+        /// The replica's Region.
+        from: Region,
+        /// What it says.
+        kind: NoticeKind,
+        /// When it was received, ms.
+        now_ms: i64,
+    },
+    /// A queued notice was delivered (or is moot): drop it from the outbox.
+    NoticeDone {
+        /// Its outbox position.
+        seq: u64,
+    },
+    /// A queued notice reached a Region that is no longer primary: send it to `to` instead.
+    NoticeRetarget {
+        /// Its outbox position.
+        seq: u64,
+        /// The primary as the receiver knows it.
+        to: Region,
+    },
+    /// Every replica holds the material pending rotation: it becomes current.
+    PromoteRotation {
+        /// The key.
+        key_id: KeyId,
+        /// The pending version.
+        version: u32,
+        /// When, ms.
+        now_ms: i64,
+    },
+    /// UpdatePrimaryRegion on the old primary: demote and fence it (state `Updating`, the new
+    /// primary named, epoch + 1) before the new primary is told.
+    BeginHandover {
+        /// The key.
+        key_id: KeyId,
+        /// The Region to promote.
+        to: Region,
+    },
+    /// The hand-over's answer came back: the old primary leaves `Updating`; if the promotion
+    /// was refused it becomes primary again, with a newer epoch than the refused one.
+    EndHandover {
+        /// The key.
+        key_id: KeyId,
+        /// The epoch of the hand-over this answers.
+        epoch: u64,
+        /// Whether the destination took over.
+        promoted: bool,
+    },
 }
 
 /// What an applied command returns to its proposer.
@@ -196,6 +308,8 @@ pub enum CommandOutput {
     ClockOffset(i64),
     /// The grant ID CreateGrant settled on (an existing one for an idempotent retry by name).
     Grant(String),
+    /// The answer to another Region's synchronization or notice.
+    Sync(SyncReply),
 }
 
 /// The result of applying one command.

@@ -6,6 +6,10 @@ use crate::key::{KeyRecord, KeyState, Tag};
 use crate::key_state::{check, Operation};
 use crate::tags::merge_tags;
 
+use crate::audit::service_record;
+use crate::sync::NoticeKind;
+
+use super::mrk::has_replicas;
 use super::{
     alias_record_key, encode, grant_record_key, key_record_key, AliasRecord, CommandOutput,
     CommandResult, KmsState, RecordChange, DAY_MS, MAX_ALIASES_PER_KEY,
@@ -70,9 +74,16 @@ impl KmsState {
         now_ms: i64,
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
+        let region = self.scope.region.clone();
         self.update_key(key_id, Operation::ScheduleKeyDeletion, changes, |k| {
-            k.regional.state = KeyState::PendingDeletion;
-            k.regional.deletion_ms = Some(now_ms + i64::from(window_days) * DAY_MS);
+            if has_replicas(k) && k.shared.mrk.as_ref().is_some_and(|m| m.primary == region) {
+                // A primary waits for its last replica to be deleted; its own window starts then.
+                k.regional.state = KeyState::PendingReplicaDeletion;
+                k.regional.deletion_ms = None;
+            } else {
+                k.regional.state = KeyState::PendingDeletion;
+                k.regional.deletion_ms = Some(now_ms + i64::from(window_days) * DAY_MS);
+            }
             k.regional.pending_window_days = Some(window_days);
             Ok(())
         })
@@ -104,7 +115,41 @@ impl KmsState {
         if !due {
             return Ok(CommandOutput::Done);
         }
-        self.keys.remove(key_id);
+        let gone = self
+            .keys
+            .remove(key_id)
+            .expect("invariant: checked due above");
+        if let Some(m) = gone
+            .shared
+            .mrk
+            .as_ref()
+            .filter(|m| m.primary != self.scope.region)
+        {
+            // A replica's deletion is reported to its primary, which takes it off the set.
+            self.queue_notice(
+                m.primary.clone(),
+                key_id,
+                NoticeKind::ReplicaDeleted,
+                changes,
+            );
+        }
+        let (scope, arn) = (self.scope.clone(), self.scope.key_arn(key_id));
+        self.record_event(
+            now_ms,
+            "DeleteKey",
+            Some(key_id),
+            |seq| {
+                service_record(
+                    &scope,
+                    seq,
+                    now_ms,
+                    "DeleteKey",
+                    Some(&arn),
+                    Some(serde_json::json!({"keyId": arn})),
+                )
+            },
+            changes,
+        );
         changes.push(RecordChange::Delete {
             key: key_record_key(key_id),
         });

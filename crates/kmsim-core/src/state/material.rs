@@ -8,6 +8,9 @@ use crate::key::{
 };
 use crate::key_state::Operation;
 
+use crate::audit::service_record;
+
+use super::mrk::{bump, has_replicas, primary_only};
 use super::{CommandOutput, CommandResult, KmsState, RecordChange, DAY_MS};
 
 /// RotateKeyOnDemand is refused this close before a scheduled automatic rotation.
@@ -22,6 +25,13 @@ impl KmsState {
         self.keys
             .values()
             .filter(|k| automatic_rotation_due(k, now_ms))
+            // Only the primary rotates a multi-Region key; replicas get the material from it.
+            .filter(|k| {
+                k.shared
+                    .mrk
+                    .as_ref()
+                    .is_none_or(|m| m.primary == self.scope.region)
+            })
             .map(|k| (k.key_id.clone(), k.shared.next_version()))
             .collect()
     }
@@ -58,7 +68,10 @@ impl KmsState {
             Operation::DisableKeyRotation
         };
         let arn = self.scope.key_arn(key_id);
+        let region = self.scope.region.clone();
         self.update_key(key_id, op, changes, |k| {
+            primary_only(k, &region, &arn)?;
+            bump(k);
             if k.shared.key_spec != KeySpec::SymmetricDefault {
                 return Err(KmsError::UnsupportedOperation(format!(
                     "{arn} key spec is {} which is not valid for this operation: only symmetric encryption keys rotate.",
@@ -108,14 +121,33 @@ impl KmsState {
                 return Ok(CommandOutput::Done);
             }
             let mut key = KeyRecord::clone(&self.keys[key_id]);
-            add_current_version(&mut key, info, material, kind, now_ms);
+            add_version(&mut key, info, material, kind, now_ms);
             let r = &mut key.shared.rotation;
             r.base_ms = Some(now_ms);
             r.next_rotation_ms = Some(now_ms + i64::from(r.period_days) * DAY_MS);
+            let (scope, arn) = (self.scope.clone(), self.scope.key_arn(key_id));
+            self.record_event(
+                now_ms,
+                "RotateKey",
+                Some(key_id),
+                |seq| {
+                    service_record(
+                        &scope,
+                        seq,
+                        now_ms,
+                        "RotateKey",
+                        Some(&arn),
+                        Some(serde_json::json!({"keyId": arn})),
+                    )
+                },
+                changes,
+            );
             return Ok(self.put_key(key, changes));
         }
         let arn = self.scope.key_arn(key_id);
+        let region = self.scope.region.clone();
         self.update_key(key_id, Operation::RotateKeyOnDemand, changes, |k| {
+            primary_only(k, &region, &arn)?;
             check_on_demand(k, &arn, now_ms)?;
             if k.shared.origin != Origin::AwsKms {
                 return Err(KmsError::UnsupportedOperation(format!(
@@ -128,7 +160,10 @@ impl KmsState {
                     "Another rotation of {arn} was committed first; try again."
                 )));
             }
-            add_current_version(k, info, material, kind, now_ms);
+            if has_replicas(k) {
+                k.shared.rotation.on_demand_started_ms = Some(now_ms);
+            }
+            add_version(k, info, material, kind, now_ms);
             k.shared.rotation.on_demand_count += 1;
             Ok(())
         })
@@ -141,7 +176,9 @@ impl KmsState {
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
         let arn = self.scope.key_arn(key_id);
+        let region = self.scope.region.clone();
         self.update_key(key_id, Operation::RotateKeyOnDemand, changes, |k| {
+            primary_only(k, &region, &arn)?;
             check_on_demand(k, &arn, now_ms)?;
             let no_pending = || {
                 KmsError::InvalidState(format!(
@@ -152,6 +189,15 @@ impl KmsState {
             if !k.regional.materials.contains_key(&pending) {
                 return Err(no_pending());
             }
+            let id = k.shared.material(pending).map(|m| m.key_material_id.clone()).unwrap_or_default();
+            let missing = missing_imports(k, &id);
+            if !missing.is_empty() {
+                return Err(KmsError::InvalidState(format!(
+                    "Key material {id} of {arn} is pending multi-Region import: import it into the replicas in {} first.",
+                    missing.join(", ")
+                )));
+            }
+            bump(k);
             for m in &mut k.shared.materials {
                 if m.version == pending {
                     m.rotation = Some(Rotation {
@@ -173,8 +219,19 @@ impl KmsState {
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
         let arn = self.scope.key_arn(key_id);
-        self.update_key(key_id, Operation::ImportKeyMaterial, changes, |k| {
+        let region = self.scope.region.clone();
+        let mut notify: Option<(crate::ids::Region, String)> = None;
+        let out = self.update_key(key_id, Operation::ImportKeyMaterial, changes, |k| {
             let version = import_version(k, &arn, &ImportRequestView::from(&req))?;
+            let adds_version = version == k.shared.next_version();
+            if adds_version {
+                // New material is a shared-property change: the primary's alone.
+                primary_only(k, &region, &arn)?;
+                bump(k);
+            }
+            if let Some(m) = k.shared.mrk.as_ref().filter(|m| m.primary != region) {
+                notify = Some((m.primary.clone(), req.commitment.to_string()));
+            }
             if version != req.version {
                 return Err(KmsError::Conflict(format!(
                     "The key material of {arn} changed while this import was in flight; try again."
@@ -199,7 +256,18 @@ impl KmsState {
                 k.regional.state = KeyState::Enabled;
             }
             Ok(())
-        })
+        })?;
+        if let Some((primary, material_id)) = notify {
+            // A replica tells its primary which material it holds (the primary's rotation to
+            // new imported material waits for every replica).
+            self.queue_notice(
+                primary,
+                key_id,
+                crate::sync::NoticeKind::MaterialImported { material_id },
+                changes,
+            );
+        }
+        Ok(out)
     }
 
     pub(super) fn delete_imported_material(
@@ -225,11 +293,12 @@ impl KmsState {
                 return Ok(CommandOutput::Done);
             }
             let mut key = KeyRecord::clone(&self.keys[key_id]);
-            remove_material(&mut key, &arn, material_id)?;
+            remove_material(&mut key, &self.scope.region, &arn, material_id)?;
             return Ok(self.put_key(key, changes));
         }
+        let region = self.scope.region.clone();
         self.update_key(key_id, Operation::DeleteImportedKeyMaterial, changes, |k| {
-            remove_material(k, &arn, material_id)
+            remove_material(k, &region, &arn, material_id)
         })
     }
 }
@@ -272,7 +341,11 @@ fn check_on_demand(k: &KeyRecord, arn: &str, now_ms: i64) -> Result<(), KmsError
     Ok(())
 }
 
-fn add_current_version(
+/// Adds generated material as a new version. With replicas it is pending: the primary keeps
+/// encrypting under the previous material until every replica holds the new one (the
+/// synchronizer then proposes `PromoteRotation`), so no ciphertext reaches a Region that
+/// cannot decrypt it.
+fn add_version(
     k: &mut KeyRecord,
     info: &MaterialInfo,
     material: &RegionalMaterial,
@@ -280,13 +353,34 @@ fn add_current_version(
     now_ms: i64,
 ) {
     let mut info = info.clone();
-    info.rotation = Some(Rotation {
-        date_ms: now_ms,
-        kind,
-    });
-    k.shared.current_version = Some(info.version);
     k.regional.materials.insert(info.version, material.clone());
+    if !has_replicas(k) {
+        info.rotation = Some(Rotation {
+            date_ms: now_ms,
+            kind,
+        });
+        k.shared.current_version = Some(info.version);
+    }
     k.shared.materials.push(info);
+    bump(k);
+}
+
+/// The replica Regions of an EXTERNAL primary that have not imported material `id`.
+pub fn missing_imports(k: &KeyRecord, id: &str) -> Vec<String> {
+    let Some(m) = k.shared.mrk.as_ref() else {
+        return Vec::new();
+    };
+    m.replicas
+        .iter()
+        .filter(|r| {
+            !k.regional
+                .sync
+                .replica_imports
+                .get(*r)
+                .is_some_and(|s| s.contains(id))
+        })
+        .map(|r| r.to_string())
+        .collect()
 }
 
 /// What ImportKeyMaterial asks for, as decided by the proposer.
@@ -412,6 +506,7 @@ fn existing_material_version(
 /// pending rotation disappears entirely; removing needed material leaves the key pending import.
 fn remove_material(
     k: &mut KeyRecord,
+    region: &crate::ids::Region,
     arn: &str,
     material_id: Option<&str>,
 ) -> Result<(), KmsError> {
@@ -433,8 +528,14 @@ fn remove_material(
     };
     k.regional.materials.remove(&version);
     let pending = k.shared.current_version.is_some_and(|c| version > c);
+    let replica = k.shared.mrk.as_ref().is_some_and(|m| m.primary != *region);
     if pending {
-        k.shared.materials.retain(|m| m.version != version);
+        // Deleting pending material on a primary deletes it from the set; on a replica it
+        // affects only this Regional key (the shared view stays the primary's).
+        if !replica {
+            k.shared.materials.retain(|m| m.version != version);
+            bump(k);
+        }
     } else if !matches!(
         k.regional.state,
         KeyState::PendingDeletion | KeyState::PendingReplicaDeletion

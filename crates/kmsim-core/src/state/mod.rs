@@ -7,15 +7,19 @@
 //! reports the records it changed ([`RecordChange`]) so the storage layer persists exactly
 //! those.
 //!
-//! Modules: [`command`] (the commands), `keys` (key lifecycle and aliases), `material`
-//! (rotation and imported material), `grants`.
+//! Modules: [`command`] (the commands), `keys` (key lifecycle and aliases), [`material`]
+//! (rotation and imported material), `grants`, `mrk` (multi-Region keys: replication,
+//! synchronization, primary hand-over, notices), and the audit log.
 
 mod command;
 mod grants;
 mod keys;
 pub mod material;
+pub mod mrk;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_mrk;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -23,11 +27,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{AuditRecord, MAX_AUDIT_EVENTS};
 use crate::error::KmsError;
 use crate::grant::GrantRecord;
 use crate::ids::{AliasName, KeyId, KeyRef, Scope};
 use crate::key::{KeyRecord, KeyState};
 use crate::key_state::{check, Operation};
+use crate::sync::Notice;
 
 use command::encode;
 pub use command::{
@@ -56,7 +62,18 @@ pub struct AliasRecord {
 const KEY_PREFIX: &[u8] = b"key/";
 const ALIAS_PREFIX: &[u8] = b"alias/";
 const GRANT_PREFIX: &[u8] = b"grant/";
+const OUTBOX_PREFIX: &[u8] = b"outbox/";
+const AUDIT_PREFIX: &[u8] = b"audit/";
 const CLOCK_KEY: &[u8] = b"meta/clock";
+const COUNTERS_KEY: &[u8] = b"meta/counters";
+
+/// Sequence counters of the outbox and the audit log (persisted, so positions are never
+/// reused after entries are dropped).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Counters {
+    next_notice: u64,
+    next_audit: u64,
+}
 
 /// The replicated state of one Region.
 #[derive(Debug, Clone)]
@@ -66,6 +83,11 @@ pub struct KmsState {
     aliases: BTreeMap<AliasName, AliasRecord>,
     /// Grants by (key, grant ID), so the grants of one key are one range.
     grants: BTreeMap<(KeyId, String), GrantRecord>,
+    /// Notices to other Regions, not yet delivered.
+    outbox: BTreeMap<u64, Notice>,
+    /// The Region's management audit events, oldest first, at most [`MAX_AUDIT_EVENTS`].
+    audit: BTreeMap<u64, AuditRecord>,
+    counters: Counters,
     clock_offset_ms: i64,
 }
 
@@ -77,6 +99,9 @@ impl KmsState {
             keys: BTreeMap::new(),
             aliases: BTreeMap::new(),
             grants: BTreeMap::new(),
+            outbox: BTreeMap::new(),
+            audit: BTreeMap::new(),
+            counters: Counters::default(),
             clock_offset_ms: 0,
         }
     }
@@ -96,6 +121,9 @@ impl KmsState {
         self.keys.clear();
         self.aliases.clear();
         self.grants.clear();
+        self.outbox.clear();
+        self.audit.clear();
+        self.counters = Counters::default();
         self.clock_offset_ms = 0;
         for (k, v) in records {
             if k.starts_with(KEY_PREFIX) {
@@ -111,6 +139,16 @@ impl KmsState {
                     postcard::from_bytes(&v).map_err(|e| format!("grant record: {e}"))?;
                 self.grants
                     .insert((rec.key_id.clone(), rec.grant_id.clone()), rec);
+            } else if k.starts_with(OUTBOX_PREFIX) {
+                let rec: Notice =
+                    postcard::from_bytes(&v).map_err(|e| format!("outbox record: {e}"))?;
+                self.outbox.insert(rec.seq, rec);
+            } else if k.starts_with(AUDIT_PREFIX) {
+                let rec: AuditRecord =
+                    postcard::from_bytes(&v).map_err(|e| format!("audit record: {e}"))?;
+                self.audit.insert(rec.seq, rec);
+            } else if k == COUNTERS_KEY {
+                self.counters = postcard::from_bytes(&v).map_err(|e| format!("counters: {e}"))?;
             } else if k == CLOCK_KEY {
                 self.clock_offset_ms =
                     postcard::from_bytes(&v).map_err(|e| format!("clock: {e}"))?;
@@ -217,6 +255,126 @@ impl KmsState {
     /// Number of keys.
     pub fn key_count(&self) -> usize {
         self.keys.len()
+    }
+
+    /// Every key (for the synchronizer's scan).
+    pub fn keys(&self) -> impl Iterator<Item = &Arc<KeyRecord>> {
+        self.keys.values()
+    }
+
+    /// The notices waiting to be delivered, oldest first.
+    pub fn outbox(&self) -> impl Iterator<Item = &Notice> {
+        self.outbox.values()
+    }
+
+    /// Audit events after position `after`, optionally of one key, at most `limit`.
+    pub fn audit_events(
+        &self,
+        key_id: Option<&KeyId>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Vec<AuditRecord> {
+        let lower = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Unbounded,
+        };
+        self.audit
+            .range((lower, Bound::Unbounded))
+            .map(|(_, r)| r)
+            .filter(|r| key_id.is_none_or(|k| r.key_id.as_ref() == Some(k)))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    fn put_counters(&self, changes: &mut Vec<RecordChange>) {
+        changes.push(RecordChange::Put {
+            key: COUNTERS_KEY.to_vec(),
+            value: encode(&self.counters),
+        });
+    }
+
+    /// Appends an audit event built by `build` from its position, dropping the oldest beyond
+    /// [`MAX_AUDIT_EVENTS`].
+    pub(crate) fn record_event(
+        &mut self,
+        time_ms: i64,
+        event_name: &str,
+        key_id: Option<&KeyId>,
+        build: impl FnOnce(u64) -> String,
+        changes: &mut Vec<RecordChange>,
+    ) {
+        let seq = self.counters.next_audit;
+        self.counters.next_audit += 1;
+        self.put_counters(changes);
+        let rec = AuditRecord {
+            seq,
+            time_ms,
+            event_name: event_name.to_string(),
+            key_id: key_id.cloned(),
+            json: build(seq),
+        };
+        changes.push(RecordChange::Put {
+            key: seq_record_key(AUDIT_PREFIX, seq),
+            value: encode(&rec),
+        });
+        self.audit.insert(seq, rec);
+        while self.audit.len() > MAX_AUDIT_EVENTS {
+            if let Some((old, _)) = self.audit.pop_first() {
+                changes.push(RecordChange::Delete {
+                    key: seq_record_key(AUDIT_PREFIX, old),
+                });
+            }
+        }
+    }
+
+    /// Queues a notice to another Region.
+    pub(crate) fn queue_notice(
+        &mut self,
+        to: crate::ids::Region,
+        key_id: &KeyId,
+        kind: crate::sync::NoticeKind,
+        changes: &mut Vec<RecordChange>,
+    ) {
+        let seq = self.counters.next_notice;
+        self.counters.next_notice += 1;
+        self.put_counters(changes);
+        let notice = Notice {
+            seq,
+            to,
+            key_id: key_id.clone(),
+            kind,
+        };
+        changes.push(RecordChange::Put {
+            key: seq_record_key(OUTBOX_PREFIX, seq),
+            value: encode(&notice),
+        });
+        self.outbox.insert(seq, notice);
+    }
+
+    /// Drops a delivered notice.
+    pub(crate) fn drop_notice(&mut self, seq: u64, changes: &mut Vec<RecordChange>) {
+        if self.outbox.remove(&seq).is_some() {
+            changes.push(RecordChange::Delete {
+                key: seq_record_key(OUTBOX_PREFIX, seq),
+            });
+        }
+    }
+
+    /// Points a queued notice at another Region.
+    pub(crate) fn retarget_notice(
+        &mut self,
+        seq: u64,
+        to: crate::ids::Region,
+        changes: &mut Vec<RecordChange>,
+    ) {
+        if let Some(n) = self.outbox.get_mut(&seq) {
+            n.to = to;
+            changes.push(RecordChange::Put {
+                key: seq_record_key(OUTBOX_PREFIX, seq),
+                value: encode(&*n),
+            });
+        }
     }
 
     // ---- writes ----
@@ -334,6 +492,8 @@ impl KmsState {
             Command::DeleteGrant { key_id, grant_id } => {
                 self.delete_grant(key_id, grant_id, changes)
             }
+            Command::Audited { call, cmd } => self.audited(call, cmd, changes),
+            other => self.apply_mrk(other, changes),
         }
     }
 
@@ -374,6 +534,11 @@ fn key_record_key(id: &KeyId) -> Vec<u8> {
 
 fn alias_record_key(name: &AliasName) -> Vec<u8> {
     [ALIAS_PREFIX, name.as_str().as_bytes()].concat()
+}
+
+/// `<prefix><seq>` with the sequence number zero-padded, so records sort by position.
+fn seq_record_key(prefix: &[u8], seq: u64) -> Vec<u8> {
+    [prefix, format!("{seq:020}").as_bytes()].concat()
 }
 
 fn grant_record_key(key_id: &KeyId, grant_id: &str) -> Vec<u8> {

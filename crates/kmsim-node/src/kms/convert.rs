@@ -1,7 +1,7 @@
 //! From stored records to the `kmsim.kms.v1` response shapes (AWS member semantics).
 
-use kmsim_core::ids::Scope;
-use kmsim_core::key::{KeyRecord, KeySpec, KeyState, Origin};
+use kmsim_core::ids::{Region, Scope};
+use kmsim_core::key::{KeyRecord, KeySpec, KeyState, MultiRegion, Origin};
 use kmsim_core::state::AliasRecord;
 use kmsim_proto::kms::v1 as pb;
 
@@ -59,21 +59,39 @@ pub fn key_metadata(scope: &Scope, k: &KeyRecord) -> pb::KeyMetadata {
         signing_algorithms: names(spec.signing_algorithms(usage)),
         key_agreement_algorithms: names(spec.key_agreement_algorithms(usage)),
         mac_algorithms: names(spec.mac_algorithms(usage)),
-        multi_region: Some(shared.multi_region),
-        multi_region_configuration: shared.multi_region.then(|| pb::MultiRegionConfiguration {
-            multi_region_key_type: Some("PRIMARY".to_string()),
-            primary_key: Some(pb::MultiRegionKey {
-                arn: Some(arn.clone()),
-                region: Some(scope.region.to_string()),
-            }),
-            replica_keys: Vec::new(),
-        }),
+        multi_region: Some(shared.is_multi_region()),
+        multi_region_configuration: shared.mrk.as_ref().map(|m| mrk_configuration(scope, k, m)),
         pending_deletion_window_in_days: match regional.state {
             KeyState::PendingReplicaDeletion => regional.pending_window_days.map(|d| d as i32),
             _ => None,
         },
         current_key_material_id: current_material,
         ..Default::default()
+    }
+}
+
+/// `MultiRegionConfiguration`: the same set view in every Region that holds a related key,
+/// but for `MultiRegionKeyType`.
+pub fn mrk_configuration(
+    scope: &Scope,
+    k: &KeyRecord,
+    m: &MultiRegion,
+) -> pb::MultiRegionConfiguration {
+    let key = |region: &Region| pb::MultiRegionKey {
+        arn: Some(scope.key_arn_in(region, &k.key_id)),
+        region: Some(region.to_string()),
+    };
+    pb::MultiRegionConfiguration {
+        multi_region_key_type: Some(
+            if m.primary == scope.region {
+                "PRIMARY"
+            } else {
+                "REPLICA"
+            }
+            .to_string(),
+        ),
+        primary_key: Some(key(&m.primary)),
+        replica_keys: m.replicas.iter().map(key).collect(),
     }
 }
 

@@ -135,7 +135,7 @@ impl KmsApi {
     /// ImportKeyMaterial.
     pub async fn import_key_material(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         req: pb::ImportKeyMaterialRequest,
     ) -> Result<pb::ImportKeyMaterialResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
@@ -248,24 +248,33 @@ impl KmsApi {
                     commitment: &commitment,
                 };
                 let version = import_version(k, &arn, &view)?;
-                Ok(Command::ImportKeyMaterial {
-                    key_id: k.key_id.clone(),
-                    import_type,
-                    requested_material_id: req.key_material_id.clone(),
-                    commitment: commitment.clone(),
-                    version,
-                    public_key: public_key.clone(),
-                    material: RegionalMaterial {
-                        wrapped: self.materials.wrap(
-                            &k.key_id,
-                            version,
-                            raw.expose(),
-                            &self.entropy,
-                        ),
-                        import: Some(material.clone()),
+                Ok(self.audited(
+                    ctx,
+                    "ImportKeyMaterial",
+                    serde_json::json!({
+                        "keyId": k.key_id.as_str(),
+                        "importType": import_type.map(|t| t.as_str()),
+                        "expirationModel": expiration.as_str(),
+                    }),
+                    Command::ImportKeyMaterial {
+                        key_id: k.key_id.clone(),
+                        import_type,
+                        requested_material_id: req.key_material_id.clone(),
+                        commitment: commitment.clone(),
+                        version,
+                        public_key: public_key.clone(),
+                        material: RegionalMaterial {
+                            wrapped: self.materials.wrap(
+                                &k.key_id,
+                                version,
+                                raw.expose(),
+                                &self.entropy,
+                            ),
+                            import: Some(material.clone()),
+                        },
+                        now_ms,
                     },
-                    now_ms,
-                })
+                ))
             })
             .await?;
         let CommandOutput::Key(key) = output else {

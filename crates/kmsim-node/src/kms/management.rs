@@ -4,8 +4,8 @@ use kmsim_core::ids::{AliasName, KeyId, KeyRef, RefForms};
 use std::collections::BTreeMap;
 
 use kmsim_core::key::{
-    KeyFamily, KeyRecord, KeySpec, KeyState, KeyUsage, MaterialInfo, Origin, RegionalMaterial,
-    RegionalProps, RotationConfig, SharedProps, Tag,
+    KeyFamily, KeyRecord, KeySpec, KeyState, KeyUsage, MaterialInfo, MultiRegion, Origin,
+    RegionalMaterial, RegionalProps, RotationConfig, SharedProps, Tag,
 };
 use kmsim_core::policy::{default_key_policy, validate_policy};
 use kmsim_core::state::Command;
@@ -18,7 +18,7 @@ use super::convert::{alias_entry, key_metadata, secs};
 use super::validate::{limit, range, required, str_len};
 use super::{KmsApi, RequestContext};
 
-fn tags_from(list: Vec<pb::Tag>) -> Result<Vec<Tag>, KmsError> {
+pub(super) fn tags_from(list: Vec<pb::Tag>) -> Result<Vec<Tag>, KmsError> {
     list.into_iter()
         .enumerate()
         .map(|(i, t)| {
@@ -31,7 +31,7 @@ fn tags_from(list: Vec<pb::Tag>) -> Result<Vec<Tag>, KmsError> {
         .collect()
 }
 
-fn pb_tag(t: &Tag) -> pb::Tag {
+pub(super) fn pb_tag(t: &Tag) -> pb::Tag {
     pb::Tag {
         tag_key: Some(t.key.clone()),
         tag_value: Some(t.value.clone()),
@@ -89,7 +89,7 @@ impl KmsApi {
     /// CreateKey.
     pub async fn create_key(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         req: pb::CreateKeyRequest,
     ) -> Result<pb::CreateKeyResponse, KmsError> {
         let spec = match (req.key_spec.as_deref(), req.customer_master_key_spec.as_deref()) {
@@ -167,7 +167,12 @@ impl KmsApi {
             key_spec: spec,
             key_usage: usage,
             origin,
-            multi_region,
+            mrk: multi_region.then(|| MultiRegion {
+                primary: self.scope.region.clone(),
+                replicas: Vec::new(),
+                epoch: 1,
+                version: 1,
+            }),
             materials: Vec::new(),
             current_version: None,
             public_key: None,
@@ -208,9 +213,18 @@ impl KmsApi {
                 policy,
                 tags,
                 materials,
+                sync: Default::default(),
             },
         };
-        let created = self.propose_key(Command::CreateKey { key }).await?;
+        let params = serde_json::json!({
+            "keySpec": spec.as_str(),
+            "keyUsage": usage.as_str(),
+            "origin": origin.as_str(),
+            "multiRegion": multi_region,
+        });
+        let created = self
+            .propose_key(self.audited(ctx, "CreateKey", params, Command::CreateKey { key }))
+            .await?;
         Ok(pb::CreateKeyResponse {
             key_metadata: Some(key_metadata(&self.scope, &created)),
         })
@@ -508,19 +522,26 @@ impl KmsApi {
     /// ScheduleKeyDeletion.
     pub async fn schedule_key_deletion(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         req: pb::ScheduleKeyDeletionRequest,
     ) -> Result<pb::ScheduleKeyDeletionResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
         let window = req.pending_window_in_days.unwrap_or(30);
         range(i64::from(window), "pendingWindowInDays", 7, 30)?;
         let now_ms = self.clock.now_ms();
+        let params =
+            serde_json::json!({"keyId": key.key_id.as_str(), "pendingWindowInDays": window});
         let key = self
-            .propose_key(Command::ScheduleKeyDeletion {
-                key_id: key.key_id.clone(),
-                window_days: window as u32,
-                now_ms,
-            })
+            .propose_key(self.audited(
+                ctx,
+                "ScheduleKeyDeletion",
+                params,
+                Command::ScheduleKeyDeletion {
+                    key_id: key.key_id.clone(),
+                    window_days: window as u32,
+                    now_ms,
+                },
+            ))
             .await?;
         Ok(pb::ScheduleKeyDeletionResponse {
             key_id: Some(self.arn(&key)),
@@ -537,14 +558,20 @@ impl KmsApi {
     /// CancelKeyDeletion.
     pub async fn cancel_key_deletion(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         req: pb::CancelKeyDeletionRequest,
     ) -> Result<pb::CancelKeyDeletionResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
+        let params = serde_json::json!({"keyId": key.key_id.as_str()});
         let key = self
-            .propose_key(Command::CancelKeyDeletion {
-                key_id: key.key_id.clone(),
-            })
+            .propose_key(self.audited(
+                ctx,
+                "CancelKeyDeletion",
+                params,
+                Command::CancelKeyDeletion {
+                    key_id: key.key_id.clone(),
+                },
+            ))
             .await?;
         Ok(pb::CancelKeyDeletionResponse {
             key_id: Some(self.arn(&key)),

@@ -11,6 +11,7 @@ mod crypto_ops;
 mod grant_ops;
 mod import_ops;
 mod management;
+mod mrk_ops;
 pub mod operations;
 mod rotation_ops;
 mod signing_ops;
@@ -48,6 +49,8 @@ pub struct KmsApi {
     pub clock: SimClock,
     /// Randomness.
     pub entropy: Entropy,
+    /// The partition of every Region of the topology (ReplicateKey refuses other partitions).
+    pub regions: std::collections::BTreeMap<String, String>,
 }
 
 impl KmsApi {
@@ -104,6 +107,30 @@ impl KmsApi {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// Wraps `cmd` so that, once it succeeds, the call is recorded in the Region's audit log
+    /// (CloudTrail shape; `params` are the lowerCamelCase request parameters, no secrets).
+    pub fn audited(
+        &self,
+        ctx: &RequestContext,
+        event_name: &str,
+        params: serde_json::Value,
+        cmd: Command,
+    ) -> Command {
+        Command::Audited {
+            call: kmsim_core::audit::ApiCall {
+                event_name: event_name.to_string(),
+                time_ms: self.clock.now_ms(),
+                request_id: ctx.request_id.clone(),
+                principal_arn: ctx.principal_arn.clone(),
+                access_key_id: ctx.access_key_id.clone(),
+                source_ip: ctx.source_ip.clone(),
+                user_agent: ctx.user_agent.clone(),
+                request_parameters: params.to_string(),
+            },
+            cmd: Box::new(cmd),
         }
     }
 

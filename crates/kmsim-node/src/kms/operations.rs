@@ -54,6 +54,8 @@ macro_rules! for_each_kms_operation {
             ListRetirableGrants => list_retirable_grants(ListRetirableGrantsRequest) -> ListGrantsResponse;
             RetireGrant => retire_grant(RetireGrantRequest) -> RetireGrantResponse;
             RevokeGrant => revoke_grant(RevokeGrantRequest) -> RevokeGrantResponse;
+            ReplicateKey => replicate_key(ReplicateKeyRequest) -> ReplicateKeyResponse;
+            UpdatePrimaryRegion => update_primary_region(UpdatePrimaryRegionRequest) -> UpdatePrimaryRegionResponse;
         }
     };
 }

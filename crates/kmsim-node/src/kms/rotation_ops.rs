@@ -33,7 +33,7 @@ impl KmsApi {
     /// EnableKeyRotation.
     pub async fn enable_key_rotation(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         req: pb::EnableKeyRotationRequest,
     ) -> Result<pb::EnableKeyRotationResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
@@ -44,12 +44,19 @@ impl KmsApi {
             }
             None => None,
         };
-        self.propose_done(Command::SetKeyRotation {
-            key_id: key.key_id.clone(),
-            enabled: true,
-            period_days: period,
-            now_ms: self.clock.now_ms(),
-        })
+        let params =
+            serde_json::json!({"keyId": key.key_id.as_str(), "rotationPeriodInDays": period});
+        self.propose_done(self.audited(
+            ctx,
+            "EnableKeyRotation",
+            params,
+            Command::SetKeyRotation {
+                key_id: key.key_id.clone(),
+                enabled: true,
+                period_days: period,
+                now_ms: self.clock.now_ms(),
+            },
+        ))
         .await?;
         Ok(pb::EnableKeyRotationResponse {})
     }
@@ -57,16 +64,22 @@ impl KmsApi {
     /// DisableKeyRotation.
     pub async fn disable_key_rotation(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         req: pb::DisableKeyRotationRequest,
     ) -> Result<pb::DisableKeyRotationResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
-        self.propose_done(Command::SetKeyRotation {
-            key_id: key.key_id.clone(),
-            enabled: false,
-            period_days: None,
-            now_ms: self.clock.now_ms(),
-        })
+        let params = serde_json::json!({"keyId": key.key_id.as_str()});
+        self.propose_done(self.audited(
+            ctx,
+            "DisableKeyRotation",
+            params,
+            Command::SetKeyRotation {
+                key_id: key.key_id.clone(),
+                enabled: false,
+                period_days: None,
+                now_ms: self.clock.now_ms(),
+            },
+        ))
         .await?;
         Ok(pb::DisableKeyRotationResponse {})
     }
@@ -106,27 +119,38 @@ impl KmsApi {
     /// imported material pending rotation becomes current.
     pub async fn rotate_key_on_demand(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         req: pb::RotateKeyOnDemandRequest,
     ) -> Result<pb::RotateKeyOnDemandResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
         let now_ms = self.clock.now_ms();
+        let params = serde_json::json!({"keyId": key.key_id.as_str()});
         if key.shared.origin == Origin::External {
-            self.propose_done(Command::PromotePendingMaterial {
-                key_id: key.key_id.clone(),
-                now_ms,
-            })
+            self.propose_done(self.audited(
+                ctx,
+                "RotateKeyOnDemand",
+                params,
+                Command::PromotePendingMaterial {
+                    key_id: key.key_id.clone(),
+                    now_ms,
+                },
+            ))
             .await?;
         } else {
             self.propose_new_version(&key.key_id, |k| {
                 let (info, material) = self.new_symmetric_version(k, now_ms);
-                Ok(Command::RotateKey {
-                    key_id: k.key_id.clone(),
-                    kind: RotationType::OnDemand,
-                    info,
-                    material,
-                    now_ms,
-                })
+                Ok(self.audited(
+                    ctx,
+                    "RotateKeyOnDemand",
+                    params.clone(),
+                    Command::RotateKey {
+                        key_id: k.key_id.clone(),
+                        kind: RotationType::OnDemand,
+                        info,
+                        material,
+                        now_ms,
+                    },
+                ))
             })
             .await?;
         }

@@ -1,0 +1,607 @@
+//! Applying the multi-Region commands: ReplicateKey, synchronizations received from other
+//! Regions and their acknowledgements, notices of replica Regions, the gated promotion of a
+//! rotation, and the primary hand-over. Also the audit wrapper.
+//!
+//! The rules that keep a key set correct are all here: a Region applies a synchronization only
+//! when its (epoch, version) is newer than what it holds; only the primary changes shared
+//! properties and it bumps the version each time; a hand-over first fences the old primary
+//! (epoch + 1, the new primary named, state `Updating`) and only then is the new primary told,
+//! and a Region that refused a promotion never accepts one at or below that epoch.
+
+use crate::audit::{api_record, service_record, ApiCall};
+use crate::error::KmsError;
+use crate::ids::{KeyId, Region};
+use crate::key::{
+    Handover, KeyRecord, KeyState, MultiRegion, Origin, RegionalProps, ReplicaSpec, Rotation,
+    RotationType, SharedProps,
+};
+use crate::key_state::Operation;
+use crate::sync::{NoticeKind, SyncReply};
+
+use super::{Command, CommandOutput, CommandResult, KmsState, RecordChange, DAY_MS};
+
+impl Command {
+    /// The key a command is about, if any (for audit records).
+    pub fn key_id(&self) -> Option<&KeyId> {
+        match self {
+            Command::CreateKey { key } => Some(&key.key_id),
+            Command::SetEnabled { key_id, .. }
+            | Command::UpdateKeyDescription { key_id, .. }
+            | Command::PutKeyPolicy { key_id, .. }
+            | Command::TagResource { key_id, .. }
+            | Command::UntagResource { key_id, .. }
+            | Command::ScheduleKeyDeletion { key_id, .. }
+            | Command::CancelKeyDeletion { key_id }
+            | Command::DeleteExpiredKey { key_id, .. }
+            | Command::SetKeyRotation { key_id, .. }
+            | Command::RotateKey { key_id, .. }
+            | Command::PromotePendingMaterial { key_id, .. }
+            | Command::ImportKeyMaterial { key_id, .. }
+            | Command::DeleteImportedMaterial { key_id, .. }
+            | Command::DeleteGrant { key_id, .. }
+            | Command::ReplicateKey { key_id, .. }
+            | Command::ApplySync { key_id, .. }
+            | Command::SyncAcked { key_id, .. }
+            | Command::ReplicaGone { key_id, .. }
+            | Command::ApplyNotice { key_id, .. }
+            | Command::PromoteRotation { key_id, .. }
+            | Command::BeginHandover { key_id, .. }
+            | Command::EndHandover { key_id, .. } => Some(key_id),
+            Command::CreateGrant { grant } => Some(&grant.key_id),
+            Command::Audited { cmd, .. } => cmd.key_id(),
+            Command::CreateAlias { target, .. } | Command::UpdateAlias { target, .. } => {
+                Some(target)
+            }
+            Command::DeleteAlias { .. }
+            | Command::SetClockOffset { .. }
+            | Command::NoticeDone { .. }
+            | Command::NoticeRetarget { .. } => None,
+        }
+    }
+}
+
+/// Refuses a shared-property change anywhere but on the primary of a multi-Region key.
+pub(crate) fn primary_only(k: &KeyRecord, region: &Region, arn: &str) -> Result<(), KmsError> {
+    match &k.shared.mrk {
+        Some(m) if m.primary != *region => Err(KmsError::UnsupportedOperation(format!(
+            "{arn} is not a multi-region primary key."
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Records a shared-property change of a multi-Region primary: the version goes up, so every
+/// replica applies it.
+pub(crate) fn bump(k: &mut KeyRecord) {
+    if let Some(m) = k.shared.mrk.as_mut() {
+        m.version += 1;
+    }
+}
+
+/// True when `k` is the primary of a set that still has replicas.
+pub(crate) fn has_replicas(k: &KeyRecord) -> bool {
+    k.shared
+        .mrk
+        .as_ref()
+        .is_some_and(|m| !m.replicas.is_empty())
+}
+
+fn mrk_of<'a>(k: &'a KeyRecord, arn: &str) -> Result<&'a MultiRegion, KmsError> {
+    k.shared
+        .mrk
+        .as_ref()
+        .ok_or_else(|| KmsError::UnsupportedOperation(format!("{arn} is not a multi-Region key.")))
+}
+
+impl KmsState {
+    pub(super) fn audited(
+        &mut self,
+        call: &ApiCall,
+        cmd: &Command,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        let out = self.apply_inner(cmd, changes)?;
+        let key_arn = cmd.key_id().map(|k| self.scope.key_arn(k));
+        let scope = self.scope.clone();
+        self.record_event(
+            call.time_ms,
+            &call.event_name,
+            cmd.key_id(),
+            |seq| api_record(&scope, seq, call, key_arn.as_deref(), None),
+            changes,
+        );
+        Ok(out)
+    }
+
+    pub(super) fn apply_mrk(
+        &mut self,
+        cmd: &Command,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        match cmd {
+            Command::ReplicateKey {
+                key_id,
+                replica,
+                spec,
+            } => self.replicate_key(key_id, replica, spec, changes),
+            Command::ApplySync {
+                key_id,
+                source,
+                shared,
+                materials,
+                create,
+                promote,
+                now_ms,
+            } => self.apply_sync(
+                key_id,
+                source,
+                shared,
+                materials,
+                create.as_ref(),
+                *promote,
+                *now_ms,
+                changes,
+            ),
+            Command::SyncAcked {
+                key_id,
+                region,
+                stamp,
+            } => self.sync_acked(key_id, region, *stamp, changes),
+            Command::ReplicaGone {
+                key_id,
+                region,
+                now_ms,
+            } => self.replica_gone(key_id, region, *now_ms, changes),
+            Command::ApplyNotice {
+                key_id,
+                from,
+                kind,
+                now_ms,
+            } => self.apply_notice(key_id, from, kind, *now_ms, changes),
+            Command::NoticeDone { seq } => {
+                self.drop_notice(*seq, changes);
+                Ok(CommandOutput::Done)
+            }
+            Command::NoticeRetarget { seq, to } => {
+                self.retarget_notice(*seq, to.clone(), changes);
+                Ok(CommandOutput::Done)
+            }
+            Command::PromoteRotation {
+                key_id,
+                version,
+                now_ms,
+            } => self.promote_rotation(key_id, *version, *now_ms, changes),
+            Command::BeginHandover { key_id, to } => self.begin_handover(key_id, to, changes),
+            Command::EndHandover {
+                key_id,
+                epoch,
+                promoted,
+            } => self.end_handover(key_id, *epoch, *promoted, changes),
+            other => Err(KmsError::Internal(format!(
+                "command {other:?} has no multi-Region handler"
+            ))),
+        }
+    }
+
+    fn replicate_key(
+        &mut self,
+        key_id: &KeyId,
+        replica: &Region,
+        spec: &ReplicaSpec,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        let arn = self.scope.key_arn(key_id);
+        let region = self.scope.region.clone();
+        self.update_key(key_id, Operation::ReplicateKey, changes, |k| {
+            let m = mrk_of(k, &arn)?;
+            if m.primary != region {
+                return Err(KmsError::UnsupportedOperation(format!(
+                    "{arn} is not a multi-region primary key."
+                )));
+            }
+            if m.regions().any(|r| r == replica) {
+                return Err(KmsError::AlreadyExists(format!(
+                    "Unable to replicate key {key_id} to {replica}: a related multi-Region key already exists there."
+                )));
+            }
+            let m = k.shared.mrk.as_mut().expect("invariant: checked above");
+            m.replicas.push(replica.clone());
+            m.replicas.sort();
+            m.version += 1;
+            k.regional.sync.creating.insert(replica.clone(), spec.clone());
+            Ok(())
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_sync(
+        &mut self,
+        key_id: &KeyId,
+        source: &Region,
+        shared: &SharedProps,
+        materials: &std::collections::BTreeMap<u32, crate::key::RegionalMaterial>,
+        create: Option<&ReplicaSpec>,
+        promote: bool,
+        now_ms: i64,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        let here = self.scope.region.clone();
+        let Some(m) = shared.mrk.clone() else {
+            return Err(KmsError::Validation(format!(
+                "synchronization of {key_id} from {source} carries no multi-Region set"
+            )));
+        };
+        let reply = |epoch, version| Ok(CommandOutput::Sync(SyncReply::Applied { epoch, version }));
+        let Some(existing) = self.keys.get(key_id).cloned() else {
+            // A new replica: created with the Regional properties of the ReplicateKey request.
+            let Some(spec) = create.filter(|_| !promote && m.replicas.contains(&here)) else {
+                return Ok(CommandOutput::Sync(SyncReply::UnknownKey));
+            };
+            let state = if shared.origin == Origin::External {
+                KeyState::PendingImport
+            } else {
+                KeyState::Enabled
+            };
+            let key = KeyRecord {
+                key_id: key_id.clone(),
+                shared: shared.clone(),
+                regional: RegionalProps {
+                    creation_ms: now_ms,
+                    description: spec.description.clone(),
+                    state,
+                    deletion_ms: None,
+                    pending_window_days: None,
+                    policy: spec.policy.clone(),
+                    tags: spec.tags.clone(),
+                    materials: if shared.origin == Origin::External {
+                        Default::default()
+                    } else {
+                        materials.clone()
+                    },
+                    sync: Default::default(),
+                },
+            };
+            self.put_key(key, changes);
+            let (scope, arn) = (self.scope.clone(), self.scope.key_arn(key_id));
+            self.record_event(
+                now_ms,
+                "CreateKey",
+                Some(key_id),
+                |seq| {
+                    service_record(
+                        &scope,
+                        seq,
+                        now_ms,
+                        "CreateKey",
+                        Some(&arn),
+                        Some(
+                            serde_json::json!({"replicaOf": scope.key_arn_in(&m.primary, key_id)}),
+                        ),
+                    )
+                },
+                changes,
+            );
+            return reply(m.epoch, m.version);
+        };
+        let Some(local) = existing.shared.mrk.clone() else {
+            return Err(KmsError::Validation(format!(
+                "{key_id} is not a multi-Region key in {here}"
+            )));
+        };
+        let mut key = KeyRecord::clone(&existing);
+        if promote {
+            if local.primary == here && local.epoch >= m.epoch {
+                // The same promotion again: already primary.
+                return reply(local.epoch, local.version);
+            }
+            if m.epoch <= key.regional.sync.promote_fence || m.epoch <= local.epoch {
+                return Ok(CommandOutput::Sync(SyncReply::PromotionRefused {
+                    reason: format!("epoch {} is not newer than this Region's", m.epoch),
+                }));
+            }
+            if key.regional.state != KeyState::Enabled {
+                key.regional.sync.promote_fence = m.epoch;
+                let reason = format!(
+                    "{} is {}; only an Enabled replica can become the primary",
+                    self.scope.key_arn(key_id),
+                    key.regional.state
+                );
+                self.put_key(key, changes);
+                return Ok(CommandOutput::Sync(SyncReply::PromotionRefused { reason }));
+            }
+            merge_shared(&mut key, shared, materials);
+            let mr = key.shared.mrk.as_mut().expect("invariant: set by merge");
+            mr.primary = here.clone();
+            // A version of its own, newer than the old primary's, so that the old primary and
+            // every other replica apply the new primary's first synchronization.
+            mr.version += 1;
+            let stamp = mr.stamp();
+            key.regional.sync = Default::default();
+            self.put_key(key, changes);
+            let (scope, arn) = (self.scope.clone(), self.scope.key_arn(key_id));
+            self.record_event(now_ms, "UpdatePrimaryRegion", Some(key_id), |seq| {
+                service_record(&scope, seq, now_ms, "UpdatePrimaryRegion", Some(&arn),
+                    Some(serde_json::json!({"keyId": arn, "primaryRegion": scope.region.as_str(), "invokedBy": "kms.amazonaws.com"})))
+            }, changes);
+            return reply(stamp.0, stamp.1);
+        }
+        if m.stamp() <= local.stamp() {
+            // Stale or repeated: nothing to do, say what this Region holds.
+            return reply(local.epoch, local.version);
+        }
+        if let Some(h) = key.regional.sync.handover.clone() {
+            if m.epoch >= h.epoch {
+                // The new primary speaks: the hand-over is over here.
+                key.regional.state = h.previous_state;
+                key.regional.sync.handover = None;
+            }
+        }
+        if m.primary != here {
+            key.regional.sync.acked.clear();
+            key.regional.sync.creating.clear();
+        }
+        merge_shared(&mut key, shared, materials);
+        if key.shared.origin == Origin::External
+            && key.regional.state == KeyState::Enabled
+            && !key.has_all_current_material()
+        {
+            key.regional.state = KeyState::PendingImport;
+        }
+        self.put_key(key, changes);
+        let (scope, primary_arn) = (
+            self.scope.clone(),
+            self.scope.key_arn_in(&m.primary, key_id),
+        );
+        self.record_event(now_ms, "SynchronizeMultiRegionKey", Some(key_id), |seq| {
+            service_record(&scope, seq, now_ms, "SynchronizeMultiRegionKey", Some(&primary_arn),
+                Some(serde_json::json!({"epoch": m.epoch, "version": m.version, "source": source.as_str()})))
+        }, changes);
+        reply(m.epoch, m.version)
+    }
+
+    fn sync_acked(
+        &mut self,
+        key_id: &KeyId,
+        region: &Region,
+        stamp: (u64, u64),
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        let Some(existing) = self.keys.get(key_id) else {
+            return Ok(CommandOutput::Done);
+        };
+        let is_primary = existing
+            .shared
+            .mrk
+            .as_ref()
+            .is_some_and(|m| m.primary == self.scope.region && m.replicas.contains(region));
+        let known = existing.regional.sync.acked.get(region).copied();
+        if !is_primary || known.is_some_and(|k| k >= stamp) {
+            return Ok(CommandOutput::Done);
+        }
+        let mut key = KeyRecord::clone(existing);
+        key.regional.sync.acked.insert(region.clone(), stamp);
+        key.regional.sync.creating.remove(region);
+        Ok(self.put_key(key, changes))
+    }
+
+    fn replica_gone(
+        &mut self,
+        key_id: &KeyId,
+        region: &Region,
+        now_ms: i64,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        let Some(existing) = self.keys.get(key_id) else {
+            return Ok(CommandOutput::Done);
+        };
+        let member = existing
+            .shared
+            .mrk
+            .as_ref()
+            .is_some_and(|m| m.primary == self.scope.region && m.replicas.contains(region));
+        if !member {
+            return Ok(CommandOutput::Done);
+        }
+        let mut key = KeyRecord::clone(existing);
+        if let Some(m) = key.shared.mrk.as_mut() {
+            m.replicas.retain(|r| r != region);
+            m.version += 1;
+        }
+        let book = &mut key.regional.sync;
+        book.acked.remove(region);
+        book.creating.remove(region);
+        book.replica_imports.remove(region);
+        if key.regional.state == KeyState::PendingReplicaDeletion && !has_replicas(&key) {
+            // The last replica is gone: the primary's own waiting period starts now.
+            let window = key.regional.pending_window_days.unwrap_or(30);
+            key.regional.state = KeyState::PendingDeletion;
+            key.regional.deletion_ms = Some(now_ms + i64::from(window) * DAY_MS);
+        }
+        Ok(self.put_key(key, changes))
+    }
+
+    fn apply_notice(
+        &mut self,
+        key_id: &KeyId,
+        from: &Region,
+        kind: &NoticeKind,
+        now_ms: i64,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        let Some(existing) = self.keys.get(key_id) else {
+            // The key is gone here too: nothing to update.
+            return Ok(CommandOutput::Sync(SyncReply::Noted));
+        };
+        let primary = existing.shared.mrk.as_ref().map(|m| m.primary.clone());
+        if primary.as_ref() != Some(&self.scope.region) {
+            return Ok(CommandOutput::Sync(SyncReply::NotPrimary { primary }));
+        }
+        match kind {
+            NoticeKind::ReplicaDeleted => {
+                self.replica_gone(key_id, from, now_ms, changes)?;
+            }
+            NoticeKind::MaterialImported { material_id } => {
+                let mut key = KeyRecord::clone(existing);
+                let set = key
+                    .regional
+                    .sync
+                    .replica_imports
+                    .entry(from.clone())
+                    .or_default();
+                if set.insert(material_id.clone()) {
+                    self.put_key(key, changes);
+                }
+            }
+        }
+        Ok(CommandOutput::Sync(SyncReply::Noted))
+    }
+
+    fn promote_rotation(
+        &mut self,
+        key_id: &KeyId,
+        version: u32,
+        now_ms: i64,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        let due = self
+            .keys
+            .get(key_id)
+            .is_some_and(|k| rotation_ready(k, &self.scope.region) == Some(version));
+        if !due {
+            return Ok(CommandOutput::Done);
+        }
+        let mut key = KeyRecord::clone(&self.keys[key_id]);
+        let kind = if key.shared.rotation.on_demand_started_ms.take().is_some() {
+            RotationType::OnDemand
+        } else {
+            RotationType::Automatic
+        };
+        for m in &mut key.shared.materials {
+            if m.version == version {
+                m.rotation = Some(Rotation {
+                    date_ms: now_ms,
+                    kind,
+                });
+            }
+        }
+        key.shared.current_version = Some(version);
+        bump(&mut key);
+        Ok(self.put_key(key, changes))
+    }
+
+    fn begin_handover(
+        &mut self,
+        key_id: &KeyId,
+        to: &Region,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        let arn = self.scope.key_arn(key_id);
+        let here = self.scope.region.clone();
+        self.update_key(key_id, Operation::UpdatePrimaryRegion, changes, |k| {
+            let m = mrk_of(k, &arn)?;
+            if m.primary != here {
+                return Err(KmsError::UnsupportedOperation(format!(
+                    "{arn} is not a multi-region primary key."
+                )));
+            }
+            if *to == here {
+                return Err(KmsError::Validation(format!(
+                    "{arn} is already the primary key; PrimaryRegion must be the Region of one of its replicas."
+                )));
+            }
+            if !m.replicas.contains(to) {
+                return Err(KmsError::NotFound(format!(
+                    "{arn} has no replica in {to}: replicate it there before making it the primary."
+                )));
+            }
+            if k.regional.sync.creating.contains_key(to) {
+                return Err(KmsError::InvalidState(format!(
+                    "The replica of {arn} in {to} is still being created."
+                )));
+            }
+            let m = k.shared.mrk.as_mut().expect("invariant: checked above");
+            m.primary = to.clone();
+            m.epoch += 1;
+            let epoch = m.epoch;
+            k.regional.sync.handover = Some(Handover {
+                to: to.clone(),
+                epoch,
+                previous_state: k.regional.state,
+            });
+            k.regional.sync.acked.clear();
+            k.regional.state = KeyState::Updating;
+            Ok(())
+        })
+    }
+
+    fn end_handover(
+        &mut self,
+        key_id: &KeyId,
+        epoch: u64,
+        promoted: bool,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        let Some(existing) = self.keys.get(key_id) else {
+            return Ok(CommandOutput::Done);
+        };
+        let Some(h) = existing
+            .regional
+            .sync
+            .handover
+            .clone()
+            .filter(|h| h.epoch == epoch)
+        else {
+            return Ok(CommandOutput::Done);
+        };
+        let mut key = KeyRecord::clone(existing);
+        key.regional.state = h.previous_state;
+        key.regional.sync.handover = None;
+        if !promoted {
+            // Refused: this Region is the primary again, with an epoch newer than the refused
+            // one, so nothing said at that epoch can win.
+            if let Some(m) = key.shared.mrk.as_mut() {
+                m.primary = self.scope.region.clone();
+                m.epoch = epoch + 1;
+                m.version += 1;
+            }
+        }
+        Ok(self.put_key(key, changes))
+    }
+}
+
+/// The pending version of an AWS_KMS primary that every replica now holds (its rotation may
+/// complete), if any.
+pub fn rotation_ready(k: &KeyRecord, region: &Region) -> Option<u32> {
+    let m = k.shared.mrk.as_ref()?;
+    if m.primary != *region || k.shared.origin != Origin::AwsKms {
+        return None;
+    }
+    let pending = k.shared.pending_material()?.version;
+    let stamp = m.stamp();
+    let all = m
+        .replicas
+        .iter()
+        .all(|r| k.regional.sync.acked.get(r).is_some_and(|a| *a >= stamp));
+    all.then_some(pending)
+}
+
+/// Takes the sender's shared properties and adds the material versions this Region lacks.
+fn merge_shared(
+    key: &mut KeyRecord,
+    shared: &SharedProps,
+    materials: &std::collections::BTreeMap<u32, crate::key::RegionalMaterial>,
+) {
+    key.shared = shared.clone();
+    if shared.origin != Origin::External {
+        for (v, m) in materials {
+            key.regional
+                .materials
+                .entry(*v)
+                .or_insert_with(|| m.clone());
+        }
+    }
+    // Material versions the set no longer has (deleted pending imports) go here too.
+    let known: std::collections::BTreeSet<u32> =
+        key.shared.materials.iter().map(|m| m.version).collect();
+    key.regional.materials.retain(|v, _| known.contains(v));
+}

@@ -1,0 +1,401 @@
+//! Multi-Region rules at the state-machine level: two Regions' states, with the messages of
+//! the synchronizer carried by hand.
+
+use std::collections::BTreeMap;
+
+use super::tests::{key, regional};
+use super::*;
+use crate::ids::{AccountId, Partition, Region};
+use crate::key::{MaterialInfo, MultiRegion, ReplicaSpec, RotationType};
+use crate::sync::{NoticeKind, SyncReply};
+
+fn scope(region: &str) -> Scope {
+    Scope {
+        partition: Partition::parse("aws").unwrap(),
+        region: Region::parse(region).unwrap(),
+        account: AccountId::parse("111122223333").unwrap(),
+    }
+}
+
+fn region(r: &str) -> Region {
+    Region::parse(r).unwrap()
+}
+
+fn spec() -> ReplicaSpec {
+    ReplicaSpec {
+        description: "replica".into(),
+        policy: "{}".into(),
+        tags: vec![],
+    }
+}
+
+/// A multi-Region primary in us-east-1 and an empty eu-west-1.
+fn two_regions() -> (KmsState, KmsState, KeyId) {
+    let mut a = KmsState::new(scope("us-east-1"));
+    let b = KmsState::new(scope("eu-west-1"));
+    let mut k = key(1);
+    k.key_id = KeyId::multi_region_from_bytes([1; 16]);
+    k.shared.mrk = Some(MultiRegion {
+        primary: region("us-east-1"),
+        replicas: vec![],
+        epoch: 1,
+        version: 1,
+    });
+    let id = k.key_id.clone();
+    a.apply(&Command::CreateKey { key: k }).0.unwrap();
+    (a, b, id)
+}
+
+/// What the synchronizer does for one (key, destination): send the sender's view, apply it
+/// there, record the acknowledgement at the sender. Returns the reply.
+fn sync(from: &mut KmsState, to: &mut KmsState, id: &KeyId, promote: bool) -> SyncReply {
+    let k = from.key(id).unwrap();
+    let create = k.regional.sync.creating.get(&to.scope().region).cloned();
+    let (r, _) = to.apply(&Command::ApplySync {
+        key_id: id.clone(),
+        source: from.scope().region.clone(),
+        shared: k.shared.clone(),
+        materials: k.regional.materials.clone(),
+        create,
+        promote,
+        now_ms: 100,
+    });
+    let reply = match r.unwrap() {
+        CommandOutput::Sync(reply) => reply,
+        other => panic!("{other:?}"),
+    };
+    if let SyncReply::Applied { epoch, version } = reply {
+        from.apply(&Command::SyncAcked {
+            key_id: id.clone(),
+            region: to.scope().region.clone(),
+            stamp: (epoch, version),
+        })
+        .0
+        .unwrap();
+    }
+    reply
+}
+
+fn rotate_on_demand(s: &mut KmsState, id: &KeyId) -> CommandResult {
+    let version = s.key(id).unwrap().shared.next_version();
+    s.apply(&Command::RotateKey {
+        key_id: id.clone(),
+        kind: RotationType::OnDemand,
+        info: MaterialInfo {
+            version,
+            key_material_id: format!("{version:064x}"),
+            created_ms: 50,
+            rotation: None,
+        },
+        material: regional(version as u8),
+        now_ms: 50,
+    })
+    .0
+}
+
+#[test]
+fn a_replica_is_created_by_sync_and_rotation_waits_for_every_replica() {
+    let (mut a, mut b, id) = two_regions();
+    a.apply(&Command::ReplicateKey {
+        key_id: id.clone(),
+        replica: region("eu-west-1"),
+        spec: spec(),
+    })
+    .0
+    .unwrap();
+    // The same Region again: refused as AWS does.
+    let e = a
+        .apply(&Command::ReplicateKey {
+            key_id: id.clone(),
+            replica: region("eu-west-1"),
+            spec: spec(),
+        })
+        .0
+        .unwrap_err();
+    assert_eq!(e.code(), "AlreadyExistsException");
+    assert!(matches!(
+        sync(&mut a, &mut b, &id, false),
+        SyncReply::Applied { .. }
+    ));
+    let replica = b.key(&id).unwrap();
+    assert_eq!(replica.regional.state, KeyState::Enabled);
+    assert_eq!(replica.regional.description, "replica");
+    assert!(a.key(&id).unwrap().regional.sync.creating.is_empty());
+    // A replica cannot change shared properties.
+    let e = rotate_on_demand(&mut b, &id).unwrap_err();
+    assert!(
+        e.message().ends_with("is not a multi-region primary key."),
+        "{e}"
+    );
+
+    // Rotation on the primary: the new material is pending until the replica holds it.
+    rotate_on_demand(&mut a, &id).unwrap();
+    let k = a.key(&id).unwrap();
+    assert_eq!(k.shared.current_version, Some(0));
+    assert!(k.shared.rotation.on_demand_started_ms.is_some());
+    assert_eq!(mrk::rotation_ready(&k, &a.scope().region), None);
+    sync(&mut a, &mut b, &id, false);
+    assert!(
+        b.key(&id).unwrap().regional.materials.contains_key(&1),
+        "replica holds v1"
+    );
+    let k = a.key(&id).unwrap();
+    assert_eq!(mrk::rotation_ready(&k, &a.scope().region), Some(1));
+    a.apply(&Command::PromoteRotation {
+        key_id: id.clone(),
+        version: 1,
+        now_ms: 60,
+    })
+    .0
+    .unwrap();
+    sync(&mut a, &mut b, &id, false);
+    assert_eq!(a.key(&id).unwrap().shared.current_version, Some(1));
+    assert_eq!(b.key(&id).unwrap().shared.current_version, Some(1));
+    assert_eq!(
+        a.key(&id).unwrap().shared.rotation.on_demand_started_ms,
+        None
+    );
+    // Every applied sync is audited in the receiving Region.
+    let names: Vec<String> = b
+        .audit_events(Some(&id), None, 100)
+        .into_iter()
+        .map(|e| e.event_name)
+        .collect();
+    assert_eq!(names[0], "CreateKey");
+    assert!(
+        names
+            .iter()
+            .filter(|n| *n == "SynchronizeMultiRegionKey")
+            .count()
+            >= 2,
+        "{names:?}"
+    );
+}
+
+#[test]
+fn stale_and_repeated_synchronizations_change_nothing() {
+    let (mut a, mut b, id) = two_regions();
+    a.apply(&Command::ReplicateKey {
+        key_id: id.clone(),
+        replica: region("eu-west-1"),
+        spec: spec(),
+    })
+    .0
+    .unwrap();
+    let old = a.key(&id).unwrap();
+    sync(&mut a, &mut b, &id, false);
+    a.apply(&Command::SetKeyRotation {
+        key_id: id.clone(),
+        enabled: true,
+        period_days: Some(100),
+        now_ms: 0,
+    })
+    .0
+    .unwrap();
+    sync(&mut a, &mut b, &id, false);
+    let now = b.key(&id).unwrap();
+    assert!(now.shared.rotation.enabled);
+    // The older message delivered late: ignored, and the answer says what b holds.
+    let (r, changes) = b.apply(&Command::ApplySync {
+        key_id: id.clone(),
+        source: region("us-east-1"),
+        shared: old.shared.clone(),
+        materials: old.regional.materials.clone(),
+        create: None,
+        promote: false,
+        now_ms: 200,
+    });
+    assert!(changes.is_empty(), "a stale sync writes nothing");
+    let stamp = now.shared.mrk.as_ref().unwrap().stamp();
+    assert_eq!(
+        r,
+        Ok(CommandOutput::Sync(SyncReply::Applied {
+            epoch: stamp.0,
+            version: stamp.1
+        }))
+    );
+    assert_eq!(b.key(&id).unwrap(), now);
+}
+
+#[test]
+fn a_hand_over_fences_the_old_primary_before_the_new_one_takes_over() {
+    let (mut a, mut b, id) = two_regions();
+    a.apply(&Command::ReplicateKey {
+        key_id: id.clone(),
+        replica: region("eu-west-1"),
+        spec: spec(),
+    })
+    .0
+    .unwrap();
+    sync(&mut a, &mut b, &id, false);
+    a.apply(&Command::BeginHandover {
+        key_id: id.clone(),
+        to: region("eu-west-1"),
+    })
+    .0
+    .unwrap();
+    let old = a.key(&id).unwrap();
+    assert_eq!(old.regional.state, KeyState::Updating);
+    assert_eq!(
+        old.shared.mrk.as_ref().unwrap().primary,
+        region("eu-west-1")
+    );
+    // Fenced: the old primary accepts no shared-property change any more.
+    assert!(rotate_on_demand(&mut a, &id).is_err());
+    assert!(matches!(
+        sync(&mut a, &mut b, &id, true),
+        SyncReply::Applied { epoch: 2, .. }
+    ));
+    assert_eq!(
+        b.key(&id).unwrap().shared.mrk.as_ref().unwrap().primary,
+        region("eu-west-1")
+    );
+    // The promotion repeated: idempotent.
+    assert!(matches!(
+        sync(&mut a, &mut b, &id, true),
+        SyncReply::Applied { epoch: 2, .. }
+    ));
+    a.apply(&Command::EndHandover {
+        key_id: id.clone(),
+        epoch: 2,
+        promoted: true,
+    })
+    .0
+    .unwrap();
+    assert_eq!(a.key(&id).unwrap().regional.state, KeyState::Enabled);
+    // The new primary's changes reach the old one, now a replica.
+    rotate_on_demand(&mut b, &id).unwrap();
+    assert!(matches!(
+        sync(&mut b, &mut a, &id, false),
+        SyncReply::Applied { .. }
+    ));
+    assert!(a.key(&id).unwrap().regional.materials.contains_key(&1));
+    assert_eq!(
+        a.key(&id).unwrap().shared.mrk.as_ref().unwrap().primary,
+        region("eu-west-1")
+    );
+}
+
+#[test]
+fn a_refused_promotion_is_fenced_and_the_old_primary_resumes_with_a_newer_epoch() {
+    let (mut a, mut b, id) = two_regions();
+    a.apply(&Command::ReplicateKey {
+        key_id: id.clone(),
+        replica: region("eu-west-1"),
+        spec: spec(),
+    })
+    .0
+    .unwrap();
+    sync(&mut a, &mut b, &id, false);
+    b.apply(&Command::SetEnabled {
+        key_id: id.clone(),
+        enabled: false,
+    })
+    .0
+    .unwrap();
+    a.apply(&Command::BeginHandover {
+        key_id: id.clone(),
+        to: region("eu-west-1"),
+    })
+    .0
+    .unwrap();
+    let promote = a.key(&id).unwrap();
+    assert!(matches!(
+        sync(&mut a, &mut b, &id, true),
+        SyncReply::PromotionRefused { .. }
+    ));
+    a.apply(&Command::EndHandover {
+        key_id: id.clone(),
+        epoch: 2,
+        promoted: false,
+    })
+    .0
+    .unwrap();
+    let m = a.key(&id).unwrap().shared.mrk.clone().unwrap();
+    assert_eq!((m.primary.as_str(), m.epoch), ("us-east-1", 3));
+    // The replica is enabled again and the refused promotion arrives late: still refused.
+    b.apply(&Command::SetEnabled {
+        key_id: id.clone(),
+        enabled: true,
+    })
+    .0
+    .unwrap();
+    let (r, _) = b.apply(&Command::ApplySync {
+        key_id: id.clone(),
+        source: region("us-east-1"),
+        shared: promote.shared.clone(),
+        materials: BTreeMap::new(),
+        create: None,
+        promote: true,
+        now_ms: 300,
+    });
+    assert!(matches!(
+        r,
+        Ok(CommandOutput::Sync(SyncReply::PromotionRefused { .. }))
+    ));
+    assert_eq!(
+        b.key(&id).unwrap().shared.mrk.as_ref().unwrap().primary,
+        region("us-east-1")
+    );
+}
+
+#[test]
+fn a_primary_waits_for_its_last_replica_to_be_deleted() {
+    let (mut a, mut b, id) = two_regions();
+    a.apply(&Command::ReplicateKey {
+        key_id: id.clone(),
+        replica: region("eu-west-1"),
+        spec: spec(),
+    })
+    .0
+    .unwrap();
+    sync(&mut a, &mut b, &id, false);
+    let schedule = |window_days| Command::ScheduleKeyDeletion {
+        key_id: id.clone(),
+        window_days,
+        now_ms: 0,
+    };
+    a.apply(&schedule(7)).0.unwrap();
+    let k = a.key(&id).unwrap();
+    assert_eq!(k.regional.state, KeyState::PendingReplicaDeletion);
+    assert_eq!(k.regional.deletion_ms, None);
+    assert!(a.expired_keys(i64::MAX).is_empty());
+    b.apply(&schedule(7)).0.unwrap();
+    b.apply(&Command::DeleteExpiredKey {
+        key_id: id.clone(),
+        now_ms: 7 * DAY_MS,
+    })
+    .0
+    .unwrap();
+    assert!(b.key(&id).is_none());
+    let notice = b.outbox().next().cloned().unwrap();
+    assert_eq!(
+        (notice.to.as_str(), &notice.kind),
+        ("us-east-1", &NoticeKind::ReplicaDeleted)
+    );
+    let (r, _) = a.apply(&Command::ApplyNotice {
+        key_id: id.clone(),
+        from: region("eu-west-1"),
+        kind: NoticeKind::ReplicaDeleted,
+        now_ms: 7 * DAY_MS,
+    });
+    assert_eq!(r, Ok(CommandOutput::Sync(SyncReply::Noted)));
+    b.apply(&Command::NoticeDone { seq: notice.seq }).0.unwrap();
+    assert_eq!(b.outbox().count(), 0);
+    let k = a.key(&id).unwrap();
+    assert_eq!(k.regional.state, KeyState::PendingDeletion);
+    assert_eq!(k.regional.deletion_ms, Some(14 * DAY_MS));
+    assert!(k.shared.mrk.as_ref().unwrap().replicas.is_empty());
+    // A notice that reaches a Region that is not primary names the primary it knows.
+    let (r, _) = b.apply(&Command::ApplyNotice {
+        key_id: id.clone(),
+        from: region("ap-southeast-2"),
+        kind: NoticeKind::ReplicaDeleted,
+        now_ms: 0,
+    });
+    assert_eq!(
+        r,
+        Ok(CommandOutput::Sync(SyncReply::Noted)),
+        "b has no key any more"
+    );
+}

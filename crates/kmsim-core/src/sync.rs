@@ -1,0 +1,97 @@
+//! What one Region tells another about a multi-Region key, and what it answers. These are the
+//! payloads of `kmsim.sync.v1` (postcard-encoded); the node authenticates and transport-wraps
+//! them (`kmsim-node/src/sync`), and the receiving Region applies them through its own Raft
+//! (`Command::ApplySync` and friends).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{KeyId, Region};
+use crate::key::{ReplicaSpec, SharedProps};
+
+/// A message from one Region to another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SyncMessage {
+    /// The primary's shared properties of a key (material descriptors included; the material
+    /// itself travels transport-wrapped beside the message). `create` when the destination
+    /// has to create its replica; `promote` when the destination becomes the primary.
+    Key {
+        /// The key.
+        key_id: KeyId,
+        /// The shared properties as the sender holds them (boxed: they are large).
+        shared: Box<SharedProps>,
+        /// The Regional properties of a replica to create.
+        create: Option<ReplicaSpec>,
+        /// UpdatePrimaryRegion: the destination takes over as primary at `shared.mrk.epoch`.
+        promote: bool,
+    },
+    /// A replica Region's notice to the primary Region.
+    Notice {
+        /// The key.
+        key_id: KeyId,
+        /// The replica's Region.
+        from: Region,
+        /// What happened.
+        kind: NoticeKind,
+    },
+}
+
+/// What a replica Region reports to its primary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoticeKind {
+    /// The replica was deleted at the end of its waiting period.
+    ReplicaDeleted,
+    /// The replica imported this material (an EXTERNAL key's replicas import their own).
+    MaterialImported {
+        /// Its KeyMaterialId.
+        material_id: String,
+    },
+}
+
+/// The receiver's answer to a [`SyncMessage`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncReply {
+    /// Applied, or already held: the (epoch, version) of the key the receiver now holds.
+    Applied {
+        /// Primary epoch.
+        epoch: u64,
+        /// Shared-property version.
+        version: u64,
+    },
+    /// The receiver holds no such key and was not asked to create it (it was deleted there).
+    UnknownKey,
+    /// The destination refused to become primary.
+    PromotionRefused {
+        /// Why.
+        reason: String,
+    },
+    /// A notice reached a Region that is not the key's primary; the primary it knows of.
+    NotPrimary {
+        /// The primary as the receiver knows it.
+        primary: Option<Region>,
+    },
+    /// The notice was taken (applied or already known).
+    Noted,
+}
+
+/// One queued notice of this Region to a key's primary Region (the outbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// Position in the outbox.
+    pub seq: u64,
+    /// The Region it goes to (the primary as this Region knows it).
+    pub to: Region,
+    /// The key.
+    pub key_id: KeyId,
+    /// What to say.
+    pub kind: NoticeKind,
+}
+
+/// Encodes a sync payload.
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_allocvec(v).expect("invariant: in-memory messages always encode")
+}
+
+/// Decodes a sync payload; `None` for anything malformed.
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
+    postcard::from_bytes(bytes).ok()
+}

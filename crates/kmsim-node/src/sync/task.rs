@@ -1,0 +1,396 @@
+//! The synchronizer task. On the Region's Raft leader it derives from the replicated state
+//! what other Regions must learn, delivers it (retried with capped backoff until answered),
+//! and records the answers through Raft. On followers it idles.
+//!
+//! Work it finds, per pass:
+//! - every (primary key, replica Region) whose acknowledged (epoch, version) is behind the
+//!   key's — a new replica to create, a shared-property change, a new material version — and,
+//!   every `anti_entropy` interval, every pair regardless (anti-entropy repairs anything lost);
+//! - every hand-over in flight on a demoted primary (the promotion to deliver);
+//! - every queued notice (replica deleted, material imported);
+//! - every rotation whose new material every replica now holds (proposes its promotion).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::ServerState;
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+
+use kmsim_core::ids::{KeyId, Region};
+use kmsim_core::key::Origin;
+use kmsim_core::state::mrk::rotation_ready;
+use kmsim_core::state::{Command, KmsState};
+use kmsim_core::sync::{Notice, SyncMessage, SyncReply};
+use kmsim_proto::sync::v1::sync_service_client::SyncServiceClient;
+use kmsim_proto::sync::v1::SyncEnvelope;
+
+use super::envelope::{open, pack, seal, Bundle};
+use super::SyncIdentity;
+use crate::faults::FaultTable;
+use crate::kms::KmsApi;
+
+/// Timing of the synchronizer (topology `[sync]`).
+#[derive(Debug, Clone, Copy)]
+pub struct SyncSettings {
+    /// First retry delay after a failed delivery; doubles up to `retry_max`.
+    pub retry_min: Duration,
+    /// Longest delay between retries.
+    pub retry_max: Duration,
+    /// How often every (key, replica) pair is sent again even when acknowledged.
+    pub anti_entropy: Duration,
+    /// Deadline of one delivery RPC.
+    pub rpc_timeout: Duration,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_secs(2),
+            anti_entropy: Duration::from_secs(10),
+            rpc_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How often the task looks for work when nothing wakes it.
+const PASS: Duration = Duration::from_millis(100);
+/// Deliveries in flight at once.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// One thing to deliver or propose, named by what it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Target {
+    /// The key's state to a Region (a promotion when `promote`).
+    Key(KeyId, Region, bool),
+    /// A queued notice.
+    Notice(u64),
+}
+
+/// How one delivery ended.
+struct Outcome {
+    target: Target,
+    ok: bool,
+}
+
+/// Per-target memory of the leader (lost on a leader change, which only means the next leader
+/// sends everything once more).
+#[derive(Default)]
+struct Memory {
+    in_flight: HashSet<Target>,
+    retry_at: HashMap<Target, (Instant, Duration)>,
+    last_sent: HashMap<Target, Instant>,
+}
+
+/// Runs the synchronizer until `shutdown` flips.
+pub async fn run(
+    api: Arc<KmsApi>,
+    raft: kmsim_store::Raft,
+    id: Arc<SyncIdentity>,
+    faults: Arc<FaultTable>,
+    settings: SyncSettings,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let region = api.scope.region.clone();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Outcome>();
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut memory = Memory::default();
+    let cursor = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PASS) => {}
+            _ = wake.notified() => {}
+            Some(o) = done_rx.recv() => finish(&mut memory, o, &settings),
+            _ = shutdown.changed() => return,
+        }
+        while let Ok(o) = done_rx.try_recv() {
+            finish(&mut memory, o, &settings);
+        }
+        if raft.metrics().borrow().state != ServerState::Leader {
+            memory = Memory::default();
+            continue;
+        }
+        let now = Instant::now();
+        let (jobs, promotions) = api.read(|s| plan(s, &region));
+        for (key_id, version) in promotions {
+            let cmd = Command::PromoteRotation {
+                key_id,
+                version,
+                now_ms: api.clock.now_ms(),
+            };
+            if let Err(e) = api.proposer.propose(&cmd).await {
+                tracing::warn!(error = %e, "rotation promotion not committed, will retry");
+            }
+        }
+        for (target, needed) in jobs {
+            if memory.in_flight.contains(&target) {
+                continue;
+            }
+            if memory
+                .retry_at
+                .get(&target)
+                .is_some_and(|(at, _)| *at > now)
+            {
+                continue;
+            }
+            let stale = memory
+                .last_sent
+                .get(&target)
+                .is_none_or(|t| now.duration_since(*t) >= settings.anti_entropy);
+            if !needed && !stale {
+                continue;
+            }
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                break;
+            };
+            memory.in_flight.insert(target.clone());
+            memory.last_sent.insert(target.clone(), now);
+            let (api, id, faults, done) =
+                (api.clone(), id.clone(), faults.clone(), done_tx.clone());
+            let cursor = cursor.clone();
+            tokio::spawn(async move {
+                let ok = match deliver(&api, &id, &faults, &target, &settings, &cursor).await {
+                    Ok(()) => true,
+                    Err(why) => {
+                        tracing::debug!(?target, why, "synchronization not delivered, will retry");
+                        false
+                    }
+                };
+                let _ = done.send(Outcome { target, ok });
+                drop(permit);
+            });
+        }
+    }
+}
+
+fn finish(memory: &mut Memory, o: Outcome, settings: &SyncSettings) {
+    memory.in_flight.remove(&o.target);
+    if o.ok {
+        memory.retry_at.remove(&o.target);
+    } else {
+        let backoff = memory
+            .retry_at
+            .get(&o.target)
+            .map(|(_, b)| (*b * 2).min(settings.retry_max))
+            .unwrap_or(settings.retry_min);
+        memory
+            .retry_at
+            .insert(o.target, (Instant::now() + backoff, backoff));
+    }
+}
+
+/// The work the replicated state asks for: deliveries (with whether they are needed now or
+/// only due for anti-entropy) and rotations ready to complete.
+type Plan = (Vec<(Target, bool)>, Vec<(KeyId, u32)>);
+
+fn plan(s: &KmsState, region: &Region) -> Plan {
+    let mut jobs = Vec::new();
+    let mut promotions = Vec::new();
+    for k in s.keys() {
+        let Some(m) = k.shared.mrk.as_ref() else {
+            continue;
+        };
+        if m.primary == *region {
+            for r in &m.replicas {
+                let behind = k.regional.sync.acked.get(r).is_none_or(|a| *a < m.stamp());
+                jobs.push((Target::Key(k.key_id.clone(), r.clone(), false), behind));
+            }
+            if let Some(v) = rotation_ready(k, region) {
+                promotions.push((k.key_id.clone(), v));
+            }
+        }
+        if let Some(h) = &k.regional.sync.handover {
+            jobs.push((Target::Key(k.key_id.clone(), h.to.clone(), true), true));
+        }
+    }
+    for n in s.outbox() {
+        jobs.push((Target::Notice(n.seq), true));
+    }
+    (jobs, promotions)
+}
+
+/// Builds the message for `target` from the state as it is now, delivers it, and records the
+/// answer through Raft.
+async fn deliver(
+    api: &KmsApi,
+    id: &SyncIdentity,
+    faults: &FaultTable,
+    target: &Target,
+    settings: &SyncSettings,
+    cursor: &std::sync::atomic::AtomicUsize,
+) -> Result<(), String> {
+    match target {
+        Target::Key(key_id, dest, promote) => {
+            let Some(key) = api.read(|s| s.key(key_id)) else {
+                return Ok(());
+            };
+            let Some(m) = key.shared.mrk.clone() else {
+                return Ok(());
+            };
+            let mut secret: Bundle = Vec::new();
+            if key.shared.origin != Origin::External {
+                for version in key.regional.materials.keys() {
+                    let raw = api
+                        .materials
+                        .unwrap_raw(&key, *version)
+                        .map_err(|e| e.to_string())?;
+                    secret.push((*version, raw.expose().to_vec()));
+                }
+            }
+            let message = SyncMessage::Key {
+                key_id: key_id.clone(),
+                shared: Box::new(key.shared.clone()),
+                create: key.regional.sync.creating.get(dest).cloned(),
+                promote: *promote,
+            };
+            let reply = send(
+                api,
+                id,
+                faults,
+                dest,
+                key_id,
+                pack(m.stamp()),
+                &message,
+                &secret,
+                settings,
+                cursor,
+            )
+            .await;
+            // The plaintext copies of the material are dropped (and were never logged) here.
+            drop(secret);
+            let reply = reply?;
+            let cmd = match (promote, reply) {
+                (false, SyncReply::Applied { epoch, version }) => Command::SyncAcked {
+                    key_id: key_id.clone(),
+                    region: dest.clone(),
+                    stamp: (epoch, version),
+                },
+                (false, SyncReply::UnknownKey) => Command::ReplicaGone {
+                    key_id: key_id.clone(),
+                    region: dest.clone(),
+                    now_ms: api.clock.now_ms(),
+                },
+                (true, SyncReply::Applied { .. }) => Command::EndHandover {
+                    key_id: key_id.clone(),
+                    epoch: m.epoch,
+                    promoted: true,
+                },
+                (true, SyncReply::PromotionRefused { reason }) => {
+                    tracing::warn!(key_id = %key_id, peer = %dest, reason, "primary hand-over refused");
+                    Command::EndHandover {
+                        key_id: key_id.clone(),
+                        epoch: m.epoch,
+                        promoted: false,
+                    }
+                }
+                (true, SyncReply::UnknownKey) => Command::EndHandover {
+                    key_id: key_id.clone(),
+                    epoch: m.epoch,
+                    promoted: false,
+                },
+                (_, other) => return Err(format!("unexpected answer {other:?}")),
+            };
+            api.proposer
+                .propose(&cmd)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        Target::Notice(seq) => {
+            let Some(n): Option<Notice> = api.read(|s| s.outbox().find(|n| n.seq == *seq).cloned())
+            else {
+                return Ok(());
+            };
+            let message = SyncMessage::Notice {
+                key_id: n.key_id.clone(),
+                from: api.scope.region.clone(),
+                kind: n.kind.clone(),
+            };
+            let reply = send(
+                api,
+                id,
+                faults,
+                &n.to,
+                &n.key_id,
+                0,
+                &message,
+                &Vec::new(),
+                settings,
+                cursor,
+            )
+            .await?;
+            let cmd = match reply {
+                SyncReply::NotPrimary { primary: Some(p) }
+                    if p != n.to && p != api.scope.region =>
+                {
+                    Command::NoticeRetarget { seq: *seq, to: p }
+                }
+                _ => Command::NoticeDone { seq: *seq },
+            };
+            api.proposer
+                .propose(&cmd)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Seals `message` to `dest`, tries its nodes in turn (through the fault layer) and opens the
+/// authenticated answer.
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    api: &KmsApi,
+    id: &SyncIdentity,
+    faults: &FaultTable,
+    dest: &Region,
+    key_id: &KeyId,
+    stamp: u64,
+    message: &SyncMessage,
+    secret: &Bundle,
+    settings: &SyncSettings,
+    cursor: &std::sync::atomic::AtomicUsize,
+) -> Result<SyncReply, String> {
+    let recipient = id.recipient_key(dest.as_str())?;
+    let env: SyncEnvelope = seal(
+        id,
+        dest.as_str(),
+        &recipient,
+        key_id.as_str(),
+        stamp,
+        message,
+        secret,
+        &api.entropy,
+    )?;
+    let nodes = id.peers.get(dest.as_str()).cloned().unwrap_or_default();
+    if nodes.is_empty() {
+        return Err(format!("no nodes known for {dest}"));
+    }
+    let start = cursor.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut last = String::new();
+    for i in 0..nodes.len() {
+        let (node_id, addr) = &nodes[(start + i) % nodes.len()];
+        let peer = format!("{dest}/{node_id}");
+        if let Err(e) = faults.before_send(&peer).await {
+            last = e.to_string();
+            continue;
+        }
+        let ch = id.channel(addr)?;
+        let mut client = SyncServiceClient::new(ch);
+        let mut req = tonic::Request::new(env.clone());
+        req.set_timeout(settings.rpc_timeout);
+        match client.deliver(req).await {
+            Ok(resp) => {
+                let opened = open::<SyncReply>(id, &resp.into_inner())?;
+                return Ok(opened.message);
+            }
+            Err(s) if s.code() == tonic::Code::PermissionDenied => {
+                return Err(format!("{peer} refused the message: {}", s.message()));
+            }
+            Err(s) => last = format!("{peer}: {}", s.message()),
+        }
+    }
+    Err(last)
+}
