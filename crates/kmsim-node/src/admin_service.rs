@@ -161,6 +161,35 @@ impl AdminService for AdminServiceImpl {
         Ok(Response::new(pb::DebugKeyMaterialResponse { material }))
     }
 
+    async fn list_audit_events(
+        &self,
+        req: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        let req = req.into_inner();
+        let key = if req.key_id.is_empty() {
+            None
+        } else {
+            Some(
+                KeyId::parse(&req.key_id)
+                    .ok_or_else(|| Status::invalid_argument("invalid key id"))?,
+            )
+        };
+        let limit = req.limit.unwrap_or(1000).clamp(1, 10_000) as usize;
+        let events = self
+            .api
+            .read(|s| s.audit_events(key.as_ref(), req.after, limit))
+            .into_iter()
+            .map(|e| pb::AuditEvent {
+                seq: e.seq,
+                time_ms: e.time_ms,
+                event_name: e.event_name,
+                key_id: e.key_id.map(|k| k.to_string()).unwrap_or_default(),
+                record: e.json,
+            })
+            .collect();
+        Ok(Response::new(pb::ListAuditEventsResponse { events }))
+    }
+
     async fn set_link_faults(
         &self,
         req: Request<pb::SetLinkFaultsRequest>,

@@ -12,6 +12,9 @@ use crate::clock::SimClock;
 pub struct KmsApp {
     state: KmsState,
     clock: SimClock,
+    /// Woken after every applied command: the synchronizer looks for new work at once
+    /// instead of at its next pass.
+    wake: std::sync::Arc<tokio::sync::Notify>,
     /// Index of the last applied log entry that carried a command (for status output).
     last_command_index: u64,
 }
@@ -22,8 +25,14 @@ impl KmsApp {
         KmsApp {
             state: KmsState::new(scope),
             clock,
+            wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             last_command_index: 0,
         }
+    }
+
+    /// The notification every applied command triggers.
+    pub fn wake(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.wake.clone()
     }
 
     /// The KMS state, for reads.
@@ -45,6 +54,7 @@ impl Application for KmsApp {
             Err(e) => (Err(e), Vec::new()),
         };
         self.clock.set_offset_ms(self.state.clock_offset_ms());
+        self.wake.notify_one();
         let writes = changes
             .into_iter()
             .map(|c| match c {
