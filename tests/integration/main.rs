@@ -1,6 +1,6 @@
 //! Integration tests: real `kmsim node` processes (started by the real launcher), real
 //! RocksDB, real gRPC, on 127.0.0.1 ports chosen by the OS. Modules are numbered by band:
-//! `t10_` basics, `t20_` lifecycle (`t25_`–`t28_` key types, rotation, import, grants), `t30_` API edges, `t50_` faults, `t60_` security.
+//! `t10_` basics, `t20_` lifecycle (`t25_`–`t28_` key types, rotation, import, grants), `t30_` API edges, `t50_` faults, `t60_` security, `t70_` multi-Region keys.
 
 // Test code may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -17,3 +17,7 @@ mod t28_grants;
 mod t30_api_edges;
 mod t50_faults;
 mod t60_security;
+mod t70_multi_region;
+mod t71_multi_region_faults;
+mod t72_multi_region_lifecycle;
+mod t73_sync_security;

@@ -4,7 +4,8 @@
 
 use kmsim_core::ids::RefForms;
 use kmsim_core::key::{
-    ImportState, IncludeKeyMaterial, KeyRecord, KeySpec, KeyState, MaterialInfo, Origin,
+    ImportState, IncludeKeyMaterial, KeyMaterialState, KeyRecord, KeySpec, KeyState, MaterialInfo,
+    Origin,
     RegionalMaterial, RotationType,
 };
 use kmsim_core::key_state::{check, Operation};
@@ -184,6 +185,23 @@ impl KmsApi {
         )
     }
 
+    /// `KeyMaterialState` of one version as this Region reports it: on the primary of an
+    /// imported multi-Region key, material pending rotation that a replica has not imported
+    /// yet is `PENDING_MULTI_REGION_IMPORT_AND_ROTATION`.
+    fn material_state(&self, key: &KeyRecord, m: &MaterialInfo) -> KeyMaterialState {
+        let state = key.shared.material_state(m.version);
+        let primary = key.shared.mrk.as_ref().is_some_and(|x| x.primary == self.scope.region);
+        if state == KeyMaterialState::PendingRotation
+            && primary
+            && key.shared.origin == Origin::External
+            && !kmsim_core::state::material::missing_imports(key, &m.key_material_id).is_empty()
+        {
+            KeyMaterialState::PendingMultiRegionImportAndRotation
+        } else {
+            state
+        }
+    }
+
     /// ListKeyRotations.
     pub async fn list_key_rotations(
         &self,
@@ -239,9 +257,7 @@ impl KmsApi {
                             .as_str()
                             .to_string()
                         }),
-                        key_material_state: Some(
-                            key.shared.material_state(m.version).as_str().to_string(),
-                        ),
+                        key_material_state: Some(self.material_state(&key, m).as_str().to_string()),
                         expiration_model: import.map(|i| i.expiration_model.as_str().to_string()),
                         valid_to: import.and_then(|i| i.valid_to_ms).map(secs),
                         rotation_date: m.rotation.map(|r| secs(r.date_ms)),
