@@ -39,6 +39,8 @@ impl Region {
                 id,
                 listen: l.local_addr().unwrap(),
                 advertise: None,
+                aws_listen: None,
+                aws_advertise: None,
                 data_dir: PathBuf::from("unused"),
             })
             .collect();
@@ -50,6 +52,8 @@ impl Region {
             test_hooks: true,
             fault_seed: 0,
             raft: RaftTiming::default(),
+            endpoint: None,
+            credentials: Vec::new(),
             regions: vec![RegionConfig {
                 name: "us-east-1".into(),
                 domain_key_file: PathBuf::from("unused"),

@@ -1,5 +1,5 @@
-//! One node: wires the store, Raft, the KMS, Raft and admin services and the background tasks,
-//! then serves until told to stop.
+//! One node: wires the store, Raft, the KMS, Raft and admin services, the AWS JSON endpoint and
+//! the background tasks, then serves until told to stop.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,6 +20,7 @@ use kmsim_store::{open_stores, KvEngine, Raft};
 
 use crate::admin_service::AdminServiceImpl;
 use crate::app::KmsApp;
+use crate::aws::AwsFront;
 use crate::clock::SimClock;
 use crate::config::{RegionConfig, Topology};
 use crate::entropy::Entropy;
@@ -155,6 +156,16 @@ pub async fn run_node_with_key<E: KvEngine>(
         .await
         .map_err(|e| NodeError::Server(format!("cannot bind {}: {e}", me.listen)))?;
     tracing::info!(region, node_id, addr = %me.listen, "node listening");
+    let aws_listener = match me.aws_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|e| NodeError::Server(format!("cannot bind {addr}: {e}")))?;
+            tracing::info!(region, node_id, addr = %addr, "AWS JSON endpoint listening");
+            Some(l)
+        }
+        None => None,
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -163,6 +174,15 @@ pub async fn run_node_with_key<E: KvEngine>(
         raft.clone(),
         stop_rx.clone(),
     ));
+    if let Some(l) = aws_listener {
+        let front = AwsFront::new(
+            &topology,
+            Some(api.clone()),
+            &format!("{region}/{node_id}"),
+            faults.clone(),
+        );
+        tasks.spawn(crate::aws::serve(l, Arc::new(front), stop_rx.clone()));
+    }
     if region_cfg.nodes.iter().map(|n| n.id).min() == Some(node_id) {
         tasks.spawn(bootstrap(
             raft.clone(),
