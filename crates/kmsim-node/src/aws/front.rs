@@ -57,15 +57,25 @@ impl AwsFront {
         }
     }
 
-    /// Answers one request. Never fails: every error becomes an AWS JSON error response.
-    pub async fn handle<B>(&self, req: Request<B>, remote: Option<SocketAddr>) -> Response<Body>
+    /// Answers one request that arrived on client connection number `connection` (requests of
+    /// one connection are forwarded to the same node first). Never fails: every error becomes an
+    /// AWS JSON error response.
+    pub async fn handle<B>(
+        &self,
+        req: Request<B>,
+        remote: Option<SocketAddr>,
+        connection: usize,
+    ) -> Response<Body>
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (parts, body) = req.into_parts();
-        match self.serve(&parts, body, remote, &request_id).await {
+        match self
+            .serve(&parts, body, remote, connection, &request_id)
+            .await
+        {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::debug!(
@@ -83,6 +93,7 @@ impl AwsFront {
         parts: &Parts,
         body: B,
         remote: Option<SocketAddr>,
+        connection: usize,
         request_id: &str,
     ) -> Result<Response<Body>, FrontError>
     where
@@ -94,7 +105,7 @@ impl AwsFront {
         let auth = self.authenticate(&parts.headers)?;
         let forwarded = parts.headers.contains_key(FORWARDED_HEADER);
         match self.router.route(&auth.region, forwarded)? {
-            Route::Forward(region) => self.router.forward(&region, parts, body).await,
+            Route::Forward(region) => self.router.forward(&region, connection, parts, body).await,
             Route::Local => {
                 let api = self
                     .local

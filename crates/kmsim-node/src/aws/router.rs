@@ -4,13 +4,15 @@
 //! body) to a node of that Region, which verifies the signature itself, so forwarding needs no
 //! trust between nodes.
 //!
-//! Nodes of the destination Region are tried round-robin; a node that cannot be connected to
-//! (or whose link the fault layer partitions or drops) is skipped for the next one. A forwarded
+//! Nodes of the destination Region are chosen round-robin per client connection: every request
+//! of one client connection goes to the same node first, so a client that reuses its connection
+//! (the SDKs, boto3 and the CLI do) reads its own writes, while many connections spread over
+//! the Region. A node that cannot be connected to (or whose link the fault layer partitions or
+//! drops) is skipped for the next one. A forwarded
 //! request carries [`FORWARDED_HEADER`] and is never forwarded again. Every forwarded request
 //! first passes [`FaultTable::before_send`] for the link to `REGION/ID`, like Raft messages.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,8 +68,6 @@ pub enum Route {
 struct RegionTargets {
     /// `(peer name REGION/ID, host:port)` of every node with an AWS endpoint.
     nodes: Vec<(String, String)>,
-    /// The next node to try first (round-robin).
-    next: AtomicUsize,
 }
 
 /// Decides where requests go and forwards those for other Regions.
@@ -104,13 +104,7 @@ impl Router {
                             .map(|a| (format!("{}/{}", r.name, n.id), a))
                     })
                     .collect();
-                (
-                    r.name.clone(),
-                    RegionTargets {
-                        nodes,
-                        next: AtomicUsize::new(0),
-                    },
-                )
+                (r.name.clone(), RegionTargets { nodes })
             })
             .collect();
         let mut connector = HttpConnector::new();
@@ -147,10 +141,12 @@ impl Router {
         Ok(Route::Forward(region.to_string()))
     }
 
-    /// Forwards a request to a node of `region` and returns that node's response.
+    /// Forwards a request that arrived on client connection number `connection` to a node of
+    /// `region` and returns that node's response.
     pub async fn forward(
         &self,
         region: &str,
+        connection: usize,
         parts: &Parts,
         body: Bytes,
     ) -> Result<Response<Body>, FrontError> {
@@ -164,7 +160,7 @@ impl Router {
             ))
             .into());
         }
-        let first = targets.next.fetch_add(1, Ordering::Relaxed);
+        let first = connection % n;
         let mut last_failure = String::new();
         for i in 0..n {
             let (peer, addr) = &targets.nodes[(first + i) % n];

@@ -26,6 +26,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Serves `front` on `listener` until `stop` turns true (or its sender is dropped).
 pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, mut stop: watch::Receiver<bool>) {
     let mut conns = JoinSet::new();
+    // Numbers client connections; the router sends one connection's requests to one node.
+    let mut connection = 0usize;
     loop {
         if *stop.borrow() {
             break;
@@ -33,7 +35,8 @@ pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, mut stop: watch:
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
-                    conns.spawn(connection(stream, remote, front.clone(), stop.clone()));
+                    connection = connection.wrapping_add(1);
+                    conns.spawn(serve_connection(stream, remote, connection, front.clone(), stop.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little instead of spinning.
@@ -57,9 +60,10 @@ pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, mut stop: watch:
 }
 
 /// Serves one connection until the client closes it or the stop signal arrives.
-async fn connection(
+async fn serve_connection(
     stream: TcpStream,
     remote: SocketAddr,
+    number: usize,
     front: Arc<AwsFront>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -67,7 +71,7 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let service = service_fn(move |req| {
         let front = front.clone();
-        async move { Ok::<_, Infallible>(front.handle(req, Some(remote)).await) }
+        async move { Ok::<_, Infallible>(front.handle(req, Some(remote), number).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
