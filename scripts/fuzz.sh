@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Runs the ciphertext_blob fuzz target for SECONDS (default 60).
+# Runs every fuzz target (ciphertext_blob: the ciphertext blob parser; aws_front: headers and
+# bodies into the AWS JSON front's envelope, SigV4 and request decoding) for SECONDS each
+# (default 60). FUZZ_TARGETS="aws_front" picks some. Extra arguments after SECONDS go to
+# libFuzzer (e.g. -jobs=2).
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). Only a stable toolchain is assumed:
 # RUSTC_BOOTSTRAP=1 lets stable rustc accept the nightly flags cargo-fuzz passes.
-# Extra arguments after SECONDS go to libFuzzer (e.g. -jobs=2).
 set -euo pipefail
 
 seconds="${1:-60}"
 shift || true
 cd "$(dirname "$0")/../fuzz"
-mkdir -p corpus/ciphertext_blob
-RUSTC_BOOTSTRAP=1 exec cargo fuzz run ciphertext_blob corpus/ciphertext_blob -- \
-    -max_total_time="$seconds" "$@"
+for target in ${FUZZ_TARGETS:-ciphertext_blob aws_front}; do
+  echo "== fuzzing $target for ${seconds}s"
+  mkdir -p "corpus/$target"
+  RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" -- \
+      -max_total_time="$seconds" "$@"
+done

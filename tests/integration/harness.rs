@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
 use kmsim_core::KmsError;
+use kmsim_node::config::Topology;
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::{StatusRequest, StatusResponse};
 use kmsim_proto::kms::v1::kms_service_client::KmsServiceClient;
 use kmsim_proto::status::error_from_status;
+use kmsim_sim::aws_client::{AwsJsonClient, Signer};
 use kmsim_sim::cluster::{ClusterDir, NodeName};
 
 /// The binary under test.
@@ -47,7 +49,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `nodes` nodes in each of `regions`, with test hooks, on free ports.
+    /// Starts `nodes` nodes in each of `regions`, with test hooks, on free ports (gRPC, every
+    /// node's AWS endpoint and the gateway).
     pub fn start(regions: &[&str], nodes: usize) -> Cluster {
         let tmp = tempfile::Builder::new()
             .prefix("kmsim-test-")
@@ -67,6 +70,8 @@ impl Cluster {
             &nodes_s,
             "--base-port",
             "0",
+            "--aws-port",
+            "0",
             "--detach",
             "--test-hooks",
             "--timeout",
@@ -76,6 +81,66 @@ impl Cluster {
             _tmp: tmp,
             dir: ClusterDir::new(data),
         }
+    }
+
+    /// Like [`Cluster::start`], but the topology the launcher would write is first changed by
+    /// `edit` (e.g. to add credentials), then `kmsim up` starts the cluster found there.
+    pub fn start_edited(
+        regions: &[&str],
+        nodes: usize,
+        edit: impl FnOnce(&mut Topology),
+    ) -> Cluster {
+        let tmp = tempfile::Builder::new()
+            .prefix("kmsim-test-")
+            .tempdir()
+            .expect("tempdir");
+        let data = tmp.path().join("cluster");
+        let dir = ClusterDir::new(&data);
+        let spec: Vec<(String, usize)> = regions.iter().map(|r| (r.to_string(), nodes)).collect();
+        dir.create(&spec, 0, 0, true).expect("create the cluster");
+        // Edit the file as written (relative paths), not the loaded form (resolved paths).
+        let mut on_disk =
+            Topology::parse(&std::fs::read_to_string(dir.topology_path()).expect("read topology"))
+                .expect("parse topology");
+        edit(&mut on_disk);
+        std::fs::write(dir.topology_path(), on_disk.to_toml()).expect("write topology");
+        let data_s = data.to_string_lossy().into_owned();
+        kmsim(&["up", "--data-dir", &data_s, "--detach", "--timeout", "60"]);
+        Cluster { _tmp: tmp, dir }
+    }
+
+    /// The gateway's URL (the single AWS endpoint).
+    pub fn gateway_url(&self) -> String {
+        let t = self.dir.topology().expect("topology");
+        format!(
+            "http://{}",
+            t.endpoint.expect("an [endpoint] section").listen
+        )
+    }
+
+    /// The URL of one node's own AWS endpoint.
+    pub fn aws_url(&self, region: &str, id: u64) -> String {
+        let t = self.dir.topology().expect("topology");
+        let addr = t
+            .region(region)
+            .and_then(|r| r.node(id))
+            .and_then(|n| n.aws_advertise_addr())
+            .expect("node with an AWS endpoint");
+        format!("http://{addr}")
+    }
+
+    /// An AWS SDK for Rust client of `url`, for `region`, signing as `test`/`test`.
+    pub fn sdk(&self, url: &str, region: &str) -> aws_sdk_kms::Client {
+        sdk_client(
+            url,
+            region,
+            aws_sdk_kms::config::Credentials::new("test", "test", None, None, "harness"),
+        )
+    }
+
+    /// A raw AWS JSON client of `url` signing as `test`/`test` for `region`.
+    pub fn raw(&self, url: &str, region: &str) -> AwsJsonClient {
+        AwsJsonClient::new(url, Signer::new("test", "test", region)).expect("client")
     }
 
     /// `--data-dir` value for CLI calls.
@@ -321,6 +386,24 @@ impl Drop for Cluster {
             .args(["down", "--data-dir", &self.data_dir()])
             .output();
     }
+}
+
+/// An AWS SDK for Rust KMS client: plain HTTP to `url`, the given Region and credentials, no
+/// retries (a test sees the first answer).
+pub fn sdk_client(
+    url: &str,
+    region: &str,
+    credentials: aws_sdk_kms::config::Credentials,
+) -> aws_sdk_kms::Client {
+    let conf = aws_sdk_kms::Config::builder()
+        .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+        .region(aws_sdk_kms::config::Region::new(region.to_string()))
+        .endpoint_url(url)
+        .credentials_provider(credentials)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_kms::Client::from_conf(conf)
 }
 
 /// Polls `probe` until it yields `Some`, failing the test after `timeout`.

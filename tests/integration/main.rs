@@ -1,6 +1,8 @@
 //! Integration tests: real `kmsim node` processes (started by the real launcher), real
 //! RocksDB, real gRPC, on 127.0.0.1 ports chosen by the OS. Modules are numbered by band:
-//! `t10_` basics, `t20_` lifecycle (`t25_`–`t28_` key types, rotation, import, grants), `t30_` API edges, `t50_` faults, `t60_` security, `t70_` multi-Region keys.
+//! `t10_` basics, `t20_` lifecycle (`t25_`–`t28_` key types, rotation, import, grants), `t30_`
+//! API edges, `t40_` the AWS JSON endpoint with real AWS clients, `t50_` faults, `t60_`
+//! security, `t70_` multi-Region keys.
 
 // Test code may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -15,6 +17,8 @@ mod t26_rotation;
 mod t27_import;
 mod t28_grants;
 mod t30_api_edges;
+mod t40_aws_sdk;
+mod t41_aws_json_edges;
 mod t50_faults;
 mod t60_security;
 mod t70_multi_region;

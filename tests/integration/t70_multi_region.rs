@@ -34,7 +34,13 @@ pub async fn create_mrk(c: &Cluster, region: &str, spec: Option<(&str, &str)>) -
 }
 
 /// ReplicateKey from `from` to `to`, then waits until every node of `to` shows `state`.
-pub async fn replicate(c: &Cluster, key_id: &str, from: &str, to: &str, state: &str) -> pb::ReplicateKeyResponse {
+pub async fn replicate(
+    c: &Cluster,
+    key_id: &str,
+    from: &str,
+    to: &str,
+    state: &str,
+) -> pb::ReplicateKeyResponse {
     let r = ok(c
         .kms(from, 2)
         .replicate_key(pb::ReplicateKeyRequest {
@@ -45,16 +51,31 @@ pub async fn replicate(c: &Cluster, key_id: &str, from: &str, to: &str, state: &
         })
         .await);
     for n in c.ids(to) {
-        c.wait_key(to, n, key_id, "replica created", |m| m.key_state.as_deref() == Some(state))
-            .await;
+        c.wait_key(to, n, key_id, "replica created", |m| {
+            m.key_state.as_deref() == Some(state)
+        })
+        .await;
     }
     r
 }
 
 /// The set as one Region describes it: (type, primary Region, sorted replica Regions).
-pub async fn view(c: &Cluster, region: &str, node: u64, key_id: &str) -> (String, String, Vec<String>) {
-    let m = c.describe(region, node, key_id).await.multi_region_configuration.unwrap();
-    let mut replicas: Vec<String> = m.replica_keys.iter().filter_map(|k| k.region.clone()).collect();
+pub async fn view(
+    c: &Cluster,
+    region: &str,
+    node: u64,
+    key_id: &str,
+) -> (String, String, Vec<String>) {
+    let m = c
+        .describe(region, node, key_id)
+        .await
+        .multi_region_configuration
+        .unwrap();
+    let mut replicas: Vec<String> = m
+        .replica_keys
+        .iter()
+        .filter_map(|k| k.region.clone())
+        .collect();
     replicas.sort();
     (
         m.multi_region_key_type.unwrap(),
@@ -81,7 +102,13 @@ pub fn ctx() -> HashMap<String, String> {
     [("app".to_string(), "mrk-test".to_string())].into()
 }
 
-pub async fn decrypt(c: &Cluster, region: &str, node: u64, blob: &[u8], key_id: Option<String>) -> Result<pb::DecryptResponse, kmsim_core::KmsError> {
+pub async fn decrypt(
+    c: &Cluster,
+    region: &str,
+    node: u64,
+    blob: &[u8],
+    key_id: Option<String>,
+) -> Result<pb::DecryptResponse, kmsim_core::KmsError> {
     c.kms(region, node)
         .decrypt(pb::DecryptRequest {
             ciphertext_blob: Some(blob.to_vec()),
@@ -107,7 +134,10 @@ async fn ciphertexts_of_any_region_decrypt_in_every_other_with_the_local_arn() {
     let md = create_mrk(&c, A, None).await;
     let key = md.key_id.unwrap();
     assert!(key.starts_with("mrk-") && key.len() == 36, "{key}");
-    assert_eq!(view(&c, A, 1, &key).await, ("PRIMARY".into(), A.into(), vec![]));
+    assert_eq!(
+        view(&c, A, 1, &key).await,
+        ("PRIMARY".into(), A.into(), vec![])
+    );
 
     // ReplicateKey answers at once: the replica Creating, with the request's Regional properties.
     let r = replicate(&c, &key, A, B, "Enabled").await;
@@ -115,11 +145,17 @@ async fn ciphertexts_of_any_region_decrypt_in_every_other_with_the_local_arn() {
     assert_eq!(rk.key_state.as_deref(), Some("Creating"));
     assert_eq!(rk.enabled, Some(false));
     assert_eq!(rk.arn.as_deref(), Some(arn(B, &key).as_str()));
-    assert_eq!(rk.description.as_deref(), Some(format!("replica in {B}").as_str()));
+    assert_eq!(
+        rk.description.as_deref(),
+        Some(format!("replica in {B}").as_str())
+    );
     assert!(rk.current_key_material_id.is_none());
     let rcfg = rk.multi_region_configuration.unwrap();
     assert_eq!(rcfg.multi_region_key_type.as_deref(), Some("REPLICA"));
-    assert!(r.replica_policy.unwrap().contains("Enable IAM User Permissions"));
+    assert!(r
+        .replica_policy
+        .unwrap()
+        .contains("Enable IAM User Permissions"));
     assert!(r.replica_tags.is_empty());
     replicate(&c, &key, A, C, "Enabled").await;
 
@@ -130,13 +166,22 @@ async fn ciphertexts_of_any_region_decrypt_in_every_other_with_the_local_arn() {
     for region in ALL {
         let want = if region == A { "PRIMARY" } else { "REPLICA" };
         c.wait_key(region, 1, &key, "the whole set", |m| {
-            m.multi_region_configuration.as_ref().is_some_and(|x| x.replica_keys.len() == 2)
+            m.multi_region_configuration
+                .as_ref()
+                .is_some_and(|x| x.replica_keys.len() == 2)
         })
         .await;
-        assert_eq!(view(&c, region, 1, &key).await, (want.into(), A.into(), sorted.clone()));
+        assert_eq!(
+            view(&c, region, 1, &key).await,
+            (want.into(), A.into(), sorted.clone())
+        );
         let d = c.describe(region, 2, &key).await;
         assert_eq!(d.arn.as_deref(), Some(arn(region, &key).as_str()));
-        let want_desc = if region == A { "primary".to_string() } else { format!("replica in {region}") };
+        let want_desc = if region == A {
+            "primary".to_string()
+        } else {
+            format!("replica in {region}")
+        };
         assert_eq!(d.description.as_deref(), Some(want_desc.as_str()));
         assert_eq!(d.current_key_material_id, md.current_key_material_id);
     }
@@ -152,7 +197,9 @@ async fn ciphertexts_of_any_region_decrypt_in_every_other_with_the_local_arn() {
                 assert_eq!(d.key_id.as_deref(), Some(arn(to, &key).as_str()));
             }
             if from != to {
-                let e = decrypt(&c, to, 1, &blob, Some(arn(from, &key))).await.unwrap_err();
+                let e = decrypt(&c, to, 1, &blob, Some(arn(from, &key)))
+                    .await
+                    .unwrap_err();
                 assert_eq!(e.code(), "NotFoundException");
                 assert_eq!(e.message(), format!("Invalid arn {from}"));
             }
@@ -178,14 +225,25 @@ async fn replicate_key_is_refused_as_aws_refuses_it() {
     assert_eq!(e.code(), "AlreadyExistsException");
     let e = kms_err(c.kms(B, 1).replicate_key(req(&key, A)).await);
     assert_eq!(e.code(), "UnsupportedOperationException");
-    assert_eq!(e.message(), format!("{} is not a multi-region primary key.", arn(B, &key)));
+    assert_eq!(
+        e.message(),
+        format!("{} is not a multi-region primary key.", arn(B, &key))
+    );
     let single = crate::t10_basics::create_key(&c, 1, "single").await;
-    let e = kms_err(c.kms(A, 1).replicate_key(req(single.key_id.as_deref().unwrap(), B)).await);
+    let e = kms_err(
+        c.kms(A, 1)
+            .replicate_key(req(single.key_id.as_deref().unwrap(), B))
+            .await,
+    );
     assert_eq!(e.code(), "UnsupportedOperationException");
     let e = kms_err(c.kms(A, 1).replicate_key(req(&key, "NOT A REGION")).await);
     assert_eq!(e.code(), "ValidationException");
     let e = kms_err(c.kms(A, 1).replicate_key(req(&key, "eu-central-1")).await);
-    assert_eq!(e.code(), "UnsupportedOperationException", "a Region outside the topology");
+    assert_eq!(
+        e.code(),
+        "UnsupportedOperationException",
+        "a Region outside the topology"
+    );
     // Shared properties cannot be changed on a replica.
     let e = kms_err(
         c.kms(B, 1)
@@ -205,9 +263,16 @@ async fn replicate_key_is_refused_as_aws_refuses_it() {
     );
     assert_eq!(e.code(), "UnsupportedOperationException");
     // Independent properties are the replica's own: disabling it leaves the primary alone.
-    ok(c.kms(B, 1).disable_key(pb::DisableKeyRequest { key_id: Some(key.clone()) }).await);
+    ok(c.kms(B, 1)
+        .disable_key(pb::DisableKeyRequest {
+            key_id: Some(key.clone()),
+        })
+        .await);
     c.settle(B).await;
-    assert_eq!(c.describe(A, 1, &key).await.key_state.as_deref(), Some("Enabled"));
+    assert_eq!(
+        c.describe(A, 1, &key).await.key_state.as_deref(),
+        Some("Enabled")
+    );
     let e = kms_err(c.kms(A, 1).replicate_key(req(&key, B)).await);
     assert_eq!(e.code(), "AlreadyExistsException");
 }
@@ -224,20 +289,32 @@ async fn rotations_on_the_primary_reach_every_replica_and_old_ciphertexts_keep_d
     replicate(&c, &key, A, C, "Enabled").await;
     let v0 = encrypt(&c, B, &key, "v0").await;
 
-    ok(c.kms(A, 1).rotate_key_on_demand(pb::RotateKeyOnDemandRequest { key_id: Some(key.clone()) }).await);
+    ok(c.kms(A, 1)
+        .rotate_key_on_demand(pb::RotateKeyOnDemandRequest {
+            key_id: Some(key.clone()),
+        })
+        .await);
     let first = md.current_key_material_id.unwrap();
     let mut current = String::new();
     for r in ALL {
         for n in c.ids(r) {
             let m = c
                 .wait_key(r, n, &key, "on-demand rotation everywhere", |m| {
-                    m.current_key_material_id.as_deref().is_some_and(|id| id != first)
+                    m.current_key_material_id
+                        .as_deref()
+                        .is_some_and(|id| id != first)
                 })
                 .await;
             if current.is_empty() {
                 current = m.current_key_material_id.unwrap();
             }
-            assert_eq!(c.describe(r, n, &key).await.current_key_material_id.as_deref(), Some(current.as_str()));
+            assert_eq!(
+                c.describe(r, n, &key)
+                    .await
+                    .current_key_material_id
+                    .as_deref(),
+                Some(current.as_str())
+            );
         }
     }
     let v1 = encrypt(&c, C, &key, "v1").await;
@@ -257,14 +334,19 @@ async fn rotations_on_the_primary_reach_every_replica_and_old_ciphertexts_keep_d
     for r in ALL {
         let m = c
             .wait_key(r, 1, &key, "automatic rotation everywhere", |m| {
-                m.current_key_material_id.as_deref().is_some_and(|id| id != first && id != current)
+                m.current_key_material_id
+                    .as_deref()
+                    .is_some_and(|id| id != first && id != current)
             })
             .await;
         let id = m.current_key_material_id.unwrap();
         if automatic.is_empty() {
             automatic = id.clone();
         }
-        assert_eq!(id, automatic, "CurrentKeyMaterialId is equal in every Region");
+        assert_eq!(
+            id, automatic,
+            "CurrentKeyMaterialId is equal in every Region"
+        );
     }
     let v2 = encrypt(&c, A, &key, "v2").await;
     for r in ALL {
@@ -281,20 +363,29 @@ async fn rotations_on_the_primary_reach_every_replica_and_old_ciphertexts_keep_d
         })
         .await)
     .rotations;
-    let kinds: Vec<_> = rotations.iter().filter_map(|r| r.rotation_type.clone()).collect();
+    let kinds: Vec<_> = rotations
+        .iter()
+        .filter_map(|r| r.rotation_type.clone())
+        .collect();
     assert_eq!(kinds, ["ON_DEMAND", "AUTOMATIC"]);
 }
 
 /// Waits until `region` reports the primary's rotation setting (it is a shared property).
 pub async fn wait_rotation_setting(c: &Cluster, region: &str, key: &str) {
-    crate::harness::wait_for(std::time::Duration::from_secs(30), "rotation setting synchronized", || async {
-        let s = c
-            .kms(region, 1)
-            .get_key_rotation_status(pb::GetKeyRotationStatusRequest { key_id: Some(key.into()) })
-            .await
-            .ok()?
-            .into_inner();
-        (s.key_rotation_enabled == Some(true)).then_some(())
-    })
+    crate::harness::wait_for(
+        std::time::Duration::from_secs(30),
+        "rotation setting synchronized",
+        || async {
+            let s = c
+                .kms(region, 1)
+                .get_key_rotation_status(pb::GetKeyRotationStatusRequest {
+                    key_id: Some(key.into()),
+                })
+                .await
+                .ok()?
+                .into_inner();
+            (s.key_rotation_enabled == Some(true)).then_some(())
+        },
+    )
     .await;
 }

@@ -10,11 +10,23 @@ use kmsim_proto::kms::v1 as pb;
 use crate::harness::{kmsim, ok, wait_for, Cluster};
 use crate::t70_multi_region::{create_mrk, decrypt, replicate, view, A, ALL, B, C};
 
-fn chaos(c: &Cluster, args: &[&str]) {
+pub fn chaos(c: &Cluster, args: &[&str]) {
+    let dir = c.data_dir();
     let mut all = vec!["chaos"];
     all.extend_from_slice(args);
-    all.extend_from_slice(&["--data-dir", &c.data_dir()]);
+    all.extend_from_slice(&["--data-dir", &dir]);
     kmsim(&all);
+}
+
+/// How many Regions describe their key of the set as the primary.
+async fn primaries(c: &Cluster, key: &str) -> usize {
+    let mut n = 0;
+    for r in ALL {
+        if view(c, r, 1, key).await.0 == "PRIMARY" {
+            n += 1;
+        }
+    }
+    n
 }
 
 async fn encrypt_on(c: &Cluster, region: &str, node: u64, key: &str, text: &str) -> Vec<u8> {
@@ -31,7 +43,10 @@ async fn encrypt_on(c: &Cluster, region: &str, node: u64, key: &str, text: &str)
 }
 
 async fn current_material(c: &Cluster, region: &str, key: &str) -> String {
-    c.describe(region, 1, key).await.current_key_material_id.unwrap()
+    c.describe(region, 1, key)
+        .await
+        .current_key_material_id
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -44,11 +59,20 @@ async fn a_killed_replica_region_converges_after_restart_and_rotation_waits_for_
     let before = current_material(&c, A, &key).await;
 
     chaos(&c, &["kill-region", B]);
-    ok(c.kms(A, 1).rotate_key_on_demand(pb::RotateKeyOnDemandRequest { key_id: Some(key.clone()) }).await);
+    ok(c.kms(A, 1)
+        .rotate_key_on_demand(pb::RotateKeyOnDemandRequest {
+            key_id: Some(key.clone()),
+        })
+        .await);
     // While the replica Region is down the rotation is in progress: the primary keeps
     // encrypting under the material every Region holds.
     c.settle(A).await;
-    let s = ok(c.kms(A, 2).get_key_rotation_status(pb::GetKeyRotationStatusRequest { key_id: Some(key.clone()) }).await);
+    let s = ok(c
+        .kms(A, 2)
+        .get_key_rotation_status(pb::GetKeyRotationStatusRequest {
+            key_id: Some(key.clone()),
+        })
+        .await);
     assert!(s.on_demand_rotation_start_date.is_some());
     assert_eq!(current_material(&c, A, &key).await, before);
     let meanwhile = encrypt_on(&c, A, 2, &key, "while B was down").await;
@@ -58,12 +82,17 @@ async fn a_killed_replica_region_converges_after_restart_and_rotation_waits_for_
     for r in [A, B] {
         for n in c.ids(r) {
             c.wait_key(r, n, &key, "rotation completes in both Regions", |m| {
-                m.current_key_material_id.as_deref().is_some_and(|id| id != before)
+                m.current_key_material_id
+                    .as_deref()
+                    .is_some_and(|id| id != before)
             })
             .await;
         }
     }
-    assert_eq!(current_material(&c, A, &key).await, current_material(&c, B, &key).await);
+    assert_eq!(
+        current_material(&c, A, &key).await,
+        current_material(&c, B, &key).await
+    );
     let after = encrypt_on(&c, A, 3, &key, "after").await;
     for n in c.ids(B) {
         for (blob, text) in [(&meanwhile, "while B was down"), (&after, "after")] {
@@ -85,13 +114,19 @@ async fn replicas_keep_working_while_the_primary_region_is_down() {
     chaos(&c, &["kill-region", A]);
     let from_b = encrypt_on(&c, B, 1, &key, "written while the primary was down").await;
     let d = decrypt(&c, C, 2, &from_b, None).await.unwrap();
-    assert_eq!(d.plaintext.as_deref(), Some(&b"written while the primary was down"[..]));
+    assert_eq!(
+        d.plaintext.as_deref(),
+        Some(&b"written while the primary was down"[..])
+    );
     chaos(&c, &["restart-region", A]);
     c.leader(A).await;
     for n in c.ids(A) {
         c.wait_sees(A, n, &key).await;
         let d = decrypt(&c, A, n, &from_b, None).await.unwrap();
-        assert_eq!(d.plaintext.as_deref(), Some(&b"written while the primary was down"[..]));
+        assert_eq!(
+            d.plaintext.as_deref(),
+            Some(&b"written while the primary was down"[..])
+        );
     }
 }
 
@@ -113,12 +148,17 @@ async fn replicate_key_survives_the_sending_leader_being_killed() {
             ..Default::default()
         })
         .await);
-    assert_eq!(r.replica_key_metadata.unwrap().key_state.as_deref(), Some("Creating"));
+    assert_eq!(
+        r.replica_key_metadata.unwrap().key_state.as_deref(),
+        Some("Creating")
+    );
     c.kill(A, leader);
     chaos(&c, &["heal"]);
     for n in c.ids(B) {
-        c.wait_key(B, n, &key, "the replica reaches Enabled", |m| m.key_state.as_deref() == Some("Enabled"))
-            .await;
+        c.wait_key(B, n, &key, "the replica reaches Enabled", |m| {
+            m.key_state.as_deref() == Some("Enabled")
+        })
+        .await;
     }
     c.restart(A, leader);
     // The creation is acknowledged: the primary lists the replica and stops sending it.
@@ -141,10 +181,19 @@ async fn partitioned_regions_converge_after_heal_and_apply_nothing_twice() {
             rotation_period_in_days: Some(180),
         })
         .await);
-    ok(c.kms(A, 2).rotate_key_on_demand(pb::RotateKeyOnDemandRequest { key_id: Some(key.clone()) }).await);
+    ok(c.kms(A, 2)
+        .rotate_key_on_demand(pb::RotateKeyOnDemandRequest {
+            key_id: Some(key.clone()),
+        })
+        .await);
     // Nothing crosses the partition.
     c.settle(A).await;
-    let s = ok(c.kms(B, 1).get_key_rotation_status(pb::GetKeyRotationStatusRequest { key_id: Some(key.clone()) }).await);
+    let s = ok(c
+        .kms(B, 1)
+        .get_key_rotation_status(pb::GetKeyRotationStatusRequest {
+            key_id: Some(key.clone()),
+        })
+        .await);
     assert_eq!(s.key_rotation_enabled, Some(false));
     chaos(&c, &["heal"]);
     for n in c.ids(B) {
@@ -154,13 +203,22 @@ async fn partitioned_regions_converge_after_heal_and_apply_nothing_twice() {
         .await;
     }
     crate::t70_multi_region::wait_rotation_setting(&c, B, &key).await;
-    wait_for(Duration::from_secs(30), "same material everywhere", || async {
-        let a = c.describe(A, 1, &key).await.current_key_material_id;
-        let b = c.describe(B, 1, &key).await.current_key_material_id;
-        (a == b && rotated(&c, &key).await).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "same material everywhere",
+        || async {
+            let a = c.describe(A, 1, &key).await.current_key_material_id;
+            let b = c.describe(B, 1, &key).await.current_key_material_id;
+            (a == b && rotated(&c, &key).await).then_some(())
+        },
+    )
     .await;
-    let s = ok(c.kms(B, 1).get_key_rotation_status(pb::GetKeyRotationStatusRequest { key_id: Some(key.clone()) }).await);
+    let s = ok(c
+        .kms(B, 1)
+        .get_key_rotation_status(pb::GetKeyRotationStatusRequest {
+            key_id: Some(key.clone()),
+        })
+        .await);
     assert_eq!(s.rotation_period_in_days, Some(180));
     // Every synchronization B applied carried a newer (epoch, version) than the one before.
     let events = ok(c
@@ -182,7 +240,11 @@ async fn partitioned_regions_converge_after_heal_and_apply_nothing_twice() {
         .collect();
     assert!(!stamps.is_empty());
     let unique: HashSet<_> = stamps.iter().collect();
-    assert_eq!(unique.len(), stamps.len(), "a synchronization applied twice: {stamps:?}");
+    assert_eq!(
+        unique.len(),
+        stamps.len(),
+        "a synchronization applied twice: {stamps:?}"
+    );
     assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
 }
 
@@ -215,28 +277,21 @@ async fn update_primary_region_waits_out_a_partition_and_never_makes_two_primari
         .await);
     c.settle(A).await;
     // The hand-over waits: the old primary is Updating (still usable), nobody else is primary.
-    let primaries = |c: &Cluster| {
-        let key = key.clone();
-        async move {
-            let mut n = 0;
-            for r in ALL {
-                if view(c, r, 1, &key).await.0 == "PRIMARY" {
-                    n += 1;
-                }
-            }
-            n
-        }
-    };
     for _ in 0..10 {
-        assert!(primaries(&c).await <= 1, "two primaries");
-        assert_eq!(c.describe(A, 2, &key).await.key_state.as_deref(), Some("Updating"));
+        assert!(primaries(&c, &key).await <= 1, "two primaries");
+        assert_eq!(
+            c.describe(A, 2, &key).await.key_state.as_deref(),
+            Some("Updating")
+        );
         assert_eq!(view(&c, B, 1, &key).await.0, "REPLICA");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     encrypt_on(&c, A, 1, &key, "crypto keeps working while Updating").await;
     let e = crate::harness::kms_err(
         c.kms(A, 1)
-            .disable_key(pb::DisableKeyRequest { key_id: Some(key.clone()) })
+            .disable_key(pb::DisableKeyRequest {
+                key_id: Some(key.clone()),
+            })
             .await,
     );
     assert_eq!(e.code(), "KMSInvalidStateException");
@@ -244,21 +299,41 @@ async fn update_primary_region_waits_out_a_partition_and_never_makes_two_primari
 
     chaos(&c, &["heal"]);
     for r in ALL {
-        wait_for(Duration::from_secs(30), "every Region knows the new primary", || async {
-            let v = view(&c, r, 1, &key).await;
-            assert!(primaries(&c).await <= 1, "two primaries");
-            (v.1 == B).then_some(())
+        wait_for(
+            Duration::from_secs(30),
+            "every Region knows the new primary",
+            || async {
+                let v = view(&c, r, 1, &key).await;
+                assert!(primaries(&c, &key).await <= 1, "two primaries");
+                (v.1 == B).then_some(())
+            },
+        )
+        .await;
+        c.wait_key(r, 1, &key, "back to Enabled", |m| {
+            m.key_state.as_deref() == Some("Enabled")
         })
         .await;
-        c.wait_key(r, 1, &key, "back to Enabled", |m| m.key_state.as_deref() == Some("Enabled")).await;
     }
     assert_eq!(view(&c, B, 1, &key).await.0, "PRIMARY");
-    assert_eq!(view(&c, A, 1, &key).await, ("REPLICA".into(), B.into(), vec![A.to_string(), C.to_string()]));
+    assert_eq!(
+        view(&c, A, 1, &key).await,
+        (
+            "REPLICA".into(),
+            B.into(),
+            vec![A.to_string(), C.to_string()]
+        )
+    );
     // The new primary takes shared-property changes; the old one refuses them.
-    ok(c.kms(B, 2).rotate_key_on_demand(pb::RotateKeyOnDemandRequest { key_id: Some(key.clone()) }).await);
+    ok(c.kms(B, 2)
+        .rotate_key_on_demand(pb::RotateKeyOnDemandRequest {
+            key_id: Some(key.clone()),
+        })
+        .await);
     let e = crate::harness::kms_err(
         c.kms(A, 2)
-            .rotate_key_on_demand(pb::RotateKeyOnDemandRequest { key_id: Some(key.clone()) })
+            .rotate_key_on_demand(pb::RotateKeyOnDemandRequest {
+                key_id: Some(key.clone()),
+            })
             .await,
     );
     assert_eq!(e.code(), "UnsupportedOperationException");
@@ -272,6 +347,9 @@ async fn update_primary_region_waits_out_a_partition_and_never_makes_two_primari
             })
             .await)
         .events;
-        assert!(events.iter().any(|e| e.event_name == "UpdatePrimaryRegion"), "{r}: {events:?}");
+        assert!(
+            events.iter().any(|e| e.event_name == "UpdatePrimaryRegion"),
+            "{r}: {events:?}"
+        );
     }
 }

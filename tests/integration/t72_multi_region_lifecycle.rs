@@ -8,7 +8,12 @@ use crate::t70_multi_region::{create_mrk, replicate, view, A, ALL, B, C};
 
 const DAY_MS: i64 = 86_400_000;
 
-async fn schedule(c: &Cluster, region: &str, key: &str, days: i32) -> pb::ScheduleKeyDeletionResponse {
+async fn schedule(
+    c: &Cluster,
+    region: &str,
+    key: &str,
+    days: i32,
+) -> pb::ScheduleKeyDeletionResponse {
     ok(c.kms(region, 1)
         .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
             key_id: Some(key.into()),
@@ -58,40 +63,71 @@ async fn the_primary_is_deleted_only_after_its_last_replica_and_its_own_window()
     }
     for r in [B, C] {
         for n in c.ids(r) {
-            crate::harness::wait_for(std::time::Duration::from_secs(30), "replica deleted", || {
-                let mut k = c.kms(r, n);
-                let key = key.clone();
-                async move {
-                    k.describe_key(pb::DescribeKeyRequest { key_id: Some(key), ..Default::default() })
+            crate::harness::wait_for(
+                std::time::Duration::from_secs(30),
+                "replica deleted",
+                || {
+                    let mut k = c.kms(r, n);
+                    let key = key.clone();
+                    async move {
+                        k.describe_key(pb::DescribeKeyRequest {
+                            key_id: Some(key),
+                            ..Default::default()
+                        })
                         .await
                         .err()
-                }
-            })
+                    }
+                },
+            )
             .await;
         }
     }
     let md = c
-        .wait_key(A, 1, &key, "primary's own window starts", |m| m.key_state.as_deref() == Some("PendingDeletion"))
+        .wait_key(A, 1, &key, "primary's own window starts", |m| {
+            m.key_state.as_deref() == Some("PendingDeletion")
+        })
         .await;
     assert!(md.deletion_date.is_some());
-    assert!(md.multi_region_configuration.unwrap().replica_keys.is_empty());
+    assert!(md
+        .multi_region_configuration
+        .unwrap()
+        .replica_keys
+        .is_empty());
     // Cancelling now gives Disabled; rescheduling a primary without replicas is plain pending.
-    let cancel = ok(c.kms(A, 2).cancel_key_deletion(pb::CancelKeyDeletionRequest { key_id: Some(key.clone()) }).await);
+    let cancel = ok(c
+        .kms(A, 2)
+        .cancel_key_deletion(pb::CancelKeyDeletionRequest {
+            key_id: Some(key.clone()),
+        })
+        .await);
     assert!(cancel.key_id.unwrap().ends_with(&key));
     c.settle(A).await;
-    assert_eq!(c.describe(A, 3, &key).await.key_state.as_deref(), Some("Disabled"));
-    assert_eq!(schedule(&c, A, &key, 7).await.key_state.as_deref(), Some("PendingDeletion"));
+    assert_eq!(
+        c.describe(A, 3, &key).await.key_state.as_deref(),
+        Some("Disabled")
+    );
+    assert_eq!(
+        schedule(&c, A, &key, 7).await.key_state.as_deref(),
+        Some("PendingDeletion")
+    );
     c.advance_clock(A, 7 * DAY_MS + 60_000).await;
     for n in c.ids(A) {
-        crate::harness::wait_for(std::time::Duration::from_secs(30), "primary deleted", || {
-            let mut k = c.kms(A, n);
-            let key = key.clone();
-            async move {
-                k.describe_key(pb::DescribeKeyRequest { key_id: Some(key), ..Default::default() })
+        crate::harness::wait_for(
+            std::time::Duration::from_secs(30),
+            "primary deleted",
+            || {
+                let mut k = c.kms(A, n);
+                let key = key.clone();
+                async move {
+                    k.describe_key(pb::DescribeKeyRequest {
+                        key_id: Some(key),
+                        ..Default::default()
+                    })
                     .await
                     .err()
-            }
-        })
+                }
+            },
+        )
         .await;
     }
     // Every Region recorded its DeleteKey.
@@ -118,12 +154,16 @@ async fn a_deleted_replica_can_be_replicated_again() {
     let blob = crate::t70_multi_region::encrypt(&c, A, &key, "kept").await;
     schedule(&c, B, &key, 7).await;
     c.advance_clock(B, 7 * DAY_MS + 60_000).await;
-    crate::harness::wait_for(std::time::Duration::from_secs(30), "the primary forgets the replica", || async {
-        view(&c, A, 1, &key).await.2.is_empty().then_some(())
-    })
+    crate::harness::wait_for(
+        std::time::Duration::from_secs(30),
+        "the primary forgets the replica",
+        || async { view(&c, A, 1, &key).await.2.is_empty().then_some(()) },
+    )
     .await;
     replicate(&c, &key, A, B, "Enabled").await;
-    let d = crate::t70_multi_region::decrypt(&c, B, 2, &blob, None).await.unwrap();
+    let d = crate::t70_multi_region::decrypt(&c, B, 2, &blob, None)
+        .await
+        .unwrap();
     assert_eq!(d.plaintext.as_deref(), Some(&b"kept"[..]));
 }
 
@@ -159,38 +199,72 @@ async fn replicas_of_an_imported_key_need_the_same_material() {
     o.ok(&["rand", "-out", "m1.bin", "32"]);
     o.ok(&["rand", "-out", "other.bin", "32"]);
     import(&c, &o, A, &key, "m1.bin", None).await.unwrap();
-    c.wait_key(A, 2, &key, "imported", |m| m.key_state.as_deref() == Some("Enabled")).await;
+    c.wait_key(A, 2, &key, "imported", |m| {
+        m.key_state.as_deref() == Some("Enabled")
+    })
+    .await;
     replicate(&c, &key, A, B, "PendingImport").await;
-    let e = import(&c, &o, B, &key, "other.bin", None).await.unwrap_err();
+    let e = import(&c, &o, B, &key, "other.bin", None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), "IncorrectKeyMaterialException");
     import(&c, &o, B, &key, "m1.bin", None).await.unwrap();
-    c.wait_key(B, 1, &key, "replica imported", |m| m.key_state.as_deref() == Some("Enabled")).await;
+    c.wait_key(B, 1, &key, "replica imported", |m| {
+        m.key_state.as_deref() == Some("Enabled")
+    })
+    .await;
     let blob = crate::t70_multi_region::encrypt(&c, A, &key, "imported everywhere").await;
-    let d = crate::t70_multi_region::decrypt(&c, B, 3, &blob, None).await.unwrap();
+    let d = crate::t70_multi_region::decrypt(&c, B, 3, &blob, None)
+        .await
+        .unwrap();
     assert_eq!(d.plaintext.as_deref(), Some(&b"imported everywhere"[..]));
 
     // New material: pending multi-Region import until the replica has it, then rotatable.
     o.ok(&["rand", "-out", "m2.bin", "32"]);
-    import(&c, &o, A, &key, "m2.bin", Some("NEW_KEY_MATERIAL")).await.unwrap();
+    import(&c, &o, A, &key, "m2.bin", Some("NEW_KEY_MATERIAL"))
+        .await
+        .unwrap();
     c.settle(A).await;
     let states = material_states(&c, A, &key).await;
-    assert_eq!(states, ["CURRENT", "PENDING_MULTI_REGION_IMPORT_AND_ROTATION"]);
-    let e = kms_err(c.kms(A, 1).rotate_key_on_demand(pb::RotateKeyOnDemandRequest { key_id: Some(key.clone()) }).await);
+    assert_eq!(
+        states,
+        ["CURRENT", "PENDING_MULTI_REGION_IMPORT_AND_ROTATION"]
+    );
+    let e = kms_err(
+        c.kms(A, 1)
+            .rotate_key_on_demand(pb::RotateKeyOnDemandRequest {
+                key_id: Some(key.clone()),
+            })
+            .await,
+    );
     assert_eq!(e.code(), "KMSInvalidStateException");
     // The replica learns of the new material, imports it as existing material.
-    crate::harness::wait_for(std::time::Duration::from_secs(30), "replica sees the new material", || async {
-        (material_states(&c, B, &key).await.len() == 2).then_some(())
-    })
+    crate::harness::wait_for(
+        std::time::Duration::from_secs(30),
+        "replica sees the new material",
+        || async { (material_states(&c, B, &key).await.len() == 2).then_some(()) },
+    )
     .await;
-    import(&c, &o, B, &key, "m2.bin", Some("EXISTING_KEY_MATERIAL")).await.unwrap();
-    crate::harness::wait_for(std::time::Duration::from_secs(30), "the primary learns the replica has it", || async {
-        (material_states(&c, A, &key).await == ["CURRENT", "PENDING_ROTATION"]).then_some(())
-    })
+    import(&c, &o, B, &key, "m2.bin", Some("EXISTING_KEY_MATERIAL"))
+        .await
+        .unwrap();
+    crate::harness::wait_for(
+        std::time::Duration::from_secs(30),
+        "the primary learns the replica has it",
+        || async {
+            (material_states(&c, A, &key).await == ["CURRENT", "PENDING_ROTATION"]).then_some(())
+        },
+    )
     .await;
-    ok(c.kms(A, 1).rotate_key_on_demand(pb::RotateKeyOnDemandRequest { key_id: Some(key.clone()) }).await);
+    ok(c.kms(A, 1)
+        .rotate_key_on_demand(pb::RotateKeyOnDemandRequest {
+            key_id: Some(key.clone()),
+        })
+        .await);
     let new_id = c
         .wait_key(B, 1, &key, "rotated everywhere", |m| {
-            m.current_key_material_id.is_some() && m.current_key_material_id != md.current_key_material_id
+            m.current_key_material_id.is_some()
+                && m.current_key_material_id != md.current_key_material_id
         })
         .await
         .current_key_material_id;
@@ -229,9 +303,23 @@ async fn import(
         .await);
     o.write("wrapping.der", p.public_key.as_ref().unwrap());
     o.ok(&[
-        "pkeyutl", "-encrypt", "-pubin", "-keyform", "DER", "-inkey", "wrapping.der",
-        "-pkeyopt", "rsa_padding_mode:oaep", "-pkeyopt", "rsa_oaep_md:sha256",
-        "-pkeyopt", "rsa_mgf1_md:sha256", "-in", material_file, "-out", "wrapped.bin",
+        "pkeyutl",
+        "-encrypt",
+        "-pubin",
+        "-keyform",
+        "DER",
+        "-inkey",
+        "wrapping.der",
+        "-pkeyopt",
+        "rsa_padding_mode:oaep",
+        "-pkeyopt",
+        "rsa_oaep_md:sha256",
+        "-pkeyopt",
+        "rsa_mgf1_md:sha256",
+        "-in",
+        material_file,
+        "-out",
+        "wrapped.bin",
     ]);
     c.kms(region, 2)
         .import_key_material(pb::ImportKeyMaterialRequest {

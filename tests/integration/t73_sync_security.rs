@@ -26,7 +26,8 @@ use crate::t70_multi_region::{create_mrk, replicate, A, B};
 fn identity_of(c: &Cluster, as_region: &str) -> SyncIdentity {
     let topo = c.dir.topology().unwrap();
     let r = topo.region(as_region).unwrap();
-    let domain = DomainKey::from_hex(&std::fs::read_to_string(&r.domain_key_file).unwrap()).unwrap();
+    let domain =
+        DomainKey::from_hex(&std::fs::read_to_string(&r.domain_key_file).unwrap()).unwrap();
     let transport = kmsim_node::node::load_transport_key(&domain, r).unwrap();
     let mut id = kmsim_node::node::sync_identity(&topo, as_region, transport).unwrap();
     id.channels = Mutex::new(HashMap::new());
@@ -35,7 +36,9 @@ fn identity_of(c: &Cluster, as_region: &str) -> SyncIdentity {
 
 async fn deliver(c: &Cluster, env: SyncEnvelope) -> Result<SyncEnvelope, tonic::Status> {
     let addr = c.addr(B, 1);
-    let mut client = SyncServiceClient::connect(format!("http://{addr}")).await.unwrap();
+    let mut client = SyncServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
     client.deliver(env).await.map(|r| r.into_inner())
 }
 
@@ -95,57 +98,135 @@ async fn forged_replayed_and_tampered_sync_messages_are_refused() {
         create: None,
         promote: false,
     };
-    let genuine = seal(&a, B, &b_public, &key, 100, &message(100, 200), &Vec::new(), &kmsim_node::entropy::Entropy).unwrap();
+    let genuine = seal(
+        &a,
+        B,
+        &b_public,
+        &key,
+        100,
+        &message(100, 200),
+        &Vec::new(),
+        &kmsim_node::entropy::Entropy,
+    )
+    .unwrap();
 
     // 1. An uncertified sender: its own trust anchor, its own key, claiming to be us-east-1.
     let rogue_anchor = TrustAnchor::generate(&mut rand::rngs::OsRng);
     let rogue_key = TransportKeyPair::generate(&mut rand::rngs::OsRng);
     let mut rogue = identity_of(&c, A);
     rogue.certificate = rogue_anchor
-        .certify("aws", A, &rogue_key.public_key_der(), &mut rand::rngs::OsRng)
+        .certify(
+            "aws",
+            A,
+            &rogue_key.public_key_der(),
+            &mut rand::rngs::OsRng,
+        )
         .to_bytes();
     rogue.transport = rogue_key;
-    let forged = seal(&rogue, B, &b_public, &key, 100, &message(100, 300), &Vec::new(), &kmsim_node::entropy::Entropy).unwrap();
+    let forged = seal(
+        &rogue,
+        B,
+        &b_public,
+        &key,
+        100,
+        &message(100, 300),
+        &Vec::new(),
+        &kmsim_node::entropy::Entropy,
+    )
+    .unwrap();
     let e = deliver(&c, forged).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied);
-    assert!(e.message().contains("not signed by the aws trust anchor"), "{}", e.message());
+    assert!(
+        e.message().contains("not signed by the aws trust anchor"),
+        "{}",
+        e.message()
+    );
 
     // 2. Tampering with any part of a genuine message: stamp, message, seal, addressing.
     let mut t = genuine.clone();
     t.stamp += 1;
-    assert_eq!(deliver(&c, t).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        deliver(&c, t).await.unwrap_err().code(),
+        tonic::Code::PermissionDenied
+    );
     let mut t = genuine.clone();
     let i = t.message.len() / 2;
     t.message[i] ^= 0x01;
-    assert_eq!(deliver(&c, t).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        deliver(&c, t).await.unwrap_err().code(),
+        tonic::Code::PermissionDenied
+    );
     let mut t = genuine.clone();
     let n = t.sealed.len() - 1;
     t.sealed[n] ^= 0x80;
-    assert_eq!(deliver(&c, t).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        deliver(&c, t).await.unwrap_err().code(),
+        tonic::Code::PermissionDenied
+    );
     let mut t = genuine.clone();
     t.source = "ap-southeast-2".into();
-    assert_eq!(deliver(&c, t).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        deliver(&c, t).await.unwrap_err().code(),
+        tonic::Code::PermissionDenied
+    );
 
     // None of it changed anything.
     c.settle(B).await;
     assert_eq!(c.describe(B, 1, &key).await, before);
     assert_eq!(audit_count(&c, &key).await, events);
-    let s = ok(c.kms(B, 1).get_key_rotation_status(pb::GetKeyRotationStatusRequest { key_id: Some(key.clone()) }).await);
+    let s = ok(c
+        .kms(B, 1)
+        .get_key_rotation_status(pb::GetKeyRotationStatusRequest {
+            key_id: Some(key.clone()),
+        })
+        .await);
     assert_eq!(s.key_rotation_enabled, Some(false));
 
     // 3. The genuine message is taken (the refusals above were not refusing everything)...
     let reply = deliver(&c, genuine.clone()).await.unwrap();
     let opened = open::<SyncReply>(&a, &reply).unwrap();
-    assert_eq!(opened.message, SyncReply::Applied { epoch: 1, version: 100 });
-    let s = ok(c.kms(B, 1).get_key_rotation_status(pb::GetKeyRotationStatusRequest { key_id: Some(key.clone()) }).await);
+    assert_eq!(
+        opened.message,
+        SyncReply::Applied {
+            epoch: 1,
+            version: 100
+        }
+    );
+    let s = ok(c
+        .kms(B, 1)
+        .get_key_rotation_status(pb::GetKeyRotationStatusRequest {
+            key_id: Some(key.clone()),
+        })
+        .await);
     assert_eq!(s.rotation_period_in_days, Some(200));
     let events = audit_count(&c, &key).await;
     // ...and replaying it, or an older one, changes nothing.
     let replay = deliver(&c, genuine).await.unwrap();
-    assert_eq!(open::<SyncReply>(&a, &replay).unwrap().message, SyncReply::Applied { epoch: 1, version: 100 });
-    let older = seal(&a, B, &b_public, &key, 50, &message(50, 400), &Vec::new(), &kmsim_node::entropy::Entropy).unwrap();
+    assert_eq!(
+        open::<SyncReply>(&a, &replay).unwrap().message,
+        SyncReply::Applied {
+            epoch: 1,
+            version: 100
+        }
+    );
+    let older = seal(
+        &a,
+        B,
+        &b_public,
+        &key,
+        50,
+        &message(50, 400),
+        &Vec::new(),
+        &kmsim_node::entropy::Entropy,
+    )
+    .unwrap();
     deliver(&c, older).await.unwrap();
-    let s = ok(c.kms(B, 1).get_key_rotation_status(pb::GetKeyRotationStatusRequest { key_id: Some(key.clone()) }).await);
+    let s = ok(c
+        .kms(B, 1)
+        .get_key_rotation_status(pb::GetKeyRotationStatusRequest {
+            key_id: Some(key.clone()),
+        })
+        .await);
     assert_eq!(s.rotation_period_in_days, Some(200));
     assert_eq!(audit_count(&c, &key).await, events);
 }

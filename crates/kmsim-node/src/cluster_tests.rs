@@ -39,6 +39,8 @@ impl Region {
                 id,
                 listen: l.local_addr().unwrap(),
                 advertise: None,
+                aws_listen: None,
+                aws_advertise: None,
                 data_dir: PathBuf::from("unused"),
             })
             .collect();
@@ -50,9 +52,16 @@ impl Region {
             test_hooks: true,
             fault_seed: 0,
             raft: RaftTiming::default(),
+            endpoint: None,
+            credentials: Vec::new(),
+            trust_anchors: Vec::new(),
+            sync: Default::default(),
             regions: vec![RegionConfig {
                 name: "us-east-1".into(),
                 domain_key_file: PathBuf::from("unused"),
+                partition: None,
+                transport_key_file: None,
+                transport_certificate: None,
                 nodes,
             }],
         };

@@ -1,6 +1,7 @@
 //! The topology file (TOML, `version = 1`): the partition, the account, the Regions, their
-//! nodes and the domain key of each Region. The same file configures every node of every
-//! Region; a node picks its own entry by Region and node id.
+//! nodes and the domain key of each Region, the single AWS endpoint (the gateway) and the
+//! credentials AWS clients sign with. The same file configures every node of every Region and
+//! the gateway; a node picks its own entry by Region and node id.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -59,8 +60,122 @@ pub struct Topology {
     /// and id (default 0).
     #[serde(default)]
     pub fault_seed: u64,
+    /// The single AWS endpoint for every Region, served by `kmsim gateway` (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<EndpointConfig>,
+    /// The credentials AWS JSON clients sign their requests with (SigV4). Default: none, so no
+    /// AWS JSON request authenticates; `kmsim up` writes access key `test`, secret `test`,
+    /// principal `arn:aws:iam::111122223333:root`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<CredentialEntry>,
+    /// The public key (hex of DER SubjectPublicKeyInfo) of each partition's trust anchor,
+    /// which certifies the transport keys of that partition's Regions. `kmsim up` creates one
+    /// per partition and keeps its private half in `keys/trust-anchor-<partition>.key`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trust_anchors: Vec<TrustAnchorEntry>,
+    /// Timing of the synchronizer between Regions.
+    #[serde(default)]
+    pub sync: SyncTiming,
     /// The Regions.
     pub regions: Vec<RegionConfig>,
+}
+
+/// One partition's trust anchor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustAnchorEntry {
+    /// The partition, e.g. `aws`.
+    pub partition: String,
+    /// Hex of the anchor's DER SubjectPublicKeyInfo (P-384).
+    pub public_key: String,
+}
+
+/// Synchronizer timing, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncTiming {
+    /// First retry after a failed delivery; doubles up to `retry_max_ms` (default 50).
+    #[serde(default = "default_retry_min")]
+    pub retry_min_ms: u64,
+    /// Longest pause between retries (default 2000).
+    #[serde(default = "default_retry_max")]
+    pub retry_max_ms: u64,
+    /// How often every (key, replica) pair is sent again even when acknowledged (default 10000).
+    #[serde(default = "default_anti_entropy")]
+    pub anti_entropy_ms: u64,
+}
+
+impl Default for SyncTiming {
+    fn default() -> Self {
+        SyncTiming {
+            retry_min_ms: default_retry_min(),
+            retry_max_ms: default_retry_max(),
+            anti_entropy_ms: default_anti_entropy(),
+        }
+    }
+}
+
+fn default_retry_min() -> u64 {
+    50
+}
+fn default_retry_max() -> u64 {
+    2000
+}
+fn default_anti_entropy() -> u64 {
+    10_000
+}
+
+/// The single AWS endpoint: a `kmsim gateway` process that serves AWS JSON 1.1 for every Region
+/// of the topology by forwarding each request to a node of the Region it is signed for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// Address the gateway's HTTP server binds (`kmsim up` uses `127.0.0.1:4599` unless told
+    /// otherwise with `--aws-port`). Required in an `[endpoint]` section.
+    pub listen: SocketAddr,
+}
+
+/// A secret string (secret access key, session token): compared and used, never printed. Its
+/// `Debug` shows `<redacted>`, so a logged topology or error never carries it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for signing and comparing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// One set of credentials for AWS JSON clients: requests signed (SigV4) with this access key
+/// and secret act as `principal_arn`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialEntry {
+    /// The access key id clients put in the SigV4 credential scope (required, unique).
+    pub access_key_id: String,
+    /// The secret access key clients sign with (required).
+    pub secret_access_key: Secret,
+    /// The principal requests signed with this key act as, e.g.
+    /// `arn:aws:iam::111122223333:root` (required).
+    pub principal_arn: String,
+    /// A session token (temporary credentials). When set, every request signed with this key
+    /// must carry it, signed, in `X-Amz-Security-Token`; when not set (the default), a request
+    /// that carries a token is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<Secret>,
 }
 
 /// Raft timing, in milliseconds.
@@ -128,6 +243,19 @@ pub struct RegionConfig {
     /// relative to the topology file. `KMSIM_DOMAIN_KEY_<REGION>` (Region upper-cased, dashes
     /// as underscores) overrides it.
     pub domain_key_file: PathBuf,
+    /// The Region's partition (default: `aws-cn` for `cn-*` Regions, `aws-us-gov` for
+    /// `us-gov-*`, else the topology's `partition`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// File holding the Region's transport private key (P-384, PKCS#8), wrapped under its
+    /// domain key, as hex; relative to the topology file. Without it the Region takes no part
+    /// in multi-Region synchronization (default: none; `kmsim up` writes `keys/<region>.transport`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport_key_file: Option<PathBuf>,
+    /// Hex of the Region's transport certificate, signed by its partition's trust anchor
+    /// (public; every Region seals to the key it certifies). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport_certificate: Option<String>,
     /// The Region's nodes (1 to 7).
     pub nodes: Vec<NodeEntry>,
 }
@@ -143,6 +271,14 @@ pub struct NodeEntry {
     /// Address other nodes and clients use to reach it (default: `listen`).
     #[serde(default)]
     pub advertise: Option<String>,
+    /// Address the node's AWS JSON 1.1 (HTTP, SigV4) server binds (default: none, the node
+    /// serves no AWS endpoint; `kmsim up` always sets it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_listen: Option<SocketAddr>,
+    /// Address the gateway and other nodes use to reach the AWS endpoint (default:
+    /// `aws_listen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_advertise: Option<String>,
     /// The node's data directory; relative paths are relative to the topology file.
     pub data_dir: PathBuf,
 }
@@ -153,6 +289,13 @@ impl NodeEntry {
         self.advertise
             .clone()
             .unwrap_or_else(|| self.listen.to_string())
+    }
+
+    /// The address of the node's AWS endpoint, if it serves one.
+    pub fn aws_advertise_addr(&self) -> Option<String> {
+        self.aws_advertise
+            .clone()
+            .or_else(|| self.aws_listen.map(|a| a.to_string()))
     }
 }
 
@@ -192,6 +335,9 @@ impl Topology {
             if r.domain_key_file.is_relative() {
                 r.domain_key_file = base.join(&r.domain_key_file);
             }
+            if let Some(t) = r.transport_key_file.as_mut().filter(|t| t.is_relative()) {
+                *t = base.join(&*t);
+            }
             for n in &mut r.nodes {
                 if n.data_dir.is_relative() {
                     n.data_dir = base.join(&n.data_dir);
@@ -230,6 +376,17 @@ impl Topology {
             if !names.insert(r.name.clone()) {
                 return bad(format!("region {} is listed twice", r.name));
             }
+            Partition::parse(&self.region_partition(r))
+                .map_err(|e| ConfigError::Invalid(e.message().to_string()))?;
+            if r.transport_certificate
+                .as_ref()
+                .is_some_and(|c| hex::decode(c).is_err())
+            {
+                return bad(format!(
+                    "region {}: transport_certificate is not hex",
+                    r.name
+                ));
+            }
             if r.nodes.is_empty() || r.nodes.len() > 7 {
                 return bad(format!("region {} must have 1 to 7 nodes", r.name));
             }
@@ -241,9 +398,45 @@ impl Topology {
                         r.name, n.id
                     ));
                 }
-                if !addrs.insert(n.listen) {
-                    return bad(format!("listen address {} is used twice", n.listen));
+                for addr in std::iter::once(n.listen).chain(n.aws_listen) {
+                    if !addrs.insert(addr) {
+                        return bad(format!("listen address {addr} is used twice"));
+                    }
                 }
+            }
+        }
+        if let Some(e) = &self.endpoint {
+            if !addrs.insert(e.listen) {
+                return bad(format!("listen address {} is used twice", e.listen));
+            }
+        }
+        let mut keys = BTreeSet::new();
+        for c in &self.credentials {
+            if c.access_key_id.is_empty() || c.secret_access_key.expose().is_empty() {
+                return bad(
+                    "credentials need a non-empty access_key_id and secret_access_key".into(),
+                );
+            }
+            if !keys.insert(c.access_key_id.as_str()) {
+                return bad(format!(
+                    "credentials: access key {} is listed twice",
+                    c.access_key_id
+                ));
+            }
+            if !c.principal_arn.starts_with("arn:") {
+                return bad(format!(
+                    "credentials for {}: principal_arn '{}' is not an ARN",
+                    c.access_key_id, c.principal_arn
+                ));
+            }
+            if c.session_token
+                .as_ref()
+                .is_some_and(|t| t.expose().is_empty())
+            {
+                return bad(format!(
+                    "credentials for {}: session_token must not be empty",
+                    c.access_key_id
+                ));
             }
         }
         Ok(())
@@ -254,11 +447,28 @@ impl Topology {
         self.regions.iter().find(|r| r.name == name)
     }
 
+    /// The partition of a Region of this topology.
+    pub fn region_partition(&self, r: &RegionConfig) -> String {
+        if let Some(p) = &r.partition {
+            return p.clone();
+        }
+        match Region::parse(&r.name) {
+            Ok(region) if region.default_partition().as_str() != "aws" => {
+                region.default_partition().to_string()
+            }
+            _ => self.partition.clone(),
+        }
+    }
+
     /// The partition/Region/account scope of a Region of this topology.
     pub fn scope(&self, region: &str) -> Result<Scope, ConfigError> {
         let invalid = |e: kmsim_core::KmsError| ConfigError::Invalid(e.message().to_string());
+        let partition = match self.region(region) {
+            Some(r) => self.region_partition(r),
+            None => self.partition.clone(),
+        };
         Ok(Scope {
-            partition: Partition::parse(&self.partition).map_err(invalid)?,
+            partition: Partition::parse(&partition).map_err(invalid)?,
             region: Region::parse(region).map_err(invalid)?,
             account: AccountId::parse(&self.account).map_err(invalid)?,
         })
@@ -304,6 +514,74 @@ data_dir = "data/us-east-1/node-1"
         assert_eq!(t.regions[0].nodes[0].advertise_addr(), "127.0.0.1:4601");
         assert_eq!(t.regions[0].domain_key_env(), "KMSIM_DOMAIN_KEY_US_EAST_1");
         assert_eq!(Topology::parse(&t.to_toml()).unwrap(), t);
+    }
+
+    const AWS: &str = r#"
+[endpoint]
+listen = "127.0.0.1:4599"
+
+[[credentials]]
+access_key_id = "test"
+secret_access_key = "very-secret"
+principal_arn = "arn:aws:iam::111122223333:root"
+
+[[credentials]]
+access_key_id = "ASIATEMP"
+secret_access_key = "s2"
+principal_arn = "arn:aws:iam::111122223333:role/r"
+session_token = "tok"
+"#;
+
+    #[test]
+    fn endpoint_credentials_and_aws_addresses_parse_and_secrets_stay_hidden() {
+        let text = format!(
+            "{}{}",
+            SAMPLE.replace(
+                "listen = \"127.0.0.1:4601\"",
+                "listen = \"127.0.0.1:4601\"\naws_listen = \"127.0.0.1:4701\""
+            ),
+            AWS
+        );
+        let t = Topology::parse(&text).unwrap();
+        assert_eq!(
+            t.endpoint.as_ref().map(|e| e.listen.to_string()).as_deref(),
+            Some("127.0.0.1:4599")
+        );
+        let n = &t.regions[0].nodes[0];
+        assert_eq!(n.aws_advertise_addr().as_deref(), Some("127.0.0.1:4701"));
+        assert_eq!(t.credentials.len(), 2);
+        assert_eq!(t.credentials[0].secret_access_key.expose(), "very-secret");
+        assert_eq!(
+            t.credentials[1].session_token.as_ref().map(Secret::expose),
+            Some("tok")
+        );
+        let debug = format!("{t:?}");
+        assert!(
+            !debug.contains("very-secret") && !debug.contains("tok\""),
+            "{debug}"
+        );
+        assert_eq!(Topology::parse(&t.to_toml()).unwrap(), t);
+        // Without the new sections the defaults hold.
+        let plain = Topology::parse(SAMPLE).unwrap();
+        assert!(plain.endpoint.is_none() && plain.credentials.is_empty());
+        assert_eq!(plain.regions[0].nodes[0].aws_advertise_addr(), None);
+    }
+
+    #[test]
+    fn bad_credentials_and_reused_addresses_are_rejected() {
+        let with = |extra: &str| Topology::parse(&format!("{SAMPLE}{extra}"));
+        assert!(with(AWS).is_ok());
+        assert!(with(&AWS.replace("ASIATEMP", "test")).is_err());
+        assert!(with(&AWS.replace("\"very-secret\"", "\"\"")).is_err());
+        assert!(with(&AWS.replace("arn:aws:iam::111122223333:root", "root")).is_err());
+        assert!(with(&AWS.replace("\"tok\"", "\"\"")).is_err());
+        assert!(with(&AWS.replace("4599", "4601")).is_err());
+        assert!(with("[endpoint]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n").is_err());
+        assert!(Topology::parse(&SAMPLE.replace(
+            "listen = \"127.0.0.1:4601\"",
+            "listen = \"127.0.0.1:4601\"\naws_listen = \"127.0.0.1:4601\""
+        ))
+        .is_err());
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! One kmsim node: the KMS operations over the replicated store, leader forwarding, the Raft
-//! network over gRPC, the admin API, the simulated clock and the deletion task.
+//! network over gRPC, the AWS JSON endpoint, the admin API, the simulated clock and the
+//! deletion task.
 //!
 //! Modules: [`config`] (topology file), [`node`] (wiring and bootstrap), [`kms`] (operations),
-//! [`kms_service`], [`raft_service`], [`admin_service`] (gRPC faces), [`proposer`] (writes from
+//! [`kms_service`], [`raft_service`], [`admin_service`] (gRPC faces), [`aws`] (the AWS JSON 1.1
+//! face with SigV4, Region routing and the gateway), [`proposer`] (writes from
 //! any node), [`network`] (Raft client), [`app`] (state machine bridge), [`material`] (unwrapped
 //! key cache), [`clock`], [`entropy`], [`faults`] (injected link faults), [`reaper`] (the lifecycle task:
 //! deletion windows, automatic rotation, expiry of imported material).
@@ -12,6 +14,7 @@
 
 pub mod admin_service;
 pub mod app;
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod entropy;

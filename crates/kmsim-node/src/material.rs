@@ -97,6 +97,11 @@ impl MaterialCache {
         }
     }
 
+    /// The Region's domain key (for the other secrets it wraps, e.g. the transport key).
+    pub fn domain(&self) -> &DomainKey {
+        &self.domain
+    }
+
     /// Wraps material for one key version (done by the proposing node, before the command
     /// enters the Raft log).
     pub fn wrap(&self, key_id: &KeyId, version: u32, material: &[u8], rng: &Entropy) -> Vec<u8> {

@@ -1,5 +1,5 @@
-//! One node: wires the store, Raft, the KMS, Raft and admin services and the background tasks,
-//! then serves until told to stop.
+//! One node: wires the store, Raft, the KMS, Raft and admin services, the AWS JSON endpoint and
+//! the background tasks, then serves until told to stop.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -10,7 +10,7 @@ use openraft::{BasicNode, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use kmsim_crypto::DomainKey;
+use kmsim_crypto::{unwrap_secret, wrap_secret, DomainKey, TransportKeyPair, WrapAad};
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::admin_service_server::AdminServiceServer;
 use kmsim_proto::admin::v1::StatusRequest;
@@ -20,6 +20,7 @@ use kmsim_store::{open_stores, KvEngine, Raft};
 
 use crate::admin_service::AdminServiceImpl;
 use crate::app::KmsApp;
+use crate::aws::AwsFront;
 use crate::clock::SimClock;
 use crate::config::{RegionConfig, Topology};
 use crate::entropy::Entropy;
@@ -30,6 +31,10 @@ use crate::material::MaterialCache;
 use crate::network::{channel, GrpcNetworkFactory};
 use crate::proposer::Proposer;
 use crate::raft_service::RaftServiceImpl;
+use crate::sync::service::SyncServiceImpl;
+use crate::sync::task::SyncSettings;
+use crate::sync::SyncIdentity;
+use kmsim_proto::sync::v1::sync_service_server::SyncServiceServer;
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -152,14 +157,34 @@ pub async fn run_node_with_key<E: KvEngine>(
         regions: topology
             .regions
             .iter()
-            .map(|r| (r.name.clone(), topology.partition.clone()))
+            .map(|r| (r.name.clone(), topology.region_partition(r)))
             .collect(),
     });
+    // The synchronizer, when this Region has a transport key (single-Region topologies and
+    // hand-written ones may go without).
+    let sync_identity = match &region_cfg.transport_key_file {
+        Some(_) => {
+            let transport = load_transport_key(&api.materials.domain(), &region_cfg)?;
+            Some(Arc::new(sync_identity(&topology, region, transport)?))
+        }
+        None => None,
+    };
+    let wake = api.app.read().expect("invariant: lock not poisoned").wake();
 
     let listener = TcpListener::bind(me.listen)
         .await
         .map_err(|e| NodeError::Server(format!("cannot bind {}: {e}", me.listen)))?;
     tracing::info!(region, node_id, addr = %me.listen, "node listening");
+    let aws_listener = match me.aws_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|e| NodeError::Server(format!("cannot bind {addr}: {e}")))?;
+            tracing::info!(region, node_id, addr = %addr, "AWS JSON endpoint listening");
+            Some(l)
+        }
+        None => None,
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -168,6 +193,33 @@ pub async fn run_node_with_key<E: KvEngine>(
         raft.clone(),
         stop_rx.clone(),
     ));
+    if let Some(l) = aws_listener {
+        let front = AwsFront::new(
+            &topology,
+            Some(api.clone()),
+            &format!("{region}/{node_id}"),
+            faults.clone(),
+        );
+        tasks.spawn(crate::aws::serve(l, Arc::new(front), stop_rx.clone()));
+    }
+    if let Some(id) = &sync_identity {
+        let t = &topology.sync;
+        let settings = SyncSettings {
+            retry_min: Duration::from_millis(t.retry_min_ms),
+            retry_max: Duration::from_millis(t.retry_max_ms),
+            anti_entropy: Duration::from_millis(t.anti_entropy_ms),
+            ..SyncSettings::default()
+        };
+        tasks.spawn(crate::sync::task::run(
+            api.clone(),
+            raft.clone(),
+            id.clone(),
+            faults.clone(),
+            settings,
+            wake,
+            stop_rx.clone(),
+        ));
+    }
     if region_cfg.nodes.iter().map(|n| n.id).min() == Some(node_id) {
         tasks.spawn(bootstrap(
             raft.clone(),
@@ -177,8 +229,12 @@ pub async fn run_node_with_key<E: KvEngine>(
         ));
     }
 
+    let sync_service = sync_identity
+        .clone()
+        .map(|id| SyncServiceServer::new(SyncServiceImpl::new(api.clone(), id)));
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .add_optional_service(sync_service)
         .add_service(KmsServiceServer::new(KmsServiceImpl::new(api.clone())))
         .add_service(
             RaftServiceServer::new(RaftServiceImpl::new(raft.clone(), proposer))
@@ -207,6 +263,106 @@ pub async fn run_node_with_key<E: KvEngine>(
         tracing::warn!(error = %e, "raft did not shut down cleanly");
     }
     served.map_err(|e| NodeError::Server(e.to_string()))
+}
+
+/// The purpose bound into the domain wrap of a Region's transport private key.
+pub const TRANSPORT_KEY_PURPOSE: &str = "transport-private-key";
+
+/// Reads a Region's transport private key: hex of its PKCS#8 DER wrapped under the Region's
+/// domain key (`kmsim up` writes it; the plaintext key is never on disk).
+pub fn load_transport_key(
+    domain: &DomainKey,
+    region: &RegionConfig,
+) -> Result<TransportKeyPair, NodeError> {
+    let path = region.transport_key_file.as_ref().ok_or_else(|| {
+        NodeError::Config(format!("region {} has no transport_key_file", region.name))
+    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| NodeError::DomainKey(format!("cannot read {}: {e}", path.display())))?;
+    let wrapped = hex::decode(text.trim())
+        .map_err(|_| NodeError::DomainKey(format!("{}: not hex", path.display())))?;
+    let aad = WrapAad {
+        purpose: TRANSPORT_KEY_PURPOSE,
+        region: &region.name,
+        key_id: "transport",
+        version: 0,
+    };
+    let der = unwrap_secret(domain, &wrapped, &aad).map_err(|_| {
+        NodeError::DomainKey(format!(
+            "{} does not unwrap with the Region's domain key",
+            path.display()
+        ))
+    })?;
+    TransportKeyPair::from_pkcs8_der(&der)
+        .map_err(|e| NodeError::DomainKey(format!("{}: {e}", path.display())))
+}
+
+/// Wraps a transport private key for its key file (the launcher's counterpart of
+/// [`load_transport_key`]).
+pub fn wrap_transport_key(
+    domain: &DomainKey,
+    region: &str,
+    key: &TransportKeyPair,
+    rng: &mut (impl rand::RngCore + rand::CryptoRng),
+) -> String {
+    let aad = WrapAad {
+        purpose: TRANSPORT_KEY_PURPOSE,
+        region,
+        key_id: "transport",
+        version: 0,
+    };
+    hex::encode(wrap_secret(domain, key.to_pkcs8_der().expose(), &aad, rng))
+}
+
+/// This Region's identity towards the others, from the topology.
+pub fn sync_identity(
+    topology: &Topology,
+    region: &str,
+    transport: TransportKeyPair,
+) -> Result<SyncIdentity, NodeError> {
+    let cfg = topology
+        .region(region)
+        .ok_or_else(|| NodeError::Config(format!("region {region} is not in the topology")))?;
+    let hex_field = |what: &str, v: &str| {
+        hex::decode(v).map_err(|_| NodeError::Config(format!("{what} is not hex")))
+    };
+    let certificate = hex_field(
+        "transport_certificate",
+        cfg.transport_certificate.as_deref().ok_or_else(|| {
+            NodeError::Config(format!("region {region} has no transport_certificate"))
+        })?,
+    )?;
+    let mut anchors = BTreeMap::new();
+    for a in &topology.trust_anchors {
+        anchors.insert(
+            a.partition.clone(),
+            hex_field("trust anchor public_key", &a.public_key)?,
+        );
+    }
+    let mut certificates = BTreeMap::new();
+    let mut partitions = BTreeMap::new();
+    let mut peers = BTreeMap::new();
+    for r in &topology.regions {
+        partitions.insert(r.name.clone(), topology.region_partition(r));
+        if let Some(c) = &r.transport_certificate {
+            certificates.insert(r.name.clone(), hex_field("transport_certificate", c)?);
+        }
+        peers.insert(
+            r.name.clone(),
+            r.nodes.iter().map(|n| (n.id, n.advertise_addr())).collect(),
+        );
+    }
+    Ok(SyncIdentity {
+        region: region.to_string(),
+        partition: topology.region_partition(cfg),
+        transport,
+        certificate,
+        anchors,
+        partitions,
+        certificates,
+        peers,
+        channels: std::sync::Mutex::new(std::collections::HashMap::new()),
+    })
 }
 
 /// Initializes the Region's Raft group from the topology, on the node with the lowest id, once

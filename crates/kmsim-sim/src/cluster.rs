@@ -6,15 +6,39 @@
 //! <data-dir>/keys/<region>.key       each Region's domain key (hex, mode 0600)
 //! <data-dir>/nodes/<region>/<id>/    each node's RocksDB data directory
 //! <data-dir>/logs/<region>-<id>.log  each node's stdout/stderr
+//! <data-dir>/logs/gateway.log        the gateway's stdout/stderr
 //! <data-dir>/pids/<region>-<id>.pid  PID of each running node started by the launcher
+//! <data-dir>/pids/gateway.pid        PID of the gateway (the single AWS endpoint)
 //! ```
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
-use kmsim_crypto::DomainKey;
-use kmsim_node::config::{NodeEntry, RaftTiming, RegionConfig, Topology, TOPOLOGY_VERSION};
+use kmsim_core::ids::Region;
+use kmsim_crypto::{DomainKey, TransportKeyPair, TrustAnchor};
+use kmsim_node::config::{
+    CredentialEntry, EndpointConfig, NodeEntry, RaftTiming, RegionConfig, Secret, SyncTiming,
+    Topology, TrustAnchorEntry, TOPOLOGY_VERSION,
+};
+use kmsim_node::node::wrap_transport_key;
+
+/// The gateway's port unless told otherwise (`kmsim up --aws-port`).
+pub const DEFAULT_AWS_PORT: u16 = 4599;
+
+/// A node's AWS endpoint port is its gRPC port plus this (with fixed ports).
+pub const AWS_PORT_OFFSET: u16 = 100;
+
+/// The credentials the launcher writes: access key `test`, secret `test`, the account's root.
+pub fn default_credentials(account: &str) -> CredentialEntry {
+    CredentialEntry {
+        access_key_id: "test".into(),
+        secret_access_key: Secret::new("test"),
+        principal_arn: format!("arn:aws:iam::{account}:root"),
+        session_token: None,
+    }
+}
 
 /// Errors of the launcher.
 #[derive(Debug, thiserror::Error)]
@@ -116,12 +140,26 @@ impl ClusterDir {
             .join(format!("{}-{}.log", n.region, n.id))
     }
 
+    /// `<root>/pids/gateway.pid`
+    pub fn gateway_pid_path(&self) -> PathBuf {
+        self.root.join("pids").join("gateway.pid")
+    }
+
+    /// `<root>/logs/gateway.log`
+    pub fn gateway_log_path(&self) -> PathBuf {
+        self.root.join("logs").join("gateway.log")
+    }
+
     /// Writes a fresh topology for `regions` (name, node count) and a domain key per Region.
-    /// Ports are taken from `base_port` upwards, or chosen free by the OS when it is 0.
+    /// gRPC ports are taken from `base_port` upwards and each node's AWS endpoint is on its gRPC
+    /// port + [`AWS_PORT_OFFSET`]; with `base_port` 0 the OS chooses every node port. The
+    /// gateway (the single AWS endpoint) listens on `aws_port`, or an OS-chosen port when it is
+    /// 0. The credentials are [`default_credentials`].
     pub fn create(
         &self,
         regions: &[(String, usize)],
         base_port: u16,
+        aws_port: u16,
         test_hooks: bool,
     ) -> Result<Topology, ClusterError> {
         if self.topology_path().exists() {
@@ -138,49 +176,106 @@ impl ClusterDir {
         // With port 0, every listener stays bound until all ports are chosen, so the OS cannot
         // hand the same free port out twice.
         let mut held: Vec<TcpListener> = Vec::new();
-        let mut next_addr = || -> Result<SocketAddr, ClusterError> {
+        let mut free_addr = || -> Result<SocketAddr, ClusterError> {
+            let l = TcpListener::bind("127.0.0.1:0").map_err(io("find a free port"))?;
+            let a = l.local_addr().map_err(io("find a free port"))?;
+            held.push(l);
+            Ok(a)
+        };
+        let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let mut next_addrs = || -> Result<(SocketAddr, SocketAddr), ClusterError> {
             if base_port == 0 {
-                let l = TcpListener::bind("127.0.0.1:0").map_err(io("find a free port"))?;
-                let a = l.local_addr().map_err(io("find a free port"))?;
-                held.push(l);
-                Ok(a)
-            } else {
-                let a = SocketAddr::from(([127, 0, 0, 1], port));
-                port = port
-                    .checked_add(1)
-                    .ok_or_else(|| ClusterError::Invalid("ran out of ports".into()))?;
-                Ok(a)
+                return Ok((free_addr()?, free_addr()?));
             }
+            let grpc = port;
+            let aws = grpc.checked_add(AWS_PORT_OFFSET);
+            port = port
+                .checked_add(1)
+                .ok_or_else(|| ClusterError::Invalid("ran out of ports".into()))?;
+            let aws = aws.ok_or_else(|| ClusterError::Invalid("ran out of ports".into()))?;
+            Ok((loopback(grpc), loopback(aws)))
         };
         let mut region_cfgs = Vec::new();
+        // One trust anchor per partition: it certifies the transport key of each of the
+        // partition's Regions. Its private half stays here (0600) for adding Regions later; no
+        // node reads it.
+        let mut anchors: BTreeMap<String, TrustAnchor> = BTreeMap::new();
         for (name, count) in regions {
             let key_rel = PathBuf::from("keys").join(format!("{name}.key"));
+            let domain = DomainKey::generate(&mut rand::rngs::OsRng);
+            write_secret_file(&self.root.join(&key_rel), &domain.to_hex())?;
+            let partition = Region::parse(name)
+                .map(|r| r.default_partition().to_string())
+                .map_err(|e| {
+                    ClusterError::Invalid(format!("invalid region name '{name}': {}", e.message()))
+                })?;
+            let anchor = anchors
+                .entry(partition.clone())
+                .or_insert_with(|| TrustAnchor::generate(&mut rand::rngs::OsRng));
+            let transport = TransportKeyPair::generate(&mut rand::rngs::OsRng);
+            let certificate = anchor.certify(
+                &partition,
+                name,
+                &transport.public_key_der(),
+                &mut rand::rngs::OsRng,
+            );
+            let transport_rel = PathBuf::from("keys").join(format!("{name}.transport"));
             write_secret_file(
-                &self.root.join(&key_rel),
-                &DomainKey::generate(&mut rand::rngs::OsRng).to_hex(),
+                &self.root.join(&transport_rel),
+                &wrap_transport_key(&domain, name, &transport, &mut rand::rngs::OsRng),
             )?;
             let mut nodes = Vec::new();
             for id in 1..=*count as u64 {
+                let (listen, aws_listen) = next_addrs()?;
                 nodes.push(NodeEntry {
                     id,
-                    listen: next_addr()?,
+                    listen,
                     advertise: None,
+                    aws_listen: Some(aws_listen),
+                    aws_advertise: None,
                     data_dir: PathBuf::from("nodes").join(name).join(id.to_string()),
                 });
             }
             region_cfgs.push(RegionConfig {
                 name: name.clone(),
                 domain_key_file: key_rel,
+                partition: None,
+                transport_key_file: Some(transport_rel),
+                transport_certificate: Some(hex::encode(certificate.to_bytes())),
                 nodes,
             });
         }
+        let mut trust_anchors = Vec::new();
+        for (partition, anchor) in &anchors {
+            write_secret_file(
+                &self
+                    .root
+                    .join("keys")
+                    .join(format!("trust-anchor-{partition}.key")),
+                &hex::encode(anchor.to_pkcs8_der().expose()),
+            )?;
+            trust_anchors.push(TrustAnchorEntry {
+                partition: partition.clone(),
+                public_key: hex::encode(anchor.public_key_der()),
+            });
+        }
+        let gateway = if aws_port == 0 {
+            free_addr()?
+        } else {
+            loopback(aws_port)
+        };
+        let account = "111122223333";
         let topo = Topology {
             version: TOPOLOGY_VERSION,
             partition: "aws".into(),
-            account: "111122223333".into(),
+            account: account.into(),
             test_hooks,
             raft: RaftTiming::default(),
             fault_seed: 0,
+            endpoint: Some(EndpointConfig { listen: gateway }),
+            credentials: vec![default_credentials(account)],
+            trust_anchors,
+            sync: SyncTiming::default(),
             regions: region_cfgs,
         };
         // Validate before writing, so a bad Region name never leaves a half-made directory.

@@ -66,3 +66,20 @@ pub async fn wait_healthy(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Waits until something accepts TCP connections on `addr` (the gateway, which has no admin
+/// API), up to `timeout`.
+pub async fn wait_listening(addr: std::net::SocketAddr, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(addr),
+        );
+        if let Ok(Ok(_)) = attempt.await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}

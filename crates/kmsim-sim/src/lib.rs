@@ -1,10 +1,12 @@
 //! The launcher and the tools around a local cluster: data directory layout and topology
 //! creation ([`cluster`]), node processes and PID files ([`process`]), health checks
-//! ([`health`]), and the benchmark load generator ([`bench`]).
+//! ([`health`]), the benchmark load generator ([`bench`]) and its SigV4-signing AWS JSON
+//! client ([`aws_client`]).
 //!
 //! Depends on `kmsim-node` for the topology format and on `kmsim-proto` for clients; never on
 //! RocksDB.
 
+pub mod aws_client;
 pub mod bench;
 pub mod cluster;
 pub mod health;

@@ -1,6 +1,7 @@
 //! `kmsim`: one command line for the simulator. It runs a node (`kmsim node`), launches and
 //! stops local clusters (`up`, `down`, `status`, `node kill|restart`), talks to a cluster like
-//! the AWS CLI does (`kms …`) and measures it (`bench`). The only crate that parses flags and
+//! the AWS CLI does (`kms …`) and measures it (`bench`); `gateway` serves the single AWS
+//! endpoint. The only crate that parses flags and
 //! environment and installs the tracing subscriber.
 
 mod cmd;
@@ -11,7 +12,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// A distributed simulator of AWS KMS: every Region is a Raft cluster of `kmsim node`
-/// processes with RocksDB storage, serving the KMS API over gRPC.
+/// processes with RocksDB storage, serving the KMS API over gRPC and as AWS JSON 1.1 (SigV4)
+/// for the AWS SDKs and CLI, with one endpoint for every Region (`kmsim gateway`).
 #[derive(Parser)]
 #[command(name = "kmsim", version, about, long_about = None, propagate_version = true)]
 struct Cli {
@@ -26,7 +28,9 @@ enum Command {
     /// Start a local cluster (writes topology and domain keys on first use) and wait for
     /// every Region to elect a leader.
     Up(cmd::up::UpArgs),
-    /// Stop every node that `kmsim up` started for a data directory.
+    /// Serve the single AWS endpoint (AWS JSON 1.1, SigV4) for every Region of a topology.
+    Gateway(cmd::gateway::GatewayArgs),
+    /// Stop every node (and the gateway) that `kmsim up` started for a data directory.
     Down(cmd::DataDirArg),
     /// Show every node of a cluster: Region, id, PID, role, term, applied index, address.
     Status(cmd::status::StatusArgs),
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Node(a) => cmd::node::run(a),
         Command::Up(a) => cmd::up::run(a),
+        Command::Gateway(a) => cmd::gateway::run(a),
         Command::Down(a) => cmd::down(a),
         Command::Status(a) => cmd::status::run(a),
         Command::Kms(a) => cmd::kms::run(a),

@@ -43,4 +43,23 @@ impl RequestContext {
             interface: Interface::Grpc,
         }
     }
+
+    /// A request on the AWS JSON face, made by the principal whose access key signed it (SigV4
+    /// verified by the front).
+    pub fn aws_json(
+        request_id: String,
+        principal_arn: String,
+        access_key_id: String,
+        source_ip: Option<String>,
+        user_agent: Option<String>,
+    ) -> RequestContext {
+        RequestContext {
+            request_id,
+            principal_arn,
+            access_key_id: Some(access_key_id),
+            source_ip,
+            user_agent,
+            interface: Interface::AwsJson,
+        }
+    }
 }

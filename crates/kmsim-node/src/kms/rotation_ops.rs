@@ -5,8 +5,7 @@
 use kmsim_core::ids::RefForms;
 use kmsim_core::key::{
     ImportState, IncludeKeyMaterial, KeyMaterialState, KeyRecord, KeySpec, KeyState, MaterialInfo,
-    Origin,
-    RegionalMaterial, RotationType,
+    Origin, RegionalMaterial, RotationType,
 };
 use kmsim_core::key_state::{check, Operation};
 use kmsim_core::state::Command;
@@ -190,7 +189,11 @@ impl KmsApi {
     /// yet is `PENDING_MULTI_REGION_IMPORT_AND_ROTATION`.
     fn material_state(&self, key: &KeyRecord, m: &MaterialInfo) -> KeyMaterialState {
         let state = key.shared.material_state(m.version);
-        let primary = key.shared.mrk.as_ref().is_some_and(|x| x.primary == self.scope.region);
+        let primary = key
+            .shared
+            .mrk
+            .as_ref()
+            .is_some_and(|x| x.primary == self.scope.region);
         if state == KeyMaterialState::PendingRotation
             && primary
             && key.shared.origin == Origin::External

@@ -8,22 +8,36 @@ use std::time::Duration;
 
 use clap::Args;
 
+use kmsim_sim::aws_client::{AwsJsonClient, Signer};
 use kmsim_sim::bench::{
-    check_loopback, parse_concurrency_list, parse_duration, plan, run_workload, setup, BenchResult,
-    RunConfig, WorkloadChoice, MAX_PAYLOAD_BYTES,
+    aws_json, check_loopback, check_loopback_url, grpc, parse_concurrency_list, parse_duration,
+    plan, BenchResult, Fixture, Protocol, RunConfig, WorkloadChoice, MAX_PAYLOAD_BYTES,
 };
 use kmsim_sim::cluster::ClusterDir;
 
 /// Shown under the flags of `kmsim bench --help`: what the figures mean and how far a run goes.
 const NOTES: &str = "\
 Workloads: encrypt (Encrypt of --payload-bytes of plaintext), decrypt (Decrypt of a ciphertext \
-made during setup), generate-data-key (GenerateDataKey, AES_256), create-key (CreateKey: the \
-commit latency of a write through Raft). `all` runs the first three at every --concurrency level \
-and create-key at the levels up to 8 (by default 1 and 8).
+made during setup), generate-data-key (GenerateDataKey, AES_256), sign (Sign, RAW, ECDSA_SHA_384, \
+of a 256-byte message; aws-json only), create-key (CreateKey: the commit latency of a write \
+through Raft). `all` runs encrypt, decrypt and generate-data-key (and sign over aws-json) at \
+every --concurrency level, and over grpc create-key at the levels up to 8 (by default 1 and 8).
 
-Setup creates one symmetric key, described \"kmsim bench\", and one ciphertext. Each run then \
-starts N concurrent tasks, spread round-robin over every node of the Region (followers serve \
-crypto from their applied state), each with one call in flight at a time. Calls started during \
+Protocols: grpc (kmsim.kms.v1 to the nodes of one Region, host:port endpoints) and aws-json (AWS \
+JSON 1.1 over keep-alive HTTP/1.1, every request signed with SigV4 by the aws-sigv4 crate, \
+http://host:port endpoints). aws-json uses only standard KMS calls (CreateKey, DescribeKey, \
+Encrypt, Decrypt, GenerateDataKey, Sign), so it loads any AWS-compatible KMS endpoint on this \
+machine, e.g. another emulator, for side-by-side figures. Without --endpoint it loads the AWS \
+endpoints of the nodes of one Region of --data-dir; `--endpoint http://127.0.0.1:4599` loads \
+the gateway. Requests are signed for --region (default: the Region loaded, else us-east-1) with \
+--access-key-id/--secret-access-key (default: the topology's first credentials, else test/test).
+
+Setup creates one symmetric key, described \"kmsim bench\", and one ciphertext; over aws-json \
+also an ECC_NIST_P384 SIGN_VERIFY key for sign (an endpoint that refuses it, e.g. with \
+UnsupportedOperationException, gets its sign runs reported as skipped, with the answer; the \
+other runs are unaffected). Each run then starts N concurrent tasks, spread round-robin over \
+the endpoints (followers serve crypto from their applied state), each with one call in flight \
+at a time. Calls started during \
 --warmup are not counted. Latency is recorded for every call, successes and errors alike; failed \
 calls are counted per AWS error code.
 
@@ -35,8 +49,8 @@ The load generator runs on the same machine as the cluster, so it competes with 
 CPU: the figures include that cost and are not those of a dedicated client. Only loopback \
 endpoints are used: the nodes of the topology in --data-dir, or the --endpoint list.
 
-Exit status: 0 when every measured call succeeded, 1 when any failed (the results are printed \
-either way) or when the benchmark could not run.";
+Exit status: 0 when every measured call succeeded (skipped runs do not count), 1 when any failed \
+(the results are printed either way) or when the benchmark could not run.";
 
 /// Measures a running cluster.
 #[derive(Args)]
@@ -46,14 +60,29 @@ pub struct BenchArgs {
     /// topology.
     #[arg(long, env = "KMSIM_DATA_DIR", default_value = crate::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
-    /// The Region of --data-dir to load [default: the topology's first Region].
+    /// The Region of --data-dir to load [default: the topology's first Region]; with
+    /// --protocol aws-json, also the Region requests are signed for (default us-east-1 when
+    /// --endpoint is given).
     #[arg(long)]
     region: Option<String>,
-    /// Load these nodes (host:port, loopback only; repeat or comma separate) instead of the
-    /// topology in --data-dir; they must all belong to one Region.
-    #[arg(long = "endpoint", value_name = "HOST:PORT", value_delimiter = ',')]
+    /// The API to load: grpc or aws-json.
+    #[arg(long, default_value = "grpc", value_parser = Protocol::from_str)]
+    protocol: Protocol,
+    /// Load these endpoints instead of the topology in --data-dir (loopback only; repeat or
+    /// comma separate): host:port of nodes of one Region for grpc, http://host:port for
+    /// aws-json (a node's AWS endpoint, the gateway, or any AWS-compatible KMS endpoint).
+    #[arg(long = "endpoint", value_name = "ENDPOINT", value_delimiter = ',')]
     endpoints: Vec<String>,
-    /// What to measure: encrypt, decrypt, generate-data-key, create-key, or all.
+    /// aws-json: the access key id to sign with [default: the topology's, else test].
+    #[arg(long, env = "KMSIM_BENCH_ACCESS_KEY_ID")]
+    access_key_id: Option<String>,
+    /// aws-json: the secret access key to sign with [default: the topology's, else test].
+    #[arg(long, env = "KMSIM_BENCH_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_access_key: Option<String>,
+    /// aws-json: a session token to send (temporary credentials).
+    #[arg(long, env = "KMSIM_BENCH_SESSION_TOKEN", hide_env_values = true)]
+    session_token: Option<String>,
+    /// What to measure: encrypt, decrypt, generate-data-key, sign, create-key, or all.
     #[arg(long, default_value = "all", value_parser = WorkloadChoice::from_str)]
     workload: WorkloadChoice,
     /// Concurrency levels, comma separated; one run per workload and level (1 to 4096 each).
@@ -86,24 +115,16 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     if a.duration.is_zero() {
         anyhow::bail!("--duration must be more than 0");
     }
-    let (region, endpoints) = resolve_endpoints(&a)?;
-    for e in &endpoints {
-        check_loopback(e)?;
-    }
-    let runs = plan(a.workload, &a.concurrency.0);
+    let target = resolve_target(&a)?;
+    let runs = plan(a.workload, &a.concurrency.0, a.protocol);
     let rt = super::runtime()?;
     let results = rt.block_on(async {
-        let fixture = setup(&endpoints, usize::from(a.payload_bytes)).await?;
-        eprintln!(
-            "kmsim bench: {region}, {} node(s) {}; key {}; {} run(s) of {:?} + {:?} warmup; the generator shares this machine's {} core(s) with the cluster",
-            endpoints.len(),
-            endpoints.join(","),
-            fixture.key_arn,
-            runs.len(),
-            a.duration,
-            a.warmup,
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        );
+        let payload = usize::from(a.payload_bytes);
+        let fixture = match &target {
+            Target::Grpc(endpoints) => grpc::setup(endpoints, payload).await?,
+            Target::AwsJson(clients) => aws_json::setup(clients, payload).await?,
+        };
+        print_banner(&a, &target, &fixture, runs.len());
         let mut results = Vec::with_capacity(runs.len());
         for (workload, concurrency) in runs {
             let cfg = RunConfig {
@@ -113,8 +134,14 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
                 warmup: a.warmup,
                 max_ops: a.max_ops.unwrap_or(workload.default_max_ops()),
             };
-            eprintln!("running {workload} at concurrency {concurrency} (at most {} calls)", cfg.max_ops);
-            results.push(run_workload(&endpoints, &fixture, &cfg).await?);
+            eprintln!(
+                "running {workload} at concurrency {concurrency} (at most {} calls)",
+                cfg.max_ops
+            );
+            results.push(match &target {
+                Target::Grpc(endpoints) => grpc::run_workload(endpoints, &fixture, &cfg).await?,
+                Target::AwsJson(clients) => aws_json::run_workload(clients, &fixture, &cfg).await?,
+            });
         }
         anyhow::Ok(results)
     })?;
@@ -131,18 +158,110 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The Region's name (for the banner) and the endpoints to load: `--endpoint` if given, else the
-/// nodes of one Region of the topology.
-fn resolve_endpoints(a: &BenchArgs) -> anyhow::Result<(String, Vec<String>)> {
-    if !a.endpoints.is_empty() {
-        if a.region.is_some() {
-            anyhow::bail!(
-                "--region selects nodes of --data-dir; it cannot be used with --endpoint"
-            );
-        }
-        let endpoints: Vec<String> = a.endpoints.iter().map(|e| e.trim().to_string()).collect();
-        return Ok(("endpoints".to_string(), endpoints));
+/// What a benchmark loads.
+enum Target {
+    /// gRPC `host:port` of the nodes of one Region.
+    Grpc(Vec<String>),
+    /// One AWS JSON client per endpoint URL.
+    AwsJson(Vec<AwsJsonClient>),
+}
+
+fn print_banner(a: &BenchArgs, target: &Target, fixture: &Fixture, runs: usize) {
+    let (what, endpoints) = match target {
+        Target::Grpc(e) => ("grpc", e.clone()),
+        Target::AwsJson(c) => (
+            "aws-json",
+            c.iter()
+                .map(|c| format!("http://{}", c.authority()))
+                .collect(),
+        ),
+    };
+    eprintln!(
+        "kmsim bench: {what}, {} endpoint(s) {}; key {}; {runs} run(s) of {:?} + {:?} warmup; the generator shares this machine's {} core(s) with the cluster",
+        endpoints.len(),
+        endpoints.join(","),
+        fixture.key_arn,
+        a.duration,
+        a.warmup,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    );
+    if let (Protocol::AwsJson, Err(why)) = (a.protocol, &fixture.sign_key) {
+        eprintln!("sign runs will be skipped: {why}");
     }
+}
+
+/// The endpoints to load: `--endpoint` if given, else the nodes of one Region of the topology.
+fn resolve_target(a: &BenchArgs) -> anyhow::Result<Target> {
+    let trimmed: Vec<String> = a.endpoints.iter().map(|e| e.trim().to_string()).collect();
+    match a.protocol {
+        Protocol::Grpc => {
+            if !trimmed.is_empty() {
+                if a.region.is_some() {
+                    anyhow::bail!(
+                        "--region selects nodes of --data-dir; it cannot be used with --endpoint"
+                    );
+                }
+                for e in &trimmed {
+                    check_loopback(e)?;
+                }
+                return Ok(Target::Grpc(trimmed));
+            }
+            let (_, nodes) = region_nodes(a)?;
+            let endpoints: Vec<String> = nodes.iter().map(|n| n.advertise_addr()).collect();
+            for e in &endpoints {
+                check_loopback(e)?;
+            }
+            Ok(Target::Grpc(endpoints))
+        }
+        Protocol::AwsJson => {
+            let topology = ClusterDir::new(&a.data_dir).topology().ok();
+            let (region, urls) = if trimmed.is_empty() {
+                let (region, nodes) = region_nodes(a)?;
+                let urls: Vec<String> = nodes
+                    .iter()
+                    .filter_map(|n| n.aws_advertise_addr())
+                    .map(|addr| format!("http://{addr}"))
+                    .collect();
+                anyhow::ensure!(
+                    !urls.is_empty(),
+                    "the nodes of {region} in {} serve no AWS endpoint (no aws_listen)",
+                    a.data_dir.display()
+                );
+                (region, urls)
+            } else {
+                let region = a.region.clone().unwrap_or_else(|| "us-east-1".to_string());
+                (region, trimmed)
+            };
+            let cred = topology.as_ref().and_then(|t| t.credentials.first());
+            let signer = Signer {
+                access_key_id: a
+                    .access_key_id
+                    .clone()
+                    .or_else(|| cred.map(|c| c.access_key_id.clone()))
+                    .unwrap_or_else(|| "test".to_string()),
+                secret_access_key: a
+                    .secret_access_key
+                    .clone()
+                    .or_else(|| cred.map(|c| c.secret_access_key.expose().to_string()))
+                    .unwrap_or_else(|| "test".to_string()),
+                session_token: a.session_token.clone().or_else(|| {
+                    cred.and_then(|c| c.session_token.as_ref().map(|t| t.expose().to_string()))
+                }),
+                region,
+            };
+            let mut clients = Vec::with_capacity(urls.len());
+            for url in &urls {
+                check_loopback_url(url)?;
+                clients.push(AwsJsonClient::new(url, signer.clone())?);
+            }
+            Ok(Target::AwsJson(clients))
+        }
+    }
+}
+
+/// The name and nodes of the Region `--region` (default: the first) of the topology in
+/// `--data-dir`.
+fn region_nodes(a: &BenchArgs) -> anyhow::Result<(String, Vec<kmsim_node::config::NodeEntry>)> {
     let dir = ClusterDir::new(&a.data_dir);
     let nodes = dir.nodes()?;
     let mut regions: Vec<&str> = Vec::new();
@@ -162,12 +281,12 @@ fn resolve_endpoints(a: &BenchArgs) -> anyhow::Result<(String, Vec<String>)> {
             anyhow::anyhow!("the topology in {} has no nodes", a.data_dir.display())
         })?,
     };
-    let endpoints = nodes
-        .iter()
+    let entries = nodes
+        .into_iter()
         .filter(|(n, _)| n.region == region)
-        .map(|(_, e)| e.advertise_addr())
+        .map(|(_, e)| e)
         .collect();
-    Ok((region, endpoints))
+    Ok((region, entries))
 }
 
 /// One line per run, then the error codes of the runs that had errors.
@@ -177,6 +296,14 @@ fn print_table(results: &[BenchResult]) {
         "WORKLOAD", "CONC", "OPS", "ERRORS", "OPS/S", "P50 ms", "P99 ms", "P999 ms", "MAX ms"
     );
     for r in results {
+        if let Some(why) = &r.skipped {
+            println!(
+                "{:<18} {:>5} skipped: {why}",
+                r.workload.name(),
+                r.concurrency
+            );
+            continue;
+        }
         println!(
             "{:<18} {:>5} {:>10} {:>7} {:>10.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3}{}",
             r.workload.name(),

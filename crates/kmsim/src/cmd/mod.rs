@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod chaos;
+pub mod gateway;
 pub mod kms;
 pub mod node;
 pub mod status;
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use kmsim_sim::cluster::ClusterDir;
-use kmsim_sim::process::stop_node;
+use kmsim_sim::process::{stop_gateway, stop_node};
 
 /// `--data-dir`
 #[derive(Args, Debug, Clone)]
@@ -30,10 +31,35 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Logs to stderr; `KMSIM_LOG` sets the filter (default `info,openraft=warn`).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KMSIM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Resolves on SIGTERM or Ctrl-C: how a node or the gateway is told to stop.
+pub async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("invariant: SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+}
+
 /// `kmsim down`
 pub fn down(a: DataDirArg) -> anyhow::Result<ExitCode> {
     let dir = ClusterDir::new(&a.data_dir);
     let mut stopped = 0;
+    if stop_gateway(&dir)? {
+        println!("stopped gateway");
+    }
     for (name, _) in dir.nodes()? {
         if stop_node(&dir, &name)? {
             println!("stopped {name}");

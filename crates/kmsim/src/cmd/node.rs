@@ -19,7 +19,8 @@ use super::DataDirArg;
 
 /// Runs one Raft member of one Region. Reads the topology file, opens (or creates) the node's
 /// RocksDB data directory and serves the KMS, Raft and admin gRPC services on the node's
-/// `listen` address until SIGTERM or Ctrl-C. Logs go to stderr (`KMSIM_LOG` sets the filter,
+/// `listen` address, and the KMS API as AWS JSON 1.1 (SigV4) on its `aws_listen` address, until
+/// SIGTERM or Ctrl-C. Logs go to stderr (`KMSIM_LOG` sets the filter,
 /// default `info`).
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -128,13 +129,7 @@ pub fn restart_nodes(cluster: &ClusterDir, names: &[NodeName]) -> anyhow::Result
 }
 
 fn serve(topology_path: PathBuf, region: String, id: u64) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KMSIM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    super::init_logging();
     let topology = Topology::load(&topology_path)?;
     let entry = topology
         .region(&region)
@@ -145,17 +140,7 @@ fn serve(topology_path: PathBuf, region: String, id: u64) -> anyhow::Result<Exit
     let engine = Arc::new(RocksKvEngine::open(&entry.data_dir)?);
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let shutdown = async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("invariant: SIGTERM handler installs");
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            tracing::info!("shutting down");
-        };
-        kmsim_node::run_node(topology, &region, id, engine, shutdown).await
+        kmsim_node::run_node(topology, &region, id, engine, super::stop_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

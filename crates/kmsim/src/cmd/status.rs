@@ -10,16 +10,18 @@ use serde_json::json;
 use kmsim_proto::admin::v1::StatusResponse;
 use kmsim_sim::cluster::ClusterDir;
 use kmsim_sim::health::node_status;
-use kmsim_sim::process::running_pid;
+use kmsim_sim::process::{gateway_pid, running_pid};
 
 /// Shows every node of the cluster in the data directory: Region, id, PID, role, term, last
-/// applied log index, and address. Nodes that do not answer are shown as `down`.
+/// applied log index, gRPC and AWS addresses; then the gateway (the single AWS endpoint) with its
+/// PID and address. Nodes that do not answer are shown as `down`.
 #[derive(Args)]
 pub struct StatusArgs {
     /// The cluster's data directory.
     #[arg(long, env = "KMSIM_DATA_DIR", default_value = crate::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
-    /// Print JSON (one object per node) instead of a table.
+    /// Print JSON (one object per node, `kind` "node", then one of `kind` "gateway") instead
+    /// of a table.
     #[arg(long)]
     json: bool,
 }
@@ -39,13 +41,14 @@ pub fn run(a: StatusArgs) -> anyhow::Result<ExitCode> {
         out
     });
     if a.json {
-        let rows: Vec<serde_json::Value> = nodes
+        let mut rows: Vec<serde_json::Value> = nodes
             .iter()
             .map(|(n, e)| {
                 let s = statuses
                     .iter()
                     .find(|s| s.region == n.region && s.node_id == n.id);
                 json!({
+                    "kind": "node",
                     "region": n.region,
                     "node_id": n.id,
                     "pid": s.map(|s| s.pid).or(running_pid(&dir, n)),
@@ -57,9 +60,18 @@ pub fn run(a: StatusArgs) -> anyhow::Result<ExitCode> {
                     "snapshot_index": s.and_then(|s| s.snapshot_index),
                     "key_count": s.map(|s| s.key_count),
                     "address": e.advertise_addr(),
+                    "aws_address": e.aws_advertise_addr(),
                 })
             })
             .collect();
+        if let Some(g) = dir.topology()?.endpoint {
+            rows.push(json!({
+                "kind": "gateway",
+                "pid": gateway_pid(&dir),
+                "role": if gateway_pid(&dir).is_some() { "running" } else { "down" },
+                "aws_address": g.listen.to_string(),
+            }));
+        }
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         print_table(&dir, &statuses)?;
@@ -70,8 +82,8 @@ pub fn run(a: StatusArgs) -> anyhow::Result<ExitCode> {
 /// Prints one line per node of the topology.
 pub fn print_table(dir: &ClusterDir, statuses: &[StatusResponse]) -> anyhow::Result<()> {
     println!(
-        "{:<16} {:>3} {:>8} {:<9} {:>5} {:>8}  ADDRESS",
-        "REGION", "ID", "PID", "ROLE", "TERM", "APPLIED"
+        "{:<16} {:>3} {:>8} {:<9} {:>5} {:>8}  {:<21} AWS ADDRESS",
+        "REGION", "ID", "PID", "ROLE", "TERM", "APPLIED", "ADDRESS"
     );
     for (n, e) in dir.nodes()? {
         let s = statuses
@@ -84,7 +96,7 @@ pub fn print_table(dir: &ClusterDir, statuses: &[StatusResponse]) -> anyhow::Res
             .unwrap_or_else(|| "-".into());
         let dash = || "-".to_string();
         println!(
-            "{:<16} {:>3} {:>8} {:<9} {:>5} {:>8}  {}",
+            "{:<16} {:>3} {:>8} {:<9} {:>5} {:>8}  {:<21} {}",
             n.region,
             n.id,
             pid,
@@ -93,7 +105,18 @@ pub fn print_table(dir: &ClusterDir, statuses: &[StatusResponse]) -> anyhow::Res
             s.and_then(|s| s.last_applied_index)
                 .map(|i| i.to_string())
                 .unwrap_or_else(dash),
-            e.advertise_addr()
+            e.advertise_addr(),
+            e.aws_advertise_addr().unwrap_or_else(dash)
+        );
+    }
+    if let Some(g) = dir.topology()?.endpoint {
+        let pid = gateway_pid(dir)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into());
+        let role = if pid == "-" { "down" } else { "running" };
+        println!(
+            "{:<16} {:>3} {:>8} {:<9} {:>5} {:>8}  {:<21} {}",
+            "gateway", "-", pid, role, "-", "-", "-", g.listen
         );
     }
     Ok(())

@@ -6,20 +6,34 @@ use std::time::Duration;
 
 use clap::Args;
 
-use kmsim_sim::cluster::ClusterDir;
-use kmsim_sim::health::wait_healthy;
-use kmsim_sim::process::{running_pid, start_node, stop_node};
+use kmsim_node::config::Topology;
+use kmsim_sim::cluster::{ClusterDir, DEFAULT_AWS_PORT};
+use kmsim_sim::health::{wait_healthy, wait_listening};
+use kmsim_sim::process::{
+    gateway_pid, running_pid, start_gateway, start_node, stop_gateway, stop_node,
+};
 
 /// Starts every node of a local cluster as a separate `kmsim node` process. On first use it
 /// writes the topology (`topology.toml`) and one domain key per Region (`keys/<region>.key`,
 /// mode 0600) into the data directory; later runs start the cluster found there and ignore
-/// `--regions`, `--nodes` and `--base-port`. Waits until every Region has elected a leader,
-/// prints the nodes and their endpoints, then stays in the foreground until Ctrl-C (which stops
-/// every node cleanly), or returns at once with `--detach` (stop later with `kmsim down`).
+/// `--regions`, `--nodes`, `--base-port` and `--aws-port`. Every node also serves the KMS API
+/// as AWS JSON 1.1 with SigV4 (on its gRPC port + 100), and a gateway process (`kmsim gateway`,
+/// `pids/gateway.pid`, `logs/gateway.log`) serves all Regions on one endpoint,
+/// http://127.0.0.1:4599 by default; new clusters accept access key `test`, secret `test`
+/// (principal `arn:aws:iam::111122223333:root`). Waits until every Region has elected a
+/// leader and the gateway listens, prints the nodes, the endpoint and the environment lines for
+/// AWS clients, then stays in the foreground until Ctrl-C (which stops every process cleanly),
+/// or returns at once with `--detach` (stop later with `kmsim down`).
 #[derive(Args)]
 pub struct UpArgs {
-    /// Regions to create, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "us-east-1")]
+    /// Regions to create, comma separated. Each is its own Raft cluster; a Region's partition
+    /// follows its name (cn-* is aws-cn, us-gov-* is aws-us-gov, else aws) and multi-Region
+    /// keys replicate only within a partition.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "us-east-1,eu-west-1,ap-southeast-2"
+    )]
     regions: Vec<String>,
     /// Nodes per Region (1 to 7).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=7))]
@@ -30,6 +44,10 @@ pub struct UpArgs {
     /// First gRPC port; nodes get consecutive ports. 0 lets the OS choose free ports.
     #[arg(long, default_value_t = 4601)]
     base_port: u16,
+    /// Port of the single AWS endpoint (the gateway) for every Region, on 127.0.0.1. 0 lets
+    /// the OS choose a free port.
+    #[arg(long, default_value_t = DEFAULT_AWS_PORT)]
+    aws_port: u16,
     /// Return once the cluster is healthy and leave the nodes running.
     #[arg(long)]
     detach: bool,
@@ -51,7 +69,7 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|r| (r.trim().to_string(), a.nodes as usize))
             .collect();
-        dir.create(&regions, a.base_port, a.test_hooks)?;
+        dir.create(&regions, a.base_port, a.aws_port, a.test_hooks)?;
         println!("created cluster in {}", a.data_dir.display());
     } else {
         println!(
@@ -65,20 +83,42 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
             "{n} of this cluster is already running; use `kmsim status` or `kmsim down` first"
         );
     }
+    if gateway_pid(&dir).is_some() {
+        anyhow::bail!("the gateway of this cluster is already running; use `kmsim down` first");
+    }
+    let topology = dir.topology()?;
     let exe = std::env::current_exe()?;
+    let stop_all = || {
+        let _ = stop_gateway(&dir);
+        for (n, _) in &nodes {
+            let _ = stop_node(&dir, n);
+        }
+    };
     for (n, _) in &nodes {
         start_node(&exe, &dir, n)?;
     }
+    if topology.endpoint.is_some() {
+        start_gateway(&exe, &dir)?;
+    }
     let rt = super::runtime()?;
-    let statuses = match rt.block_on(wait_healthy(&dir, Duration::from_secs(a.timeout))) {
+    let timeout = Duration::from_secs(a.timeout);
+    let statuses = match rt.block_on(wait_healthy(&dir, timeout)) {
         Ok(s) => s,
         Err(e) => {
-            for (n, _) in &nodes {
-                let _ = stop_node(&dir, n);
-            }
+            stop_all();
             return Err(e.into());
         }
     };
+    if let Some(endpoint) = &topology.endpoint {
+        if !rt.block_on(wait_listening(endpoint.listen, timeout)) {
+            stop_all();
+            anyhow::bail!(
+                "the gateway did not listen on {} within {timeout:?}; see {}",
+                endpoint.listen,
+                dir.gateway_log_path().display()
+            );
+        }
+    }
     super::status::print_table(&dir, &statuses)?;
     println!();
     println!(
@@ -89,6 +129,7 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    print_aws_endpoints(&topology);
     println!(
         "try:  kmsim kms create-key --data-dir {}",
         a.data_dir.display()
@@ -109,10 +150,57 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
         }
     })?;
     println!("stopping…");
+    if stop_gateway(&dir)? {
+        println!("stopped gateway");
+    }
     for (n, _) in &nodes {
         if stop_node(&dir, n)? {
             println!("stopped {n}");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The AWS endpoints and the environment lines that point AWS clients at the gateway.
+pub fn print_aws_endpoints(topology: &Topology) {
+    let nodes: Vec<String> = topology
+        .regions
+        .iter()
+        .flat_map(|r| r.nodes.iter().filter_map(|n| n.aws_advertise_addr()))
+        .map(|a| format!("http://{a}"))
+        .collect();
+    if !nodes.is_empty() {
+        println!(
+            "AWS JSON endpoints of the nodes (each serves its own Region, forwards the others): {}",
+            nodes.join(", ")
+        );
+    }
+    let Some(endpoint) = &topology.endpoint else {
+        return;
+    };
+    println!();
+    println!(
+        "AWS endpoint for every Region (the Region comes from each request's SigV4 scope): http://{}",
+        endpoint.listen
+    );
+    if let Some(c) = topology.credentials.first() {
+        let region = topology
+            .regions
+            .first()
+            .map(|r| r.name.as_str())
+            .unwrap_or("us-east-1");
+        let token = c
+            .session_token
+            .as_ref()
+            .map(|t| format!(" AWS_SESSION_TOKEN={}", t.expose()))
+            .unwrap_or_default();
+        println!("point the AWS CLI, SDKs and the Encryption SDK at it with:");
+        println!(
+            "export AWS_ENDPOINT_URL_KMS=http://{} AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}{token} AWS_DEFAULT_REGION={region}",
+            endpoint.listen,
+            c.access_key_id,
+            c.secret_access_key.expose()
+        );
+    }
+    println!();
 }

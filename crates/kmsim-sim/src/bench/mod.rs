@@ -11,7 +11,11 @@
 //! The generator runs on the same machine as the cluster, so it competes with the nodes for CPU
 //! and its figures include that. It only talks to loopback endpoints.
 
+pub mod aws_json;
+pub mod grpc;
+
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,16 +23,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use rand::RngCore;
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
 
 use kmsim_core::KmsError;
-use kmsim_proto::error_from_status;
-use kmsim_proto::kms::v1::kms_service_client::KmsServiceClient;
-use kmsim_proto::kms::v1::{
-    CreateKeyRequest, DecryptRequest, DescribeKeyRequest, EncryptRequest, GenerateDataKeyRequest,
-};
+
+pub use grpc::{run_workload, setup};
 
 /// Description of every key the benchmark creates, so they are easy to recognise later.
 pub const BENCH_KEY_DESCRIPTION: &str = "kmsim bench";
@@ -45,18 +44,14 @@ pub const DEFAULT_MAX_CREATE_KEYS: u64 = 20_000;
 /// Highest concurrency accepted: beyond this the generator itself is what gets measured.
 pub const MAX_CONCURRENCY: usize = 4096;
 
-/// Tasks that share one gRPC channel: one HTTP/2 connection is served by one core on each side,
-/// so heavy concurrency needs several.
-const TASKS_PER_CHANNEL: usize = 16;
-
 /// Deadline of one benchmark call; a call that takes longer counts as an error.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Deadline for opening one connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// How long [`setup`] waits for the new key to be applied on every node.
+/// How long setup waits for the new keys to be applied on every node.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Size of the message the Sign workload signs (RAW, ECDSA_SHA_384).
+pub const SIGN_MESSAGE_BYTES: usize = 256;
 
 /// Largest latency the histograms track, in microseconds (one minute); longer calls saturate.
 const HISTOGRAM_MAX_US: u64 = 60_000_000;
@@ -94,6 +89,32 @@ pub enum BenchError {
     /// The benchmark's parameters are not usable.
     #[error("{0}")]
     Invalid(String),
+    /// An AWS JSON setup call could not be made.
+    #[error("{0}")]
+    Client(#[from] crate::aws_client::ClientError),
+}
+
+/// Which face of the KMS API the benchmark speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `kmsim.kms.v1` over gRPC, to the nodes of one kmsim Region.
+    Grpc,
+    /// AWS JSON 1.1 over HTTP/1.1 with SigV4, to any AWS-compatible KMS endpoint.
+    AwsJson,
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "grpc" => Ok(Protocol::Grpc),
+            "aws-json" => Ok(Protocol::AwsJson),
+            other => Err(format!(
+                "unknown protocol '{other}'; expected grpc or aws-json"
+            )),
+        }
+    }
 }
 
 /// One KMS operation the benchmark can drive.
@@ -106,6 +127,9 @@ pub enum Workload {
     Decrypt,
     /// `GenerateDataKey` with key spec `AES_256` under the benchmark key.
     GenerateDataKey,
+    /// `Sign` (RAW, `ECDSA_SHA_384`) of a [`SIGN_MESSAGE_BYTES`] message under an
+    /// `ECC_NIST_P384` `SIGN_VERIFY` key.
+    Sign,
     /// `CreateKey` of a symmetric key: the latency of a commit through Raft.
     CreateKey,
 }
@@ -117,6 +141,7 @@ impl Workload {
             Workload::Encrypt => "encrypt",
             Workload::Decrypt => "decrypt",
             Workload::GenerateDataKey => "generate-data-key",
+            Workload::Sign => "sign",
             Workload::CreateKey => "create-key",
         }
     }
@@ -141,8 +166,9 @@ impl std::fmt::Display for Workload {
 pub enum WorkloadChoice {
     /// Only this workload, at every concurrency level.
     One(Workload),
-    /// Encrypt, Decrypt and GenerateDataKey at every level, then CreateKey at the levels up to
-    /// [`ALL_CREATE_KEY_MAX_CONCURRENCY`].
+    /// Encrypt, Decrypt and GenerateDataKey at every level (and Sign, over AWS JSON), then
+    /// CreateKey at the levels up to [`ALL_CREATE_KEY_MAX_CONCURRENCY`] (over gRPC only: against
+    /// another endpoint the benchmark creates no more keys than its setup needs).
     All,
 }
 
@@ -158,11 +184,12 @@ impl FromStr for WorkloadChoice {
             "encrypt" => WorkloadChoice::One(Workload::Encrypt),
             "decrypt" => WorkloadChoice::One(Workload::Decrypt),
             "generate-data-key" => WorkloadChoice::One(Workload::GenerateDataKey),
+            "sign" => WorkloadChoice::One(Workload::Sign),
             "create-key" => WorkloadChoice::One(Workload::CreateKey),
             "all" => WorkloadChoice::All,
             other => {
                 return Err(format!(
-                    "unknown workload '{other}'; expected encrypt, decrypt, generate-data-key, create-key or all"
+                    "unknown workload '{other}'; expected encrypt, decrypt, generate-data-key, sign, create-key or all"
                 ))
             }
         })
@@ -170,17 +197,28 @@ impl FromStr for WorkloadChoice {
 }
 
 /// The runs of a benchmark, in order: every (workload, concurrency) pair to measure.
-pub fn plan(choice: WorkloadChoice, levels: &[usize]) -> Vec<(Workload, usize)> {
+pub fn plan(
+    choice: WorkloadChoice,
+    levels: &[usize],
+    protocol: Protocol,
+) -> Vec<(Workload, usize)> {
     match choice {
         WorkloadChoice::One(w) => levels.iter().map(|&c| (w, c)).collect(),
         WorkloadChoice::All => {
             let mut runs = Vec::new();
-            for w in [
+            let mut crypto = vec![
                 Workload::Encrypt,
                 Workload::Decrypt,
                 Workload::GenerateDataKey,
-            ] {
+            ];
+            if protocol == Protocol::AwsJson {
+                crypto.push(Workload::Sign);
+            }
+            for w in crypto {
                 runs.extend(levels.iter().map(|&c| (w, c)));
+            }
+            if protocol == Protocol::AwsJson {
+                return runs;
             }
             let mut create: Vec<usize> = levels
                 .iter()
@@ -266,6 +304,23 @@ pub fn check_loopback(endpoint: &str) -> Result<(), BenchError> {
     }
 }
 
+/// Checks that `url` is `http://host:port` on the loopback interface (see [`check_loopback`]).
+pub fn check_loopback_url(url: &str) -> Result<(), BenchError> {
+    let invalid = |reason: &str| BenchError::InvalidEndpoint {
+        endpoint: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| invalid("expected http://HOST:PORT, e.g. http://127.0.0.1:4599"))?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains('/') || authority.contains('?') {
+        return Err(invalid("the endpoint URL has no path"));
+    }
+    check_loopback(authority)
+        .map_err(|_| invalid("not a loopback address; kmsim bench only loads local endpoints"))
+}
+
 /// What one run does.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -290,6 +345,9 @@ pub struct Fixture {
     pub plaintext: Vec<u8>,
     /// A ciphertext of `plaintext` under the key, for Decrypt.
     pub ciphertext: Vec<u8>,
+    /// The ARN of the `ECC_NIST_P384` signing key, or why there is none (the endpoint refused
+    /// to create it); Sign runs are skipped with that reason.
+    pub sign_key: Result<String, String>,
 }
 
 /// The measured figures of one run.
@@ -322,6 +380,9 @@ pub struct BenchResult {
     pub max_ms: f64,
     /// True when the run stopped because it reached `max_ops`, not its duration.
     pub hit_max_ops: bool,
+    /// Why the run was not made (e.g. Sign without a signing key); `None` for a run made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// An empty latency histogram in microseconds, 3 significant digits.
@@ -406,195 +467,22 @@ impl TaskStats {
             p999_ms,
             max_ms,
             hit_max_ops: self.hit_max_ops,
+            skipped: None,
         }
     }
 }
 
-/// Opens one channel to `addr`, failing fast if the node does not answer.
-async fn connect(addr: &str) -> Result<Channel, BenchError> {
-    check_loopback(addr)?;
-    let endpoint =
-        Endpoint::from_shared(format!("http://{addr}")).map_err(|source| BenchError::Connect {
-            peer: addr.to_string(),
-            source,
-        })?;
-    endpoint
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(CALL_TIMEOUT)
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|source| BenchError::Connect {
-            peer: addr.to_string(),
-            source,
-        })
-}
-
-/// Creates the benchmark key (description [`BENCH_KEY_DESCRIPTION`]) through the first
-/// endpoint, waits until every endpoint has applied it, and encrypts one `payload_bytes`
-/// plaintext for the Decrypt workload.
-pub async fn setup(endpoints: &[String], payload_bytes: usize) -> Result<Fixture, BenchError> {
-    if !(1..=MAX_PAYLOAD_BYTES).contains(&payload_bytes) {
-        return Err(BenchError::Invalid(format!(
-            "payload of {payload_bytes} bytes is outside 1..={MAX_PAYLOAD_BYTES} (the Encrypt limit)"
-        )));
-    }
-    let first = endpoints
-        .first()
-        .ok_or_else(|| BenchError::Invalid("no endpoints to benchmark".into()))?;
-    let mut clients = Vec::new();
-    for addr in endpoints {
-        clients.push((addr.clone(), KmsServiceClient::new(connect(addr).await?)));
-    }
-    let setup_err = |step, peer: &str| {
-        let peer = peer.to_string();
-        move |s: tonic::Status| BenchError::Setup {
-            step,
-            peer,
-            source: error_from_status(&s),
-        }
-    };
-
-    // A Region that just elected its leader may still refuse writes for a moment: retry
-    // retryable answers with backoff, up to the setup deadline.
-    let deadline = Instant::now() + SETUP_TIMEOUT;
-    let mut backoff = Duration::from_millis(50);
-    let mut creator = clients[0].1.clone();
-    let key_arn = loop {
-        let req = CreateKeyRequest {
-            description: Some(BENCH_KEY_DESCRIPTION.to_string()),
-            ..Default::default()
-        };
-        match creator.create_key(req).await {
-            Ok(r) => {
-                let arn = r.into_inner().key_metadata.and_then(|m| m.arn);
-                break arn.ok_or_else(|| BenchError::Setup {
-                    step: "CreateKey",
-                    peer: first.clone(),
-                    source: KmsError::Internal("the response has no key ARN".into()),
-                })?;
-            }
-            Err(s) if error_from_status(&s).is_retryable() && Instant::now() < deadline => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
-            Err(s) => return Err(setup_err("CreateKey", first)(s)),
-        }
-    };
-
-    // Followers serve crypto from their applied state: wait until each one knows the key, so
-    // the first measured calls do not fail with NotFoundException.
-    for (addr, client) in &mut clients {
-        let mut backoff = Duration::from_millis(20);
-        loop {
-            let req = DescribeKeyRequest {
-                key_id: Some(key_arn.clone()),
-                ..Default::default()
-            };
-            match client.describe_key(req).await {
-                Ok(_) => break,
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(500));
-                }
-                Err(s) => return Err(setup_err("DescribeKey", addr)(s)),
-            }
-        }
-    }
-
-    let mut plaintext = vec![0u8; payload_bytes];
-    rand::thread_rng().fill_bytes(&mut plaintext);
-    let ciphertext = creator
-        .encrypt(EncryptRequest {
-            key_id: Some(key_arn.clone()),
-            plaintext: Some(plaintext.clone()),
-            ..Default::default()
-        })
-        .await
-        .map_err(setup_err("Encrypt", first))?
-        .into_inner()
-        .ciphertext_blob
-        .ok_or_else(|| BenchError::Setup {
-            step: "Encrypt",
-            peer: first.clone(),
-            source: KmsError::Internal("the response has no ciphertext".into()),
-        })?;
-    Ok(Fixture {
-        key_arn,
-        plaintext,
-        ciphertext,
-    })
-}
-
-/// The channels of one run: task `i` calls node `i % nodes` over that node's channel
-/// `(i / nodes) / TASKS_PER_CHANNEL`.
-async fn open_channels(
-    endpoints: &[String],
-    concurrency: usize,
-) -> Result<Vec<Vec<Channel>>, BenchError> {
-    let per_node_tasks = concurrency.div_ceil(endpoints.len());
-    let per_node_channels = per_node_tasks.div_ceil(TASKS_PER_CHANNEL).max(1);
-    let mut all = Vec::with_capacity(endpoints.len());
-    for addr in endpoints {
-        let mut node = Vec::with_capacity(per_node_channels);
-        for _ in 0..per_node_channels {
-            node.push(connect(addr).await?);
-        }
-        all.push(node);
-    }
-    Ok(all)
-}
-
-/// Makes one call of `workload`; `Err` carries the AWS error code.
-async fn call(
-    client: &mut KmsServiceClient<Channel>,
-    workload: Workload,
-    fixture: &Fixture,
-) -> Result<(), &'static str> {
-    let status = match workload {
-        Workload::Encrypt => client
-            .encrypt(EncryptRequest {
-                key_id: Some(fixture.key_arn.clone()),
-                plaintext: Some(fixture.plaintext.clone()),
-                ..Default::default()
-            })
-            .await
-            .err(),
-        Workload::Decrypt => client
-            .decrypt(DecryptRequest {
-                ciphertext_blob: Some(fixture.ciphertext.clone()),
-                ..Default::default()
-            })
-            .await
-            .err(),
-        Workload::GenerateDataKey => client
-            .generate_data_key(GenerateDataKeyRequest {
-                key_id: Some(fixture.key_arn.clone()),
-                key_spec: Some("AES_256".to_string()),
-                ..Default::default()
-            })
-            .await
-            .err(),
-        Workload::CreateKey => client
-            .create_key(CreateKeyRequest {
-                description: Some(BENCH_KEY_DESCRIPTION.to_string()),
-                ..Default::default()
-            })
-            .await
-            .err(),
-    };
-    match status {
-        None => Ok(()),
-        Some(s) => Err(error_from_status(&s).code()),
-    }
+/// One task's connection to the endpoint under test: makes one call of a workload.
+pub trait BenchClient: Send + 'static {
+    /// Makes one call of `workload`; `Err` carries the AWS error code.
+    fn call(&mut self, workload: Workload) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// The closed loop of one task: call, record, repeat until `end` or until the run's call count
 /// reaches `max_ops`.
-async fn task_loop(
-    mut client: KmsServiceClient<Channel>,
+async fn task_loop<C: BenchClient>(
+    mut client: C,
     workload: Workload,
-    fixture: Arc<Fixture>,
     measure_from: Instant,
     end: Instant,
     issued: Arc<AtomicU64>,
@@ -610,7 +498,7 @@ async fn task_loop(
             break;
         }
         let started = Instant::now();
-        let outcome = call(&mut client, workload, &fixture).await;
+        let outcome = client.call(workload).await;
         if started < measure_from {
             continue;
         }
@@ -618,42 +506,28 @@ async fn task_loop(
         stats.latency.saturating_record(us.max(1));
         match outcome {
             Ok(()) => stats.ok += 1,
-            Err(code) => *stats.errors.entry(code.to_string()).or_default() += 1,
+            Err(code) => *stats.errors.entry(code).or_default() += 1,
         }
     }
     stats
 }
 
-/// Runs one (workload, concurrency) against `endpoints` (the nodes of one Region) and returns
-/// its figures. Connections are opened before the clock starts; the run lasts
-/// `warmup + duration` at most and issues at most `max_ops` calls.
-pub async fn run_workload(
-    endpoints: &[String],
-    fixture: &Fixture,
+/// Runs one (workload, concurrency) with one client per task and returns its figures; the
+/// run lasts `warmup + duration` at most and issues at most `max_ops` calls.
+pub async fn run_clients<C: BenchClient>(
+    clients: Vec<C>,
     cfg: &RunConfig,
+    nodes: usize,
 ) -> Result<BenchResult, BenchError> {
-    if endpoints.is_empty() {
-        return Err(BenchError::Invalid("no endpoints to benchmark".into()));
-    }
-    if cfg.concurrency == 0 {
-        return Err(BenchError::Invalid("concurrency must be at least 1".into()));
-    }
-    let channels = open_channels(endpoints, cfg.concurrency).await?;
-    let fixture = Arc::new(fixture.clone());
     let issued = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let measure_from = start + cfg.warmup;
     let end = measure_from + cfg.duration;
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..cfg.concurrency {
-        let node = i % endpoints.len();
-        let node_channels = &channels[node];
-        let channel =
-            node_channels[(i / endpoints.len()) / TASKS_PER_CHANNEL % node_channels.len()].clone();
+    for client in clients {
         tasks.spawn(task_loop(
-            KmsServiceClient::new(channel),
+            client,
             cfg.workload,
-            fixture.clone(),
             measure_from,
             end,
             issued.clone(),
@@ -667,7 +541,25 @@ pub async fn run_workload(
         total.merge(stats);
     }
     let elapsed = Instant::now().saturating_duration_since(measure_from);
-    Ok(total.into_result(cfg, endpoints.len(), elapsed))
+    Ok(total.into_result(cfg, nodes, elapsed))
+}
+
+/// Refuses a run with no endpoint or no task.
+pub fn check_run(endpoints: usize, cfg: &RunConfig) -> Result<(), BenchError> {
+    if endpoints == 0 {
+        return Err(BenchError::Invalid("no endpoints to benchmark".into()));
+    }
+    if cfg.concurrency == 0 {
+        return Err(BenchError::Invalid("concurrency must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// The result of a run that could not be made, and why (e.g. Sign without a signing key).
+pub fn skipped(cfg: &RunConfig, nodes: usize, why: String) -> BenchResult {
+    let mut r = TaskStats::new().into_result(cfg, nodes, Duration::ZERO);
+    r.skipped = Some(why);
+    r
 }
 
 #[cfg(test)]
@@ -737,7 +629,7 @@ mod tests {
 
     #[test]
     fn all_runs_crypto_at_every_level_and_create_key_only_at_low_ones() {
-        let runs = plan(WorkloadChoice::All, &[1, 8, 64]);
+        let runs = plan(WorkloadChoice::All, &[1, 8, 64], Protocol::Grpc);
         let names: Vec<String> = runs.iter().map(|(w, c)| format!("{w}@{c}")).collect();
         assert_eq!(
             names,
@@ -756,14 +648,30 @@ mod tests {
             ]
         );
         assert_eq!(
-            plan(WorkloadChoice::All, &[64, 32]).last(),
+            plan(WorkloadChoice::All, &[64, 32], Protocol::Grpc).last(),
             Some(&(Workload::CreateKey, 32))
         );
         assert_eq!(
-            plan("create-key".parse().expect("valid"), &[64]),
+            plan("create-key".parse().expect("valid"), &[64], Protocol::Grpc),
             vec![(Workload::CreateKey, 64)]
         );
-        assert!("sign".parse::<WorkloadChoice>().is_err());
+        assert!("verify".parse::<WorkloadChoice>().is_err());
+        // Over AWS JSON, `all` adds Sign and creates no keys beyond the setup's.
+        let aws: Vec<String> = plan(WorkloadChoice::All, &[64], Protocol::AwsJson)
+            .iter()
+            .map(|(w, c)| format!("{w}@{c}"))
+            .collect();
+        assert_eq!(
+            aws,
+            [
+                "encrypt@64",
+                "decrypt@64",
+                "generate-data-key@64",
+                "sign@64"
+            ]
+        );
+        assert_eq!("aws-json".parse::<Protocol>(), Ok(Protocol::AwsJson));
+        assert!("http".parse::<Protocol>().is_err());
         assert_eq!(Workload::CreateKey.default_max_ops(), 20_000);
         assert_eq!(Workload::Decrypt.default_max_ops(), 2_000_000);
     }
@@ -786,6 +694,22 @@ mod tests {
             "0.0.0.0:4601",
         ] {
             assert!(check_loopback(bad).is_err(), "{bad}");
+        }
+        for ok in [
+            "http://127.0.0.1:4599",
+            "http://localhost:4599/",
+            "http://[::1]:1",
+        ] {
+            assert!(check_loopback_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "127.0.0.1:4599",
+            "https://127.0.0.1:4599",
+            "http://10.0.0.1:4599",
+            "http://127.0.0.1:4599/x",
+            "http://kms.us-east-1.amazonaws.com:80",
+        ] {
+            assert!(check_loopback_url(bad).is_err(), "{bad}");
         }
     }
 }

@@ -1,0 +1,223 @@
+//! One AWS JSON request, from bytes to response: `POST /` only, the body bounded, SigV4 parsed
+//! and scoped, the Region routed (served here or forwarded), the signature verified, the
+//! `Content-Type` and `X-Amz-Target` checked, the body decoded and the operation run. Every
+//! rejection happens before anything is proposed or read from the state, so no bad request
+//! changes anything.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{header, HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+
+use kmsim_core::KmsError;
+
+use super::credentials::CredentialStore;
+use super::dispatch;
+use super::errors::{
+    error_response, json_response, Body, FrontError, CONTENT_TYPE, MAX_BODY_BYTES,
+};
+use super::router::{Route, Router, FORWARDED_HEADER};
+use super::sigv4::{self, Authorization, Caller, Now, SignedRequest};
+use crate::clock::SimClock;
+use crate::config::Topology;
+use crate::faults::FaultTable;
+use crate::kms::{KmsApi, RequestContext};
+
+/// The AWS JSON front of one process: a node (with its Region's KMS) or the gateway (none).
+pub struct AwsFront {
+    /// This node's KMS; `None` in the gateway, which forwards every request.
+    local: Option<Arc<KmsApi>>,
+    /// The topology's credentials.
+    credentials: CredentialStore,
+    /// Region routing and forwarding.
+    router: Router,
+    /// The Region's clock (the gateway's has no offset): request dates are checked against it.
+    clock: SimClock,
+}
+
+impl AwsFront {
+    /// The front of a node (`local` is its KMS, `me` its `REGION/ID`) or of the gateway (`local`
+    /// is `None`, `me` is `gateway`).
+    pub fn new(
+        topology: &Topology,
+        local: Option<Arc<KmsApi>>,
+        me: &str,
+        faults: Arc<FaultTable>,
+    ) -> AwsFront {
+        let local_region = local.as_ref().map(|a| a.scope.region.to_string());
+        let clock = local.as_ref().map(|a| a.clock.clone()).unwrap_or_default();
+        AwsFront {
+            local,
+            credentials: CredentialStore::new(&topology.credentials),
+            router: Router::new(topology, local_region, me, faults),
+            clock,
+        }
+    }
+
+    /// Answers one request that arrived on client connection number `connection` (requests of
+    /// one connection are forwarded to the same node first). Never fails: every error becomes an
+    /// AWS JSON error response.
+    pub async fn handle<B>(
+        &self,
+        req: Request<B>,
+        remote: Option<SocketAddr>,
+        connection: usize,
+    ) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let (parts, body) = req.into_parts();
+        match self
+            .serve(&parts, body, remote, connection, &request_id)
+            .await
+        {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::debug!(
+                    code = e.error.code(),
+                    status = e.status.as_u16(),
+                    "aws request refused"
+                );
+                error_response(&e, &request_id)
+            }
+        }
+    }
+
+    async fn serve<B>(
+        &self,
+        parts: &Parts,
+        body: B,
+        remote: Option<SocketAddr>,
+        connection: usize,
+        request_id: &str,
+    ) -> Result<Response<Body>, FrontError>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        check_envelope(parts)?;
+        let body = read_body(&parts.headers, body).await?;
+        let auth = self.authenticate(&parts.headers)?;
+        let forwarded = parts.headers.contains_key(FORWARDED_HEADER);
+        match self.router.route(&auth.region, forwarded)? {
+            Route::Forward(region) => self.router.forward(&region, connection, parts, body).await,
+            Route::Local => {
+                let api = self
+                    .local
+                    .as_ref()
+                    .ok_or_else(|| KmsError::Internal("no local Region in this process".into()))?;
+                let (caller, request) = self.decode_local(parts, &body, &auth)?;
+                let ctx = RequestContext::aws_json(
+                    request_id.to_string(),
+                    caller.principal_arn,
+                    caller.access_key_id,
+                    remote.map(|a| a.ip().to_string()),
+                    parts
+                        .headers
+                        .get(header::USER_AGENT)
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                );
+                let out = request.call(api, &ctx).await?;
+                Ok(json_response(StatusCode::OK, out, request_id))
+            }
+        }
+    }
+
+    /// Parses `Authorization` and checks its scope (service, terminator, a Region of the
+    /// topology): all that can be checked without the secret.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Authorization, FrontError> {
+        let auth = sigv4::parse_authorization(
+            headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+            headers.contains_key("x-amz-date"),
+        )?;
+        sigv4::check_scope(&auth, |r| self.router.knows(r))?;
+        Ok(auth)
+    }
+
+    /// For a request this process serves: verifies its signature, then its `Content-Type`, then
+    /// decodes the operation and its input.
+    pub fn decode_local(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        auth: &Authorization,
+    ) -> Result<(Caller, dispatch::Request), FrontError> {
+        let now_ms = self.clock.now_ms();
+        let now = Now {
+            simulated: now_ms.div_euclid(1000),
+            host: (now_ms - self.clock.offset_ms()).div_euclid(1000),
+        };
+        let caller = sigv4::verify(
+            &self.credentials,
+            auth,
+            &SignedRequest {
+                method: parts.method.as_str(),
+                headers: &parts.headers,
+                body,
+            },
+            now,
+        )?;
+        check_content_type(&parts.headers)?;
+        let request = dispatch::Request::decode(
+            parts.headers.get("x-amz-target").map(|v| v.as_bytes()),
+            body,
+        )?;
+        Ok((caller, request))
+    }
+}
+
+/// Only `POST /` with no query string, and a declared length within [`MAX_BODY_BYTES`].
+pub fn check_envelope(parts: &Parts) -> Result<(), FrontError> {
+    if parts.method != http::Method::POST || parts.uri.path() != "/" || parts.uri.query().is_some()
+    {
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        return Err(FrontError::not_post_root(parts.method.as_str(), pq));
+    }
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(FrontError::too_large());
+    }
+    Ok(())
+}
+
+/// `Content-Type` must be `application/x-amz-json-1.1` (any case, parameters allowed).
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), FrontError> {
+    let value = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+    let ok = value.is_some_and(|v| {
+        let media = v.split(|b| *b == b';').next().unwrap_or_default();
+        media
+            .trim_ascii()
+            .eq_ignore_ascii_case(CONTENT_TYPE.as_bytes())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(FrontError::unsupported_media_type(value))
+    }
+}
+
+/// Reads the whole body, refusing one larger than [`MAX_BODY_BYTES`] as soon as it is.
+async fn read_body<B>(_headers: &HeaderMap, body: B) -> Result<Bytes, FrontError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(FrontError::too_large()),
+        Err(e) => Err(KmsError::Serialization(format!("cannot read the request body: {e}")).into()),
+    }
+}

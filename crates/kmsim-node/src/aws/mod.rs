@@ -1,0 +1,64 @@
+//! The AWS-compatible endpoint: the KMS API as AWS JSON 1.1 over HTTP/1.1, authenticated with
+//! SigV4, on every node and in the gateway (`kmsim gateway`, the single endpoint for every
+//! Region).
+//!
+//! A request flows [`server`] (accept loop, keep-alive connections, graceful stop) →
+//! [`front`] (envelope, body bound, SigV4 scope) → [`router`] (served here, or forwarded as-is to
+//! a node of the Region its credential scope names) → [`sigv4`] (signature, clock, session
+//! token, against [`credentials`]) → [`dispatch`] (generated from the one operation list: JSON
+//! ↔ `kmsim.kms.v1` messages ↔ [`crate::kms::KmsApi`]) → [`errors`] (the AWS error body and
+//! the headers of every response). No operation logic lives here.
+
+pub mod amz_date;
+pub mod credentials;
+pub mod dispatch;
+pub mod errors;
+pub mod front;
+pub mod router;
+pub mod server;
+pub mod sigv4;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use front::AwsFront;
+pub use server::serve;
+
+use crate::config::Topology;
+use crate::faults::FaultTable;
+use crate::node::NodeError;
+
+/// The name the gateway uses for itself (fault table seed, forwarding loop guard).
+pub const GATEWAY_NAME: &str = "gateway";
+
+/// Runs the gateway: the AWS endpoint with no local Region, forwarding every request to a node
+/// of the Region it is signed for, until `shutdown` resolves. It listens on `listen`, or on the
+/// topology's `[endpoint] listen`.
+pub async fn run_gateway(
+    topology: Topology,
+    listen: Option<SocketAddr>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let addr = listen
+        .or(topology.endpoint.as_ref().map(|e| e.listen))
+        .ok_or_else(|| {
+            NodeError::Config("the topology has no [endpoint] section with a listen address".into())
+        })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| NodeError::Server(format!("cannot bind {addr}: {e}")))?;
+    tracing::info!(addr = %addr, "gateway listening (AWS JSON 1.1 for every Region)");
+    let faults = Arc::new(FaultTable::new(topology.fault_seed ^ 0x6761_7465_7761_7900));
+    let front = Arc::new(AwsFront::new(&topology, None, GATEWAY_NAME, faults));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = tokio::spawn(serve(listener, front, stop_rx));
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    server
+        .await
+        .map_err(|e| NodeError::Server(format!("gateway task failed: {e}")))
+}

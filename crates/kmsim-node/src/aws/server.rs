@@ -1,0 +1,93 @@
+//! The HTTP/1.1 server of the AWS JSON front: an accept loop and one task per connection
+//! (keep-alive: a connection serves request after request), stopped gracefully by the
+//! process's stop signal: no new connections, in-flight requests finish, idle connections close.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::front::AwsFront;
+
+/// How long a client may take to send a request's headers (also bounds idle keep-alive waits
+/// for the next request's first bytes, so a stuck client cannot hold a task forever).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long in-flight requests may run on after the stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves `front` on `listener` until `stop` turns true (or its sender is dropped).
+pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, mut stop: watch::Receiver<bool>) {
+    let mut conns = JoinSet::new();
+    // Numbers client connections; the router sends one connection's requests to one node.
+    let mut connection = 0usize;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    connection = connection.wrapping_add(1);
+                    conns.spawn(serve_connection(stream, remote, connection, front.clone(), stop.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(error = %e, "aws endpoint: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            changed = stop.changed() => if changed.is_err() { break },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("aws endpoint: connections still open after the grace period; closing them");
+        conns.abort_all();
+    }
+}
+
+/// Serves one connection until the client closes it or the stop signal arrives.
+async fn serve_connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    number: usize,
+    front: Arc<AwsFront>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Small responses must not wait for Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |req| {
+        let front = front.clone();
+        async move { Ok::<_, Infallible>(front.handle(req, Some(remote), number).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, peer = %remote, "aws connection ended with an error");
+            }
+            return;
+        }
+        _ = stop.changed() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
+}

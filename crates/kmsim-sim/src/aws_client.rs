@@ -1,0 +1,285 @@
+//! A minimal AWS JSON 1.1 client for KMS: requests signed with SigV4 by the `aws-sigv4` crate's
+//! request signer, sent over pooled keep-alive HTTP/1.1 connections (hyper). The load generator
+//! uses it (so it can load any AWS-compatible KMS endpoint, not only kmsim), and so do tests
+//! that need to control every header and byte of a request.
+
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// The content type of every request.
+pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// Deadline of one call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors of the client (not the service's answers, which are [`Answer`]s).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The endpoint URL is not usable.
+    #[error("invalid endpoint '{0}': {1}")]
+    Endpoint(String, String),
+    /// The request could not be signed.
+    #[error("cannot sign the request: {0}")]
+    Sign(String),
+    /// The request could not be sent or its answer read.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The call did not finish in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// The credentials and Region requests are signed with.
+#[derive(Clone)]
+pub struct Signer {
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+    /// The session token of temporary credentials.
+    pub session_token: Option<String>,
+    /// The Region of the credential scope.
+    pub region: String,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("access_key_id", &self.access_key_id)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// Long-term credentials for `region`.
+    pub fn new(access_key_id: &str, secret_access_key: &str, region: &str) -> Signer {
+        Signer {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret_access_key.into(),
+            session_token: None,
+            region: region.into(),
+        }
+    }
+
+    /// Adds the SigV4 headers (`X-Amz-Date`, `Authorization`, `X-Amz-Security-Token`) to `req`,
+    /// signed at `time`, with the `aws-sigv4` crate's request signer. `req` must already carry
+    /// every header to be signed (`Host` included).
+    pub fn sign(
+        &self,
+        req: &mut Request<Full<Bytes>>,
+        body: &[u8],
+        time: SystemTime,
+    ) -> Result<(), ClientError> {
+        let identity = Credentials::new(
+            &self.access_key_id,
+            &self.secret_access_key,
+            self.session_token.clone(),
+            None,
+            "kmsim",
+        )
+        .into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("kms")
+            .time(time)
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| ClientError::Sign(e.to_string()))?
+            .into();
+        let headers: Vec<(&str, &str)> = req
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+            .collect();
+        let uri = req.uri().to_string();
+        let signable = SignableRequest::new(
+            req.method().as_str(),
+            uri,
+            headers.into_iter(),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| ClientError::Sign(e.to_string()))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| ClientError::Sign(e.to_string()))?
+            .into_parts();
+        instructions.apply_to_request_http1x(req);
+        Ok(())
+    }
+}
+
+/// What the service answered.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The response body.
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// For an error answer, the AWS error code (`__type`, without any `namespace#` prefix).
+    pub fn error_code(&self) -> Option<String> {
+        if self.status.is_success() {
+            return None;
+        }
+        let v = self.json();
+        let code = v
+            .get("__type")
+            .and_then(|t| t.as_str())
+            .map(|t| t.rsplit('#').next().unwrap_or(t).to_string());
+        Some(code.unwrap_or_else(|| format!("HTTP {}", self.status.as_u16())))
+    }
+
+    /// For an error answer, its message (`message` or `Message`).
+    pub fn error_message(&self) -> String {
+        let v = self.json();
+        v.get("message")
+            .or_else(|| v.get("Message"))
+            .and_then(|m| m.as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// A client of one AWS JSON endpoint.
+#[derive(Clone)]
+pub struct AwsJsonClient {
+    /// `http://host:port/`
+    uri: Uri,
+    /// The `Host` header value.
+    host: HeaderValue,
+    /// How requests are signed.
+    signer: Signer,
+    /// Pooled keep-alive connections.
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl AwsJsonClient {
+    /// A client of `endpoint` (`http://host:port`, no path) that signs with `signer`.
+    pub fn new(endpoint: &str, signer: Signer) -> Result<AwsJsonClient, ClientError> {
+        let bad = |why: &str| ClientError::Endpoint(endpoint.to_string(), why.to_string());
+        let parsed: Uri = endpoint.parse().map_err(|_| bad("not a URL"))?;
+        if parsed.scheme_str() != Some("http") {
+            return Err(bad("only http:// endpoints are supported (no TLS)"));
+        }
+        let authority = parsed
+            .authority()
+            .ok_or_else(|| bad("no host:port"))?
+            .clone();
+        if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() {
+            return Err(bad("the endpoint has no path or query"));
+        }
+        let uri: Uri = format!("http://{authority}/")
+            .parse()
+            .map_err(|_| bad("not a URL"))?;
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| bad("bad host"))?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(3)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(usize::MAX)
+            .build(connector);
+        Ok(AwsJsonClient {
+            uri,
+            host,
+            signer,
+            client,
+        })
+    }
+
+    /// The `host:port` of the endpoint.
+    pub fn authority(&self) -> &str {
+        self.host.to_str().unwrap_or_default()
+    }
+
+    /// The same endpoint and connections, signing with `signer`.
+    pub fn with_signer(&self, signer: Signer) -> AwsJsonClient {
+        AwsJsonClient {
+            signer,
+            ..self.clone()
+        }
+    }
+
+    /// An unsigned `POST /` of `operation` with `body` and the headers AWS clients send.
+    pub fn unsigned(&self, operation: &str, body: Bytes) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = self.uri.clone();
+        let h = req.headers_mut();
+        h.insert(http::header::HOST, self.host.clone());
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(CONTENT_TYPE),
+        );
+        if let Ok(v) = HeaderValue::from_str(&format!("TrentService.{operation}")) {
+            h.insert("x-amz-target", v);
+        }
+        req
+    }
+
+    /// The request of `operation` with `body`, signed now.
+    pub fn signed(
+        &self,
+        operation: &str,
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, ClientError> {
+        let mut req = self.unsigned(operation, body.clone());
+        self.signer.sign(&mut req, &body, SystemTime::now())?;
+        Ok(req)
+    }
+
+    /// Sends a request exactly as given and reads the whole answer.
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Answer, ClientError> {
+        let fut = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| ClientError::Transport(format!("{e:?}")))?;
+            let (parts, body) = resp.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| ClientError::Transport(e.to_string()))?
+                .to_bytes();
+            Ok(Answer {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(CALL_TIMEOUT, fut)
+            .await
+            .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))?
+    }
+
+    /// Calls `operation` with a JSON body, signed now.
+    pub async fn call(
+        &self,
+        operation: &str,
+        body: &serde_json::Value,
+    ) -> Result<Answer, ClientError> {
+        let bytes =
+            Bytes::from(serde_json::to_vec(body).expect("invariant: JSON values serialize"));
+        self.send(self.signed(operation, bytes)?).await
+    }
+}

@@ -1,0 +1,260 @@
+//! The AWS JSON side of the load generator: the standard KMS calls, signed with SigV4, over
+//! keep-alive HTTP/1.1, to one or more endpoint URLs (tasks round-robin over them). It uses
+//! nothing kmsim-specific, so the same runs can load any AWS-compatible KMS endpoint.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use bytes::Bytes;
+use rand::RngCore;
+use serde_json::{json, Value};
+
+use kmsim_core::KmsError;
+
+use super::{
+    check_run, run_clients, skipped, BenchClient, BenchError, BenchResult, Fixture, RunConfig,
+    Workload, BENCH_KEY_DESCRIPTION, MAX_PAYLOAD_BYTES, SETUP_TIMEOUT, SIGN_MESSAGE_BYTES,
+};
+use crate::aws_client::{AwsJsonClient, ClientError};
+
+/// Successive successful reads of a new key each endpoint must answer before the runs start
+/// (an endpoint may spread calls over several nodes, which apply the key independently).
+const VISIBLE_STREAK: usize = 6;
+
+/// Calls `operation` until it succeeds, retrying answers a client retries (5xx, throttling) and
+/// transport failures with capped backoff up to the setup deadline.
+async fn setup_call(
+    client: &AwsJsonClient,
+    step: &'static str,
+    operation: &str,
+    body: &Value,
+    deadline: Instant,
+) -> Result<Value, BenchError> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let failure = match client.call(operation, body).await {
+            Ok(a) if a.status.is_success() => return Ok(a.json()),
+            Ok(a) => {
+                let e = KmsError::from_wire(&a.error_code().unwrap_or_default(), a.error_message());
+                if !(a.status.is_server_error() || e.is_retryable()) {
+                    return Err(BenchError::Setup {
+                        step,
+                        peer: client.authority().to_string(),
+                        source: e,
+                    });
+                }
+                e
+            }
+            Err(e) => KmsError::DependencyTimeout(e.to_string()),
+        };
+        if Instant::now() > deadline {
+            return Err(BenchError::Setup {
+                step,
+                peer: client.authority().to_string(),
+                source: failure,
+            });
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Waits until every endpoint answers DescribeKey for `key_arn` [`VISIBLE_STREAK`] times in a row.
+async fn wait_visible(
+    clients: &[AwsJsonClient],
+    key_arn: &str,
+    deadline: Instant,
+) -> Result<(), BenchError> {
+    for client in clients {
+        let mut streak = 0;
+        while streak < VISIBLE_STREAK {
+            let ok = matches!(
+                client.call("DescribeKey", &json!({"KeyId": key_arn})).await,
+                Ok(a) if a.status.is_success()
+            );
+            streak = if ok { streak + 1 } else { 0 };
+            if !ok {
+                if Instant::now() > deadline {
+                    return Err(BenchError::Setup {
+                        step: "DescribeKey",
+                        peer: client.authority().to_string(),
+                        source: KmsError::NotFound(format!("{key_arn} never became visible")),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn arn_of(created: &Value) -> Option<String> {
+    created["KeyMetadata"]["Arn"].as_str().map(String::from)
+}
+
+/// Creates the benchmark keys through the first endpoint: a symmetric key (description
+/// [`BENCH_KEY_DESCRIPTION`]) and, for Sign, an `ECC_NIST_P384` `SIGN_VERIFY` key; waits until
+/// every endpoint serves them; encrypts one `payload_bytes` plaintext for Decrypt. An endpoint
+/// that refuses the signing key (e.g. `UnsupportedOperationException`) leaves Sign runs skipped
+/// with its answer as the reason; the other workloads are unaffected.
+pub async fn setup(clients: &[AwsJsonClient], payload_bytes: usize) -> Result<Fixture, BenchError> {
+    if !(1..=MAX_PAYLOAD_BYTES).contains(&payload_bytes) {
+        return Err(BenchError::Invalid(format!(
+            "payload of {payload_bytes} bytes is outside 1..={MAX_PAYLOAD_BYTES} (the Encrypt limit)"
+        )));
+    }
+    let first = clients
+        .first()
+        .ok_or_else(|| BenchError::Invalid("no endpoints to benchmark".into()))?;
+    let deadline = Instant::now() + SETUP_TIMEOUT;
+    let created = setup_call(
+        first,
+        "CreateKey",
+        "CreateKey",
+        &json!({"Description": BENCH_KEY_DESCRIPTION}),
+        deadline,
+    )
+    .await?;
+    let key_arn = arn_of(&created).ok_or_else(|| BenchError::Setup {
+        step: "CreateKey",
+        peer: first.authority().to_string(),
+        source: KmsError::Internal("the response has no KeyMetadata.Arn".into()),
+    })?;
+    wait_visible(clients, &key_arn, deadline).await?;
+
+    let mut plaintext = vec![0u8; payload_bytes];
+    rand::thread_rng().fill_bytes(&mut plaintext);
+    let encrypted = setup_call(
+        first,
+        "Encrypt",
+        "Encrypt",
+        &json!({"KeyId": key_arn, "Plaintext": B64.encode(&plaintext)}),
+        deadline,
+    )
+    .await?;
+    let ciphertext = encrypted["CiphertextBlob"]
+        .as_str()
+        .and_then(|b| B64.decode(b).ok())
+        .ok_or_else(|| BenchError::Setup {
+            step: "Encrypt",
+            peer: first.authority().to_string(),
+            source: KmsError::Internal("the response has no CiphertextBlob".into()),
+        })?;
+
+    let sign_key = match setup_call(
+        first,
+        "CreateKey (ECC_NIST_P384, SIGN_VERIFY)",
+        "CreateKey",
+        &json!({
+            "Description": BENCH_KEY_DESCRIPTION,
+            "KeySpec": "ECC_NIST_P384",
+            "KeyUsage": "SIGN_VERIFY",
+        }),
+        deadline,
+    )
+    .await
+    {
+        Ok(v) => match arn_of(&v) {
+            Some(arn) => {
+                wait_visible(clients, &arn, deadline).await?;
+                Ok(arn)
+            }
+            None => Err("CreateKey KeySpec=ECC_NIST_P384 answered no KeyMetadata.Arn".into()),
+        },
+        Err(BenchError::Setup { source, .. }) => Err(format!(
+            "CreateKey KeySpec=ECC_NIST_P384 KeyUsage=SIGN_VERIFY answered {}: {}",
+            source.code(),
+            source.message()
+        )),
+        Err(e) => return Err(e),
+    };
+    Ok(Fixture {
+        key_arn,
+        plaintext,
+        ciphertext,
+        sign_key,
+    })
+}
+
+/// The request bodies of one run, built once and shared by every task.
+struct Bodies {
+    encrypt: Bytes,
+    decrypt: Bytes,
+    generate_data_key: Bytes,
+    sign: Bytes,
+    create_key: Bytes,
+}
+
+impl Bodies {
+    fn new(f: &Fixture) -> Bodies {
+        let bytes = |v: Value| Bytes::from(v.to_string());
+        let mut message = vec![0u8; SIGN_MESSAGE_BYTES];
+        rand::thread_rng().fill_bytes(&mut message);
+        Bodies {
+            encrypt: bytes(json!({"KeyId": f.key_arn, "Plaintext": B64.encode(&f.plaintext)})),
+            decrypt: bytes(json!({"CiphertextBlob": B64.encode(&f.ciphertext)})),
+            generate_data_key: bytes(json!({"KeyId": f.key_arn, "KeySpec": "AES_256"})),
+            sign: bytes(json!({
+                "KeyId": f.sign_key.as_deref().unwrap_or_default(),
+                "Message": B64.encode(&message),
+                "MessageType": "RAW",
+                "SigningAlgorithm": "ECDSA_SHA_384",
+            })),
+            create_key: bytes(json!({"Description": BENCH_KEY_DESCRIPTION})),
+        }
+    }
+}
+
+/// One task's client: the endpoint's shared connection pool and the run's bodies.
+struct AwsClient {
+    client: AwsJsonClient,
+    bodies: Arc<Bodies>,
+}
+
+impl BenchClient for AwsClient {
+    async fn call(&mut self, workload: Workload) -> Result<(), String> {
+        let b = &self.bodies;
+        let (operation, body) = match workload {
+            Workload::Encrypt => ("Encrypt", &b.encrypt),
+            Workload::Decrypt => ("Decrypt", &b.decrypt),
+            Workload::GenerateDataKey => ("GenerateDataKey", &b.generate_data_key),
+            Workload::Sign => ("Sign", &b.sign),
+            Workload::CreateKey => ("CreateKey", &b.create_key),
+        };
+        let req = self
+            .client
+            .signed(operation, body.clone())
+            .map_err(|_| "SigningError".to_string())?;
+        match self.client.send(req).await {
+            Ok(a) => match a.error_code() {
+                None => Ok(()),
+                Some(code) => Err(code),
+            },
+            Err(ClientError::Timeout(_)) => Err("Timeout".to_string()),
+            Err(_) => Err("TransportError".to_string()),
+        }
+    }
+}
+
+/// Runs one (workload, concurrency) against `clients` (one per endpoint URL; task `i` uses
+/// endpoint `i % n`) and returns its figures.
+pub async fn run_workload(
+    clients: &[AwsJsonClient],
+    fixture: &Fixture,
+    cfg: &RunConfig,
+) -> Result<BenchResult, BenchError> {
+    check_run(clients.len(), cfg)?;
+    if let (Workload::Sign, Err(why)) = (cfg.workload, &fixture.sign_key) {
+        return Ok(skipped(cfg, clients.len(), why.clone()));
+    }
+    let bodies = Arc::new(Bodies::new(fixture));
+    let tasks = (0..cfg.concurrency)
+        .map(|i| AwsClient {
+            client: clients[i % clients.len()].clone(),
+            bodies: bodies.clone(),
+        })
+        .collect();
+    run_clients(tasks, cfg, clients.len()).await
+}

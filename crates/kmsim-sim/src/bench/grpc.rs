@@ -1,0 +1,245 @@
+//! The gRPC side of the load generator: `kmsim.kms.v1` calls spread round-robin over the nodes
+//! of one kmsim Region.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use tonic::transport::{Channel, Endpoint};
+
+use kmsim_core::KmsError;
+use kmsim_proto::error_from_status;
+use kmsim_proto::kms::v1::kms_service_client::KmsServiceClient;
+use kmsim_proto::kms::v1::{
+    CreateKeyRequest, DecryptRequest, DescribeKeyRequest, EncryptRequest, GenerateDataKeyRequest,
+};
+
+use super::{
+    check_loopback, check_run, run_clients, skipped, BenchClient, BenchError, BenchResult, Fixture,
+    RunConfig, Workload, BENCH_KEY_DESCRIPTION, CALL_TIMEOUT, MAX_PAYLOAD_BYTES, SETUP_TIMEOUT,
+};
+
+/// Why Sign runs are skipped over gRPC.
+const GRPC_HAS_NO_SIGN: &str =
+    "the gRPC load generator has no Sign call yet; use --protocol aws-json";
+
+/// Tasks that share one gRPC channel: one HTTP/2 connection is served by one core on each side,
+/// so heavy concurrency needs several.
+const TASKS_PER_CHANNEL: usize = 16;
+
+/// Deadline for opening one connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Opens one channel to `addr`, failing fast if the node does not answer.
+async fn connect(addr: &str) -> Result<Channel, BenchError> {
+    check_loopback(addr)?;
+    let endpoint =
+        Endpoint::from_shared(format!("http://{addr}")).map_err(|source| BenchError::Connect {
+            peer: addr.to_string(),
+            source,
+        })?;
+    endpoint
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT)
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|source| BenchError::Connect {
+            peer: addr.to_string(),
+            source,
+        })
+}
+
+/// Creates the benchmark key (description [`BENCH_KEY_DESCRIPTION`]) through the first
+/// endpoint, waits until every endpoint has applied it, and encrypts one `payload_bytes`
+/// plaintext for the Decrypt workload.
+pub async fn setup(endpoints: &[String], payload_bytes: usize) -> Result<Fixture, BenchError> {
+    if !(1..=MAX_PAYLOAD_BYTES).contains(&payload_bytes) {
+        return Err(BenchError::Invalid(format!(
+            "payload of {payload_bytes} bytes is outside 1..={MAX_PAYLOAD_BYTES} (the Encrypt limit)"
+        )));
+    }
+    let first = endpoints
+        .first()
+        .ok_or_else(|| BenchError::Invalid("no endpoints to benchmark".into()))?;
+    let mut clients = Vec::new();
+    for addr in endpoints {
+        clients.push((addr.clone(), KmsServiceClient::new(connect(addr).await?)));
+    }
+    let setup_err = |step, peer: &str| {
+        let peer = peer.to_string();
+        move |s: tonic::Status| BenchError::Setup {
+            step,
+            peer,
+            source: error_from_status(&s),
+        }
+    };
+
+    // A Region that just elected its leader may still refuse writes for a moment: retry
+    // retryable answers with backoff, up to the setup deadline.
+    let deadline = Instant::now() + SETUP_TIMEOUT;
+    let mut backoff = Duration::from_millis(50);
+    let mut creator = clients[0].1.clone();
+    let key_arn = loop {
+        let req = CreateKeyRequest {
+            description: Some(BENCH_KEY_DESCRIPTION.to_string()),
+            ..Default::default()
+        };
+        match creator.create_key(req).await {
+            Ok(r) => {
+                let arn = r.into_inner().key_metadata.and_then(|m| m.arn);
+                break arn.ok_or_else(|| BenchError::Setup {
+                    step: "CreateKey",
+                    peer: first.clone(),
+                    source: KmsError::Internal("the response has no key ARN".into()),
+                })?;
+            }
+            Err(s) if error_from_status(&s).is_retryable() && Instant::now() < deadline => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(s) => return Err(setup_err("CreateKey", first)(s)),
+        }
+    };
+
+    // Followers serve crypto from their applied state: wait until each one knows the key, so
+    // the first measured calls do not fail with NotFoundException.
+    for (addr, client) in &mut clients {
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let req = DescribeKeyRequest {
+                key_id: Some(key_arn.clone()),
+                ..Default::default()
+            };
+            match client.describe_key(req).await {
+                Ok(_) => break,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+                Err(s) => return Err(setup_err("DescribeKey", addr)(s)),
+            }
+        }
+    }
+
+    let mut plaintext = vec![0u8; payload_bytes];
+    rand::thread_rng().fill_bytes(&mut plaintext);
+    let ciphertext = creator
+        .encrypt(EncryptRequest {
+            key_id: Some(key_arn.clone()),
+            plaintext: Some(plaintext.clone()),
+            ..Default::default()
+        })
+        .await
+        .map_err(setup_err("Encrypt", first))?
+        .into_inner()
+        .ciphertext_blob
+        .ok_or_else(|| BenchError::Setup {
+            step: "Encrypt",
+            peer: first.clone(),
+            source: KmsError::Internal("the response has no ciphertext".into()),
+        })?;
+    Ok(Fixture {
+        key_arn,
+        plaintext,
+        ciphertext,
+        sign_key: Err(GRPC_HAS_NO_SIGN.to_string()),
+    })
+}
+
+/// The channels of one run: task `i` calls node `i % nodes` over that node's channel
+/// `(i / nodes) / TASKS_PER_CHANNEL`.
+async fn open_channels(
+    endpoints: &[String],
+    concurrency: usize,
+) -> Result<Vec<Vec<Channel>>, BenchError> {
+    let per_node_tasks = concurrency.div_ceil(endpoints.len());
+    let per_node_channels = per_node_tasks.div_ceil(TASKS_PER_CHANNEL).max(1);
+    let mut all = Vec::with_capacity(endpoints.len());
+    for addr in endpoints {
+        let mut node = Vec::with_capacity(per_node_channels);
+        for _ in 0..per_node_channels {
+            node.push(connect(addr).await?);
+        }
+        all.push(node);
+    }
+    Ok(all)
+}
+
+/// One task's gRPC client.
+struct GrpcClient {
+    client: KmsServiceClient<Channel>,
+    fixture: Arc<Fixture>,
+}
+
+impl BenchClient for GrpcClient {
+    async fn call(&mut self, workload: Workload) -> Result<(), String> {
+        let client = &mut self.client;
+        let fixture = &self.fixture;
+        let status = match workload {
+            Workload::Encrypt => client
+                .encrypt(EncryptRequest {
+                    key_id: Some(fixture.key_arn.clone()),
+                    plaintext: Some(fixture.plaintext.clone()),
+                    ..Default::default()
+                })
+                .await
+                .err(),
+            Workload::Decrypt => client
+                .decrypt(DecryptRequest {
+                    ciphertext_blob: Some(fixture.ciphertext.clone()),
+                    ..Default::default()
+                })
+                .await
+                .err(),
+            Workload::GenerateDataKey => client
+                .generate_data_key(GenerateDataKeyRequest {
+                    key_id: Some(fixture.key_arn.clone()),
+                    key_spec: Some("AES_256".to_string()),
+                    ..Default::default()
+                })
+                .await
+                .err(),
+            Workload::Sign => return Err("UnsupportedOperationException".to_string()),
+            Workload::CreateKey => client
+                .create_key(CreateKeyRequest {
+                    description: Some(BENCH_KEY_DESCRIPTION.to_string()),
+                    ..Default::default()
+                })
+                .await
+                .err(),
+        };
+        match status {
+            None => Ok(()),
+            Some(s) => Err(error_from_status(&s).code().to_string()),
+        }
+    }
+}
+
+/// Runs one (workload, concurrency) against `endpoints` (the nodes of one Region) and returns
+/// its figures. Connections are opened before the clock starts; the run lasts
+/// `warmup + duration` at most and issues at most `max_ops` calls.
+pub async fn run_workload(
+    endpoints: &[String],
+    fixture: &Fixture,
+    cfg: &RunConfig,
+) -> Result<BenchResult, BenchError> {
+    check_run(endpoints.len(), cfg)?;
+    if cfg.workload == Workload::Sign {
+        return Ok(skipped(cfg, endpoints.len(), GRPC_HAS_NO_SIGN.to_string()));
+    }
+    let channels = open_channels(endpoints, cfg.concurrency).await?;
+    let fixture = Arc::new(fixture.clone());
+    let mut clients = Vec::with_capacity(cfg.concurrency);
+    for i in 0..cfg.concurrency {
+        let node = i % endpoints.len();
+        let node_channels = &channels[node];
+        let channel =
+            node_channels[(i / endpoints.len()) / TASKS_PER_CHANNEL % node_channels.len()].clone();
+        clients.push(GrpcClient {
+            client: KmsServiceClient::new(channel),
+            fixture: fixture.clone(),
+        });
+    }
+    run_clients(clients, cfg, endpoints.len()).await
+}

@@ -1,0 +1,39 @@
+//! `kmsim gateway`: the single AWS endpoint for every Region of a topology.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use kmsim_node::config::Topology;
+
+/// Serves the KMS API as AWS JSON 1.1 over HTTP (SigV4) for every Region of the topology, on
+/// one address: each request is forwarded, unchanged, to a node of the Region named in its SigV4
+/// credential scope (round-robin over that Region's nodes, skipping nodes that cannot be
+/// reached), which verifies the signature and answers. Point any AWS client at it with
+/// `AWS_ENDPOINT_URL_KMS=http://ADDRESS`. `kmsim up` starts one (logs in `logs/gateway.log`, PID
+/// in `pids/gateway.pid`); run it by hand only for a topology you start yourself. Stops on
+/// SIGTERM or Ctrl-C. Logs go to stderr (`KMSIM_LOG` sets the filter, default `info`).
+#[derive(Args)]
+pub struct GatewayArgs {
+    /// The topology file (TOML, version 1).
+    #[arg(long)]
+    topology: PathBuf,
+    /// Address to listen on [default: the topology's `[endpoint] listen`].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+/// `kmsim gateway`
+pub fn run(a: GatewayArgs) -> anyhow::Result<ExitCode> {
+    super::init_logging();
+    let topology = Topology::load(&a.topology)?;
+    let rt = super::runtime()?;
+    rt.block_on(kmsim_node::aws::run_gateway(
+        topology,
+        a.listen,
+        super::stop_signal(),
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,91 @@
+"""Session fixture of the Python suite: one real kmsim cluster (two Regions of three nodes,
+started with the real binary by `kmsim up`, stopped by `kmsim down`), and the environment that
+points every AWS client at its single endpoint.
+
+The binary is $KMSIM_BIN, else $CARGO_TARGET_DIR/release/kmsim, else target/release/kmsim.
+"""
+
+import os
+import pathlib
+import subprocess
+import tempfile
+import tomllib
+
+import boto3
+import botocore.config
+import pytest
+
+REGIONS = ("us-east-1", "eu-west-1")
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def kmsim_bin() -> str:
+    if os.environ.get("KMSIM_BIN"):
+        return os.environ["KMSIM_BIN"]
+    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
+    return str(pathlib.Path(target) / "release" / "kmsim")
+
+
+class KmsimCluster:
+    """A running cluster: its data dir, topology, endpoint and clients."""
+
+    def __init__(self, data_dir: pathlib.Path):
+        self.data_dir = data_dir
+        self.topology = tomllib.loads((data_dir / "topology.toml").read_text())
+        self.endpoint = "http://" + self.topology["endpoint"]["listen"]
+        cred = self.topology["credentials"][0]
+        self.access_key_id = cred["access_key_id"]
+        self.secret_access_key = cred["secret_access_key"]
+        self.account = self.topology.get("account", "111122223333")
+
+    def node_endpoints(self, region: str) -> list[str]:
+        for r in self.topology["regions"]:
+            if r["name"] == region:
+                return ["http://" + n["aws_listen"] for n in r["nodes"]]
+        raise KeyError(region)
+
+    def client(self, region: str, **config):
+        """A boto3 KMS client for `region`; the endpoint comes from AWS_ENDPOINT_URL_KMS."""
+        return boto3.client(
+            "kms",
+            region_name=region,
+            config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 2}, **config),
+        )
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    exe = kmsim_bin()
+    assert os.path.exists(exe), f"kmsim binary not found at {exe}: build it or set KMSIM_BIN"
+    tmp = tempfile.TemporaryDirectory(prefix="kmsim-py-")
+    data = pathlib.Path(tmp.name) / "cluster"
+    up = subprocess.run(
+        [exe, "up", "--base-port", "0", "--aws-port", "0", "--detach", "--data-dir", str(data),
+         "--regions", ",".join(REGIONS), "--nodes", "3", "--timeout", "90"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert up.returncode == 0, f"kmsim up failed:\n{up.stdout}\n{up.stderr}"
+    c = KmsimCluster(data)
+    assert f"export AWS_ENDPOINT_URL_KMS={c.endpoint} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1" in up.stdout, up.stdout
+    saved = dict(os.environ)
+    # Exactly the lines `kmsim up` tells users to paste; nothing else of the host's AWS setup.
+    for k in list(os.environ):
+        if k.startswith("AWS_"):
+            del os.environ[k]
+    os.environ.update({
+        "AWS_ENDPOINT_URL_KMS": c.endpoint,
+        "AWS_ACCESS_KEY_ID": c.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": c.secret_access_key,
+        "AWS_DEFAULT_REGION": REGIONS[0],
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    })
+    try:
+        yield c
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        down = subprocess.run([exe, "down", "--data-dir", str(data)], capture_output=True, text=True, timeout=120)
+        tmp.cleanup()
+        assert down.returncode == 0, down.stderr
