@@ -36,6 +36,7 @@ async fn the_primary_is_deleted_only_after_its_last_replica_and_its_own_window()
     let p = schedule(&c, A, &key, 7).await;
     assert_eq!(p.key_state.as_deref(), Some("PendingReplicaDeletion"));
     assert!(p.deletion_date.is_none());
+    c.settle(A).await;
     let d = c.describe(A, 2, &key).await;
     assert_eq!(d.pending_deletion_window_in_days, Some(7));
     assert_eq!(d.enabled, Some(false));

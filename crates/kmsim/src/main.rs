@@ -38,8 +38,12 @@ enum Command {
     Kms(cmd::kms::KmsArgs),
     /// Measure a running cluster: throughput and latency percentiles of KMS operations.
     Bench(cmd::bench::BenchArgs),
-    /// Inject faults into the links between nodes: delay, jitter, loss, partitions.
+    /// Inject faults into the links between nodes and Regions: delay, jitter, loss, partitions.
     Chaos(cmd::chaos::ChaosArgs),
+    /// List management audit events of a Region, or of one key across every Region.
+    Audit(cmd::audit::AuditArgs),
+    /// Run a measurement program against a running cluster (e.g. synchronizer lag).
+    Scenario(cmd::scenario::ScenarioArgs),
 }
 
 /// Where `up`, `down`, `status`, `node kill|restart` and `kms` find the cluster by default.
@@ -61,6 +65,8 @@ fn main() -> ExitCode {
         Command::Kms(a) => cmd::kms::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Chaos(a) => cmd::chaos::run(a),
+        Command::Audit(a) => cmd::audit::run(a),
+        Command::Scenario(a) => cmd::scenario::run_scenario(a),
     };
     match result {
         Ok(code) => code,

@@ -312,6 +312,7 @@ impl KmsState {
             merge_shared(&mut key, shared, materials);
             let mr = key.shared.mrk.as_mut().expect("invariant: set by merge");
             mr.primary = here.clone();
+            set_replicas(mr, &here, source);
             // A version of its own, newer than the old primary's, so that the old primary and
             // every other replica apply the new primary's first synchronization.
             mr.version += 1;
@@ -521,6 +522,7 @@ impl KmsState {
             }
             let m = k.shared.mrk.as_mut().expect("invariant: checked above");
             m.primary = to.clone();
+            set_replicas(m, to, &here);
             m.epoch += 1;
             let epoch = m.epoch;
             k.regional.sync.handover = Some(Handover {
@@ -560,6 +562,7 @@ impl KmsState {
             // Refused: this Region is the primary again, with an epoch newer than the refused
             // one, so nothing said at that epoch can win.
             if let Some(m) = key.shared.mrk.as_mut() {
+                set_replicas(m, &self.scope.region, &h.to);
                 m.primary = self.scope.region.clone();
                 m.epoch = epoch + 1;
                 m.version += 1;
@@ -583,6 +586,15 @@ pub fn rotation_ready(k: &KeyRecord, region: &Region) -> Option<u32> {
         .iter()
         .all(|r| k.regional.sync.acked.get(r).is_some_and(|a| *a >= stamp));
     all.then_some(pending)
+}
+
+/// The replica list once `primary` is the primary and `demoted` a replica.
+fn set_replicas(m: &mut MultiRegion, primary: &Region, demoted: &Region) {
+    m.replicas.retain(|r| r != primary);
+    if !m.replicas.contains(demoted) {
+        m.replicas.push(demoted.clone());
+    }
+    m.replicas.sort();
 }
 
 /// Takes the sender's shared properties and adds the material versions this Region lacks.

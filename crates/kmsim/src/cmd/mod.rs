@@ -1,10 +1,12 @@
 //! The subcommands.
 
+pub mod audit;
 pub mod bench;
 pub mod chaos;
 pub mod gateway;
 pub mod kms;
 pub mod node;
+pub mod scenario;
 pub mod status;
 pub mod up;
 
