@@ -255,21 +255,9 @@ impl AwsJsonClient {
                 .request(req)
                 .await
                 .map_err(|e| ClientError::Transport(format!("{e:?}")))?;
-            let (parts, body) = resp.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|e| ClientError::Transport(e.to_string()))?
-                .to_bytes();
-            Ok(Answer {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
+            read_answer(resp).await
         };
-        tokio::time::timeout(CALL_TIMEOUT, fut)
-            .await
-            .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))?
+        with_deadline(fut).await
     }
 
     /// Opens one dedicated keep-alive connection to the endpoint (no pool: the load generator
@@ -321,20 +309,32 @@ impl Connection {
                 .send_request(req)
                 .await
                 .map_err(|e| ClientError::Transport(e.to_string()))?;
-            let (parts, body) = resp.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|e| ClientError::Transport(e.to_string()))?
-                .to_bytes();
-            Ok(Answer {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
+            read_answer(resp).await
         };
-        tokio::time::timeout(CALL_TIMEOUT, fut)
-            .await
-            .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))?
+        with_deadline(fut).await
     }
+}
+
+/// Reads a whole response.
+async fn read_answer(resp: http::Response<hyper::body::Incoming>) -> Result<Answer, ClientError> {
+    let (parts, body) = resp.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| ClientError::Transport(e.to_string()))?
+        .to_bytes();
+    Ok(Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}
+
+/// Bounds one call by [`CALL_TIMEOUT`].
+async fn with_deadline(
+    fut: impl std::future::Future<Output = Result<Answer, ClientError>>,
+) -> Result<Answer, ClientError> {
+    tokio::time::timeout(CALL_TIMEOUT, fut)
+        .await
+        .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))?
 }
