@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 /// The content type of every request.
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
@@ -255,21 +255,28 @@ impl AwsJsonClient {
                 .request(req)
                 .await
                 .map_err(|e| ClientError::Transport(format!("{e:?}")))?;
-            let (parts, body) = resp.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|e| ClientError::Transport(e.to_string()))?
-                .to_bytes();
-            Ok(Answer {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
+            read_answer(resp).await
         };
-        tokio::time::timeout(CALL_TIMEOUT, fut)
+        with_deadline(fut).await
+    }
+
+    /// Opens one dedicated keep-alive connection to the endpoint (no pool: the load generator
+    /// gives each task its own, which costs less per request than the pooled client).
+    pub async fn connect(&self) -> Result<Connection, ClientError> {
+        let stream = tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio::net::TcpStream::connect(self.authority().to_string()),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout(Duration::from_secs(3)))?
+        .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))?
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        // The connection task ends when the sender is dropped or the peer closes.
+        tokio::spawn(conn);
+        Ok(Connection { sender })
     }
 
     /// Calls `operation` with a JSON body, signed now.
@@ -282,4 +289,52 @@ impl AwsJsonClient {
             Bytes::from(serde_json::to_vec(body).expect("invariant: JSON values serialize"));
         self.send(self.signed(operation, bytes)?).await
     }
+}
+
+/// One dedicated HTTP/1.1 connection (see [`AwsJsonClient::connect`]).
+pub struct Connection {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl Connection {
+    /// Sends a request on this connection and reads the whole answer.
+    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Answer, ClientError> {
+        let fut = async {
+            self.sender
+                .ready()
+                .await
+                .map_err(|e| ClientError::Transport(e.to_string()))?;
+            let resp = self
+                .sender
+                .send_request(req)
+                .await
+                .map_err(|e| ClientError::Transport(e.to_string()))?;
+            read_answer(resp).await
+        };
+        with_deadline(fut).await
+    }
+}
+
+/// Reads a whole response.
+async fn read_answer(resp: http::Response<hyper::body::Incoming>) -> Result<Answer, ClientError> {
+    let (parts, body) = resp.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| ClientError::Transport(e.to_string()))?
+        .to_bytes();
+    Ok(Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}
+
+/// Bounds one call by [`CALL_TIMEOUT`].
+async fn with_deadline(
+    fut: impl std::future::Future<Output = Result<Answer, ClientError>>,
+) -> Result<Answer, ClientError> {
+    tokio::time::timeout(CALL_TIMEOUT, fut)
+        .await
+        .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))?
 }

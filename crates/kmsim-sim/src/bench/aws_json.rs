@@ -17,7 +17,7 @@ use super::{
     check_run, run_clients, skipped, BenchClient, BenchError, BenchResult, Fixture, RunConfig,
     Workload, BENCH_KEY_DESCRIPTION, MAX_PAYLOAD_BYTES, SETUP_TIMEOUT, SIGN_MESSAGE_BYTES,
 };
-use crate::aws_client::{AwsJsonClient, ClientError};
+use crate::aws_client::{AwsJsonClient, ClientError, Connection};
 
 /// Successive successful reads of a new key each endpoint must answer before the runs start
 /// (an endpoint may spread calls over several nodes, which apply the key independently).
@@ -207,9 +207,11 @@ impl Bodies {
     }
 }
 
-/// One task's client: the endpoint's shared connection pool and the run's bodies.
+/// One task's client: its own keep-alive connection (opened on first use, reopened after a
+/// failure), the signer, and the run's bodies.
 struct AwsClient {
     client: AwsJsonClient,
+    connection: Option<Connection>,
     bodies: Arc<Bodies>,
 }
 
@@ -227,7 +229,20 @@ impl BenchClient for AwsClient {
             .client
             .signed(operation, body.clone())
             .map_err(|_| "SigningError".to_string())?;
-        match self.client.send(req).await {
+        let conn = match &mut self.connection {
+            Some(c) => c,
+            None => self.connection.insert(
+                self.client
+                    .connect()
+                    .await
+                    .map_err(|_| "ConnectError".to_string())?,
+            ),
+        };
+        let answer = conn.send(req).await;
+        if answer.is_err() {
+            self.connection = None;
+        }
+        match answer {
             Ok(a) => match a.error_code() {
                 None => Ok(()),
                 Some(code) => Err(code),
@@ -253,6 +268,7 @@ pub async fn run_workload(
     let tasks = (0..cfg.concurrency)
         .map(|i| AwsClient {
             client: clients[i % clients.len()].clone(),
+            connection: None,
             bodies: bodies.clone(),
         })
         .collect();
