@@ -9,8 +9,13 @@
 //! - 1 anything else (no cluster in the data directory, unknown Region, unwritable
 //!   `--output-blob` path).
 //!
-//! Modules: [`params`] parses flag values (`fileb://`, shorthand, JSON), `*_ops` hold each
-//! operation's flags and build its request, [`connect`] picks the node, [`output`] prints.
+//! Modules: [`params`] parses flag values (`fileb://`, shorthand, JSON), `*_ops`
+//! hold each operation's flags and build its request, [`flags`] the flag groups several
+//! operations share, [`connect`] picks the node, [`output`] prints.
+
+// First: its `apply_to!` macro is used by the `*_ops` modules declared after it.
+#[macro_use]
+mod flags;
 
 mod alias_ops;
 mod connect;
@@ -19,6 +24,7 @@ mod key_ops;
 mod output;
 mod params;
 mod policy_tag_ops;
+mod signing_ops;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -42,6 +48,7 @@ use key_ops::*;
 use output::OutputFormat;
 use params::{OutputBlob, StringMap};
 use policy_tag_ops::*;
+use signing_ops::*;
 
 /// AWS CLI v2's exit code when the service returned an error.
 const EXIT_SERVICE_ERROR: u8 = 254;
@@ -168,6 +175,14 @@ operations! {
     ListKeyPolicies(ListKeyPoliciesArgs) => list_key_policies, pages: "PolicyNames";
     ScheduleKeyDeletion(ScheduleKeyDeletionArgs) => schedule_key_deletion;
     CancelKeyDeletion(CancelKeyDeletionArgs) => cancel_key_deletion;
+    GenerateDataKeyPair(GenerateDataKeyPairArgs) => generate_data_key_pair;
+    GenerateDataKeyPairWithoutPlaintext(GenerateDataKeyPairWithoutPlaintextArgs) => generate_data_key_pair_without_plaintext;
+    Sign(SignArgs) => sign;
+    Verify(VerifyArgs) => verify;
+    GetPublicKey(GetPublicKeyArgs) => get_public_key;
+    GenerateMac(GenerateMacArgs) => generate_mac;
+    VerifyMac(VerifyMacArgs) => verify_mac;
+    DeriveSharedSecret(DeriveSharedSecretArgs) => derive_shared_secret;
 }
 
 /// Why a call produced no response.
@@ -373,6 +388,16 @@ mod tests {
             Operation::ListKeys(a) => serde_json::to_value(a.into_request()),
             Operation::ScheduleKeyDeletion(a) => serde_json::to_value(a.into_request()),
             Operation::PutKeyPolicy(a) => serde_json::to_value(a.into_request()),
+            Operation::GenerateDataKeyPair(a) => serde_json::to_value(a.into_request()),
+            Operation::GenerateDataKeyPairWithoutPlaintext(a) => {
+                serde_json::to_value(a.into_request())
+            }
+            Operation::Sign(a) => serde_json::to_value(a.into_request()),
+            Operation::Verify(a) => serde_json::to_value(a.into_request()),
+            Operation::GetPublicKey(a) => serde_json::to_value(a.into_request()),
+            Operation::GenerateMac(a) => serde_json::to_value(a.into_request()),
+            Operation::VerifyMac(a) => serde_json::to_value(a.into_request()),
+            Operation::DeriveSharedSecret(a) => serde_json::to_value(a.into_request()),
             _ => panic!("add the operation to request_json"),
         };
         v.expect("serializes")
@@ -412,10 +437,18 @@ mod tests {
             "list-key-policies",
             "schedule-key-deletion",
             "cancel-key-deletion",
+            "generate-data-key-pair",
+            "generate-data-key-pair-without-plaintext",
+            "sign",
+            "verify",
+            "get-public-key",
+            "generate-mac",
+            "verify-mac",
+            "derive-shared-secret",
         ] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
-        assert_eq!(names.len(), 24);
+        assert_eq!(names.len(), 32);
         Cli::command().debug_assert();
     }
 
@@ -587,6 +620,150 @@ mod tests {
             parse(&["describe-key"]).err().map(|e| e.exit_code()),
             Some(2)
         );
+    }
+
+    #[test]
+    fn sign_and_verify_read_message_and_signature_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let msg = dir.path().join("msg");
+        std::fs::write(&msg, [0u8, 1, 0xff]).expect("write");
+        let sig = dir.path().join("sig.bin");
+        std::fs::write(&sig, [0x30u8, 0x06]).expect("write");
+        let msg = format!("fileb://{}", msg.display());
+        let sig = format!("fileb://{}", sig.display());
+        assert_eq!(
+            request_json(&[
+                "sign",
+                "--key-id",
+                "alias/signer",
+                "--message",
+                &msg,
+                "--message-type",
+                "DIGEST",
+                "--signing-algorithm",
+                "ECDSA_SHA_256",
+                "--grant-tokens",
+                "t1",
+                "--dry-run",
+            ]),
+            serde_json::json!({
+                "KeyId": "alias/signer",
+                "Message": "AAH/",
+                "MessageType": "DIGEST",
+                "SigningAlgorithm": "ECDSA_SHA_256",
+                "GrantTokens": ["t1"],
+                "DryRun": true
+            })
+        );
+        assert_eq!(
+            request_json(&[
+                "verify",
+                "--key-id",
+                "k",
+                "--message",
+                &msg,
+                "--signature",
+                &sig,
+                "--signing-algorithm",
+                "RSASSA_PSS_SHA_256",
+                "--no-dry-run",
+            ]),
+            serde_json::json!({
+                "KeyId": "k",
+                "Message": "AAH/",
+                "Signature": "MAY=",
+                "SigningAlgorithm": "RSASSA_PSS_SHA_256",
+                "DryRun": false
+            })
+        );
+        // The flags of a shared group are optional under --cli-input-json too.
+        assert_eq!(
+            request_json(&[
+                "verify",
+                "--cli-input-json",
+                r#"{"KeyId":"k","Message":"AQID","Signature":"MAY=","SigningAlgorithm":"ECDSA_SHA_256"}"#,
+                "--message",
+                "aGVsbG8=",
+            ]),
+            serde_json::json!({
+                "KeyId": "k",
+                "Message": "aGVsbG8=",
+                "Signature": "MAY=",
+                "SigningAlgorithm": "ECDSA_SHA_256"
+            })
+        );
+    }
+
+    /// `line` split at spaces, as arguments (for values without spaces).
+    fn words(line: &str) -> Vec<&str> {
+        line.split(' ').collect()
+    }
+
+    #[test]
+    fn the_other_new_operations_build_their_requests() {
+        use serde_json::json;
+        let cases = [
+            (
+                "generate-data-key-pair --key-id k --key-pair-spec ECC_NIST_P256 \
+                 --encryption-context a=b --dry-run",
+                json!({"KeyId": "k", "KeyPairSpec": "ECC_NIST_P256",
+                       "EncryptionContext": {"a": "b"}, "DryRun": true}),
+            ),
+            (
+                "generate-data-key-pair-without-plaintext --key-id k --key-pair-spec RSA_2048 \
+                 --grant-tokens t1 t2",
+                json!({"KeyId": "k", "KeyPairSpec": "RSA_2048", "GrantTokens": ["t1", "t2"]}),
+            ),
+            (
+                "get-public-key --key-id k --grant-tokens t1",
+                json!({"KeyId": "k", "GrantTokens": ["t1"]}),
+            ),
+            (
+                "generate-mac --key-id k --message AQID --mac-algorithm HMAC_SHA_256",
+                json!({"KeyId": "k", "Message": "AQID", "MacAlgorithm": "HMAC_SHA_256"}),
+            ),
+            (
+                "verify-mac --key-id k --message AQID --mac-algorithm HMAC_SHA_384 --mac BAUG \
+                 --dry-run",
+                json!({"KeyId": "k", "Message": "AQID", "MacAlgorithm": "HMAC_SHA_384",
+                       "Mac": "BAUG", "DryRun": true}),
+            ),
+            (
+                "derive-shared-secret --key-id k --key-agreement-algorithm ECDH --public-key BAUG",
+                json!({"KeyId": "k", "KeyAgreementAlgorithm": "ECDH", "PublicKey": "BAUG"}),
+            ),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(request_json(&words(line)), expected, "{line}");
+        }
+    }
+
+    #[test]
+    fn bad_values_of_the_new_flags_are_usage_errors() {
+        use clap::error::ErrorKind;
+        let invalid = Some(ErrorKind::ValueValidation);
+        let missing = Some(ErrorKind::MissingRequiredArgument);
+        for (line, expected) in [
+            (
+                "sign --key-id k --signing-algorithm ECDSA_SHA_256 --message not-base64!",
+                invalid,
+            ),
+            ("sign --key-id k --signing-algorithm ECDSA_SHA_256", missing),
+            (
+                "verify --key-id k --message AQID --signing-algorithm ECDSA_SHA_256",
+                missing,
+            ),
+            (
+                "verify-mac --key-id k --message AQID --mac-algorithm HMAC_SHA_256",
+                missing,
+            ),
+        ] {
+            assert_eq!(
+                parse(&words(line)).err().map(|e| e.kind()),
+                expected,
+                "{line}"
+            );
+        }
     }
 
     #[test]
