@@ -1,5 +1,13 @@
-//! [`ApplyTo`], which sets the members of a flag group that several operations share through
-//! `#[command(flatten)]` on each of those operations' requests with one body.
+//! Flag groups that several operations share through `#[command(flatten)]`, and [`ApplyTo`],
+//! which sets a group's members on each of those operations' requests with one body.
+
+use clap::Args;
+
+use kmsim_proto::kms::v1::{
+    ListGrantsRequest, ListKeyRotationsRequest, ListRetirableGrantsRequest,
+};
+
+use super::set;
 
 /// Sets the request members a shared flag group holds: one group serves several operations
 /// whose (different) request messages have those members.
@@ -21,4 +29,24 @@ macro_rules! apply_to {
             }
         )+
     };
+}
+
+/// `--limit` / `--marker` of a paginated operation; either one asks for a single page.
+#[derive(Args)]
+pub struct PageFlags {
+    /// Page size (1..1000; the service caps it at its own maximum); only that one page is
+    /// printed, with NextMarker and Truncated.
+    #[arg(long, value_name = "N")]
+    limit: Option<i32>,
+    /// NextMarker of the previous page; only that one page is printed.
+    #[arg(long)]
+    marker: Option<String>,
+}
+
+apply_to! {
+    PageFlags => ListKeyRotationsRequest, ListGrantsRequest, ListRetirableGrantsRequest;
+    |f, r| {
+        set(&mut r.limit, f.limit);
+        set(&mut r.marker, f.marker);
+    }
 }
