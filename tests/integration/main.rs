@@ -11,6 +11,7 @@ mod harness;
 mod openssl;
 mod t10_basics;
 mod t15_launcher;
+mod t16_cli_key_types;
 mod t20_lifecycle;
 mod t25_key_types;
 mod t26_rotation;

@@ -1,5 +1,6 @@
 //! Flags of the cryptographic operations: encrypt, decrypt, re-encrypt, generate-data-key,
-//! generate-data-key-without-plaintext, generate-random.
+//! generate-data-key-without-plaintext, generate-random, generate-data-key-pair,
+//! generate-data-key-pair-without-plaintext.
 //!
 //! Blob flags read `fileb://PATH` as raw bytes; a literal value or `file://PATH` is base64, as in
 //! AWS CLI v2 (`--plaintext aGVsbG8=` encrypts `hello`).
@@ -7,10 +8,12 @@
 use clap::Args;
 
 use kmsim_proto::kms::v1::{
-    DecryptRequest, EncryptRequest, GenerateDataKeyRequest, GenerateDataKeyWithoutPlaintextRequest,
-    GenerateRandomRequest, ReEncryptRequest,
+    DecryptRequest, EncryptRequest, GenerateDataKeyPairRequest,
+    GenerateDataKeyPairWithoutPlaintextRequest, GenerateDataKeyRequest,
+    GenerateDataKeyWithoutPlaintextRequest, GenerateRandomRequest, ReEncryptRequest,
 };
 
+use super::flags::ApplyTo;
 use super::params::{self, Blob, StringMap};
 use super::{set, set_list, set_map, DryRunFlags};
 
@@ -295,6 +298,86 @@ impl GenerateRandomArgs {
         let mut r = self.cli_input_json.unwrap_or_default();
         set(&mut r.number_of_bytes, self.number_of_bytes);
         set(&mut r.custom_key_store_id, self.custom_key_store_id);
+        r
+    }
+}
+
+/// The flags generate-data-key-pair and generate-data-key-pair-without-plaintext share (their
+/// requests have the same members, less the Nitro Enclave recipient).
+#[derive(Args)]
+pub struct DataKeyPairFlags {
+    /// The symmetric encryption key to encrypt the private key under: key ID, key ARN, alias
+    /// name or alias ARN.
+    #[arg(long, value_name = "KEY", required_unless_present = "cli_input_json")]
+    key_id: Option<String>,
+    /// The kind of pair: RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384,
+    /// ECC_NIST_P521, ECC_SECG_P256K1, SM2 or ECC_NIST_EDWARDS25519.
+    #[arg(long, value_name = "SPEC", required_unless_present = "cli_input_json")]
+    key_pair_spec: Option<String>,
+    /// Encryption context: KEY=VALUE,KEY2=VALUE2 or a JSON object, literal or file://PATH.
+    #[arg(long, value_name = "MAP", value_parser = params::string_map)]
+    encryption_context: Option<StringMap>,
+    /// Grant tokens (up to 10).
+    #[arg(long, value_name = "TOKEN", num_args = 1..)]
+    grant_tokens: Option<Vec<String>>,
+    #[command(flatten)]
+    dry_run: DryRunFlags,
+}
+
+apply_to! {
+    DataKeyPairFlags => GenerateDataKeyPairRequest, GenerateDataKeyPairWithoutPlaintextRequest;
+    |f, r| {
+        set(&mut r.key_id, f.key_id);
+        set(&mut r.key_pair_spec, f.key_pair_spec);
+        set_map(&mut r.encryption_context, f.encryption_context);
+        set_list(&mut r.grant_tokens, f.grant_tokens);
+        set(&mut r.dry_run, f.dry_run.value());
+    }
+}
+
+/// Returns a unique asymmetric data key pair for use outside of KMS.
+///
+/// Example: kmsim kms generate-data-key-pair --key-id alias/app --key-pair-spec ECC_NIST_P256
+/// --output-blob PrivateKeyPlaintext:private.der --output-blob PublicKey:public.der
+#[derive(Args)]
+pub struct GenerateDataKeyPairArgs {
+    #[command(flatten)]
+    pair: DataKeyPairFlags,
+    /// The whole request as AWS JSON ({"KeyId":"…","KeyPairSpec":"ECC_NIST_P256"}), literal or
+    /// file://PATH; flags given as well override its members.
+    #[arg(long, value_name = "JSON", value_parser = params::input_json::<GenerateDataKeyPairRequest>)]
+    cli_input_json: Option<GenerateDataKeyPairRequest>,
+}
+
+impl GenerateDataKeyPairArgs {
+    /// The request: `--cli-input-json`, overridden by the flags given.
+    pub fn into_request(self) -> GenerateDataKeyPairRequest {
+        let mut r = self.cli_input_json.unwrap_or_default();
+        self.pair.apply_to(&mut r);
+        r
+    }
+}
+
+/// Returns a unique asymmetric data key pair for use outside of KMS, its private key only
+/// encrypted under a KMS key.
+///
+/// Example: kmsim kms generate-data-key-pair-without-plaintext --key-id alias/app
+/// --key-pair-spec RSA_2048 --output-blob PrivateKeyCiphertextBlob:private.enc
+#[derive(Args)]
+pub struct GenerateDataKeyPairWithoutPlaintextArgs {
+    #[command(flatten)]
+    pair: DataKeyPairFlags,
+    /// The whole request as AWS JSON ({"KeyId":"…","KeyPairSpec":"RSA_2048"}), literal or
+    /// file://PATH; flags given as well override its members.
+    #[arg(long, value_name = "JSON", value_parser = params::input_json::<GenerateDataKeyPairWithoutPlaintextRequest>)]
+    cli_input_json: Option<GenerateDataKeyPairWithoutPlaintextRequest>,
+}
+
+impl GenerateDataKeyPairWithoutPlaintextArgs {
+    /// The request: `--cli-input-json`, overridden by the flags given.
+    pub fn into_request(self) -> GenerateDataKeyPairWithoutPlaintextRequest {
+        let mut r = self.cli_input_json.unwrap_or_default();
+        self.pair.apply_to(&mut r);
         r
     }
 }

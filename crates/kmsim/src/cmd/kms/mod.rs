@@ -9,16 +9,25 @@
 //! - 1 anything else (no cluster in the data directory, unknown Region, unwritable
 //!   `--output-blob` path).
 //!
-//! Modules: [`params`] parses flag values (`fileb://`, shorthand, JSON), `*_ops` hold each
-//! operation's flags and build its request, [`connect`] picks the node, [`output`] prints.
+//! Modules: [`params`] parses flag values (`fileb://`, shorthand, timestamps, JSON), `*_ops`
+//! hold each operation's flags and build its request, [`flags`] the flag groups several
+//! operations share, [`connect`] picks the node, [`output`] prints.
+
+// First: its `apply_to!` macro is used by the `*_ops` modules declared after it.
+#[macro_use]
+mod flags;
 
 mod alias_ops;
 mod connect;
 mod crypto_ops;
+mod grant_ops;
+mod import_ops;
 mod key_ops;
 mod output;
 mod params;
 mod policy_tag_ops;
+mod rotation_ops;
+mod signing_ops;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -38,10 +47,14 @@ use kmsim_proto::kms::v1::kms_service_client::KmsServiceClient;
 use alias_ops::*;
 use connect::ConnectError;
 use crypto_ops::*;
+use grant_ops::*;
+use import_ops::*;
 use key_ops::*;
 use output::OutputFormat;
 use params::{OutputBlob, StringMap};
 use policy_tag_ops::*;
+use rotation_ops::*;
+use signing_ops::*;
 
 /// AWS CLI v2's exit code when the service returned an error.
 const EXIT_SERVICE_ERROR: u8 = 254;
@@ -101,8 +114,8 @@ struct GlobalArgs {
     /// the printed response; repeatable.
     #[arg(long, global = true, value_name = "MEMBER:PATH", value_parser = params::output_blob)]
     output_blob: Vec<OutputBlob>,
-    /// Print only the first page of list-keys, list-aliases, list-resource-tags and
-    /// list-key-policies instead of following NextMarker.
+    /// Print only the first page of a list-* operation (list-keys, list-grants, …) instead of
+    /// following NextMarker.
     #[arg(long, global = true)]
     no_paginate: bool,
 }
@@ -168,6 +181,27 @@ operations! {
     ListKeyPolicies(ListKeyPoliciesArgs) => list_key_policies, pages: "PolicyNames";
     ScheduleKeyDeletion(ScheduleKeyDeletionArgs) => schedule_key_deletion;
     CancelKeyDeletion(CancelKeyDeletionArgs) => cancel_key_deletion;
+    GenerateDataKeyPair(GenerateDataKeyPairArgs) => generate_data_key_pair;
+    GenerateDataKeyPairWithoutPlaintext(GenerateDataKeyPairWithoutPlaintextArgs) => generate_data_key_pair_without_plaintext;
+    Sign(SignArgs) => sign;
+    Verify(VerifyArgs) => verify;
+    GetPublicKey(GetPublicKeyArgs) => get_public_key;
+    GenerateMac(GenerateMacArgs) => generate_mac;
+    VerifyMac(VerifyMacArgs) => verify_mac;
+    DeriveSharedSecret(DeriveSharedSecretArgs) => derive_shared_secret;
+    EnableKeyRotation(EnableKeyRotationArgs) => enable_key_rotation;
+    DisableKeyRotation(DisableKeyRotationArgs) => disable_key_rotation;
+    GetKeyRotationStatus(GetKeyRotationStatusArgs) => get_key_rotation_status;
+    RotateKeyOnDemand(RotateKeyOnDemandArgs) => rotate_key_on_demand;
+    ListKeyRotations(ListKeyRotationsArgs) => list_key_rotations, pages: "Rotations";
+    GetParametersForImport(GetParametersForImportArgs) => get_parameters_for_import;
+    ImportKeyMaterial(ImportKeyMaterialArgs) => import_key_material;
+    DeleteImportedKeyMaterial(DeleteImportedKeyMaterialArgs) => delete_imported_key_material;
+    CreateGrant(CreateGrantArgs) => create_grant;
+    ListGrants(ListGrantsArgs) => list_grants, pages: "Grants";
+    ListRetirableGrants(ListRetirableGrantsArgs) => list_retirable_grants, pages: "Grants";
+    RetireGrant(RetireGrantArgs) => retire_grant;
+    RevokeGrant(RevokeGrantArgs) => revoke_grant;
 }
 
 /// Why a call produced no response.
@@ -373,6 +407,29 @@ mod tests {
             Operation::ListKeys(a) => serde_json::to_value(a.into_request()),
             Operation::ScheduleKeyDeletion(a) => serde_json::to_value(a.into_request()),
             Operation::PutKeyPolicy(a) => serde_json::to_value(a.into_request()),
+            Operation::GenerateDataKeyPair(a) => serde_json::to_value(a.into_request()),
+            Operation::GenerateDataKeyPairWithoutPlaintext(a) => {
+                serde_json::to_value(a.into_request())
+            }
+            Operation::Sign(a) => serde_json::to_value(a.into_request()),
+            Operation::Verify(a) => serde_json::to_value(a.into_request()),
+            Operation::GetPublicKey(a) => serde_json::to_value(a.into_request()),
+            Operation::GenerateMac(a) => serde_json::to_value(a.into_request()),
+            Operation::VerifyMac(a) => serde_json::to_value(a.into_request()),
+            Operation::DeriveSharedSecret(a) => serde_json::to_value(a.into_request()),
+            Operation::EnableKeyRotation(a) => serde_json::to_value(a.into_request()),
+            Operation::DisableKeyRotation(a) => serde_json::to_value(a.into_request()),
+            Operation::GetKeyRotationStatus(a) => serde_json::to_value(a.into_request()),
+            Operation::RotateKeyOnDemand(a) => serde_json::to_value(a.into_request()),
+            Operation::ListKeyRotations(a) => serde_json::to_value(a.into_request()),
+            Operation::GetParametersForImport(a) => serde_json::to_value(a.into_request()),
+            Operation::ImportKeyMaterial(a) => serde_json::to_value(a.into_request()),
+            Operation::DeleteImportedKeyMaterial(a) => serde_json::to_value(a.into_request()),
+            Operation::CreateGrant(a) => serde_json::to_value(a.into_request()),
+            Operation::ListGrants(a) => serde_json::to_value(a.into_request()),
+            Operation::ListRetirableGrants(a) => serde_json::to_value(a.into_request()),
+            Operation::RetireGrant(a) => serde_json::to_value(a.into_request()),
+            Operation::RevokeGrant(a) => serde_json::to_value(a.into_request()),
             _ => panic!("add the operation to request_json"),
         };
         v.expect("serializes")
@@ -412,10 +469,31 @@ mod tests {
             "list-key-policies",
             "schedule-key-deletion",
             "cancel-key-deletion",
+            "generate-data-key-pair",
+            "generate-data-key-pair-without-plaintext",
+            "sign",
+            "verify",
+            "get-public-key",
+            "generate-mac",
+            "verify-mac",
+            "derive-shared-secret",
+            "enable-key-rotation",
+            "disable-key-rotation",
+            "get-key-rotation-status",
+            "rotate-key-on-demand",
+            "list-key-rotations",
+            "get-parameters-for-import",
+            "import-key-material",
+            "delete-imported-key-material",
+            "create-grant",
+            "list-grants",
+            "list-retirable-grants",
+            "retire-grant",
+            "revoke-grant",
         ] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
-        assert_eq!(names.len(), 24);
+        assert_eq!(names.len(), 45);
         Cli::command().debug_assert();
     }
 
@@ -587,6 +665,335 @@ mod tests {
             parse(&["describe-key"]).err().map(|e| e.exit_code()),
             Some(2)
         );
+    }
+
+    #[test]
+    fn sign_and_verify_read_message_and_signature_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let msg = dir.path().join("msg");
+        std::fs::write(&msg, [0u8, 1, 0xff]).expect("write");
+        let sig = dir.path().join("sig.bin");
+        std::fs::write(&sig, [0x30u8, 0x06]).expect("write");
+        let msg = format!("fileb://{}", msg.display());
+        let sig = format!("fileb://{}", sig.display());
+        assert_eq!(
+            request_json(&[
+                "sign",
+                "--key-id",
+                "alias/signer",
+                "--message",
+                &msg,
+                "--message-type",
+                "DIGEST",
+                "--signing-algorithm",
+                "ECDSA_SHA_256",
+                "--grant-tokens",
+                "t1",
+                "--dry-run",
+            ]),
+            serde_json::json!({
+                "KeyId": "alias/signer",
+                "Message": "AAH/",
+                "MessageType": "DIGEST",
+                "SigningAlgorithm": "ECDSA_SHA_256",
+                "GrantTokens": ["t1"],
+                "DryRun": true
+            })
+        );
+        assert_eq!(
+            request_json(&[
+                "verify",
+                "--key-id",
+                "k",
+                "--message",
+                &msg,
+                "--signature",
+                &sig,
+                "--signing-algorithm",
+                "RSASSA_PSS_SHA_256",
+                "--no-dry-run",
+            ]),
+            serde_json::json!({
+                "KeyId": "k",
+                "Message": "AAH/",
+                "Signature": "MAY=",
+                "SigningAlgorithm": "RSASSA_PSS_SHA_256",
+                "DryRun": false
+            })
+        );
+        // The flags of a shared group are optional under --cli-input-json too.
+        assert_eq!(
+            request_json(&[
+                "verify",
+                "--cli-input-json",
+                r#"{"KeyId":"k","Message":"AQID","Signature":"MAY=","SigningAlgorithm":"ECDSA_SHA_256"}"#,
+                "--message",
+                "aGVsbG8=",
+            ]),
+            serde_json::json!({
+                "KeyId": "k",
+                "Message": "aGVsbG8=",
+                "Signature": "MAY=",
+                "SigningAlgorithm": "ECDSA_SHA_256"
+            })
+        );
+    }
+
+    #[test]
+    fn create_grant_takes_operations_and_constraints_in_shorthand_or_json() {
+        let base = [
+            "create-grant",
+            "--key-id",
+            "k",
+            "--grantee-principal",
+            "arn:aws:iam::111122223333:role/app",
+            "--operations",
+            "Encrypt",
+            "Decrypt",
+        ];
+        let with = |extra: &[&str]| request_json(&[&base[..], extra].concat());
+        assert_eq!(
+            with(&[
+                "--constraints",
+                "EncryptionContextSubset={tenant=a,dept=it}",
+                "--retiring-principal",
+                "arn:aws:iam::111122223333:role/ops",
+                "--name",
+                "app",
+                "--grant-tokens",
+                "t1",
+                "--dry-run",
+            ]),
+            serde_json::json!({
+                "KeyId": "k",
+                "GranteePrincipal": "arn:aws:iam::111122223333:role/app",
+                "RetiringPrincipal": "arn:aws:iam::111122223333:role/ops",
+                "Operations": ["Encrypt", "Decrypt"],
+                "Constraints": {"EncryptionContextSubset": {"tenant": "a", "dept": "it"}},
+                "GrantTokens": ["t1"],
+                "Name": "app",
+                "DryRun": true
+            })
+        );
+        assert_eq!(
+            with(&[
+                "--constraints",
+                r#"{"EncryptionContextEquals":{"tenant":"a"}}"#
+            ]),
+            serde_json::json!({
+                "KeyId": "k",
+                "GranteePrincipal": "arn:aws:iam::111122223333:role/app",
+                "Operations": ["Encrypt", "Decrypt"],
+                "Constraints": {"EncryptionContextEquals": {"tenant": "a"}}
+            })
+        );
+    }
+
+    #[test]
+    fn import_key_material_takes_valid_to_as_epoch_seconds_or_iso_8601() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let wrapped = dir.path().join("material.enc");
+        std::fs::write(&wrapped, [9u8, 9, 9]).expect("write");
+        let wrapped = format!("fileb://{}", wrapped.display());
+        // The flags up to --encrypted-key-material's value, then `rest`.
+        let import = |rest: &[&str]| {
+            let base = [
+                "import-key-material",
+                "--key-id",
+                "k",
+                "--import-token",
+                "AQID",
+            ];
+            request_json(&[&base[..], &["--encrypted-key-material"], rest].concat())
+        };
+        let expected = serde_json::json!({
+            "KeyId": "k",
+            "ImportToken": "AQID",
+            "EncryptedKeyMaterial": "CQkJ",
+            "ValidTo": 1_798_761_600.0
+        });
+        assert_eq!(
+            import(&[&wrapped, "--valid-to", "2027-01-01T00:00:00Z"]),
+            expected
+        );
+        assert_eq!(import(&[&wrapped, "--valid-to", "1798761600"]), expected);
+        assert_eq!(
+            import(&[
+                "CQkJ",
+                "--expiration-model",
+                "KEY_MATERIAL_DOES_NOT_EXPIRE",
+                "--import-type",
+                "EXISTING_KEY_MATERIAL",
+                "--key-material-description",
+                "v1 from the HSM",
+                "--key-material-id",
+                "ab",
+            ]),
+            serde_json::json!({
+                "KeyId": "k",
+                "ImportToken": "AQID",
+                "EncryptedKeyMaterial": "CQkJ",
+                "ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE",
+                "ImportType": "EXISTING_KEY_MATERIAL",
+                "KeyMaterialDescription": "v1 from the HSM",
+                "KeyMaterialId": "ab"
+            })
+        );
+    }
+
+    #[test]
+    fn list_key_rotations_pages_only_when_asked() {
+        assert_eq!(
+            request_json(&["list-key-rotations", "--key-id", "k"]),
+            serde_json::json!({"KeyId": "k"})
+        );
+        assert_eq!(
+            request_json(&[
+                "list-key-rotations",
+                "--key-id",
+                "k",
+                "--include-key-material",
+                "ALL_KEY_MATERIAL",
+                "--limit",
+                "2",
+                "--marker",
+                "m",
+            ]),
+            serde_json::json!({
+                "KeyId": "k",
+                "IncludeKeyMaterial": "ALL_KEY_MATERIAL",
+                "Limit": 2,
+                "Marker": "m"
+            })
+        );
+    }
+
+    /// `line` split at spaces, as arguments (for values without spaces).
+    fn words(line: &str) -> Vec<&str> {
+        line.split(' ').collect()
+    }
+
+    #[test]
+    fn the_other_new_operations_build_their_requests() {
+        use serde_json::json;
+        let cases = [
+            (
+                "generate-data-key-pair --key-id k --key-pair-spec ECC_NIST_P256 \
+                 --encryption-context a=b --dry-run",
+                json!({"KeyId": "k", "KeyPairSpec": "ECC_NIST_P256",
+                       "EncryptionContext": {"a": "b"}, "DryRun": true}),
+            ),
+            (
+                "generate-data-key-pair-without-plaintext --key-id k --key-pair-spec RSA_2048 \
+                 --grant-tokens t1 t2",
+                json!({"KeyId": "k", "KeyPairSpec": "RSA_2048", "GrantTokens": ["t1", "t2"]}),
+            ),
+            (
+                "get-public-key --key-id k --grant-tokens t1",
+                json!({"KeyId": "k", "GrantTokens": ["t1"]}),
+            ),
+            (
+                "generate-mac --key-id k --message AQID --mac-algorithm HMAC_SHA_256",
+                json!({"KeyId": "k", "Message": "AQID", "MacAlgorithm": "HMAC_SHA_256"}),
+            ),
+            (
+                "verify-mac --key-id k --message AQID --mac-algorithm HMAC_SHA_384 --mac BAUG \
+                 --dry-run",
+                json!({"KeyId": "k", "Message": "AQID", "MacAlgorithm": "HMAC_SHA_384",
+                       "Mac": "BAUG", "DryRun": true}),
+            ),
+            (
+                "derive-shared-secret --key-id k --key-agreement-algorithm ECDH --public-key BAUG",
+                json!({"KeyId": "k", "KeyAgreementAlgorithm": "ECDH", "PublicKey": "BAUG"}),
+            ),
+            (
+                "enable-key-rotation --key-id k --rotation-period-in-days 180",
+                json!({"KeyId": "k", "RotationPeriodInDays": 180}),
+            ),
+            ("disable-key-rotation --key-id k", json!({"KeyId": "k"})),
+            ("get-key-rotation-status --key-id k", json!({"KeyId": "k"})),
+            ("rotate-key-on-demand --key-id k", json!({"KeyId": "k"})),
+            (
+                "get-parameters-for-import --key-id k --wrapping-algorithm RSAES_OAEP_SHA_256 \
+                 --wrapping-key-spec RSA_2048",
+                json!({"KeyId": "k", "WrappingAlgorithm": "RSAES_OAEP_SHA_256",
+                       "WrappingKeySpec": "RSA_2048"}),
+            ),
+            (
+                "delete-imported-key-material --key-id k --key-material-id ab",
+                json!({"KeyId": "k", "KeyMaterialId": "ab"}),
+            ),
+            (
+                "list-grants --key-id k --grant-id g --grantee-principal p --limit 10",
+                json!({"KeyId": "k", "GrantId": "g", "GranteePrincipal": "p", "Limit": 10}),
+            ),
+            (
+                "list-retirable-grants --retiring-principal p --marker m",
+                json!({"RetiringPrincipal": "p", "Marker": "m"}),
+            ),
+            ("retire-grant --grant-token t", json!({"GrantToken": "t"})),
+            (
+                "retire-grant --key-id arn --grant-id g --dry-run",
+                json!({"KeyId": "arn", "GrantId": "g", "DryRun": true}),
+            ),
+            (
+                "revoke-grant --key-id k --grant-id g --no-dry-run",
+                json!({"KeyId": "k", "GrantId": "g", "DryRun": false}),
+            ),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(request_json(&words(line)), expected, "{line}");
+        }
+    }
+
+    #[test]
+    fn bad_values_of_the_new_flags_are_usage_errors() {
+        use clap::error::ErrorKind;
+        let invalid = Some(ErrorKind::ValueValidation);
+        let missing = Some(ErrorKind::MissingRequiredArgument);
+        for (line, expected) in [
+            (
+                "sign --key-id k --signing-algorithm ECDSA_SHA_256 --message not-base64!",
+                invalid,
+            ),
+            ("sign --key-id k --signing-algorithm ECDSA_SHA_256", missing),
+            (
+                "verify --key-id k --message AQID --signing-algorithm ECDSA_SHA_256",
+                missing,
+            ),
+            (
+                "verify-mac --key-id k --message AQID --mac-algorithm HMAC_SHA_256",
+                missing,
+            ),
+            (
+                "import-key-material --key-id k --import-token AQID --encrypted-key-material AQID \
+                 --valid-to tomorrow",
+                invalid,
+            ),
+            (
+                "import-key-material --key-id k --import-token AQID --encrypted-key-material AQID \
+                 --valid-to 2027-02-30T00:00:00Z",
+                invalid,
+            ),
+            (
+                "create-grant --key-id k --grantee-principal p --operations Encrypt \
+                 --constraints Subset={a=b}",
+                invalid,
+            ),
+            ("create-grant --key-id k --grantee-principal p", missing),
+            (
+                "enable-key-rotation --key-id k --rotation-period-in-days soon",
+                invalid,
+            ),
+            ("list-grants --key-id k --limit many", invalid),
+            ("list-retirable-grants --limit 5", missing),
+        ] {
+            assert_eq!(
+                parse(&words(line)).err().map(|e| e.kind()),
+                expected,
+                "{line}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Parameter values as the AWS CLI reads them: `file://` and `fileb://` references, base64
-//! blobs, the shorthand syntax (`TagKey=k,TagValue=v`, `k=v,k2=v2`) and JSON documents. Every
-//! function here is a clap value parser, so a bad value is a usage error (exit code 2).
+//! blobs, the shorthand syntax (`TagKey=k,TagValue=v`, `k=v,k2=v2`,
+//! `EncryptionContextSubset={k=v}`), timestamps and JSON documents. Every public function here
+//! is a clap value parser, so a bad value is a usage error (exit code 2).
 
 use std::collections::HashMap;
 
@@ -8,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::de::DeserializeOwned;
 
-use kmsim_proto::kms::v1::Tag;
+use kmsim_proto::kms::v1::{GrantConstraints, Tag};
 
 /// A blob parameter (`--plaintext`, `--ciphertext-blob`), decoded to raw bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,14 +71,58 @@ pub fn string_map(value: &str) -> Result<StringMap, String> {
             .map(StringMap)
             .map_err(|e| format!("Invalid JSON object of strings: {e}"));
     }
-    let mut map = HashMap::new();
-    for (k, v) in shorthand(&value)? {
-        if map.contains_key(&k) {
-            return Err(format!("Key '{k}' is given twice"));
-        }
-        map.insert(k, v);
+    shorthand_map(&value).map(StringMap)
+}
+
+/// `--constraints` of a grant: a JSON object (`{"EncryptionContextSubset":{"k":"v"}}`), or the
+/// shorthand `EncryptionContextSubset={k=v,k2=v2},EncryptionContextEquals={k=v}`; either may be
+/// given as `file://PATH`.
+pub fn grant_constraints(value: &str) -> Result<GrantConstraints, String> {
+    let value = text(value)?;
+    if value.trim_start().starts_with('{') {
+        return serde_json::from_str(&value)
+            .map_err(|e| format!("Invalid JSON grant constraints: {e}"));
     }
-    Ok(StringMap(map))
+    let mut constraints = GrantConstraints::default();
+    let mut seen = Vec::new();
+    for (name, body) in shorthand_map_members(&value)? {
+        let member = match name.as_str() {
+            "EncryptionContextSubset" => &mut constraints.encryption_context_subset,
+            "EncryptionContextEquals" => &mut constraints.encryption_context_equals,
+            _ => {
+                return Err(format!(
+                    "Unknown member '{name}': constraints are EncryptionContextSubset={{k=v}} \
+                     and/or EncryptionContextEquals={{k=v}}"
+                ))
+            }
+        };
+        if seen.contains(&name) {
+            return Err(format!("Member '{name}' is given twice"));
+        }
+        if !body.trim().is_empty() {
+            *member = shorthand_map(body)?;
+        }
+        seen.push(name);
+    }
+    Ok(constraints)
+}
+
+/// A timestamp parameter (`--valid-to`), as the AWS CLI reads it: epoch seconds (`1798761600`,
+/// a fraction allowed) or ISO 8601 (`2027-01-01T00:00:00Z`, `2027-01-01T01:00:00.5+01:00`,
+/// `2027-01-01`); a time without an offset is UTC, as botocore takes it. Returns epoch seconds.
+pub fn timestamp(value: &str) -> Result<f64, String> {
+    let trimmed = value.trim();
+    if let Ok(secs) = trimmed.parse::<f64>() {
+        if secs.is_finite() {
+            return Ok(secs);
+        }
+    }
+    iso8601(trimmed).ok_or_else(|| {
+        format!(
+            "Invalid timestamp '{value}': expected epoch seconds (1798761600) or ISO 8601 \
+             (2027-01-01T00:00:00Z)"
+        )
+    })
 }
 
 /// One `--tags` value: the shorthand `TagKey=k,TagValue=v`, or a JSON list of
@@ -130,6 +175,167 @@ pub fn output_blob(value: &str) -> Result<OutputBlob, String> {
         member: member.to_string(),
         path: path.to_string(),
     })
+}
+
+/// Shorthand `k=v` pairs as a map; a key given twice is an error.
+fn shorthand_map(s: &str) -> Result<HashMap<String, String>, String> {
+    let mut map = HashMap::new();
+    for (k, v) in shorthand(s)? {
+        if map.contains_key(&k) {
+            return Err(format!("Key '{k}' is given twice"));
+        }
+        map.insert(k, v);
+    }
+    Ok(map)
+}
+
+/// The AWS CLI shorthand for a structure of maps, `Member={k=v,k2=v2},Member2={k=v}`: each
+/// member's name and the text between its braces (for [`shorthand`]).
+fn shorthand_map_members(s: &str) -> Result<Vec<(String, &str)>, String> {
+    let mut members = Vec::new();
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        let (name, after) = rest
+            .split_once('=')
+            .ok_or_else(|| format!("Expected MEMBER={{KEY=VALUE,…}}, found '{rest}'"))?;
+        let name = name.trim();
+        let body = after
+            .trim_start()
+            .strip_prefix('{')
+            .ok_or_else(|| format!("Expected '{{' after '{name}=' in '{s}'"))?;
+        let end = closing_brace(body)
+            .ok_or_else(|| format!("Unterminated '{{' in the value of '{name}'"))?;
+        members.push((name.to_string(), &body[..end]));
+        rest = body[end + 1..].trim_start();
+        if !rest.is_empty() {
+            rest = rest
+                .strip_prefix(',')
+                .map(str::trim_start)
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| format!("Expected ',' and a member after the value of '{name}'"))?;
+        }
+    }
+    Ok(members)
+}
+
+/// The byte index of the `}` that closes a shorthand map body: the first one that is neither
+/// escaped with `\` nor inside a quoted value (a value quoted right after its `=`).
+fn closing_brace(body: &str) -> Option<usize> {
+    let mut quote = None;
+    let mut escaped = false;
+    let mut value_start = false;
+    for (i, c) in body.char_indices() {
+        if escaped {
+            escaped = false;
+            value_start = false;
+            continue;
+        }
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => escaped = c == '\\',
+            None => match c {
+                '\\' => escaped = true,
+                '"' | '\'' if value_start => quote = Some(c),
+                '}' => return Some(i),
+                _ => {}
+            },
+        }
+        value_start = quote.is_none() && (c == '=' || (value_start && c == ' '));
+    }
+    None
+}
+
+/// An ISO 8601 date (`YYYY-MM-DD`) or date and time (`YYYY-MM-DDTHH:MM[:SS[.fff]]`, then `Z`,
+/// `±HH:MM`, `±HHMM`, `±HH` or nothing for UTC) as epoch seconds.
+fn iso8601(s: &str) -> Option<f64> {
+    let (date, time) = match s.find(['T', 't', ' ']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let mut ymd = date.split('-');
+    let year = digits(ymd.next()?, 4)?;
+    let month = digits(ymd.next()?, 2)?;
+    let day = digits(ymd.next()?, 2)?;
+    if ymd.next().is_some() || !(1..=12).contains(&month) || day < 1 {
+        return None;
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if day > month_days {
+        return None;
+    }
+    let midnight = days_from_civil(year, month, day) * 86_400;
+    let Some(time) = time else {
+        return Some(midnight as f64);
+    };
+    let (clock, offset) = match time.strip_suffix(['Z', 'z']) {
+        Some(clock) => (clock, 0),
+        None => match time.find(['+', '-']) {
+            Some(i) => (&time[..i], utc_offset(&time[i..])?),
+            None => (time, 0),
+        },
+    };
+    let mut hms = clock.split(':');
+    let hour = digits(hms.next()?, 2)?;
+    let minute = digits(hms.next()?, 2)?;
+    let (second, fraction) = match hms.next() {
+        None => (0, 0.0),
+        Some(sec) => match sec.split_once('.') {
+            None => (digits(sec, 2)?, 0.0),
+            Some((whole, frac)) => {
+                let all_digits = !frac.is_empty() && frac.bytes().all(|b| b.is_ascii_digit());
+                (
+                    digits(whole, 2)?,
+                    format!("0.{frac}").parse().ok().filter(|_| all_digits)?,
+                )
+            }
+        },
+    };
+    if hms.next().is_some() || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let secs = midnight + hour * 3_600 + minute * 60 + second - offset;
+    Some(secs as f64 + fraction)
+}
+
+/// `±HH:MM`, `±HHMM` or `±HH` as seconds east of UTC.
+fn utc_offset(s: &str) -> Option<i64> {
+    let (sign, hhmm) = match s.split_at_checked(1)? {
+        ("+", rest) => (1, rest),
+        ("-", rest) => (-1, rest),
+        _ => return None,
+    };
+    let (hours, minutes) = match hhmm.len() {
+        2 => (digits(hhmm, 2)?, 0),
+        4 => (digits(&hhmm[..2], 2)?, digits(&hhmm[2..], 2)?),
+        5 if &hhmm[2..3] == ":" => (digits(&hhmm[..2], 2)?, digits(&hhmm[3..], 2)?),
+        _ => return None,
+    };
+    (hours <= 23 && minutes <= 59).then_some(sign * (hours * 3_600 + minutes * 60))
+}
+
+/// Exactly `n` ASCII digits as a number.
+fn digits(s: &str, n: usize) -> Option<i64> {
+    if s.len() == n && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// The AWS CLI shorthand for a flat structure or map: `key=value` pairs separated by commas.
@@ -304,6 +510,85 @@ mod tests {
         assert!(string_map("=1").is_err());
         assert!(string_map(r#"k="open"#).is_err());
         assert!(string_map(r#"{"a":1}"#).is_err());
+    }
+
+    #[test]
+    fn grant_constraints_shorthand_and_json() {
+        let subset = |pairs| GrantConstraints {
+            encryption_context_subset: map(pairs).0,
+            ..Default::default()
+        };
+        assert_eq!(
+            grant_constraints("EncryptionContextSubset={tenant=a,dept=it}"),
+            Ok(subset(&[("tenant", "a"), ("dept", "it")]))
+        );
+        assert_eq!(
+            grant_constraints(
+                r#" EncryptionContextEquals = { k="a,}b" } , EncryptionContextSubset={x=1}"#
+            ),
+            Ok(GrantConstraints {
+                encryption_context_subset: map(&[("x", "1")]).0,
+                encryption_context_equals: map(&[("k", "a,}b")]).0,
+            })
+        );
+        assert_eq!(
+            grant_constraints(r"EncryptionContextSubset={k=a\}b}"),
+            Ok(subset(&[("k", "a}b")]))
+        );
+        assert_eq!(
+            grant_constraints("EncryptionContextSubset={}"),
+            Ok(GrantConstraints::default())
+        );
+        assert_eq!(
+            grant_constraints(r#"{"EncryptionContextSubset":{"tenant":"a"}}"#),
+            Ok(subset(&[("tenant", "a")]))
+        );
+        for bad in [
+            "Subset={a=b}",
+            "EncryptionContextSubset=a=b",
+            "EncryptionContextSubset={a=b",
+            "EncryptionContextSubset={a=b},",
+            "EncryptionContextSubset={a=b}x",
+            "EncryptionContextSubset={a=b},EncryptionContextSubset={c=d}",
+            "EncryptionContextSubset={a=1,a=2}",
+            "EncryptionContextSubset",
+            r#"{"EncryptionContextSubset":{"a":1}}"#,
+        ] {
+            assert!(grant_constraints(bad).is_err(), "{bad} parses");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_epoch_seconds_or_iso_8601() {
+        assert_eq!(timestamp("1798761600"), Ok(1_798_761_600.0));
+        assert_eq!(timestamp("1798761600.25"), Ok(1_798_761_600.25));
+        assert_eq!(timestamp("2027-01-01T00:00:00Z"), Ok(1_798_761_600.0));
+        assert_eq!(timestamp("2027-01-01"), Ok(1_798_761_600.0));
+        assert_eq!(timestamp("2027-01-01T00:00:00"), Ok(1_798_761_600.0));
+        assert_eq!(timestamp("2027-01-01 00:00"), Ok(1_798_761_600.0));
+        assert_eq!(timestamp("2027-01-01T01:00:00+01:00"), Ok(1_798_761_600.0));
+        assert_eq!(timestamp("2026-12-31T19:00:00-0500"), Ok(1_798_761_600.0));
+        assert_eq!(timestamp("2027-01-01T02:00:00.5+02"), Ok(1_798_761_600.5));
+        assert_eq!(timestamp("1970-01-01T00:00:00Z"), Ok(0.0));
+        assert_eq!(timestamp("2024-02-29T12:00:00Z"), Ok(1_709_208_000.0));
+        assert_eq!(timestamp("2000-03-01T00:00:00Z"), Ok(951_868_800.0));
+        for bad in [
+            "",
+            "soon",
+            "nan",
+            "inf",
+            "2027-13-01",
+            "2027-02-29",
+            "2027-1-1",
+            "2027-01-01T24:00:00Z",
+            "2027-01-01T00:60Z",
+            "2027-01-01T00:00:00.Z",
+            "2027-01-01T00:00:00+1:00",
+            "2027-01-01T00:00:00Zjunk",
+            "2027-01-01T00",
+        ] {
+            assert!(timestamp(bad).is_err(), "{bad} parses");
+        }
     }
 
     #[test]
