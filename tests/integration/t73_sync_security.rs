@@ -12,7 +12,7 @@ use kmsim_core::key::{
 };
 use kmsim_core::sync::{SyncMessage, SyncReply};
 use kmsim_crypto::{DomainKey, TransportKeyPair, TrustAnchor};
-use kmsim_node::sync::envelope::{open, seal};
+use kmsim_node::sync::envelope::{open, seal, Bundle};
 use kmsim_node::sync::SyncIdentity;
 use kmsim_proto::admin::v1::ListAuditEventsRequest;
 use kmsim_proto::kms::v1 as pb;
@@ -20,7 +20,7 @@ use kmsim_proto::sync::v1::sync_service_client::SyncServiceClient;
 use kmsim_proto::sync::v1::SyncEnvelope;
 
 use crate::harness::{ok, Cluster};
-use crate::t70_multi_region::{create_mrk, replicate, A, B};
+use crate::t70_multi_region::{create_mrk, replicate, A, B, C};
 
 /// Region `as_region`'s identity, built from the cluster's own files.
 fn identity_of(c: &Cluster, as_region: &str) -> SyncIdentity {
@@ -55,9 +55,10 @@ async fn audit_count(c: &Cluster, key: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forged_replayed_and_tampered_sync_messages_are_refused() {
-    let c = Cluster::start(&[A, B], 3);
-    c.leader(A).await;
-    c.leader(B).await;
+    let c = Cluster::start(&[A, B, C], 2);
+    for r in [A, B, C] {
+        c.leader(r).await;
+    }
     let md = create_mrk(&c, A, None).await;
     let key = md.key_id.clone().unwrap();
     replicate(&c, &key, A, B, "Enabled").await;
@@ -105,7 +106,7 @@ async fn forged_replayed_and_tampered_sync_messages_are_refused() {
         &key,
         100,
         &message(100, 200),
-        &Vec::new(),
+        &Bundle::default(),
         &kmsim_node::entropy::Entropy,
     )
     .unwrap();
@@ -130,7 +131,7 @@ async fn forged_replayed_and_tampered_sync_messages_are_refused() {
         &key,
         100,
         &message(100, 300),
-        &Vec::new(),
+        &Bundle::default(),
         &kmsim_node::entropy::Entropy,
     )
     .unwrap();
@@ -170,6 +171,41 @@ async fn forged_replayed_and_tampered_sync_messages_are_refused() {
         tonic::Code::PermissionDenied
     );
 
+    // 3. A certified Region that is not the primary cannot speak for the set: neither in the
+    // primary's name nor by naming itself primary without a hand-over (a newer epoch).
+    let other = identity_of(&c, C);
+    let as_primary = seal(
+        &other,
+        B,
+        &other.recipient_key(B).unwrap(),
+        &key,
+        100,
+        &message(100, 600),
+        &Bundle::default(),
+        &kmsim_node::entropy::Entropy,
+    )
+    .unwrap();
+    assert!(deliver(&c, as_primary).await.is_err());
+    let mut usurp = shared(101, 700);
+    usurp.mrk.as_mut().unwrap().primary = Region::parse(C).unwrap();
+    let usurper = seal(
+        &other,
+        B,
+        &other.recipient_key(B).unwrap(),
+        &key,
+        101,
+        &SyncMessage::Key {
+            key_id: KeyId::parse(&key).unwrap(),
+            shared: Box::new(usurp),
+            create: None,
+            promote: false,
+        },
+        &Bundle::default(),
+        &kmsim_node::entropy::Entropy,
+    )
+    .unwrap();
+    assert!(deliver(&c, usurper).await.is_err());
+
     // None of it changed anything.
     c.settle(B).await;
     assert_eq!(c.describe(B, 1, &key).await, before);
@@ -182,7 +218,7 @@ async fn forged_replayed_and_tampered_sync_messages_are_refused() {
         .await);
     assert_eq!(s.key_rotation_enabled, Some(false));
 
-    // 3. The genuine message is taken (the refusals above were not refusing everything)...
+    // 4. The genuine message is taken (the refusals above were not refusing everything)...
     let reply = deliver(&c, genuine.clone()).await.unwrap();
     let opened = open::<SyncReply>(&a, &reply).unwrap();
     assert_eq!(
@@ -216,7 +252,7 @@ async fn forged_replayed_and_tampered_sync_messages_are_refused() {
         &key,
         50,
         &message(50, 400),
-        &Vec::new(),
+        &Bundle::default(),
         &kmsim_node::entropy::Entropy,
     )
     .unwrap();

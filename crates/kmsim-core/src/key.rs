@@ -639,6 +639,17 @@ pub struct Handover {
     pub previous_state: KeyState,
 }
 
+/// A hand-over taken by a new primary, waiting for the old primary to acknowledge it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promoted {
+    /// The old primary's Region.
+    pub from: Region,
+    /// The epoch this Region took.
+    pub epoch: u64,
+    /// The state to return to when the old primary has acknowledged.
+    pub previous_state: KeyState,
+}
+
 /// The synchronizer's Region-local bookkeeping of one multi-Region key. It is replicated
 /// inside the Region (so a leader change or a restart loses nothing) and never crosses
 /// Regions.
@@ -650,6 +661,9 @@ pub struct SyncBook {
     pub creating: BTreeMap<Region, ReplicaSpec>,
     /// On an old primary: the hand-over still to be delivered.
     pub handover: Option<Handover>,
+    /// On a new primary: the hand-over it took, until the old primary acknowledges the new
+    /// epoch (the key is `Updating` until then, as the old primary is).
+    pub promoted: Option<Promoted>,
     /// On a replica: the highest epoch of a promotion it refused; it never accepts a promotion
     /// at or below it, so a delayed copy of a refused promotion cannot make a second primary.
     pub promote_fence: u64,

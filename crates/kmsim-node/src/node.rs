@@ -164,7 +164,7 @@ pub async fn run_node_with_key<E: KvEngine>(
     // hand-written ones may go without).
     let sync_identity = match &region_cfg.transport_key_file {
         Some(_) => {
-            let transport = load_transport_key(&api.materials.domain(), &region_cfg)?;
+            let transport = load_transport_key(api.materials.domain(), &region_cfg)?;
             Some(Arc::new(sync_identity(&topology, region, transport)?))
         }
         None => None,

@@ -12,8 +12,8 @@ use crate::audit::{api_record, service_record, ApiCall};
 use crate::error::KmsError;
 use crate::ids::{KeyId, Region};
 use crate::key::{
-    Handover, KeyRecord, KeyState, MultiRegion, Origin, RegionalProps, ReplicaSpec, Rotation,
-    RotationType, SharedProps,
+    Handover, KeyRecord, KeyState, MultiRegion, Origin, Promoted, RegionalProps, ReplicaSpec,
+    Rotation, RotationType, SharedProps,
 };
 use crate::key_state::Operation;
 use crate::sync::{NoticeKind, SyncReply};
@@ -232,6 +232,15 @@ impl KmsState {
             )));
         };
         let reply = |epoch, version| Ok(CommandOutput::Sync(SyncReply::Applied { epoch, version }));
+        // Only the primary speaks for a set: an ordinary synchronization (or a new replica)
+        // must come from the Region it names as primary; a promotion from the primary this
+        // Region knows (checked below).
+        if !promote && m.primary != *source {
+            return Err(KmsError::Validation(format!(
+                "synchronization of {key_id} from {source}, which is not its primary ({})",
+                m.primary
+            )));
+        }
         let Some(existing) = self.keys.get(key_id).cloned() else {
             // A new replica: created with the Regional properties of the ReplicateKey request.
             let Some(spec) = create.filter(|_| !promote && m.replicas.contains(&here)) else {
@@ -294,6 +303,14 @@ impl KmsState {
                 // The same promotion again: already primary.
                 return reply(local.epoch, local.version);
             }
+            if local.primary != *source {
+                return Ok(CommandOutput::Sync(SyncReply::PromotionRefused {
+                    reason: format!(
+                        "{source} is not the primary of {key_id} here ({} is)",
+                        local.primary
+                    ),
+                }));
+            }
             if m.epoch <= key.regional.sync.promote_fence || m.epoch <= local.epoch {
                 return Ok(CommandOutput::Sync(SyncReply::PromotionRefused {
                     reason: format!("epoch {} is not newer than this Region's", m.epoch),
@@ -317,7 +334,16 @@ impl KmsState {
             // every other replica apply the new primary's first synchronization.
             mr.version += 1;
             let stamp = mr.stamp();
-            key.regional.sync = Default::default();
+            // `Updating` here too until the old primary acknowledges the new epoch.
+            key.regional.sync = crate::key::SyncBook {
+                promoted: Some(Promoted {
+                    from: source.clone(),
+                    epoch: stamp.0,
+                    previous_state: key.regional.state,
+                }),
+                ..Default::default()
+            };
+            key.regional.state = KeyState::Updating;
             self.put_key(key, changes);
             let (scope, arn) = (self.scope.clone(), self.scope.key_arn(key_id));
             self.record_event(now_ms, "UpdatePrimaryRegion", Some(key_id), |seq| {
@@ -329,6 +355,13 @@ impl KmsState {
         if m.stamp() <= local.stamp() {
             // Stale or repeated: nothing to do, say what this Region holds.
             return reply(local.epoch, local.version);
+        }
+        if m.primary != local.primary && m.epoch <= local.epoch {
+            // A new primary comes only with a hand-over, which always raises the epoch.
+            return Err(KmsError::Validation(format!(
+                "synchronization of {key_id} names {} as primary at epoch {}, but {} is the primary at that epoch here",
+                m.primary, m.epoch, local.primary
+            )));
         }
         if let Some(h) = key.regional.sync.handover.clone() {
             if m.epoch >= h.epoch {
@@ -382,6 +415,7 @@ impl KmsState {
         let mut key = KeyRecord::clone(existing);
         key.regional.sync.acked.insert(region.clone(), stamp);
         key.regional.sync.creating.remove(region);
+        end_promotion(&mut key, region, stamp.0);
         Ok(self.put_key(key, changes))
     }
 
@@ -408,6 +442,7 @@ impl KmsState {
             m.replicas.retain(|r| r != region);
             m.version += 1;
         }
+        end_promotion(&mut key, region, u64::MAX);
         let book = &mut key.regional.sync;
         book.acked.remove(region);
         book.creating.remove(region);
@@ -586,6 +621,17 @@ pub fn rotation_ready(k: &KeyRecord, region: &Region) -> Option<u32> {
         .iter()
         .all(|r| k.regional.sync.acked.get(r).is_some_and(|a| *a >= stamp));
     all.then_some(pending)
+}
+
+/// Ends a new primary's `Updating` once the old primary (`region`) has acknowledged an epoch at
+/// least the promoted one (or is gone: `u64::MAX`).
+fn end_promotion(key: &mut KeyRecord, region: &Region, epoch: u64) {
+    if let Some(p) = key.regional.sync.promoted.clone() {
+        if p.from == *region && epoch >= p.epoch {
+            key.regional.state = p.previous_state;
+            key.regional.sync.promoted = None;
+        }
+    }
 }
 
 /// The replica list once `primary` is the primary and `demoted` a replica.

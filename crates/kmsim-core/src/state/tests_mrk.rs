@@ -263,6 +263,27 @@ fn a_hand_over_fences_the_old_primary_before_the_new_one_takes_over() {
     .0
     .unwrap();
     assert_eq!(a.key(&id).unwrap().regional.state, KeyState::Enabled);
+    // The new primary is Updating too, until the old one acknowledges the new epoch.
+    assert_eq!(b.key(&id).unwrap().regional.state, KeyState::Updating);
+    assert!(rotate_on_demand(&mut b, &id).is_err());
+    assert!(matches!(
+        sync(&mut b, &mut a, &id, false),
+        SyncReply::Applied { epoch: 2, .. }
+    ));
+    assert_eq!(b.key(&id).unwrap().regional.state, KeyState::Enabled);
+    assert!(b.key(&id).unwrap().regional.sync.promoted.is_none());
+    // The old primary no longer speaks for the set: its synchronizations are refused.
+    let stale = a.key(&id).unwrap();
+    let (r, changes) = b.apply(&Command::ApplySync {
+        key_id: id.clone(),
+        source: region("us-east-1"),
+        shared: stale.shared.clone(),
+        materials: stale.regional.materials.clone(),
+        create: None,
+        promote: false,
+        now_ms: 150,
+    });
+    assert!(r.is_err() && changes.is_empty(), "{r:?}");
     // The new primary's changes reach the old one, now a replica.
     rotate_on_demand(&mut b, &id).unwrap();
     assert!(matches!(

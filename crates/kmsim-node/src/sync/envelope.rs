@@ -6,13 +6,23 @@ use kmsim_crypto::{open_transport, seal_transport, SecretBytes, TransportAad};
 use kmsim_proto::sync::v1::SyncEnvelope;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::SyncIdentity;
 use crate::entropy::Entropy;
 
-/// Key material versions in transit (only ever inside a seal).
-pub type Bundle = Vec<(u32, Vec<u8>)>;
+/// Key material versions in transit (only ever inside a seal), in plaintext while in memory:
+/// wiped when dropped.
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+pub struct Bundle(pub Vec<(u32, Vec<u8>)>);
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        for (_, material) in &mut self.0 {
+            material.zeroize();
+        }
+    }
+}
 
 /// Packs a stamp into the envelope's `u64`.
 pub fn pack(stamp: (u64, u64)) -> u64 {

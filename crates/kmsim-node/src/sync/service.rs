@@ -48,7 +48,7 @@ impl SyncServiceImpl {
                 // Material arrives transport-wrapped and is stored wrapped under this Region's
                 // domain key; the plaintext lives only in memory, here.
                 let mut materials = BTreeMap::new();
-                for (version, raw) in &secret {
+                for (version, raw) in &secret.0 {
                     materials.insert(
                         *version,
                         RegionalMaterial {
@@ -122,7 +122,7 @@ impl SyncService for SyncServiceImpl {
             &env.key_id,
             env.stamp,
             &reply,
-            &Vec::new(),
+            &Bundle::default(),
             &self.api.entropy,
         )
         .map_err(Status::internal)?;

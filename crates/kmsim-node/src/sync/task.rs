@@ -229,14 +229,14 @@ async fn deliver(
             let Some(m) = key.shared.mrk.clone() else {
                 return Ok(());
             };
-            let mut secret: Bundle = Vec::new();
+            let mut secret = Bundle::default();
             if key.shared.origin != Origin::External {
                 for version in key.regional.materials.keys() {
                     let raw = api
                         .materials
                         .unwrap_raw(&key, *version)
                         .map_err(|e| e.to_string())?;
-                    secret.push((*version, raw.expose().to_vec()));
+                    secret.0.push((*version, raw.expose().to_vec()));
                 }
             }
             let message = SyncMessage::Key {
@@ -258,7 +258,7 @@ async fn deliver(
                 cursor,
             )
             .await;
-            // The plaintext copies of the material are dropped (and were never logged) here.
+            // The plaintext copies of the material are wiped (and were never logged) here.
             drop(secret);
             let reply = reply?;
             let cmd = match (promote, reply) {
@@ -316,7 +316,7 @@ async fn deliver(
                 &n.key_id,
                 0,
                 &message,
-                &Vec::new(),
+                &Bundle::default(),
                 settings,
                 cursor,
             )
@@ -383,7 +383,20 @@ async fn send(
         req.set_timeout(settings.rpc_timeout);
         match client.deliver(req).await {
             Ok(resp) => {
-                let opened = open::<SyncReply>(id, &resp.into_inner())?;
+                let answer = resp.into_inner();
+                // An answer counts only for the request it answers: from the Region asked,
+                // about the same key and stamp (all bound into the seal, so authentic once
+                // opened). A recorded answer about another key or version is refused.
+                if answer.source != dest.as_str()
+                    || answer.key_id != key_id.as_str()
+                    || answer.stamp != stamp
+                {
+                    return Err(format!(
+                        "{peer} answered for {} {} stamp {}, not for {key_id} stamp {stamp}",
+                        answer.source, answer.key_id, answer.stamp
+                    ));
+                }
+                let opened = open::<SyncReply>(id, &answer)?;
                 return Ok(opened.message);
             }
             Err(s) if s.code() == tonic::Code::PermissionDenied => {
