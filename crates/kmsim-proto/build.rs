@@ -23,7 +23,16 @@ const AWS_NAME_EXCEPTIONS: &[(&str, &str)] = &[("KeyMetadata.aws_account_id", "A
 
 /// Members that AWS always sends, even empty, so they must not be skipped when empty
 /// (`MultiRegionConfiguration.ReplicaKeys` is `[]` for a primary without replicas).
-const ALWAYS_SERIALIZED: &[&str] = &["MultiRegionConfiguration.replica_keys"];
+const ALWAYS_SERIALIZED: &[&str] = &[
+    "MultiRegionConfiguration.replica_keys",
+    // AWS answers an empty page of a List operation with an empty list, not without the member.
+    "ListKeysResponse.keys",
+    "ListAliasesResponse.aliases",
+    "ListResourceTagsResponse.tags",
+    "ListKeyPoliciesResponse.policy_names",
+    "ListKeyRotationsResponse.rotations",
+    "ListGrantsResponse.grants",
+];
 
 // Values of `google.protobuf.FieldDescriptorProto` enums (descriptor.proto); `prost-types`, which
 // names them, is not a direct dependency of this crate.

@@ -127,6 +127,15 @@ mod tests {
             serde_json::from_str::<ListKeysRequest>("{}").expect("parses"),
             ListKeysRequest::default()
         );
+        // An empty page still names its list, as AWS sends it.
+        assert_eq!(
+            serde_json::to_value(ListGrantsResponse::default()).expect("serializes"),
+            json!({"Grants": []})
+        );
+        assert_eq!(
+            serde_json::to_value(ListKeysResponse::default()).expect("serializes"),
+            json!({"Keys": []})
+        );
     }
 
     #[test]
