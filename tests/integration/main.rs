@@ -20,6 +20,8 @@ mod t28_grants;
 mod t30_api_edges;
 mod t40_aws_sdk;
 mod t41_aws_json_edges;
+mod t42_aws_sdk_key_types;
+mod t45_bench;
 mod t50_faults;
 mod t60_security;
 mod t70_multi_region;

@@ -15,7 +15,7 @@ use kmsim_core::KmsError;
 
 use super::{
     check_run, run_clients, skipped, BenchClient, BenchError, BenchResult, Fixture, RunConfig,
-    Workload, BENCH_KEY_DESCRIPTION, MAX_PAYLOAD_BYTES, SETUP_TIMEOUT, SIGN_MESSAGE_BYTES,
+    Workload, BENCH_KEY_DESCRIPTION, MAX_PAYLOAD_BYTES, MESSAGE_BYTES, SETUP_TIMEOUT,
 };
 use crate::aws_client::{AwsJsonClient, ClientError, Connection};
 
@@ -143,39 +143,49 @@ pub async fn setup(clients: &[AwsJsonClient], payload_bytes: usize) -> Result<Fi
             source: KmsError::Internal("the response has no CiphertextBlob".into()),
         })?;
 
-    let sign_key = match setup_call(
-        first,
-        "CreateKey (ECC_NIST_P384, SIGN_VERIFY)",
-        "CreateKey",
-        &json!({
-            "Description": BENCH_KEY_DESCRIPTION,
-            "KeySpec": "ECC_NIST_P384",
-            "KeyUsage": "SIGN_VERIFY",
-        }),
-        deadline,
-    )
-    .await
-    {
-        Ok(v) => match arn_of(&v) {
-            Some(arn) => {
-                wait_visible(clients, &arn, deadline).await?;
-                Ok(arn)
-            }
-            None => Err("CreateKey KeySpec=ECC_NIST_P384 answered no KeyMetadata.Arn".into()),
-        },
-        Err(BenchError::Setup { source, .. }) => Err(format!(
-            "CreateKey KeySpec=ECC_NIST_P384 KeyUsage=SIGN_VERIFY answered {}: {}",
-            source.code(),
-            source.message()
-        )),
-        Err(e) => return Err(e),
-    };
+    let sign_key = extra_key(clients, "ECC_NIST_P384", "SIGN_VERIFY", deadline).await?;
+    let mac_key = extra_key(clients, "HMAC_256", "GENERATE_VERIFY_MAC", deadline).await?;
     Ok(Fixture {
         key_arn,
         plaintext,
         ciphertext,
         sign_key,
+        mac_key,
     })
+}
+
+/// Creates an asymmetric or HMAC key of `spec` and `usage` through the first endpoint and waits
+/// until every endpoint serves it: `Ok(Err(why))` when the endpoint refuses to create it (the
+/// runs that need it are then skipped with that answer).
+async fn extra_key(
+    clients: &[AwsJsonClient],
+    spec: &str,
+    usage: &str,
+    deadline: Instant,
+) -> Result<Result<String, String>, BenchError> {
+    let step = if usage == "SIGN_VERIFY" {
+        "CreateKey (ECC_NIST_P384, SIGN_VERIFY)"
+    } else {
+        "CreateKey (HMAC_256, GENERATE_VERIFY_MAC)"
+    };
+    let body = json!({"Description": BENCH_KEY_DESCRIPTION, "KeySpec": spec, "KeyUsage": usage});
+    match setup_call(&clients[0], step, "CreateKey", &body, deadline).await {
+        Ok(v) => match arn_of(&v) {
+            Some(arn) => {
+                wait_visible(clients, &arn, deadline).await?;
+                Ok(Ok(arn))
+            }
+            None => Ok(Err(format!(
+                "CreateKey KeySpec={spec} answered no KeyMetadata.Arn"
+            ))),
+        },
+        Err(BenchError::Setup { source, .. }) => Ok(Err(format!(
+            "CreateKey KeySpec={spec} KeyUsage={usage} answered {}: {}",
+            source.code(),
+            source.message()
+        ))),
+        Err(e) => Err(e),
+    }
 }
 
 /// The request bodies of one run, built once and shared by every task.
@@ -184,13 +194,14 @@ struct Bodies {
     decrypt: Bytes,
     generate_data_key: Bytes,
     sign: Bytes,
+    generate_mac: Bytes,
     create_key: Bytes,
 }
 
 impl Bodies {
     fn new(f: &Fixture) -> Bodies {
         let bytes = |v: Value| Bytes::from(v.to_string());
-        let mut message = vec![0u8; SIGN_MESSAGE_BYTES];
+        let mut message = vec![0u8; MESSAGE_BYTES];
         rand::thread_rng().fill_bytes(&mut message);
         Bodies {
             encrypt: bytes(json!({"KeyId": f.key_arn, "Plaintext": B64.encode(&f.plaintext)})),
@@ -201,6 +212,11 @@ impl Bodies {
                 "Message": B64.encode(&message),
                 "MessageType": "RAW",
                 "SigningAlgorithm": "ECDSA_SHA_384",
+            })),
+            generate_mac: bytes(json!({
+                "KeyId": f.mac_key.as_deref().unwrap_or_default(),
+                "Message": B64.encode(&message),
+                "MacAlgorithm": "HMAC_SHA_256",
             })),
             create_key: bytes(json!({"Description": BENCH_KEY_DESCRIPTION})),
         }
@@ -223,6 +239,7 @@ impl BenchClient for AwsClient {
             Workload::Decrypt => ("Decrypt", &b.decrypt),
             Workload::GenerateDataKey => ("GenerateDataKey", &b.generate_data_key),
             Workload::Sign => ("Sign", &b.sign),
+            Workload::GenerateMac => ("GenerateMac", &b.generate_mac),
             Workload::CreateKey => ("CreateKey", &b.create_key),
         };
         let req = self
@@ -261,8 +278,8 @@ pub async fn run_workload(
     cfg: &RunConfig,
 ) -> Result<BenchResult, BenchError> {
     check_run(clients.len(), cfg)?;
-    if let (Workload::Sign, Err(why)) = (cfg.workload, &fixture.sign_key) {
-        return Ok(skipped(cfg, clients.len(), why.clone()));
+    if let Some(why) = fixture.skip_reason(cfg.workload) {
+        return Ok(skipped(cfg, clients.len(), why.to_string()));
     }
     let bodies = Arc::new(Bodies::new(fixture));
     let tasks = (0..cfg.concurrency)

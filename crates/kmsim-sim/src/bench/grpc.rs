@@ -12,16 +12,14 @@ use kmsim_proto::error_from_status;
 use kmsim_proto::kms::v1::kms_service_client::KmsServiceClient;
 use kmsim_proto::kms::v1::{
     CreateKeyRequest, DecryptRequest, DescribeKeyRequest, EncryptRequest, GenerateDataKeyRequest,
+    GenerateMacRequest, SignRequest,
 };
 
 use super::{
     check_loopback, check_run, run_clients, skipped, BenchClient, BenchError, BenchResult, Fixture,
-    RunConfig, Workload, BENCH_KEY_DESCRIPTION, CALL_TIMEOUT, MAX_PAYLOAD_BYTES, SETUP_TIMEOUT,
+    RunConfig, Workload, BENCH_KEY_DESCRIPTION, CALL_TIMEOUT, MAX_PAYLOAD_BYTES, MESSAGE_BYTES,
+    SETUP_TIMEOUT,
 };
-
-/// Why Sign runs are skipped over gRPC.
-const GRPC_HAS_NO_SIGN: &str =
-    "the gRPC load generator has no Sign call yet; use --protocol aws-json";
 
 /// Tasks that share one gRPC channel: one HTTP/2 connection is served by one core on each side,
 /// so heavy concurrency needs several.
@@ -50,9 +48,10 @@ async fn connect(addr: &str) -> Result<Channel, BenchError> {
         })
 }
 
-/// Creates the benchmark key (description [`BENCH_KEY_DESCRIPTION`]) through the first
-/// endpoint, waits until every endpoint has applied it, and encrypts one `payload_bytes`
-/// plaintext for the Decrypt workload.
+/// Creates the benchmark keys through the first endpoint (a symmetric key, described
+/// [`BENCH_KEY_DESCRIPTION`], an `ECC_NIST_P384` signing key and an `HMAC_256` key), waits until
+/// every endpoint has applied them, and encrypts one `payload_bytes` plaintext for the Decrypt
+/// workload.
 pub async fn setup(endpoints: &[String], payload_bytes: usize) -> Result<Fixture, BenchError> {
     if !(1..=MAX_PAYLOAD_BYTES).contains(&payload_bytes) {
         return Err(BenchError::Invalid(format!(
@@ -66,65 +65,31 @@ pub async fn setup(endpoints: &[String], payload_bytes: usize) -> Result<Fixture
     for addr in endpoints {
         clients.push((addr.clone(), KmsServiceClient::new(connect(addr).await?)));
     }
-    let setup_err = |step, peer: &str| {
-        let peer = peer.to_string();
-        move |s: tonic::Status| BenchError::Setup {
-            step,
-            peer,
-            source: error_from_status(&s),
-        }
-    };
-
-    // A Region that just elected its leader may still refuse writes for a moment: retry
-    // retryable answers with backoff, up to the setup deadline.
     let deadline = Instant::now() + SETUP_TIMEOUT;
-    let mut backoff = Duration::from_millis(50);
-    let mut creator = clients[0].1.clone();
-    let key_arn = loop {
-        let req = CreateKeyRequest {
-            description: Some(BENCH_KEY_DESCRIPTION.to_string()),
-            ..Default::default()
-        };
-        match creator.create_key(req).await {
-            Ok(r) => {
-                let arn = r.into_inner().key_metadata.and_then(|m| m.arn);
-                break arn.ok_or_else(|| BenchError::Setup {
-                    step: "CreateKey",
-                    peer: first.clone(),
-                    source: KmsError::Internal("the response has no key ARN".into()),
-                })?;
-            }
-            Err(s) if error_from_status(&s).is_retryable() && Instant::now() < deadline => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
-            Err(s) => return Err(setup_err("CreateKey", first)(s)),
-        }
+    let key = |spec: Option<&str>, usage: Option<&str>| CreateKeyRequest {
+        description: Some(BENCH_KEY_DESCRIPTION.to_string()),
+        key_spec: spec.map(String::from),
+        key_usage: usage.map(String::from),
+        ..Default::default()
     };
-
-    // Followers serve crypto from their applied state: wait until each one knows the key, so
-    // the first measured calls do not fail with NotFoundException.
-    for (addr, client) in &mut clients {
-        let mut backoff = Duration::from_millis(20);
-        loop {
-            let req = DescribeKeyRequest {
-                key_id: Some(key_arn.clone()),
-                ..Default::default()
-            };
-            match client.describe_key(req).await {
-                Ok(_) => break,
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(500));
-                }
-                Err(s) => return Err(setup_err("DescribeKey", addr)(s)),
-            }
-        }
-    }
+    let key_arn = create_visible(&mut clients, key(None, None), deadline).await?;
+    let sign_key = create_visible(
+        &mut clients,
+        key(Some("ECC_NIST_P384"), Some("SIGN_VERIFY")),
+        deadline,
+    )
+    .await?;
+    let mac_key = create_visible(
+        &mut clients,
+        key(Some("HMAC_256"), Some("GENERATE_VERIFY_MAC")),
+        deadline,
+    )
+    .await?;
 
     let mut plaintext = vec![0u8; payload_bytes];
     rand::thread_rng().fill_bytes(&mut plaintext);
-    let ciphertext = creator
+    let ciphertext = clients[0]
+        .1
         .encrypt(EncryptRequest {
             key_id: Some(key_arn.clone()),
             plaintext: Some(plaintext.clone()),
@@ -143,8 +108,68 @@ pub async fn setup(endpoints: &[String], payload_bytes: usize) -> Result<Fixture
         key_arn,
         plaintext,
         ciphertext,
-        sign_key: Err(GRPC_HAS_NO_SIGN.to_string()),
+        sign_key: Ok(sign_key),
+        mac_key: Ok(mac_key),
     })
+}
+
+/// Maps a setup call's failure on `peer` to the benchmark error.
+fn setup_err(step: &'static str, peer: &str) -> impl FnOnce(tonic::Status) -> BenchError {
+    let peer = peer.to_string();
+    move |s| BenchError::Setup {
+        step,
+        peer,
+        source: error_from_status(&s),
+    }
+}
+
+/// Creates a key through the first client and waits until every client's node has applied it;
+/// returns its ARN. A Region that just elected its leader may still refuse writes for a moment,
+/// so retryable answers are retried with backoff up to `deadline`.
+async fn create_visible(
+    clients: &mut [(String, KmsServiceClient<Channel>)],
+    req: CreateKeyRequest,
+    deadline: Instant,
+) -> Result<String, BenchError> {
+    let (first, creator) = &mut clients[0];
+    let mut backoff = Duration::from_millis(50);
+    let arn = loop {
+        match creator.create_key(req.clone()).await {
+            Ok(r) => {
+                let arn = r.into_inner().key_metadata.and_then(|m| m.arn);
+                break arn.ok_or_else(|| BenchError::Setup {
+                    step: "CreateKey",
+                    peer: first.clone(),
+                    source: KmsError::Internal("the response has no key ARN".into()),
+                })?;
+            }
+            Err(s) if error_from_status(&s).is_retryable() && Instant::now() < deadline => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(s) => return Err(setup_err("CreateKey", first)(s)),
+        }
+    };
+    // Followers serve crypto from their applied state: wait until each one knows the key, so
+    // the first measured calls do not fail with NotFoundException.
+    for (addr, client) in clients.iter_mut() {
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let req = DescribeKeyRequest {
+                key_id: Some(arn.clone()),
+                ..Default::default()
+            };
+            match client.describe_key(req).await {
+                Ok(_) => break,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+                Err(s) => return Err(setup_err("DescribeKey", addr)(s)),
+            }
+        }
+    }
+    Ok(arn)
 }
 
 /// The channels of one run: task `i` calls node `i % nodes` over that node's channel
@@ -170,6 +195,8 @@ async fn open_channels(
 struct GrpcClient {
     client: KmsServiceClient<Channel>,
     fixture: Arc<Fixture>,
+    /// The message Sign and GenerateMac authenticate.
+    message: Arc<Vec<u8>>,
 }
 
 impl BenchClient for GrpcClient {
@@ -200,7 +227,25 @@ impl BenchClient for GrpcClient {
                 })
                 .await
                 .err(),
-            Workload::Sign => return Err("UnsupportedOperationException".to_string()),
+            Workload::Sign => client
+                .sign(SignRequest {
+                    key_id: fixture.sign_key.clone().ok(),
+                    message: Some(self.message.to_vec()),
+                    message_type: Some("RAW".to_string()),
+                    signing_algorithm: Some("ECDSA_SHA_384".to_string()),
+                    ..Default::default()
+                })
+                .await
+                .err(),
+            Workload::GenerateMac => client
+                .generate_mac(GenerateMacRequest {
+                    key_id: fixture.mac_key.clone().ok(),
+                    message: Some(self.message.to_vec()),
+                    mac_algorithm: Some("HMAC_SHA_256".to_string()),
+                    ..Default::default()
+                })
+                .await
+                .err(),
             Workload::CreateKey => client
                 .create_key(CreateKeyRequest {
                     description: Some(BENCH_KEY_DESCRIPTION.to_string()),
@@ -225,11 +270,14 @@ pub async fn run_workload(
     cfg: &RunConfig,
 ) -> Result<BenchResult, BenchError> {
     check_run(endpoints.len(), cfg)?;
-    if cfg.workload == Workload::Sign {
-        return Ok(skipped(cfg, endpoints.len(), GRPC_HAS_NO_SIGN.to_string()));
+    if let Some(why) = fixture.skip_reason(cfg.workload) {
+        return Ok(skipped(cfg, endpoints.len(), why.to_string()));
     }
     let channels = open_channels(endpoints, cfg.concurrency).await?;
     let fixture = Arc::new(fixture.clone());
+    let mut message = vec![0u8; MESSAGE_BYTES];
+    rand::thread_rng().fill_bytes(&mut message);
+    let message = Arc::new(message);
     let mut clients = Vec::with_capacity(cfg.concurrency);
     for i in 0..cfg.concurrency {
         let node = i % endpoints.len();
@@ -239,6 +287,7 @@ pub async fn run_workload(
         clients.push(GrpcClient {
             client: KmsServiceClient::new(channel),
             fixture: fixture.clone(),
+            message: message.clone(),
         });
     }
     run_clients(clients, cfg, endpoints.len()).await

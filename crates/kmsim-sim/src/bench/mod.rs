@@ -50,8 +50,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long setup waits for the new keys to be applied on every node.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Size of the message the Sign workload signs (RAW, ECDSA_SHA_384).
-pub const SIGN_MESSAGE_BYTES: usize = 256;
+/// Size of the message the Sign (RAW, ECDSA_SHA_384) and GenerateMac (HMAC_SHA_256) workloads
+/// authenticate.
+pub const MESSAGE_BYTES: usize = 256;
 
 /// Largest latency the histograms track, in microseconds (one minute); longer calls saturate.
 const HISTOGRAM_MAX_US: u64 = 60_000_000;
@@ -127,9 +128,11 @@ pub enum Workload {
     Decrypt,
     /// `GenerateDataKey` with key spec `AES_256` under the benchmark key.
     GenerateDataKey,
-    /// `Sign` (RAW, `ECDSA_SHA_384`) of a [`SIGN_MESSAGE_BYTES`] message under an
+    /// `Sign` (RAW, `ECDSA_SHA_384`) of a [`MESSAGE_BYTES`] message under an
     /// `ECC_NIST_P384` `SIGN_VERIFY` key.
     Sign,
+    /// `GenerateMac` (`HMAC_SHA_256`) of a [`MESSAGE_BYTES`] message under an `HMAC_256` key.
+    GenerateMac,
     /// `CreateKey` of a symmetric key: the latency of a commit through Raft.
     CreateKey,
 }
@@ -142,6 +145,7 @@ impl Workload {
             Workload::Decrypt => "decrypt",
             Workload::GenerateDataKey => "generate-data-key",
             Workload::Sign => "sign",
+            Workload::GenerateMac => "generate-mac",
             Workload::CreateKey => "create-key",
         }
     }
@@ -166,7 +170,7 @@ impl std::fmt::Display for Workload {
 pub enum WorkloadChoice {
     /// Only this workload, at every concurrency level.
     One(Workload),
-    /// Encrypt, Decrypt and GenerateDataKey at every level (and Sign, over AWS JSON), then
+    /// Encrypt, Decrypt, GenerateDataKey, Sign and GenerateMac at every level, then
     /// CreateKey at the levels up to [`ALL_CREATE_KEY_MAX_CONCURRENCY`] (over gRPC only: against
     /// another endpoint the benchmark creates no more keys than its setup needs).
     All,
@@ -185,11 +189,12 @@ impl FromStr for WorkloadChoice {
             "decrypt" => WorkloadChoice::One(Workload::Decrypt),
             "generate-data-key" => WorkloadChoice::One(Workload::GenerateDataKey),
             "sign" => WorkloadChoice::One(Workload::Sign),
+            "generate-mac" => WorkloadChoice::One(Workload::GenerateMac),
             "create-key" => WorkloadChoice::One(Workload::CreateKey),
             "all" => WorkloadChoice::All,
             other => {
                 return Err(format!(
-                    "unknown workload '{other}'; expected encrypt, decrypt, generate-data-key, sign, create-key or all"
+                    "unknown workload '{other}'; expected encrypt, decrypt, generate-data-key, sign, generate-mac, create-key or all"
                 ))
             }
         })
@@ -206,14 +211,13 @@ pub fn plan(
         WorkloadChoice::One(w) => levels.iter().map(|&c| (w, c)).collect(),
         WorkloadChoice::All => {
             let mut runs = Vec::new();
-            let mut crypto = vec![
+            let crypto = [
                 Workload::Encrypt,
                 Workload::Decrypt,
                 Workload::GenerateDataKey,
+                Workload::Sign,
+                Workload::GenerateMac,
             ];
-            if protocol == Protocol::AwsJson {
-                crypto.push(Workload::Sign);
-            }
             for w in crypto {
                 runs.extend(levels.iter().map(|&c| (w, c)));
             }
@@ -348,6 +352,22 @@ pub struct Fixture {
     /// The ARN of the `ECC_NIST_P384` signing key, or why there is none (the endpoint refused
     /// to create it); Sign runs are skipped with that reason.
     pub sign_key: Result<String, String>,
+    /// The ARN of the `HMAC_256` key, or why there is none; GenerateMac runs are skipped with
+    /// that reason.
+    pub mac_key: Result<String, String>,
+}
+
+impl Fixture {
+    /// Why runs of `workload` cannot be made against this endpoint (its extra key could not be
+    /// created), or `None` when they can.
+    pub fn skip_reason(&self, workload: Workload) -> Option<&str> {
+        let key = match workload {
+            Workload::Sign => &self.sign_key,
+            Workload::GenerateMac => &self.mac_key,
+            _ => return None,
+        };
+        key.as_ref().err().map(String::as_str)
+    }
 }
 
 /// The measured figures of one run.
@@ -643,6 +663,12 @@ mod tests {
                 "generate-data-key@1",
                 "generate-data-key@8",
                 "generate-data-key@64",
+                "sign@1",
+                "sign@8",
+                "sign@64",
+                "generate-mac@1",
+                "generate-mac@8",
+                "generate-mac@64",
                 "create-key@1",
                 "create-key@8",
             ]
@@ -656,7 +682,7 @@ mod tests {
             vec![(Workload::CreateKey, 64)]
         );
         assert!("verify".parse::<WorkloadChoice>().is_err());
-        // Over AWS JSON, `all` adds Sign and creates no keys beyond the setup's.
+        // Over AWS JSON, `all` creates no keys beyond the setup's.
         let aws: Vec<String> = plan(WorkloadChoice::All, &[64], Protocol::AwsJson)
             .iter()
             .map(|(w, c)| format!("{w}@{c}"))
@@ -667,7 +693,8 @@ mod tests {
                 "encrypt@64",
                 "decrypt@64",
                 "generate-data-key@64",
-                "sign@64"
+                "sign@64",
+                "generate-mac@64"
             ]
         );
         assert_eq!("aws-json".parse::<Protocol>(), Ok(Protocol::AwsJson));

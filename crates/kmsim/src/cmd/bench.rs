@@ -11,31 +11,32 @@ use clap::Args;
 use kmsim_sim::aws_client::{AwsJsonClient, Signer};
 use kmsim_sim::bench::{
     aws_json, check_loopback, check_loopback_url, grpc, parse_concurrency_list, parse_duration,
-    plan, BenchResult, Fixture, Protocol, RunConfig, WorkloadChoice, MAX_PAYLOAD_BYTES,
+    plan, BenchResult, Fixture, Protocol, RunConfig, Workload, WorkloadChoice, MAX_PAYLOAD_BYTES,
 };
 use kmsim_sim::cluster::ClusterDir;
 
 /// Shown under the flags of `kmsim bench --help`: what the figures mean and how far a run goes.
 const NOTES: &str = "\
 Workloads: encrypt (Encrypt of --payload-bytes of plaintext), decrypt (Decrypt of a ciphertext \
-made during setup), generate-data-key (GenerateDataKey, AES_256), sign (Sign, RAW, ECDSA_SHA_384, \
-of a 256-byte message; aws-json only), create-key (CreateKey: the commit latency of a write \
-through Raft). `all` runs encrypt, decrypt and generate-data-key (and sign over aws-json) at \
-every --concurrency level, and over grpc create-key at the levels up to 8 (by default 1 and 8).
+made during setup), generate-data-key (GenerateDataKey, AES_256), sign (Sign, RAW, ECDSA_SHA_384 on an \
+ECC_NIST_P384 key, of a 256-byte message), generate-mac (GenerateMac, HMAC_SHA_256 on an HMAC_256 \
+key, of a 256-byte message), create-key (CreateKey: the commit latency of a write through \
+Raft). `all` runs encrypt, decrypt, generate-data-key, sign and generate-mac at every \
+--concurrency level, and over grpc create-key at the levels up to 8 (by default 1 and 8).
 
 Protocols: grpc (kmsim.kms.v1 to the nodes of one Region, host:port endpoints) and aws-json (AWS \
 JSON 1.1 over keep-alive HTTP/1.1, every request signed with SigV4 by the aws-sigv4 crate, \
 http://host:port endpoints). aws-json uses only standard KMS calls (CreateKey, DescribeKey, \
-Encrypt, Decrypt, GenerateDataKey, Sign), so it loads any AWS-compatible KMS endpoint on this \
+Encrypt, Decrypt, GenerateDataKey, Sign, GenerateMac), so it loads any AWS-compatible KMS endpoint on this \
 machine, e.g. another emulator, for side-by-side figures. Without --endpoint it loads the AWS \
 endpoints of the nodes of one Region of --data-dir; `--endpoint http://127.0.0.1:4599` loads \
 the gateway. Requests are signed for --region (default: the Region loaded, else us-east-1) with \
 --access-key-id/--secret-access-key (default: the topology's first credentials, else test/test).
 
-Setup creates one symmetric key, described \"kmsim bench\", and one ciphertext; over aws-json \
-also an ECC_NIST_P384 SIGN_VERIFY key for sign (an endpoint that refuses it, e.g. with \
-UnsupportedOperationException, gets its sign runs reported as skipped, with the answer; the \
-other runs are unaffected). Each run then starts N concurrent tasks, spread round-robin over \
+Setup creates one symmetric key, described \"kmsim bench\", one ciphertext, an ECC_NIST_P384 \
+SIGN_VERIFY key for sign and an HMAC_256 key for generate-mac (over aws-json, an endpoint that \
+refuses one of these, e.g. with UnsupportedOperationException, gets the runs that need it \
+reported as skipped, with the answer; the other runs are unaffected). Each run then starts N concurrent tasks, spread round-robin over \
 the endpoints (followers serve crypto from their applied state), each with one call in flight \
 at a time. Calls started during \
 --warmup are not counted. Latency is recorded for every call, successes and errors alike; failed \
@@ -82,7 +83,8 @@ pub struct BenchArgs {
     /// aws-json: a session token to send (temporary credentials).
     #[arg(long, env = "KMSIM_BENCH_SESSION_TOKEN", hide_env_values = true)]
     session_token: Option<String>,
-    /// What to measure: encrypt, decrypt, generate-data-key, sign, create-key, or all.
+    /// What to measure: encrypt, decrypt, generate-data-key, sign, generate-mac, create-key, or
+    /// all.
     #[arg(long, default_value = "all", value_parser = WorkloadChoice::from_str)]
     workload: WorkloadChoice,
     /// Concurrency levels, comma separated; one run per workload and level (1 to 4096 each).
@@ -185,8 +187,10 @@ fn print_banner(a: &BenchArgs, target: &Target, fixture: &Fixture, runs: usize) 
         a.warmup,
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     );
-    if let (Protocol::AwsJson, Err(why)) = (a.protocol, &fixture.sign_key) {
-        eprintln!("sign runs will be skipped: {why}");
+    for w in [Workload::Sign, Workload::GenerateMac] {
+        if let Some(why) = fixture.skip_reason(w) {
+            eprintln!("{w} runs will be skipped: {why}");
+        }
     }
 }
 
