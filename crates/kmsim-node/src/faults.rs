@@ -1,5 +1,6 @@
-//! The fault layer: every outgoing node-to-node message (Raft RPCs, forwarded writes) passes
-//! through [`FaultTable::before_send`], which applies the current profile of the link to that
+//! The fault layer: every outgoing node-to-node message (Raft RPCs, forwarded writes, the
+//! synchronizer's messages to other Regions, AWS JSON requests forwarded to another Region)
+//! passes through [`FaultTable::before_send`], which applies the current profile of the link to that
 //! peer: added delay, jitter, loss, or a full partition. Profiles change at run time through
 //! the admin API (`kmsim chaos …`). Random choices (jitter, loss) come from a generator seeded
 //! per node, so a run can be repeated.

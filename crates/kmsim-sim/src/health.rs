@@ -30,8 +30,20 @@ pub async fn wait_healthy(
     dir: &ClusterDir,
     timeout: Duration,
 ) -> Result<Vec<StatusResponse>, ClusterError> {
+    wait_healthy_regions(dir, None, timeout).await
+}
+
+/// [`wait_healthy`] for the nodes of one Region only (`None`: every Region).
+pub async fn wait_healthy_regions(
+    dir: &ClusterDir,
+    only: Option<&str>,
+    timeout: Duration,
+) -> Result<Vec<StatusResponse>, ClusterError> {
     let deadline = Instant::now() + timeout;
-    let nodes = dir.nodes()?;
+    let mut nodes = dir.nodes()?;
+    if let Some(region) = only {
+        nodes.retain(|(n, _)| n.region == region);
+    }
     loop {
         let mut all = Vec::new();
         for (_, entry) in &nodes {

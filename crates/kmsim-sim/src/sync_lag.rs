@@ -128,13 +128,20 @@ pub async fn run(dir: &ClusterDir, cfg: &SyncLagConfig) -> Result<SyncLagReport,
     let mut replicas = Vec::new();
     for r in &cfg.replicas {
         let n = addr_of(r)?;
-        replicas.push((r.clone(), n.clone(), KmsServiceClient::new(client(&n[0].1)?)));
+        replicas.push((
+            r.clone(),
+            n.clone(),
+            KmsServiceClient::new(client(&n[0].1)?),
+        ));
     }
     // The injected delay, primary -> each replica, on every sender.
+    let targets: Vec<(String, Vec<(u64, String)>)> = replicas
+        .iter()
+        .map(|(r, n, _)| (r.clone(), n.clone()))
+        .collect();
     let set_faults = |delay: Duration| {
         let primary_nodes = primary_nodes.clone();
-        let targets: Vec<(String, Vec<(u64, String)>)> =
-            replicas.iter().map(|(r, n, _)| (r.clone(), n.clone())).collect();
+        let targets = targets.clone();
         async move {
             for (_, addr) in &primary_nodes {
                 let mut admin = AdminServiceClient::new(client(addr)?);
@@ -209,11 +216,14 @@ async fn measure(
                 let mut c = client.clone();
                 let key = key.clone();
                 async move {
-                    c.describe_key(pb::DescribeKeyRequest { key_id: Some(key), ..Default::default() })
-                        .await
-                        .ok()
-                        .and_then(|r| r.into_inner().key_metadata)
-                        .is_some_and(|m| m.key_state.as_deref() == Some("Enabled"))
+                    c.describe_key(pb::DescribeKeyRequest {
+                        key_id: Some(key),
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()
+                    .and_then(|r| r.into_inner().key_metadata)
+                    .is_some_and(|m| m.key_state.as_deref() == Some("Enabled"))
                 }
             })
             .await?;
@@ -221,7 +231,9 @@ async fn measure(
         }
         let start = Instant::now();
         primary
-            .rotate_key_on_demand(pb::RotateKeyOnDemandRequest { key_id: Some(key.clone()) })
+            .rotate_key_on_demand(pb::RotateKeyOnDemandRequest {
+                key_id: Some(key.clone()),
+            })
             .await
             .map_err(err)?;
         let mut held_all = Duration::ZERO;
@@ -250,12 +262,15 @@ async fn measure(
                 let key = key.clone();
                 let first = first_material.clone();
                 async move {
-                    c.describe_key(pb::DescribeKeyRequest { key_id: Some(key), ..Default::default() })
-                        .await
-                        .ok()
-                        .and_then(|r| r.into_inner().key_metadata)
-                        .and_then(|m| m.current_key_material_id)
-                        .is_some_and(|id| id != first)
+                    c.describe_key(pb::DescribeKeyRequest {
+                        key_id: Some(key),
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()
+                    .and_then(|r| r.into_inner().key_metadata)
+                    .and_then(|m| m.current_key_material_id)
+                    .is_some_and(|id| id != first)
                 }
             })
             .await?;

@@ -19,7 +19,7 @@ pub struct AuditArgs {
     #[arg(long, conflicts_with = "all_regions")]
     region: Option<String>,
     /// Merge the events of every Region into one timeline (ordered by event time); needs
-    /// --key-id.
+    /// --key-id. A Region that does not answer is left out with a warning (exit status 1).
     #[arg(long, requires = "key_id")]
     all_regions: bool,
     /// Only events about this key ID (e.g. mrk-…).
@@ -78,29 +78,50 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
     let regions: Vec<String> = if a.all_regions {
         topo.regions.iter().map(|r| r.name.clone()).collect()
     } else {
-        let r = a.region.clone().unwrap_or_else(|| topo.regions[0].name.clone());
-        anyhow::ensure!(topo.region(&r).is_some(), "Region {r} is not in the cluster");
+        let r = a
+            .region
+            .clone()
+            .unwrap_or_else(|| topo.regions[0].name.clone());
+        anyhow::ensure!(
+            topo.region(&r).is_some(),
+            "Region {r} is not in the cluster"
+        );
         vec![r]
     };
     let key = a.key_id.clone().unwrap_or_default();
     let rt = super::runtime()?;
     let mut all: Vec<(String, AuditEvent)> = Vec::new();
+    let mut missing = 0;
     for r in &regions {
         let addrs: Vec<String> = topo
             .region(r)
             .map(|c| c.nodes.iter().map(|n| n.advertise_addr()).collect())
             .unwrap_or_default();
-        for e in rt.block_on(events_of(&addrs, &key))? {
-            all.push((r.clone(), e));
+        match rt.block_on(events_of(&addrs, &key)) {
+            Ok(events) => all.extend(events.into_iter().map(|e| (r.clone(), e))),
+            // One Region down must not hide the others' timeline: say so and go on.
+            Err(e) if a.all_regions => {
+                eprintln!("warning: {r} left out of the timeline: {e:#}");
+                missing += 1;
+            }
+            Err(e) => return Err(e),
         }
     }
     all.sort_by(|x, y| (x.1.time_ms, &x.0, x.1.seq).cmp(&(y.1.time_ms, &y.0, y.1.seq)));
     for (region, e) in all {
         if a.brief {
-            println!("{} {:<12} {:<28} {}", e.time_ms, region, e.event_name, e.key_id);
+            println!(
+                "{} {:<12} {:<28} {}",
+                e.time_ms, region, e.event_name, e.key_id
+            );
         } else {
             println!("{}", e.record);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // Partial answers are printed, but not reported as complete.
+    Ok(if missing == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

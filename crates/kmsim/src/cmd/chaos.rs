@@ -18,9 +18,11 @@ use nix::sys::signal::Signal;
 
 /// Changes, at run time, how the links between nodes behave: delay, jitter, loss, partition.
 /// Every node applies the profile of each of its outgoing links to every message it sends on
-/// it (Raft RPCs and forwarded writes). A SIDE is a node (`us-east-1/2`) or a whole Region
-/// (`us-east-1`, meaning each of its nodes). Links between Regions carry traffic once
-/// multi-Region keys are synchronized; today only links inside a Region are used.
+/// it: Raft RPCs and forwarded writes inside a Region, and the synchronizer's messages
+/// between Regions (a new replica, key material, shared properties, a primary hand-over, a
+/// deletion notice) and AWS JSON requests forwarded to another Region. A SIDE is a node
+/// (`us-east-1/2`) or a whole Region (`us-east-1`, meaning each of its nodes); a profile from
+/// Region A to Region B applies to every node of A sending to any node of B.
 #[derive(Args)]
 pub struct ChaosArgs {
     #[command(subcommand)]
@@ -68,7 +70,8 @@ enum ChaosAction {
         /// The Region.
         region: String,
     },
-    /// Starts every node of a Region again and waits until each answers.
+    /// Starts every node of a Region again and waits until each answers and the Region has
+    /// elected a leader (at most 30 s).
     RestartRegion {
         /// The Region.
         region: String,
@@ -163,6 +166,14 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
         }
         ChaosAction::RestartRegion { region } => {
             super::node::restart_nodes(&dir, &side(region)?)?;
+            let statuses = super::runtime()?.block_on(kmsim_sim::health::wait_healthy_regions(
+                &dir,
+                Some(region),
+                Duration::from_secs(30),
+            ))?;
+            if let Some(leader) = statuses.iter().find(|s| s.role == "leader") {
+                println!("{region} has a leader again: node {}", leader.node_id);
+            }
             return Ok(ExitCode::SUCCESS);
         }
         _ => {}

@@ -63,7 +63,10 @@ pub fn run_scenario(a: ScenarioArgs) -> anyhow::Result<ExitCode> {
             poll,
             json,
         } => {
-            anyhow::ensure!((1..=MAX_KEYS).contains(&keys), "--keys must be 1 to {MAX_KEYS}");
+            anyhow::ensure!(
+                (1..=MAX_KEYS).contains(&keys),
+                "--keys must be 1 to {MAX_KEYS}"
+            );
             let topo = dir.topology()?;
             let primary = primary.unwrap_or_else(|| topo.regions[0].name.clone());
             let replicas = if replicas.is_empty() {
@@ -75,7 +78,10 @@ pub fn run_scenario(a: ScenarioArgs) -> anyhow::Result<ExitCode> {
             } else {
                 replicas
             };
-            anyhow::ensure!(!replicas.is_empty(), "the topology has no Region to replicate to");
+            anyhow::ensure!(
+                !replicas.is_empty(),
+                "the topology has no Region to replicate to"
+            );
             let cfg = SyncLagConfig {
                 keys,
                 primary,
@@ -97,9 +103,18 @@ pub fn run_scenario(a: ScenarioArgs) -> anyhow::Result<ExitCode> {
                     report.delay_ms
                 );
                 for (what, d) in [
-                    ("ReplicateKey -> replica Enabled", &report.replicate_to_enabled),
-                    ("RotateKeyOnDemand -> material in every replica", &report.rotation_material_everywhere),
-                    ("RotateKeyOnDemand -> current everywhere", &report.rotation_current_everywhere),
+                    (
+                        "ReplicateKey -> replica Enabled",
+                        &report.replicate_to_enabled,
+                    ),
+                    (
+                        "RotateKeyOnDemand -> material in every replica",
+                        &report.rotation_material_everywhere,
+                    ),
+                    (
+                        "RotateKeyOnDemand -> current everywhere",
+                        &report.rotation_current_everywhere,
+                    ),
                 ] {
                     println!(
                         "  {what:<48} n={:<5} p50 {:>8.1} ms  p99 {:>8.1} ms  max {:>8.1} ms",

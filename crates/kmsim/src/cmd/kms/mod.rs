@@ -23,6 +23,7 @@ mod crypto_ops;
 mod grant_ops;
 mod import_ops;
 mod key_ops;
+mod mrk_ops;
 mod output;
 mod params;
 mod policy_tag_ops;
@@ -50,6 +51,7 @@ use crypto_ops::*;
 use grant_ops::*;
 use import_ops::*;
 use key_ops::*;
+use mrk_ops::*;
 use output::OutputFormat;
 use params::{OutputBlob, StringMap};
 use policy_tag_ops::*;
@@ -202,6 +204,8 @@ operations! {
     ListRetirableGrants(ListRetirableGrantsArgs) => list_retirable_grants, pages: "Grants";
     RetireGrant(RetireGrantArgs) => retire_grant;
     RevokeGrant(RevokeGrantArgs) => revoke_grant;
+    ReplicateKey(ReplicateKeyArgs) => replicate_key;
+    UpdatePrimaryRegion(UpdatePrimaryRegionArgs) => update_primary_region;
 }
 
 /// Why a call produced no response.
@@ -408,6 +412,8 @@ mod tests {
             Operation::ScheduleKeyDeletion(a) => serde_json::to_value(a.into_request()),
             Operation::PutKeyPolicy(a) => serde_json::to_value(a.into_request()),
             Operation::GenerateDataKeyPair(a) => serde_json::to_value(a.into_request()),
+            Operation::ReplicateKey(a) => serde_json::to_value(a.into_request()),
+            Operation::UpdatePrimaryRegion(a) => serde_json::to_value(a.into_request()),
             Operation::GenerateDataKeyPairWithoutPlaintext(a) => {
                 serde_json::to_value(a.into_request())
             }
@@ -433,6 +439,39 @@ mod tests {
             _ => panic!("add the operation to request_json"),
         };
         v.expect("serializes")
+    }
+
+    #[test]
+    fn multi_region_flags_become_aws_members() {
+        assert_eq!(
+            request_json(&[
+                "replicate-key",
+                "--key-id",
+                "mrk-1",
+                "--replica-region",
+                "eu-west-1",
+                "--description",
+                "d",
+                "--tags",
+                "TagKey=a,TagValue=1",
+            ]),
+            serde_json::json!({
+                "KeyId": "mrk-1",
+                "ReplicaRegion": "eu-west-1",
+                "Description": "d",
+                "Tags": [{"TagKey": "a", "TagValue": "1"}]
+            })
+        );
+        assert_eq!(
+            request_json(&[
+                "update-primary-region",
+                "--key-id",
+                "mrk-1",
+                "--primary-region",
+                "eu-west-1"
+            ]),
+            serde_json::json!({"KeyId": "mrk-1", "PrimaryRegion": "eu-west-1"})
+        );
     }
 
     #[test]
@@ -490,10 +529,12 @@ mod tests {
             "list-retirable-grants",
             "retire-grant",
             "revoke-grant",
+            "replicate-key",
+            "update-primary-region",
         ] {
             assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
         }
-        assert_eq!(names.len(), 45);
+        assert_eq!(names.len(), 47);
         Cli::command().debug_assert();
     }
 
