@@ -58,6 +58,33 @@ impl Openssl {
         stdout
     }
 
+    /// RSAES-OAEP with SHA-256 (and MGF1-SHA-256) of `plaintext` to a DER public key, as a
+    /// user wraps material for ImportKeyMaterial or encrypts to an RSA KMS key.
+    pub fn oaep_sha256(&self, public_der: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        self.write("oaep.pub.der", public_der);
+        self.write("oaep.in", plaintext);
+        self.ok(&[
+            "pkeyutl",
+            "-encrypt",
+            "-pubin",
+            "-keyform",
+            "DER",
+            "-inkey",
+            "oaep.pub.der",
+            "-pkeyopt",
+            "rsa_padding_mode:oaep",
+            "-pkeyopt",
+            "rsa_oaep_md:sha256",
+            "-pkeyopt",
+            "rsa_mgf1_md:sha256",
+            "-in",
+            "oaep.in",
+            "-out",
+            "oaep.out",
+        ]);
+        self.read("oaep.out")
+    }
+
     /// True when openssl verifies `signature` over `message` with the DER public key, for a
     /// digest (`sha256`…) and optional `-sigopt` settings (RSA-PSS).
     pub fn verifies(

@@ -45,28 +45,7 @@ async fn parameters(
 
 /// Wraps `material` for `params` with openssl: RSAES-OAEP-SHA-256 of the material itself.
 fn wrap_oaep(o: &Openssl, params: &pb::GetParametersForImportResponse, material: &[u8]) -> Vec<u8> {
-    o.write("wrapping.der", params.public_key.as_ref().unwrap());
-    o.write("material.bin", material);
-    o.ok(&[
-        "pkeyutl",
-        "-encrypt",
-        "-pubin",
-        "-keyform",
-        "DER",
-        "-inkey",
-        "wrapping.der",
-        "-pkeyopt",
-        "rsa_padding_mode:oaep",
-        "-pkeyopt",
-        "rsa_oaep_md:sha256",
-        "-pkeyopt",
-        "rsa_mgf1_md:sha256",
-        "-in",
-        "material.bin",
-        "-out",
-        "wrapped.bin",
-    ]);
-    o.read("wrapped.bin")
+    o.oaep_sha256(params.public_key.as_ref().unwrap(), material)
 }
 
 /// Wraps with RSA_AES_KEY_WRAP_SHA_256: OAEP of an ephemeral AES key, then RFC 5649 key wrap.
@@ -75,7 +54,6 @@ fn wrap_aes_kw(
     params: &pb::GetParametersForImportResponse,
     material: &[u8],
 ) -> Vec<u8> {
-    o.write("wrapping.der", params.public_key.as_ref().unwrap());
     o.write("material.bin", material);
     o.ok(&["rand", "-out", "aes.bin", "32"]);
     let aes_hex: String = o
@@ -83,25 +61,7 @@ fn wrap_aes_kw(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    o.ok(&[
-        "pkeyutl",
-        "-encrypt",
-        "-pubin",
-        "-keyform",
-        "DER",
-        "-inkey",
-        "wrapping.der",
-        "-pkeyopt",
-        "rsa_padding_mode:oaep",
-        "-pkeyopt",
-        "rsa_oaep_md:sha256",
-        "-pkeyopt",
-        "rsa_mgf1_md:sha256",
-        "-in",
-        "aes.bin",
-        "-out",
-        "aes.wrapped",
-    ]);
+    let aes_wrapped = o.oaep_sha256(params.public_key.as_ref().unwrap(), &o.read("aes.bin"));
     o.ok(&[
         "enc",
         "-id-aes256-wrap-pad",
@@ -114,7 +74,7 @@ fn wrap_aes_kw(
         "-out",
         "material.wrapped",
     ]);
-    [o.read("aes.wrapped"), o.read("material.wrapped")].concat()
+    [aes_wrapped, o.read("material.wrapped")].concat()
 }
 
 fn import(

@@ -389,3 +389,56 @@ pub async fn wait_rotation_setting(c: &Cluster, region: &str, key: &str) {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_region_of_another_partition_is_refused_as_a_replica_target() {
+    const CN: &str = "cn-north-1";
+    let c = Cluster::start(&[A, CN], 1);
+    c.leader(A).await;
+    c.leader(CN).await;
+    // cn-north-1 is its own partition: its keys have aws-cn ARNs.
+    let cn_key = create_mrk(&c, CN, None).await;
+    assert!(
+        cn_key
+            .arn
+            .as_deref()
+            .unwrap()
+            .starts_with("arn:aws-cn:kms:cn-north-1:"),
+        "{:?}",
+        cn_key.arn
+    );
+    let key = create_mrk(&c, A, None).await.key_id.unwrap();
+    let e = kms_err(
+        c.kms(A, 1)
+            .replicate_key(pb::ReplicateKeyRequest {
+                key_id: Some(key.clone()),
+                replica_region: Some(CN.into()),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(e.code(), "UnsupportedOperationException");
+    assert_eq!(
+        e.message(),
+        format!(
+            "{} cannot be replicated to cn-north-1: it is in partition aws-cn, and related multi-Region keys must all be in partition aws.",
+            arn(A, &key)
+        )
+    );
+    // Nothing was created on either side.
+    let m = c
+        .describe(A, 1, &key)
+        .await
+        .multi_region_configuration
+        .unwrap();
+    assert!(m.replica_keys.is_empty(), "{m:?}");
+    let e = kms_err(
+        c.kms(CN, 1)
+            .describe_key(pb::DescribeKeyRequest {
+                key_id: Some(key),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(e.code(), "NotFoundException");
+}

@@ -196,23 +196,23 @@ async fn partitioned_regions_converge_after_heal_and_apply_nothing_twice() {
         .await);
     assert_eq!(s.key_rotation_enabled, Some(false));
     chaos(&c, &["heal"]);
-    for n in c.ids(B) {
-        c.wait_key(B, n, &key, "converged", |m| {
-            m.current_key_material_id.is_some() && m.current_key_material_id != None
-        })
-        .await;
-    }
     crate::t70_multi_region::wait_rotation_setting(&c, B, &key).await;
-    wait_for(
+    let current = wait_for(
         Duration::from_secs(30),
         "same material everywhere",
         || async {
             let a = c.describe(A, 1, &key).await.current_key_material_id;
             let b = c.describe(B, 1, &key).await.current_key_material_id;
-            (a == b && rotated(&c, &key).await).then_some(())
+            (a == b && rotated(&c, &key).await).then_some(a)
         },
     )
     .await;
+    for n in c.ids(B) {
+        c.wait_key(B, n, &key, "every node converged", |m| {
+            m.current_key_material_id == current
+        })
+        .await;
+    }
     let s = ok(c
         .kms(B, 1)
         .get_key_rotation_status(pb::GetKeyRotationStatusRequest {
@@ -320,7 +320,7 @@ async fn update_primary_region_waits_out_a_partition_and_never_makes_two_primari
         (
             "REPLICA".into(),
             B.into(),
-            vec![A.to_string(), C.to_string()]
+            vec![C.to_string(), A.to_string()]
         )
     );
     // The new primary takes shared-property changes; the old one refuses them.

@@ -257,6 +257,8 @@ async fn replicas_of_an_imported_key_need_the_same_material() {
         },
     )
     .await;
+    let before = c.describe(A, 1, &key).await.current_key_material_id;
+    assert!(before.is_some());
     ok(c.kms(A, 1)
         .rotate_key_on_demand(pb::RotateKeyOnDemandRequest {
             key_id: Some(key.clone()),
@@ -264,8 +266,7 @@ async fn replicas_of_an_imported_key_need_the_same_material() {
         .await);
     let new_id = c
         .wait_key(B, 1, &key, "rotated everywhere", |m| {
-            m.current_key_material_id.is_some()
-                && m.current_key_material_id != md.current_key_material_id
+            m.current_key_material_id.is_some() && m.current_key_material_id != before
         })
         .await
         .current_key_material_id;
@@ -302,31 +303,12 @@ async fn import(
             wrapping_key_spec: Some("RSA_2048".into()),
         })
         .await);
-    o.write("wrapping.der", p.public_key.as_ref().unwrap());
-    o.ok(&[
-        "pkeyutl",
-        "-encrypt",
-        "-pubin",
-        "-keyform",
-        "DER",
-        "-inkey",
-        "wrapping.der",
-        "-pkeyopt",
-        "rsa_padding_mode:oaep",
-        "-pkeyopt",
-        "rsa_oaep_md:sha256",
-        "-pkeyopt",
-        "rsa_mgf1_md:sha256",
-        "-in",
-        material_file,
-        "-out",
-        "wrapped.bin",
-    ]);
+    let wrapped = o.oaep_sha256(p.public_key.as_ref().unwrap(), &o.read(material_file));
     c.kms(region, 2)
         .import_key_material(pb::ImportKeyMaterialRequest {
             key_id: Some(key.into()),
             import_token: p.import_token,
-            encrypted_key_material: Some(o.read("wrapped.bin")),
+            encrypted_key_material: Some(wrapped),
             expiration_model: Some("KEY_MATERIAL_DOES_NOT_EXPIRE".into()),
             import_type: import_type.map(str::to_string),
             ..Default::default()
