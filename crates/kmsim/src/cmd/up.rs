@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use kmsim_node::config::Topology;
 use kmsim_sim::cluster::{ClusterDir, DEFAULT_AWS_PORT};
@@ -94,19 +95,36 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
             let _ = stop_node(&dir, n);
         }
     };
+    // Ctrl-C and SIGTERM are caught from before the first node starts, so that neither a
+    // signal during start-up nor one right after "press Ctrl-C" leaves nodes behind.
+    let rt = super::runtime()?;
+    let mut signals = {
+        let _guard = rt.enter();
+        StopSignals::new()?
+    };
     for (n, _) in &nodes {
         start_node(&exe, &dir, n)?;
     }
     if topology.endpoint.is_some() {
         start_gateway(&exe, &dir)?;
     }
-    let rt = super::runtime()?;
     let timeout = Duration::from_secs(a.timeout);
-    let statuses = match rt.block_on(wait_healthy(&dir, timeout)) {
-        Ok(s) => s,
-        Err(e) => {
+    let started = rt.block_on(async {
+        tokio::select! {
+            r = wait_healthy(&dir, timeout) => Some(r),
+            _ = signals.recv() => None,
+        }
+    });
+    let statuses = match started {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
             stop_all();
             return Err(e.into());
+        }
+        None => {
+            println!("interrupted; stopping the nodes started so far");
+            stop_all();
+            return Ok(ExitCode::from(130));
         }
     };
     if let Some(endpoint) = &topology.endpoint {
@@ -142,13 +160,7 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("press Ctrl-C to stop the cluster");
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
-    })?;
+    rt.block_on(signals.recv());
     println!("stopping…");
     if stop_gateway(&dir)? {
         println!("stopped gateway");
@@ -159,6 +171,30 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, registered once so that none is missed between checks.
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    /// Registers both handlers; must run inside a Tokio runtime context.
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Waits for the next of the two signals.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
 
 /// The AWS endpoints and the environment lines that point AWS clients at the gateway.
