@@ -5,7 +5,9 @@
 //! trust anchor ([`crate::TrustAnchor`]). Material sealed by the source Region can be opened only
 //! by the destination Region, which re-wraps it under its own domain key.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 
 use elliptic_curve::ecdh::diffie_hellman;
 use hkdf::Hkdf;
@@ -28,18 +30,24 @@ const SALT_LEN: usize = 32;
 /// Format byte + salt + nonce.
 const HEADER_LEN: usize = 1 + SALT_LEN + NONCE_LEN;
 
+/// The most peer keys whose ECDH secret a key pair keeps (a topology has a few Regions).
+const SHARED_CACHE_MAX: usize = 64;
+
 /// A Region's P-384 transport key pair. The private half is stored wrapped under the Region's
 /// domain key; the public half is what the trust anchor certifies. Redacted `Debug`.
+///
+/// The static-static ECDH secret with each peer key is computed once and kept in memory (wiped
+/// on drop, like the private key it derives from): every message still gets its own AES key
+/// from HKDF with a fresh salt, and the scalar multiplication leaves the per-message path.
 pub struct TransportKeyPair {
     secret: p384::SecretKey,
+    shared: Mutex<HashMap<Vec<u8>, SecretBytes>>,
 }
 
 impl TransportKeyPair {
     /// A fresh key pair (the launcher or a Region's first start does this).
     pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> TransportKeyPair {
-        Self {
-            secret: p384::SecretKey::random(rng),
-        }
+        Self::new(p384::SecretKey::random(rng))
     }
 
     /// The private key as PKCS#8 DER, to be domain-wrapped.
@@ -50,7 +58,14 @@ impl TransportKeyPair {
     /// Parses what [`TransportKeyPair::to_pkcs8_der`] wrote; a key on another curve is
     /// [`CryptoError::KeySpecMismatch`], garbage [`CryptoError::InvalidPrivateKey`].
     pub fn from_pkcs8_der(der: &[u8]) -> Result<TransportKeyPair, CryptoError> {
-        p384_from_der(der).map(|secret| Self { secret })
+        p384_from_der(der).map(Self::new)
+    }
+
+    fn new(secret: p384::SecretKey) -> TransportKeyPair {
+        TransportKeyPair {
+            secret,
+            shared: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The public key as DER SubjectPublicKeyInfo, for the certificate.
@@ -59,7 +74,24 @@ impl TransportKeyPair {
     }
 
     /// The raw ECDH secret with a peer's public key; both sides of a pair compute the same.
+    /// Computed on first use per peer key, then taken from memory.
     fn shared_secret(&self, peer_public_der: &[u8]) -> Result<SecretBytes, CryptoError> {
+        let mut cache = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(z) = cache.get(peer_public_der) {
+            return Ok(z.clone());
+        }
+        let z = self.compute_shared_secret(peer_public_der)?;
+        if cache.len() >= SHARED_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(peer_public_der.to_vec(), z.clone());
+        Ok(z)
+    }
+
+    fn compute_shared_secret(&self, peer_public_der: &[u8]) -> Result<SecretBytes, CryptoError> {
         let peer = PublicKey::from_spki_der(AsymmetricSpec::EccNistP384, peer_public_der)?;
         match peer.inner() {
             PublicInner::P384(point) => Ok(SecretBytes::from_slice(

@@ -362,6 +362,7 @@ pub fn sync_identity(
         certificates,
         peers,
         channels: std::sync::Mutex::new(std::collections::HashMap::new()),
+        verified: std::sync::Mutex::new(std::collections::HashMap::new()),
     })
 }
 

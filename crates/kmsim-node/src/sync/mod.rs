@@ -18,6 +18,10 @@ use std::sync::Mutex;
 use kmsim_crypto::{TransportCertificate, TransportKeyPair};
 use tonic::transport::Channel;
 
+/// The most verified certificates kept (a topology has a few Regions; a flood of forged
+/// certificates never enters the cache, which holds only verified ones).
+const VERIFIED_CACHE_MAX: usize = 256;
+
 /// This Region's identity towards other Regions, and what it needs to check theirs.
 pub struct SyncIdentity {
     /// This Region's name.
@@ -38,6 +42,9 @@ pub struct SyncIdentity {
     pub peers: BTreeMap<String, Vec<(u64, String)>>,
     /// Open channels by address (one HTTP/2 connection per peer node, reused).
     pub channels: Mutex<HashMap<String, Channel>>,
+    /// Certificates already verified, by (Region, exact bytes): a signature is checked once,
+    /// not on every message. Only certificates that passed every check are kept.
+    pub verified: Mutex<HashMap<(String, Vec<u8>), TransportCertificate>>,
 }
 
 impl SyncIdentity {
@@ -64,6 +71,24 @@ impl SyncIdentity {
     /// Checks a certificate received from `source`: signed by the trust anchor of the
     /// partition the topology gives `source`, for `source`, in that partition.
     pub fn check_certificate(
+        &self,
+        source: &str,
+        bytes: &[u8],
+    ) -> Result<TransportCertificate, String> {
+        let cache_key = (source.to_string(), bytes.to_vec());
+        let mut verified = self.verified.lock().expect("invariant: lock not poisoned");
+        if let Some(cert) = verified.get(&cache_key) {
+            return Ok(cert.clone());
+        }
+        let cert = self.verify_certificate(source, bytes)?;
+        if verified.len() >= VERIFIED_CACHE_MAX {
+            verified.clear();
+        }
+        verified.insert(cache_key, cert.clone());
+        Ok(cert)
+    }
+
+    fn verify_certificate(
         &self,
         source: &str,
         bytes: &[u8],

@@ -31,6 +31,29 @@ impl SyncServiceImpl {
         SyncServiceImpl { api, id }
     }
 
+    /// The answer to a synchronization this Region has already applied (the resend of
+    /// anti-entropy), read from the state without a Raft write. `None` when it must go
+    /// through Raft. The state machine answers such a message the same way (stale or
+    /// repeated: "what this Region holds"); a lagging node only ever under-reports.
+    fn already_holds(
+        &self,
+        source: &str,
+        key_id: &KeyId,
+        shared: &kmsim_core::key::SharedProps,
+        promote: bool,
+    ) -> Option<SyncReply> {
+        let m = shared.mrk.as_ref()?;
+        if promote || m.primary.as_str() != source {
+            return None;
+        }
+        let local = self.api.read(|s| s.key(key_id))?;
+        let held = local.shared.mrk.as_ref()?.stamp();
+        (m.stamp() <= held).then_some(SyncReply::Applied {
+            epoch: held.0,
+            version: held.1,
+        })
+    }
+
     async fn apply(
         &self,
         source: &str,
@@ -45,6 +68,9 @@ impl SyncServiceImpl {
                 create,
                 promote,
             } => {
+                if let Some(reply) = self.already_holds(source, &key_id, &shared, promote) {
+                    return Ok(reply);
+                }
                 // Material arrives transport-wrapped and is stored wrapped under this Region's
                 // domain key; the plaintext lives only in memory, here.
                 let mut materials = BTreeMap::new();

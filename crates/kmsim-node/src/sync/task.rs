@@ -9,6 +9,12 @@
 //! - every hand-over in flight on a demoted primary (the promotion to deliver);
 //! - every queued notice (replica deleted, material imported);
 //! - every rotation whose new material every replica now holds (proposes its promotion).
+//!
+//! Needed work is started before anti-entropy and has its own permits: anti-entropy runs at
+//! most `ANTI_ENTROPY_IN_FLIGHT` deliveries at once, so a cluster with many keys never makes
+//! a rotation wait behind the periodic resend of everything. A resend that changes nothing
+//! costs no Raft write on either side (the receiver answers from its state, the sender skips
+//! an acknowledgement it already holds).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -56,8 +62,10 @@ impl Default for SyncSettings {
 
 /// How often the task looks for work when nothing wakes it.
 const PASS: Duration = Duration::from_millis(100);
-/// Deliveries in flight at once.
+/// Needed deliveries and promotions in flight at once.
 const MAX_IN_FLIGHT: usize = 64;
+/// Anti-entropy deliveries in flight at once (beside the needed ones).
+const ANTI_ENTROPY_IN_FLIGHT: usize = 8;
 
 /// One thing to deliver or propose, named by what it is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,11 +74,14 @@ enum Target {
     Key(KeyId, Region, bool),
     /// A queued notice.
     Notice(u64),
+    /// The promotion of a rotation's material version to current, proposed in this Region.
+    Promote(KeyId, u32),
 }
 
 /// How one delivery ended.
 struct Outcome {
     target: Target,
+    needed: bool,
     ok: bool,
 }
 
@@ -78,7 +89,10 @@ struct Outcome {
 /// sends everything once more).
 #[derive(Default)]
 struct Memory {
-    in_flight: HashSet<Target>,
+    /// Deliveries under way, with whether each is needed work. A needed delivery does not
+    /// wait for an anti-entropy resend of the same target (both are idempotent on the
+    /// receiver, which applies only a newer stamp).
+    in_flight: HashSet<(Target, bool)>,
     retry_at: HashMap<Target, (Instant, Duration)>,
     last_sent: HashMap<Target, Instant>,
 }
@@ -96,6 +110,7 @@ pub async fn run(
     let region = api.scope.region.clone();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Outcome>();
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let anti_entropy = Arc::new(Semaphore::new(ANTI_ENTROPY_IN_FLIGHT));
     let mut memory = Memory::default();
     let cursor = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     loop {
@@ -113,19 +128,12 @@ pub async fn run(
             continue;
         }
         let now = Instant::now();
-        let (jobs, promotions) = api.read(|s| plan(s, &region));
-        for (key_id, version) in promotions {
-            let cmd = Command::PromoteRotation {
-                key_id,
-                version,
-                now_ms: api.clock.now_ms(),
-            };
-            if let Err(e) = api.proposer.propose(&cmd).await {
-                tracing::warn!(error = %e, "rotation promotion not committed, will retry");
-            }
-        }
+        let mut jobs = api.read(|s| plan(s, &region));
+        // Needed work first (a stable sort keeps the state's order within each kind).
+        jobs.sort_by_key(|(_, needed)| !needed);
         for (target, needed) in jobs {
-            if memory.in_flight.contains(&target) {
+            let busy = |kind: bool| memory.in_flight.contains(&(target.clone(), kind));
+            if busy(true) || (!needed && busy(false)) {
                 continue;
             }
             if memory
@@ -142,10 +150,14 @@ pub async fn run(
             if !needed && !stale {
                 continue;
             }
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
+            let pool = if needed { &permits } else { &anti_entropy };
+            let Ok(permit) = pool.clone().try_acquire_owned() else {
+                if needed {
+                    continue;
+                }
                 break;
             };
-            memory.in_flight.insert(target.clone());
+            memory.in_flight.insert((target.clone(), needed));
             memory.last_sent.insert(target.clone(), now);
             let (api, id, faults, done) =
                 (api.clone(), id.clone(), faults.clone(), done_tx.clone());
@@ -158,7 +170,7 @@ pub async fn run(
                         false
                     }
                 };
-                let _ = done.send(Outcome { target, ok });
+                let _ = done.send(Outcome { target, needed, ok });
                 drop(permit);
             });
         }
@@ -166,7 +178,7 @@ pub async fn run(
 }
 
 fn finish(memory: &mut Memory, o: Outcome, settings: &SyncSettings) {
-    memory.in_flight.remove(&o.target);
+    memory.in_flight.remove(&(o.target.clone(), o.needed));
     if o.ok {
         memory.retry_at.remove(&o.target);
     } else {
@@ -181,13 +193,10 @@ fn finish(memory: &mut Memory, o: Outcome, settings: &SyncSettings) {
     }
 }
 
-/// The work the replicated state asks for: deliveries (with whether they are needed now or
-/// only due for anti-entropy) and rotations ready to complete.
-type Plan = (Vec<(Target, bool)>, Vec<(KeyId, u32)>);
-
-fn plan(s: &KmsState, region: &Region) -> Plan {
+/// The work the replicated state asks for: deliveries and promotions, each with whether it
+/// is needed now or only due for anti-entropy.
+fn plan(s: &KmsState, region: &Region) -> Vec<(Target, bool)> {
     let mut jobs = Vec::new();
-    let mut promotions = Vec::new();
     for k in s.keys() {
         let Some(m) = k.shared.mrk.as_ref() else {
             continue;
@@ -198,7 +207,7 @@ fn plan(s: &KmsState, region: &Region) -> Plan {
                 jobs.push((Target::Key(k.key_id.clone(), r.clone(), false), behind));
             }
             if let Some(v) = rotation_ready(k, region) {
-                promotions.push((k.key_id.clone(), v));
+                jobs.push((Target::Promote(k.key_id.clone(), v), true));
             }
         }
         if let Some(h) = &k.regional.sync.handover {
@@ -208,7 +217,7 @@ fn plan(s: &KmsState, region: &Region) -> Plan {
     for n in s.outbox() {
         jobs.push((Target::Notice(n.seq), true));
     }
-    (jobs, promotions)
+    jobs
 }
 
 /// Builds the message for `target` from the state as it is now, delivers it, and records the
@@ -262,6 +271,12 @@ async fn deliver(
             drop(secret);
             let reply = reply?;
             let cmd = match (promote, reply) {
+                (false, SyncReply::Applied { epoch, version })
+                    if acked(api, key_id, dest).is_some_and(|a| a >= (epoch, version)) =>
+                {
+                    // Anti-entropy found nothing new: the acknowledgement is already recorded.
+                    return Ok(());
+                }
                 (false, SyncReply::Applied { epoch, version }) => Command::SyncAcked {
                     key_id: key_id.clone(),
                     region: dest.clone(),
@@ -297,6 +312,18 @@ async fn deliver(
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
+        }
+        Target::Promote(key_id, version) => {
+            let cmd = Command::PromoteRotation {
+                key_id: key_id.clone(),
+                version: *version,
+                now_ms: api.clock.now_ms(),
+            };
+            api.proposer
+                .propose(&cmd)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("rotation promotion not committed: {e}"))
         }
         Target::Notice(seq) => {
             let Some(n): Option<Notice> = api.read(|s| s.outbox().find(|n| n.seq == *seq).cloned())
@@ -336,6 +363,14 @@ async fn deliver(
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+/// What this Region has recorded as `dest`'s acknowledged stamp of `key_id`.
+fn acked(api: &KmsApi, key_id: &KeyId, dest: &Region) -> Option<(u64, u64)> {
+    api.read(|s| {
+        s.key(key_id)
+            .and_then(|k| k.regional.sync.acked.get(dest).copied())
+    })
 }
 
 /// Seals `message` to `dest`, tries its nodes in turn (through the fault layer) and opens the
