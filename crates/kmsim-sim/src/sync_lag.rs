@@ -2,8 +2,9 @@
 //! Regions, over many multi-Region keys, with the link delay of the caller's choosing.
 //!
 //! For each of `keys` keys: CreateKey (MultiRegion) in the primary Region, ReplicateKey to every
-//! replica Region, and the time until each replica Region's node shows the replica `Enabled`;
-//! then RotateKeyOnDemand on the primary and (a) the time until every replica Region holds the
+//! replica Region, and the time until each replica Region's node shows the replica `Enabled`.
+//! Then, key after key (every replica of every key exists by then: the steady state),
+//! RotateKeyOnDemand on the primary and (a) the time until every replica Region holds the
 //! new material (it can decrypt what the new material encrypts; ListKeyRotations shows it),
 //! (b) the time until the new material is current everywhere (the primary waits for (a) before
 //! it switches, then tells every replica). Times are taken by polling one node per Region every
@@ -188,6 +189,7 @@ async fn measure(
     let mut current = new_histogram();
     let us = |d: Duration| (d.as_micros() as u64).max(1);
     let err = |e: tonic::Status| kmsim_proto::error_from_status(&e).to_string();
+    let mut keys = Vec::with_capacity(cfg.keys);
     for _ in 0..cfg.keys {
         let md = primary
             .create_key(pb::CreateKeyRequest {
@@ -229,6 +231,12 @@ async fn measure(
             .await?;
             enabled.record(us(took)).map_err(|e| e.to_string())?;
         }
+        keys.push((key, first_material));
+    }
+    // Rotations are measured on keys whose replicas all exist (the steady state), each one
+    // after the last, so a rotation never waits behind the replica-list updates of its own
+    // key's ReplicateKey calls.
+    for (key, first_material) in keys {
         let start = Instant::now();
         primary
             .rotate_key_on_demand(pb::RotateKeyOnDemandRequest {

@@ -111,7 +111,7 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
     for (region, e) in all {
         if a.brief {
             println!(
-                "{} {:<12} {:<28} {}",
+                "{} {:<14} {:<28} {}",
                 e.time_ms, region, e.event_name, e.key_id
             );
         } else {
