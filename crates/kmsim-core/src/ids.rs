@@ -9,6 +9,7 @@ use crate::error::{validation, KmsError};
 
 /// An AWS Region name such as `us-east-1` (pattern `^([a-z]+-){2,3}\d+$`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Region(String);
 
 impl Region {
@@ -56,6 +57,27 @@ impl Region {
     }
 }
 
+/// Deserializing parses, like every other way of making one of these identifiers: a value read
+/// from a sync message, a Raft command or a stored record is as well-formed as one built by
+/// `parse` (bytes from another Region never carry an unchecked name).
+macro_rules! parse_on_deserialize {
+    ($($t:ty => $parse:expr),* $(,)?) => {$(
+        impl TryFrom<String> for $t {
+            type Error = String;
+            fn try_from(s: String) -> Result<$t, String> {
+                $parse(&s)
+            }
+        }
+    )*};
+}
+
+parse_on_deserialize! {
+    Region => |s: &str| Region::parse(s).map_err(|e| e.to_string()),
+    Partition => |s: &str| Partition::parse(s).map_err(|e| e.to_string()),
+    AccountId => |s: &str| AccountId::parse(s).map_err(|e| e.to_string()),
+    KeyId => |s: &str| KeyId::parse(s).ok_or_else(|| format!("invalid key id '{s}'")),
+}
+
 impl fmt::Display for Region {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -64,6 +86,7 @@ impl fmt::Display for Region {
 
 /// An AWS partition (`aws`, `aws-cn`, `aws-us-gov`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Partition(String);
 
 impl Partition {
@@ -94,6 +117,7 @@ impl fmt::Display for Partition {
 
 /// A 12-digit AWS account ID.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct AccountId(String);
 
 impl AccountId {
@@ -121,6 +145,7 @@ impl fmt::Display for AccountId {
 /// A KMS key ID: a lowercase hyphenated UUID for single-Region keys, `mrk-` + 32 lowercase hex
 /// for multi-Region keys.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct KeyId(String);
 
 impl KeyId {
@@ -480,7 +505,29 @@ mod tests {
         );
     }
 
+    #[test]
+    fn deserializing_parses() {
+        let region: Region = serde_json::from_str("\"eu-west-1\"").unwrap();
+        assert_eq!(region.as_str(), "eu-west-1");
+        assert_eq!(serde_json::to_string(&region).unwrap(), "\"eu-west-1\"");
+        assert!(serde_json::from_str::<Region>("\"EU_WEST\"").is_err());
+        assert!(serde_json::from_str::<Partition>("\"gcp\"").is_err());
+        assert!(serde_json::from_str::<AccountId>("\"12345\"").is_err());
+        let id = KeyId::multi_region_from_bytes([7; 16]);
+        let bytes = postcard::to_allocvec(&id).unwrap();
+        assert_eq!(postcard::from_bytes::<KeyId>(&bytes).unwrap(), id);
+        let bad = postcard::to_allocvec("mrk-not-a-key").unwrap();
+        assert!(postcard::from_bytes::<KeyId>(&bad).is_err());
+    }
+
     proptest! {
+        #[test]
+        fn deserialized_ids_are_the_parsed_ones(s in "[a-z0-9-]{0,40}") {
+            let json = serde_json::to_string(&s).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Region>(&json).ok(), Region::parse(&s).ok());
+            prop_assert_eq!(serde_json::from_str::<KeyId>(&json).ok(), KeyId::parse(&s));
+        }
+
         #[test]
         fn key_ref_parse_never_panics(s in ".{0,300}") {
             let _ = KeyRef::parse(&s, &scope(), RefForms::KeyOrAlias);

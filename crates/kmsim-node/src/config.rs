@@ -591,4 +591,85 @@ session_token = "tok"
         assert!(Topology::parse(&SAMPLE.replace("us-east-1\"\n", "NOPE\"\n")).is_err());
         assert!(Topology::parse(&SAMPLE.replace("id = 1", "id = 0")).is_err());
     }
+
+    /// A topology using most sections: two Regions of two partitions, a trust anchor, Raft
+    /// and sync timing, the endpoint and credentials.
+    fn full_sample() -> String {
+        let second = r#"
+[[regions]]
+name = "cn-north-1"
+partition = "aws-cn"
+domain_key_file = "keys/cn-north-1.key"
+[[regions.nodes]]
+id = 1
+listen = "127.0.0.1:4611"
+data_dir = "data/cn-north-1/node-1"
+[[regions.nodes]]
+id = 2
+listen = "127.0.0.1:4612"
+data_dir = "data/cn-north-1/node-2"
+"#;
+        let timing = "[raft]\nheartbeat_ms = 50\nelection_timeout_min_ms = 200\nelection_timeout_max_ms = 400\n";
+        format!("{SAMPLE}{second}{AWS}{timing}")
+    }
+
+    proptest::proptest! {
+        /// A topology file is read from disk, so any text: parsed or refused, never a panic.
+        #[test]
+        fn any_text_is_parsed_or_refused(text in "(?s).{0,400}") {
+            let _ = Topology::parse(&text);
+        }
+
+        /// A real topology with characters changed, lines dropped or repeated: refused with
+        /// an error, or parsed into a topology that renders and parses back to itself.
+        #[test]
+        fn edited_topologies_are_refused_or_round_trip(
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>(), 0u8..3),
+                1..6,
+            ),
+        ) {
+            let base = full_sample();
+            proptest::prop_assume!(Topology::parse(&base).is_ok());
+            let mut lines: Vec<String> = base.lines().map(str::to_string).collect();
+            for (at, byte, kind) in edits {
+                let (i, column) = (at % lines.len(), at / lines.len());
+                match kind {
+                    0 => {
+                        let line = &mut lines[i];
+                        let mut chars: Vec<char> = line.chars().collect();
+                        if !chars.is_empty() {
+                            let j = column % chars.len();
+                            // Printable ASCII, the alphabet of a hand-edited file.
+                            chars[j] = char::from(b' ' + byte % 95);
+                        }
+                        *line = chars.into_iter().collect();
+                    }
+                    1 => {
+                        lines.remove(i);
+                        if lines.is_empty() {
+                            lines.push(String::new());
+                        }
+                    }
+                    _ => {
+                        let copy = lines[i].clone();
+                        lines.insert(i, copy);
+                    }
+                }
+            }
+            let text = lines.join("\n");
+            if let Ok(t) = Topology::parse(&text) {
+                let again = Topology::parse(&t.to_toml());
+                proptest::prop_assert!(again.is_ok(), "{}: {:?}", t.to_toml(), again.err());
+                proptest::prop_assert_eq!(again.unwrap(), t);
+            }
+        }
+    }
+
+    #[test]
+    fn the_full_sample_parses() {
+        let t = Topology::parse(&full_sample()).unwrap();
+        assert_eq!(t.regions.len(), 2);
+        assert_eq!(t.region_partition(&t.regions[1]), "aws-cn");
+    }
 }

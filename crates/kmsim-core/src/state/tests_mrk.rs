@@ -420,3 +420,106 @@ fn a_primary_waits_for_its_last_replica_to_be_deleted() {
         "b has no key any more"
     );
 }
+
+/// The bytes of a real synchronization of a multi-Region key with a replica being created.
+fn encoded_key_message() -> Vec<u8> {
+    let (mut a, _, id) = two_regions();
+    a.apply(&Command::ReplicateKey {
+        key_id: id.clone(),
+        replica: region("eu-west-1"),
+        spec: spec(),
+    })
+    .0
+    .unwrap();
+    let k = a.key(&id).unwrap();
+    crate::sync::encode(&crate::sync::SyncMessage::Key {
+        key_id: id.clone(),
+        shared: Box::new(k.shared.clone()),
+        create: k.regional.sync.creating.get(&region("eu-west-1")).cloned(),
+        promote: false,
+    })
+}
+
+/// Every identifier a decoded message carries is well-formed (deserializing parses).
+fn identifiers_are_well_formed(m: &crate::sync::SyncMessage) -> bool {
+    let region_ok = |r: &Region| Region::parse(r.as_str()).is_ok();
+    match m {
+        crate::sync::SyncMessage::Key { key_id, shared, .. } => {
+            KeyId::parse(key_id.as_str()).is_some()
+                && shared
+                    .mrk
+                    .as_ref()
+                    .is_none_or(|m| region_ok(&m.primary) && m.replicas.iter().all(region_ok))
+        }
+        crate::sync::SyncMessage::Notice { key_id, from, .. } => {
+            KeyId::parse(key_id.as_str()).is_some() && region_ok(from)
+        }
+    }
+}
+
+#[test]
+fn a_real_key_message_round_trips() {
+    let bytes = encoded_key_message();
+    let m: crate::sync::SyncMessage = crate::sync::decode(&bytes).unwrap();
+    assert!(identifiers_are_well_formed(&m));
+    assert_eq!(crate::sync::encode(&m), bytes);
+}
+
+#[test]
+fn a_message_naming_a_malformed_region_or_key_is_refused() {
+    let bytes = encoded_key_message();
+    let good: crate::sync::SyncMessage = crate::sync::decode(&bytes).unwrap();
+    // The same message with the primary's name changed in place to something that is no
+    // Region (same length, so the encoding stays aligned).
+    let mut bad = bytes.clone();
+    let at = bad
+        .windows(9)
+        .position(|w| w == b"us-east-1")
+        .expect("the primary's name is in the message");
+    bad[at..at + 9].copy_from_slice(b"US_EAST_1");
+    assert_eq!(crate::sync::decode::<crate::sync::SyncMessage>(&bad), None);
+    let mut bad_key = bytes.clone();
+    let at = bad_key.windows(4).position(|w| w == b"mrk-").unwrap();
+    bad_key[at..at + 4].copy_from_slice(b"MRK-");
+    assert_eq!(
+        crate::sync::decode::<crate::sync::SyncMessage>(&bad_key),
+        None
+    );
+    assert!(identifiers_are_well_formed(&good));
+}
+
+proptest::proptest! {
+    /// Bytes from another Region: any input decodes to a well-formed message or to nothing,
+    /// never a panic; the same for answers and for the secret bundle's shape.
+    #[test]
+    fn arbitrary_sync_bytes_decode_to_well_formed_values_or_nothing(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+    ) {
+        if let Some(m) = crate::sync::decode::<crate::sync::SyncMessage>(&bytes) {
+            proptest::prop_assert!(identifiers_are_well_formed(&m));
+        }
+        let _ = crate::sync::decode::<SyncReply>(&bytes);
+        let _ = crate::sync::decode::<Vec<(u32, Vec<u8>)>>(&bytes);
+    }
+
+    /// A real message with bytes changed, cut or appended decodes to a well-formed message or
+    /// to nothing.
+    #[test]
+    fn mutated_key_messages_decode_to_well_formed_values_or_nothing(
+        edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..8),
+        cut in proptest::option::of(proptest::prelude::any::<usize>()),
+    ) {
+        let mut bytes = encoded_key_message();
+        for (at, b) in edits {
+            let n = bytes.len();
+            bytes[at % n] = b;
+        }
+        if let Some(c) = cut {
+            let n = bytes.len();
+            bytes.truncate(c % n);
+        }
+        if let Some(m) = crate::sync::decode::<crate::sync::SyncMessage>(&bytes) {
+            proptest::prop_assert!(identifiers_are_well_formed(&m));
+        }
+    }
+}
