@@ -442,3 +442,39 @@ async fn a_region_of_another_partition_is_refused_as_a_replica_target() {
     );
     assert_eq!(e.code(), "NotFoundException");
 }
+
+/// A Region without a transport key runs no synchronizer: no multi-Region key is replicated
+/// to or from it (instead of a replica that would stay `Creating` for ever).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_region_without_a_transport_key_is_refused_both_ways() {
+    let c = Cluster::start_edited(&[A, B], 1, |t| {
+        let b = t.regions.iter_mut().find(|r| r.name == B).unwrap();
+        b.transport_key_file = None;
+        b.transport_certificate = None;
+    });
+    c.leader(A).await;
+    c.leader(B).await;
+    let expected = format!(
+        "Region {B} has no transport key in this kmsim topology (transport_key_file and transport_certificate), so multi-Region keys cannot be exchanged with it."
+    );
+    for (from, to) in [(A, B), (B, A)] {
+        let key = create_mrk(&c, from, None).await.key_id.unwrap();
+        let e = kms_err(
+            c.kms(from, 1)
+                .replicate_key(pb::ReplicateKeyRequest {
+                    key_id: Some(key.clone()),
+                    replica_region: Some(to.into()),
+                    ..Default::default()
+                })
+                .await,
+        );
+        assert_eq!(e.code(), "UnsupportedOperationException", "{from} -> {to}");
+        assert_eq!(e.message(), expected, "{from} -> {to}");
+        let m = c
+            .describe(from, 1, &key)
+            .await
+            .multi_region_configuration
+            .unwrap();
+        assert!(m.replica_keys.is_empty(), "{m:?}");
+    }
+}

@@ -159,6 +159,15 @@ pub async fn run_node_with_key<E: KvEngine>(
             .iter()
             .map(|r| (r.name.clone(), topology.region_partition(r)))
             .collect(),
+        unsynchronized: topology
+            .regions
+            .iter()
+            .filter(|r| {
+                r.transport_certificate.is_none()
+                    || (r.name == region && r.transport_key_file.is_none())
+            })
+            .map(|r| r.name.clone())
+            .collect(),
     });
     // The synchronizer, when this Region has a transport key (single-Region topologies and
     // hand-written ones may go without).

@@ -51,6 +51,9 @@ pub struct KmsApi {
     pub entropy: Entropy,
     /// The partition of every Region of the topology (ReplicateKey refuses other partitions).
     pub regions: std::collections::BTreeMap<String, String>,
+    /// The Regions of the topology that run no synchronizer (no transport key): no
+    /// multi-Region key can be replicated to or from them, or handed over to them.
+    pub unsynchronized: std::collections::BTreeSet<String>,
 }
 
 impl KmsApi {

@@ -29,6 +29,13 @@ impl KmsApi {
                 self.scope.partition
             )));
         }
+        for r in [self.scope.region.as_str(), region.as_str()] {
+            if self.unsynchronized.contains(r) {
+                return Err(KmsError::UnsupportedOperation(format!(
+                    "Region {r} has no transport key in this kmsim topology (transport_key_file and transport_certificate), so multi-Region keys cannot be exchanged with it."
+                )));
+            }
+        }
         Ok(region)
     }
 
