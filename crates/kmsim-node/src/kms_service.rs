@@ -38,8 +38,8 @@ macro_rules! grpc_service {
             $(
                 async fn $method(&self, req: Request<pb::$req>) -> Result<Response<pb::$resp>, Status> {
                     let ctx = self.context(&req);
-                    self.api
-                        .$method(&ctx, req.into_inner())
+                    let api = &self.api;
+                    api.consistent(stringify!($name), req.into_inner(), |r| api.$method(&ctx, r))
                         .await
                         .map(Response::new)
                         .map_err(|e| status_from_error(&e))

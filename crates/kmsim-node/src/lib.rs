@@ -5,9 +5,11 @@
 //! Modules: [`config`] (topology file), [`node`] (wiring and bootstrap), [`kms`] (operations),
 //! [`kms_service`], [`raft_service`], [`admin_service`] (gRPC faces), [`aws`] (the AWS JSON 1.1
 //! face with SigV4, Region routing and the gateway), [`proposer`] (writes from
-//! any node), [`network`] (Raft client), [`app`] (state machine bridge), [`material`] (unwrapped
-//! key cache), [`clock`], [`entropy`], [`faults`] (injected link faults), [`reaper`] (the lifecycle task:
-//! deletion windows, automatic rotation, expiry of imported material).
+//! any node, and read indexes for reads that must not be stale), [`network`] (Raft client),
+//! [`app`] (state machine bridge), [`material`] (unwrapped key cache), [`clock`], [`entropy`],
+//! [`backoff`] (jittered retry delays), [`faults`] (injected link faults), [`lifecycle`] (the
+//! lifecycle task: deletion windows, automatic rotation, expiry of imported material),
+//! [`sync`] (the synchronizer between Regions).
 //!
 //! This crate is generic over `kmsim_store::KvEngine`; it never links RocksDB and never parses
 //! command-line flags or installs a tracing subscriber (the binary does).
@@ -15,18 +17,19 @@
 pub mod admin_service;
 pub mod app;
 pub mod aws;
+pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod entropy;
 pub mod faults;
 pub mod kms;
 pub mod kms_service;
+pub mod lifecycle;
 pub mod material;
 pub mod network;
 pub mod node;
 pub mod proposer;
 pub mod raft_service;
-pub mod reaper;
 pub mod sync;
 mod wire;
 

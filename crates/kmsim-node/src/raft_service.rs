@@ -5,7 +5,9 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use kmsim_proto::raft::v1::raft_service_server::RaftService;
-use kmsim_proto::raft::v1::{ProposeRequest, ProposeResponse, RaftPayload};
+use kmsim_proto::raft::v1::{
+    ProposeRequest, ProposeResponse, RaftPayload, ReadIndexRequest, ReadIndexResponse,
+};
 use kmsim_proto::status::status_from_error;
 use kmsim_store::Raft;
 
@@ -64,6 +66,16 @@ impl RaftService for RaftServiceImpl {
         let req = req.into_inner();
         match self.proposer.propose_bytes(req.command, req.hops).await {
             Ok((log_index, result)) => Ok(Response::new(ProposeResponse { result, log_index })),
+            Err(e) => Err(status_from_error(&e)),
+        }
+    }
+
+    async fn read_index(
+        &self,
+        req: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexResponse>, Status> {
+        match self.proposer.read_index(req.into_inner().hops).await {
+            Ok(log_index) => Ok(Response::new(ReadIndexResponse { log_index })),
             Err(e) => Err(status_from_error(&e)),
         }
     }

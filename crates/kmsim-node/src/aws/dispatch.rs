@@ -47,7 +47,9 @@ macro_rules! json_dispatch {
             /// Runs the request on this node's KMS and returns the JSON response body.
             pub async fn call(self, api: &KmsApi, ctx: &RequestContext) -> Result<Vec<u8>, KmsError> {
                 match self {
-                    $( Request::$name(req) => encode_body(&api.$method(ctx, req).await?), )*
+                    $( Request::$name(req) => encode_body(
+                        &api.consistent(stringify!($name), req, |r| api.$method(ctx, r)).await?,
+                    ), )*
                 }
             }
         }

@@ -54,6 +54,16 @@ pub struct KmsApi {
     /// The Regions of the topology that run no synchronizer (no transport key): no
     /// multi-Region key can be replicated to or from them, or handed over to them.
     pub unsynchronized: std::collections::BTreeSet<String>,
+    /// The link to other Regions' synchronizer services, when this Region has a transport
+    /// key: ReplicateKey and UpdatePrimaryRegion reach the other Region before they answer.
+    pub sync: Option<Arc<crate::sync::link::SyncLink>>,
+}
+
+/// Whether an operation (AWS name) is a management read: DescribeKey, List*, Get*.
+pub fn is_management_read(op: &str) -> bool {
+    ["Describe", "List", "Get"]
+        .iter()
+        .any(|prefix| op.starts_with(prefix))
 }
 
 impl KmsApi {
@@ -61,6 +71,41 @@ impl KmsApi {
     pub fn read<T>(&self, f: impl FnOnce(&KmsState) -> T) -> T {
         let app = self.app.read().expect("invariant: lock not poisoned");
         f(app.state())
+    }
+
+    /// Runs one operation of either face (`op` is its AWS name) so that no node answers from
+    /// a state older than what its Region has acknowledged to the caller:
+    /// - management reads (`Describe*`, `List*`, `Get*`) first wait for the Region's read index
+    ///   (a Raft read index from the leader, then this node's apply), so they see every write
+    ///   acknowledged before they started, whichever node took that write;
+    /// - any operation that answers `NotFoundException` is confirmed the same way and run once
+    ///   more before the answer goes out, so a lagging follower never denies a key its Region
+    ///   has committed. Cryptographic operations on an existing key stay local reads.
+    ///
+    /// A failing run changes nothing (every refusal happens before a proposal, or in apply,
+    /// which leaves the state as it was), so the second run is safe for writes too.
+    pub async fn consistent<Req, Resp, F, Fut>(
+        &self,
+        op: &str,
+        req: Req,
+        call: F,
+    ) -> Result<Resp, KmsError>
+    where
+        Req: Clone,
+        F: Fn(Req) -> Fut,
+        Fut: std::future::Future<Output = Result<Resp, KmsError>>,
+    {
+        let read = is_management_read(op);
+        if read {
+            self.proposer.read_barrier().await?;
+        }
+        match call(req.clone()).await {
+            Err(KmsError::NotFound(_)) if !read => {
+                self.proposer.read_barrier().await?;
+                call(req).await
+            }
+            other => other,
+        }
     }
 
     /// Resolves a `KeyId` member to a key of this Region.
