@@ -28,3 +28,4 @@ mod t70_multi_region;
 mod t71_multi_region_faults;
 mod t72_multi_region_lifecycle;
 mod t73_sync_security;
+mod t74_read_after_write;

@@ -30,15 +30,6 @@ def state(region, key_id):
     return boto3.client("kms", region_name=region).describe_key(KeyId=key_id)["KeyMetadata"]
 
 
-def state_if_any(region, key_id):
-    """The key's metadata in `region`, or None while that Region has not created it yet."""
-    kms = boto3.client("kms", region_name=region)
-    try:
-        return kms.describe_key(KeyId=key_id)["KeyMetadata"]
-    except kms.exceptions.NotFoundException:
-        return None
-
-
 def replicated_key(cluster):
     """A multi-Region primary in PRIMARY with an Enabled replica in REPLICA: (primary, replica) ARNs."""
     kms = cluster.client(PRIMARY)
@@ -48,8 +39,11 @@ def replicated_key(cluster):
     replica = out["ReplicaKeyMetadata"]
     assert replica["Arn"] == md["Arn"].replace(PRIMARY, REPLICA)
     assert replica["KeyState"] == "Creating" and replica["Description"] == "mrk replica"
+    # The replica's Region holds it as soon as ReplicateKey answers (AWS's procedure: poll
+    # DescribeKey there until Enabled), never NotFoundException.
+    assert state(REPLICA, md["KeyId"])["KeyState"] in ("Creating", "Enabled")
     wait_for("the replica to be Enabled",
-             lambda: (state_if_any(REPLICA, md["KeyId"]) or {}).get("KeyState") == "Enabled")
+             lambda: state(REPLICA, md["KeyId"])["KeyState"] == "Enabled")
     return md["Arn"], replica["Arn"]
 
 

@@ -24,6 +24,26 @@ pub enum SyncMessage {
         /// UpdatePrimaryRegion: the destination takes over as primary at `shared.mrk.epoch`.
         promote: bool,
     },
+    /// ReplicateKey, during the request: the destination checks that it can hold the replica
+    /// (the key ID is free there, or already a replica of this primary being created; the
+    /// policy and tags are valid) and commits it in state `Creating`, with these shared
+    /// properties (the set as it will be, the destination listed) and its Regional
+    /// properties. No material: that follows with an ordinary synchronization.
+    CreateReplica {
+        /// The key.
+        key_id: KeyId,
+        /// The set's shared properties with the destination among the replicas, at the stamp
+        /// the primary held before its own commit (so any later synchronization is newer).
+        shared: Box<SharedProps>,
+        /// The replica's Regional properties.
+        spec: ReplicaSpec,
+    },
+    /// ReplicateKey failed in the primary's Region after the destination had created the
+    /// replica: the destination removes it if it is still `Creating` for this primary.
+    AbandonReplica {
+        /// The key.
+        key_id: KeyId,
+    },
     /// A replica Region's notice to the primary Region.
     Notice {
         /// The key.
@@ -71,6 +91,20 @@ pub enum SyncReply {
     },
     /// The notice was taken (applied or already known).
     Noted,
+    /// `CreateReplica`: the replica is committed in state `Creating` (now or by an earlier
+    /// request of the same primary).
+    ReplicaCreating {
+        /// Its creation date in the destination Region, ms.
+        creation_ms: i64,
+    },
+    /// The destination refused the request with this AWS error (code and message), which the
+    /// sender passes on to its caller.
+    Refused {
+        /// The AWS error code (`__type`).
+        code: String,
+        /// The AWS message.
+        message: String,
+    },
 }
 
 /// One queued notice of this Region to a key's primary Region (the outbox).

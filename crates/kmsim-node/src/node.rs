@@ -31,6 +31,7 @@ use crate::material::MaterialCache;
 use crate::network::{channel, GrpcNetworkFactory};
 use crate::proposer::Proposer;
 use crate::raft_service::RaftServiceImpl;
+use crate::sync::link::SyncLink;
 use crate::sync::service::SyncServiceImpl;
 use crate::sync::task::SyncSettings;
 use crate::sync::SyncIdentity;
@@ -147,11 +148,31 @@ pub async fn run_node_with_key<E: KvEngine>(
         region.to_string(),
         faults.clone(),
     ));
+    let materials = Arc::new(MaterialCache::new(domain, scope.clone()));
+    // The synchronizer, when this Region has a transport key (single-Region topologies and
+    // hand-written ones may go without).
+    let sync_identity = match &region_cfg.transport_key_file {
+        Some(_) => {
+            let transport = load_transport_key(materials.domain(), &region_cfg)?;
+            Some(Arc::new(sync_identity(&topology, region, transport)?))
+        }
+        None => None,
+    };
+    let sync_link = sync_identity.clone().map(|id| {
+        let t = &topology.sync;
+        let settings = SyncSettings {
+            retry_min: Duration::from_millis(t.retry_min_ms),
+            retry_max: Duration::from_millis(t.retry_max_ms),
+            anti_entropy: Duration::from_millis(t.anti_entropy_ms),
+            ..SyncSettings::default()
+        };
+        Arc::new(SyncLink::new(id, faults.clone(), settings))
+    });
     let api = Arc::new(KmsApi {
         scope: scope.clone(),
         app,
         proposer: proposer.clone(),
-        materials: Arc::new(MaterialCache::new(domain, scope)),
+        materials,
         clock,
         entropy: Entropy,
         regions: topology
@@ -168,16 +189,8 @@ pub async fn run_node_with_key<E: KvEngine>(
             })
             .map(|r| r.name.clone())
             .collect(),
+        sync: sync_link.clone(),
     });
-    // The synchronizer, when this Region has a transport key (single-Region topologies and
-    // hand-written ones may go without).
-    let sync_identity = match &region_cfg.transport_key_file {
-        Some(_) => {
-            let transport = load_transport_key(api.materials.domain(), &region_cfg)?;
-            Some(Arc::new(sync_identity(&topology, region, transport)?))
-        }
-        None => None,
-    };
     let wake = api.app.read().expect("invariant: lock not poisoned").wake();
 
     let listener = TcpListener::bind(me.listen)
@@ -197,7 +210,7 @@ pub async fn run_node_with_key<E: KvEngine>(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(crate::reaper::run(
+    tasks.spawn(crate::lifecycle::run(
         api.clone(),
         raft.clone(),
         stop_rx.clone(),
@@ -211,20 +224,11 @@ pub async fn run_node_with_key<E: KvEngine>(
         );
         tasks.spawn(crate::aws::serve(l, Arc::new(front), stop_rx.clone()));
     }
-    if let Some(id) = &sync_identity {
-        let t = &topology.sync;
-        let settings = SyncSettings {
-            retry_min: Duration::from_millis(t.retry_min_ms),
-            retry_max: Duration::from_millis(t.retry_max_ms),
-            anti_entropy: Duration::from_millis(t.anti_entropy_ms),
-            ..SyncSettings::default()
-        };
+    if let Some(link) = &sync_link {
         tasks.spawn(crate::sync::task::run(
             api.clone(),
             raft.clone(),
-            id.clone(),
-            faults.clone(),
-            settings,
+            link.clone(),
             wake,
             stop_rx.clone(),
         ));

@@ -2,7 +2,10 @@
 //! Regions, over many multi-Region keys, with the link delay of the caller's choosing.
 //!
 //! For each of `keys` keys: CreateKey (MultiRegion) in the primary Region, ReplicateKey to every
-//! replica Region, and the time until each replica Region's node shows the replica `Enabled`.
+//! replica Region, timed three ways: the ReplicateKey call itself (it reaches the replica
+//! Region during the request, so it includes one round trip between the Regions), the time
+//! until the replica Region's node shows the replica (`Creating` or already `Enabled`), and the
+//! time until it shows it `Enabled` (the synchronizer has delivered the material).
 //! Then, key after key (every replica of every key exists by then: the steady state),
 //! RotateKeyOnDemand on the primary and (a) the time until every replica Region holds the
 //! new material (it can decrypt what the new material encrypts; ListKeyRotations shows it),
@@ -65,7 +68,11 @@ pub struct Distribution {
 pub struct SyncLagReport {
     /// The injected one-way delay, ms.
     pub delay_ms: f64,
-    /// ReplicateKey until the replica is Enabled in its Region (one sample per replica).
+    /// The ReplicateKey call (one sample per replica).
+    pub replicate_key_call: Distribution,
+    /// ReplicateKey's start until its Region's node shows the replica in any state.
+    pub replicate_to_visible: Distribution,
+    /// ReplicateKey's start until the replica is Enabled in its Region.
     pub replicate_to_enabled: Distribution,
     /// RotateKeyOnDemand until every replica Region holds the new material (one per key).
     pub rotation_material_everywhere: Distribution,
@@ -184,6 +191,8 @@ async fn measure(
     primary: &mut KmsServiceClient<Channel>,
     replicas: &mut [Replica],
 ) -> Result<SyncLagReport, String> {
+    let mut call = new_histogram();
+    let mut visible = new_histogram();
     let mut enabled = new_histogram();
     let mut held = new_histogram();
     let mut current = new_histogram();
@@ -214,7 +223,9 @@ async fn measure(
                 })
                 .await
                 .map_err(err)?;
-            let took = until(cfg.poll, start, || {
+            call.record(us(start.elapsed()))
+                .map_err(|e| e.to_string())?;
+            let state = |client: &KmsServiceClient<Channel>| {
                 let mut c = client.clone();
                 let key = key.clone();
                 async move {
@@ -225,8 +236,13 @@ async fn measure(
                     .await
                     .ok()
                     .and_then(|r| r.into_inner().key_metadata)
-                    .is_some_and(|m| m.key_state.as_deref() == Some("Enabled"))
+                    .and_then(|m| m.key_state)
                 }
+            };
+            let seen = until(cfg.poll, start, || async { state(client).await.is_some() }).await?;
+            visible.record(us(seen)).map_err(|e| e.to_string())?;
+            let took = until(cfg.poll, start, || async {
+                state(client).await.as_deref() == Some("Enabled")
             })
             .await?;
             enabled.record(us(took)).map_err(|e| e.to_string())?;
@@ -288,6 +304,8 @@ async fn measure(
     }
     Ok(SyncLagReport {
         delay_ms: cfg.delay.as_secs_f64() * 1000.0,
+        replicate_key_call: dist(&call),
+        replicate_to_visible: dist(&visible),
         replicate_to_enabled: dist(&enabled),
         rotation_material_everywhere: dist(&held),
         rotation_current_everywhere: dist(&current),

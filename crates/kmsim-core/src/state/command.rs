@@ -226,6 +226,30 @@ pub enum Command {
         /// When the receiving node took the message, ms.
         now_ms: i64,
     },
+    /// ReplicateKey reached this replica Region during the request: the replica is created
+    /// in state `Creating` (or found so, for a retry of the same primary).
+    CreateReplica {
+        /// The key.
+        key_id: KeyId,
+        /// The primary's Region (the sender).
+        source: Region,
+        /// The set's shared properties as the primary sent them.
+        shared: Box<SharedProps>,
+        /// The replica's Regional properties.
+        spec: ReplicaSpec,
+        /// When the receiving node took the request, ms (the replica's creation date).
+        now_ms: i64,
+    },
+    /// ReplicateKey failed in the primary's Region: remove the replica if it is still
+    /// `Creating` for that primary.
+    AbandonReplica {
+        /// The key.
+        key_id: KeyId,
+        /// The primary's Region (the sender).
+        source: Region,
+        /// When, ms.
+        now_ms: i64,
+    },
     /// The primary's record that a replica Region acknowledged (epoch, version).
     SyncAcked {
         /// The key.

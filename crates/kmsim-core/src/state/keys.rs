@@ -1,12 +1,13 @@
 //! Applying the key lifecycle and alias commands.
 
+use std::sync::Arc;
+
 use crate::error::KmsError;
 use crate::ids::{AliasName, KeyId};
 use crate::key::{KeyRecord, KeyState, Tag};
 use crate::key_state::{check, Operation};
 use crate::tags::merge_tags;
 
-use crate::audit::service_record;
 use crate::sync::NoticeKind;
 
 use super::mrk::has_replicas;
@@ -115,14 +116,9 @@ impl KmsState {
         if !due {
             return Ok(CommandOutput::Done);
         }
-        let gone = self
-            .keys
-            .remove(key_id)
-            .expect("invariant: checked due above");
+        let gone = self.remove_key(key_id, now_ms, None, changes);
         if let Some(m) = gone
-            .shared
-            .mrk
-            .as_ref()
+            .and_then(|k| k.shared.mrk.clone())
             .filter(|m| m.primary != self.scope.region)
         {
             // A replica's deletion is reported to its primary, which takes it off the set.
@@ -133,23 +129,28 @@ impl KmsState {
                 changes,
             );
         }
-        let (scope, arn) = (self.scope.clone(), self.scope.key_arn(key_id));
-        self.record_event(
-            now_ms,
-            "DeleteKey",
-            Some(key_id),
-            |seq| {
-                service_record(
-                    &scope,
-                    seq,
-                    now_ms,
-                    "DeleteKey",
-                    Some(&arn),
-                    Some(serde_json::json!({"keyId": arn})),
-                )
-            },
-            changes,
-        );
+        Ok(CommandOutput::Done)
+    }
+
+    /// Removes a key with its aliases and grants and records a `DeleteKey` service event
+    /// (the members of `details`, an object, join its `serviceEventDetails`). Returns the
+    /// removed key.
+    pub(super) fn remove_key(
+        &mut self,
+        key_id: &KeyId,
+        now_ms: i64,
+        details: Option<serde_json::Value>,
+        changes: &mut Vec<RecordChange>,
+    ) -> Option<Arc<KeyRecord>> {
+        let gone = self.keys.remove(key_id)?;
+        let arn = self.scope.key_arn(key_id);
+        let mut d = serde_json::json!({"keyId": arn});
+        if let Some(serde_json::Value::Object(extra)) = details {
+            d.as_object_mut()
+                .expect("invariant: built as an object")
+                .extend(extra);
+        }
+        self.record_service_event(now_ms, "DeleteKey", key_id, &arn, d, changes);
         changes.push(RecordChange::Delete {
             key: key_record_key(key_id),
         });
@@ -175,7 +176,7 @@ impl KmsState {
             });
             self.grants.remove(&(k, g));
         }
-        Ok(CommandOutput::Done)
+        Some(gone)
     }
 
     fn put_alias(&mut self, alias: AliasRecord, changes: &mut Vec<RecordChange>) {

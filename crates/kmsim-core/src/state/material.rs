@@ -8,8 +8,6 @@ use crate::key::{
 };
 use crate::key_state::Operation;
 
-use crate::audit::service_record;
-
 use super::mrk::{bump, has_replicas, primary_only};
 use super::{CommandOutput, CommandResult, KmsState, RecordChange, DAY_MS};
 
@@ -125,23 +123,9 @@ impl KmsState {
             let r = &mut key.shared.rotation;
             r.base_ms = Some(now_ms);
             r.next_rotation_ms = Some(now_ms + i64::from(r.period_days) * DAY_MS);
-            let (scope, arn) = (self.scope.clone(), self.scope.key_arn(key_id));
-            self.record_event(
-                now_ms,
-                "RotateKey",
-                Some(key_id),
-                |seq| {
-                    service_record(
-                        &scope,
-                        seq,
-                        now_ms,
-                        "RotateKey",
-                        Some(&arn),
-                        Some(serde_json::json!({"keyId": arn})),
-                    )
-                },
-                changes,
-            );
+            let arn = self.scope.key_arn(key_id);
+            let details = serde_json::json!({"keyId": arn});
+            self.record_service_event(now_ms, "RotateKey", key_id, &arn, details, changes);
             return Ok(self.put_key(key, changes));
         }
         let arn = self.scope.key_arn(key_id);

@@ -296,6 +296,36 @@ impl KmsState {
 
     /// Appends an audit event built by `build` from its position, dropping the oldest beyond
     /// [`MAX_AUDIT_EVENTS`].
+    /// Records a service event (`AwsServiceEvent`) about `key_id`, whose resource is `key_arn`
+    /// (this Region's key ARN, or the primary's for a synchronization).
+    pub(crate) fn record_service_event(
+        &mut self,
+        time_ms: i64,
+        event_name: &str,
+        key_id: &KeyId,
+        key_arn: &str,
+        details: serde_json::Value,
+        changes: &mut Vec<RecordChange>,
+    ) {
+        let scope = self.scope.clone();
+        self.record_event(
+            time_ms,
+            event_name,
+            Some(key_id),
+            |seq| {
+                crate::audit::service_record(
+                    &scope,
+                    seq,
+                    time_ms,
+                    event_name,
+                    Some(key_arn),
+                    Some(details),
+                )
+            },
+            changes,
+        );
+    }
+
     pub(crate) fn record_event(
         &mut self,
         time_ms: i64,

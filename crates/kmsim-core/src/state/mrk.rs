@@ -8,7 +8,7 @@
 //! (epoch + 1, the new primary named, state `Updating`) and only then is the new primary told,
 //! and a Region that refused a promotion never accepts one at or below that epoch.
 
-use crate::audit::{api_record, service_record, ApiCall};
+use crate::audit::{api_record, ApiCall};
 use crate::error::KmsError;
 use crate::ids::{KeyId, Region};
 use crate::key::{
@@ -41,6 +41,8 @@ impl Command {
             | Command::DeleteGrant { key_id, .. }
             | Command::ReplicateKey { key_id, .. }
             | Command::ApplySync { key_id, .. }
+            | Command::CreateReplica { key_id, .. }
+            | Command::AbandonReplica { key_id, .. }
             | Command::SyncAcked { key_id, .. }
             | Command::ReplicaGone { key_id, .. }
             | Command::ApplyNotice { key_id, .. }
@@ -142,6 +144,18 @@ impl KmsState {
                 *now_ms,
                 changes,
             ),
+            Command::CreateReplica {
+                key_id,
+                source,
+                shared,
+                spec,
+                now_ms,
+            } => self.create_replica(key_id, source, shared, spec, *now_ms, changes),
+            Command::AbandonReplica {
+                key_id,
+                source,
+                now_ms,
+            } => self.abandon_replica(key_id, source, *now_ms, changes),
             Command::SyncAcked {
                 key_id,
                 region,
@@ -190,26 +204,184 @@ impl KmsState {
         spec: &ReplicaSpec,
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
-        let arn = self.scope.key_arn(key_id);
-        let region = self.scope.region.clone();
+        let shared = self.replication_plan(key_id, replica)?;
         self.update_key(key_id, Operation::ReplicateKey, changes, |k| {
-            let m = mrk_of(k, &arn)?;
-            if m.primary != region {
-                return Err(KmsError::UnsupportedOperation(format!(
-                    "{arn} is not a multi-region primary key."
-                )));
-            }
-            if m.regions().any(|r| r == replica) {
-                return Err(KmsError::AlreadyExists(format!(
-                    "Unable to replicate key {key_id} to {replica}: a related multi-Region key already exists there."
-                )));
-            }
-            let m = k.shared.mrk.as_mut().expect("invariant: checked above");
-            m.replicas.push(replica.clone());
-            m.replicas.sort();
-            m.version += 1;
-            k.regional.sync.creating.insert(replica.clone(), spec.clone());
+            k.shared.mrk = shared.mrk;
+            bump(k);
+            k.regional
+                .sync
+                .creating
+                .insert(replica.clone(), spec.clone());
             Ok(())
+        })
+    }
+
+    /// What ReplicateKey of `key_id` into `replica` would make of the set, checked as apply
+    /// checks it (the state table, a multi-Region primary in this Region, `replica` not in the
+    /// set yet): the shared properties with `replica` among the replicas, still at the current
+    /// stamp. The node taking ReplicateKey sends them to the replica Region before the primary
+    /// commits; apply checks the same again.
+    pub fn replication_plan(
+        &self,
+        key_id: &KeyId,
+        replica: &Region,
+    ) -> Result<SharedProps, KmsError> {
+        let arn = self.scope.key_arn(key_id);
+        let k = self.existing(key_id)?;
+        crate::key_state::check(
+            Operation::ReplicateKey,
+            k.regional.state,
+            k.shared.origin,
+            &arn,
+        )?;
+        let m = mrk_of(k, &arn)?;
+        if m.primary != self.scope.region {
+            return Err(KmsError::UnsupportedOperation(format!(
+                "{arn} is not a multi-region primary key."
+            )));
+        }
+        if m.regions().any(|r| r == replica) {
+            return Err(KmsError::AlreadyExists(format!(
+                "Unable to replicate key {key_id} to {replica}: a related multi-Region key already exists there."
+            )));
+        }
+        let mut shared = k.shared.clone();
+        let m = shared.mrk.as_mut().expect("invariant: checked above");
+        m.replicas.push(replica.clone());
+        m.replicas.sort();
+        Ok(shared)
+    }
+
+    /// The replica Region's `CreateKey` service event for a new replica.
+    fn record_replica_created(
+        &mut self,
+        key_id: &KeyId,
+        primary: &Region,
+        now_ms: i64,
+        changes: &mut Vec<RecordChange>,
+    ) {
+        let arn = self.scope.key_arn(key_id);
+        let details = serde_json::json!({"replicaOf": self.scope.key_arn_in(primary, key_id)});
+        self.record_service_event(now_ms, "CreateKey", key_id, &arn, details, changes);
+    }
+
+    /// ReplicateKey reached this Region during the request: the replica is committed in state
+    /// `Creating`, with the set's shared properties and the request's Regional ones, and no
+    /// material (the synchronizer brings it; its first synchronization ends `Creating`). A
+    /// replica already `Creating` for the same primary (a retried ReplicateKey) is the answer
+    /// again; any other key under that ID is `AlreadyExistsException`.
+    fn create_replica(
+        &mut self,
+        key_id: &KeyId,
+        source: &Region,
+        shared: &SharedProps,
+        spec: &ReplicaSpec,
+        now_ms: i64,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        let here = self.scope.region.clone();
+        let Some(m) = shared.mrk.as_ref() else {
+            return Err(KmsError::Validation(format!(
+                "replica request for {key_id} from {source} carries no multi-Region set"
+            )));
+        };
+        if m.primary != *source || !m.replicas.contains(&here) {
+            return Err(KmsError::Validation(format!(
+                "replica request for {key_id} from {source} does not name {source} as primary and {here} as a replica"
+            )));
+        }
+        if let Some(creation_ms) = self.replica_slot(key_id, source)? {
+            return Ok(CommandOutput::Sync(SyncReply::ReplicaCreating {
+                creation_ms,
+            }));
+        }
+        let key = KeyRecord {
+            key_id: key_id.clone(),
+            shared: shared.clone(),
+            regional: RegionalProps {
+                creation_ms: now_ms,
+                description: spec.description.clone(),
+                state: KeyState::Creating,
+                deletion_ms: None,
+                pending_window_days: None,
+                policy: spec.policy.clone(),
+                tags: spec.tags.clone(),
+                materials: Default::default(),
+                sync: Default::default(),
+            },
+        };
+        self.put_key(key, changes);
+        self.record_replica_created(key_id, source, now_ms, changes);
+        Ok(CommandOutput::Sync(SyncReply::ReplicaCreating {
+            creation_ms: now_ms,
+        }))
+    }
+
+    /// Whether this Region can take a replica of `key_id` from `primary`: `None` when the key
+    /// ID is free here, the creation date of a replica already `Creating` for that primary (a
+    /// retried ReplicateKey), else `AlreadyExistsException`. The receiving node checks it
+    /// before proposing (the dry run) and apply checks it again.
+    pub fn replica_slot(&self, key_id: &KeyId, primary: &Region) -> Result<Option<i64>, KmsError> {
+        let Some(existing) = self.keys.get(key_id) else {
+            return Ok(None);
+        };
+        let same_primary = existing
+            .shared
+            .mrk
+            .as_ref()
+            .is_some_and(|held| held.primary == *primary);
+        if existing.regional.state == KeyState::Creating && same_primary {
+            return Ok(Some(existing.regional.creation_ms));
+        }
+        Err(KmsError::AlreadyExists(format!(
+            "Unable to replicate key {key_id} to {}: a related multi-Region key already exists there.",
+            self.scope.region
+        )))
+    }
+
+    /// ReplicateKey did not complete in the primary's Region: the replica it created here
+    /// goes, if it is still `Creating` for that primary (anything else is left alone).
+    fn abandon_replica(
+        &mut self,
+        key_id: &KeyId,
+        source: &Region,
+        now_ms: i64,
+        changes: &mut Vec<RecordChange>,
+    ) -> CommandResult {
+        let abandoned = self.keys.get(key_id).is_some_and(|k| {
+            k.regional.state == KeyState::Creating
+                && k.shared.mrk.as_ref().is_some_and(|m| m.primary == *source)
+        });
+        if abandoned {
+            let details = serde_json::json!({
+                "reason": "ReplicateKey did not complete in the primary Region",
+                "primaryRegion": source.as_str(),
+            });
+            self.remove_key(key_id, now_ms, Some(details), changes);
+        }
+        Ok(CommandOutput::Sync(SyncReply::Noted))
+    }
+
+    /// The answer to an ordinary synchronization from the primary it names whose stamp is not
+    /// newer than the one this Region holds (a resend, a replay, a stale message): what this
+    /// Region holds, with nothing to change. `None` when applying it may change something.
+    /// `apply_sync` answers such messages with this, and a node may answer them from its
+    /// applied state without a Raft write (a lagging node only ever under-reports).
+    pub fn already_holds(
+        &self,
+        key_id: &KeyId,
+        source: &Region,
+        shared: &SharedProps,
+        promote: bool,
+    ) -> Option<SyncReply> {
+        let m = shared.mrk.as_ref()?;
+        if promote || m.primary != *source {
+            return None;
+        }
+        let held = self.keys.get(key_id)?.shared.mrk.as_ref()?.stamp();
+        (m.stamp() <= held).then_some(SyncReply::Applied {
+            epoch: held.0,
+            version: held.1,
         })
     }
 
@@ -241,6 +413,10 @@ impl KmsState {
                 m.primary
             )));
         }
+        if let Some(held) = self.already_holds(key_id, source, shared, promote) {
+            // Stale or repeated: nothing to do, say what this Region holds.
+            return Ok(CommandOutput::Sync(held));
+        }
         let Some(existing) = self.keys.get(key_id).cloned() else {
             // A new replica: created with the Regional properties of the ReplicateKey request.
             let Some(spec) = create.filter(|_| !promote && m.replicas.contains(&here)) else {
@@ -271,25 +447,7 @@ impl KmsState {
                 },
             };
             self.put_key(key, changes);
-            let (scope, arn) = (self.scope.clone(), self.scope.key_arn(key_id));
-            self.record_event(
-                now_ms,
-                "CreateKey",
-                Some(key_id),
-                |seq| {
-                    service_record(
-                        &scope,
-                        seq,
-                        now_ms,
-                        "CreateKey",
-                        Some(&arn),
-                        Some(
-                            serde_json::json!({"replicaOf": scope.key_arn_in(&m.primary, key_id)}),
-                        ),
-                    )
-                },
-                changes,
-            );
+            self.record_replica_created(key_id, &m.primary, now_ms, changes);
             return reply(m.epoch, m.version);
         };
         let Some(local) = existing.shared.mrk.clone() else {
@@ -345,16 +503,17 @@ impl KmsState {
             };
             key.regional.state = KeyState::Updating;
             self.put_key(key, changes);
-            let (scope, arn) = (self.scope.clone(), self.scope.key_arn(key_id));
-            self.record_event(now_ms, "UpdatePrimaryRegion", Some(key_id), |seq| {
-                service_record(&scope, seq, now_ms, "UpdatePrimaryRegion", Some(&arn),
-                    Some(serde_json::json!({"keyId": arn, "primaryRegion": scope.region.as_str(), "invokedBy": "kms.amazonaws.com"})))
-            }, changes);
+            let arn = self.scope.key_arn(key_id);
+            let details = serde_json::json!({"keyId": arn, "primaryRegion": self.scope.region.as_str(), "invokedBy": "kms.amazonaws.com"});
+            self.record_service_event(
+                now_ms,
+                "UpdatePrimaryRegion",
+                key_id,
+                &arn,
+                details,
+                changes,
+            );
             return reply(stamp.0, stamp.1);
-        }
-        if m.stamp() <= local.stamp() {
-            // Stale or repeated: nothing to do, say what this Region holds.
-            return reply(local.epoch, local.version);
         }
         if m.primary != local.primary && m.epoch <= local.epoch {
             // A new primary comes only with a hand-over, which always raises the epoch.
@@ -375,6 +534,11 @@ impl KmsState {
             key.regional.sync.creating.clear();
         }
         merge_shared(&mut key, shared, materials);
+        if key.regional.state == KeyState::Creating {
+            // The first synchronization of a replica created during ReplicateKey: it now
+            // holds the set's material (an EXTERNAL key goes on to `PendingImport` below).
+            key.regional.state = KeyState::Enabled;
+        }
         if key.shared.origin == Origin::External
             && key.regional.state == KeyState::Enabled
             && !key.has_all_current_material()
@@ -382,14 +546,17 @@ impl KmsState {
             key.regional.state = KeyState::PendingImport;
         }
         self.put_key(key, changes);
-        let (scope, primary_arn) = (
-            self.scope.clone(),
-            self.scope.key_arn_in(&m.primary, key_id),
+        let primary_arn = self.scope.key_arn_in(&m.primary, key_id);
+        let details =
+            serde_json::json!({"epoch": m.epoch, "version": m.version, "source": source.as_str()});
+        self.record_service_event(
+            now_ms,
+            "SynchronizeMultiRegionKey",
+            key_id,
+            &primary_arn,
+            details,
+            changes,
         );
-        self.record_event(now_ms, "SynchronizeMultiRegionKey", Some(key_id), |seq| {
-            service_record(&scope, seq, now_ms, "SynchronizeMultiRegionKey", Some(&primary_arn),
-                Some(serde_json::json!({"epoch": m.epoch, "version": m.version, "source": source.as_str()})))
-        }, changes);
         reply(m.epoch, m.version)
     }
 

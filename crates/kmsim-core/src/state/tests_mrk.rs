@@ -444,7 +444,8 @@ fn encoded_key_message() -> Vec<u8> {
 fn identifiers_are_well_formed(m: &crate::sync::SyncMessage) -> bool {
     let region_ok = |r: &Region| Region::parse(r.as_str()).is_ok();
     match m {
-        crate::sync::SyncMessage::Key { key_id, shared, .. } => {
+        crate::sync::SyncMessage::Key { key_id, shared, .. }
+        | crate::sync::SyncMessage::CreateReplica { key_id, shared, .. } => {
             KeyId::parse(key_id.as_str()).is_some()
                 && shared
                     .mrk
@@ -453,6 +454,9 @@ fn identifiers_are_well_formed(m: &crate::sync::SyncMessage) -> bool {
         }
         crate::sync::SyncMessage::Notice { key_id, from, .. } => {
             KeyId::parse(key_id.as_str()).is_some() && region_ok(from)
+        }
+        crate::sync::SyncMessage::AbandonReplica { key_id } => {
+            KeyId::parse(key_id.as_str()).is_some()
         }
     }
 }
@@ -522,4 +526,151 @@ proptest::proptest! {
             proptest::prop_assert!(identifiers_are_well_formed(&m));
         }
     }
+}
+
+/// ReplicateKey as the node runs it: the plan, the replica Region's `CreateReplica`, then the
+/// primary's commit. Returns the replica Region's answer.
+fn replicate_in_request(a: &mut KmsState, b: &mut KmsState, id: &KeyId, now_ms: i64) -> SyncReply {
+    let to = b.scope().region.clone();
+    let shared = a.replication_plan(id, &to).unwrap();
+    let (r, _) = b.apply(&Command::CreateReplica {
+        key_id: id.clone(),
+        source: a.scope().region.clone(),
+        shared: Box::new(shared),
+        spec: spec(),
+        now_ms,
+    });
+    let CommandOutput::Sync(reply) = r.unwrap() else {
+        panic!("not a sync answer")
+    };
+    a.apply(&Command::ReplicateKey {
+        key_id: id.clone(),
+        replica: to,
+        spec: spec(),
+    })
+    .0
+    .unwrap();
+    reply
+}
+
+#[test]
+fn a_replica_is_creating_in_its_region_before_the_primary_commits_and_enabled_by_its_first_sync() {
+    let (mut a, mut b, id) = two_regions();
+    let reply = replicate_in_request(&mut a, &mut b, &id, 77);
+    assert_eq!(reply, SyncReply::ReplicaCreating { creation_ms: 77 });
+    let r = b.key(&id).unwrap();
+    assert_eq!(r.regional.state, KeyState::Creating);
+    assert_eq!(r.regional.creation_ms, 77);
+    assert!(r.regional.materials.is_empty());
+    let m = r.shared.mrk.as_ref().unwrap();
+    assert_eq!(m.primary, region("us-east-1"));
+    assert_eq!(m.replicas, vec![region("eu-west-1")]);
+    // The record's stamp is older than the primary's commit, so the first sync applies.
+    assert!(m.stamp() < a.key(&id).unwrap().shared.mrk.as_ref().unwrap().stamp());
+    // A retried request is answered with the same record; a second ReplicateKey is refused.
+    let shared = a.key(&id).unwrap().shared.clone();
+    let again = b.apply(&Command::CreateReplica {
+        key_id: id.clone(),
+        source: region("us-east-1"),
+        shared: Box::new(shared),
+        spec: spec(),
+        now_ms: 99,
+    });
+    assert_eq!(
+        again.0.unwrap(),
+        CommandOutput::Sync(SyncReply::ReplicaCreating { creation_ms: 77 })
+    );
+    let e = a.replication_plan(&id, &region("eu-west-1")).unwrap_err();
+    assert_eq!(e.code(), "AlreadyExistsException");
+    // The synchronizer's first delivery brings the material and ends Creating.
+    assert!(matches!(
+        sync(&mut a, &mut b, &id, false),
+        SyncReply::Applied { .. }
+    ));
+    let r = b.key(&id).unwrap();
+    assert_eq!(r.regional.state, KeyState::Enabled);
+    assert_eq!(r.regional.creation_ms, 77);
+    assert_eq!(r.regional.materials.len(), 1);
+    assert!(a.key(&id).unwrap().regional.sync.creating.is_empty());
+}
+
+#[test]
+fn an_abandoned_replica_goes_only_while_it_is_creating_for_that_primary() {
+    let (mut a, mut b, id) = two_regions();
+    let shared = a.replication_plan(&id, &region("eu-west-1")).unwrap();
+    b.apply(&Command::CreateReplica {
+        key_id: id.clone(),
+        source: region("us-east-1"),
+        shared: Box::new(shared),
+        spec: spec(),
+        now_ms: 5,
+    })
+    .0
+    .unwrap();
+    // Another Region cannot take it back.
+    b.apply(&Command::AbandonReplica {
+        key_id: id.clone(),
+        source: region("ap-southeast-2"),
+        now_ms: 6,
+    })
+    .0
+    .unwrap();
+    assert!(b.key(&id).is_some());
+    let events = b.audit_events(None, None, usize::MAX).len();
+    b.apply(&Command::AbandonReplica {
+        key_id: id.clone(),
+        source: region("us-east-1"),
+        now_ms: 7,
+    })
+    .0
+    .unwrap();
+    assert!(b.key(&id).is_none());
+    assert_eq!(
+        b.audit_events(None, None, usize::MAX).len(),
+        events + 1,
+        "a DeleteKey event"
+    );
+    // An Enabled replica is never taken back.
+    replicate_in_request(&mut a, &mut b, &id, 8);
+    sync(&mut a, &mut b, &id, false);
+    b.apply(&Command::AbandonReplica {
+        key_id: id.clone(),
+        source: region("us-east-1"),
+        now_ms: 9,
+    })
+    .0
+    .unwrap();
+    assert_eq!(b.key(&id).unwrap().regional.state, KeyState::Enabled);
+}
+
+#[test]
+fn a_replica_request_that_does_not_name_the_destination_or_its_sender_is_refused() {
+    let (a, mut b, id) = two_regions();
+    let mut shared = a.key(&id).unwrap().shared.clone();
+    // Not listing eu-west-1 among the replicas.
+    let e = b
+        .apply(&Command::CreateReplica {
+            key_id: id.clone(),
+            source: region("us-east-1"),
+            shared: Box::new(shared.clone()),
+            spec: spec(),
+            now_ms: 1,
+        })
+        .0
+        .unwrap_err();
+    assert_eq!(e.code(), "ValidationException");
+    // Sent by a Region that is not the primary it names.
+    shared.mrk.as_mut().unwrap().replicas = vec![region("eu-west-1")];
+    let e = b
+        .apply(&Command::CreateReplica {
+            key_id: id.clone(),
+            source: region("ap-southeast-2"),
+            shared: Box::new(shared),
+            spec: spec(),
+            now_ms: 1,
+        })
+        .0
+        .unwrap_err();
+    assert_eq!(e.code(), "ValidationException");
+    assert!(b.key(&id).is_none());
 }

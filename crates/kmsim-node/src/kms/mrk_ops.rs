@@ -1,11 +1,18 @@
-//! Multi-Region keys: ReplicateKey and UpdatePrimaryRegion. Both are answered as soon as this
-//! Region has committed its half; the synchronizer delivers the rest to the other Region
-//! (`crate::sync`), which is why ReplicateKey reports the replica as `Creating`.
+//! Multi-Region keys: ReplicateKey and UpdatePrimaryRegion. Both reach the other Region during
+//! the request, through the synchronizer's authenticated link (`crate::sync::link`):
+//! ReplicateKey has the replica Region commit the replica in state `Creating` before the
+//! primary's Region commits it into the set; UpdatePrimaryRegion delivers the promotion before
+//! it answers. Key material still travels only through the synchronizer task, which is why the
+//! replica stays `Creating` until its first synchronization.
 
-use kmsim_core::ids::{KeyRef, RefForms, Region};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kmsim_core::ids::{KeyId, KeyRef, RefForms, Region};
 use kmsim_core::key::{KeyRecord, KeyState, RegionalProps, ReplicaSpec};
 use kmsim_core::policy::{default_key_policy, validate_policy};
 use kmsim_core::state::Command;
+use kmsim_core::sync::{SyncMessage, SyncReply};
 use kmsim_core::tags::validate_tags;
 use kmsim_core::KmsError;
 use kmsim_proto::kms::v1 as pb;
@@ -13,6 +20,10 @@ use kmsim_proto::kms::v1 as pb;
 use super::convert::key_metadata;
 use super::validate::{required, str_len};
 use super::{KmsApi, RequestContext};
+use crate::backoff::Backoff;
+use crate::sync::envelope::{pack, Bundle};
+use crate::sync::link::SyncLink;
+use crate::sync::task::deliver_key;
 
 impl KmsApi {
     /// A Region of the topology, in this Region's partition, for ReplicateKey/UpdatePrimaryRegion.
@@ -79,7 +90,46 @@ impl KmsApi {
             "description": description,
             "bypassPolicyLockoutSafetyCheck": req.bypass_policy_lockout_safety_check.unwrap_or(false),
         });
-        let primary = self
+        // The replica Region first: it checks the request (the dry run) and commits the
+        // replica in state Creating, so DescribeKey there finds it as soon as we answer.
+        let link = self.sync_link(&replica)?;
+        let shared = self.read(|s| s.replication_plan(&key.key_id, &replica))?;
+        let message = SyncMessage::CreateReplica {
+            key_id: key.key_id.clone(),
+            shared: Box::new(shared.clone()),
+            spec: spec.clone(),
+        };
+        let stamp = shared.mrk.as_ref().map(|m| pack(m.stamp())).unwrap_or(0);
+        let answer = link
+            .send(
+                &self.entropy,
+                &replica,
+                &key.key_id,
+                stamp,
+                &message,
+                &Bundle::default(),
+            )
+            .await;
+        let creation_ms = match answer {
+            Ok(SyncReply::ReplicaCreating { creation_ms }) => creation_ms,
+            Ok(SyncReply::Refused { code, message }) => {
+                return Err(KmsError::from_wire(&code, message))
+            }
+            Ok(other) => {
+                return Err(KmsError::Internal(format!(
+                    "{replica} answered a replica request with {other:?}"
+                )))
+            }
+            Err(why) => {
+                // Not reached, or the answer was lost: if the replica Region did commit, take
+                // it back, in the background.
+                self.abandon_replica(link, &key.key_id, &replica);
+                return Err(KmsError::DependencyTimeout(format!(
+                    "ReplicateKey could not reach {replica} ({why}); nothing was replicated, the request can be retried."
+                )));
+            }
+        };
+        let committed = self
             .propose_key(self.audited(
                 ctx,
                 "ReplicateKey",
@@ -90,14 +140,33 @@ impl KmsApi {
                     spec,
                 },
             ))
-            .await?;
-        // The replica as its Region will show it: the set's shared properties, the request's
-        // Regional ones, state Creating until that Region has committed it.
+            .await;
+        let primary = match committed {
+            Ok(primary) => primary,
+            Err(e) => {
+                // A definite refusal here (the key changed since the plan) leaves the replica
+                // Region's Creating record without a set: take it back, unless the set lists
+                // the Region after all (a concurrent ReplicateKey of the same replica won).
+                // After an unknown outcome the record stays: the write may yet commit, and a
+                // retried ReplicateKey finds the record and completes.
+                let listed = self.read(|s| {
+                    s.key(&key.key_id)
+                        .and_then(|k| k.shared.mrk.clone())
+                        .is_some_and(|m| m.replicas.contains(&replica))
+                });
+                if !listed && !e.is_retryable() {
+                    self.abandon_replica(link, &key.key_id, &replica);
+                }
+                return Err(e);
+            }
+        };
+        // The replica as its Region holds it: the set's shared properties, the request's
+        // Regional ones, state Creating until the synchronizer has delivered its material.
         let replica_key = KeyRecord {
             key_id: primary.key_id.clone(),
             shared: primary.shared.clone(),
             regional: RegionalProps {
-                creation_ms: self.clock.now_ms(),
+                creation_ms,
                 description,
                 state: KeyState::Creating,
                 deletion_ms: None,
@@ -113,6 +182,42 @@ impl KmsApi {
             replica_policy: Some(policy),
             replica_tags: tags.iter().map(super::management::pb_tag).collect(),
         })
+    }
+
+    /// The link to other Regions (every Region that `peer_region` admits has one).
+    fn sync_link(&self, region: &Region) -> Result<Arc<SyncLink>, KmsError> {
+        self.sync.clone().ok_or_else(|| {
+            KmsError::UnsupportedOperation(format!(
+                "Region {} has no transport key in this kmsim topology, so multi-Region keys cannot be exchanged with {region}.",
+                self.scope.region
+            ))
+        })
+    }
+
+    /// Asks `replica`'s Region, in the background, to remove the replica of `key_id` that a
+    /// failed ReplicateKey created there (it does so only while the replica is still
+    /// `Creating` for this primary). A few tries with jittered backoff; what still fails is
+    /// logged (the record then stays `Creating` until a retried ReplicateKey completes it).
+    fn abandon_replica(&self, link: Arc<SyncLink>, key_id: &KeyId, replica: &Region) {
+        let (key_id, replica, entropy) = (key_id.clone(), replica.clone(), self.entropy.clone());
+        tokio::spawn(async move {
+            let message = SyncMessage::AbandonReplica {
+                key_id: key_id.clone(),
+            };
+            let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+            let mut last = String::new();
+            for _ in 0..ABANDON_TRIES {
+                match link
+                    .send(&entropy, &replica, &key_id, 0, &message, &Bundle::default())
+                    .await
+                {
+                    Ok(_) => return,
+                    Err(why) => last = why,
+                }
+                tokio::time::sleep(backoff.delay()).await;
+            }
+            tracing::warn!(key_id = %key_id, peer = %replica, why = last, "could not take back a replica of a failed ReplicateKey");
+        });
     }
 
     /// UpdatePrimaryRegion: this Region's key is demoted and fenced at once (state Updating);
@@ -133,17 +238,52 @@ impl KmsApi {
         let arn = self.arn(&key);
         let to_name = required(req.primary_region, "primaryRegion")?;
         let to = self.peer_region(&to_name, "primaryRegion", &arn)?;
-        let params = serde_json::json!({"keyId": key_id, "primaryRegion": to.as_str()});
-        self.propose_done(self.audited(
-            ctx,
-            "UpdatePrimaryRegion",
-            params,
-            Command::BeginHandover {
-                key_id: key.key_id.clone(),
-                to,
-            },
-        ))
-        .await?;
-        Ok(pb::UpdatePrimaryRegionResponse {})
+        let link = self.sync_link(&to)?;
+        // A retry of a hand-over already under way to the same Region only waits for it.
+        let handing_over = key
+            .regional
+            .sync
+            .handover
+            .as_ref()
+            .is_some_and(|h| h.to == to);
+        if !handing_over {
+            let params = serde_json::json!({"keyId": key_id, "primaryRegion": to.as_str()});
+            self.propose_done(self.audited(
+                ctx,
+                "UpdatePrimaryRegion",
+                params,
+                Command::BeginHandover {
+                    key_id: key.key_id.clone(),
+                    to: to.clone(),
+                },
+            ))
+            .await?;
+        }
+        // Deliver the promotion now, so that once this call answers, DescribeKey in either
+        // Region shows the new primary (the synchronizer would otherwise deliver it shortly
+        // after; it still retries if this attempt fails).
+        let answer = deliver_key(self, &link, &key.key_id, &to, true)
+            .await
+            .map_err(|why| {
+                KmsError::Internal(format!(
+                    "The primary Region of {arn} is moving to {to}, which could not be reached yet ({why}). The change completes when {to} is reachable; until then both keys are Updating. Retry the request to wait for it."
+                ))
+            })?;
+        match answer {
+            // The replica refused (e.g. it is not Enabled): this Region took the primary role
+            // back (`EndHandover`), and the caller hears why.
+            Some(SyncReply::PromotionRefused { reason }) => Err(KmsError::InvalidState(format!(
+                "The primary Region of {arn} was not changed: {reason}."
+            ))),
+            // Not NotFoundException: the hand-over was attempted (and is undone), so the call
+            // must not be retried as a negative lookup would be.
+            Some(SyncReply::UnknownKey) => Err(KmsError::InvalidState(format!(
+                "The primary Region of {arn} was not changed: {to} no longer holds the key."
+            ))),
+            _ => Ok(pb::UpdatePrimaryRegionResponse {}),
+        }
     }
 }
+
+/// How many times a failed ReplicateKey asks the replica Region to take its replica back.
+const ABANDON_TRIES: usize = 5;

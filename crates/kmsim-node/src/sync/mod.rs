@@ -9,6 +9,7 @@
 //! anything), so redelivery is always safe.
 
 pub mod envelope;
+pub mod link;
 pub mod service;
 pub mod task;
 

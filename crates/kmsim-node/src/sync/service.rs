@@ -10,8 +10,11 @@ use tonic::{Request, Response, Status};
 
 use kmsim_core::ids::{KeyId, Region};
 use kmsim_core::key::RegionalMaterial;
+use kmsim_core::policy::validate_policy;
 use kmsim_core::state::{Command, CommandOutput};
 use kmsim_core::sync::{SyncMessage, SyncReply};
+use kmsim_core::tags::validate_tags;
+use kmsim_core::KmsError;
 use kmsim_proto::sync::v1::sync_service_server::SyncService;
 use kmsim_proto::sync::v1::SyncEnvelope;
 
@@ -31,29 +34,6 @@ impl SyncServiceImpl {
         SyncServiceImpl { api, id }
     }
 
-    /// The answer to a synchronization this Region has already applied (the resend of
-    /// anti-entropy), read from the state without a Raft write. `None` when it must go
-    /// through Raft. The state machine answers such a message the same way (stale or
-    /// repeated: "what this Region holds"); a lagging node only ever under-reports.
-    fn already_holds(
-        &self,
-        source: &str,
-        key_id: &KeyId,
-        shared: &kmsim_core::key::SharedProps,
-        promote: bool,
-    ) -> Option<SyncReply> {
-        let m = shared.mrk.as_ref()?;
-        if promote || m.primary.as_str() != source {
-            return None;
-        }
-        let local = self.api.read(|s| s.key(key_id))?;
-        let held = local.shared.mrk.as_ref()?.stamp();
-        (m.stamp() <= held).then_some(SyncReply::Applied {
-            epoch: held.0,
-            version: held.1,
-        })
-    }
-
     async fn apply(
         &self,
         source: &str,
@@ -61,6 +41,7 @@ impl SyncServiceImpl {
         secret: Bundle,
     ) -> Result<SyncReply, Status> {
         let region = |r: &str| Region::parse(r).map_err(|_| Status::invalid_argument("bad Region"));
+        let creating = matches!(message, SyncMessage::CreateReplica { .. });
         let cmd = match message {
             SyncMessage::Key {
                 key_id,
@@ -68,7 +49,13 @@ impl SyncServiceImpl {
                 create,
                 promote,
             } => {
-                if let Some(reply) = self.already_holds(source, &key_id, &shared, promote) {
+                // A resend this Region already holds (anti-entropy) is answered from the
+                // applied state, as the state machine would answer it, without a Raft write.
+                let source = region(source)?;
+                let held = self
+                    .api
+                    .read(|s| s.already_holds(&key_id, &source, &shared, promote));
+                if let Some(reply) = held {
                     return Ok(reply);
                 }
                 // Material arrives transport-wrapped and is stored wrapped under this Region's
@@ -90,7 +77,7 @@ impl SyncServiceImpl {
                 }
                 Command::ApplySync {
                     key_id,
-                    source: region(source)?,
+                    source,
                     shared: *shared,
                     materials,
                     create,
@@ -98,6 +85,34 @@ impl SyncServiceImpl {
                     now_ms: self.api.clock.now_ms(),
                 }
             }
+            SyncMessage::CreateReplica {
+                key_id,
+                shared,
+                spec,
+            } => {
+                // The dry run: everything this Region can check before committing anything.
+                let source = region(source)?;
+                let checked = validate_policy(&spec.policy)
+                    .and_then(|()| validate_tags(&spec.tags, "tags"))
+                    .and_then(|()| self.api.read(|s| s.replica_slot(&key_id, &source)));
+                match checked {
+                    Err(e) => return Ok(refused(&e)),
+                    Ok(Some(creation_ms)) => return Ok(SyncReply::ReplicaCreating { creation_ms }),
+                    Ok(None) => {}
+                }
+                Command::CreateReplica {
+                    key_id,
+                    source,
+                    shared,
+                    spec,
+                    now_ms: self.api.clock.now_ms(),
+                }
+            }
+            SyncMessage::AbandonReplica { key_id } => Command::AbandonReplica {
+                key_id,
+                source: region(source)?,
+                now_ms: self.api.clock.now_ms(),
+            },
             SyncMessage::Notice { key_id, from, kind } => {
                 if from.as_str() != source {
                     return Err(Status::permission_denied(
@@ -115,8 +130,19 @@ impl SyncServiceImpl {
         match self.api.proposer.propose(&cmd).await {
             Ok(CommandOutput::Sync(reply)) => Ok(reply),
             Ok(other) => Err(Status::internal(format!("unexpected output {other:?}"))),
+            // A definite refusal of a replica request is part of the authenticated answer,
+            // passed on to the ReplicateKey caller; anything else may be retried.
+            Err(e) if creating && !e.is_retryable() => Ok(refused(&e)),
             Err(e) => Err(kmsim_proto::status_from_error(&e)),
         }
+    }
+}
+
+/// A definite API error as an answer to the sender.
+fn refused(e: &KmsError) -> SyncReply {
+    SyncReply::Refused {
+        code: e.code().to_string(),
+        message: e.message().to_string(),
     }
 }
 
@@ -129,9 +155,10 @@ impl SyncService for SyncServiceImpl {
             Status::permission_denied(why)
         })?;
         let key_matches = match &opened.message {
-            SyncMessage::Key { key_id, .. } | SyncMessage::Notice { key_id, .. } => {
-                key_id.as_str() == env.key_id
-            }
+            SyncMessage::Key { key_id, .. }
+            | SyncMessage::CreateReplica { key_id, .. }
+            | SyncMessage::AbandonReplica { key_id }
+            | SyncMessage::Notice { key_id, .. } => key_id.as_str() == env.key_id,
         };
         if !key_matches || KeyId::parse(&env.key_id).is_none() {
             return Err(Status::permission_denied(

@@ -28,12 +28,10 @@ use kmsim_core::key::Origin;
 use kmsim_core::state::mrk::rotation_ready;
 use kmsim_core::state::{Command, KmsState};
 use kmsim_core::sync::{Notice, SyncMessage, SyncReply};
-use kmsim_proto::sync::v1::sync_service_client::SyncServiceClient;
-use kmsim_proto::sync::v1::SyncEnvelope;
 
-use super::envelope::{open, pack, seal, Bundle};
-use super::SyncIdentity;
-use crate::faults::FaultTable;
+use super::envelope::{pack, Bundle};
+use super::link::SyncLink;
+use crate::backoff::jittered;
 use crate::kms::KmsApi;
 
 /// Timing of the synchronizer (topology `[sync]`).
@@ -89,30 +87,40 @@ struct Outcome {
 /// sends everything once more).
 #[derive(Default)]
 struct Memory {
-    /// Deliveries under way, with whether each is needed work. A needed delivery does not
-    /// wait for an anti-entropy resend of the same target (both are idempotent on the
-    /// receiver, which applies only a newer stamp).
-    in_flight: HashSet<(Target, bool)>,
+    /// Needed deliveries under way.
+    needed_in_flight: HashSet<Target>,
+    /// Anti-entropy resends under way. A needed delivery does not wait for a resend of the
+    /// same target (both are idempotent on the receiver, which applies only a newer stamp).
+    resends_in_flight: HashSet<Target>,
     retry_at: HashMap<Target, (Instant, Duration)>,
     last_sent: HashMap<Target, Instant>,
+}
+
+impl Memory {
+    /// The in-flight set of needed work or of resends.
+    fn in_flight(&mut self, needed: bool) -> &mut HashSet<Target> {
+        if needed {
+            &mut self.needed_in_flight
+        } else {
+            &mut self.resends_in_flight
+        }
+    }
 }
 
 /// Runs the synchronizer until `shutdown` flips.
 pub async fn run(
     api: Arc<KmsApi>,
     raft: kmsim_store::Raft,
-    id: Arc<SyncIdentity>,
-    faults: Arc<FaultTable>,
-    settings: SyncSettings,
+    link: Arc<SyncLink>,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let settings = link.settings;
     let region = api.scope.region.clone();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Outcome>();
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let anti_entropy = Arc::new(Semaphore::new(ANTI_ENTROPY_IN_FLIGHT));
     let mut memory = Memory::default();
-    let cursor = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(PASS) => {}
@@ -132,8 +140,9 @@ pub async fn run(
         // Needed work first (a stable sort keeps the state's order within each kind).
         jobs.sort_by_key(|(_, needed)| !needed);
         for (target, needed) in jobs {
-            let busy = |kind: bool| memory.in_flight.contains(&(target.clone(), kind));
-            if busy(true) || (!needed && busy(false)) {
+            if memory.needed_in_flight.contains(&target)
+                || (!needed && memory.resends_in_flight.contains(&target))
+            {
                 continue;
             }
             if memory
@@ -157,13 +166,11 @@ pub async fn run(
                 }
                 break;
             };
-            memory.in_flight.insert((target.clone(), needed));
+            memory.in_flight(needed).insert(target.clone());
             memory.last_sent.insert(target.clone(), now);
-            let (api, id, faults, done) =
-                (api.clone(), id.clone(), faults.clone(), done_tx.clone());
-            let cursor = cursor.clone();
+            let (api, link, done) = (api.clone(), link.clone(), done_tx.clone());
             tokio::spawn(async move {
-                let ok = match deliver(&api, &id, &faults, &target, &settings, &cursor).await {
+                let ok = match deliver(&api, &link, &target).await {
                     Ok(()) => true,
                     Err(why) => {
                         tracing::debug!(?target, why, "synchronization not delivered, will retry");
@@ -178,7 +185,7 @@ pub async fn run(
 }
 
 fn finish(memory: &mut Memory, o: Outcome, settings: &SyncSettings) {
-    memory.in_flight.remove(&(o.target.clone(), o.needed));
+    memory.in_flight(o.needed).remove(&o.target);
     if o.ok {
         memory.retry_at.remove(&o.target);
     } else {
@@ -187,9 +194,10 @@ fn finish(memory: &mut Memory, o: Outcome, settings: &SyncSettings) {
             .get(&o.target)
             .map(|(_, b)| (*b * 2).min(settings.retry_max))
             .unwrap_or(settings.retry_min);
+        // Jittered, so the targets that failed together do not all retry together.
         memory
             .retry_at
-            .insert(o.target, (Instant::now() + backoff, backoff));
+            .insert(o.target, (Instant::now() + jittered(backoff), backoff));
     }
 }
 
@@ -222,97 +230,11 @@ fn plan(s: &KmsState, region: &Region) -> Vec<(Target, bool)> {
 
 /// Builds the message for `target` from the state as it is now, delivers it, and records the
 /// answer through Raft.
-async fn deliver(
-    api: &KmsApi,
-    id: &SyncIdentity,
-    faults: &FaultTable,
-    target: &Target,
-    settings: &SyncSettings,
-    cursor: &std::sync::atomic::AtomicUsize,
-) -> Result<(), String> {
+async fn deliver(api: &KmsApi, link: &SyncLink, target: &Target) -> Result<(), String> {
     match target {
-        Target::Key(key_id, dest, promote) => {
-            let Some(key) = api.read(|s| s.key(key_id)) else {
-                return Ok(());
-            };
-            let Some(m) = key.shared.mrk.clone() else {
-                return Ok(());
-            };
-            let mut secret = Bundle::default();
-            if key.shared.origin != Origin::External {
-                for version in key.regional.materials.keys() {
-                    let raw = api
-                        .materials
-                        .unwrap_raw(&key, *version)
-                        .map_err(|e| e.to_string())?;
-                    secret.0.push((*version, raw.expose().to_vec()));
-                }
-            }
-            let message = SyncMessage::Key {
-                key_id: key_id.clone(),
-                shared: Box::new(key.shared.clone()),
-                create: key.regional.sync.creating.get(dest).cloned(),
-                promote: *promote,
-            };
-            let reply = send(
-                api,
-                id,
-                faults,
-                dest,
-                key_id,
-                pack(m.stamp()),
-                &message,
-                &secret,
-                settings,
-                cursor,
-            )
-            .await;
-            // The plaintext copies of the material are wiped (and were never logged) here.
-            drop(secret);
-            let reply = reply?;
-            let cmd = match (promote, reply) {
-                (false, SyncReply::Applied { epoch, version })
-                    if acked(api, key_id, dest).is_some_and(|a| a >= (epoch, version)) =>
-                {
-                    // Anti-entropy found nothing new: the acknowledgement is already recorded.
-                    return Ok(());
-                }
-                (false, SyncReply::Applied { epoch, version }) => Command::SyncAcked {
-                    key_id: key_id.clone(),
-                    region: dest.clone(),
-                    stamp: (epoch, version),
-                },
-                (false, SyncReply::UnknownKey) => Command::ReplicaGone {
-                    key_id: key_id.clone(),
-                    region: dest.clone(),
-                    now_ms: api.clock.now_ms(),
-                },
-                (true, SyncReply::Applied { .. }) => Command::EndHandover {
-                    key_id: key_id.clone(),
-                    epoch: m.epoch,
-                    promoted: true,
-                },
-                (true, SyncReply::PromotionRefused { reason }) => {
-                    tracing::warn!(key_id = %key_id, peer = %dest, reason, "primary hand-over refused");
-                    Command::EndHandover {
-                        key_id: key_id.clone(),
-                        epoch: m.epoch,
-                        promoted: false,
-                    }
-                }
-                (true, SyncReply::UnknownKey) => Command::EndHandover {
-                    key_id: key_id.clone(),
-                    epoch: m.epoch,
-                    promoted: false,
-                },
-                (_, other) => return Err(format!("unexpected answer {other:?}")),
-            };
-            api.proposer
-                .propose(&cmd)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
+        Target::Key(key_id, dest, promote) => deliver_key(api, link, key_id, dest, *promote)
+            .await
+            .map(|_| ()),
         Target::Promote(key_id, version) => {
             let cmd = Command::PromoteRotation {
                 key_id: key_id.clone(),
@@ -335,19 +257,16 @@ async fn deliver(
                 from: api.scope.region.clone(),
                 kind: n.kind.clone(),
             };
-            let reply = send(
-                api,
-                id,
-                faults,
-                &n.to,
-                &n.key_id,
-                0,
-                &message,
-                &Bundle::default(),
-                settings,
-                cursor,
-            )
-            .await?;
+            let reply = link
+                .send(
+                    &api.entropy,
+                    &n.to,
+                    &n.key_id,
+                    0,
+                    &message,
+                    &Bundle::default(),
+                )
+                .await?;
             let cmd = match reply {
                 SyncReply::NotPrimary { primary: Some(p) }
                     if p != n.to && p != api.scope.region =>
@@ -365,80 +284,100 @@ async fn deliver(
     }
 }
 
+/// Delivers `key_id`'s state as this Region holds it now to `dest` (a promotion when
+/// `promote`) and records the answer through this Region's Raft; returns the answer (`None`
+/// when this Region has nothing to send). The synchronizer task calls it for its targets;
+/// UpdatePrimaryRegion calls it once before it answers.
+pub(crate) async fn deliver_key(
+    api: &KmsApi,
+    link: &SyncLink,
+    key_id: &KeyId,
+    dest: &Region,
+    promote: bool,
+) -> Result<Option<SyncReply>, String> {
+    let Some(key) = api.read(|s| s.key(key_id)) else {
+        return Ok(None);
+    };
+    let Some(m) = key.shared.mrk.clone() else {
+        return Ok(None);
+    };
+    let mut secret = Bundle::default();
+    if key.shared.origin != Origin::External {
+        for version in key.regional.materials.keys() {
+            let raw = api
+                .materials
+                .unwrap_raw(&key, *version)
+                .map_err(|e| e.to_string())?;
+            secret.0.push((*version, raw.expose().to_vec()));
+        }
+    }
+    let message = SyncMessage::Key {
+        key_id: key_id.clone(),
+        shared: Box::new(key.shared.clone()),
+        create: key.regional.sync.creating.get(dest).cloned(),
+        promote,
+    };
+    let reply = link
+        .send(
+            &api.entropy,
+            dest,
+            key_id,
+            pack(m.stamp()),
+            &message,
+            &secret,
+        )
+        .await;
+    // The plaintext copies of the material are wiped (and were never logged) here.
+    drop(secret);
+    let reply = reply?;
+    let cmd = match (promote, reply.clone()) {
+        (false, SyncReply::Applied { epoch, version })
+            if acked(api, key_id, dest).is_some_and(|a| a >= (epoch, version)) =>
+        {
+            // Anti-entropy found nothing new: the acknowledgement is already recorded.
+            return Ok(Some(reply));
+        }
+        (false, SyncReply::Applied { epoch, version }) => Command::SyncAcked {
+            key_id: key_id.clone(),
+            region: dest.clone(),
+            stamp: (epoch, version),
+        },
+        (false, SyncReply::UnknownKey) => Command::ReplicaGone {
+            key_id: key_id.clone(),
+            region: dest.clone(),
+            now_ms: api.clock.now_ms(),
+        },
+        (true, SyncReply::Applied { .. }) => Command::EndHandover {
+            key_id: key_id.clone(),
+            epoch: m.epoch,
+            promoted: true,
+        },
+        (true, SyncReply::PromotionRefused { reason }) => {
+            tracing::warn!(key_id = %key_id, peer = %dest, reason, "primary hand-over refused");
+            Command::EndHandover {
+                key_id: key_id.clone(),
+                epoch: m.epoch,
+                promoted: false,
+            }
+        }
+        (true, SyncReply::UnknownKey) => Command::EndHandover {
+            key_id: key_id.clone(),
+            epoch: m.epoch,
+            promoted: false,
+        },
+        (_, other) => return Err(format!("unexpected answer {other:?}")),
+    };
+    api.proposer
+        .propose(&cmd)
+        .await
+        .map(|_| Some(reply))
+        .map_err(|e| e.to_string())
+}
+
 /// What this Region has recorded as `dest`'s acknowledged stamp of `key_id`.
 fn acked(api: &KmsApi, key_id: &KeyId, dest: &Region) -> Option<(u64, u64)> {
     api.read(|s| {
         s.key(key_id)
             .and_then(|k| k.regional.sync.acked.get(dest).copied())
     })
-}
-
-/// Seals `message` to `dest`, tries its nodes in turn (through the fault layer) and opens the
-/// authenticated answer.
-#[allow(clippy::too_many_arguments)]
-async fn send(
-    api: &KmsApi,
-    id: &SyncIdentity,
-    faults: &FaultTable,
-    dest: &Region,
-    key_id: &KeyId,
-    stamp: u64,
-    message: &SyncMessage,
-    secret: &Bundle,
-    settings: &SyncSettings,
-    cursor: &std::sync::atomic::AtomicUsize,
-) -> Result<SyncReply, String> {
-    let recipient = id.recipient_key(dest.as_str())?;
-    let env: SyncEnvelope = seal(
-        id,
-        dest.as_str(),
-        &recipient,
-        key_id.as_str(),
-        stamp,
-        message,
-        secret,
-        &api.entropy,
-    )?;
-    let nodes = id.peers.get(dest.as_str()).cloned().unwrap_or_default();
-    if nodes.is_empty() {
-        return Err(format!("no nodes known for {dest}"));
-    }
-    let start = cursor.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut last = String::new();
-    for i in 0..nodes.len() {
-        let (node_id, addr) = &nodes[(start + i) % nodes.len()];
-        let peer = format!("{dest}/{node_id}");
-        if let Err(e) = faults.before_send(&peer).await {
-            last = e.to_string();
-            continue;
-        }
-        let ch = id.channel(addr)?;
-        let mut client = SyncServiceClient::new(ch);
-        let mut req = tonic::Request::new(env.clone());
-        req.set_timeout(settings.rpc_timeout);
-        match client.deliver(req).await {
-            Ok(resp) => {
-                let answer = resp.into_inner();
-                // An answer counts only for the request it answers: from the Region asked,
-                // about the same key and stamp (all bound into the seal, so authentic once
-                // opened). A recorded answer about another key or version is refused.
-                if answer.source != dest.as_str()
-                    || answer.key_id != key_id.as_str()
-                    || answer.stamp != stamp
-                {
-                    return Err(format!(
-                        "{peer} answered for {} {} stamp {}, not for {key_id} stamp {stamp}",
-                        answer.source, answer.key_id, answer.stamp
-                    ));
-                }
-                let opened = open::<SyncReply>(id, &answer)?;
-                return Ok(opened.message);
-            }
-            Err(s) if s.code() == tonic::Code::PermissionDenied => {
-                return Err(format!("{peer} refused the message: {}", s.message()));
-            }
-            Err(s) => last = format!("{peer}: {}", s.message()),
-        }
-    }
-    Err(last)
 }

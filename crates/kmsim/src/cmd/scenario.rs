@@ -23,8 +23,10 @@ pub struct ScenarioArgs {
 
 #[derive(Subcommand)]
 enum Scenario {
-    /// Synchronizer lag between Regions: for --keys new multi-Region keys, the time from
-    /// ReplicateKey to the replica Enabled in each replica Region, and from RotateKeyOnDemand
+    /// Synchronizer lag between Regions: for --keys new multi-Region keys, the ReplicateKey
+    /// call itself (one round trip to the replica Region: it commits the replica as Creating
+    /// there before answering), the time from ReplicateKey to the replica visible (Creating)
+    /// and to it Enabled in each replica Region, and from RotateKeyOnDemand
     /// on the primary to the new material held by every replica Region (usable to decrypt) and
     /// current in every Region; p50/p99/max. --delay is injected on the links from the
     /// primary Region to the replica Regions for the run (then cleared). Keys stay in the
@@ -103,6 +105,11 @@ pub fn run_scenario(a: ScenarioArgs) -> anyhow::Result<ExitCode> {
                     report.delay_ms
                 );
                 for (what, d) in [
+                    ("ReplicateKey call", &report.replicate_key_call),
+                    (
+                        "ReplicateKey -> replica visible (Creating)",
+                        &report.replicate_to_visible,
+                    ),
                     (
                         "ReplicateKey -> replica Enabled",
                         &report.replicate_to_enabled,
