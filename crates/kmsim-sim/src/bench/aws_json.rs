@@ -12,6 +12,7 @@ use rand::RngCore;
 use serde_json::{json, Value};
 
 use kmsim_core::KmsError;
+use kmsim_node::backoff::Backoff;
 
 use super::{
     check_run, run_clients, skipped, BenchClient, BenchError, BenchResult, Fixture, RunConfig,
@@ -32,7 +33,7 @@ async fn setup_call(
     body: &Value,
     deadline: Instant,
 ) -> Result<Value, BenchError> {
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
     loop {
         let failure = match client.call(operation, body).await {
             Ok(a) if a.status.is_success() => return Ok(a.json()),
@@ -56,8 +57,7 @@ async fn setup_call(
                 source: failure,
             });
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(1));
+        tokio::time::sleep(backoff.delay()).await;
     }
 }
 
@@ -196,6 +196,8 @@ struct Bodies {
     sign: Bytes,
     generate_mac: Bytes,
     create_key: Bytes,
+    describe_key: Bytes,
+    describe_missing_key: Bytes,
 }
 
 impl Bodies {
@@ -219,6 +221,8 @@ impl Bodies {
                 "MacAlgorithm": "HMAC_SHA_256",
             })),
             create_key: bytes(json!({"Description": BENCH_KEY_DESCRIPTION})),
+            describe_key: bytes(json!({"KeyId": f.key_arn})),
+            describe_missing_key: bytes(json!({"KeyId": super::MISSING_KEY_ID})),
         }
     }
 }
@@ -241,6 +245,8 @@ impl BenchClient for AwsClient {
             Workload::Sign => ("Sign", &b.sign),
             Workload::GenerateMac => ("GenerateMac", &b.generate_mac),
             Workload::CreateKey => ("CreateKey", &b.create_key),
+            Workload::DescribeKey => ("DescribeKey", &b.describe_key),
+            Workload::DescribeMissingKey => ("DescribeKey", &b.describe_missing_key),
         };
         let req = self
             .client

@@ -8,6 +8,7 @@ use rand::RngCore;
 use tonic::transport::{Channel, Endpoint};
 
 use kmsim_core::KmsError;
+use kmsim_node::backoff::Backoff;
 use kmsim_proto::error_from_status;
 use kmsim_proto::kms::v1::kms_service_client::KmsServiceClient;
 use kmsim_proto::kms::v1::{
@@ -132,7 +133,7 @@ async fn create_visible(
     deadline: Instant,
 ) -> Result<String, BenchError> {
     let (first, creator) = &mut clients[0];
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
     let arn = loop {
         match creator.create_key(req.clone()).await {
             Ok(r) => {
@@ -144,8 +145,7 @@ async fn create_visible(
                 })?;
             }
             Err(s) if error_from_status(&s).is_retryable() && Instant::now() < deadline => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                tokio::time::sleep(backoff.delay()).await;
             }
             Err(s) => return Err(setup_err("CreateKey", first)(s)),
         }
@@ -153,7 +153,7 @@ async fn create_visible(
     // Followers serve crypto from their applied state: wait until each one knows the key, so
     // the first measured calls do not fail with NotFoundException.
     for (addr, client) in clients.iter_mut() {
-        let mut backoff = Duration::from_millis(20);
+        let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(500));
         loop {
             let req = DescribeKeyRequest {
                 key_id: Some(arn.clone()),
@@ -162,8 +162,7 @@ async fn create_visible(
             match client.describe_key(req).await {
                 Ok(_) => break,
                 Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                    tokio::time::sleep(backoff.delay()).await;
                 }
                 Err(s) => return Err(setup_err("DescribeKey", addr)(s)),
             }
@@ -249,6 +248,16 @@ impl BenchClient for GrpcClient {
             Workload::CreateKey => client
                 .create_key(CreateKeyRequest {
                     description: Some(BENCH_KEY_DESCRIPTION.to_string()),
+                    ..Default::default()
+                })
+                .await
+                .err(),
+            Workload::DescribeKey | Workload::DescribeMissingKey => client
+                .describe_key(DescribeKeyRequest {
+                    key_id: Some(match workload {
+                        Workload::DescribeKey => fixture.key_arn.clone(),
+                        _ => super::MISSING_KEY_ID.to_string(),
+                    }),
                     ..Default::default()
                 })
                 .await

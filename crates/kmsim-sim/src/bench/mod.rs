@@ -135,7 +135,16 @@ pub enum Workload {
     GenerateMac,
     /// `CreateKey` of a symmetric key: the latency of a commit through Raft.
     CreateKey,
+    /// `DescribeKey` of the benchmark key: a management read, which confirms the Region's read
+    /// index with the leader before it answers (what read-after-write costs).
+    DescribeKey,
+    /// `DescribeKey` of a key that does not exist: a negative answer, confirmed with the
+    /// leader before it is given (every call answers `NotFoundException`).
+    DescribeMissingKey,
 }
+
+/// A well-formed key ID that no Region holds, for [`Workload::DescribeMissingKey`].
+pub const MISSING_KEY_ID: &str = "00000000-0000-4000-8000-000000000000";
 
 impl Workload {
     /// The name used on the command line and in results.
@@ -147,6 +156,8 @@ impl Workload {
             Workload::Sign => "sign",
             Workload::GenerateMac => "generate-mac",
             Workload::CreateKey => "create-key",
+            Workload::DescribeKey => "describe-key",
+            Workload::DescribeMissingKey => "describe-missing-key",
         }
     }
 
@@ -191,10 +202,12 @@ impl FromStr for WorkloadChoice {
             "sign" => WorkloadChoice::One(Workload::Sign),
             "generate-mac" => WorkloadChoice::One(Workload::GenerateMac),
             "create-key" => WorkloadChoice::One(Workload::CreateKey),
+            "describe-key" => WorkloadChoice::One(Workload::DescribeKey),
+            "describe-missing-key" => WorkloadChoice::One(Workload::DescribeMissingKey),
             "all" => WorkloadChoice::All,
             other => {
                 return Err(format!(
-                    "unknown workload '{other}'; expected encrypt, decrypt, generate-data-key, sign, generate-mac, create-key or all"
+                    "unknown workload '{other}'; expected encrypt, decrypt, generate-data-key, sign, generate-mac, create-key, describe-key, describe-missing-key or all"
                 ))
             }
         })

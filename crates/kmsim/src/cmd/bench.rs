@@ -83,8 +83,10 @@ pub struct BenchArgs {
     /// aws-json: a session token to send (temporary credentials).
     #[arg(long, env = "KMSIM_BENCH_SESSION_TOKEN", hide_env_values = true)]
     session_token: Option<String>,
-    /// What to measure: encrypt, decrypt, generate-data-key, sign, generate-mac, create-key, or
-    /// all.
+    /// What to measure: encrypt, decrypt, generate-data-key, sign, generate-mac, create-key,
+    /// describe-key (a management read: it confirms the read index with the Region's leader),
+    /// describe-missing-key (a NotFoundException, confirmed the same way), or all (the first
+    /// six).
     #[arg(long, default_value = "all", value_parser = WorkloadChoice::from_str)]
     workload: WorkloadChoice,
     /// Concurrency levels, comma separated; one run per workload and level (1 to 4096 each).
