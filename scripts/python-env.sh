@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates (once) the virtualenv of the Python suite outside the clone and installs the pinned
 # packages of tests/python/requirements.txt into it: boto3/botocore, the AWS CLI (awscli), the
-# AWS Encryption SDK 4.x with the Material Providers Library, cryptography and pytest.
+# AWS Encryption SDK 4.x with the Material Providers Library, the DynamoDB Encryption Client
+# (dynamodb-encryption-sdk), cryptography and pytest.
 # Where: $KMSIM_VENV, default /var/tmp/kmsim-venv. Reinstalls only when the requirements change.
 # Prints the virtualenv's path on stdout (everything else goes to stderr).
 set -euo pipefail

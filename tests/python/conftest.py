@@ -1,6 +1,7 @@
 """Session fixture of the Python suite: one real kmsim cluster (two Regions of three nodes,
 started with the real binary by `kmsim up`, stopped by `kmsim down`), and the environment that
-points every AWS client at its single endpoint.
+points every AWS client at its single endpoint; and the helpers tests share (`wait_for`, a
+condition poll, and `replicated_key`, a multi-Region key with an Enabled replica).
 
 The binary is $KMSIM_BIN, else $CARGO_TARGET_DIR/release/kmsim, else target/release/kmsim.
 """
@@ -9,6 +10,7 @@ import os
 import pathlib
 import subprocess
 import tempfile
+import time
 import tomllib
 
 import boto3
@@ -51,6 +53,40 @@ class KmsimCluster:
             region_name=region,
             config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 2}, **config),
         )
+
+
+def wait_for(what, probe, timeout=30.0):
+    """Polls `probe` until it returns something truthy; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def state(region, key_id):
+    """The key's metadata in `region` (DescribeKey through the single endpoint)."""
+    return boto3.client("kms", region_name=region).describe_key(KeyId=key_id)["KeyMetadata"]
+
+
+def replicated_key(cluster):
+    """A multi-Region primary in the first Region with an Enabled replica in the second:
+    (primary ARN, replica ARN). Waits, by polling DescribeKey, until the replica is Enabled."""
+    home, other = REGIONS
+    kms = cluster.client(home)
+    md = kms.create_key(Description="mrk primary", MultiRegion=True)["KeyMetadata"]
+    assert md["KeyId"].startswith("mrk-") and md["MultiRegion"] is True
+    out = kms.replicate_key(KeyId=md["KeyId"], ReplicaRegion=other, Description="mrk replica")
+    replica = out["ReplicaKeyMetadata"]
+    assert replica["Arn"] == md["Arn"].replace(home, other)
+    assert replica["KeyState"] == "Creating" and replica["Description"] == "mrk replica"
+    # The replica's Region holds it as soon as ReplicateKey answers (AWS's procedure: poll
+    # DescribeKey there until Enabled), never NotFoundException.
+    assert state(other, md["KeyId"])["KeyState"] in ("Creating", "Enabled")
+    wait_for("the replica to be Enabled", lambda: state(other, md["KeyId"])["KeyState"] == "Enabled")
+    return md["Arn"], replica["Arn"]
 
 
 @pytest.fixture(scope="session")

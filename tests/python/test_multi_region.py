@@ -2,49 +2,15 @@
 moves its primary; the AWS Encryption SDK's MRK-aware providers and keyring encrypt in one
 Region and decrypt with the related key of the other, with no cross-Region call."""
 
-import time
-
 import aws_encryption_sdk
 import boto3
 import pytest
 from aws_encryption_sdk import CommitmentPolicy
 
-from conftest import REGIONS
+from conftest import REGIONS, replicated_key, state, wait_for
 
 PRIMARY, REPLICA = REGIONS
 MESSAGE = b"one message, two Regions " * 50
-
-
-def wait_for(what, probe, timeout=30.0):
-    """Polls `probe` until it returns something truthy; fails after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = probe()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def state(region, key_id):
-    return boto3.client("kms", region_name=region).describe_key(KeyId=key_id)["KeyMetadata"]
-
-
-def replicated_key(cluster):
-    """A multi-Region primary in PRIMARY with an Enabled replica in REPLICA: (primary, replica) ARNs."""
-    kms = cluster.client(PRIMARY)
-    md = kms.create_key(Description="mrk primary", MultiRegion=True)["KeyMetadata"]
-    assert md["KeyId"].startswith("mrk-") and md["MultiRegion"] is True
-    out = kms.replicate_key(KeyId=md["KeyId"], ReplicaRegion=REPLICA, Description="mrk replica")
-    replica = out["ReplicaKeyMetadata"]
-    assert replica["Arn"] == md["Arn"].replace(PRIMARY, REPLICA)
-    assert replica["KeyState"] == "Creating" and replica["Description"] == "mrk replica"
-    # The replica's Region holds it as soon as ReplicateKey answers (AWS's procedure: poll
-    # DescribeKey there until Enabled), never NotFoundException.
-    assert state(REPLICA, md["KeyId"])["KeyState"] in ("Creating", "Enabled")
-    wait_for("the replica to be Enabled",
-             lambda: state(REPLICA, md["KeyId"])["KeyState"] == "Enabled")
-    return md["Arn"], replica["Arn"]
 
 
 def test_replicate_key_and_update_primary_region_with_boto3(cluster):
