@@ -344,3 +344,45 @@ async fn a_partitioned_leader_is_replaced_and_catches_up_after_heal() {
         r.stop(id).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reads_on_followers_see_every_write_acknowledged_before_them() {
+    let r = Region::new(3);
+    let leader = r.leader(&[1, 2, 3]).await;
+    let followers: Vec<u64> = [1, 2, 3].into_iter().filter(|i| *i != leader).collect();
+    for round in 0..30 {
+        let key_id = r
+            .kms(leader)
+            .create_key(pb::CreateKeyRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .key_metadata
+            .unwrap()
+            .key_id
+            .unwrap();
+        // Many reads at once on each follower: they share read-index rounds, and every one
+        // must see the key the leader has just acknowledged.
+        let mut reads = tokio::task::JoinSet::new();
+        for f in &followers {
+            for _ in 0..16 {
+                let mut client = r.kms(*f);
+                let key_id = key_id.clone();
+                reads.spawn(async move {
+                    client
+                        .describe_key(pb::DescribeKeyRequest {
+                            key_id: Some(key_id),
+                            ..Default::default()
+                        })
+                        .await
+                        .map(|_| ())
+                });
+            }
+        }
+        while let Some(read) = reads.join_next().await {
+            if let Err(s) = read.unwrap() {
+                panic!("round {round}: a follower did not see the acknowledged key: {s:?}");
+            }
+        }
+    }
+}

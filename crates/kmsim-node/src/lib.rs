@@ -5,7 +5,7 @@
 //! Modules: [`config`] (topology file), [`node`] (wiring and bootstrap), [`kms`] (operations),
 //! [`kms_service`], [`raft_service`], [`admin_service`] (gRPC faces), [`aws`] (the AWS JSON 1.1
 //! face with SigV4, Region routing and the gateway), [`proposer`] (writes from
-//! any node, and read indexes for reads that must not be stale), [`network`] (Raft client),
+//! any node), [`read_index`] (read indexes shared by concurrent reads that must not be stale), [`network`] (Raft client),
 //! [`app`] (state machine bridge), [`material`] (unwrapped key cache), [`clock`], [`entropy`],
 //! [`backoff`] (jittered retry delays), [`faults`] (injected link faults), [`lifecycle`] (the
 //! lifecycle task: deletion windows, automatic rotation, expiry of imported material),
@@ -30,6 +30,7 @@ pub mod network;
 pub mod node;
 pub mod proposer;
 pub mod raft_service;
+pub mod read_index;
 pub mod sync;
 mod wire;
 

@@ -31,6 +31,7 @@ use crate::material::MaterialCache;
 use crate::network::{channel, GrpcNetworkFactory};
 use crate::proposer::Proposer;
 use crate::raft_service::RaftServiceImpl;
+use crate::read_index::ReadIndex;
 use crate::sync::link::SyncLink;
 use crate::sync::service::SyncServiceImpl;
 use crate::sync::task::SyncSettings;
@@ -172,6 +173,7 @@ pub async fn run_node_with_key<E: KvEngine>(
         scope: scope.clone(),
         app,
         proposer: proposer.clone(),
+        reads: ReadIndex::new(proposer.clone()),
         materials,
         clock,
         entropy: Entropy,

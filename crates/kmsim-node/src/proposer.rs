@@ -145,13 +145,11 @@ impl Proposer {
         .await
     }
 
-    /// Waits until this node has applied every write the Region acknowledged before the call
-    /// (a Raft read index): a read after it sees them, on whichever node it runs.
-    pub async fn read_barrier(&self) -> Result<(), KmsError> {
-        let index = self.read_index(0).await?;
+    /// Waits until this node has applied `index` (at most [`PROPOSE_DEADLINE`]).
+    pub async fn wait_applied(&self, index: u64) -> Result<(), KmsError> {
         self.raft
             .wait(Some(PROPOSE_DEADLINE))
-            .applied_index_at_least(Some(index), "read barrier")
+            .applied_index_at_least(Some(index), "read index")
             .await
             .map(|_| ())
             .map_err(|e| {

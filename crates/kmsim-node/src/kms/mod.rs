@@ -43,6 +43,8 @@ pub struct KmsApi {
     pub app: Arc<RwLock<KmsApp>>,
     /// Proposes commands to the Region's Raft group.
     pub proposer: Arc<Proposer>,
+    /// Read indexes (shared between concurrent reads) for reads that must not be stale.
+    pub reads: Arc<crate::read_index::ReadIndex>,
     /// Unwrapped material, by key and version.
     pub materials: Arc<MaterialCache>,
     /// The simulated clock.
@@ -97,11 +99,11 @@ impl KmsApi {
     {
         let read = is_management_read(op);
         if read {
-            self.proposer.read_barrier().await?;
+            self.reads.barrier().await?;
         }
         match call(req.clone()).await {
             Err(KmsError::NotFound(_)) if !read => {
-                self.proposer.read_barrier().await?;
+                self.reads.barrier().await?;
                 call(req).await
             }
             other => other,
