@@ -28,7 +28,7 @@ fn identity_of(c: &Cluster, as_region: &str) -> SyncIdentity {
     let r = topo.region(as_region).unwrap();
     let domain =
         DomainKey::from_hex(&std::fs::read_to_string(&r.domain_key_file).unwrap()).unwrap();
-    let transport = kmsim_node::node::load_transport_key(&domain, r).unwrap();
+    let transport = kmsim_node::key_files::load_transport_key(&domain, r).unwrap();
     let mut id = kmsim_node::node::sync_identity(&topo, as_region, transport).unwrap();
     id.channels = Mutex::new(HashMap::new());
     id

@@ -175,11 +175,15 @@ impl KeySpec {
         }
     }
 
-    /// `KeyAgreementAlgorithms` (empty unless KEY_AGREEMENT).
+    /// `KeyAgreementAlgorithms` (empty unless KEY_AGREEMENT, which only the NIST curves allow).
     pub fn key_agreement_algorithms(self, usage: KeyUsage) -> &'static [KeyAgreementAlgorithm] {
-        match (usage, self.family()) {
-            (KeyUsage::KeyAgreement, KeyFamily::Ecc) => &[KeyAgreementAlgorithm::Ecdh],
-            _ => &[],
+        let agrees = usage == KeyUsage::KeyAgreement
+            && self.family() == KeyFamily::Ecc
+            && self.allowed_usages().contains(&KeyUsage::KeyAgreement);
+        if agrees {
+            &[KeyAgreementAlgorithm::Ecdh]
+        } else {
+            &[]
         }
     }
 

@@ -156,7 +156,7 @@ impl PrivateKey {
         msg: Message<'_>,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Vec<u8>, CryptoError> {
-        check_signing_algorithm(self.spec, alg)?;
+        self.spec.check_signing_algorithm(alg)?;
         let digest = msg.prehash(alg)?;
         match &self.inner {
             Inner::Rsa(key) => rsa_padding::sign(key, alg, &digest, rng),
@@ -228,21 +228,6 @@ impl fmt::Debug for PrivateKey {
             .field("spec", &self.spec)
             .field("key", &"<redacted>")
             .finish()
-    }
-}
-
-/// [`CryptoError::AlgorithmNotForKey`] unless AWS allows `alg` with `spec`.
-pub(crate) fn check_signing_algorithm(
-    spec: AsymmetricSpec,
-    alg: SigningAlgorithm,
-) -> Result<(), CryptoError> {
-    if spec.signing_algorithms().contains(&alg) {
-        Ok(())
-    } else {
-        Err(CryptoError::AlgorithmNotForKey {
-            algorithm: alg.wire_name(),
-            spec: spec.wire_name(),
-        })
     }
 }
 

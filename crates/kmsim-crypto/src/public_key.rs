@@ -8,7 +8,6 @@ use p521::NistP521;
 use rand::{CryptoRng, RngCore};
 use rsa::RsaPublicKey;
 
-use crate::asymmetric::check_signing_algorithm;
 use crate::key_der::{ec_public_key, rsa_bits, PublicDer};
 use crate::{
     rsa_padding, AsymmetricSpec, CryptoError, Message, RsaEncryptionAlgorithm, SigningAlgorithm,
@@ -101,7 +100,7 @@ impl PublicKey {
         msg: Message<'_>,
         signature: &[u8],
     ) -> Result<bool, CryptoError> {
-        check_signing_algorithm(self.spec, alg)?;
+        self.spec.check_signing_algorithm(alg)?;
         let digest = msg.prehash(alg)?;
         Ok(match &self.inner {
             PublicInner::Rsa(key) => rsa_padding::verify(key, alg, &digest, signature),

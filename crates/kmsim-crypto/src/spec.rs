@@ -80,6 +80,18 @@ impl AsymmetricSpec {
         }
     }
 
+    /// [`CryptoError::AlgorithmNotForKey`] unless AWS allows `alg` with this spec.
+    pub fn check_signing_algorithm(self, alg: SigningAlgorithm) -> Result<(), CryptoError> {
+        if self.signing_algorithms().contains(&alg) {
+            Ok(())
+        } else {
+            Err(CryptoError::AlgorithmNotForKey {
+                algorithm: alg.wire_name(),
+                spec: self.wire_name(),
+            })
+        }
+    }
+
     /// The signing algorithms AWS allows with this spec (what GetPublicKey reports for a
     /// SIGN_VERIFY key): all six RSA algorithms for RSA, one ECDSA algorithm per curve.
     pub fn signing_algorithms(self) -> &'static [SigningAlgorithm] {

@@ -1,15 +1,15 @@
 //! One kmsim node: the KMS operations over the replicated store, leader forwarding, the Raft
-//! network over gRPC, the AWS JSON endpoint, the admin API, the simulated clock and the
-//! deletion task.
+//! network over gRPC, the AWS JSON endpoint, the admin API, the simulated clock, the lifecycle
+//! task and the synchronizer between Regions.
 //!
-//! Modules: [`config`] (topology file), [`node`] (wiring and bootstrap), [`kms`] (operations),
-//! [`kms_service`], [`raft_service`], [`admin_service`] (gRPC faces), [`aws`] (the AWS JSON 1.1
-//! face with SigV4, Region routing and the gateway), [`proposer`] (writes from
-//! any node), [`read_index`] (read indexes shared by concurrent reads that must not be stale), [`network`] (Raft client),
-//! [`app`] (state machine bridge), [`material`] (unwrapped key cache), [`clock`], [`entropy`],
-//! [`backoff`] (jittered retry delays), [`faults`] (injected link faults), [`lifecycle`] (the
-//! lifecycle task: deletion windows, automatic rotation, expiry of imported material),
-//! [`sync`] (the synchronizer between Regions).
+//! Modules: [`config`] (topology file), [`key_files`] (domain and transport key files),
+//! [`node`] (wiring and bootstrap), [`kms`] (operations), [`kms_service`], [`raft_service`],
+//! [`admin_service`] (gRPC faces), [`aws`] (the AWS JSON 1.1 face with SigV4, Region routing
+//! and the gateway), [`proposer`] (writes from any node), [`read_index`] (read indexes shared
+//! by concurrent reads that must not be stale), [`network`] (Raft client), [`app`] (state
+//! machine bridge), [`material`] (unwrapped key cache), [`clock`], [`entropy`], [`backoff`]
+//! (jittered retry delays), [`faults`] (injected link faults), [`lifecycle`] (deletion windows,
+//! automatic rotation, expiry of imported material), [`sync`] (the synchronizer).
 //!
 //! This crate is generic over `kmsim_store::KvEngine`; it never links RocksDB and never parses
 //! command-line flags or installs a tracing subscriber (the binary does).
@@ -21,7 +21,9 @@ pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod entropy;
+pub mod error;
 pub mod faults;
+pub mod key_files;
 pub mod kms;
 pub mod kms_service;
 pub mod lifecycle;
@@ -37,4 +39,5 @@ mod wire;
 #[cfg(test)]
 mod cluster_tests;
 
-pub use node::{run_node, run_node_with_key, NodeError};
+pub use error::NodeError;
+pub use node::{run_node, run_node_with_key};

@@ -10,7 +10,7 @@ use openraft::{BasicNode, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use kmsim_crypto::{unwrap_secret, wrap_secret, DomainKey, TransportKeyPair, WrapAad};
+use kmsim_crypto::{DomainKey, TransportKeyPair};
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::admin_service_server::AdminServiceServer;
 use kmsim_proto::admin::v1::StatusRequest;
@@ -24,7 +24,9 @@ use crate::aws::AwsFront;
 use crate::clock::SimClock;
 use crate::config::{RegionConfig, Topology};
 use crate::entropy::Entropy;
+use crate::error::NodeError;
 use crate::faults::FaultTable;
+use crate::key_files::{load_domain_key, load_transport_key};
 use crate::kms::KmsApi;
 use crate::kms_service::KmsServiceImpl;
 use crate::material::MaterialCache;
@@ -37,46 +39,6 @@ use crate::sync::service::SyncServiceImpl;
 use crate::sync::task::SyncSettings;
 use crate::sync::SyncIdentity;
 use kmsim_proto::sync::v1::sync_service_server::SyncServiceServer;
-
-/// Why a node could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// The topology does not name this node, or is inconsistent.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// The domain key could not be read.
-    #[error("domain key: {0}")]
-    DomainKey(String),
-    /// The store could not be opened.
-    #[error("store: {0}")]
-    Store(String),
-    /// Raft failed fatally.
-    #[error("raft: {0}")]
-    Raft(String),
-    /// The listener could not be bound or the server failed.
-    #[error("server: {0}")]
-    Server(String),
-}
-
-/// Reads a Region's domain key: from `KMSIM_DOMAIN_KEY_<REGION>` if set, else from its file.
-pub fn load_domain_key(region: &RegionConfig) -> Result<DomainKey, NodeError> {
-    if let Ok(hex) = std::env::var(region.domain_key_env()) {
-        return DomainKey::from_hex(&hex).map_err(|e| NodeError::DomainKey(e.to_string()));
-    }
-    let path = &region.domain_key_file;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| NodeError::DomainKey(format!("cannot read {}: {e}", path.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), "domain key file is readable by group or others; use mode 0600");
-            }
-        }
-    }
-    DomainKey::from_hex(&text).map_err(|e| NodeError::DomainKey(format!("{}: {e}", path.display())))
-}
 
 /// Runs one node of `region` until `shutdown` resolves, reading the Region's domain key from
 /// its environment variable or key file.
@@ -278,55 +240,6 @@ pub async fn run_node_with_key<E: KvEngine>(
         tracing::warn!(error = %e, "raft did not shut down cleanly");
     }
     served.map_err(|e| NodeError::Server(e.to_string()))
-}
-
-/// The purpose bound into the domain wrap of a Region's transport private key.
-pub const TRANSPORT_KEY_PURPOSE: &str = "transport-private-key";
-
-/// Reads a Region's transport private key: hex of its PKCS#8 DER wrapped under the Region's
-/// domain key (`kmsim up` writes it; the plaintext key is never on disk).
-pub fn load_transport_key(
-    domain: &DomainKey,
-    region: &RegionConfig,
-) -> Result<TransportKeyPair, NodeError> {
-    let path = region.transport_key_file.as_ref().ok_or_else(|| {
-        NodeError::Config(format!("region {} has no transport_key_file", region.name))
-    })?;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| NodeError::DomainKey(format!("cannot read {}: {e}", path.display())))?;
-    let wrapped = hex::decode(text.trim())
-        .map_err(|_| NodeError::DomainKey(format!("{}: not hex", path.display())))?;
-    let aad = WrapAad {
-        purpose: TRANSPORT_KEY_PURPOSE,
-        region: &region.name,
-        key_id: "transport",
-        version: 0,
-    };
-    let der = unwrap_secret(domain, &wrapped, &aad).map_err(|_| {
-        NodeError::DomainKey(format!(
-            "{} does not unwrap with the Region's domain key",
-            path.display()
-        ))
-    })?;
-    TransportKeyPair::from_pkcs8_der(&der)
-        .map_err(|e| NodeError::DomainKey(format!("{}: {e}", path.display())))
-}
-
-/// Wraps a transport private key for its key file (the launcher's counterpart of
-/// [`load_transport_key`]).
-pub fn wrap_transport_key(
-    domain: &DomainKey,
-    region: &str,
-    key: &TransportKeyPair,
-    rng: &mut (impl rand::RngCore + rand::CryptoRng),
-) -> String {
-    let aad = WrapAad {
-        purpose: TRANSPORT_KEY_PURPOSE,
-        region,
-        key_id: "transport",
-        version: 0,
-    };
-    hex::encode(wrap_secret(domain, key.to_pkcs8_der().expose(), &aad, rng))
 }
 
 /// This Region's identity towards the others, from the topology.

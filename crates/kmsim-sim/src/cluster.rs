@@ -22,7 +22,7 @@ use kmsim_node::config::{
     CredentialEntry, EndpointConfig, NodeEntry, RaftTiming, RegionConfig, Secret, SyncTiming,
     Topology, TrustAnchorEntry, TOPOLOGY_VERSION,
 };
-use kmsim_node::node::wrap_transport_key;
+use kmsim_node::key_files::wrap_transport_key;
 
 /// The gateway's port unless told otherwise (`kmsim up --aws-port`).
 pub const DEFAULT_AWS_PORT: u16 = 4599;

@@ -29,8 +29,8 @@ pub use front::AwsFront;
 pub use server::serve;
 
 use crate::config::Topology;
+use crate::error::NodeError;
 use crate::faults::FaultTable;
-use crate::node::NodeError;
 
 /// The name the gateway uses for itself (fault table seed, forwarding loop guard).
 pub const GATEWAY_NAME: &str = "gateway";
