@@ -1,4 +1,4 @@
-//! The key-state × operation table (`kms-api.md` §5.1): the one place that decides whether an
+//! The key-state × operation table (`docs/AWS-BEHAVIOUR.md` §6): the one place that decides whether an
 //! operation may run on a key in a given state, and with which AWS error it fails.
 
 use crate::error::KmsError;
@@ -346,7 +346,7 @@ mod tests {
         }
     }
 
-    /// §5.1 of kms-api.md, cell by cell. Columns: Enabled, Disabled, PendingDeletion,
+    /// §6 of docs/AWS-BEHAVIOUR.md, cell by cell. Columns: Enabled, Disabled, PendingDeletion,
     /// PendingReplicaDeletion, PendingImport, Creating, Updating. Cells: `ok`; `1` Disabled;
     /// `3` pending deletion; `4` not pending deletion; `5` pending import; `6` origin EXTERNAL;
     /// `9` origin not valid (no imported material); `14` creating; `15` updating.
