@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing kmsim needs on a fresh Debian machine of this kind:
 # clang/libclang (bindgen for RocksDB), openssl (the independent implementation the
-# integration tests check kmsim's cryptography against) and cargo-nextest (if missing). Idempotent and quiet
-# when everything is already there.
+# integration tests check kmsim's cryptography against), cargo-nextest and cargo-deny (each if
+# missing). Idempotent and quiet when everything is already there.
 set -euo pipefail
 
 need_apt=()
@@ -20,4 +20,14 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest"
   cargo install cargo-nextest --locked
+fi
+
+# cargo-deny checks licences, duplicate versions and sources (deny.toml). Pinned: 0.20.2 builds
+# with the installed rustc (1.88 or later). Built in a target dir of its own, so installing it
+# never touches the build directory of kmsim (CARGO_TARGET_DIR).
+CARGO_DENY_VERSION=0.20.2
+if ! cargo deny --version >/dev/null 2>&1; then
+  echo "installing cargo-deny $CARGO_DENY_VERSION"
+  CARGO_TARGET_DIR="${TMPDIR:-/tmp}/cargo-deny-install" \
+    cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked
 fi

@@ -17,7 +17,7 @@ const PROTO_ROOT: &str = "../../proto";
 const KMS_PACKAGE: &str = "kmsim.kms.v1";
 
 /// Members whose AWS name is not the PascalCase of their snake_case field name
-/// (`(message.field, AWS member name)`). Checked against Appendix A of `kms-api.md`; only
+/// (`(message.field, AWS member name)`). Checked against the AWS API Reference (docs/AWS-BEHAVIOUR.md §1); only
 /// `KeyMetadata.AWSAccountId` keeps its acronym in capitals.
 const AWS_NAME_EXCEPTIONS: &[(&str, &str)] = &[("KeyMetadata.aws_account_id", "AWSAccountId")];
 

@@ -338,3 +338,72 @@ async fn bad_input_gets_aws_errors_and_changes_nothing() {
     let aliases = ok(k.list_aliases(pb::ListAliasesRequest::default()).await);
     assert!(aliases.aliases.is_empty(), "{:?}", aliases.aliases);
 }
+
+/// The request id of a gRPC answer (`x-amzn-requestid`), which must be a UUID.
+fn request_id(metadata: &tonic::metadata::MetadataMap) -> uuid::Uuid {
+    let v = metadata
+        .get("x-amzn-requestid")
+        .expect("the answer carries x-amzn-requestid")
+        .to_str()
+        .expect("ASCII");
+    uuid::Uuid::parse_str(v).unwrap_or_else(|e| panic!("{v:?} is not a UUID: {e}"))
+}
+
+/// Like the AWS JSON face's `x-amzn-RequestId` header, every gRPC answer, success or error,
+/// carries its request id, and it is the one the audit log records for the call.
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_answers_carry_the_request_id_the_audit_log_records() {
+    let c = Cluster::start(&[R], 1);
+    c.leader(R).await;
+    let mut k = c.kms(R, 1);
+    let created = k
+        .create_key(pb::CreateKeyRequest {
+            description: Some("request id".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let create_id = request_id(created.metadata());
+    let key = created.into_inner().key_metadata.unwrap().key_id.unwrap();
+
+    let described = k
+        .describe_key(pb::DescribeKeyRequest {
+            key_id: Some(key.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let describe_id = request_id(described.metadata());
+    assert_ne!(describe_id, create_id, "each call has its own id");
+
+    let missing = "1234abcd-12ab-34cd-56ef-1234567890ab";
+    let status = k
+        .describe_key(pb::DescribeKeyRequest {
+            key_id: Some(missing.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        kmsim_proto::status::error_from_status(&status).code(),
+        "NotFoundException"
+    );
+    let error_id = request_id(status.metadata());
+    assert_ne!(error_id, create_id);
+    assert_ne!(error_id, describe_id);
+
+    let events = ok(c
+        .admin(R, 1)
+        .list_audit_events(kmsim_proto::admin::v1::ListAuditEventsRequest {
+            key_id: key.clone(),
+            ..Default::default()
+        })
+        .await)
+    .events;
+    let event = events
+        .iter()
+        .find(|e| e.event_name == "CreateKey")
+        .expect("CreateKey is audited");
+    let record: serde_json::Value = serde_json::from_str(&event.record).unwrap();
+    assert_eq!(record["requestID"], create_id.to_string());
+}

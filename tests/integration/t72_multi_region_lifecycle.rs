@@ -1,4 +1,4 @@
-//! Multi-Region deletion (`kms-api.md` §4.7) on the simulated clocks of each Region, and
+//! Multi-Region deletion (`docs/AWS-BEHAVIOUR.md` §7.6) on the simulated clocks of each Region, and
 //! multi-Region keys with imported material.
 
 use kmsim_proto::kms::v1 as pb;

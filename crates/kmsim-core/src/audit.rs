@@ -1,4 +1,4 @@
-//! Management audit events in the CloudTrail record shape (`kms-api.md` §7), stored per Region
+//! Management audit events in the CloudTrail record shape (`docs/AWS-BEHAVIOUR.md` §9), stored per Region
 //! in the replicated state. Records are built while a command is applied, from the command's
 //! own data only (time, request, caller), so every node stores byte-identical records.
 

@@ -1,5 +1,5 @@
 //! Grants: per-Regional-key permissions with optional encryption-context constraints
-//! (`kms-api.md` §3.18). Stored here, listed and retired through the API; enforcement of what
+//! (`docs/AWS-BEHAVIOUR.md` §8). Stored here, listed and retired through the API; enforcement of what
 //! a grant allows belongs to authorization.
 
 use std::collections::BTreeMap;

@@ -513,7 +513,7 @@ pub struct RotationConfig {
 
 /// The default `RotationPeriodInDays`.
 pub const DEFAULT_ROTATION_PERIOD_DAYS: u32 = 365;
-/// On-demand rotations AWS allows per key (`kms-api.md` §3.12: 25 in the current model).
+/// On-demand rotations AWS allows per key (`docs/AWS-BEHAVIOUR.md` §7.4: 25 in the current API Reference).
 pub const MAX_ON_DEMAND_ROTATIONS: u32 = 25;
 
 impl Default for RotationConfig {

@@ -1,13 +1,40 @@
-//! The key-state × operation table (`kms-api.md` §5.1): the one place that decides whether an
+//! The key-state × operation table (`docs/AWS-BEHAVIOUR.md` §6): the one place that decides whether an
 //! operation may run on a key in a given state, and with which AWS error it fails.
 
 use crate::error::KmsError;
 use crate::key::{KeyState, Origin};
 
-/// Every key-bound KMS operation, grouped by the rows of the AWS key-state table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
-pub enum Operation {
+/// Declares [`Operation`], its AWS names and [`Operation::ALL`] from one list, so that a
+/// variant cannot lack a name or be left out of the list tests iterate over. A variant is named
+/// after its AWS operation unless `= "Name"` says otherwise.
+macro_rules! key_operations {
+    ($( $(#[$doc:meta])* $variant:ident $(= $name:literal)?, )*) => {
+        /// Every key-bound KMS operation, grouped by the rows of the AWS key-state table.
+        /// `kmsim-node` checks in a test that every operation it serves is one of these or is
+        /// listed there as not bound to a key (CreateKey, ListKeys, …).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[allow(missing_docs)]
+        pub enum Operation {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Operation {
+            /// Every operation, in declaration order.
+            pub const ALL: &'static [Operation] = &[$( Operation::$variant, )*];
+
+            /// The AWS operation name (used in `InvalidKeyUsageException` messages).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( Operation::$variant => key_operations!(@name $variant $($name)?), )*
+                }
+            }
+        }
+    };
+    (@name $variant:ident) => { stringify!($variant) };
+    (@name $variant:ident $name:literal) => { $name };
+}
+
+key_operations! {
     CancelKeyDeletion,
     CreateAlias,
     CreateGrant,
@@ -48,61 +75,10 @@ pub enum Operation {
     UntagResource,
     UpdateKeyDescription,
     /// UpdateAlias checked against the *new* target key.
-    UpdateAliasTarget,
+    UpdateAliasTarget = "UpdateAlias",
     UpdatePrimaryRegion,
     RotateKeyOnDemand,
     ListKeyRotations,
-}
-
-impl Operation {
-    /// The AWS operation name (used in `InvalidKeyUsageException` messages).
-    pub fn name(self) -> &'static str {
-        match self {
-            Operation::CancelKeyDeletion => "CancelKeyDeletion",
-            Operation::CreateAlias => "CreateAlias",
-            Operation::CreateGrant => "CreateGrant",
-            Operation::Encrypt => "Encrypt",
-            Operation::Decrypt => "Decrypt",
-            Operation::ReEncrypt => "ReEncrypt",
-            Operation::GenerateDataKey => "GenerateDataKey",
-            Operation::GenerateDataKeyWithoutPlaintext => "GenerateDataKeyWithoutPlaintext",
-            Operation::GenerateDataKeyPair => "GenerateDataKeyPair",
-            Operation::GenerateDataKeyPairWithoutPlaintext => "GenerateDataKeyPairWithoutPlaintext",
-            Operation::Sign => "Sign",
-            Operation::Verify => "Verify",
-            Operation::GenerateMac => "GenerateMac",
-            Operation::VerifyMac => "VerifyMac",
-            Operation::GetPublicKey => "GetPublicKey",
-            Operation::DeriveSharedSecret => "DeriveSharedSecret",
-            Operation::DeleteAlias => "DeleteAlias",
-            Operation::DescribeKey => "DescribeKey",
-            Operation::GetKeyPolicy => "GetKeyPolicy",
-            Operation::ListAliases => "ListAliases",
-            Operation::ListGrants => "ListGrants",
-            Operation::ListKeyPolicies => "ListKeyPolicies",
-            Operation::ListResourceTags => "ListResourceTags",
-            Operation::PutKeyPolicy => "PutKeyPolicy",
-            Operation::RetireGrant => "RetireGrant",
-            Operation::RevokeGrant => "RevokeGrant",
-            Operation::DeleteImportedKeyMaterial => "DeleteImportedKeyMaterial",
-            Operation::EnableKey => "EnableKey",
-            Operation::DisableKey => "DisableKey",
-            Operation::EnableKeyRotation => "EnableKeyRotation",
-            Operation::DisableKeyRotation => "DisableKeyRotation",
-            Operation::GetKeyRotationStatus => "GetKeyRotationStatus",
-            Operation::GetParametersForImport => "GetParametersForImport",
-            Operation::ImportKeyMaterial => "ImportKeyMaterial",
-            Operation::ReplicateKey => "ReplicateKey",
-            Operation::ScheduleKeyDeletion => "ScheduleKeyDeletion",
-            Operation::TagResource => "TagResource",
-            Operation::UntagResource => "UntagResource",
-            Operation::UpdateKeyDescription => "UpdateKeyDescription",
-            Operation::UpdateAliasTarget => "UpdateAlias",
-            Operation::UpdatePrimaryRegion => "UpdatePrimaryRegion",
-            Operation::RotateKeyOnDemand => "RotateKeyOnDemand",
-            Operation::ListKeyRotations => "ListKeyRotations",
-        }
-    }
 }
 
 /// The outcome of one cell of the table.
@@ -358,25 +334,7 @@ mod tests {
 
     #[test]
     fn every_cell_is_decided_without_panicking() {
-        let ops = [
-            Operation::CancelKeyDeletion,
-            Operation::CreateAlias,
-            Operation::CreateGrant,
-            Operation::Encrypt,
-            Operation::DescribeKey,
-            Operation::DeleteImportedKeyMaterial,
-            Operation::EnableKey,
-            Operation::EnableKeyRotation,
-            Operation::GetKeyRotationStatus,
-            Operation::GetParametersForImport,
-            Operation::ImportKeyMaterial,
-            Operation::ReplicateKey,
-            Operation::ScheduleKeyDeletion,
-            Operation::TagResource,
-            Operation::UpdateAliasTarget,
-            Operation::UpdatePrimaryRegion,
-        ];
-        for op in ops {
+        for &op in Operation::ALL {
             for state in KeyState::ALL {
                 for origin in [Origin::AwsKms, Origin::External] {
                     let r = check(op, *state, origin, ARN);
@@ -388,7 +346,7 @@ mod tests {
         }
     }
 
-    /// §5.1 of kms-api.md, cell by cell. Columns: Enabled, Disabled, PendingDeletion,
+    /// §6 of docs/AWS-BEHAVIOUR.md, cell by cell. Columns: Enabled, Disabled, PendingDeletion,
     /// PendingReplicaDeletion, PendingImport, Creating, Updating. Cells: `ok`; `1` Disabled;
     /// `3` pending deletion; `4` not pending deletion; `5` pending import; `6` origin EXTERNAL;
     /// `9` origin not valid (no imported material); `14` creating; `15` updating.
@@ -561,5 +519,24 @@ mod tests {
             }
         }
         assert_eq!(cells, TABLE.len() * 7);
+    }
+
+    #[test]
+    fn the_table_has_a_row_for_every_operation() {
+        for op in Operation::ALL {
+            assert!(
+                TABLE.iter().any(|(o, _, _)| o == op),
+                "{op:?} has no row in TABLE"
+            );
+        }
+    }
+
+    #[test]
+    fn operation_names_are_unique() {
+        let mut names: Vec<&str> = Operation::ALL.iter().map(|o| o.name()).collect();
+        names.sort_unstable();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(names.len(), n, "two operations share an AWS name");
     }
 }

@@ -1,4 +1,4 @@
-//! Tag rules of TagResource and CreateKey (`kms-api.md` §3.1, §3.16).
+//! Tag rules of TagResource and CreateKey (`docs/AWS-BEHAVIOUR.md` §8).
 
 use crate::error::{validation, KmsError};
 use crate::key::Tag;

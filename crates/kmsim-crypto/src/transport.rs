@@ -1,5 +1,5 @@
-//! Wrapping secrets for the trip between two Regions (DESIGN.md "Transport wrapping between
-//! Regions"): static-static ECDH(P-384) → HKDF-SHA-384 → AES-256-GCM.
+//! Wrapping secrets for the trip between two Regions (docs/ARCHITECTURE.md, "Rules that keep it
+//! correct" and "The envelope"): static-static ECDH(P-384) → HKDF-SHA-384 → AES-256-GCM.
 //!
 //! Each Region holds one [`TransportKeyPair`]; its public key is certified by the partition's
 //! trust anchor ([`crate::TrustAnchor`]). Material sealed by the source Region can be opened only

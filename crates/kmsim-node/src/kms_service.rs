@@ -1,14 +1,20 @@
 //! `kmsim.kms.v1.KmsService`: the gRPC face of [`KmsApi`]. No operation logic lives here; the
 //! rpcs are generated from the one operation list, [`crate::for_each_kms_operation`].
+//!
+//! Every answer, success or error, carries the request's id in the `x-amzn-requestid` metadata
+//! entry: the UUID the audit log records for it, as the AWS JSON face sends it in the
+//! `x-amzn-RequestId` header.
 
 use std::sync::Arc;
 
+use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
 use kmsim_proto::kms::v1 as pb;
 use kmsim_proto::kms::v1::kms_service_server::KmsService;
 use kmsim_proto::status::status_from_error;
 
+use crate::aws::errors::REQUEST_ID_HEADER;
 use crate::kms::{KmsApi, RequestContext};
 
 /// Serves the KMS API over gRPC.
@@ -31,6 +37,26 @@ impl KmsServiceImpl {
     }
 }
 
+/// Adds the request id to an answer's metadata (a UUID is always a valid metadata value).
+fn with_request_id<T>(
+    result: Result<Response<T>, Status>,
+    request_id: &str,
+) -> Result<Response<T>, Status> {
+    let Ok(id) = MetadataValue::try_from(request_id) else {
+        return result;
+    };
+    match result {
+        Ok(mut r) => {
+            r.metadata_mut().insert(REQUEST_ID_HEADER, id);
+            Ok(r)
+        }
+        Err(mut s) => {
+            s.metadata_mut().insert(REQUEST_ID_HEADER, id);
+            Err(s)
+        }
+    }
+}
+
 macro_rules! grpc_service {
     ($($name:ident => $method:ident($req:ident) -> $resp:ident;)*) => {
         #[tonic::async_trait]
@@ -39,10 +65,12 @@ macro_rules! grpc_service {
                 async fn $method(&self, req: Request<pb::$req>) -> Result<Response<pb::$resp>, Status> {
                     let ctx = self.context(&req);
                     let api = &self.api;
-                    api.consistent(stringify!($name), req.into_inner(), |r| api.$method(&ctx, r))
+                    let result = api
+                        .consistent(stringify!($name), req.into_inner(), |r| api.$method(&ctx, r))
                         .await
                         .map(Response::new)
-                        .map_err(|e| status_from_error(&e))
+                        .map_err(|e| status_from_error(&e));
+                    with_request_id(result, &ctx.request_id)
                 }
             )*
         }

@@ -2,7 +2,7 @@
 //!
 //! Every message of [`crate::kms::v1`] derives `serde::Serialize`/`Deserialize` (attributes set in
 //! `build.rs` from the compiled descriptors) so that `serde_json` reads and writes exactly the
-//! bodies AWS KMS and its SDKs exchange (`kms-api.md` §1.3):
+//! bodies AWS KMS and its SDKs exchange (`docs/AWS-BEHAVIOUR.md` §2.2):
 //! - members are PascalCase (`KeyId`, `CiphertextBlob`), except `KeyMetadata.AWSAccountId`;
 //! - absent members (`None`, empty lists and maps) are omitted, except
 //!   `MultiRegionConfiguration.ReplicaKeys`, which AWS always sends (`[]` for a lone primary);

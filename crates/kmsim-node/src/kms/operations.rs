@@ -59,3 +59,90 @@ macro_rules! for_each_kms_operation {
         }
     };
 }
+
+/// The lists that cannot be generated from the operation list (the proto service, the key-state
+/// table of `kmsim-core`, which must not depend on this crate, and the compatibility document),
+/// checked against it: adding an operation fails here until each of them has it.
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use kmsim_core::key_state::Operation;
+
+    use crate::aws::dispatch::OPERATIONS;
+
+    /// The operations not bound to one existing key, so without a row in the key-state table.
+    const KEY_LESS: &[(&str, &str)] = &[
+        ("CreateKey", "makes the key"),
+        ("ListKeys", "lists every key of the account and Region"),
+        ("GenerateRandom", "uses no key"),
+        (
+            "ListRetirableGrants",
+            "lists grants by retiring principal, across keys",
+        ),
+    ];
+
+    fn set<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeSet<&'a str> {
+        names.into_iter().collect()
+    }
+
+    #[test]
+    fn every_operation_is_in_the_key_state_table_or_listed_as_key_less() {
+        let keyed = set(Operation::ALL.iter().map(|o| o.name()));
+        let key_less = set(KEY_LESS.iter().map(|(name, _)| *name));
+        for op in OPERATIONS {
+            assert!(
+                keyed.contains(op) != key_less.contains(op),
+                "{op}: add it to kmsim_core::key_state::Operation (and its table) or, if no key \
+                 is involved, to KEY_LESS here; not both"
+            );
+        }
+        for op in keyed.iter().chain(&key_less) {
+            assert!(OPERATIONS.contains(op), "{op} is not an operation served");
+        }
+    }
+
+    /// The rpc names of `service KmsService` in `kms.proto`, in order.
+    fn proto_rpcs(proto: &str) -> Vec<&str> {
+        let start = proto
+            .find("service KmsService {")
+            .expect("kms.proto declares KmsService");
+        let body = &proto[start..];
+        let body = &body[..body.find("\n}").expect("the service block ends")];
+        body.lines()
+            .filter_map(|l| l.trim().strip_prefix("rpc "))
+            .map(|l| l.split('(').next().unwrap_or_default().trim())
+            .collect()
+    }
+
+    #[test]
+    fn the_proto_service_has_exactly_the_operations_in_the_same_order() {
+        let proto = include_str!("../../../../proto/kmsim/kms/v1/kms.proto");
+        assert_eq!(proto_rpcs(proto), OPERATIONS);
+    }
+
+    #[test]
+    fn the_compatibility_table_has_every_operation() {
+        let doc = include_str!("../../../../docs/COMPATIBILITY.md");
+        let table = doc
+            .split("| operation |")
+            .nth(1)
+            .expect("COMPATIBILITY.md has the operation × client table");
+        let table = &table[..table.find("\n\n").unwrap_or(table.len())];
+        // The first cell of each row, cut into words: "EnableKey / DisableKey" names both.
+        let named: BTreeSet<&str> = table
+            .lines()
+            .filter_map(|row| row.strip_prefix("| ")?.split(" |").next())
+            .flat_map(|cell| cell.split(|c: char| !c.is_ascii_alphanumeric()))
+            .collect();
+        let missing: Vec<&str> = OPERATIONS
+            .iter()
+            .copied()
+            .filter(|op| !named.contains(op))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/COMPATIBILITY.md has no row for {missing:?} (spell each name in full)"
+        );
+    }
+}

@@ -1,4 +1,4 @@
-//! The synchronizer between Regions (DESIGN.md "Synchronizer"): the gRPC service every node
+//! The synchronizer between Regions (docs/ARCHITECTURE.md "Multi-Region keys"): the gRPC service every node
 //! serves (`service`), the task on the Region's Raft leader that delivers what the replicated
 //! state says must be delivered (`task`), and the envelope both use (`envelope`).
 //!

@@ -112,3 +112,10 @@ impl ListAliasesArgs {
         r
     }
 }
+
+flags_of! {
+    CreateAliasRequest => CreateAliasArgs;
+    UpdateAliasRequest => UpdateAliasArgs;
+    DeleteAliasRequest => DeleteAliasArgs;
+    ListAliasesRequest => ListAliasesArgs, pages: "Aliases";
+}

@@ -381,3 +381,14 @@ impl GenerateDataKeyPairWithoutPlaintextArgs {
         r
     }
 }
+
+flags_of! {
+    EncryptRequest => EncryptArgs;
+    DecryptRequest => DecryptArgs;
+    ReEncryptRequest => ReEncryptArgs;
+    GenerateDataKeyRequest => GenerateDataKeyArgs;
+    GenerateDataKeyWithoutPlaintextRequest => GenerateDataKeyWithoutPlaintextArgs;
+    GenerateRandomRequest => GenerateRandomArgs;
+    GenerateDataKeyPairRequest => GenerateDataKeyPairArgs;
+    GenerateDataKeyPairWithoutPlaintextRequest => GenerateDataKeyPairWithoutPlaintextArgs;
+}

@@ -31,6 +31,31 @@ macro_rules! apply_to {
     };
 }
 
+/// What `kmsim kms` needs of one operation of the node's operation list
+/// (`kmsim_node::for_each_kms_operation!`), implemented on its request message: the flags that
+/// build the request and, for a paginated operation, the list member its pages are merged on.
+/// The subcommands are generated from that list, so an operation added there without an impl
+/// here is a compile error, not a missing subcommand.
+pub trait CliOperation {
+    /// The operation's flags (`kmsim kms <operation> --…`); their `into_request` builds `Self`.
+    type Args: clap::Args + clap::FromArgMatches;
+    /// The list member a paginated response is merged on (`"Keys"`), `None` if not paginated.
+    const PAGES: Option<&'static str> = None;
+}
+
+/// Implements [`CliOperation`] for each request listed, next to the flags that build it:
+/// `flags_of! { ListKeysRequest => ListKeysArgs, pages: "Keys"; EncryptRequest => EncryptArgs; }`.
+macro_rules! flags_of {
+    ($( $request:ty => $args:ty $(, pages: $list:literal)?; )*) => {
+        $(
+            impl $crate::cmd::kms::flags::CliOperation for $request {
+                type Args = $args;
+                $( const PAGES: Option<&'static str> = Some($list); )?
+            }
+        )*
+    };
+}
+
 /// `--limit` / `--marker` of a paginated operation; either one asks for a single page.
 #[derive(Args)]
 pub struct PageFlags {

@@ -200,3 +200,11 @@ impl RevokeGrantArgs {
         r
     }
 }
+
+flags_of! {
+    CreateGrantRequest => CreateGrantArgs;
+    ListGrantsRequest => ListGrantsArgs, pages: "Grants";
+    ListRetirableGrantsRequest => ListRetirableGrantsArgs, pages: "Grants";
+    RetireGrantRequest => RetireGrantArgs;
+    RevokeGrantRequest => RevokeGrantArgs;
+}

@@ -140,3 +140,9 @@ impl DeleteImportedKeyMaterialArgs {
         r
     }
 }
+
+flags_of! {
+    GetParametersForImportRequest => GetParametersForImportArgs;
+    ImportKeyMaterialRequest => ImportKeyMaterialArgs;
+    DeleteImportedKeyMaterialRequest => DeleteImportedKeyMaterialArgs;
+}

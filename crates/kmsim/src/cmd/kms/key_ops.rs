@@ -266,3 +266,14 @@ impl CancelKeyDeletionArgs {
         r
     }
 }
+
+flags_of! {
+    CreateKeyRequest => CreateKeyArgs;
+    DescribeKeyRequest => DescribeKeyArgs;
+    ListKeysRequest => ListKeysArgs, pages: "Keys";
+    EnableKeyRequest => EnableKeyArgs;
+    DisableKeyRequest => DisableKeyArgs;
+    UpdateKeyDescriptionRequest => UpdateKeyDescriptionArgs;
+    ScheduleKeyDeletionRequest => ScheduleKeyDeletionArgs;
+    CancelKeyDeletionRequest => CancelKeyDeletionArgs;
+}

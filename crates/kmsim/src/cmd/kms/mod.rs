@@ -43,20 +43,13 @@ use tonic::transport::Channel;
 use tonic::Status;
 
 use kmsim_core::KmsError;
+use kmsim_proto::kms::v1 as pb;
 use kmsim_proto::kms::v1::kms_service_client::KmsServiceClient;
 
-use alias_ops::*;
 use connect::ConnectError;
-use crypto_ops::*;
-use grant_ops::*;
-use import_ops::*;
-use key_ops::*;
-use mrk_ops::*;
+use flags::CliOperation;
 use output::OutputFormat;
 use params::{OutputBlob, StringMap};
-use policy_tag_ops::*;
-use rotation_ops::*;
-use signing_ops::*;
 
 /// AWS CLI v2's exit code when the service returned an error.
 const EXIT_SERVICE_ERROR: u8 = 254;
@@ -122,15 +115,16 @@ struct GlobalArgs {
     no_paginate: bool,
 }
 
-/// Declares the operations: the clap subcommand enum (variant = AWS operation name, so clap's
-/// kebab-case is the AWS CLI's), its AWS names, and the call of each. `pages: "Member"` marks a
-/// paginated operation and names the list its pages are merged on.
-macro_rules! operations {
-    ($( $variant:ident($args:ty) => $method:ident $(, pages: $list:literal)?; )*) => {
+/// Declares the operations from the node's operation list (`kmsim_node::for_each_kms_operation!`):
+/// the clap subcommand enum (variant = AWS operation name, so clap's kebab-case is the AWS
+/// CLI's), its AWS names, and the call of each. Each request's [`flags::CliOperation`] impl
+/// names its flags and whether it is paginated.
+macro_rules! cli_operations {
+    ($( $variant:ident => $method:ident($req:ident) -> $resp:ident; )*) => {
         /// The KMS operations, named and flagged as in `aws kms`.
         #[derive(Subcommand)]
         enum Operation {
-            $( $variant($args), )*
+            $( $variant(<pb::$req as CliOperation>::Args), )*
         }
 
         impl Operation {
@@ -146,7 +140,7 @@ macro_rules! operations {
             async fn call(self, client: Client, paginate: bool) -> Result<Value, CallError> {
                 match self {
                     $( Operation::$variant(a) => {
-                        let list: Option<&'static str> = None $(.or(Some($list)))?;
+                        let list = <pb::$req as CliOperation>::PAGES;
                         exec(client, a.into_request(), list.filter(|_| paginate), |mut c, r| async move {
                             c.$method(r).await.map(tonic::Response::into_inner)
                         })
@@ -154,59 +148,19 @@ macro_rules! operations {
                     } )*
                 }
             }
+
+            /// The request the flags would send, as AWS JSON.
+            #[cfg(test)]
+            fn request_json(self) -> Result<Value, serde_json::Error> {
+                match self {
+                    $( Operation::$variant(a) => serde_json::to_value(a.into_request()), )*
+                }
+            }
         }
     };
 }
 
-operations! {
-    CreateKey(CreateKeyArgs) => create_key;
-    DescribeKey(DescribeKeyArgs) => describe_key;
-    ListKeys(ListKeysArgs) => list_keys, pages: "Keys";
-    Encrypt(EncryptArgs) => encrypt;
-    Decrypt(DecryptArgs) => decrypt;
-    ReEncrypt(ReEncryptArgs) => re_encrypt;
-    GenerateDataKey(GenerateDataKeyArgs) => generate_data_key;
-    GenerateDataKeyWithoutPlaintext(GenerateDataKeyWithoutPlaintextArgs) => generate_data_key_without_plaintext;
-    GenerateRandom(GenerateRandomArgs) => generate_random;
-    EnableKey(EnableKeyArgs) => enable_key;
-    DisableKey(DisableKeyArgs) => disable_key;
-    UpdateKeyDescription(UpdateKeyDescriptionArgs) => update_key_description;
-    CreateAlias(CreateAliasArgs) => create_alias;
-    UpdateAlias(UpdateAliasArgs) => update_alias;
-    DeleteAlias(DeleteAliasArgs) => delete_alias;
-    ListAliases(ListAliasesArgs) => list_aliases, pages: "Aliases";
-    TagResource(TagResourceArgs) => tag_resource;
-    UntagResource(UntagResourceArgs) => untag_resource;
-    ListResourceTags(ListResourceTagsArgs) => list_resource_tags, pages: "Tags";
-    PutKeyPolicy(PutKeyPolicyArgs) => put_key_policy;
-    GetKeyPolicy(GetKeyPolicyArgs) => get_key_policy;
-    ListKeyPolicies(ListKeyPoliciesArgs) => list_key_policies, pages: "PolicyNames";
-    ScheduleKeyDeletion(ScheduleKeyDeletionArgs) => schedule_key_deletion;
-    CancelKeyDeletion(CancelKeyDeletionArgs) => cancel_key_deletion;
-    GenerateDataKeyPair(GenerateDataKeyPairArgs) => generate_data_key_pair;
-    GenerateDataKeyPairWithoutPlaintext(GenerateDataKeyPairWithoutPlaintextArgs) => generate_data_key_pair_without_plaintext;
-    Sign(SignArgs) => sign;
-    Verify(VerifyArgs) => verify;
-    GetPublicKey(GetPublicKeyArgs) => get_public_key;
-    GenerateMac(GenerateMacArgs) => generate_mac;
-    VerifyMac(VerifyMacArgs) => verify_mac;
-    DeriveSharedSecret(DeriveSharedSecretArgs) => derive_shared_secret;
-    EnableKeyRotation(EnableKeyRotationArgs) => enable_key_rotation;
-    DisableKeyRotation(DisableKeyRotationArgs) => disable_key_rotation;
-    GetKeyRotationStatus(GetKeyRotationStatusArgs) => get_key_rotation_status;
-    RotateKeyOnDemand(RotateKeyOnDemandArgs) => rotate_key_on_demand;
-    ListKeyRotations(ListKeyRotationsArgs) => list_key_rotations, pages: "Rotations";
-    GetParametersForImport(GetParametersForImportArgs) => get_parameters_for_import;
-    ImportKeyMaterial(ImportKeyMaterialArgs) => import_key_material;
-    DeleteImportedKeyMaterial(DeleteImportedKeyMaterialArgs) => delete_imported_key_material;
-    CreateGrant(CreateGrantArgs) => create_grant;
-    ListGrants(ListGrantsArgs) => list_grants, pages: "Grants";
-    ListRetirableGrants(ListRetirableGrantsArgs) => list_retirable_grants, pages: "Grants";
-    RetireGrant(RetireGrantArgs) => retire_grant;
-    RevokeGrant(RevokeGrantArgs) => revoke_grant;
-    ReplicateKey(ReplicateKeyArgs) => replicate_key;
-    UpdatePrimaryRegion(UpdatePrimaryRegionArgs) => update_primary_region;
-}
+kmsim_node::for_each_kms_operation!(cli_operations);
 
 /// Why a call produced no response.
 #[derive(Debug)]
@@ -401,44 +355,7 @@ mod tests {
     /// The request `args` would send, as AWS JSON.
     fn request_json(args: &[&str]) -> Value {
         let k = parse(args).expect("parses");
-        let v = match *k.operation {
-            Operation::CreateKey(a) => serde_json::to_value(a.into_request()),
-            Operation::Encrypt(a) => serde_json::to_value(a.into_request()),
-            Operation::Decrypt(a) => serde_json::to_value(a.into_request()),
-            Operation::ReEncrypt(a) => serde_json::to_value(a.into_request()),
-            Operation::TagResource(a) => serde_json::to_value(a.into_request()),
-            Operation::UntagResource(a) => serde_json::to_value(a.into_request()),
-            Operation::ListKeys(a) => serde_json::to_value(a.into_request()),
-            Operation::ScheduleKeyDeletion(a) => serde_json::to_value(a.into_request()),
-            Operation::PutKeyPolicy(a) => serde_json::to_value(a.into_request()),
-            Operation::GenerateDataKeyPair(a) => serde_json::to_value(a.into_request()),
-            Operation::ReplicateKey(a) => serde_json::to_value(a.into_request()),
-            Operation::UpdatePrimaryRegion(a) => serde_json::to_value(a.into_request()),
-            Operation::GenerateDataKeyPairWithoutPlaintext(a) => {
-                serde_json::to_value(a.into_request())
-            }
-            Operation::Sign(a) => serde_json::to_value(a.into_request()),
-            Operation::Verify(a) => serde_json::to_value(a.into_request()),
-            Operation::GetPublicKey(a) => serde_json::to_value(a.into_request()),
-            Operation::GenerateMac(a) => serde_json::to_value(a.into_request()),
-            Operation::VerifyMac(a) => serde_json::to_value(a.into_request()),
-            Operation::DeriveSharedSecret(a) => serde_json::to_value(a.into_request()),
-            Operation::EnableKeyRotation(a) => serde_json::to_value(a.into_request()),
-            Operation::DisableKeyRotation(a) => serde_json::to_value(a.into_request()),
-            Operation::GetKeyRotationStatus(a) => serde_json::to_value(a.into_request()),
-            Operation::RotateKeyOnDemand(a) => serde_json::to_value(a.into_request()),
-            Operation::ListKeyRotations(a) => serde_json::to_value(a.into_request()),
-            Operation::GetParametersForImport(a) => serde_json::to_value(a.into_request()),
-            Operation::ImportKeyMaterial(a) => serde_json::to_value(a.into_request()),
-            Operation::DeleteImportedKeyMaterial(a) => serde_json::to_value(a.into_request()),
-            Operation::CreateGrant(a) => serde_json::to_value(a.into_request()),
-            Operation::ListGrants(a) => serde_json::to_value(a.into_request()),
-            Operation::ListRetirableGrants(a) => serde_json::to_value(a.into_request()),
-            Operation::RetireGrant(a) => serde_json::to_value(a.into_request()),
-            Operation::RevokeGrant(a) => serde_json::to_value(a.into_request()),
-            _ => panic!("add the operation to request_json"),
-        };
-        v.expect("serializes")
+        k.operation.request_json().expect("serializes")
     }
 
     #[test]
@@ -474,6 +391,18 @@ mod tests {
         );
     }
 
+    /// `DescribeKey` → `describe-key`, as the AWS CLI names operations.
+    fn kebab(aws_name: &str) -> String {
+        let mut out = String::new();
+        for (i, c) in aws_name.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        out
+    }
+
     #[test]
     fn operation_names_are_the_aws_cli_names() {
         use clap::CommandFactory;
@@ -483,58 +412,15 @@ mod tests {
             .get_subcommands()
             .map(|c| c.get_name().to_string())
             .collect();
-        for n in [
-            "create-key",
-            "describe-key",
-            "list-keys",
-            "encrypt",
-            "decrypt",
-            "re-encrypt",
-            "generate-data-key",
-            "generate-data-key-without-plaintext",
-            "generate-random",
-            "enable-key",
-            "disable-key",
-            "update-key-description",
-            "create-alias",
-            "update-alias",
-            "delete-alias",
-            "list-aliases",
-            "tag-resource",
-            "untag-resource",
-            "list-resource-tags",
-            "put-key-policy",
-            "get-key-policy",
-            "list-key-policies",
-            "schedule-key-deletion",
-            "cancel-key-deletion",
-            "generate-data-key-pair",
-            "generate-data-key-pair-without-plaintext",
-            "sign",
-            "verify",
-            "get-public-key",
-            "generate-mac",
-            "verify-mac",
-            "derive-shared-secret",
-            "enable-key-rotation",
-            "disable-key-rotation",
-            "get-key-rotation-status",
-            "rotate-key-on-demand",
-            "list-key-rotations",
-            "get-parameters-for-import",
-            "import-key-material",
-            "delete-imported-key-material",
-            "create-grant",
-            "list-grants",
-            "list-retirable-grants",
-            "retire-grant",
-            "revoke-grant",
-            "replicate-key",
-            "update-primary-region",
-        ] {
-            assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
-        }
-        assert_eq!(names.len(), 47);
+        let expected: Vec<String> = kmsim_node::aws::dispatch::OPERATIONS
+            .iter()
+            .map(|op| kebab(op))
+            .collect();
+        assert_eq!(names, expected);
+        assert_eq!(
+            kebab("GenerateDataKeyPairWithoutPlaintext"),
+            "generate-data-key-pair-without-plaintext"
+        );
         Cli::command().debug_assert();
     }
 

@@ -98,3 +98,8 @@ impl UpdatePrimaryRegionArgs {
         r
     }
 }
+
+flags_of! {
+    ReplicateKeyRequest => ReplicateKeyArgs;
+    UpdatePrimaryRegionRequest => UpdatePrimaryRegionArgs;
+}

@@ -202,3 +202,12 @@ impl ListKeyPoliciesArgs {
         r
     }
 }
+
+flags_of! {
+    TagResourceRequest => TagResourceArgs;
+    UntagResourceRequest => UntagResourceArgs;
+    ListResourceTagsRequest => ListResourceTagsArgs, pages: "Tags";
+    PutKeyPolicyRequest => PutKeyPolicyArgs;
+    GetKeyPolicyRequest => GetKeyPolicyArgs;
+    ListKeyPoliciesRequest => ListKeyPoliciesArgs, pages: "PolicyNames";
+}

@@ -141,3 +141,11 @@ impl ListKeyRotationsArgs {
         r
     }
 }
+
+flags_of! {
+    EnableKeyRotationRequest => EnableKeyRotationArgs;
+    DisableKeyRotationRequest => DisableKeyRotationArgs;
+    GetKeyRotationStatusRequest => GetKeyRotationStatusArgs;
+    RotateKeyOnDemandRequest => RotateKeyOnDemandArgs;
+    ListKeyRotationsRequest => ListKeyRotationsArgs, pages: "Rotations";
+}

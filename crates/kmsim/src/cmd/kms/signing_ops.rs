@@ -270,3 +270,12 @@ impl DeriveSharedSecretArgs {
         r
     }
 }
+
+flags_of! {
+    SignRequest => SignArgs;
+    VerifyRequest => VerifyArgs;
+    GetPublicKeyRequest => GetPublicKeyArgs;
+    GenerateMacRequest => GenerateMacArgs;
+    VerifyMacRequest => VerifyMacArgs;
+    DeriveSharedSecretRequest => DeriveSharedSecretArgs;
+}
