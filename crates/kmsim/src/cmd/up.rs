@@ -29,7 +29,7 @@ use kmsim_sim::process::{
 pub struct UpArgs {
     /// Regions to create, comma separated. Each is its own Raft cluster; a Region's partition
     /// follows its name (cn-* is aws-cn, us-gov-* is aws-us-gov, else aws) and multi-Region
-    /// keys replicate only within a partition.
+    /// keys replicate only within a partition; aws-cn has none, as in AWS.
     #[arg(
         long,
         value_delimiter = ',',
