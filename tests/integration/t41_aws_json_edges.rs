@@ -1,7 +1,8 @@
 //! The AWS JSON front with a raw HTTP client and a signer under the test's control: every SigV4
 //! failure, temporary credentials, malformed envelopes and bodies, server-side validation,
-//! keep-alive, and request dates after the simulated clock moved. Every refused request is a
-//! CreateKey, and the Region must hold no key afterwards: nothing changed.
+//! keep-alive (also after refusals, on one connection written byte for byte), and request dates
+//! after the simulated clock moved. Every refused request is a CreateKey, and the Region must
+//! hold no key afterwards: nothing changed.
 
 use std::time::{Duration, SystemTime};
 
@@ -10,6 +11,8 @@ use http::{HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use kmsim_proto::admin::v1::AdvanceClockRequest;
@@ -313,13 +316,15 @@ async fn malformed_requests_get_clear_errors_and_change_nothing() {
         assert_error(&a, "UnknownOperationException", None);
     }
 
-    // A body over the 1 MiB bound is refused from its Content-Length, unread.
+    // A body over the 1 MiB bound is refused from its Content-Length, unread, and the answer
+    // says the connection closes, so the pooled client does not reuse it for the next call.
     let big = Bytes::from(vec![b' '; (1 << 20) + 1]);
     let req = client.unsigned("CreateKey", big.clone());
     match client.send(signed(req, &big)).await {
         Ok(a) => {
             assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
             assert_error(&a, "SerializationException", None);
+            assert_eq!(a.headers["connection"], "close");
         }
         // The server may answer and close before the client finished writing.
         Err(e) => assert!(format!("{e}").to_lowercase().contains("transport"), "{e}"),
@@ -456,5 +461,303 @@ async fn after_advance_clock_both_host_and_simulated_dates_verify() {
         if !ok {
             assert_error(&a, "InvalidSignatureException", None);
         }
+    }
+}
+
+/// The 1 MiB request body bound of the front.
+const MAX_BODY: usize = 1 << 20;
+
+/// How long the raw client waits for any answer before the test fails.
+const RAW_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One HTTP/1.1 connection written and read byte for byte: the test, not a client library,
+/// decides what is sent on it and sees exactly what the server answers and when it closes.
+struct RawConn {
+    stream: TcpStream,
+    /// Bytes read but not yet consumed.
+    buf: Vec<u8>,
+}
+
+/// One answer read from a [`RawConn`].
+#[derive(Debug)]
+struct RawAnswer {
+    status: u16,
+    /// Header names in lower case.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl RawAnswer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// True when the server announced that it closes the connection after this answer.
+    fn closes(&self) -> bool {
+        self.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    }
+
+    fn code(&self) -> String {
+        let v: serde_json::Value = serde_json::from_slice(&self.body).unwrap();
+        v["__type"].as_str().unwrap().to_string()
+    }
+}
+
+impl RawConn {
+    async fn connect(addr: &str) -> RawConn {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        RawConn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) {
+        if let Err(e) = self.stream.write_all(bytes).await {
+            panic!("cannot send on the connection ({e}): the server closed it unannounced");
+        }
+    }
+
+    /// Reads more bytes; false at the end of the stream (or a reset).
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = tokio::time::timeout(RAW_TIMEOUT, self.stream.read(&mut chunk))
+            .await
+            .expect("the server neither answered nor closed the connection")
+            .unwrap_or(0);
+        self.buf.extend_from_slice(&chunk[..n]);
+        n > 0
+    }
+
+    /// Reads one answer (an interim `100 Continue` too); `None` when the server closed the
+    /// connection first.
+    async fn read_answer(&mut self) -> Option<RawAnswer> {
+        let head_end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            if !self.fill().await {
+                assert!(self.buf.is_empty(), "cut-off answer: {:?}", self.buf);
+                return None;
+            }
+        };
+        let head = String::from_utf8(self.buf[..head_end].to_vec()).unwrap();
+        self.buf.drain(..head_end + 4);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (n, v) = l.split_once(':').unwrap();
+                (n.trim().to_ascii_lowercase(), v.trim().to_string())
+            })
+            .collect();
+        let mut answer = RawAnswer {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        let len: usize = answer
+            .header("content-length")
+            .map(|v| v.parse().unwrap())
+            .unwrap_or(0);
+        while self.buf.len() < len {
+            assert!(self.fill().await, "cut-off body");
+        }
+        answer.body = self.buf.drain(..len).collect();
+        Some(answer)
+    }
+
+    /// Sends a request (with its `Content-Length`) and reads its answer. Panics if the server
+    /// closes the connection instead of answering: it never announced that it would.
+    async fn exchange(&mut self, req: Request<Full<Bytes>>, body: &[u8]) -> RawAnswer {
+        let mut bytes = head_bytes(&req, &[("content-length", &body.len().to_string())]);
+        bytes.extend_from_slice(body);
+        self.write(&bytes).await;
+        self.read_answer()
+            .await
+            .expect("the server closed a connection it had not announced it would close")
+    }
+
+    /// Sends a request as curl and the AWS SDK for Java do with `Expect: 100-continue`: the
+    /// head first, the body only once the server asks for it with `100 Continue`. A final answer
+    /// that comes first and does not announce `Connection: close` means the server still reads
+    /// the body (RFC 9110, 10.1.1), so the body is sent then too.
+    async fn exchange_expecting_continue(
+        &mut self,
+        req: Request<Full<Bytes>>,
+        body: &[u8],
+    ) -> RawAnswer {
+        let len = body.len().to_string();
+        let head = head_bytes(
+            &req,
+            &[("content-length", &len), ("expect", "100-continue")],
+        );
+        self.write(&head).await;
+        let first = self.read_answer().await.expect("an answer to the head");
+        if first.status == 100 {
+            self.write(body).await;
+            return self
+                .read_answer()
+                .await
+                .expect("the server closed a connection it had not announced it would close");
+        }
+        if !first.closes() {
+            self.write(body).await;
+        }
+        first
+    }
+
+    /// Waits until the server has closed its side of the connection.
+    async fn closed_by_server(&mut self) {
+        while self.fill().await {}
+        assert!(
+            self.buf.is_empty(),
+            "bytes after the last answer: {:?}",
+            self.buf
+        );
+    }
+}
+
+/// The request line and headers of `req` (its URI's path and query), plus `extra`.
+fn head_bytes(req: &Request<Full<Bytes>>, extra: &[(&str, &str)]) -> Vec<u8> {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut head = format!("{} {target} HTTP/1.1\r\n", req.method()).into_bytes();
+    for (name, value) in req.headers() {
+        head.extend_from_slice(format!("{name}: ").as_bytes());
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in extra {
+        head.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// A client that reuses its connection after a refusal must get the next answer on it: the
+/// server reads every refused body within the bound to its end and keeps the connection, and
+/// only when it leaves a body unread (over the bound) it closes the connection, announcing it
+/// with `Connection: close` in that answer. Before, a refusal sent before the body had arrived
+/// closed the connection unannounced, and a keep-alive client's next request failed
+/// (`IncompleteMessage`).
+#[tokio::test(flavor = "multi_thread")]
+async fn one_connection_gets_every_answer_or_an_announced_close() {
+    let c = Cluster::start(&[R], 1);
+    c.leader(R).await;
+    for url in [c.aws_url(R, 1), c.gateway_url()] {
+        let client = c.raw(&url, R);
+        let good = Signer::new("test", "test", R);
+        let now = SystemTime::now();
+        let signed = |mut req: Request<Full<Bytes>>, body: &[u8]| {
+            good.sign(&mut req, body, now).unwrap();
+            req
+        };
+        let list = || {
+            client
+                .signed("ListKeys", Bytes::from_static(b"{}"))
+                .unwrap()
+        };
+        let mut conn = RawConn::connect(client.authority()).await;
+
+        let a = conn.exchange(list(), b"{}").await;
+        assert_eq!(a.status, 200, "{url}");
+
+        // Refusals of requests sent whole: every answer comes on the same connection.
+        let body: &[u8] = br#"{"Description":"must not exist"}"#;
+        let mut refused = Vec::new();
+        let mut req = client.unsigned("CreateKey", Bytes::from_static(body));
+        req.headers_mut()
+            .insert("content-type", HeaderValue::from_static("text/plain"));
+        refused.push((signed(req, body), body, 415, "SerializationException"));
+        let req = client.unsigned("FlyToTheMoon", Bytes::from_static(body));
+        refused.push((signed(req, body), body, 400, "UnknownOperationException"));
+        let bad: &[u8] = b"not json";
+        let req = client.unsigned("CreateKey", Bytes::from_static(bad));
+        refused.push((signed(req, bad), bad, 400, "SerializationException"));
+        let mut req = client.unsigned("CreateKey", Bytes::from_static(body));
+        Signer::new("test", "wrong", R)
+            .sign(&mut req, body, now)
+            .unwrap();
+        refused.push((req, body, 400, "InvalidSignatureException"));
+        let req = client.unsigned("CreateKey", Bytes::from_static(body));
+        refused.push((req, body, 400, "MissingAuthenticationTokenException"));
+        for (method, path, status) in [("GET", "/", 405), ("POST", "/keys", 404)] {
+            let mut req = client.unsigned("CreateKey", Bytes::from_static(body));
+            *req.method_mut() = method.parse().unwrap();
+            *req.uri_mut() = format!("{url}{path}").parse().unwrap();
+            refused.push((req, body, status, "UnknownOperationException"));
+        }
+        for (req, body, status, code) in refused {
+            let what = format!("{url} {} {}", req.method(), req.uri());
+            let a = conn.exchange(req, body).await;
+            assert_eq!((a.status, a.code().as_str()), (status, code), "{what}");
+            assert!(!a.closes(), "{what}: {a:?}");
+        }
+
+        // Refusals decided from the head alone, with the body still to come (`Expect:
+        // 100-continue`): the server reads the body before it answers, and the connection
+        // serves the next request.
+        for (method, path, status) in [("GET", "/", 405), ("POST", "/?Action=CreateKey", 404)] {
+            let mut req = client.unsigned("CreateKey", Bytes::from_static(body));
+            *req.method_mut() = method.parse().unwrap();
+            *req.uri_mut() = format!("{url}{path}").parse().unwrap();
+            let a = conn.exchange_expecting_continue(req, body).await;
+            assert_eq!(a.status, status, "{url} {method} {path}");
+            assert_eq!(a.code(), "UnknownOperationException");
+            assert!(!a.closes(), "{url} {method} {path}: {a:?}");
+        }
+        let a = conn.exchange(list(), b"{}").await;
+        assert_eq!(a.status, 200, "{url}: {a:?}");
+        assert_eq!(a.header("connection"), None);
+
+        // A declared length over the bound: refused unread, so the answer announces the close,
+        // and the server closes.
+        let req = client.unsigned("CreateKey", Bytes::new());
+        let too_long = (MAX_BODY + 1).to_string();
+        let head = head_bytes(
+            &req,
+            &[("content-length", &too_long), ("expect", "100-continue")],
+        );
+        conn.write(&head).await;
+        let a = conn.read_answer().await.expect("an answer");
+        assert_eq!(
+            (a.status, a.code().as_str()),
+            (413, "SerializationException")
+        );
+        assert!(a.closes(), "{url}: 413 without Connection: close: {a:?}");
+        conn.closed_by_server().await;
+
+        // A streamed (chunked) body that passes the bound: refused once it does, the rest
+        // unread, announced the same way.
+        let mut conn = RawConn::connect(client.authority()).await;
+        let req = client.unsigned("CreateKey", Bytes::new());
+        let mut bytes = head_bytes(&req, &[("transfer-encoding", "chunked")]);
+        bytes.extend_from_slice(format!("{:x}\r\n", MAX_BODY + 1).as_bytes());
+        bytes.resize(bytes.len() + MAX_BODY + 1, b' ');
+        conn.write(&bytes).await;
+        let a = conn.read_answer().await.expect("an answer");
+        assert_eq!(
+            (a.status, a.code().as_str()),
+            (413, "SerializationException")
+        );
+        assert!(a.closes(), "{url}: 413 without Connection: close: {a:?}");
+        conn.closed_by_server().await;
+
+        // A new connection works, and nothing was created.
+        let mut conn = RawConn::connect(client.authority()).await;
+        let a = conn.exchange(list(), b"{}").await;
+        assert_eq!(a.status, 200, "{url}");
+        let keys: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+        assert_eq!(keys["Keys"], json!([]), "a refused request created a key");
     }
 }

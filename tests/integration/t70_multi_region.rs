@@ -390,29 +390,148 @@ pub async fn wait_rotation_setting(c: &Cluster, region: &str, key: &str) {
     .await;
 }
 
+/// Related keys stay in one partition: us-gov-west-1 (aws-us-gov, which has multi-Region keys)
+/// and us-east-1 (aws) refuse to replicate into each other.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_region_of_another_partition_is_refused_as_a_replica_target() {
-    const CN: &str = "cn-north-1";
-    let c = Cluster::start(&[A, CN], 1);
+    const GOV: &str = "us-gov-west-1";
+    let c = Cluster::start(&[A, GOV], 1);
     c.leader(A).await;
-    c.leader(CN).await;
-    // cn-north-1 is its own partition: its keys have aws-cn ARNs.
-    let cn_key = create_mrk(&c, CN, None).await;
+    c.leader(GOV).await;
+    // us-gov-west-1 is its own partition: its keys have aws-us-gov ARNs.
+    let gov_key = create_mrk(&c, GOV, None).await;
+    let gov_arn = gov_key.arn.unwrap();
     assert!(
-        cn_key
-            .arn
-            .as_deref()
-            .unwrap()
-            .starts_with("arn:aws-cn:kms:cn-north-1:"),
-        "{:?}",
-        cn_key.arn
+        gov_arn.starts_with("arn:aws-us-gov:kms:us-gov-west-1:"),
+        "{gov_arn}"
     );
     let key = create_mrk(&c, A, None).await.key_id.unwrap();
+    for (from, to, key, message) in [
+        (
+            A,
+            GOV,
+            key.clone(),
+            format!(
+                "{} cannot be replicated to us-gov-west-1: it is in partition aws-us-gov, and related multi-Region keys must all be in partition aws.",
+                arn(A, &key)
+            ),
+        ),
+        (
+            GOV,
+            A,
+            gov_key.key_id.unwrap(),
+            format!(
+                "{gov_arn} cannot be replicated to us-east-1: it is in partition aws, and related multi-Region keys must all be in partition aws-us-gov."
+            ),
+        ),
+    ] {
+        let e = kms_err(
+            c.kms(from, 1)
+                .replicate_key(pb::ReplicateKeyRequest {
+                    key_id: Some(key.clone()),
+                    replica_region: Some(to.into()),
+                    ..Default::default()
+                })
+                .await,
+        );
+        assert_eq!(e.code(), "UnsupportedOperationException");
+        assert_eq!(e.message(), message);
+        // Nothing was created on either side.
+        let m = c
+            .describe(from, 1, &key)
+            .await
+            .multi_region_configuration
+            .unwrap();
+        assert!(m.replica_keys.is_empty(), "{m:?}");
+        let e = kms_err(
+            c.kms(to, 1)
+                .describe_key(pb::DescribeKeyRequest {
+                    key_id: Some(key),
+                    ..Default::default()
+                })
+                .await,
+        );
+        assert_eq!(e.code(), "NotFoundException");
+    }
+}
+
+/// AWS has no multi-Region keys in China (Beijing) and China (Ningxia), the Regions of the
+/// aws-cn partition: CreateKey `MultiRegion=true` and ReplicateKey into them are refused, and
+/// single-Region keys work there as anywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_china_regions_have_no_multi_region_keys() {
+    const BJS: &str = "cn-north-1";
+    const ZHY: &str = "cn-northwest-1";
+    let c = Cluster::start(&[BJS, ZHY], 1);
+    for region in [BJS, ZHY] {
+        c.leader(region).await;
+        let e = kms_err(
+            c.kms(region, 1)
+                .create_key(pb::CreateKeyRequest {
+                    multi_region: Some(true),
+                    ..Default::default()
+                })
+                .await,
+        );
+        assert_eq!(e.code(), "UnsupportedOperationException", "{region}");
+        assert_eq!(
+            e.message(),
+            format!("Multi-Region keys are not supported in {region}.")
+        );
+        // The same through the one AWS endpoint, with the AWS SDK.
+        let sdk = c.sdk(&c.gateway_url(), region);
+        let e = sdk
+            .create_key()
+            .multi_region(true)
+            .send()
+            .await
+            .unwrap_err();
+        use aws_sdk_kms::error::ProvideErrorMetadata;
+        assert_eq!(e.code(), Some("UnsupportedOperationException"), "{e:?}");
+        assert_eq!(
+            e.message(),
+            Some(format!("Multi-Region keys are not supported in {region}.").as_str())
+        );
+        assert!(
+            sdk.list_keys().send().await.unwrap().keys().is_empty(),
+            "a refused CreateKey created a key in {region}"
+        );
+    }
+
+    // A single-Region key works, with its aws-cn ARN.
+    let md = ok(c
+        .kms(BJS, 1)
+        .create_key(pb::CreateKeyRequest::default())
+        .await)
+    .key_metadata
+    .unwrap();
+    let key = md.key_id.unwrap();
+    assert!(!key.starts_with("mrk-"), "{key}");
+    assert_eq!(md.multi_region, Some(false));
+    assert_eq!(
+        md.arn.as_deref(),
+        Some(format!("arn:aws-cn:kms:cn-north-1:111122223333:key/{key}").as_str())
+    );
+    let blob = ok(c
+        .kms(BJS, 1)
+        .encrypt(pb::EncryptRequest {
+            key_id: Some(key.clone()),
+            plaintext: Some(b"beijing".to_vec()),
+            encryption_context: ctx(),
+            ..Default::default()
+        })
+        .await)
+    .ciphertext_blob
+    .unwrap();
+    let plain = decrypt(&c, BJS, 1, &blob, None).await.unwrap();
+    assert_eq!(plain.plaintext.as_deref(), Some(&b"beijing"[..]));
+
+    // ReplicateKey into the other China Region is refused for what the partition lacks.
     let e = kms_err(
-        c.kms(A, 1)
+        c.kms(BJS, 1)
             .replicate_key(pb::ReplicateKeyRequest {
                 key_id: Some(key.clone()),
-                replica_region: Some(CN.into()),
+                replica_region: Some(ZHY.into()),
                 ..Default::default()
             })
             .await,
@@ -420,20 +539,10 @@ async fn a_region_of_another_partition_is_refused_as_a_replica_target() {
     assert_eq!(e.code(), "UnsupportedOperationException");
     assert_eq!(
         e.message(),
-        format!(
-            "{} cannot be replicated to cn-north-1: it is in partition aws-cn, and related multi-Region keys must all be in partition aws.",
-            arn(A, &key)
-        )
+        "Multi-Region keys are not supported in cn-northwest-1."
     );
-    // Nothing was created on either side.
-    let m = c
-        .describe(A, 1, &key)
-        .await
-        .multi_region_configuration
-        .unwrap();
-    assert!(m.replica_keys.is_empty(), "{m:?}");
     let e = kms_err(
-        c.kms(CN, 1)
+        c.kms(ZHY, 1)
             .describe_key(pb::DescribeKeyRequest {
                 key_id: Some(key),
                 ..Default::default()

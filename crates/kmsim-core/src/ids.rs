@@ -107,6 +107,26 @@ impl Partition {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether multi-Region keys exist in this partition's Regions. AWS: "Multi-Region keys are
+    /// supported in all AWS Regions that AWS KMS supports except for China (Beijing) and China
+    /// (Ningxia)", the two Regions of `aws-cn`. The one place that rule lives.
+    pub fn supports_multi_region_keys(&self) -> bool {
+        self.0 != "aws-cn"
+    }
+
+    /// Refuses a multi-Region key (CreateKey `MultiRegion=true`, a replica, a new primary) in
+    /// `region`, a Region of this partition, when the partition has none. The message is
+    /// kmsim's own (AWS has not been recorded answering it).
+    pub fn check_multi_region_keys(&self, region: &Region) -> Result<(), KmsError> {
+        if self.supports_multi_region_keys() {
+            Ok(())
+        } else {
+            Err(KmsError::UnsupportedOperation(format!(
+                "Multi-Region keys are not supported in {region}."
+            )))
+        }
+    }
 }
 
 impl fmt::Display for Partition {
@@ -502,6 +522,43 @@ mod tests {
                 .default_partition()
                 .as_str(),
             "aws-cn"
+        );
+    }
+
+    #[test]
+    fn multi_region_keys_exist_in_every_partition_but_aws_cn() {
+        for (region, supported) in [
+            ("us-east-1", true),
+            ("us-gov-west-1", true),
+            ("cn-north-1", false),
+            ("cn-northwest-1", false),
+        ] {
+            let region = Region::parse(region).unwrap();
+            let partition = region.default_partition();
+            assert_eq!(
+                partition.supports_multi_region_keys(),
+                supported,
+                "{region}"
+            );
+            assert_eq!(
+                partition.check_multi_region_keys(&region).is_ok(),
+                supported
+            );
+        }
+        // The partition decides, not the Region's name.
+        let cn = Region::parse("cn-north-1").unwrap();
+        assert!(Partition::parse("aws")
+            .unwrap()
+            .check_multi_region_keys(&cn)
+            .is_ok());
+        let e = Partition::parse("aws-cn")
+            .unwrap()
+            .check_multi_region_keys(&cn)
+            .unwrap_err();
+        assert_eq!(e.code(), "UnsupportedOperationException");
+        assert_eq!(
+            e.message(),
+            "Multi-Region keys are not supported in cn-north-1."
         );
     }
 

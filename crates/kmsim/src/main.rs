@@ -3,9 +3,35 @@
 //! the AWS CLI does (`kms …`) and measures it (`bench`); `gateway` serves the single AWS
 //! endpoint. The only crate that parses flags and
 //! environment and installs the tracing subscriber.
+//!
+//! Standard output goes through [`stdout`] (`outln!`, `out!`): a closed pipe (`kmsim status |
+//! head -1`) ends the output quietly instead of panicking; the module says why this is not done
+//! by restoring `SIGPIPE`.
+
+// Every command writes standard output through `stdout` (see its module docs).
+#![warn(clippy::print_stdout)]
+
+/// `println!` for the commands: see [`stdout`].
+macro_rules! outln {
+    () => {
+        $crate::stdout::print(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::stdout::print(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for the commands: see [`stdout`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::stdout::print(format_args!($($arg)*))
+    };
+}
 
 mod cmd;
+mod stdout;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -68,11 +94,22 @@ fn main() -> ExitCode {
         Command::Audit(a) => cmd::audit::run(a),
         Command::Scenario(a) => cmd::scenario::run_scenario(a),
     };
-    match result {
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Not `eprintln!`, which panics when standard error is a closed pipe too.
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    match stdout::take_error() {
+        Some(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: cannot write to standard output: {e}"
+            );
+            ExitCode::FAILURE
+        }
+        None => code,
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{header, HeaderMap, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
 use kmsim_core::KmsError;
@@ -60,6 +60,11 @@ impl AwsFront {
     /// Answers one request that arrived on client connection number `connection` (requests of
     /// one connection are forwarded to the same node first). Never fails: every error becomes an
     /// AWS JSON error response.
+    ///
+    /// The connection stays usable after any answer whose request body was read to its end; an
+    /// answer sent with part of the body unread (a declared or streamed body over the limit, a
+    /// body that could not be read) carries `Connection: close`, because hyper then closes the
+    /// connection, and a keep-alive client must not send its next request there.
     pub async fn handle<B>(
         &self,
         req: Request<B>,
@@ -72,10 +77,24 @@ impl AwsFront {
     {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (parts, body) = req.into_parts();
-        match self
-            .serve(&parts, body, remote, connection, &request_id)
-            .await
-        {
+        let (outcome, body_read) = match check_envelope(&parts) {
+            // Not `POST /`: refused, but a body within the limit is still read to its end, so
+            // that the connection can serve the next request.
+            Err(e) if e.status != StatusCode::PAYLOAD_TOO_LARGE => {
+                (Err(e), read_body(body).await.is_ok())
+            }
+            // A declared length over the limit: refused unread.
+            Err(e) => (Err(e), false),
+            Ok(()) => match read_body(body).await {
+                Ok(body) => (
+                    self.serve(&parts, body, remote, connection, &request_id)
+                        .await,
+                    true,
+                ),
+                Err(e) => (Err(e), false),
+            },
+        };
+        let mut resp = match outcome {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::debug!(
@@ -85,23 +104,23 @@ impl AwsFront {
                 );
                 error_response(&e, &request_id)
             }
+        };
+        if !body_read {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        resp
     }
 
-    async fn serve<B>(
+    /// Serves a request whose envelope is checked and whose body is read.
+    async fn serve(
         &self,
         parts: &Parts,
-        body: B,
+        body: Bytes,
         remote: Option<SocketAddr>,
         connection: usize,
         request_id: &str,
-    ) -> Result<Response<Body>, FrontError>
-    where
-        B: hyper::body::Body<Data = Bytes>,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        check_envelope(parts)?;
-        let body = read_body(&parts.headers, body).await?;
+    ) -> Result<Response<Body>, FrontError> {
         let auth = self.authenticate(&parts.headers)?;
         let forwarded = parts.headers.contains_key(FORWARDED_HEADER);
         match self.router.route(&auth.region, forwarded)? {
@@ -209,8 +228,9 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), FrontError> {
     }
 }
 
-/// Reads the whole body, refusing one larger than [`MAX_BODY_BYTES`] as soon as it is.
-async fn read_body<B>(_headers: &HeaderMap, body: B) -> Result<Bytes, FrontError>
+/// Reads the whole body, refusing one larger than [`MAX_BODY_BYTES`] as soon as it is (the
+/// rest is left unread).
+async fn read_body<B>(body: B) -> Result<Bytes, FrontError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

@@ -11,6 +11,11 @@
 //! drops) is skipped for the next one. A forwarded
 //! request carries [`FORWARDED_HEADER`] and is never forwarded again. Every forwarded request
 //! first passes [`FaultTable::before_send`] for the link to `REGION/ID`, like Raft messages.
+//!
+//! Keep-alive on this side: pooled connections to nodes stay idle for less than a node keeps an
+//! idle connection open, and a node's `Connection: close` ends only the pooled connection it came
+//! on (hyper does not pool it again); it is not relayed, as the client's own connection is still
+//! good (its request was read whole before forwarding).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +32,7 @@ use hyper_util::rt::TokioExecutor;
 use kmsim_core::KmsError;
 
 use super::errors::{Body, FrontError};
+use super::server::HEADER_READ_TIMEOUT;
 use crate::config::Topology;
 use crate::faults::FaultTable;
 
@@ -39,6 +45,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Upper bound of one forwarded request (a write waits up to 10 s for a leader).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a connection to another node may stay idle in the pool. Well below the
+/// destination's [`HEADER_READ_TIMEOUT`], after which it closes an idle connection: a pooled
+/// connection is never one the node is closing at the moment a request is sent into it.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+const _: () = assert!(POOL_IDLE_TIMEOUT.as_secs() * 2 <= HEADER_READ_TIMEOUT.as_secs());
 
 /// The largest response body relayed back (KMS responses are a few KiB).
 const MAX_RESPONSE_BYTES: usize = 8 << 20;
@@ -111,7 +123,7 @@ impl Router {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_max_idle_per_host(256)
             .build(connector);
         Router {

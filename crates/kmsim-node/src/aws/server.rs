@@ -1,12 +1,19 @@
 //! The HTTP/1.1 server of the AWS JSON front: an accept loop and one task per connection
 //! (keep-alive: a connection serves request after request), stopped gracefully by the
 //! process's stop signal: no new connections, in-flight requests finish, idle connections close.
+//!
+//! A keep-alive client must be able to trust a connection the server has not announced it will
+//! close: every answer after which hyper closes the connection carries `Connection: close`
+//! (one sent with the request body unread, see [`AwsFront::handle`], and every answer given
+//! after the stop signal), and the only other close is of a connection idle for
+//! [`HEADER_READ_TIMEOUT`], which the forwarding client's pool never keeps that long.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{header, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -18,7 +25,7 @@ use super::front::AwsFront;
 
 /// How long a client may take to send a request's headers (also bounds idle keep-alive waits
 /// for the next request's first bytes, so a stuck client cannot hold a task forever).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long in-flight requests may run on after the stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -69,9 +76,20 @@ async fn serve_connection(
 ) {
     // Small responses must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
+    let stopping = stop.clone();
     let service = service_fn(move |req| {
         let front = front.clone();
-        async move { Ok::<_, Infallible>(front.handle(req, Some(remote), number).await) }
+        let stopping = stopping.clone();
+        async move {
+            let mut resp = front.handle(req, Some(remote), number).await;
+            // After the stop signal hyper closes the connection once this answer is written
+            // (graceful shutdown): say so, or the client would send its next request into it.
+            if *stopping.borrow() {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(resp)
+        }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

@@ -155,6 +155,11 @@ impl KmsApi {
             return Err(KmsError::Tag("Too many tags".into()));
         }
         let multi_region = req.multi_region.unwrap_or(false);
+        if multi_region {
+            self.scope
+                .partition
+                .check_multi_region_keys(&self.scope.region)?;
+        }
 
         // Everything random or time-dependent is decided here, before proposing.
         let key_id = if multi_region {

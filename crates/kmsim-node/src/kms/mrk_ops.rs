@@ -40,6 +40,7 @@ impl KmsApi {
                 self.scope.partition
             )));
         }
+        self.scope.partition.check_multi_region_keys(&region)?;
         for r in [self.scope.region.as_str(), region.as_str()] {
             if self.unsynchronized.contains(r) {
                 return Err(KmsError::UnsupportedOperation(format!(

@@ -110,12 +110,15 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
     all.sort_by(|x, y| (x.1.time_ms, &x.0, x.1.seq).cmp(&(y.1.time_ms, &y.0, y.1.seq)));
     for (region, e) in all {
         if a.brief {
-            println!(
+            outln!(
                 "{} {:<14} {:<28} {}",
-                e.time_ms, region, e.event_name, e.key_id
+                e.time_ms,
+                region,
+                e.event_name,
+                e.key_id
             );
         } else {
-            println!("{}", e.record);
+            outln!("{}", e.record);
         }
     }
     // Partial answers are printed, but not reported as complete.

@@ -150,7 +150,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(results)
     })?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        outln!("{}", serde_json::to_string_pretty(&results)?);
     } else {
         print_table(&results);
     }
@@ -297,20 +297,28 @@ fn region_nodes(a: &BenchArgs) -> anyhow::Result<(String, Vec<kmsim_node::config
 
 /// One line per run, then the error codes of the runs that had errors.
 fn print_table(results: &[BenchResult]) {
-    println!(
+    outln!(
         "{:<18} {:>5} {:>10} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8}",
-        "WORKLOAD", "CONC", "OPS", "ERRORS", "OPS/S", "P50 ms", "P99 ms", "P999 ms", "MAX ms"
+        "WORKLOAD",
+        "CONC",
+        "OPS",
+        "ERRORS",
+        "OPS/S",
+        "P50 ms",
+        "P99 ms",
+        "P999 ms",
+        "MAX ms"
     );
     for r in results {
         if let Some(why) = &r.skipped {
-            println!(
+            outln!(
                 "{:<18} {:>5} skipped: {why}",
                 r.workload.name(),
                 r.concurrency
             );
             continue;
         }
-        println!(
+        outln!(
             "{:<18} {:>5} {:>10} {:>7} {:>10.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3}{}",
             r.workload.name(),
             r.concurrency,
@@ -334,7 +342,7 @@ fn print_table(results: &[BenchResult]) {
             .iter()
             .map(|(code, n)| format!("{code} x{n}"))
             .collect();
-        println!(
+        outln!(
             "errors in {} at concurrency {}: {}",
             r.workload,
             r.concurrency,

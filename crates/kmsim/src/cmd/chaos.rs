@@ -157,9 +157,9 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
         ChaosAction::KillRegion { region } => {
             for n in side(region)? {
                 if signal_node(&dir, &n, Signal::SIGKILL, Duration::from_secs(5))? {
-                    println!("killed {n}");
+                    outln!("killed {n}");
                 } else {
-                    println!("{n} was not running");
+                    outln!("{n} was not running");
                 }
             }
             return Ok(ExitCode::SUCCESS);
@@ -172,7 +172,7 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
                 Duration::from_secs(30),
             ))?;
             if let Some(leader) = statuses.iter().find(|s| s.role == "leader") {
-                println!("{region} has a leader again: node {}", leader.node_id);
+                outln!("{region} has a leader again: node {}", leader.node_id);
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -199,9 +199,9 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
                     match client(n).await {
                         Ok(mut c) => {
                             c.clear_link_faults(ClearLinkFaultsRequest {}).await?;
-                            println!("healed {n}");
+                            outln!("healed {n}");
                         }
-                        Err(e) => println!("skipped {n}: {e:#}"),
+                        Err(e) => outln!("skipped {n}: {e:#}"),
                     }
                 }
             }
@@ -230,7 +230,7 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
                         ));
                     }
                 }
-                let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+                crate::stdout::write_bytes(out.as_bytes());
             }
             _ => {
                 for (s, d, profile) in &settings {
@@ -241,7 +241,7 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
                     })
                     .await?;
                 }
-                println!("{} link(s) set", settings.len());
+                outln!("{} link(s) set", settings.len());
             }
         }
         anyhow::Ok(())

@@ -60,15 +60,15 @@ pub fn down(a: DataDirArg) -> anyhow::Result<ExitCode> {
     let dir = ClusterDir::new(&a.data_dir);
     let mut stopped = 0;
     if stop_gateway(&dir)? {
-        println!("stopped gateway");
+        outln!("stopped gateway");
     }
     for (name, _) in dir.nodes()? {
         if stop_node(&dir, &name)? {
-            println!("stopped {name}");
+            outln!("stopped {name}");
             stopped += 1;
         }
     }
-    println!(
+    outln!(
         "{stopped} node(s) stopped; data kept in {}",
         a.data_dir.display()
     );

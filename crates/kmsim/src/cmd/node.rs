@@ -63,7 +63,7 @@ pub fn run(a: NodeArgs) -> anyhow::Result<ExitCode> {
             let name = NodeName::parse(&node)?;
             let cluster = ClusterDir::new(&dir.data_dir);
             if signal_node(&cluster, &name, Signal::SIGKILL, Duration::from_secs(5))? {
-                println!("killed {name}");
+                outln!("killed {name}");
                 Ok(ExitCode::SUCCESS)
             } else {
                 anyhow::bail!("{name} is not running (no live process in its PID file)")
@@ -123,7 +123,7 @@ pub fn restart_nodes(cluster: &ClusterDir, names: &[NodeName]) -> anyhow::Result
             "{name} (pid {pid}) did not answer within 30 s; see {}",
             cluster.log_path(name).display()
         );
-        println!("restarted {name} (pid {pid})");
+        outln!("restarted {name} (pid {pid})");
     }
     Ok(())
 }

@@ -95,9 +95,9 @@ pub fn run_scenario(a: ScenarioArgs) -> anyhow::Result<ExitCode> {
                 .block_on(run(&dir, &cfg))
                 .map_err(anyhow::Error::msg)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!(
+                outln!(
                     "sync lag, {} keys, {} -> {}, injected one-way delay {:.0} ms",
                     keys,
                     cfg.primary,
@@ -123,9 +123,12 @@ pub fn run_scenario(a: ScenarioArgs) -> anyhow::Result<ExitCode> {
                         &report.rotation_current_everywhere,
                     ),
                 ] {
-                    println!(
+                    outln!(
                         "  {what:<48} n={:<5} p50 {:>8.1} ms  p99 {:>8.1} ms  max {:>8.1} ms",
-                        d.n, d.p50_ms, d.p99_ms, d.max_ms
+                        d.n,
+                        d.p50_ms,
+                        d.p99_ms,
+                        d.max_ms
                     );
                 }
             }

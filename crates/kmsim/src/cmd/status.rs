@@ -72,7 +72,7 @@ pub fn run(a: StatusArgs) -> anyhow::Result<ExitCode> {
                 "aws_address": g.listen.to_string(),
             }));
         }
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         print_table(&dir, &statuses)?;
     }
@@ -81,9 +81,15 @@ pub fn run(a: StatusArgs) -> anyhow::Result<ExitCode> {
 
 /// Prints one line per node of the topology.
 pub fn print_table(dir: &ClusterDir, statuses: &[StatusResponse]) -> anyhow::Result<()> {
-    println!(
+    outln!(
         "{:<16} {:>3} {:>8} {:<9} {:>5} {:>8}  {:<21} AWS ADDRESS",
-        "REGION", "ID", "PID", "ROLE", "TERM", "APPLIED", "ADDRESS"
+        "REGION",
+        "ID",
+        "PID",
+        "ROLE",
+        "TERM",
+        "APPLIED",
+        "ADDRESS"
     );
     for (n, e) in dir.nodes()? {
         let s = statuses
@@ -95,7 +101,7 @@ pub fn print_table(dir: &ClusterDir, statuses: &[StatusResponse]) -> anyhow::Res
             .map(|p| p.to_string())
             .unwrap_or_else(|| "-".into());
         let dash = || "-".to_string();
-        println!(
+        outln!(
             "{:<16} {:>3} {:>8} {:<9} {:>5} {:>8}  {:<21} {}",
             n.region,
             n.id,
@@ -114,9 +120,16 @@ pub fn print_table(dir: &ClusterDir, statuses: &[StatusResponse]) -> anyhow::Res
             .map(|p| p.to_string())
             .unwrap_or_else(|| "-".into());
         let role = if pid == "-" { "down" } else { "running" };
-        println!(
+        outln!(
             "{:<16} {:>3} {:>8} {:<9} {:>5} {:>8}  {:<21} {}",
-            "gateway", "-", pid, role, "-", "-", "-", g.listen
+            "gateway",
+            "-",
+            pid,
+            role,
+            "-",
+            "-",
+            "-",
+            g.listen
         );
     }
     Ok(())

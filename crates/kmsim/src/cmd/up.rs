@@ -29,7 +29,7 @@ use kmsim_sim::process::{
 pub struct UpArgs {
     /// Regions to create, comma separated. Each is its own Raft cluster; a Region's partition
     /// follows its name (cn-* is aws-cn, us-gov-* is aws-us-gov, else aws) and multi-Region
-    /// keys replicate only within a partition.
+    /// keys replicate only within a partition; aws-cn has none, as in AWS.
     #[arg(
         long,
         value_delimiter = ',',
@@ -71,9 +71,9 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
             .map(|r| (r.trim().to_string(), a.nodes as usize))
             .collect();
         dir.create(&regions, a.base_port, a.aws_port, a.test_hooks)?;
-        println!("created cluster in {}", a.data_dir.display());
+        outln!("created cluster in {}", a.data_dir.display());
     } else {
-        println!(
+        outln!(
             "starting the cluster found in {} (its topology.toml decides Regions, nodes and ports)",
             a.data_dir.display()
         );
@@ -122,7 +122,7 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
             return Err(e.into());
         }
         None => {
-            println!("interrupted; stopping the nodes started so far");
+            outln!("interrupted; stopping the nodes started so far");
             stop_all();
             return Ok(ExitCode::from(130));
         }
@@ -138,8 +138,8 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
         }
     }
     super::status::print_table(&dir, &statuses)?;
-    println!();
-    println!(
+    outln!();
+    outln!(
         "KMS gRPC endpoints: {}",
         nodes
             .iter()
@@ -148,26 +148,26 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
             .join(", ")
     );
     print_aws_endpoints(&topology);
-    println!(
+    outln!(
         "try:  kmsim kms create-key --data-dir {}",
         a.data_dir.display()
     );
     if a.detach {
-        println!(
+        outln!(
             "cluster running in the background; stop it with: kmsim down --data-dir {}",
             a.data_dir.display()
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("press Ctrl-C to stop the cluster");
+    outln!("press Ctrl-C to stop the cluster");
     rt.block_on(signals.recv());
-    println!("stopping…");
+    outln!("stopping…");
     if stop_gateway(&dir)? {
-        println!("stopped gateway");
+        outln!("stopped gateway");
     }
     for (n, _) in &nodes {
         if stop_node(&dir, n)? {
-            println!("stopped {n}");
+            outln!("stopped {n}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -206,7 +206,7 @@ pub fn print_aws_endpoints(topology: &Topology) {
         .map(|a| format!("http://{a}"))
         .collect();
     if !nodes.is_empty() {
-        println!(
+        outln!(
             "AWS JSON endpoints of the nodes (each serves its own Region, forwards the others): {}",
             nodes.join(", ")
         );
@@ -214,8 +214,8 @@ pub fn print_aws_endpoints(topology: &Topology) {
     let Some(endpoint) = &topology.endpoint else {
         return;
     };
-    println!();
-    println!(
+    outln!();
+    outln!(
         "AWS endpoint for every Region (the Region comes from each request's SigV4 scope): http://{}",
         endpoint.listen
     );
@@ -230,13 +230,13 @@ pub fn print_aws_endpoints(topology: &Topology) {
             .as_ref()
             .map(|t| format!(" AWS_SESSION_TOKEN={}", t.expose()))
             .unwrap_or_default();
-        println!("point the AWS CLI, SDKs and the Encryption SDK at it with:");
-        println!(
+        outln!("point the AWS CLI, SDKs and the Encryption SDK at it with:");
+        outln!(
             "export AWS_ENDPOINT_URL_KMS=http://{} AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}{token} AWS_DEFAULT_REGION={region}",
             endpoint.listen,
             c.access_key_id,
             c.secret_access_key.expose()
         );
     }
-    println!();
+    outln!();
 }

@@ -208,7 +208,7 @@ pub fn run(a: KmsArgs) -> anyhow::Result<ExitCode> {
         Ok(mut response) => {
             let blobs_on_stdout = output::write_blobs(&mut response, &g.output_blob)?;
             if !blobs_on_stdout {
-                print!("{}", output::render(&response, g.output)?);
+                out!("{}", output::render(&response, g.output)?);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -2,8 +2,6 @@
 //! nothing at all for an empty response) or `--output text` (the AWS CLI's tab-separated
 //! format), after `--output-blob` has taken out the blobs it writes raw.
 
-use std::io::Write;
-
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::Serialize;
@@ -38,9 +36,7 @@ pub fn write_blobs(response: &mut Value, blobs: &[OutputBlob]) -> anyhow::Result
             .decode(encoded.as_bytes())
             .map_err(|e| anyhow::anyhow!("the response member {} is not a blob: {e}", b.member))?;
         if b.path == "-" {
-            let mut out = std::io::stdout().lock();
-            out.write_all(&bytes)?;
-            out.flush()?;
+            crate::stdout::write_bytes(&bytes);
             to_stdout = true;
         } else {
             std::fs::write(&b.path, &bytes)
