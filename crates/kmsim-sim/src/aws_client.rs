@@ -195,7 +195,9 @@ impl AwsJsonClient {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(3)));
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Below the server's idle close (30 s), as the gateway's own pool: a pooled
+            // connection is never one the server is closing as the next request goes out.
+            .pool_idle_timeout(kmsim_node::aws::router::POOL_IDLE_TIMEOUT)
             .pool_max_idle_per_host(usize::MAX)
             .build(connector);
         Ok(AwsJsonClient {

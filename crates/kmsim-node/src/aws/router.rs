@@ -46,10 +46,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Upper bound of one forwarded request (a write waits up to 10 s for a leader).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How long a connection to another node may stay idle in the pool. Well below the
-/// destination's [`HEADER_READ_TIMEOUT`], after which it closes an idle connection: a pooled
-/// connection is never one the node is closing at the moment a request is sent into it.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a pooled connection (to another node, or of kmsim's own AWS JSON client) may stay
+/// idle. Well below the destination's [`HEADER_READ_TIMEOUT`], after which it closes an idle
+/// connection: a pooled connection is never one the node is closing as a request goes into it.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 const _: () = assert!(POOL_IDLE_TIMEOUT.as_secs() * 2 <= HEADER_READ_TIMEOUT.as_secs());
 
 /// The largest response body relayed back (KMS responses are a few KiB).
