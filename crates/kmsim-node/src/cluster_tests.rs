@@ -386,3 +386,59 @@ async fn concurrent_reads_on_followers_see_every_write_acknowledged_before_them(
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_never_refuses_because_of_a_state_its_region_has_left() {
+    let r = Region::new(3);
+    let leader = r.leader(&[1, 2, 3]).await;
+    let followers: Vec<u64> = [1, 2, 3].into_iter().filter(|i| *i != leader).collect();
+    let key_id = r
+        .kms(leader)
+        .create_key(pb::CreateKeyRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .key_metadata
+        .unwrap()
+        .key_id
+        .unwrap();
+    for round in 0..30 {
+        let mut admin = r.kms(leader);
+        admin
+            .disable_key(pb::DisableKeyRequest {
+                key_id: Some(key_id.clone()),
+            })
+            .await
+            .unwrap();
+        admin
+            .enable_key(pb::EnableKeyRequest {
+                key_id: Some(key_id.clone()),
+            })
+            .await
+            .unwrap();
+        // Encrypt at once on the followers: a follower that has not applied EnableKey yet
+        // must confirm with the leader rather than answer DisabledException.
+        let mut calls = tokio::task::JoinSet::new();
+        for f in &followers {
+            for _ in 0..8 {
+                let mut client = r.kms(*f);
+                let key_id = key_id.clone();
+                calls.spawn(async move {
+                    client
+                        .encrypt(pb::EncryptRequest {
+                            key_id: Some(key_id),
+                            plaintext: Some(b"enabled again".to_vec()),
+                            ..Default::default()
+                        })
+                        .await
+                        .map(|_| ())
+                });
+            }
+        }
+        while let Some(call) = calls.join_next().await {
+            if let Err(s) = call.unwrap() {
+                panic!("round {round}: a follower refused: {:?}", error_from_status(&s));
+            }
+        }
+    }
+}

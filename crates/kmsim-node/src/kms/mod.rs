@@ -61,6 +61,9 @@ pub struct KmsApi {
     pub sync: Option<Arc<crate::sync::link::SyncLink>>,
 }
 
+/// The operations that change another Region during the request (see [`KmsApi::consistent`]).
+const MULTI_REGION_OPERATIONS: [&str; 2] = ["ReplicateKey", "UpdatePrimaryRegion"];
+
 /// Whether an operation (AWS name) is a management read: DescribeKey, List*, Get*.
 pub fn is_management_read(op: &str) -> bool {
     ["Describe", "List", "Get"]
@@ -77,15 +80,21 @@ impl KmsApi {
 
     /// Runs one operation of either face (`op` is its AWS name) so that no node answers from
     /// a state older than what its Region has acknowledged to the caller:
-    /// - management reads (`Describe*`, `List*`, `Get*`) first wait for the Region's read index
-    ///   (a Raft read index from the leader, then this node's apply), so they see every write
-    ///   acknowledged before they started, whichever node took that write;
-    /// - any operation that answers `NotFoundException` is confirmed the same way and run once
-    ///   more before the answer goes out, so a lagging follower never denies a key its Region
-    ///   has committed. Cryptographic operations on an existing key stay local reads.
+    /// - management reads (`Describe*`, `List*`, `Get*`) and the multi-Region operations first
+    ///   wait for the Region's read index (a Raft read index from the leader, then this node's
+    ///   apply), so they see every write acknowledged before they started, whichever node took
+    ///   that write;
+    /// - any other operation that is refused because of the key's state as this node knows it
+    ///   (`NotFoundException`, `DisabledException`, `KMSInvalidStateException`) is confirmed the
+    ///   same way and run once more before the answer goes out, so a lagging follower never
+    ///   denies a key, or a state change, its Region has acknowledged. Cryptographic operations
+    ///   that succeed stay local reads with no extra round trip.
     ///
-    /// A failing run changes nothing (every refusal happens before a proposal, or in apply,
-    /// which leaves the state as it was), so the second run is safe for writes too.
+    /// A refused run of those operations changes nothing (every refusal happens before a
+    /// proposal, or in apply, which leaves the state as it was), so the second run is safe for
+    /// writes too. ReplicateKey and UpdatePrimaryRegion may be refused after they changed
+    /// another Region (a hand-over begun, a replica created and taken back): they are never
+    /// run twice, which is why they take the read index first.
     pub async fn consistent<Req, Resp, F, Fut>(
         &self,
         op: &str,
@@ -97,12 +106,13 @@ impl KmsApi {
         F: Fn(Req) -> Fut,
         Fut: std::future::Future<Output = Result<Resp, KmsError>>,
     {
-        let read = is_management_read(op);
-        if read {
+        let confirmed_first = is_management_read(op) || MULTI_REGION_OPERATIONS.contains(&op);
+        if confirmed_first {
             self.reads.barrier().await?;
+            return call(req).await;
         }
         match call(req.clone()).await {
-            Err(KmsError::NotFound(_)) if !read => {
+            Err(KmsError::NotFound(_) | KmsError::Disabled(_) | KmsError::InvalidState(_)) => {
                 self.reads.barrier().await?;
                 call(req).await
             }

@@ -276,8 +276,6 @@ impl KmsApi {
             Some(SyncReply::PromotionRefused { reason }) => Err(KmsError::InvalidState(format!(
                 "The primary Region of {arn} was not changed: {reason}."
             ))),
-            // Not NotFoundException: the hand-over was attempted (and is undone), so the call
-            // must not be retried as a negative lookup would be.
             Some(SyncReply::UnknownKey) => Err(KmsError::InvalidState(format!(
                 "The primary Region of {arn} was not changed: {to} no longer holds the key."
             ))),
