@@ -41,7 +41,12 @@ impl Region {
                 advertise: None,
                 aws_listen: None,
                 aws_advertise: None,
-                data_dir: PathBuf::from("unused"),
+                // Only the node's call log lives here (the engine is in memory).
+                data_dir: std::env::temp_dir().join(format!(
+                    "kmsim-cluster-test-{}-{id}-{}",
+                    std::process::id(),
+                    l.local_addr().unwrap().port()
+                )),
             })
             .collect();
         drop(held);
@@ -56,6 +61,7 @@ impl Region {
             credentials: Vec::new(),
             trust_anchors: Vec::new(),
             sync: Default::default(),
+            audit: Default::default(),
             regions: vec![RegionConfig {
                 name: "us-east-1".into(),
                 domain_key_file: PathBuf::from("unused"),

@@ -39,7 +39,7 @@ macro_rules! grpc_service {
                 async fn $method(&self, req: Request<pb::$req>) -> Result<Response<pb::$resp>, Status> {
                     let ctx = self.context(&req);
                     let api = &self.api;
-                    api.consistent(stringify!($name), req.into_inner(), |r| api.$method(&ctx, r))
+                    api.consistent(stringify!($name), &ctx, req.into_inner(), |r| api.$method(&ctx, r))
                         .await
                         .map(Response::new)
                         .map_err(|e| status_from_error(&e))
