@@ -11,7 +11,8 @@
 //! Storage: `<node data dir>/audit-log/<first seq, 20 digits>.log`, one line per record:
 //! `seq \t time_ms \t eventName \t keyId \t JSON`. Retention: the node keeps at least its
 //! newest `retention_events` records; whole segments (of `retention_events / 8` records, at
-//! least 1,000) are deleted oldest first once the rest still hold that many.
+//! least 1,000, plus the rest of the batch that filled them) are deleted oldest first once the
+//! rest still hold that many.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -25,7 +26,10 @@ use kmsim_core::ids::Scope;
 use tokio::sync::mpsc;
 
 /// The most records written with one sync.
-pub const BATCH: usize = 1_000;
+pub const BATCH: usize = 4_096;
+/// How long the writer lets calls accumulate before a batch that is not full: fewer, larger
+/// writes and syncs (the cost of recording is mostly per batch under load).
+const GATHER: Duration = Duration::from_millis(50);
 /// Calls that may wait in the channel before callers wait for the writer.
 const QUEUE: usize = 16_384;
 
@@ -295,6 +299,9 @@ impl Writer {
         let mut batch = Vec::with_capacity(BATCH);
         while let Some(first) = rx.blocking_recv() {
             batch.push(first);
+            if rx.len() < BATCH {
+                std::thread::sleep(GATHER);
+            }
             while batch.len() < BATCH {
                 match rx.try_recv() {
                     Ok(c) => batch.push(c),
@@ -413,6 +420,10 @@ mod tests {
         for i in 0..5_000 {
             log.record(call(if i % 2 == 0 { "Encrypt" } else { "Decrypt" }, i))
                 .await;
+            if i % 500 == 499 {
+                // A query waits for the writer: batches end here, segments can rotate.
+                log.list(CallFilter::default(), 1).await.unwrap();
+            }
         }
         let f = CallFilter {
             event_name: "Decrypt".into(),
