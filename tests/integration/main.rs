@@ -29,3 +29,4 @@ mod t71_multi_region_faults;
 mod t72_multi_region_lifecycle;
 mod t73_sync_security;
 mod t74_read_after_write;
+mod t75_audit;

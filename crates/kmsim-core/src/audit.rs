@@ -64,26 +64,16 @@ fn event_id(scope: &Scope, seq: u64) -> String {
     )
 }
 
-fn iso(ms: i64) -> String {
-    // Civil-from-days (H. Hinnant), so the core crate needs no date library.
+/// `eventTime`: ISO-8601 UTC, whole seconds (`2026-12-01T20:48:39Z`), as CloudTrail writes it.
+pub fn iso(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("@{secs}"))
 }
 
 fn resources(scope: &Scope, key_arn: Option<&str>) -> Value {
@@ -95,13 +85,53 @@ fn resources(scope: &Scope, key_arn: Option<&str>) -> Value {
     }
 }
 
-/// The record of an API call.
+/// The record of an API call that the Region's replicated log keeps (a successful
+/// management write).
 pub fn api_record(
     scope: &Scope,
     seq: u64,
     call: &ApiCall,
     key_arn: Option<&str>,
     response: Option<Value>,
+) -> String {
+    call_record(
+        scope,
+        &event_id(scope, seq),
+        call,
+        key_arn,
+        response,
+        false,
+        None,
+    )
+}
+
+/// A failed call's `errorCode` (the AWS exception name) and `errorMessage`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallError {
+    /// `errorCode`, e.g. `NotFoundException`.
+    pub code: String,
+    /// `errorMessage`, the message the caller got.
+    pub message: String,
+}
+
+/// A UUID-shaped `eventID` for the `seq`-th call recorded by node `node_id` of the Region
+/// (the node-local call log; distinct from the Region log's IDs).
+pub fn node_event_id(scope: &Scope, node_id: u64, seq: u64) -> String {
+    let mixed = seq ^ node_id.rotate_right(16) ^ 0x5a5a_0000_0000_0000;
+    event_id(scope, mixed)
+}
+
+/// The CloudTrail record of one API call: `read_only` is CloudTrail's `readOnly` (true for
+/// reads and for cryptographic calls, which change no resource), `error` fills `errorCode`
+/// and `errorMessage` for a refused call.
+pub fn call_record(
+    scope: &Scope,
+    event_id: &str,
+    call: &ApiCall,
+    key_arn: Option<&str>,
+    response: Option<Value>,
+    read_only: bool,
+    error: Option<&CallError>,
 ) -> String {
     let params: Value = serde_json::from_str(&call.request_parameters).unwrap_or(Value::Null);
     let mut identity = json!({
@@ -113,7 +143,7 @@ pub fn api_record(
     if let Some(k) = &call.access_key_id {
         identity["accessKeyId"] = json!(k);
     }
-    let record = json!({
+    let mut record = json!({
         "eventVersion": "1.08",
         "userIdentity": identity,
         "eventTime": iso(call.time_ms),
@@ -125,14 +155,18 @@ pub fn api_record(
         "requestParameters": params,
         "responseElements": response.unwrap_or(Value::Null),
         "requestID": call.request_id,
-        "eventID": event_id(scope, seq),
-        "readOnly": false,
+        "eventID": event_id,
+        "readOnly": read_only,
         "resources": resources(scope, key_arn),
         "eventType": "AwsApiCall",
         "managementEvent": true,
         "recipientAccountId": scope.account.as_str(),
         "eventCategory": "Management",
     });
+    if let Some(e) = error {
+        record["errorCode"] = json!(e.code);
+        record["errorMessage"] = json!(e.message);
+    }
     record.to_string()
 }
 

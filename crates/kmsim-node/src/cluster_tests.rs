@@ -24,10 +24,16 @@ struct Region {
     key_hex: String,
     engines: Vec<Arc<MemKvEngine>>,
     stops: Vec<Option<oneshot::Sender<()>>>,
+    /// The nodes' data dirs (only their call logs live there), removed with the Region.
+    _dirs: tempfile::TempDir,
 }
 
 impl Region {
     fn new(n: usize) -> Region {
+        let dirs = tempfile::Builder::new()
+            .prefix("kmsim-cluster-test-")
+            .tempdir()
+            .unwrap();
         // Hold every listener until all ports are chosen, so no port is handed out twice.
         let held: Vec<std::net::TcpListener> = (0..n)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
@@ -41,7 +47,8 @@ impl Region {
                 advertise: None,
                 aws_listen: None,
                 aws_advertise: None,
-                data_dir: PathBuf::from("unused"),
+                // Only the node's call log lives here (the engine is in memory).
+                data_dir: dirs.path().join(format!("node-{id}")),
             })
             .collect();
         drop(held);
@@ -56,6 +63,7 @@ impl Region {
             credentials: Vec::new(),
             trust_anchors: Vec::new(),
             sync: Default::default(),
+            audit: Default::default(),
             regions: vec![RegionConfig {
                 name: "us-east-1".into(),
                 domain_key_file: PathBuf::from("unused"),
@@ -74,6 +82,7 @@ impl Region {
             key_hex,
             engines,
             stops: (0..n).map(|_| None).collect(),
+            _dirs: dirs,
         };
         for id in 1..=n as u64 {
             r.start(id);
@@ -437,7 +446,10 @@ async fn a_follower_never_refuses_because_of_a_state_its_region_has_left() {
         }
         while let Some(call) = calls.join_next().await {
             if let Err(s) = call.unwrap() {
-                panic!("round {round}: a follower refused: {:?}", error_from_status(&s));
+                panic!(
+                    "round {round}: a follower refused: {:?}",
+                    error_from_status(&s)
+                );
             }
         }
     }

@@ -76,6 +76,9 @@ pub struct Topology {
     /// Timing of the synchronizer between Regions.
     #[serde(default)]
     pub sync: SyncTiming,
+    /// The nodes' call logs (audit records of calls the Region's replicated log does not keep).
+    #[serde(default)]
+    pub audit: AuditSettings,
     /// The Regions.
     pub regions: Vec<RegionConfig>,
 }
@@ -88,6 +91,37 @@ pub struct TrustAnchorEntry {
     pub partition: String,
     /// Hex of the anchor's DER SubjectPublicKeyInfo (P-384).
     pub public_key: String,
+}
+
+/// The `[audit]` table: retention of every node's call log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Each node keeps at least its newest this many call records; older ones are deleted in
+    /// whole segments (default 200000, about 200 MB of disk per node).
+    #[serde(default = "default_retention_events")]
+    pub retention_events: u64,
+    /// Whether nodes keep call logs at all (default true). `false` leaves only the Region's
+    /// replicated log; it exists to measure what recording calls costs.
+    #[serde(default = "default_true")]
+    pub record_calls: bool,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            retention_events: default_retention_events(),
+            record_calls: true,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_retention_events() -> u64 {
+    200_000
 }
 
 /// Synchronizer timing, in milliseconds.

@@ -66,7 +66,7 @@ macro_rules! grpc_service {
                     let ctx = self.context(&req);
                     let api = &self.api;
                     let result = api
-                        .consistent(stringify!($name), req.into_inner(), |r| api.$method(&ctx, r))
+                        .consistent(stringify!($name), &ctx, req.into_inner(), |r| api.$method(&ctx, r))
                         .await
                         .map(Response::new)
                         .map_err(|e| status_from_error(&e));

@@ -18,6 +18,7 @@ pub mod admin_service;
 pub mod app;
 pub mod aws;
 pub mod backoff;
+pub mod call_log;
 pub mod clock;
 pub mod config;
 pub mod entropy;

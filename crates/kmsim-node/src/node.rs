@@ -154,6 +154,18 @@ pub async fn run_node_with_key<E: KvEngine>(
             .map(|r| r.name.clone())
             .collect(),
         sync: sync_link.clone(),
+        calls: match topology.audit.record_calls {
+            true => Some(Arc::new(
+                crate::call_log::CallLog::open(
+                    me.data_dir.join("audit-log"),
+                    scope.clone(),
+                    node_id,
+                    topology.audit.retention_events,
+                )
+                .map_err(|e| NodeError::Store(format!("call log: {e}")))?,
+            )),
+            false => None,
+        },
     });
     let wake = api.app.read().expect("invariant: lock not poisoned").wake();
 

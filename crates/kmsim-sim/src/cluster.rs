@@ -276,6 +276,7 @@ impl ClusterDir {
             credentials: vec![default_credentials(account)],
             trust_anchors,
             sync: SyncTiming::default(),
+            audit: kmsim_node::config::AuditSettings::default(),
             regions: region_cfgs,
         };
         // Validate before writing, so a bad Region name never leaves a half-made directory.

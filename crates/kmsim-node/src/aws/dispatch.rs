@@ -48,7 +48,7 @@ macro_rules! json_dispatch {
             pub async fn call(self, api: &KmsApi, ctx: &RequestContext) -> Result<Vec<u8>, KmsError> {
                 match self {
                     $( Request::$name(req) => encode_body(
-                        &api.consistent(stringify!($name), req, |r| api.$method(ctx, r)).await?,
+                        &api.consistent(stringify!($name), ctx, req, |r| api.$method(ctx, r)).await?,
                     ), )*
                 }
             }

@@ -59,6 +59,96 @@ pub struct KmsApi {
     /// The link to other Regions' synchronizer services, when this Region has a transport
     /// key: ReplicateKey and UpdatePrimaryRegion reach the other Region before they answer.
     pub sync: Option<Arc<crate::sync::link::SyncLink>>,
+    /// This node's call log (every call the Region's replicated log does not record).
+    pub calls: Option<Arc<crate::call_log::CallLog>>,
+}
+
+/// The operations whose successful calls the Region's replicated log records (through
+/// [`KmsApi::audited`]); every other call, and every failed one, goes to the node's call log.
+const REGION_AUDITED: &[&str] = &[
+    "CreateKey",
+    "ScheduleKeyDeletion",
+    "CancelKeyDeletion",
+    "ImportKeyMaterial",
+    "EnableKeyRotation",
+    "DisableKeyRotation",
+    "RotateKeyOnDemand",
+    "ReplicateKey",
+    "UpdatePrimaryRegion",
+];
+
+/// The cryptographic operations (CloudTrail `readOnly: true`, no `responseElements`).
+const CRYPTO_OPS: &[&str] = &[
+    "Encrypt",
+    "Decrypt",
+    "ReEncrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateRandom",
+    "Sign",
+    "Verify",
+    "GenerateMac",
+    "VerifyMac",
+    "DeriveSharedSecret",
+];
+
+/// Request members never written to an audit record: data, signatures, MACs, key material,
+/// import tokens, attestation documents, grant tokens.
+const SECRET_MEMBERS: &[&str] = &[
+    "Plaintext",
+    "CiphertextBlob",
+    "Message",
+    "Signature",
+    "Mac",
+    "EncryptedKeyMaterial",
+    "ImportToken",
+    "PublicKey",
+    "Recipient",
+    "GrantTokens",
+];
+
+/// lowerCamelCase spelling of an AWS member name, as CloudTrail writes `requestParameters`.
+fn lower_camel(name: &str) -> String {
+    let mut c = name.chars();
+    match c.next() {
+        Some(f) => f.to_ascii_lowercase().to_string() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+/// Recases member names, except inside encryption-context maps (caller data, kept verbatim).
+fn recase(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let v = if k.starts_with("EncryptionContext") {
+                        v
+                    } else {
+                        recase(v)
+                    };
+                    (lower_camel(&k), v)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(recase).collect()),
+        other => other,
+    }
+}
+
+/// CloudTrail `requestParameters` of a request (AWS JSON shape): secret members removed,
+/// the rest lowerCamelCase.
+pub fn request_parameters<Req: serde::Serialize>(req: &Req) -> serde_json::Value {
+    let mut v = serde_json::to_value(req).unwrap_or(serde_json::Value::Null);
+    if let Some(m) = v.as_object_mut() {
+        for secret in SECRET_MEMBERS {
+            m.remove(*secret);
+        }
+    }
+    recase(v)
 }
 
 /// The operations that change another Region during the request (see [`KmsApi::consistent`]).
@@ -95,7 +185,86 @@ impl KmsApi {
     /// writes too. ReplicateKey and UpdatePrimaryRegion may be refused after they changed
     /// another Region (a hand-over begun, a replica created and taken back): they are never
     /// run twice, which is why they take the read index first.
+    ///
+    /// Every call is then recorded (see [`KmsApi::record_call`]).
     pub async fn consistent<Req, Resp, F, Fut>(
+        &self,
+        op: &str,
+        ctx: &RequestContext,
+        req: Req,
+        call: F,
+    ) -> Result<Resp, KmsError>
+    where
+        Req: Clone + serde::Serialize,
+        Resp: serde::Serialize,
+        F: Fn(Req) -> Fut,
+        Fut: std::future::Future<Output = Result<Resp, KmsError>>,
+    {
+        let params = self.calls.as_ref().map(|_| request_parameters(&req));
+        let out = self.consistent_run(op, req, call).await;
+        if let Some(params) = params {
+            self.record_call(op, ctx, params, &out).await;
+        }
+        out
+    }
+
+    /// Queues the CloudTrail record of one answered call in this node's call log, unless the
+    /// Region's replicated log already recorded it (a successful [`REGION_AUDITED`] call).
+    /// The key comes from the request's `KeyId` (or, for Decrypt and ReEncrypt without one,
+    /// from the response); the record itself is built by the log's writer, off the request
+    /// path.
+    async fn record_call<Resp: serde::Serialize>(
+        &self,
+        op: &str,
+        ctx: &RequestContext,
+        params: serde_json::Value,
+        out: &Result<Resp, KmsError>,
+    ) {
+        let Some(log) = &self.calls else { return };
+        if out.is_ok() && REGION_AUDITED.contains(&op) {
+            return;
+        }
+        let named = params
+            .get("keyId")
+            .and_then(|k| k.as_str())
+            .map(str::to_string);
+        let named = match (named, out) {
+            (None, Ok(resp)) if op == "Decrypt" || op == "ReEncrypt" => {
+                let member = if op == "Decrypt" {
+                    "KeyId"
+                } else {
+                    "SourceKeyId"
+                };
+                serde_json::to_value(resp)
+                    .ok()
+                    .and_then(|v| v.get(member).and_then(|k| k.as_str()).map(str::to_string))
+            }
+            (named, _) => named,
+        };
+        let key = named.and_then(|k| self.resolve(&k, RefForms::KeyOrAlias).ok());
+        let call = crate::call_log::PendingCall {
+            call: kmsim_core::audit::ApiCall {
+                event_name: op.to_string(),
+                time_ms: self.clock.now_ms(),
+                request_id: ctx.request_id.clone(),
+                principal_arn: ctx.principal_arn.clone(),
+                access_key_id: ctx.access_key_id.clone(),
+                source_ip: ctx.source_ip.clone(),
+                user_agent: ctx.user_agent.clone(),
+                request_parameters: params.to_string(),
+            },
+            key_id: key.as_ref().map(|k| k.key_id.to_string()),
+            key_arn: key.as_ref().map(|k| self.arn(k)),
+            read_only: is_management_read(op) || CRYPTO_OPS.contains(&op),
+            error: out.as_ref().err().map(|e| kmsim_core::audit::CallError {
+                code: e.code().to_string(),
+                message: e.message().to_string(),
+            }),
+        };
+        log.record(call).await;
+    }
+
+    async fn consistent_run<Req, Resp, F, Fut>(
         &self,
         op: &str,
         req: Req,

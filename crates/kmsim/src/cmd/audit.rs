@@ -1,18 +1,27 @@
-//! `kmsim audit`: the management audit events of a Region (CloudTrail record shape), or the
-//! events of one multi-Region key in every Region merged into one timeline.
+//! `kmsim audit`: the audit events of a Region (CloudTrail record shape) — its replicated log
+//! merged with the call logs of all its nodes — or the events of one multi-Region key in every
+//! Region merged into one timeline.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::{AuditEvent, ListAuditEventsRequest};
 use kmsim_sim::cluster::ClusterDir;
 
-/// Lists audit events: CreateKey, ReplicateKey, UpdatePrimaryRegion, SynchronizeMultiRegionKey,
-/// ScheduleKeyDeletion, CancelKeyDeletion, DeleteKey, rotations, imports. Each Region keeps its
-/// own events in its replicated state (the newest 10000). One JSON record per line.
+/// Lists audit events in the CloudTrail record shape, oldest first, one JSON record per line.
+///
+/// A Region's events are the union of two logs: its replicated log (successful CreateKey,
+/// ReplicateKey, UpdatePrimaryRegion, ScheduleKeyDeletion, CancelKeyDeletion,
+/// ImportKeyMaterial, key rotation settings and rotations, and KMS's own events such as
+/// DeleteKey and SynchronizeMultiRegionKey; the newest 10000, on every node) and the call log
+/// of each of its nodes (every other call the node answered: cryptographic calls, reads, other
+/// writes, and every refused or failed call with errorCode and errorMessage; each node keeps
+/// its newest `[audit] retention_events`, default 200000). Times are ISO-8601 UTC.
 #[derive(Args)]
 pub struct AuditArgs {
     /// The Region whose events to list [default: the topology's first].
@@ -25,7 +34,20 @@ pub struct AuditArgs {
     /// Only events about this key ID (e.g. mrk-…).
     #[arg(long)]
     key_id: Option<String>,
-    /// Print a short line per event instead of the whole record.
+    /// Only events at or after this time, ISO-8601 / RFC 3339 (e.g. 2026-12-06T05:00:00Z).
+    #[arg(long, value_parser = parse_time)]
+    since: Option<i64>,
+    /// Only events at or before this time, ISO-8601 / RFC 3339.
+    #[arg(long, value_parser = parse_time)]
+    until: Option<i64>,
+    /// Only events of this eventName (e.g. Encrypt).
+    #[arg(long)]
+    event_name: Option<String>,
+    /// Print only the newest N of the selected events.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Print a short line per event (time, Region, eventName, key, errorCode) instead of the
+    /// whole record.
     #[arg(long)]
     brief: bool,
     /// The cluster's data directory.
@@ -33,38 +55,82 @@ pub struct AuditArgs {
     data_dir: PathBuf,
 }
 
-async fn events_of(addrs: &[String], key_id: &str) -> anyhow::Result<Vec<AuditEvent>> {
+/// An RFC 3339 time as epoch milliseconds.
+fn parse_time(s: &str) -> Result<i64, String> {
+    let t = OffsetDateTime::parse(s, &Rfc3339)
+        .map_err(|e| format!("not an ISO-8601 time like 2026-12-06T05:00:00Z: {e}"))?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|e| e.to_string())
+}
+
+/// Epoch milliseconds as ISO-8601 UTC (RFC 3339; fractional seconds when not zero).
+fn iso(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// What every page request carries.
+#[derive(Clone, Default)]
+struct Selection {
+    key_id: String,
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+    event_name: String,
+}
+
+fn admin_client(addr: &str) -> anyhow::Result<AdminServiceClient<tonic::transport::Channel>> {
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .timeout(std::time::Duration::from_secs(30))
+        .connect_lazy();
+    Ok(AdminServiceClient::new(ch))
+}
+
+/// Every page of one log of one node.
+async fn all_pages(
+    addr: &str,
+    sel: &Selection,
+    node_calls: bool,
+) -> anyhow::Result<Vec<AuditEvent>> {
+    let mut admin = admin_client(addr)?;
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let resp = admin
+            .list_audit_events(ListAuditEventsRequest {
+                key_id: sel.key_id.clone(),
+                after,
+                limit: Some(1000),
+                since_ms: sel.since_ms,
+                until_ms: sel.until_ms,
+                event_name: sel.event_name.clone(),
+                node_calls,
+            })
+            .await?
+            .into_inner();
+        if resp.lost_calls > 0 {
+            eoutln!(
+                "warning: node {addr} answered {} calls it could not record",
+                resp.lost_calls
+            );
+        }
+        let page = resp.events;
+        let done = page.len() < 1000;
+        after = page.last().map(|e| e.seq);
+        out.extend(page);
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
+/// The Region's replicated log, from the first node that answers.
+async fn region_log(addrs: &[String], sel: &Selection) -> anyhow::Result<Vec<AuditEvent>> {
     let mut last = None;
     for addr in addrs {
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .timeout(std::time::Duration::from_secs(10))
-            .connect_lazy();
-        let mut admin = AdminServiceClient::new(ch);
-        let mut out = Vec::new();
-        let mut after = None;
-        let res: anyhow::Result<()> = async {
-            loop {
-                let page = admin
-                    .list_audit_events(ListAuditEventsRequest {
-                        key_id: key_id.to_string(),
-                        after,
-                        limit: Some(1000),
-                    })
-                    .await?
-                    .into_inner()
-                    .events;
-                let done = page.len() < 1000;
-                after = page.last().map(|e| e.seq);
-                out.extend(page);
-                if done {
-                    return Ok(());
-                }
-            }
-        }
-        .await;
-        match res {
-            Ok(()) => return Ok(out),
+        match all_pages(addr, sel, false).await {
+            Ok(out) => return Ok(out),
             Err(e) => last = Some(e),
         }
     }
@@ -88,7 +154,12 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
         );
         vec![r]
     };
-    let key = a.key_id.clone().unwrap_or_default();
+    let sel = Selection {
+        key_id: a.key_id.clone().unwrap_or_default(),
+        since_ms: a.since,
+        until_ms: a.until,
+        event_name: a.event_name.clone().unwrap_or_default(),
+    };
     let rt = super::runtime()?;
     let mut all: Vec<(String, AuditEvent)> = Vec::new();
     let mut missing = 0;
@@ -97,25 +168,49 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
             .region(r)
             .map(|c| c.nodes.iter().map(|n| n.advertise_addr()).collect())
             .unwrap_or_default();
-        match rt.block_on(events_of(&addrs, &key)) {
+        match rt.block_on(region_log(&addrs, &sel)) {
             Ok(events) => all.extend(events.into_iter().map(|e| (r.clone(), e))),
             // One Region down must not hide the others' timeline: say so and go on.
             Err(e) if a.all_regions => {
-                eprintln!("warning: {r} left out of the timeline: {e:#}");
+                eoutln!("warning: {r} left out of the timeline: {e:#}");
                 missing += 1;
+                continue;
             }
             Err(e) => return Err(e),
         }
+        // Each node's own calls; a node that does not answer is reported, not hidden.
+        for addr in &addrs {
+            match rt.block_on(all_pages(addr, &sel, true)) {
+                Ok(events) => all.extend(events.into_iter().map(|e| (r.clone(), e))),
+                Err(e) => {
+                    eoutln!("warning: the calls answered by node {addr} ({r}) are left out: {e:#}");
+                    missing += 1;
+                }
+            }
+        }
     }
     all.sort_by(|x, y| (x.1.time_ms, &x.0, x.1.seq).cmp(&(y.1.time_ms, &y.0, y.1.seq)));
+    if let Some(n) = a.limit {
+        let skip = all.len().saturating_sub(n);
+        all.drain(..skip);
+    }
     for (region, e) in all {
         if a.brief {
+            let error = serde_json::from_str::<serde_json::Value>(&e.record)
+                .ok()
+                .and_then(|v| {
+                    v.get("errorCode")
+                        .and_then(|c| c.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
             outln!(
-                "{} {:<14} {:<28} {}",
-                e.time_ms,
+                "{} {:<14} {:<28} {:<40} {}",
+                iso(e.time_ms),
                 region,
                 e.event_name,
-                e.key_id
+                e.key_id,
+                error
             );
         } else {
             outln!("{}", e.record);

@@ -1,0 +1,368 @@
+//! Audit parity with CloudTrail: every call is recorded — management calls, cryptographic
+//! calls (encryption context and algorithms kept, data and key material never written), and
+//! refused calls (errorCode, errorMessage) — and `kmsim audit` filters them and prints
+//! ISO-8601 times.
+
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{KeySpec, KeyUsageType, SigningAlgorithmSpec, Tag};
+use base64::Engine as _;
+use serde_json::Value;
+
+use kmsim_proto::admin::v1::ListAuditEventsRequest;
+
+use crate::harness::{kmsim, ok, Cluster};
+
+const R: &str = "us-east-1";
+
+/// Records of one log of node 1 (`node_calls`: its call log; else the Region's log).
+async fn records(c: &Cluster, node_calls: bool, event_name: &str) -> Vec<Value> {
+    ok(c.admin(R, 1)
+        .list_audit_events(ListAuditEventsRequest {
+            event_name: event_name.into(),
+            node_calls,
+            limit: Some(10_000),
+            ..Default::default()
+        })
+        .await)
+    .events
+    .iter()
+    .map(|e| serde_json::from_str(&e.record).unwrap())
+    .collect()
+}
+
+/// The CloudTrail members every API call record has.
+fn assert_common(r: &Value, name: &str) {
+    assert_eq!(r["eventName"], name, "{r}");
+    assert_eq!(r["eventVersion"], "1.08");
+    assert_eq!(r["eventSource"], "kms.amazonaws.com");
+    assert_eq!(r["awsRegion"], R);
+    assert_eq!(r["eventType"], "AwsApiCall");
+    assert_eq!(r["recipientAccountId"], "111122223333");
+    assert_eq!(r["userIdentity"]["accessKeyId"], "test", "{r}");
+    assert!(
+        r["userAgent"]
+            .as_str()
+            .is_some_and(|u| u.contains("aws-sdk")),
+        "{r}"
+    );
+    assert!(r["requestID"].as_str().is_some_and(|id| !id.is_empty()));
+    let t = r["eventTime"].as_str().unwrap();
+    assert!(
+        t.len() == 20 && t.ends_with('Z') && &t[10..11] == "T",
+        "{t}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn management_calls_are_recorded() {
+    let c = Cluster::start(&[R], 1);
+    c.leader(R).await;
+    let sdk = c.sdk(&c.gateway_url(), R);
+    let md = sdk
+        .create_key()
+        .description("audited")
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .clone();
+    let key = md.key_id().to_string();
+    let arn = md.arn().unwrap().to_string();
+    let tag = Tag::builder()
+        .tag_key("team")
+        .tag_value("kms")
+        .build()
+        .unwrap();
+    sdk.tag_resource()
+        .key_id(&key)
+        .tags(tag)
+        .send()
+        .await
+        .unwrap();
+    sdk.describe_key().key_id(&key).send().await.unwrap();
+
+    // CreateKey: the Region's replicated log.
+    let created = records(&c, false, "CreateKey").await;
+    let r = created
+        .iter()
+        .find(|r| r["resources"][0]["ARN"] == arn.as_str())
+        .expect("CreateKey recorded");
+    assert_common(r, "CreateKey");
+    assert_eq!(r["requestParameters"]["keySpec"], "SYMMETRIC_DEFAULT");
+    assert_eq!(r["readOnly"], false);
+    assert_eq!(r["managementEvent"], true);
+    // TagResource (a write) and DescribeKey (a read): the node's call log.
+    let tagged = records(&c, true, "TagResource").await;
+    assert_eq!(tagged.len(), 1, "{tagged:?}");
+    let r = &tagged[0];
+    assert_common(r, "TagResource");
+    assert_eq!(r["requestParameters"]["keyId"], key.as_str());
+    assert_eq!(r["requestParameters"]["tags"][0]["tagKey"], "team");
+    assert_eq!(r["requestParameters"]["tags"][0]["tagValue"], "kms");
+    assert_eq!(r["readOnly"], false);
+    assert_eq!(r["resources"][0]["ARN"], arn.as_str());
+    assert_eq!(r["resources"][0]["type"], "AWS::KMS::Key");
+    assert!(r.get("errorCode").is_none());
+    let described = records(&c, true, "DescribeKey").await;
+    let d = described
+        .iter()
+        .find(|r| r["requestParameters"]["keyId"] == key.as_str())
+        .unwrap_or_else(|| panic!("DescribeKey recorded: {described:?}"));
+    assert_eq!(d["readOnly"], true);
+    assert_eq!(d["eventCategory"], "Management");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cryptographic_calls_are_recorded_without_secrets() {
+    let c = Cluster::start(&[R], 1);
+    c.leader(R).await;
+    let sdk = c.sdk(&c.gateway_url(), R);
+    let key = sdk.create_key().send().await.unwrap();
+    let key = key.key_metadata().unwrap().key_id().to_string();
+    let plaintext = b"the audited secret 0123456789".to_vec();
+    let enc = sdk
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(plaintext.clone()))
+        .encryption_context("Purpose", "audit-test")
+        .send()
+        .await
+        .unwrap();
+    let blob = enc.ciphertext_blob().unwrap().as_ref().to_vec();
+    let dec = sdk
+        .decrypt()
+        .ciphertext_blob(Blob::new(blob.clone()))
+        .encryption_context("Purpose", "audit-test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dec.plaintext().unwrap().as_ref(), &plaintext[..]);
+    let dk = sdk
+        .generate_data_key()
+        .key_id(&key)
+        .number_of_bytes(32)
+        .encryption_context("Purpose", "dk")
+        .send()
+        .await
+        .unwrap();
+    let data_key = dk.plaintext().unwrap().as_ref().to_vec();
+    let signer = sdk
+        .create_key()
+        .key_usage(KeyUsageType::SignVerify)
+        .key_spec(KeySpec::EccNistP256)
+        .send()
+        .await
+        .unwrap();
+    let signer = signer.key_metadata().unwrap().key_id().to_string();
+    let sig = sdk
+        .sign()
+        .key_id(&signer)
+        .message(Blob::new(plaintext.clone()))
+        .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+        .send()
+        .await
+        .unwrap();
+    let signature = sig.signature().unwrap().as_ref().to_vec();
+
+    let all = records(&c, true, "").await;
+    let one = |name: &str| -> Value {
+        let found: Vec<&Value> = all.iter().filter(|r| r["eventName"] == name).collect();
+        assert_eq!(found.len(), 1, "{name}: {all:?}");
+        found[0].clone()
+    };
+    let e = one("Encrypt");
+    assert_common(&e, "Encrypt");
+    assert_eq!(e["requestParameters"]["keyId"], key.as_str());
+    assert_eq!(
+        e["requestParameters"]["encryptionContext"]["Purpose"],
+        "audit-test"
+    );
+    assert_eq!(e["readOnly"], true);
+    assert_eq!(e["responseElements"], Value::Null);
+    assert!(e["resources"][0]["ARN"].as_str().unwrap().ends_with(&key));
+    let d = one("Decrypt");
+    assert_eq!(
+        d["requestParameters"]["encryptionContext"]["Purpose"],
+        "audit-test"
+    );
+    // Decrypt names no key; the record's resource is the key the ciphertext named.
+    assert!(
+        d["resources"][0]["ARN"].as_str().unwrap().ends_with(&key),
+        "{d}"
+    );
+    let g = one("GenerateDataKey");
+    assert_eq!(g["requestParameters"]["numberOfBytes"], 32);
+    assert_eq!(g["requestParameters"]["encryptionContext"]["Purpose"], "dk");
+    let s = one("Sign");
+    assert_eq!(s["requestParameters"]["signingAlgorithm"], "ECDSA_SHA_256");
+    assert_eq!(s["requestParameters"]["keyId"], signer.as_str());
+
+    // No data, ciphertext, data key or signature, raw or base64, anywhere in any record.
+    let text = all.iter().map(|r| r.to_string()).collect::<String>();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    for (what, bytes) in [
+        ("plaintext", &plaintext),
+        ("ciphertext", &blob),
+        ("data key", &data_key),
+        ("signature", &signature),
+    ] {
+        assert!(
+            !text.contains(&b64(bytes)),
+            "base64 of the {what} in the records"
+        );
+    }
+    assert!(!text.contains("the audited secret"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_calls_are_recorded_with_their_error() {
+    let c = Cluster::start(&[R], 1);
+    c.leader(R).await;
+    let sdk = c.sdk(&c.gateway_url(), R);
+    let missing = "1234abcd-12ab-34cd-56ef-1234567890ab";
+    let err = sdk.describe_key().key_id(missing).send().await.unwrap_err();
+    let err = err.into_service_error();
+    assert!(err.is_not_found_exception());
+    let key = sdk.create_key().send().await.unwrap();
+    let key = key.key_metadata().unwrap().key_id().to_string();
+    sdk.disable_key().key_id(&key).send().await.unwrap();
+    sdk.encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap_err();
+
+    let d = records(&c, true, "DescribeKey").await;
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_common(&d[0], "DescribeKey");
+    assert_eq!(d[0]["errorCode"], "NotFoundException");
+    assert!(
+        d[0]["errorMessage"].as_str().unwrap().contains(missing),
+        "{}",
+        d[0]
+    );
+    assert_eq!(d[0]["requestParameters"]["keyId"], missing);
+    let e = records(&c, true, "Encrypt").await;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0]["errorCode"], "DisabledException");
+    assert!(
+        e[0]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("is disabled"),
+        "{}",
+        e[0]
+    );
+    assert!(e[0]["resources"][0]["ARN"]
+        .as_str()
+        .unwrap()
+        .ends_with(&key));
+    // The successful DisableKey carries no error.
+    let ok_call = records(&c, true, "DisableKey").await;
+    assert_eq!(ok_call.len(), 1);
+    assert!(ok_call[0].get("errorCode").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kmsim_audit_merges_filters_and_prints_iso_times() {
+    let c = Cluster::start(&[R], 3);
+    c.leader(R).await;
+    let mut keys = Vec::new();
+    for id in c.ids(R) {
+        // Calls through each node's own endpoint land in that node's call log.
+        let sdk = c.sdk(&c.aws_url(R, id), R);
+        let key = sdk.create_key().send().await.unwrap();
+        let key = key.key_metadata().unwrap().key_id().to_string();
+        c.wait_sees(R, id, &key).await;
+        sdk.encrypt()
+            .key_id(&key)
+            .plaintext(Blob::new(b"x".to_vec()))
+            .send()
+            .await
+            .unwrap();
+        keys.push(key);
+    }
+    let dir = c.data_dir();
+    let enc = kmsim(&[
+        "audit",
+        "--data-dir",
+        &dir,
+        "--event-name",
+        "Encrypt",
+        "--brief",
+    ]);
+    let lines: Vec<&str> = enc.lines().collect();
+    assert_eq!(lines.len(), 3, "{enc}");
+    for (line, key) in lines.iter().zip(&keys) {
+        let time = line.split_whitespace().next().unwrap();
+        assert!(
+            time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339)
+                .is_ok(),
+            "{line}"
+        );
+        assert!(
+            line.contains("Encrypt") && line.contains(key.as_str()),
+            "{line}"
+        );
+    }
+    // --key-id: that key's CreateKey (Region log) and Encrypt (call log).
+    let one = kmsim(&["audit", "--data-dir", &dir, "--key-id", &keys[1]]);
+    let records: Vec<Value> = one
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(records.iter().all(|r| r["resources"][0]["ARN"]
+        .as_str()
+        .unwrap()
+        .ends_with(&keys[1])));
+    // (wait_sees made DescribeKey calls too.)
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r["eventName"].as_str().unwrap())
+        .filter(|n| *n != "DescribeKey")
+        .collect();
+    assert_eq!(names, ["CreateKey", "Encrypt"], "{one}");
+    // --since after everything: nothing; --until before everything: nothing; --limit.
+    let far = kmsim(&[
+        "audit",
+        "--data-dir",
+        &dir,
+        "--since",
+        "2999-01-01T00:00:00Z",
+    ]);
+    assert!(far.is_empty(), "{far}");
+    let early = kmsim(&[
+        "audit",
+        "--data-dir",
+        &dir,
+        "--until",
+        "1971-01-01T00:00:00Z",
+    ]);
+    assert!(early.is_empty(), "{early}");
+    let last = kmsim(&["audit", "--data-dir", &dir, "--limit", "2", "--brief"]);
+    assert_eq!(last.lines().count(), 2, "{last}");
+    // Paging through the admin API returns each record once.
+    let mut admin = c.admin(R, 1);
+    let mut after = None;
+    let mut seen = Vec::new();
+    loop {
+        let page = ok(admin
+            .list_audit_events(ListAuditEventsRequest {
+                node_calls: true,
+                after,
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await)
+        .events;
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        seen.push(last.seq);
+    }
+    assert!(
+        seen.len() >= 2 && seen.windows(2).all(|w| w[0] < w[1]),
+        "{seen:?}"
+    );
+}
