@@ -110,7 +110,7 @@ async fn all_pages(
             .await?
             .into_inner();
         if resp.lost_calls > 0 {
-            eoutln!(
+            eprintln!(
                 "warning: node {addr} answered {} calls it could not record",
                 resp.lost_calls
             );
@@ -172,7 +172,7 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
             Ok(events) => all.extend(events.into_iter().map(|e| (r.clone(), e))),
             // One Region down must not hide the others' timeline: say so and go on.
             Err(e) if a.all_regions => {
-                eoutln!("warning: {r} left out of the timeline: {e:#}");
+                eprintln!("warning: {r} left out of the timeline: {e:#}");
                 missing += 1;
                 continue;
             }
@@ -183,7 +183,9 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
             match rt.block_on(all_pages(addr, &sel, true)) {
                 Ok(events) => all.extend(events.into_iter().map(|e| (r.clone(), e))),
                 Err(e) => {
-                    eoutln!("warning: the calls answered by node {addr} ({r}) are left out: {e:#}");
+                    eprintln!(
+                        "warning: the calls answered by node {addr} ({r}) are left out: {e:#}"
+                    );
                     missing += 1;
                 }
             }
