@@ -216,3 +216,45 @@ fn commands_writing_to_a_closed_pipe_exit_quietly_and_finish_their_work() {
     assert!(!is_alive(pid), "kmsim down left the node running");
     assert!(kmsim_sim::process::gateway_pid(&dir).is_none());
 }
+
+/// A cluster started with an absolute `--data-dir` (as `scripts/demo.sh` does) is the same
+/// cluster when addressed relatively from its parent (`kmsim down` with the default `.kmsim`).
+/// Before, `down` did not recognise its nodes by their command line, said "0 node(s) stopped",
+/// removed their PID files and left them running.
+#[test]
+fn down_with_a_relative_data_dir_stops_a_cluster_started_with_an_absolute_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join(".kmsim");
+    let _down = DownOnDrop(data.clone());
+    let up = Command::new(kmsim_exe())
+        .args(["up", "--detach", "--nodes", "1", "--base-port", "0"])
+        .args(["--aws-port", "0", "--timeout", "60", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let dir = ClusterDir::new(&data);
+    let name = NodeName {
+        region: "us-east-1".into(),
+        id: 1,
+    };
+    let pid = kmsim_sim::process::running_pid(&dir, &name).expect("the node runs");
+    let down = Command::new(kmsim_exe())
+        .current_dir(tmp.path())
+        .args(["down", "--data-dir", ".kmsim"])
+        .output()
+        .unwrap();
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    let said = String::from_utf8_lossy(&down.stdout);
+    assert!(said.contains("stopped us-east-1/1"), "{said}");
+    assert!(!said.contains("0 node(s) stopped"), "{said}");
+    assert!(!is_alive(pid), "node {pid} still runs");
+}

@@ -101,8 +101,15 @@ impl std::fmt::Display for NodeName {
 
 impl ClusterDir {
     /// The cluster kept in `root`.
+    /// The directory is made absolute (against the current directory): the launcher writes it
+    /// into every node's command line, and `kmsim down` recognises its nodes by that line, so a
+    /// cluster started with `--data-dir /abs/path` and one addressed as `.kmsim` from its
+    /// parent must be the same cluster.
     pub fn new(root: impl Into<PathBuf>) -> ClusterDir {
-        ClusterDir { root: root.into() }
+        let root = root.into();
+        ClusterDir {
+            root: std::path::absolute(&root).unwrap_or(root),
+        }
     }
 
     /// The data directory.
