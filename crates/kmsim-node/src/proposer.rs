@@ -55,12 +55,7 @@ impl Proposer {
         let (log_index, bytes) = self.propose_bytes(encode_command(cmd), 0).await?;
         // A forwarded write is applied on the leader first. Wait until this node has applied it
         // too, so the caller reads its own write from this node.
-        let waited = self
-            .raft
-            .wait(Some(PROPOSE_DEADLINE))
-            .applied_index_at_least(Some(log_index), "read-your-writes after a forwarded write")
-            .await;
-        if let Err(e) = waited {
+        if let Err(e) = self.wait_applied(log_index).await {
             tracing::warn!(log_index, error = %e, "write committed but not yet applied on this node");
         }
         decode_result(&bytes)

@@ -243,16 +243,7 @@ impl KmsApi {
         };
         let key = named.and_then(|k| self.resolve(&k, RefForms::KeyOrAlias).ok());
         let call = crate::call_log::PendingCall {
-            call: kmsim_core::audit::ApiCall {
-                event_name: op.to_string(),
-                time_ms: self.clock.now_ms(),
-                request_id: ctx.request_id.clone(),
-                principal_arn: ctx.principal_arn.clone(),
-                access_key_id: ctx.access_key_id.clone(),
-                source_ip: ctx.source_ip.clone(),
-                user_agent: ctx.user_agent.clone(),
-                request_parameters: params.to_string(),
-            },
+            call: self.api_call(ctx, op, &params),
             key_id: key.as_ref().map(|k| k.key_id.to_string()),
             key_arn: key.as_ref().map(|k| self.arn(k)),
             read_only: is_management_read(op) || CRYPTO_OPS.contains(&op),
@@ -349,17 +340,29 @@ impl KmsApi {
         cmd: Command,
     ) -> Command {
         Command::Audited {
-            call: kmsim_core::audit::ApiCall {
-                event_name: event_name.to_string(),
-                time_ms: self.clock.now_ms(),
-                request_id: ctx.request_id.clone(),
-                principal_arn: ctx.principal_arn.clone(),
-                access_key_id: ctx.access_key_id.clone(),
-                source_ip: ctx.source_ip.clone(),
-                user_agent: ctx.user_agent.clone(),
-                request_parameters: params.to_string(),
-            },
+            call: self.api_call(ctx, event_name, &params),
             cmd: Box::new(cmd),
+        }
+    }
+
+    /// The audit view of a call as this node takes it: the caller from `ctx`, the node's time,
+    /// the request parameters (already without secrets). One builder for the Region log's
+    /// records and the node call log's.
+    fn api_call(
+        &self,
+        ctx: &RequestContext,
+        event_name: &str,
+        params: &serde_json::Value,
+    ) -> kmsim_core::audit::ApiCall {
+        kmsim_core::audit::ApiCall {
+            event_name: event_name.to_string(),
+            time_ms: self.clock.now_ms(),
+            request_id: ctx.request_id.clone(),
+            principal_arn: ctx.principal_arn.clone(),
+            access_key_id: ctx.access_key_id.clone(),
+            source_ip: ctx.source_ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+            request_parameters: params.to_string(),
         }
     }
 
