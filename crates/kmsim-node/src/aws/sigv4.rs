@@ -6,7 +6,9 @@
 //!
 //! 1. `Authorization: AWS4-HMAC-SHA256 Credential=AKID/YYYYMMDD/REGION/kms/aws4_request,
 //!    SignedHeaders=h1;h2;…, Signature=<64 hex>`; `X-Amz-Date: YYYYMMDD'T'HHMMSS'Z'` is
-//!    required and its date must be the scope's.
+//!    required and its date must be the scope's. `SignedHeaders` must name `host` and
+//!    `x-amz-date`, and each of `x-amz-target`, `content-type` and `x-amz-security-token` that
+//!    the request carries ([`check_headers`], run before the body is read).
 //! 2. Canonical request, lines joined by `\n`: the method; the canonical URI `/` (the front
 //!    serves only `POST /`); the canonical query string, always empty; one `name:value` line per
 //!    signed header, in the order of `SignedHeaders`, where `value` is every value of that header
@@ -37,7 +39,7 @@ use subtle::ConstantTimeEq;
 use kmsim_core::KmsError;
 
 use super::amz_date::{format_amz_date, parse_amz_date};
-use super::credentials::{CredentialStore, SERVICE};
+use super::credentials::{Credential, CredentialStore, SERVICE};
 use super::errors::truncate;
 
 /// The only signing algorithm accepted.
@@ -237,16 +239,39 @@ pub enum Collapse {
     AllWhitespace,
 }
 
-/// Verifies the signature of a request whose `Authorization` is `auth` (already parsed and
-/// scope-checked) against `store`, at `now`.
-pub fn verify(
-    store: &CredentialStore,
+/// What [`check_headers`] established about a request before its body is read.
+#[derive(Debug, Clone)]
+pub struct HeaderCheck<'a> {
+    /// The credential the request claims.
+    pub credential: &'a Credential,
+    /// The `X-Amz-Date` value.
+    pub amz_date: String,
+    /// `X-Amz-Date` in seconds since the epoch.
+    pub request_secs: i64,
+    /// The signed header names, lowercased, in the order of `SignedHeaders`.
+    pub signed: Vec<String>,
+}
+
+/// Headers that must be in `SignedHeaders` whenever the request carries them: the operation
+/// (`X-Amz-Target`), how the body is read (`Content-Type`) and the session token. An unsigned
+/// one could be changed by anyone who sees the request, e.g. a signed DescribeKey resent as
+/// DisableKey.
+pub const SIGNED_WHEN_PRESENT: [(&str, &str); 3] = [
+    ("x-amz-target", "X-Amz-Target"),
+    ("content-type", "Content-Type"),
+    ("x-amz-security-token", "X-Amz-Security-Token"),
+];
+
+/// Every check of a request's SigV4 headers that needs neither the body nor the clock: the date
+/// format and its match with the scope, a known access key, the headers that must be signed and
+/// the session token. The front runs it before it reads the body, so an unauthenticated client
+/// cannot make it read one.
+pub fn check_headers<'a>(
+    store: &'a CredentialStore,
     auth: &Authorization,
-    req: &SignedRequest<'_>,
-    now: Now,
-) -> Result<Caller, KmsError> {
-    let amz_date = req
-        .headers
+    headers: &HeaderMap,
+) -> Result<HeaderCheck<'a>, KmsError> {
+    let amz_date = headers
         .get("x-amz-date")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default();
@@ -263,16 +288,52 @@ pub fn verify(
             &amz_date[..8]
         )));
     }
-    let Some(cred) = store.get(&auth.access_key_id) else {
+    let Some(credential) = store.get(&auth.access_key_id) else {
         return Err(KmsError::UnrecognizedClient(INVALID_TOKEN.into()));
     };
     let signed: Vec<String> = auth.signed_header_names().collect();
-    check_session_token(cred.session_token(), req.headers, &signed)?;
-    if !signed.iter().any(|h| h == "host") {
+    let is_signed = |name: &str| signed.iter().any(|h| h == name);
+    if !is_signed("host") {
         return Err(KmsError::IncompleteSignature(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into(),
         ));
     }
+    if !is_signed("x-amz-date") {
+        return Err(KmsError::IncompleteSignature(
+            "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.".into(),
+        ));
+    }
+    for (name, display) in SIGNED_WHEN_PRESENT {
+        if headers.contains_key(name) && !is_signed(name) {
+            return Err(KmsError::IncompleteSignature(format!(
+                "'{display}' must be a 'SignedHeader' in the AWS Authorization."
+            )));
+        }
+    }
+    check_session_token(credential.session_token(), headers)?;
+    Ok(HeaderCheck {
+        credential,
+        amz_date,
+        request_secs,
+        signed,
+    })
+}
+
+/// Verifies the signature of a request whose `Authorization` is `auth` (already parsed and
+/// scope-checked) against `store`, at `now`: [`check_headers`], the clock, the body hash and
+/// the signature.
+pub fn verify(
+    store: &CredentialStore,
+    auth: &Authorization,
+    req: &SignedRequest<'_>,
+    now: Now,
+) -> Result<Caller, KmsError> {
+    let HeaderCheck {
+        credential: cred,
+        amz_date,
+        request_secs,
+        signed,
+    } = check_headers(store, auth, req.headers)?;
     check_clock(request_secs, &amz_date, now)?;
     let payload_hash = hex::encode(Sha256::digest(req.body));
     if let Some(claimed) = req.headers.get("x-amz-content-sha256") {
@@ -310,19 +371,13 @@ pub fn verify(
     Err(KmsError::InvalidSignature(SIGNATURE_MISMATCH.into()))
 }
 
-/// A credential with a session token needs that token, signed; one without refuses any token.
-fn check_session_token(
-    expected: Option<&str>,
-    headers: &HeaderMap,
-    signed: &[String],
-) -> Result<(), KmsError> {
+/// A credential with a session token needs that token (signed: [`check_headers`] checked that
+/// a token present is); one without refuses any token.
+fn check_session_token(expected: Option<&str>, headers: &HeaderMap) -> Result<(), KmsError> {
     let sent = headers.get("x-amz-security-token").map(|v| v.as_bytes());
     let ok = match (expected, sent) {
         (None, None) => true,
-        (Some(want), Some(got)) => {
-            bool::from(want.as_bytes().ct_eq(got))
-                && signed.iter().any(|h| h == "x-amz-security-token")
-        }
+        (Some(want), Some(got)) => bool::from(want.as_bytes().ct_eq(got)),
         _ => false,
     };
     if ok {

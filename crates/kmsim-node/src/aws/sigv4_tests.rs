@@ -302,6 +302,68 @@ fn date_header_must_be_well_formed_and_match_the_scope() {
         .starts_with("Date in Credential scope does not match"));
 }
 
+/// Signs `headers` (which must hold `host` and `x-amz-date`) by hand over exactly the header
+/// names `signed`, in that order, as a client that leaves some headers unsigned would.
+fn sign_only(
+    headers: &mut HeaderMap,
+    signed_names: &[&str],
+    akid: &str,
+    secret: &str,
+    body: &[u8],
+) {
+    let names: Vec<String> = signed_names.iter().map(|n| n.to_string()).collect();
+    let line = signed_names.join(";");
+    let amz_date = headers["x-amz-date"].to_str().unwrap().to_string();
+    let scope = format!("{}/us-east-1/kms/aws4_request", &amz_date[..8]);
+    let canonical = canonical_request(
+        "POST",
+        headers,
+        &names,
+        &line,
+        &hex::encode(Sha256::digest(body)),
+        Collapse::Spaces,
+    );
+    let sts = string_to_sign(&amz_date, &scope, &canonical);
+    let secs = parse_amz_date(&amz_date).unwrap();
+    let key = aws_sigv4::sign::v4::generate_signing_key(
+        secret,
+        UNIX_EPOCH + Duration::from_secs(secs as u64),
+        "us-east-1",
+        "kms",
+    );
+    let sig = aws_sigv4::sign::v4::calculate_signature(key, sts.as_bytes());
+    headers.insert(
+        "authorization",
+        HeaderValue::from_str(&format!(
+            "AWS4-HMAC-SHA256 Credential={akid}/{scope}, SignedHeaders={line}, Signature={sig}"
+        ))
+        .unwrap(),
+    );
+}
+
+/// The headers of a request as a client sends them, before signing.
+fn unsigned_headers(target: Option<&str>, content_type: bool, token: Option<&str>) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("host", HeaderValue::from_static("127.0.0.1:4599"));
+    h.insert(
+        "x-amz-date",
+        HeaderValue::from_str(&format_amz_date(NOW)).unwrap(),
+    );
+    if content_type {
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("application/x-amz-json-1.1"),
+        );
+    }
+    if let Some(t) = target {
+        h.insert("x-amz-target", HeaderValue::from_str(t).unwrap());
+    }
+    if let Some(t) = token {
+        h.insert("x-amz-security-token", HeaderValue::from_str(t).unwrap());
+    }
+    h
+}
+
 #[test]
 fn host_must_be_signed() {
     let req = base_request(b"{}");
@@ -314,6 +376,83 @@ fn host_must_be_signed() {
     h2.insert("authorization", HeaderValue::from_str(&text).unwrap());
     let e = check(&h2, b"{}", NOW).unwrap_err();
     assert_eq!(e.code(), "IncompleteSignatureException");
+}
+
+#[test]
+fn every_header_that_says_what_to_do_must_be_signed() {
+    let all = ["content-type", "host", "x-amz-date", "x-amz-target"];
+    let mut h = unsigned_headers(Some("TrentService.ListKeys"), true, None);
+    sign_only(&mut h, &all, "test", "test", b"{}");
+    assert_eq!(code(check(&h, b"{}", NOW)), "ok");
+    for (left_out, display) in [
+        ("host", "'Host' or ':authority'"),
+        ("x-amz-date", "'X-Amz-Date'"),
+        ("x-amz-target", "'X-Amz-Target'"),
+        ("content-type", "'Content-Type'"),
+    ] {
+        let names: Vec<&str> = all.iter().copied().filter(|n| *n != left_out).collect();
+        let mut h = unsigned_headers(Some("TrentService.ListKeys"), true, None);
+        sign_only(&mut h, &names, "test", "test", b"{}");
+        let e = check(&h, b"{}", NOW).unwrap_err();
+        assert_eq!(e.code(), "IncompleteSignatureException", "{left_out}");
+        assert_eq!(
+            e.message(),
+            format!("{display} must be a 'SignedHeader' in the AWS Authorization.")
+        );
+    }
+    // A session token sent unsigned is refused the same way, before the token is compared.
+    let mut h = unsigned_headers(
+        Some("TrentService.ListKeys"),
+        true,
+        Some("the-session-token"),
+    );
+    sign_only(&mut h, &all, "ASIATEMP", "temp-secret", b"{}");
+    let e = check(&h, b"{}", NOW).unwrap_err();
+    assert_eq!(e.code(), "IncompleteSignatureException");
+    assert!(e.message().starts_with("'X-Amz-Security-Token'"));
+    // Headers the request does not carry need not be signed.
+    let mut h = unsigned_headers(None, false, None);
+    sign_only(&mut h, &["host", "x-amz-date"], "test", "test", b"{}");
+    assert_eq!(code(check(&h, b"{}", NOW)), "ok");
+}
+
+#[test]
+fn a_signed_describe_key_resent_as_disable_key_is_refused() {
+    let mut req = base_request(b"{\"KeyId\":\"alias/x\"}");
+    req.headers[2].1 = "TrentService.DescribeKey".into();
+    let h = signed(&req, "test", "test", None, "us-east-1", NOW);
+    assert!(h["authorization"]
+        .to_str()
+        .unwrap()
+        .contains("x-amz-target"));
+    assert_eq!(code(check(&h, &req.body, NOW)), "ok");
+    let mut replayed = h.clone();
+    replayed.insert(
+        "x-amz-target",
+        HeaderValue::from_static("TrentService.DisableKey"),
+    );
+    assert_eq!(
+        code(check(&replayed, &req.body, NOW)),
+        "InvalidSignatureException"
+    );
+    // Signed without X-Amz-Target, then the target added: refused whatever it names.
+    let mut h = unsigned_headers(None, true, None);
+    sign_only(
+        &mut h,
+        &["content-type", "host", "x-amz-date"],
+        "test",
+        "test",
+        &req.body,
+    );
+    assert_eq!(code(check(&h, &req.body, NOW)), "ok");
+    h.insert(
+        "x-amz-target",
+        HeaderValue::from_static("TrentService.DisableKey"),
+    );
+    assert_eq!(
+        code(check(&h, &req.body, NOW)),
+        "IncompleteSignatureException"
+    );
 }
 
 #[test]
@@ -488,6 +627,42 @@ proptest! {
         }
         let e = check(&h, &b, NOW).unwrap_err();
         prop_assert_eq!(e.code(), "InvalidSignatureException", "{}", e.message());
+    }
+
+    #[test]
+    fn a_request_verifies_exactly_when_every_required_header_it_carries_is_signed(
+        has_target in any::<bool>(),
+        has_type in any::<bool>(),
+        has_token in any::<bool>(),
+        extra in proptest::collection::btree_map(header_name(), header_value(), 0..3),
+        signs in proptest::collection::vec(any::<bool>(), 8),
+    ) {
+        let token = has_token.then_some("the-session-token");
+        let mut h = unsigned_headers(has_target.then_some("TrentService.ListKeys"), has_type, token);
+        for (k, v) in &extra {
+            h.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        let mut present: Vec<String> = h.keys().map(|k| k.as_str().to_string()).collect();
+        present.sort();
+        let chosen: Vec<&str> = present
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| signs.get(*i).copied().unwrap_or(true))
+            .map(|(_, n)| n.as_str())
+            .collect();
+        prop_assume!(!chosen.is_empty());
+        let (akid, secret) = if has_token { ("ASIATEMP", "temp-secret") } else { ("test", "test") };
+        sign_only(&mut h, &chosen, akid, secret, b"{}");
+        let required = ["host", "x-amz-date", "x-amz-target", "content-type", "x-amz-security-token"];
+        let complete = required
+            .iter()
+            .all(|r| !present.iter().any(|p| p == r) || chosen.contains(r));
+        let outcome = code(check(&h, b"{}", NOW));
+        if complete {
+            prop_assert_eq!(outcome, "ok");
+        } else {
+            prop_assert_eq!(outcome, "IncompleteSignatureException");
+        }
     }
 
     #[test]
