@@ -24,6 +24,7 @@ pub mod config;
 pub mod entropy;
 pub mod error;
 pub mod faults;
+pub mod heavy;
 pub mod key_files;
 pub mod kms;
 pub mod kms_service;

@@ -90,7 +90,10 @@ impl GrpcNetwork {
     fn client(&mut self) -> Result<RaftServiceClient<Channel>, tonic::transport::Error> {
         if self.client.is_none() {
             let ch = channel(&self.addr)?;
-            self.client = Some(RaftServiceClient::new(ch).max_decoding_message_size(64 << 20));
+            self.client = Some(
+                RaftServiceClient::new(ch)
+                    .max_decoding_message_size(crate::raft_service::RAFT_MAX_MESSAGE_BYTES),
+            );
         }
         Ok(self.client.clone().expect("invariant: client was just set"))
     }

@@ -32,13 +32,42 @@ use crate::kms_service::KmsServiceImpl;
 use crate::material::MaterialCache;
 use crate::network::{channel, GrpcNetworkFactory};
 use crate::proposer::Proposer;
-use crate::raft_service::RaftServiceImpl;
+use crate::raft_service::{RaftServiceImpl, RAFT_MAX_MESSAGE_BYTES};
 use crate::read_index::ReadIndex;
 use crate::sync::link::SyncLink;
 use crate::sync::service::SyncServiceImpl;
 use crate::sync::task::SyncSettings;
 use crate::sync::SyncIdentity;
 use kmsim_proto::sync::v1::sync_service_server::SyncServiceServer;
+
+/// Streams one client connection may have open at once on the gRPC server (every service).
+/// Callers beyond it wait for a stream (h2 flow control), they are not refused.
+pub const GRPC_MAX_CONCURRENT_STREAMS: u32 = 256;
+
+/// The longest any gRPC call may run on the server; a caller's shorter `grpc-timeout` wins. Longer
+/// than every wait inside a call (a write waits 10 s for its apply, a forward 15 s).
+pub const GRPC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often the server pings an idle HTTP/2 connection, and how long it waits for the answer
+/// before closing it: a peer that went away does not hold a connection forever.
+const GRPC_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+const GRPC_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest header block the server accepts (HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE`).
+const GRPC_MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
+
+/// The largest KMS (and admin) request: KMS inputs are small (a 4 KiB plaintext, a 6 KiB
+/// ciphertext, a 32 KiB policy); the AWS JSON front takes at most 1 MiB, and so does gRPC.
+pub const KMS_MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// The largest KMS response (a page of 1,000 keys is ~150 KiB).
+const KMS_MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+/// The largest admin response (a page of audit events).
+const ADMIN_MAX_RESPONSE_BYTES: usize = 16 << 20;
+
+/// The largest synchronizer envelope either way (tonic's default, stated).
+const SYNC_MAX_MESSAGE_BYTES: usize = 4 << 20;
 
 /// Runs one node of `region` until `shutdown` resolves, reading the Region's domain key from
 /// its environment variable or key file.
@@ -223,21 +252,37 @@ pub async fn run_node_with_key<E: KvEngine>(
         .map(|id| SyncServiceServer::new(SyncServiceImpl::new(api.clone(), id)));
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .add_optional_service(sync_service)
-        .add_service(KmsServiceServer::new(KmsServiceImpl::new(api.clone())))
+        .max_concurrent_streams(Some(GRPC_MAX_CONCURRENT_STREAMS))
+        .timeout(GRPC_REQUEST_TIMEOUT)
+        .http2_keepalive_interval(Some(GRPC_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(GRPC_KEEPALIVE_TIMEOUT))
+        .http2_max_header_list_size(GRPC_MAX_HEADER_LIST_BYTES)
+        .add_optional_service(sync_service.map(|s| {
+            s.max_decoding_message_size(SYNC_MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(SYNC_MAX_MESSAGE_BYTES)
+        }))
+        .add_service(
+            KmsServiceServer::new(KmsServiceImpl::new(api.clone()))
+                .max_decoding_message_size(KMS_MAX_REQUEST_BYTES)
+                .max_encoding_message_size(KMS_MAX_RESPONSE_BYTES),
+        )
         .add_service(
             RaftServiceServer::new(RaftServiceImpl::new(raft.clone(), proposer))
-                .max_decoding_message_size(64 << 20)
-                .max_encoding_message_size(64 << 20),
+                .max_decoding_message_size(RAFT_MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(RAFT_MAX_MESSAGE_BYTES),
         )
-        .add_service(AdminServiceServer::new(AdminServiceImpl::new(
-            raft.clone(),
-            api,
-            node_id,
-            me.advertise_addr(),
-            topology.test_hooks,
-            faults,
-        )))
+        .add_service(
+            AdminServiceServer::new(AdminServiceImpl::new(
+                raft.clone(),
+                api,
+                node_id,
+                me.advertise_addr(),
+                topology.test_hooks,
+                faults,
+            ))
+            .max_decoding_message_size(KMS_MAX_REQUEST_BYTES)
+            .max_encoding_message_size(ADMIN_MAX_RESPONSE_BYTES),
+        )
         .serve_with_incoming_shutdown(
             // `Server::tcp_nodelay` does not apply to an incoming stream we pass in: set it on
             // the accepted sockets, or Nagle's algorithm adds ~40 ms to every reply.

@@ -14,6 +14,10 @@ use kmsim_store::Raft;
 use crate::proposer::Proposer;
 use crate::wire;
 
+/// The largest Raft message (log entries, a snapshot chunk) a node sends or accepts, in bytes:
+/// the one place both the server (`node.rs`) and the client (`network.rs`) take it from.
+pub const RAFT_MAX_MESSAGE_BYTES: usize = 64 << 20;
+
 /// Serves Raft RPCs for one node.
 pub struct RaftServiceImpl {
     raft: Raft,

@@ -170,7 +170,7 @@ impl KmsApi {
 
     /// Decrypts a ciphertext. A symmetric blob names its key (which must be `expected` when
     /// given); an RSA ciphertext needs `expected`.
-    fn open(
+    async fn open(
         &self,
         blob: &[u8],
         expected: Option<&str>,
@@ -192,10 +192,15 @@ impl KmsApi {
                 specs::rsa_encryption(a).ok_or_else(|| self.incompatible(a.as_str(), key))?;
             no_context_for_asymmetric(ctx)?;
             let (material, _, _) = self.current(key)?;
-            let Unwrapped::Private(private) = material.as_ref() else {
-                return Err(KmsError::Internal("RSA key without a private key".into()));
-            };
-            let plaintext = private.rsa_decrypt(oaep, blob).map_err(|_| invalid())?;
+            let blob = blob.to_vec();
+            // An RSA-4096 private-key operation is milliseconds of CPU: off the async workers.
+            let plaintext = crate::heavy::run("RSA decryption", move || match material.as_ref() {
+                Unwrapped::Private(private) => private
+                    .rsa_decrypt(oaep, &blob)
+                    .map_err(|_| KmsError::InvalidCiphertext(String::new())),
+                _ => Err(KmsError::Internal("RSA key without a private key".into())),
+            })
+            .await??;
             return Ok(Opened {
                 key: key.clone(),
                 plaintext,
@@ -294,13 +299,15 @@ impl KmsApi {
         let blob = required(req.ciphertext_blob, "ciphertextBlob")?;
         secret_len(&blob, "ciphertextBlob", 1, 6144)?;
         let enc_ctx = encryption_context(req.encryption_context);
-        let opened = self.open(
-            &blob,
-            req.key_id.as_deref(),
-            &enc_ctx,
-            Operation::Decrypt,
-            req.encryption_algorithm.as_deref(),
-        )?;
+        let opened = self
+            .open(
+                &blob,
+                req.key_id.as_deref(),
+                &enc_ctx,
+                Operation::Decrypt,
+                req.encryption_algorithm.as_deref(),
+            )
+            .await?;
         if req.dry_run == Some(true) {
             return Err(KmsError::dry_run());
         }
@@ -330,13 +337,15 @@ impl KmsApi {
         let blob = required(req.ciphertext_blob, "ciphertextBlob")?;
         secret_len(&blob, "ciphertextBlob", 1, 6144)?;
         let src_ctx = encryption_context(req.source_encryption_context);
-        let opened = self.open(
-            &blob,
-            req.source_key_id.as_deref(),
-            &src_ctx,
-            Operation::ReEncrypt,
-            req.source_encryption_algorithm.as_deref(),
-        )?;
+        let opened = self
+            .open(
+                &blob,
+                req.source_key_id.as_deref(),
+                &src_ctx,
+                Operation::ReEncrypt,
+                req.source_encryption_algorithm.as_deref(),
+            )
+            .await?;
         if req.dry_run == Some(true) {
             return Err(KmsError::dry_run());
         }
@@ -479,7 +488,7 @@ impl KmsApi {
     /// The shared part of GenerateDataKeyPair and GenerateDataKeyPairWithoutPlaintext: a fresh
     /// key pair, its private key (DER PKCS#8) encrypted under the key as a normal blob.
     #[allow(clippy::type_complexity)]
-    fn data_key_pair(
+    async fn data_key_pair(
         &self,
         op: Operation,
         key_id: Option<String>,
@@ -507,8 +516,13 @@ impl KmsApi {
         if dry_run == Some(true) {
             return Err(KmsError::dry_run());
         }
-        let (private, public) = generate_data_key_pair(pair_spec, &mut self.entropy.rng())
-            .map_err(|e| KmsError::Internal(format!("key pair generation failed: {e}")))?;
+        // RSA key pairs take up to seconds: off the async workers.
+        let entropy = self.entropy.clone();
+        let (private, public) = crate::heavy::run("key pair generation", move || {
+            generate_data_key_pair(pair_spec, &mut entropy.rng())
+        })
+        .await?
+        .map_err(|e| KmsError::Internal(format!("key pair generation failed: {e}")))?;
         let sealed = self.seal(
             &key,
             EncryptionAlgorithm::SymmetricDefault,
@@ -527,14 +541,16 @@ impl KmsApi {
         if req.recipient.is_some() {
             return Err(recipient_unsupported());
         }
-        let (key, spec, private, public, sealed) = self.data_key_pair(
-            Operation::GenerateDataKeyPair,
-            req.key_id,
-            req.key_pair_spec,
-            req.encryption_context,
-            &req.grant_tokens,
-            req.dry_run,
-        )?;
+        let (key, spec, private, public, sealed) = self
+            .data_key_pair(
+                Operation::GenerateDataKeyPair,
+                req.key_id,
+                req.key_pair_spec,
+                req.encryption_context,
+                &req.grant_tokens,
+                req.dry_run,
+            )
+            .await?;
         Ok(pb::GenerateDataKeyPairResponse {
             private_key_ciphertext_blob: Some(sealed.blob),
             private_key_plaintext: Some(private.expose().to_vec()),
@@ -552,14 +568,16 @@ impl KmsApi {
         _ctx: &RequestContext,
         req: pb::GenerateDataKeyPairWithoutPlaintextRequest,
     ) -> Result<pb::GenerateDataKeyPairWithoutPlaintextResponse, KmsError> {
-        let (key, spec, _, public, sealed) = self.data_key_pair(
-            Operation::GenerateDataKeyPairWithoutPlaintext,
-            req.key_id,
-            req.key_pair_spec,
-            req.encryption_context,
-            &req.grant_tokens,
-            req.dry_run,
-        )?;
+        let (key, spec, _, public, sealed) = self
+            .data_key_pair(
+                Operation::GenerateDataKeyPairWithoutPlaintext,
+                req.key_id,
+                req.key_pair_spec,
+                req.encryption_context,
+                &req.grant_tokens,
+                req.dry_run,
+            )
+            .await?;
         Ok(pb::GenerateDataKeyPairWithoutPlaintextResponse {
             private_key_ciphertext_blob: Some(sealed.blob),
             public_key: Some(public),

@@ -109,11 +109,10 @@ impl KmsApi {
         }
         // RSA key generation takes up to seconds: keep it off the async workers.
         let entropy = self.entropy.clone();
-        let wrapping = tokio::task::spawn_blocking(move || {
+        let wrapping = crate::heavy::run("wrapping key generation", move || {
             ImportWrappingKey::generate(bits, &mut entropy.rng())
         })
-        .await
-        .map_err(|e| KmsError::Internal(format!("wrapping key generation failed: {e}")))?
+        .await?
         .map_err(|e| KmsError::Internal(format!("wrapping key generation failed: {e}")))?;
         let valid_to_ms = self.clock.now_ms() + IMPORT_PARAMETERS_VALID_MS;
         let token = import_token(

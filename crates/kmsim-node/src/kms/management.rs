@@ -53,7 +53,8 @@ fn policy_name(name: Option<String>) -> Result<(), KmsError> {
 
 impl KmsApi {
     /// Fresh material for a new key of `spec` (raw, to be wrapped) and, for an asymmetric key,
-    /// its public key. RSA generation takes up to seconds, so it runs off the async workers.
+    /// its public key. RSA generation takes up to seconds, so it runs off the async workers
+    /// ([`crate::heavy`]).
     pub(super) async fn generate_material(
         &self,
         spec: KeySpec,
@@ -72,11 +73,10 @@ impl KmsApi {
                 let a = crate::material::asymmetric_spec(spec)
                     .ok_or_else(|| failed(spec.to_string()))?;
                 let entropy = self.entropy.clone();
-                let (private, der) = tokio::task::spawn_blocking(move || {
+                let (private, der) = crate::heavy::run("key generation", move || {
                     PrivateKey::generate_parsed(a, &mut entropy.rng())
                 })
-                .await
-                .map_err(|e| failed(e.to_string()))?
+                .await?
                 .map_err(|e| failed(e.to_string()))?;
                 Ok((der, Some(private.public_key_der())))
             }

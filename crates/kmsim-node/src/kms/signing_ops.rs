@@ -138,14 +138,24 @@ impl KmsApi {
             &message,
             req.dry_run,
         )?;
-        let signature = call
-            .private()?
-            .sign(
-                call.crypto_alg,
-                as_message(call.message_type, &message),
-                &mut self.entropy.rng(),
-            )
-            .map_err(|e| KmsError::Internal(format!("signing failed: {e}")))?;
+        call.private()?;
+        // An RSA-4096 signature is milliseconds of CPU: off the async workers.
+        let material = call.material.clone();
+        let (crypto_alg, message_type) = (call.crypto_alg, call.message_type);
+        let entropy = self.entropy.clone();
+        let signature = crate::heavy::run("signing", move || {
+            let Unwrapped::Private(private) = material.as_ref() else {
+                return Err(KmsError::Internal("not a private key".into()));
+            };
+            private
+                .sign(
+                    crypto_alg,
+                    as_message(message_type, &message),
+                    &mut entropy.rng(),
+                )
+                .map_err(|e| KmsError::Internal(format!("signing failed: {e}")))
+        })
+        .await??;
         Ok(pb::SignResponse {
             key_id: Some(self.arn(&call.key)),
             signature: Some(signature),
