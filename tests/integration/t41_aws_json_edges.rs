@@ -738,9 +738,10 @@ async fn one_connection_gets_every_answer_or_an_announced_close() {
         conn.closed_by_server().await;
 
         // A streamed (chunked) body that passes the bound: refused once it does, the rest
-        // unread, announced the same way.
+        // unread, announced the same way. (Signed: an unauthenticated request's body is read
+        // only up to 64 KiB, and refused as unauthenticated.)
         let mut conn = RawConn::connect(client.authority()).await;
-        let req = client.unsigned("CreateKey", Bytes::new());
+        let req = signed(client.unsigned("CreateKey", Bytes::new()), b"");
         let mut bytes = head_bytes(&req, &[("transfer-encoding", "chunked")]);
         bytes.extend_from_slice(format!("{:x}\r\n", MAX_BODY + 1).as_bytes());
         bytes.resize(bytes.len() + MAX_BODY + 1, b' ');
@@ -759,5 +760,58 @@ async fn one_connection_gets_every_answer_or_an_announced_close() {
         assert_eq!(a.status, 200, "{url}");
         let keys: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
         assert_eq!(keys["Keys"], json!([]), "a refused request created a key");
+    }
+}
+
+/// The operation is signed: a DescribeKey resent with `X-Amz-Target` changed to DisableKey is
+/// refused (its signature covers the target), a request whose signature leaves out the target
+/// it carries is refused before its body is read, and the key stays enabled.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_describe_key_resent_as_disable_key_changes_nothing() {
+    let c = Cluster::start(&[R], 1);
+    c.leader(R).await;
+    for url in [c.gateway_url(), c.aws_url(R, 1)] {
+        let client = c.raw(&url, R);
+        let a = client.call("CreateKey", &json!({})).await.unwrap();
+        let key = a.json()["KeyMetadata"]["KeyId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let body = Bytes::from(serde_json::to_vec(&json!({ "KeyId": key })).unwrap());
+        let describe = client.signed("DescribeKey", body.clone()).unwrap();
+        let (mut parts, _) = describe.into_parts();
+        parts.headers.insert(
+            "x-amz-target",
+            HeaderValue::from_static("TrentService.DisableKey"),
+        );
+        let a = client
+            .send(Request::from_parts(parts, Full::new(body.clone())))
+            .await
+            .unwrap();
+        assert_error(&a, "InvalidSignatureException", Some(MISMATCH));
+
+        // Signed without the target, which is added afterwards.
+        let mut req = client.unsigned("DisableKey", body.clone());
+        req.headers_mut().remove("x-amz-target");
+        Signer::new("test", "test", R)
+            .sign(&mut req, &body, SystemTime::now())
+            .unwrap();
+        req.headers_mut().insert(
+            "x-amz-target",
+            HeaderValue::from_static("TrentService.DisableKey"),
+        );
+        let a = client.send(req).await.unwrap();
+        assert_error(
+            &a,
+            "IncompleteSignatureException",
+            Some("'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."),
+        );
+
+        let a = client
+            .call("DescribeKey", &json!({ "KeyId": key }))
+            .await
+            .unwrap();
+        assert_eq!(a.json()["KeyMetadata"]["Enabled"], json!(true), "{url}");
+        assert_eq!(a.json()["KeyMetadata"]["KeyState"], json!("Enabled"));
     }
 }

@@ -79,6 +79,9 @@ pub struct Topology {
     /// The nodes' call logs (audit records of calls the Region's replicated log does not keep).
     #[serde(default)]
     pub audit: AuditSettings,
+    /// Resource limits of the AWS JSON endpoint (nodes and gateway).
+    #[serde(default, skip_serializing_if = "EndpointLimits::is_default")]
+    pub limits: EndpointLimits,
     /// The Regions.
     pub regions: Vec<RegionConfig>,
 }
@@ -91,6 +94,63 @@ pub struct TrustAnchorEntry {
     pub partition: String,
     /// Hex of the anchor's DER SubjectPublicKeyInfo (P-384).
     pub public_key: String,
+}
+
+/// The `[limits]` table: what one client may hold of an AWS JSON endpoint (every node's and the
+/// gateway's), so that slow or idle sockets cannot exhaust it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointLimits {
+    /// Connections served at once (default 1024). Further connections wait in the listen
+    /// backlog, unaccepted, until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long an idle keep-alive
+    /// connection waits for the next request (default 30000 ms; at least 1000).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_ms: u64,
+    /// How long a client may take to send a request's body once its headers are in (default
+    /// 30000 ms; at least 1000).
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_ms: u64,
+    /// A connection on which no byte moves either way for this long is closed, whatever state it
+    /// is in (a client that stops reading its answer; default 60000 ms; at least 1000).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for EndpointLimits {
+    fn default() -> Self {
+        EndpointLimits {
+            max_connections: default_max_connections(),
+            header_read_timeout_ms: default_header_read_timeout(),
+            body_read_timeout_ms: default_body_read_timeout(),
+            idle_timeout_ms: default_idle_timeout(),
+        }
+    }
+}
+
+impl EndpointLimits {
+    /// True for the defaults (the table is then left out of a written topology).
+    pub fn is_default(&self) -> bool {
+        *self == EndpointLimits::default()
+    }
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+
+fn default_header_read_timeout() -> u64 {
+    30_000
+}
+
+fn default_body_read_timeout() -> u64 {
+    30_000
+}
+
+fn default_idle_timeout() -> u64 {
+    60_000
 }
 
 /// The `[audit]` table: retention of every node's call log.
@@ -402,6 +462,17 @@ impl Topology {
         {
             return bad("raft timing must satisfy 0 < heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms".into());
         }
+        let l = &self.limits;
+        if l.max_connections == 0
+            || l.header_read_timeout_ms < 1000
+            || l.body_read_timeout_ms < 1000
+            || l.idle_timeout_ms < 1000
+        {
+            return bad(
+                "limits: max_connections must be at least 1 and every timeout at least 1000 ms"
+                    .into(),
+            );
+        }
         let mut names = BTreeSet::new();
         let mut addrs = BTreeSet::new();
         for r in &self.regions {
@@ -624,6 +695,32 @@ session_token = "tok"
         assert!(Topology::parse(&SAMPLE.replace("version = 1", "version = 2")).is_err());
         assert!(Topology::parse(&SAMPLE.replace("us-east-1\"\n", "NOPE\"\n")).is_err());
         assert!(Topology::parse(&SAMPLE.replace("id = 1", "id = 0")).is_err());
+    }
+
+    #[test]
+    fn endpoint_limits_default_parse_and_refuse_zero_or_tiny_values() {
+        let t = Topology::parse(SAMPLE).unwrap();
+        assert_eq!(t.limits, EndpointLimits::default());
+        assert_eq!(t.limits.max_connections, 1024);
+        assert!(
+            !t.to_toml().contains("[limits]"),
+            "defaults are not written"
+        );
+        let with = |table: &str| format!("{SAMPLE}\n[limits]\n{table}\n");
+        let t = Topology::parse(&with("max_connections = 8\nbody_read_timeout_ms = 2000")).unwrap();
+        assert_eq!(t.limits.max_connections, 8);
+        assert_eq!(t.limits.body_read_timeout_ms, 2000);
+        assert_eq!(t.limits.header_read_timeout_ms, 30_000);
+        assert_eq!(Topology::parse(&t.to_toml()).unwrap(), t);
+        for bad in [
+            "max_connections = 0",
+            "header_read_timeout_ms = 999",
+            "body_read_timeout_ms = 0",
+            "idle_timeout_ms = 10",
+            "bogus = 1",
+        ] {
+            assert!(Topology::parse(&with(bad)).is_err(), "{bad}");
+        }
     }
 
     /// A topology using most sections: two Regions of two partitions, a trust anchor, Raft

@@ -179,6 +179,14 @@ impl ClusterDir {
             std::fs::create_dir_all(self.root.join(d))
                 .map_err(io(format!("create {}", self.root.join(d).display())))?;
         }
+        // Only the owner may list or enter the directory of secret keys.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let keys = self.root.join("keys");
+            std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700))
+                .map_err(io(format!("restrict {}", keys.display())))?;
+        }
         let mut port = base_port;
         // With port 0, every listener stays bound until all ports are chosen, so the OS cannot
         // hand the same free port out twice.
@@ -284,11 +292,13 @@ impl ClusterDir {
             trust_anchors,
             sync: SyncTiming::default(),
             audit: kmsim_node::config::AuditSettings::default(),
+            limits: kmsim_node::config::EndpointLimits::default(),
             regions: region_cfgs,
         };
         // Validate before writing, so a bad Region name never leaves a half-made directory.
         Topology::parse(&topo.to_toml()).map_err(|e| ClusterError::Invalid(e.to_string()))?;
-        std::fs::write(self.topology_path(), topo.to_toml()).map_err(io("write topology"))?;
+        // The topology holds the secret access key: owner-only, like the key files.
+        write_secret_file(&self.topology_path(), topo.to_toml().trim_end())?;
         self.topology()
     }
 
@@ -313,6 +323,9 @@ impl ClusterDir {
     }
 }
 
+/// Creates `path` (which must not exist) readable and writable by its owner only (0600) and
+/// writes `text` and a newline: every file that holds a secret (keys, the topology with its
+/// secret access key) is written this way.
 fn write_secret_file(path: &Path, text: &str) -> Result<(), ClusterError> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

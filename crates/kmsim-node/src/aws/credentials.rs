@@ -14,8 +14,8 @@ pub const SERVICE: &str = "kms";
 /// Signing keys kept before the cache is emptied (one per access key × day × Region in use).
 const SIGNING_KEY_CACHE_LIMIT: usize = 4096;
 
-/// One set of credentials.
-#[derive(Debug, Clone)]
+/// One set of credentials. `Debug` names the access key and principal only.
+#[derive(Clone)]
 pub struct Credential {
     /// The access key id.
     pub access_key_id: String,
@@ -27,6 +27,15 @@ pub struct Credential {
     session_token: Option<Secret>,
 }
 
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("access_key_id", &self.access_key_id)
+            .field("principal_arn", &self.principal_arn)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Credential {
     /// The session token requests signed with this key must carry, if any.
     pub fn session_token(&self) -> Option<&str> {
@@ -34,12 +43,24 @@ impl Credential {
     }
 }
 
-/// Every credential of the topology, by access key id, with the signing-key cache.
-#[derive(Debug)]
+/// Every credential of the topology, by access key id, with the signing-key cache. `Debug` names
+/// the access keys and the number of cached signing keys, never a secret or a derived key.
 pub struct CredentialStore {
     by_key: HashMap<String, Credential>,
     /// Derived signing keys by `access key/yyyymmdd/region` (the secret is fixed per access key).
     signing_keys: Mutex<HashMap<String, [u8; 32]>>,
+}
+
+impl std::fmt::Debug for CredentialStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut keys: Vec<&String> = self.by_key.keys().collect();
+        keys.sort();
+        let cached = self.signing_keys.lock().map_or(0, |c| c.len());
+        f.debug_struct("CredentialStore")
+            .field("access_key_ids", &keys)
+            .field("cached_signing_keys", &cached)
+            .finish()
+    }
 }
 
 impl CredentialStore {
@@ -143,6 +164,60 @@ mod tests {
         );
         assert_ne!(k1, s.signing_key(cred, "20150830", day, "eu-west-1"));
         assert!(s.get("nobody").is_none());
-        assert!(!format!("{s:?}").contains("wJalr"));
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret_token_or_derived_key() {
+        let s = CredentialStore::new(&[
+            CredentialEntry {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+                principal_arn: "arn:aws:iam::111122223333:root".into(),
+                session_token: None,
+            },
+            CredentialEntry {
+                access_key_id: "ASIATEMP".into(),
+                secret_access_key: Secret::new("temporary-secret-value"),
+                principal_arn: "arn:aws:iam::111122223333:role/r".into(),
+                session_token: Some(Secret::new("session-token-value")),
+            },
+        ]);
+        // Fill the cache first: the derived keys are secrets too.
+        let mut derived = Vec::new();
+        for akid in ["AKIDEXAMPLE", "ASIATEMP"] {
+            let cred = s.get(akid).expect("known");
+            for region in ["us-east-1", "eu-west-1"] {
+                derived.push(s.signing_key(cred, "20150830", 1_440_892_800, region));
+            }
+        }
+        let printed = [
+            format!("{s:?}"),
+            format!("{s:#?}"),
+            format!("{:?}", s.get("ASIATEMP").expect("known")),
+        ];
+        let mut secrets: Vec<Vec<u8>> = vec![
+            b"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_vec(),
+            b"temporary-secret-value".to_vec(),
+            b"session-token-value".to_vec(),
+        ];
+        for k in &derived {
+            secrets.push(k.to_vec());
+            secrets.push(hex::encode(k).into_bytes());
+            secrets.push(hex::encode_upper(k).into_bytes());
+            // The decimal form `[u8; 32]`'s own `Debug` would print.
+            secrets.push(format!("{k:?}").into_bytes());
+        }
+        for text in &printed {
+            assert!(text.contains("cached_signing_keys: 4") || text.contains("Credential"));
+            for secret in &secrets {
+                assert!(
+                    !text
+                        .as_bytes()
+                        .windows(secret.len())
+                        .any(|w| w == &secret[..]),
+                    "{text} leaks a secret"
+                );
+            }
+        }
     }
 }

@@ -1,11 +1,14 @@
-//! One AWS JSON request, from bytes to response: `POST /` only, the body bounded, SigV4 parsed
-//! and scoped, the Region routed (served here or forwarded), the signature verified, the
-//! `Content-Type` and `X-Amz-Target` checked, the body decoded and the operation run. Every
+//! One AWS JSON request, from bytes to response: `POST /` only, SigV4 parsed, scoped and its
+//! headers checked (known access key, required headers signed) before the body is read, the
+//! body read within its size bound and the body read timeout, the Region routed (served here or
+//! forwarded), the signature verified, the `Content-Type` and `X-Amz-Target` checked, the body
+//! decoded and the operation run. Every
 //! rejection happens before anything is proposed or read from the state, so no bad request
 //! changes anything.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -22,7 +25,7 @@ use super::errors::{
 use super::router::{Route, Router, FORWARDED_HEADER};
 use super::sigv4::{self, Authorization, Caller, Now, SignedRequest};
 use crate::clock::SimClock;
-use crate::config::Topology;
+use crate::config::{EndpointLimits, Topology};
 use crate::faults::FaultTable;
 use crate::kms::{KmsApi, RequestContext};
 
@@ -36,6 +39,9 @@ pub struct AwsFront {
     router: Router,
     /// The Region's clock (the gateway's has no offset): request dates are checked against it.
     clock: SimClock,
+    /// The topology's limits of the endpoint (the server reads the connection cap and the
+    /// header and idle timeouts; the body read timeout applies here).
+    limits: EndpointLimits,
 }
 
 impl AwsFront {
@@ -54,7 +60,13 @@ impl AwsFront {
             credentials: CredentialStore::new(&topology.credentials),
             router: Router::new(topology, local_region, me, faults),
             clock,
+            limits: topology.limits.clone(),
         }
+    }
+
+    /// The endpoint's limits.
+    pub fn limits(&self) -> &EndpointLimits {
+        &self.limits
     }
 
     /// Answers one request that arrived on client connection number `connection` (requests of
@@ -77,17 +89,20 @@ impl AwsFront {
     {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (parts, body) = req.into_parts();
-        let (outcome, body_read) = match check_envelope(&parts) {
-            // Not `POST /`: refused, but a body within the limit is still read to its end, so
-            // that the connection can serve the next request.
-            Err(e) if e.status != StatusCode::PAYLOAD_TOO_LARGE => {
-                (Err(e), read_body(body).await.is_ok())
-            }
+        let (outcome, body_read) = match self.admit(&parts) {
             // A declared length over the limit: refused unread.
-            Err(e) => (Err(e), false),
-            Ok(()) => match read_body(body).await {
+            Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => (Err(e), false),
+            // Not `POST /`, or not authenticated by its headers: refused, but a small body is
+            // still read to its end, so that the connection can serve the next request. A larger
+            // one is left unread (and the connection closed): an unauthenticated client cannot
+            // make the endpoint read a large body.
+            Err(e) => (
+                Err(e),
+                self.read_body(body, REFUSED_BODY_BYTES).await.is_ok(),
+            ),
+            Ok(auth) => match self.read_body(body, MAX_BODY_BYTES).await {
                 Ok(body) => (
-                    self.serve(&parts, body, remote, connection, &request_id)
+                    self.serve(&parts, body, &auth, remote, connection, &request_id)
                         .await,
                     true,
                 ),
@@ -112,16 +127,46 @@ impl AwsFront {
         resp
     }
 
-    /// Serves a request whose envelope is checked and whose body is read.
+    /// Everything checked before the body is read: the envelope, the `Authorization` header and
+    /// its scope, and the SigV4 checks of the headers ([`sigv4::check_headers`]: a known access
+    /// key, the headers that must be signed, the session token). The signature itself covers the
+    /// body and is verified once it is read.
+    fn admit(&self, parts: &Parts) -> Result<Authorization, FrontError> {
+        check_envelope(parts)?;
+        let auth = self.authenticate(&parts.headers)?;
+        sigv4::check_headers(&self.credentials, &auth, &parts.headers)?;
+        Ok(auth)
+    }
+
+    /// Reads the whole body within `limit` bytes and the body read timeout.
+    async fn read_body<B>(&self, body: B, limit: usize) -> Result<Bytes, FrontError>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let timeout = Duration::from_millis(self.limits.body_read_timeout_ms);
+        match tokio::time::timeout(timeout, read_body(body, limit)).await {
+            Ok(read) => read,
+            Err(_) => Err(FrontError::with_status(
+                StatusCode::REQUEST_TIMEOUT,
+                KmsError::Serialization(format!(
+                    "the request body did not arrive within {} ms",
+                    self.limits.body_read_timeout_ms
+                )),
+            )),
+        }
+    }
+
+    /// Serves a request whose envelope and headers are checked and whose body is read.
     async fn serve(
         &self,
         parts: &Parts,
         body: Bytes,
+        auth: &Authorization,
         remote: Option<SocketAddr>,
         connection: usize,
         request_id: &str,
     ) -> Result<Response<Body>, FrontError> {
-        let auth = self.authenticate(&parts.headers)?;
         let forwarded = parts.headers.contains_key(FORWARDED_HEADER);
         match self.router.route(&auth.region, forwarded)? {
             Route::Forward(region) => self.router.forward(&region, connection, parts, body).await,
@@ -130,7 +175,7 @@ impl AwsFront {
                     .local
                     .as_ref()
                     .ok_or_else(|| KmsError::Internal("no local Region in this process".into()))?;
-                let (caller, request) = self.decode_local(parts, &body, &auth)?;
+                let (caller, request) = self.decode_local(parts, &body, auth)?;
                 let ctx = RequestContext::aws_json(
                     request_id.to_string(),
                     caller.principal_arn,
@@ -228,14 +273,18 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), FrontError> {
     }
 }
 
-/// Reads the whole body, refusing one larger than [`MAX_BODY_BYTES`] as soon as it is (the
-/// rest is left unread).
-async fn read_body<B>(body: B) -> Result<Bytes, FrontError>
+/// The most of a refused request's body that is read (to keep the connection) before the
+/// request is authenticated; a larger one is left unread and the connection closed.
+pub const REFUSED_BODY_BYTES: usize = 64 << 10;
+
+/// Reads the whole body, refusing one larger than `limit` as soon as it is (the rest is left
+/// unread).
+async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, FrontError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(FrontError::too_large()),
         Err(e) => Err(KmsError::Serialization(format!("cannot read the request body: {e}")).into()),

@@ -9,6 +9,7 @@
 //! ↔ `kmsim.kms.v1` messages ↔ [`crate::kms::KmsApi`]) → [`errors`] (the AWS error body and
 //! the headers of every response). No operation logic lives here.
 
+pub mod activity;
 pub mod amz_date;
 pub mod credentials;
 pub mod dispatch;

@@ -47,8 +47,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long a pooled connection (to another node, or of kmsim's own AWS JSON client) may stay
-/// idle. Well below the destination's [`HEADER_READ_TIMEOUT`], after which it closes an idle
-/// connection: a pooled connection is never one the node is closing as a request goes into it.
+/// idle. Well below the destination's default [`HEADER_READ_TIMEOUT`], after which it closes an
+/// idle connection: a pooled connection is never one the node is closing as a request goes into
+/// it (the router uses a third of a shorter configured header read timeout instead).
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 const _: () = assert!(POOL_IDLE_TIMEOUT.as_secs() * 2 <= HEADER_READ_TIMEOUT.as_secs());
 
@@ -122,8 +123,11 @@ impl Router {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        // The nodes close a connection idle for their header read timeout: pooled connections
+        // must be let go well before.
+        let header_timeout = Duration::from_millis(topology.limits.header_read_timeout_ms);
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT.min(header_timeout / 3))
             .pool_max_idle_per_host(256)
             .build(connector);
         Router {

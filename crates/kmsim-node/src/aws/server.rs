@@ -2,11 +2,16 @@
 //! (keep-alive: a connection serves request after request), stopped gracefully by the
 //! process's stop signal: no new connections, in-flight requests finish, idle connections close.
 //!
+//! Limits (the topology's `[limits]`): a cap on connections served at once, hyper's header
+//! read timeout (which also closes a keep-alive connection idle between requests), the body read
+//! timeout (in [`AwsFront::handle`]) and an idle timeout on the socket itself: a connection on
+//! which no byte moves either way for that long is dropped, whatever it is doing.
+//!
 //! A keep-alive client must be able to trust a connection the server has not announced it will
 //! close: every answer after which hyper closes the connection carries `Connection: close`
 //! (one sent with the request body unread, see [`AwsFront::handle`], and every answer given
 //! after the stop signal), and the only other close is of a connection idle for
-//! [`HEADER_READ_TIMEOUT`], which the forwarding client's pool never keeps that long.
+//! the header read timeout ([`HEADER_READ_TIMEOUT`] by default), which the forwarding client's pool never keeps that long.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,20 +23,27 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+use super::activity::ActivityIo;
 use super::front::AwsFront;
 
-/// How long a client may take to send a request's headers (also bounds idle keep-alive waits
-/// for the next request's first bytes, so a stuck client cannot hold a task forever).
+/// The default of `header_read_timeout_ms` in the topology's `[limits]`: how long a client may
+/// take to send a request's headers (also bounds idle keep-alive waits for the next request's
+/// first bytes, so a stuck client cannot hold a task forever).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long in-flight requests may run on after the stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves `front` on `listener` until `stop` turns true (or its sender is dropped).
+///
+/// At most `max_connections` of the front's limits are served at once: at the cap the loop stops
+/// accepting, so further connections wait in the kernel's listen backlog (their requests are
+/// answered, late, once a served connection closes) rather than being accepted and dropped.
 pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, mut stop: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(front.limits().max_connections));
     let mut conns = JoinSet::new();
     // Numbers client connections; the router sends one connection's requests to one node.
     let mut connection = 0usize;
@@ -39,11 +51,22 @@ pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, mut stop: watch:
         if *stop.borrow() {
             break;
         }
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => {
+                permit.expect("invariant: the connection semaphore is never closed")
+            }
+            changed = stop.changed() => { if changed.is_err() { break } continue }
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
                     connection = connection.wrapping_add(1);
-                    conns.spawn(serve_connection(stream, remote, connection, front.clone(), stop.clone()));
+                    let conn = serve_connection(stream, remote, connection, front.clone(), stop.clone());
+                    conns.spawn(async move {
+                        conn.await;
+                        drop(permit);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little instead of spinning.
@@ -66,7 +89,8 @@ pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, mut stop: watch:
     }
 }
 
-/// Serves one connection until the client closes it or the stop signal arrives.
+/// Serves one connection until the client closes it, the stop signal arrives, or no byte has
+/// moved on it for the idle timeout.
 async fn serve_connection(
     stream: TcpStream,
     remote: SocketAddr,
@@ -76,6 +100,8 @@ async fn serve_connection(
 ) {
     // Small responses must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
+    let limits = front.limits().clone();
+    let (io, activity) = ActivityIo::new(stream);
     let stopping = stop.clone();
     let service = service_fn(move |req| {
         let front = front.clone();
@@ -93,10 +119,11 @@ async fn serve_connection(
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
         .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
+    let idle = Duration::from_millis(limits.idle_timeout_ms);
     tokio::select! {
         r = conn.as_mut() => {
             if let Err(e) = r {
@@ -104,8 +131,12 @@ async fn serve_connection(
             }
             return;
         }
+        _ = activity.idle_for(idle) => {
+            tracing::debug!(peer = %remote, "aws connection closed: idle");
+            return;
+        }
         _ = stop.changed() => {}
     }
     conn.as_mut().graceful_shutdown();
-    let _ = conn.await;
+    let _ = tokio::time::timeout(idle, conn).await;
 }
