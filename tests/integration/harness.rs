@@ -26,8 +26,14 @@ pub fn kmsim_exe() -> PathBuf {
 
 /// Runs `kmsim <args>` and returns stdout; panics with its output if it fails.
 pub fn kmsim(args: &[&str]) -> String {
+    kmsim_env(args, &[])
+}
+
+/// [`kmsim`] with extra environment variables (which the nodes it starts inherit).
+pub fn kmsim_env(args: &[&str], env: &[(&str, &str)]) -> String {
     let out = Command::new(kmsim_exe())
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("run kmsim");
     assert!(
@@ -52,6 +58,11 @@ impl Cluster {
     /// Starts `nodes` nodes in each of `regions`, with test hooks, on free ports (gRPC, every
     /// node's AWS endpoint and the gateway).
     pub fn start(regions: &[&str], nodes: usize) -> Cluster {
+        Cluster::start_with_env(regions, nodes, &[])
+    }
+
+    /// [`Cluster::start`] with extra environment variables for every process (e.g. `KMSIM_LOG`).
+    pub fn start_with_env(regions: &[&str], nodes: usize, env: &[(&str, &str)]) -> Cluster {
         let tmp = tempfile::Builder::new()
             .prefix("kmsim-test-")
             .tempdir()
@@ -60,23 +71,26 @@ impl Cluster {
         let data_s = data.to_string_lossy().into_owned();
         let regions_s = regions.join(",");
         let nodes_s = nodes.to_string();
-        kmsim(&[
-            "up",
-            "--data-dir",
-            &data_s,
-            "--regions",
-            &regions_s,
-            "--nodes",
-            &nodes_s,
-            "--base-port",
-            "0",
-            "--aws-port",
-            "0",
-            "--detach",
-            "--test-hooks",
-            "--timeout",
-            "60",
-        ]);
+        kmsim_env(
+            &[
+                "up",
+                "--data-dir",
+                &data_s,
+                "--regions",
+                &regions_s,
+                "--nodes",
+                &nodes_s,
+                "--base-port",
+                "0",
+                "--aws-port",
+                "0",
+                "--detach",
+                "--test-hooks",
+                "--timeout",
+                "60",
+            ],
+            env,
+        );
         Cluster {
             _tmp: tmp,
             dir: ClusterDir::new(data),

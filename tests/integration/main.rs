@@ -24,6 +24,8 @@ mod t42_aws_sdk_key_types;
 mod t45_bench;
 mod t50_faults;
 mod t60_security;
+mod t61_limits;
+mod t62_secrets;
 mod t70_multi_region;
 mod t71_multi_region_faults;
 mod t72_multi_region_lifecycle;

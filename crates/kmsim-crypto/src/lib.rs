@@ -46,6 +46,8 @@ mod key_material;
 mod mac;
 mod public_key;
 mod random;
+#[cfg(test)]
+mod redaction_tests;
 mod rsa_padding;
 mod secret;
 mod spec;

@@ -12,9 +12,22 @@ use super::SyncIdentity;
 use crate::entropy::Entropy;
 
 /// Key material versions in transit (only ever inside a seal), in plaintext while in memory:
-/// wiped when dropped.
-#[derive(Debug, Default, Serialize, serde::Deserialize)]
+/// wiped when dropped, and never printed (`Debug` shows the versions and lengths only).
+#[derive(Default, Serialize, serde::Deserialize)]
 pub struct Bundle(pub Vec<(u32, Vec<u8>)>);
+
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut list = f.debug_list();
+        for (version, material) in &self.0 {
+            list.entry(&format_args!(
+                "({version}, <{} bytes redacted>)",
+                material.len()
+            ));
+        }
+        list.finish()
+    }
+}
 
 impl Drop for Bundle {
     fn drop(&mut self) {
@@ -119,4 +132,42 @@ pub fn open<T: DeserializeOwned>(
         secret,
         sender_public: cert.public_key_der,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bundle_prints_versions_and_lengths_never_the_material() {
+        let material: Vec<u8> = (0u8..32)
+            .map(|i| i.wrapping_mul(37).wrapping_add(11))
+            .collect();
+        let bundle = Bundle(vec![
+            (1, material.clone()),
+            (2, b"plain-secret-material".to_vec()),
+        ]);
+        for text in [format!("{bundle:?}"), format!("{bundle:#?}")] {
+            assert!(text.contains("32 bytes redacted"), "{text}");
+            for secret in [
+                material.clone(),
+                hex::encode(&material).into_bytes(),
+                format!("{material:?}").into_bytes(),
+                // Any run of 4 of the decimal bytes, as a derived `Debug` would list them.
+                format!("{:?}", &material[4..8])
+                    .trim_matches(['[', ']'])
+                    .as_bytes()
+                    .to_vec(),
+                b"plain-secret-material".to_vec(),
+            ] {
+                assert!(
+                    !text
+                        .as_bytes()
+                        .windows(secret.len())
+                        .any(|w| w == &secret[..]),
+                    "{text} leaks material"
+                );
+            }
+        }
+    }
 }

@@ -106,7 +106,7 @@ struct GlobalArgs {
     output: OutputFormat,
     /// Write the response member MEMBER (a blob, e.g. Plaintext or CiphertextBlob) decoded to
     /// PATH (- for standard output, then nothing else is printed there) and leave it out of
-    /// the printed response; repeatable.
+    /// the printed response; repeatable. A file it creates is readable by its owner only (0600).
     #[arg(long, global = true, value_name = "MEMBER:PATH", value_parser = params::output_blob)]
     output_blob: Vec<OutputBlob>,
     /// Print only the first page of a list-* operation (list-keys, list-grants, …) instead of

@@ -39,11 +39,25 @@ pub fn write_blobs(response: &mut Value, blobs: &[OutputBlob]) -> anyhow::Result
             crate::stdout::write_bytes(&bytes);
             to_stdout = true;
         } else {
-            std::fs::write(&b.path, &bytes)
+            write_owner_only(&b.path, &bytes)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", b.path))?;
         }
     }
     Ok(to_stdout)
+}
+
+/// Writes a blob to a file only its owner can read (0600 when the file is created): a blob may
+/// be a plaintext or a private key.
+fn write_owner_only(path: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(bytes)
 }
 
 /// Renders `response` in `format`; empty for a response without members, as the AWS CLI.
