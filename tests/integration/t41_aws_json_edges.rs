@@ -625,7 +625,7 @@ impl RawConn {
 }
 
 /// The request line and headers of `req` (its URI's path and query), plus `extra`.
-fn head_bytes(req: &Request<Full<Bytes>>, extra: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn head_bytes(req: &Request<Full<Bytes>>, extra: &[(&str, &str)]) -> Vec<u8> {
     let target = req
         .uri()
         .path_and_query()

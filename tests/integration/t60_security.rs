@@ -10,7 +10,7 @@ use crate::t10_basics::create_key;
 
 const R: &str = "us-east-1";
 
-fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+pub(crate) fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         if p.is_dir() {

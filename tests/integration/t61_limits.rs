@@ -6,32 +6,18 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use kmsim_node::config::EndpointLimits;
 use kmsim_proto::kms::v1 as pb;
 
-use crate::harness::{ok, wait_for, Cluster};
+use crate::harness::{wait_for, Cluster};
+use crate::t10_basics::create_key;
+use crate::t41_aws_json_edges::head_bytes;
 
 const R: &str = "us-east-1";
-
-/// The request line and headers of `req`, with `extra` headers after them.
-fn head_bytes(req: &Request<Full<Bytes>>, extra: &[(&str, &str)]) -> Vec<u8> {
-    let mut head = format!("{} / HTTP/1.1\r\n", req.method()).into_bytes();
-    for (name, value) in req.headers() {
-        head.extend_from_slice(format!("{name}: ").as_bytes());
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
-    }
-    for (name, value) in extra {
-        head.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-    }
-    head.extend_from_slice(b"\r\n");
-    head
-}
 
 /// A slow client: connects, sends `first`, then one byte of `trickle` every 250 ms, and reports
 /// whether the server closed the connection within `bound`.
@@ -172,14 +158,7 @@ async fn a_flood_of_rsa_4096_key_pairs_changes_no_leader() {
         t.raft.election_timeout_max_ms = 3000;
     });
     let leader = c.leader(R).await;
-    let key = ok(c
-        .kms(R, leader)
-        .create_key(pb::CreateKeyRequest::default())
-        .await)
-    .key_metadata
-    .unwrap()
-    .key_id
-    .unwrap();
+    let key = create_key(&c, leader, "flood").await.key_id.unwrap();
     c.settle(R).await;
     let before = c.status(R, leader).await.unwrap();
     assert_eq!(before.leader_id, Some(leader));

@@ -14,20 +14,11 @@ use kmsim_sim::cluster::ClusterDir;
 
 use crate::harness::{ok, Cluster};
 use crate::openssl::Openssl;
+use crate::t10_basics::create_key;
+use crate::t60_security::files_under;
 
 const R: &str = "us-east-1";
 const R2: &str = "eu-west-1";
-
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            files_under(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
 
 #[cfg(unix)]
 fn mode(p: &Path) -> u32 {
@@ -90,17 +81,7 @@ async fn a_cluster_logging_at_trace_writes_no_plaintext_or_material_anywhere() {
     let mut secrets: Vec<(&str, Vec<u8>)> = Vec::new();
 
     let plaintext = b"kmsim trace scan: the plaintext nobody may log 0xC0FFEE".to_vec();
-    let key = ok(c
-        .kms(R, leader)
-        .create_key(pb::CreateKeyRequest::default())
-        .await)
-    .key_metadata
-    .unwrap()
-    .key_id
-    .unwrap();
-    for n in c.ids(R) {
-        c.wait_sees(R, n, &key).await;
-    }
+    let key = create_key(&c, leader, "trace scan").await.key_id.unwrap();
     let material = ok(c
         .admin(R, leader)
         .debug_key_material(DebugKeyMaterialRequest {
