@@ -754,6 +754,22 @@ async fn one_connection_gets_every_answer_or_an_announced_close() {
         assert!(a.closes(), "{url}: 413 without Connection: close: {a:?}");
         conn.closed_by_server().await;
 
+        // An unauthenticated request with a large declared body: refused from its head alone
+        // (the body never comes, and the answer does not wait for it), with the close
+        // announced, since the body is left unread.
+        let mut conn = RawConn::connect(client.authority()).await;
+        let req = client.unsigned("CreateKey", Bytes::new());
+        let large = (MAX_BODY / 2).to_string();
+        conn.write(&head_bytes(&req, &[("content-length", &large)]))
+            .await;
+        let a = conn.read_answer().await.expect("an answer");
+        assert_eq!(
+            (a.status, a.code().as_str()),
+            (400, "MissingAuthenticationTokenException")
+        );
+        assert!(a.closes(), "{url}: {a:?}");
+        conn.closed_by_server().await;
+
         // A new connection works, and nothing was created.
         let mut conn = RawConn::connect(client.authority()).await;
         let a = conn.exchange(list(), b"{}").await;
