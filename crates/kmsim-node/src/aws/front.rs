@@ -96,6 +96,9 @@ impl AwsFront {
             // still read to its end, so that the connection can serve the next request. A larger
             // one is left unread (and the connection closed): an unauthenticated client cannot
             // make the endpoint read a large body.
+            Err(e) if declared_length(&parts).is_some_and(|n| n > REFUSED_BODY_BYTES as u64) => {
+                (Err(e), false)
+            }
             Err(e) => (
                 Err(e),
                 self.read_body(body, REFUSED_BODY_BYTES).await.is_ok(),
@@ -246,15 +249,19 @@ pub fn check_envelope(parts: &Parts) -> Result<(), FrontError> {
             .unwrap_or("/");
         return Err(FrontError::not_post_root(parts.method.as_str(), pq));
     }
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    if declared_length(parts).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(FrontError::too_large());
     }
     Ok(())
+}
+
+/// The body length the request declares (`Content-Length`), if it does.
+fn declared_length(parts: &Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 /// `Content-Type` must be `application/x-amz-json-1.1` (any case, parameters allowed).
