@@ -196,6 +196,7 @@ impl AdminService for AdminServiceImpl {
             return Ok(Response::new(pb::ListAuditEventsResponse {
                 events,
                 lost_calls: log.lost(),
+                dropped_events: log.dropped(),
             }));
         }
         let key = if req.key_id.is_empty() {
@@ -239,6 +240,7 @@ impl AdminService for AdminServiceImpl {
         Ok(Response::new(pb::ListAuditEventsResponse {
             events,
             lost_calls: 0,
+            dropped_events: self.api.read(|s| s.audit_dropped()),
         }))
     }
 

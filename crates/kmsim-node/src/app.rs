@@ -20,10 +20,11 @@ pub struct KmsApp {
 }
 
 impl KmsApp {
-    /// An empty Region state for `scope`, driving `clock`.
-    pub fn new(scope: Scope, clock: SimClock) -> KmsApp {
+    /// An empty Region state for `scope`, driving `clock`, whose audit log keeps
+    /// `audit_retention` events.
+    pub fn new(scope: Scope, clock: SimClock, audit_retention: usize) -> KmsApp {
         KmsApp {
-            state: KmsState::new(scope),
+            state: KmsState::new(scope).with_audit_retention(audit_retention),
             clock,
             wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             last_command_index: 0,

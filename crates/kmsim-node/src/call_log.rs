@@ -2,17 +2,26 @@
 //! Region's replicated log does not hold — cryptographic calls, management reads, writes
 //! without a Region record, and every refused or failed call (`errorCode`, `errorMessage`).
 //!
-//! Recording is off the request path: a call pushes its facts into a bounded channel (a full
-//! channel makes the caller wait: backpressure, never a silent drop) and returns; one writer
-//! thread takes everything queued (up to [`BATCH`] records), builds the records, appends them
-//! to the current segment file and syncs it once per batch. A query first waits until every
+//! Recording is off the request path: a call hands its facts (caller, time, the
+//! `requestParameters` text built without secrets, the key, the error) to a bounded channel
+//! and returns; one writer thread takes everything queued (up to [`BATCH`] records), appends
+//! one compact line per call to the current segment file with one write, and syncs once per
+//! batch. The whole CloudTrail record is built only when it is read ([`CallLog::list`]): the
+//! facts are stored, the record is a view of them, so neither the request path nor the writer
+//! formats records.
+//!
+//! A full channel (the writer behind by [`QUEUE`] calls: a stalled disk) makes the caller wait
+//! up to [`FULL_WAIT`] for room; a call that still finds no room is counted as lost (reported
+//! by every query, [`CallLog::lost`], and logged), never dropped silently, so a stuck disk slows
+//! answers by at most that much instead of stopping the node. A query first waits until every
 //! call queued before it is on disk, so a caller reads its own calls.
 //!
-//! Storage: `<node data dir>/audit-log/<first seq, 20 digits>.log`, one line per record:
-//! `seq \t time_ms \t eventName \t keyId \t JSON`. Retention: the node keeps at least its
-//! newest `retention_events` records; whole segments (of `retention_events / 8` records, at
-//! least 1,000, plus the rest of the batch that filled them) are deleted oldest first once the
-//! rest still hold that many.
+//! Storage: `<node data dir>/audit-log/<first seq, 20 digits>.log`, one line per call:
+//! `seq \t time_ms \t eventName \t keyId \t facts` (facts: a JSON array, see [`Facts`]).
+//! Retention: the node keeps at least its newest `retention_events` records; whole segments (of
+//! `retention_events / 8` records, at least 1,000, plus the rest of the batch that filled them)
+//! are deleted oldest first once the rest still hold that many. Each deletion is logged, and
+//! every query reports how many records retention has dropped so far.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -21,8 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use kmsim_core::audit::{call_record, node_event_id, ApiCall, CallError};
+use kmsim_core::audit::{call_record, node_event_id, push_json_str, ApiCall, CallError};
 use kmsim_core::ids::Scope;
+use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 /// The most records written with one sync.
@@ -31,7 +41,9 @@ pub const BATCH: usize = 4_096;
 /// writes and syncs (the cost of recording is mostly per batch under load).
 const GATHER: Duration = Duration::from_millis(50);
 /// Calls that may wait in the channel before callers wait for the writer.
-const QUEUE: usize = 16_384;
+pub const QUEUE: usize = 16_384;
+/// How long a call waits for room in a full channel before it is counted as lost.
+pub const FULL_WAIT: Duration = Duration::from_secs(1);
 
 /// One call to record, as the request path saw it.
 #[derive(Debug, Clone)]
@@ -105,8 +117,11 @@ struct Shared {
     /// Calls the writer has finished with (written or lost), and its wake-up.
     done: Mutex<u64>,
     done_cv: Condvar,
-    /// Calls that could not be written (I/O error), reported by every query.
+    /// Calls that could not be written (I/O error, full channel), reported by every query.
     lost: AtomicU64,
+    /// Whose log this is (the records' Region, account and `eventID`s).
+    scope: Scope,
+    node_id: u64,
 }
 
 /// The node's call log.
@@ -169,12 +184,12 @@ impl CallLog {
             done: Mutex::new(0),
             done_cv: Condvar::new(),
             lost: AtomicU64::new(0),
+            scope,
+            node_id,
         });
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = Writer {
             shared: shared.clone(),
-            scope,
-            node_id,
             retention: retention_events.max(1),
             segment_events: (retention_events / 8).max(1_000),
         };
@@ -184,14 +199,44 @@ impl CallLog {
         Ok(CallLog { tx, shared })
     }
 
-    /// Queues a call; waits only while the queue is full.
+    /// Queues a call. While the queue is full it waits up to [`FULL_WAIT`]; then the call is
+    /// counted as lost (and logged) instead.
     pub async fn record(&self, call: PendingCall) {
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
-        if self.tx.send(call).await.is_err() {
-            // The writer is gone (the node is stopping): the call is counted, not hidden.
-            self.shared.lost.fetch_add(1, Ordering::SeqCst);
-            self.finish(1);
+        let call = match self.tx.try_send(call) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(call)) => call,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                // The writer is gone (the node is stopping): the call is counted, not hidden.
+                self.lose(1, "the call log is closed");
+                return;
+            }
+        };
+        match self.tx.send_timeout(call, FULL_WAIT).await {
+            Ok(()) => {}
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                self.lose(1, "the call log's queue stayed full")
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => self.lose(1, "the call log is closed"),
         }
+    }
+
+    fn lose(&self, n: u64, why: &str) {
+        let before = self.shared.lost.fetch_add(n, Ordering::SeqCst);
+        // Logged at the first loss and then once per 1,000, not once per call.
+        if before.is_multiple_of(1_000) {
+            tracing::warn!(lost = before + n, why, "calls answered but not recorded");
+        }
+        self.finish(n);
+    }
+
+    /// Records retention has deleted so far (the first position still held).
+    pub fn dropped(&self) -> u64 {
+        self.shared
+            .segments
+            .lock()
+            .map(|s| s.firsts.first().copied().unwrap_or(s.next))
+            .unwrap_or(0)
     }
 
     fn finish(&self, n: u64) {
@@ -271,12 +316,16 @@ fn read_records(
             if filter.after.is_some_and(|a| seq <= a) || !filter.matches(t, name, key) {
                 continue;
             }
+            let Some(json) = render(shared, seq, t, name, json) else {
+                tracing::warn!(seq, "skipping an unreadable call log line");
+                continue;
+            };
             out.push(LoggedCall {
                 seq,
                 time_ms: t,
                 event_name: name.to_string(),
                 key_id: key.to_string(),
-                json: json.to_string(),
+                json,
             });
             if out.len() >= limit {
                 return Ok(out);
@@ -286,10 +335,109 @@ fn read_records(
     Ok(out)
 }
 
+/// The stored facts of one call (the line's last field), a JSON array in this order.
+#[derive(serde::Deserialize)]
+struct Facts<'a>(
+    /// `requestID`
+    String,
+    /// The caller's principal ARN.
+    String,
+    /// `accessKeyId`
+    Option<String>,
+    /// `sourceIPAddress`
+    Option<String>,
+    /// `userAgent`
+    Option<String>,
+    /// The key's ARN (`resources`).
+    Option<String>,
+    /// `readOnly`
+    bool,
+    /// `errorCode`
+    Option<String>,
+    /// `errorMessage`
+    Option<String>,
+    /// `requestParameters`
+    #[serde(borrow)]
+    Option<&'a RawValue>,
+    /// `responseElements`
+    #[serde(borrow)]
+    Option<&'a RawValue>,
+);
+
+/// Appends the facts of `p` (see [`Facts`]) to `out`.
+fn push_facts(out: &mut String, p: &PendingCall) {
+    fn opt(out: &mut String, v: Option<&str>) {
+        match v {
+            Some(v) => push_json_str(out, v),
+            None => out.push_str("null"),
+        }
+    }
+    fn raw(out: &mut String, v: Option<&str>) {
+        out.push_str(v.filter(|v| !v.is_empty()).unwrap_or("null"));
+    }
+    let c = &p.call;
+    out.push('[');
+    push_json_str(out, &c.request_id);
+    out.push(',');
+    push_json_str(out, &c.principal_arn);
+    out.push(',');
+    opt(out, c.access_key_id.as_deref());
+    out.push(',');
+    opt(out, c.source_ip.as_deref());
+    out.push(',');
+    opt(out, c.user_agent.as_deref());
+    out.push(',');
+    opt(out, p.key_arn.as_deref());
+    out.push_str(if p.read_only { ",true," } else { ",false," });
+    opt(out, p.error.as_ref().map(|e| e.code.as_str()));
+    out.push(',');
+    opt(out, p.error.as_ref().map(|e| e.message.as_str()));
+    out.push(',');
+    raw(out, Some(&c.request_parameters));
+    out.push(',');
+    raw(out, c.response_elements.as_deref());
+    out.push(']');
+}
+
+/// The CloudTrail record of a stored call.
+fn render(
+    shared: &Shared,
+    seq: u64,
+    time_ms: i64,
+    event_name: &str,
+    facts: &str,
+) -> Option<String> {
+    let f: Facts<'_> = serde_json::from_str(facts).ok()?;
+    let call = ApiCall {
+        event_name: event_name.to_string(),
+        time_ms,
+        request_id: f.0,
+        principal_arn: f.1,
+        access_key_id: f.2,
+        source_ip: f.3,
+        user_agent: f.4,
+        request_parameters: f.9.map(|r| r.get().to_string()).unwrap_or_default(),
+        response_elements: f.10.map(|r| r.get().to_string()),
+    };
+    let error = match (f.7, f.8) {
+        (Some(code), message) => Some(CallError {
+            code,
+            message: message.unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    Some(call_record(
+        &shared.scope,
+        &node_event_id(&shared.scope, shared.node_id, seq),
+        &call,
+        f.5.as_deref(),
+        f.6,
+        error.as_ref(),
+    ))
+}
+
 struct Writer {
     shared: Arc<Shared>,
-    scope: Scope,
-    node_id: u64,
     retention: u64,
     segment_events: u64,
 }
@@ -324,25 +472,21 @@ impl Writer {
             .segments
             .lock()
             .map_err(|_| std::io::Error::other("call log lock poisoned"))?;
-        let mut buf = String::with_capacity(batch.len() * 1024);
+        let mut buf = String::with_capacity(batch.len() * 384);
         let mut seq = segs.next;
         for p in batch {
-            let record = call_record(
-                &self.scope,
-                &node_event_id(&self.scope, self.node_id, seq),
-                &p.call,
-                p.key_arn.as_deref(),
-                None,
-                p.read_only,
-                p.error.as_ref(),
-            );
-            // Tabs and newlines never occur in these fields (JSON escapes them).
-            buf.push_str(&format!(
-                "{seq}\t{}\t{}\t{}\t{record}\n",
+            // Tabs and newlines never occur in these fields: the event name and key ID are
+            // AWS names and key IDs, the facts are JSON (which escapes them).
+            use std::fmt::Write as _;
+            let _ = write!(
+                buf,
+                "{seq}\t{}\t{}\t{}\t",
                 p.call.time_ms,
                 p.call.event_name,
                 p.key_id.as_deref().unwrap_or_default()
-            ));
+            );
+            push_facts(&mut buf, p);
+            buf.push('\n');
             seq += 1;
         }
         let start_new = match segs.firsts.last() {
@@ -372,8 +516,17 @@ impl Writer {
         // Retention: drop the oldest segment while the others keep `retention` records.
         while segs.firsts.len() > 1 && segs.next - segs.firsts[1] >= self.retention {
             let old = segs.firsts.remove(0);
-            if let Err(e) = fs::remove_file(segment_path(&self.shared.dir, old)) {
-                tracing::warn!(error = %e, segment = old, "cannot delete an expired call log segment");
+            match fs::remove_file(segment_path(&self.shared.dir, old)) {
+                Ok(()) => tracing::info!(
+                    dropped = segs.firsts[0],
+                    retention_events = self.retention,
+                    "call log retention: deleted the oldest segment"
+                ),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    segment = old,
+                    "cannot delete an expired call log segment"
+                ),
             }
         }
         Ok(())
@@ -404,6 +557,7 @@ mod tests {
                 source_ip: None,
                 user_agent: None,
                 request_parameters: r#"{"keyId":"k"}"#.into(),
+                response_elements: None,
             },
             key_id: Some("k".into()),
             key_arn: Some("arn:k".into()),

@@ -153,7 +153,7 @@ fn default_idle_timeout() -> u64 {
     60_000
 }
 
-/// The `[audit]` table: retention of every node's call log.
+/// The `[audit]` table: retention of the Region's replicated log and of every node's call log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditSettings {
@@ -161,6 +161,12 @@ pub struct AuditSettings {
     /// whole segments (default 200000, about 200 MB of disk per node).
     #[serde(default = "default_retention_events")]
     pub retention_events: u64,
+    /// The Region's replicated log keeps its newest this many events (default 10000): it is
+    /// part of the Raft state, held in memory on every node and copied in every snapshot, so
+    /// keep it small. Must be the same for every node of a Region (it is: every node reads the
+    /// same topology).
+    #[serde(default = "default_region_retention_events")]
+    pub region_retention_events: usize,
     /// Whether nodes keep call logs at all (default true). `false` leaves only the Region's
     /// replicated log; it exists to measure what recording calls costs.
     #[serde(default = "default_true")]
@@ -171,6 +177,7 @@ impl Default for AuditSettings {
     fn default() -> Self {
         AuditSettings {
             retention_events: default_retention_events(),
+            region_retention_events: default_region_retention_events(),
             record_calls: true,
         }
     }
@@ -182,6 +189,10 @@ fn default_true() -> bool {
 
 fn default_retention_events() -> u64 {
     200_000
+}
+
+fn default_region_retention_events() -> usize {
+    kmsim_core::audit::DEFAULT_REGION_RETENTION
 }
 
 /// Synchronizer timing, in milliseconds.

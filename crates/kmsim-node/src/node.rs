@@ -107,7 +107,11 @@ pub async fn run_node_with_key<E: KvEngine>(
         .map_err(|e| NodeError::Config(e.to_string()))?;
 
     let clock = SimClock::new();
-    let app = Arc::new(RwLock::new(KmsApp::new(scope.clone(), clock.clone())));
+    let app = Arc::new(RwLock::new(KmsApp::new(
+        scope.clone(),
+        clock.clone(),
+        topology.audit.region_retention_events,
+    )));
     let (log_store, state_machine) =
         open_stores(engine, app.clone()).map_err(|e| NodeError::Store(e.to_string()))?;
 

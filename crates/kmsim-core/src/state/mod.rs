@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{AuditRecord, MAX_AUDIT_EVENTS};
+use crate::audit::{AuditRecord, DEFAULT_REGION_RETENTION};
 use crate::error::KmsError;
 use crate::grant::GrantRecord;
 use crate::ids::{AliasName, KeyId, KeyRef, Scope};
@@ -85,8 +85,11 @@ pub struct KmsState {
     grants: BTreeMap<(KeyId, String), GrantRecord>,
     /// Notices to other Regions, not yet delivered.
     outbox: BTreeMap<u64, Notice>,
-    /// The Region's management audit events, oldest first, at most [`MAX_AUDIT_EVENTS`].
+    /// The Region's management audit events, oldest first, at most `audit_retention`.
     audit: BTreeMap<u64, AuditRecord>,
+    /// How many audit events the Region keeps (`[audit] region_retention_events`; the same on
+    /// every node, since every node reads the same topology).
+    audit_retention: usize,
     counters: Counters,
     clock_offset_ms: i64,
 }
@@ -101,9 +104,23 @@ impl KmsState {
             grants: BTreeMap::new(),
             outbox: BTreeMap::new(),
             audit: BTreeMap::new(),
+            audit_retention: DEFAULT_REGION_RETENTION,
             counters: Counters::default(),
             clock_offset_ms: 0,
         }
+    }
+
+    /// Sets how many audit events the Region keeps (at least 1). Applies from the next event
+    /// recorded, which also drops any excess.
+    pub fn with_audit_retention(mut self, events: usize) -> KmsState {
+        self.audit_retention = events.max(1);
+        self
+    }
+
+    /// How many audit events retention has dropped from the Region's log so far (all events
+    /// ever recorded minus those still held).
+    pub fn audit_dropped(&self) -> u64 {
+        self.counters.next_audit - self.audit.len() as u64
     }
 
     /// The Region, partition and account this state belongs to.
@@ -294,8 +311,6 @@ impl KmsState {
         });
     }
 
-    /// Appends an audit event built by `build` from its position, dropping the oldest beyond
-    /// [`MAX_AUDIT_EVENTS`].
     /// Records a service event (`AwsServiceEvent`) about `key_id`, whose resource is `key_arn`
     /// (this Region's key ARN, or the primary's for a synchronization).
     pub(crate) fn record_service_event(
@@ -326,6 +341,8 @@ impl KmsState {
         );
     }
 
+    /// Appends an audit event built by `build` from its position, dropping the oldest beyond
+    /// the retention.
     pub(crate) fn record_event(
         &mut self,
         time_ms: i64,
@@ -349,7 +366,7 @@ impl KmsState {
             value: encode(&rec),
         });
         self.audit.insert(seq, rec);
-        while self.audit.len() > MAX_AUDIT_EVENTS {
+        while self.audit.len() > self.audit_retention {
             if let Some((old, _)) = self.audit.pop_first() {
                 changes.push(RecordChange::Delete {
                     key: seq_record_key(AUDIT_PREFIX, old),

@@ -95,6 +95,35 @@ fn mrk_of<'a>(k: &'a KeyRecord, arn: &str) -> Result<&'a MultiRegion, KmsError> 
         .ok_or_else(|| KmsError::UnsupportedOperation(format!("{arn} is not a multi-Region key.")))
 }
 
+/// CloudTrail's `responseElements` of ScheduleKeyDeletion (`keyId` as an ARN, `keyState`,
+/// `deletionDate` when the key is PendingDeletion, `pendingWindowInDays`) and of
+/// CancelKeyDeletion (`keyId`), from the key as the command left it.
+fn deletion_response(event_name: &str, arn: &str, k: &KeyRecord) -> Option<String> {
+    let mut out = String::from("{\"keyId\":");
+    crate::audit::push_json_str(&mut out, arn);
+    match event_name {
+        "CancelKeyDeletion" => {}
+        "ScheduleKeyDeletion" => {
+            out.push_str(",\"keyState\":");
+            crate::audit::push_json_str(&mut out, k.regional.state.as_str());
+            if let Some(ms) = k
+                .regional
+                .deletion_ms
+                .filter(|_| k.regional.state == KeyState::PendingDeletion)
+            {
+                out.push_str(",\"deletionDate\":");
+                crate::audit::push_json_str(&mut out, &crate::audit::cloudtrail_date(ms));
+            }
+            if let Some(days) = k.regional.pending_window_days {
+                out.push_str(&format!(",\"pendingWindowInDays\":{days}"));
+            }
+        }
+        _ => return None,
+    }
+    out.push('}');
+    Some(out)
+}
+
 impl KmsState {
     pub(super) fn audited(
         &mut self,
@@ -105,11 +134,24 @@ impl KmsState {
         let out = self.apply_inner(cmd, changes)?;
         let key_arn = cmd.key_id().map(|k| self.scope.key_arn(k));
         let scope = self.scope.clone();
+        // The responses that depend on the state the command left (a deletion's date and
+        // state) are built here, from the applied key; the proposing node supplies the others.
+        let with_response;
+        let call = match (&call.response_elements, &out, key_arn.as_deref()) {
+            (None, CommandOutput::Key(k), Some(arn)) => {
+                with_response = ApiCall {
+                    response_elements: deletion_response(&call.event_name, arn, k),
+                    ..call.clone()
+                };
+                &with_response
+            }
+            _ => call,
+        };
         self.record_event(
             call.time_ms,
             &call.event_name,
             cmd.key_id(),
-            |seq| api_record(&scope, seq, call, key_arn.as_deref(), None),
+            |seq| api_record(&scope, seq, call, key_arn.as_deref()),
             changes,
         );
         Ok(out)

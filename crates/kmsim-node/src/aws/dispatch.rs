@@ -69,6 +69,22 @@ fn operation_name(target: Option<&[u8]>) -> Result<&str, KmsError> {
         .ok_or_else(|| unknown_operation(Some(&String::from_utf8_lossy(target))))
 }
 
+/// The `eventName` of a request refused before it reached an operation: the operation its
+/// `X-Amz-Target` names, when that is a plain name (up to 64 letters and digits), else
+/// `UnknownOperation`.
+pub fn event_name(target: Option<&[u8]>) -> String {
+    match operation_name(target) {
+        Ok(name)
+            if !name.is_empty()
+                && name.len() <= 64
+                && name.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            name.to_string()
+        }
+        _ => "UnknownOperation".to_string(),
+    }
+}
+
 fn unknown_operation(target: Option<&str>) -> KmsError {
     KmsError::UnknownOperation(match target {
         None => "Missing X-Amz-Target header: expected TrentService.<Operation>".to_string(),
@@ -137,6 +153,18 @@ mod tests {
             "UnknownOperationException"
         );
         assert!(OPERATIONS.contains(&"Encrypt") && OPERATIONS.contains(&"CancelKeyDeletion"));
+        // The eventName a refused request is audited under.
+        assert_eq!(event_name(Some(b"TrentService.Encrypt")), "Encrypt");
+        assert_eq!(event_name(Some(b"TrentService.Nope")), "Nope");
+        for bad in [
+            &b"TrentService.a\tb"[..],
+            b"ListKeys",
+            b"TrentService.",
+            b"\xff",
+        ] {
+            assert_eq!(event_name(Some(bad)), "UnknownOperation");
+        }
+        assert_eq!(event_name(None), "UnknownOperation");
     }
 
     #[test]

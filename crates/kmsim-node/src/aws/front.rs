@@ -178,7 +178,7 @@ impl AwsFront {
                     .local
                     .as_ref()
                     .ok_or_else(|| KmsError::Internal("no local Region in this process".into()))?;
-                let (caller, request) = self.decode_local(parts, &body, auth)?;
+                let caller = self.verify_local(parts, &body, auth)?;
                 let ctx = RequestContext::aws_json(
                     request_id.to_string(),
                     caller.principal_arn,
@@ -189,6 +189,18 @@ impl AwsFront {
                         .get(header::USER_AGENT)
                         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
                 );
+                let request = match decode_verified(parts, &body) {
+                    Ok(request) => request,
+                    Err(e) => {
+                        // Refused before any operation, from an authenticated caller: audited
+                        // like any failed call (unauthenticated refusals are not; see
+                        // docs/AWS-BEHAVIOUR.md §9).
+                        let target = parts.headers.get("x-amz-target").map(|v| v.as_bytes());
+                        api.record_refused(&ctx, &dispatch::event_name(target), &e.error)
+                            .await;
+                        return Err(e);
+                    }
+                };
                 let out = request.call(api, &ctx).await?;
                 Ok(json_response(StatusCode::OK, out, request_id))
             }
@@ -214,12 +226,23 @@ impl AwsFront {
         body: &[u8],
         auth: &Authorization,
     ) -> Result<(Caller, dispatch::Request), FrontError> {
+        let caller = self.verify_local(parts, body, auth)?;
+        Ok((caller, decode_verified(parts, body)?))
+    }
+
+    /// Verifies the signature of a request this process serves: who is calling.
+    pub fn verify_local(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        auth: &Authorization,
+    ) -> Result<Caller, FrontError> {
         let now_ms = self.clock.now_ms();
         let now = Now {
             simulated: now_ms.div_euclid(1000),
             host: (now_ms - self.clock.offset_ms()).div_euclid(1000),
         };
-        let caller = sigv4::verify(
+        Ok(sigv4::verify(
             &self.credentials,
             auth,
             &SignedRequest {
@@ -228,14 +251,18 @@ impl AwsFront {
                 body,
             },
             now,
-        )?;
-        check_content_type(&parts.headers)?;
-        let request = dispatch::Request::decode(
-            parts.headers.get("x-amz-target").map(|v| v.as_bytes()),
-            body,
-        )?;
-        Ok((caller, request))
+        )?)
     }
+}
+
+/// For an authenticated request: checks its `Content-Type`, then decodes the operation and
+/// its input.
+pub fn decode_verified(parts: &Parts, body: &[u8]) -> Result<dispatch::Request, FrontError> {
+    check_content_type(&parts.headers)?;
+    Ok(dispatch::Request::decode(
+        parts.headers.get("x-amz-target").map(|v| v.as_bytes()),
+        body,
+    )?)
 }
 
 /// Only `POST /` with no query string, and a declared length within [`MAX_BODY_BYTES`].

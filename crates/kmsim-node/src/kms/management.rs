@@ -227,8 +227,19 @@ impl KmsApi {
             "origin": origin.as_str(),
             "multiRegion": multi_region,
         });
+        let response = super::trail::key_metadata_elements(
+            "keyMetadata",
+            &key_metadata(&self.scope, &key),
+            &[],
+        );
         let created = self
-            .propose_key(self.audited(ctx, "CreateKey", params, Command::CreateKey { key }))
+            .propose_key(self.audited_with_response(
+                ctx,
+                "CreateKey",
+                params,
+                Some(response),
+                Command::CreateKey { key },
+            ))
             .await?;
         Ok(pb::CreateKeyResponse {
             key_metadata: Some(key_metadata(&self.scope, &created)),

@@ -17,6 +17,7 @@ mod rotation_ops;
 mod signing_ops;
 pub mod specs;
 mod tokens;
+pub mod trail;
 pub mod validate;
 
 use std::sync::{Arc, RwLock};
@@ -25,6 +26,7 @@ use kmsim_core::ids::{KeyRef, RefForms, Scope};
 use kmsim_core::key::KeyRecord;
 use kmsim_core::state::{Command, CommandOutput, KmsState};
 use kmsim_core::KmsError;
+use kmsim_proto::kms::v1 as pb;
 
 use crate::app::KmsApp;
 use crate::clock::SimClock;
@@ -94,61 +96,14 @@ const CRYPTO_OPS: &[&str] = &[
     "DeriveSharedSecret",
 ];
 
-/// Request members never written to an audit record: data, signatures, MACs, key material,
-/// import tokens, attestation documents, grant tokens.
-const SECRET_MEMBERS: &[&str] = &[
-    "Plaintext",
-    "CiphertextBlob",
-    "Message",
-    "Signature",
-    "Mac",
-    "EncryptedKeyMaterial",
-    "ImportToken",
-    "PublicKey",
-    "Recipient",
-    "GrantTokens",
-];
-
-/// lowerCamelCase spelling of an AWS member name, as CloudTrail writes `requestParameters`.
-fn lower_camel(name: &str) -> String {
-    let mut c = name.chars();
-    match c.next() {
-        Some(f) => f.to_ascii_lowercase().to_string() + c.as_str(),
-        None => String::new(),
-    }
-}
-
-/// Recases member names, except inside encryption-context maps (caller data, kept verbatim).
-fn recase(v: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .map(|(k, v)| {
-                    let v = if k.starts_with("EncryptionContext") {
-                        v
-                    } else {
-                        recase(v)
-                    };
-                    (lower_camel(&k), v)
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(recase).collect()),
-        other => other,
-    }
-}
-
-/// CloudTrail `requestParameters` of a request (AWS JSON shape): secret members removed,
-/// the rest lowerCamelCase.
-pub fn request_parameters<Req: serde::Serialize>(req: &Req) -> serde_json::Value {
-    let mut v = serde_json::to_value(req).unwrap_or(serde_json::Value::Null);
-    if let Some(m) = v.as_object_mut() {
-        for secret in SECRET_MEMBERS {
-            m.remove(*secret);
-        }
-    }
-    recase(v)
+/// CloudTrail's `responseElements` of a successful call that the node's call log records:
+/// CreateGrant's `grantId` (never its grant token); every other such call has none.
+fn response_elements(resp: &dyn std::any::Any) -> Option<String> {
+    let grant = resp.downcast_ref::<pb::CreateGrantResponse>()?;
+    let mut out = String::from("{\"grantId\":");
+    kmsim_core::audit::push_json_str(&mut out, grant.grant_id.as_deref()?);
+    out.push('}');
+    Some(out)
 }
 
 /// The operations that change another Region during the request (see [`KmsApi::consistent`]).
@@ -196,11 +151,12 @@ impl KmsApi {
     ) -> Result<Resp, KmsError>
     where
         Req: Clone + serde::Serialize,
-        Resp: serde::Serialize,
+        Resp: 'static,
         F: Fn(Req) -> Fut,
         Fut: std::future::Future<Output = Result<Resp, KmsError>>,
     {
-        let params = self.calls.as_ref().map(|_| request_parameters(&req));
+        // Built before the call consumes the request: only the members CloudTrail records.
+        let params = self.calls.as_ref().map(|_| trail::request_parameters(&req));
         let out = self.consistent_run(op, req, call).await;
         if let Some(params) = params {
             self.record_call(op, ctx, params, &out).await;
@@ -211,39 +167,48 @@ impl KmsApi {
     /// Queues the CloudTrail record of one answered call in this node's call log, unless the
     /// Region's replicated log already recorded it (a successful [`REGION_AUDITED`] call).
     /// The key comes from the request's `KeyId` (or, for Decrypt and ReEncrypt without one,
-    /// from the response); the record itself is built by the log's writer, off the request
-    /// path.
-    async fn record_call<Resp: serde::Serialize>(
+    /// from the response); the writer stores the call's facts, and the whole record is built
+    /// when it is read.
+    async fn record_call<Resp: 'static>(
         &self,
         op: &str,
         ctx: &RequestContext,
-        params: serde_json::Value,
+        params: String,
         out: &Result<Resp, KmsError>,
     ) {
         let Some(log) = &self.calls else { return };
         if out.is_ok() && REGION_AUDITED.contains(&op) {
             return;
         }
-        let named = params
-            .get("keyId")
-            .and_then(|k| k.as_str())
-            .map(str::to_string);
-        let named = match (named, out) {
-            (None, Ok(resp)) if op == "Decrypt" || op == "ReEncrypt" => {
-                let member = if op == "Decrypt" {
-                    "KeyId"
-                } else {
-                    "SourceKeyId"
-                };
-                serde_json::to_value(resp)
-                    .ok()
-                    .and_then(|v| v.get(member).and_then(|k| k.as_str()).map(str::to_string))
-            }
-            (named, _) => named,
+        #[derive(serde::Deserialize)]
+        struct Named {
+            #[serde(rename = "keyId")]
+            key_id: Option<String>,
+        }
+        let named = serde_json::from_str::<Named>(&params)
+            .ok()
+            .and_then(|n| n.key_id);
+        // (A block: the `dyn Any` view must not live across the await below.)
+        let (named, response) = {
+            let resp = out.as_ref().ok().map(|r| r as &dyn std::any::Any);
+            let named = named.or_else(|| {
+                let resp = resp?;
+                match op {
+                    "Decrypt" => resp.downcast_ref::<pb::DecryptResponse>()?.key_id.clone(),
+                    "ReEncrypt" => resp
+                        .downcast_ref::<pb::ReEncryptResponse>()?
+                        .source_key_id
+                        .clone(),
+                    _ => None,
+                }
+            });
+            (named, resp.and_then(response_elements))
         };
         let key = named.and_then(|k| self.resolve(&k, RefForms::KeyOrAlias).ok());
-        let call = crate::call_log::PendingCall {
-            call: self.api_call(ctx, op, &params),
+        let mut call = self.api_call(ctx, op, params);
+        call.response_elements = response;
+        log.record(crate::call_log::PendingCall {
+            call,
             key_id: key.as_ref().map(|k| k.key_id.to_string()),
             key_arn: key.as_ref().map(|k| self.arn(k)),
             read_only: is_management_read(op) || CRYPTO_OPS.contains(&op),
@@ -251,8 +216,27 @@ impl KmsApi {
                 code: e.code().to_string(),
                 message: e.message().to_string(),
             }),
-        };
-        log.record(call).await;
+        })
+        .await;
+    }
+
+    /// Records a call that the AWS front refused before it reached an operation (its body is
+    /// not the operation's input, its `X-Amz-Target` names no operation, its `Content-Type`
+    /// is wrong), made by an authenticated caller: `op` is the operation the target named (or
+    /// the target as sent), `requestParameters` is `null`.
+    pub async fn record_refused(&self, ctx: &RequestContext, op: &str, error: &KmsError) {
+        let Some(log) = &self.calls else { return };
+        log.record(crate::call_log::PendingCall {
+            call: self.api_call(ctx, op, String::new()),
+            key_id: None,
+            key_arn: None,
+            read_only: is_management_read(op) || CRYPTO_OPS.contains(&op),
+            error: Some(kmsim_core::audit::CallError {
+                code: error.code().to_string(),
+                message: error.message().to_string(),
+            }),
+        })
+        .await;
     }
 
     async fn consistent_run<Req, Resp, F, Fut>(
@@ -339,20 +323,37 @@ impl KmsApi {
         params: serde_json::Value,
         cmd: Command,
     ) -> Command {
+        self.audited_with_response(ctx, event_name, params, None, cmd)
+    }
+
+    /// [`KmsApi::audited`] with CloudTrail's `responseElements` (JSON text), for the calls
+    /// whose records carry them and whose answer is known before the command is proposed
+    /// (CreateKey, ReplicateKey, RotateKeyOnDemand). ScheduleKeyDeletion's and
+    /// CancelKeyDeletion's are built where the command is applied, from the key it left.
+    pub fn audited_with_response(
+        &self,
+        ctx: &RequestContext,
+        event_name: &str,
+        params: serde_json::Value,
+        response_elements: Option<String>,
+        cmd: Command,
+    ) -> Command {
+        let mut call = self.api_call(ctx, event_name, params.to_string());
+        call.response_elements = response_elements;
         Command::Audited {
-            call: self.api_call(ctx, event_name, &params),
+            call,
             cmd: Box::new(cmd),
         }
     }
 
     /// The audit view of a call as this node takes it: the caller from `ctx`, the node's time,
-    /// the request parameters (already without secrets). One builder for the Region log's
-    /// records and the node call log's.
+    /// the request parameters (JSON text, already without secrets; empty for `null`). One
+    /// builder for the Region log's records and the node call log's.
     fn api_call(
         &self,
         ctx: &RequestContext,
         event_name: &str,
-        params: &serde_json::Value,
+        params: String,
     ) -> kmsim_core::audit::ApiCall {
         kmsim_core::audit::ApiCall {
             event_name: event_name.to_string(),
@@ -362,7 +363,8 @@ impl KmsApi {
             access_key_id: ctx.access_key_id.clone(),
             source_ip: ctx.source_ip.clone(),
             user_agent: ctx.user_agent.clone(),
-            request_parameters: params.to_string(),
+            request_parameters: params,
+            response_elements: None,
         }
     }
 

@@ -130,42 +130,13 @@ impl KmsApi {
                 )));
             }
         };
-        let committed = self
-            .propose_key(self.audited(
-                ctx,
-                "ReplicateKey",
-                params,
-                Command::ReplicateKey {
-                    key_id: key.key_id.clone(),
-                    replica: replica.clone(),
-                    spec,
-                },
-            ))
-            .await;
-        let primary = match committed {
-            Ok(primary) => primary,
-            Err(e) => {
-                // A definite refusal here (the key changed since the plan) leaves the replica
-                // Region's Creating record without a set: take it back, unless the set lists
-                // the Region after all (a concurrent ReplicateKey of the same replica won).
-                // After an unknown outcome the record stays: the write may yet commit, and a
-                // retried ReplicateKey finds the record and completes.
-                let listed = self.read(|s| {
-                    s.key(&key.key_id)
-                        .and_then(|k| k.shared.mrk.clone())
-                        .is_some_and(|m| m.replicas.contains(&replica))
-                });
-                if !listed && !e.is_retryable() {
-                    self.abandon_replica(link, &key.key_id, &replica);
-                }
-                return Err(e);
-            }
-        };
-        // The replica as its Region holds it: the set's shared properties, the request's
-        // Regional ones, state Creating until the synchronizer has delivered its material.
+        // The replica as its Region holds it: the set's shared properties (as planned, and
+        // as the primary's Region commits them), the request's Regional ones, state Creating
+        // until the synchronizer has delivered its material. It is the answer, and CloudTrail's
+        // responseElements.
         let replica_key = KeyRecord {
-            key_id: primary.key_id.clone(),
-            shared: primary.shared.clone(),
+            key_id: key.key_id.clone(),
+            shared,
             regional: RegionalProps {
                 creation_ms,
                 description,
@@ -178,8 +149,43 @@ impl KmsApi {
                 sync: Default::default(),
             },
         };
+        let replica_metadata = key_metadata(&replica_scope, &replica_key);
+        let response = super::trail::key_metadata_elements(
+            "replicaKeyMetadata",
+            &replica_metadata,
+            &[("replicaPolicy", policy.clone().into())],
+        );
+        let committed = self
+            .propose_key(self.audited_with_response(
+                ctx,
+                "ReplicateKey",
+                params,
+                Some(response),
+                Command::ReplicateKey {
+                    key_id: key.key_id.clone(),
+                    replica: replica.clone(),
+                    spec,
+                },
+            ))
+            .await;
+        if let Err(e) = committed {
+            // A definite refusal here (the key changed since the plan) leaves the replica
+            // Region's Creating record without a set: take it back, unless the set lists
+            // the Region after all (a concurrent ReplicateKey of the same replica won).
+            // After an unknown outcome the record stays: the write may yet commit, and a
+            // retried ReplicateKey finds the record and completes.
+            let listed = self.read(|s| {
+                s.key(&key.key_id)
+                    .and_then(|k| k.shared.mrk.clone())
+                    .is_some_and(|m| m.replicas.contains(&replica))
+            });
+            if !listed && !e.is_retryable() {
+                self.abandon_replica(link, &key.key_id, &replica);
+            }
+            return Err(e);
+        }
         Ok(pb::ReplicateKeyResponse {
-            replica_key_metadata: Some(key_metadata(&replica_scope, &replica_key)),
+            replica_key_metadata: Some(replica_metadata),
             replica_policy: Some(policy),
             replica_tags: tags.iter().map(super::management::pb_tag).collect(),
         })

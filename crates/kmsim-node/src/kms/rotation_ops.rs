@@ -125,11 +125,14 @@ impl KmsApi {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
         let now_ms = self.clock.now_ms();
         let params = serde_json::json!({"keyId": key.key_id.as_str()});
+        // CloudTrail's responseElements: the answer's KeyId.
+        let response = serde_json::json!({"keyId": key.key_id.as_str()}).to_string();
         if key.shared.origin == Origin::External {
-            self.propose_done(self.audited(
+            self.propose_done(self.audited_with_response(
                 ctx,
                 "RotateKeyOnDemand",
                 params,
+                Some(response),
                 Command::PromotePendingMaterial {
                     key_id: key.key_id.clone(),
                     now_ms,
@@ -139,10 +142,11 @@ impl KmsApi {
         } else {
             self.propose_new_version(&key.key_id, |k| {
                 let (info, material) = self.new_symmetric_version(k, now_ms);
-                Ok(self.audited(
+                Ok(self.audited_with_response(
                     ctx,
                     "RotateKeyOnDemand",
                     params.clone(),
+                    Some(response.clone()),
                     Command::RotateKey {
                         key_id: k.key_id.clone(),
                         kind: RotationType::OnDemand,

@@ -18,10 +18,12 @@ use kmsim_sim::cluster::ClusterDir;
 /// A Region's events are the union of two logs: its replicated log (successful CreateKey,
 /// ReplicateKey, UpdatePrimaryRegion, ScheduleKeyDeletion, CancelKeyDeletion,
 /// ImportKeyMaterial, key rotation settings and rotations, and KMS's own events such as
-/// DeleteKey and SynchronizeMultiRegionKey; the newest 10000, on every node) and the call log
-/// of each of its nodes (every other call the node answered: cryptographic calls, reads, other
-/// writes, and every refused or failed call with errorCode and errorMessage; each node keeps
-/// its newest `[audit] retention_events`, default 200000). Times are ISO-8601 UTC.
+/// DeleteKey and SynchronizeMultiRegionKey; the newest `[audit] region_retention_events`,
+/// default 10000, on every node) and the call log of each of its nodes (every other call the
+/// node answered: cryptographic calls, reads, other writes, and every refused or failed call
+/// with errorCode and errorMessage, including calls the AWS endpoint refused before any
+/// operation; each node keeps its newest `[audit] retention_events`, default 200000). When
+/// retention has deleted older events, a note on stderr says how many. Times are ISO-8601 UTC.
 #[derive(Args)]
 pub struct AuditArgs {
     /// The Region whose events to list [default: the topology's first].
@@ -46,8 +48,8 @@ pub struct AuditArgs {
     /// Print only the newest N of the selected events.
     #[arg(long)]
     limit: Option<usize>,
-    /// Print a short line per event (time, Region, eventName, key, errorCode) instead of the
-    /// whole record.
+    /// Print a short line per event (time with milliseconds, Region, eventName, key,
+    /// errorCode) in fixed-width columns instead of the whole record.
     #[arg(long)]
     brief: bool,
     /// The cluster's data directory.
@@ -62,11 +64,15 @@ fn parse_time(s: &str) -> Result<i64, String> {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|e| e.to_string())
 }
 
-/// Epoch milliseconds as ISO-8601 UTC (RFC 3339; fractional seconds when not zero).
+/// Epoch milliseconds as ISO-8601 UTC with milliseconds, always 24 characters
+/// (`2026-12-06T07:19:02.230Z`), so `--brief` columns line up.
 fn iso(ms: i64) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
+        .and_then(|t| t.format(FORMAT).ok())
         .unwrap_or_else(|| ms.to_string())
 }
 
@@ -109,10 +115,21 @@ async fn all_pages(
             })
             .await?
             .into_inner();
-        if resp.lost_calls > 0 {
+        if after.is_none() && resp.lost_calls > 0 {
             eprintln!(
                 "warning: node {addr} answered {} calls it could not record",
                 resp.lost_calls
+            );
+        }
+        if after.is_none() && resp.dropped_events > 0 {
+            let (log, setting) = if node_calls {
+                (format!("node {addr}'s call log"), "retention_events")
+            } else {
+                ("the Region's log".to_string(), "region_retention_events")
+            };
+            eprintln!(
+                "note: retention has deleted the oldest {} events of {log} ([audit] {setting})",
+                resp.dropped_events
             );
         }
         let page = resp.events;
@@ -224,4 +241,20 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brief_times_have_a_fixed_width() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso(1_796_158_119_230), "2026-12-01T20:48:39.230Z");
+        assert_eq!(iso(1_796_158_119_233), "2026-12-01T20:48:39.233Z");
+        for ms in [1, 10, 100, 999, 1_000, 1_796_158_119_000] {
+            assert_eq!(iso(ms).len(), 24, "{}", iso(ms));
+            assert_eq!(parse_time(&iso(ms)), Ok(ms));
+        }
+    }
 }

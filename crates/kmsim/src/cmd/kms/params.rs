@@ -256,20 +256,17 @@ fn iso8601(s: &str) -> Option<f64> {
     let year = digits(ymd.next()?, 4)?;
     let month = digits(ymd.next()?, 2)?;
     let day = digits(ymd.next()?, 2)?;
-    if ymd.next().is_some() || !(1..=12).contains(&month) || day < 1 {
+    if ymd.next().is_some() {
         return None;
     }
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    if day > month_days {
-        return None;
-    }
-    let midnight = days_from_civil(year, month, day) * 86_400;
+    // The calendar (month lengths, leap years, days since the epoch) is the `time` crate's.
+    let date = time::Date::from_calendar_date(
+        i32::try_from(year).ok()?,
+        time::Month::try_from(u8::try_from(month).ok()?).ok()?,
+        u8::try_from(day).ok()?,
+    )
+    .ok()?;
+    let midnight = date.midnight().assume_utc().unix_timestamp();
     let Some(time) = time else {
         return Some(midnight as f64);
     };
@@ -326,16 +323,6 @@ fn digits(s: &str, n: usize) -> Option<i64> {
     } else {
         None
     }
-}
-
-/// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 /// The AWS CLI shorthand for a flat structure or map: `key=value` pairs separated by commas.
@@ -588,6 +575,39 @@ mod tests {
             "2027-01-01T00",
         ] {
             assert!(timestamp(bad).is_err(), "{bad} parses");
+        }
+    }
+
+    proptest::proptest! {
+        /// Every RFC 3339 time of years 0–9999 (any offset, milliseconds) is the second the
+        /// `time` crate's own RFC 3339 parser gives, and whole-second UTC times round-trip.
+        #[test]
+        fn iso_8601_agrees_with_rfc_3339(
+            secs in -62_167_219_200i64..=253_402_300_799,
+            millis in 0i64..1000,
+            offset_min in -(23 * 60 + 59)i64..=(23 * 60 + 59),
+        ) {
+            use time::format_description::well_known::Rfc3339;
+            let offset = time::UtcOffset::from_whole_seconds((offset_min * 60) as i32).unwrap();
+            let Ok(t) = time::OffsetDateTime::from_unix_timestamp(secs) else {
+                return Ok(());
+            };
+            let t = (t + time::Duration::milliseconds(millis)).to_offset(offset);
+            if !(0..=9999).contains(&t.year()) {
+                return Ok(());
+            }
+            let text = t.format(&Rfc3339).unwrap();
+            let ours = timestamp(&text).unwrap();
+            let theirs = time::OffsetDateTime::parse(&text, &Rfc3339).unwrap();
+            let expected = theirs.unix_timestamp_nanos() as f64 / 1e9;
+            proptest::prop_assert!((ours - expected).abs() < 1e-6, "{} {} {}", text, ours, expected);
+            let whole = time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
+            if (0..=9999).contains(&whole.year()) {
+                let date = whole.date();
+                let day = format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day());
+                let midnight = date.midnight().assume_utc().unix_timestamp() as f64;
+                proptest::prop_assert_eq!(timestamp(&day), Ok(midnight));
+            }
         }
     }
 
