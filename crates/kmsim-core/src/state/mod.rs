@@ -12,10 +12,12 @@
 //! synchronization, primary hand-over, notices), and the audit log.
 
 mod command;
+pub mod forwarded;
 mod grants;
 mod keys;
 pub mod material;
 pub mod mrk;
+mod requests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -40,6 +42,8 @@ pub use command::{
     decode_command, decode_result, encode_command, encode_result, Command, CommandOutput,
     CommandResult, RecordChange,
 };
+pub use forwarded::{ForwardedCommand, ProposalError, RequestId, MAX_COMMAND_BYTES, MAX_NESTING};
+pub use requests::MAX_REMEMBERED_REQUESTS;
 
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
@@ -89,6 +93,8 @@ pub struct KmsState {
     audit: BTreeMap<u64, AuditRecord>,
     counters: Counters,
     clock_offset_ms: i64,
+    /// Recent forwarded writes by request ID, applied once each.
+    requests: requests::Requests,
 }
 
 impl KmsState {
@@ -103,6 +109,7 @@ impl KmsState {
             audit: BTreeMap::new(),
             counters: Counters::default(),
             clock_offset_ms: 0,
+            requests: requests::Requests::default(),
         }
     }
 
@@ -125,6 +132,7 @@ impl KmsState {
         self.audit.clear();
         self.counters = Counters::default();
         self.clock_offset_ms = 0;
+        self.requests.clear();
         for (k, v) in records {
             if k.starts_with(KEY_PREFIX) {
                 let rec: KeyRecord =
@@ -147,6 +155,10 @@ impl KmsState {
                 let rec: AuditRecord =
                     postcard::from_bytes(&v).map_err(|e| format!("audit record: {e}"))?;
                 self.audit.insert(rec.seq, rec);
+            } else if k.starts_with(requests::REQUEST_PREFIX) {
+                let rec: requests::Remembered =
+                    postcard::from_bytes(&v).map_err(|e| format!("request record: {e}"))?;
+                self.requests.load(rec);
             } else if k == COUNTERS_KEY {
                 self.counters = postcard::from_bytes(&v).map_err(|e| format!("counters: {e}"))?;
             } else if k == CLOCK_KEY {
@@ -523,6 +535,9 @@ impl KmsState {
                 self.delete_grant(key_id, grant_id, changes)
             }
             Command::Audited { call, cmd } => self.audited(call, cmd, changes),
+            Command::Deduplicated { request_id, cmd } => {
+                self.deduplicated(request_id, cmd, changes)
+            }
             other => self.apply_mrk(other, changes),
         }
     }
