@@ -92,6 +92,8 @@ pub async fn run_node_with_key<E: KvEngine>(
         snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_after_logs),
         max_in_snapshot_log_to_keep: t.logs_kept_after_snapshot,
         replication_lag_threshold: t.snapshot_after_logs * 2,
+        max_payload_entries: crate::network::MAX_PAYLOAD_ENTRIES,
+        snapshot_max_chunk_size: crate::network::SNAPSHOT_CHUNK_BYTES,
         ..Default::default()
     }
     .validate()
@@ -226,9 +228,13 @@ pub async fn run_node_with_key<E: KvEngine>(
         .add_optional_service(sync_service)
         .add_service(KmsServiceServer::new(KmsServiceImpl::new(api.clone())))
         .add_service(
-            RaftServiceServer::new(RaftServiceImpl::new(raft.clone(), proposer))
-                .max_decoding_message_size(64 << 20)
-                .max_encoding_message_size(64 << 20),
+            RaftServiceServer::new(RaftServiceImpl::new(
+                raft.clone(),
+                proposer,
+                region_cfg.nodes.iter().map(|n| n.id).collect(),
+            ))
+            .max_decoding_message_size(crate::network::MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::network::MAX_RAFT_MESSAGE_BYTES),
         )
         .add_service(AdminServiceServer::new(AdminServiceImpl::new(
             raft.clone(),

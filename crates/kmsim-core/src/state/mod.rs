@@ -47,6 +47,9 @@ pub use requests::MAX_REMEMBERED_REQUESTS;
 
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
+/// The largest clock offset the Region applies: a hundred years (of 366 days), so that no
+/// date computed from the clock overflows (`AdvanceClock` refuses larger steps first).
+pub const MAX_CLOCK_OFFSET_MS: i64 = 100 * 366 * DAY_MS;
 /// The most aliases one key may have.
 pub const MAX_ALIASES_PER_KEY: usize = 50;
 
@@ -472,6 +475,11 @@ impl KmsState {
                 now_ms,
             } => self.update_alias(name, target, *now_ms, changes),
             Command::DeleteAlias { name } => self.delete_alias(name, changes),
+            Command::SetClockOffset { offset_ms } if *offset_ms > MAX_CLOCK_OFFSET_MS => {
+                Err(KmsError::Validation(format!(
+                    "the clock offset may not exceed {MAX_CLOCK_OFFSET_MS} ms"
+                )))
+            }
             Command::SetClockOffset { offset_ms } => {
                 if *offset_ms > self.clock_offset_ms {
                     self.clock_offset_ms = *offset_ms;
