@@ -32,9 +32,12 @@ pub enum ProposalError {
     /// More than [`MAX_COMMAND_BYTES`].
     #[error("command of {0} bytes is larger than the limit of {MAX_COMMAND_BYTES} bytes")]
     TooLarge(usize),
-    /// Not a command (or nested deeper than [`MAX_NESTING`]).
+    /// Not a command.
     #[error("undecodable command: {0}")]
     Undecodable(String),
+    /// Wrappers nested deeper than [`MAX_NESTING`] (refused before recursing further).
+    #[error("undecodable command: commands nested more than {MAX_NESTING} deep")]
+    TooDeep,
     /// A command only the leader's own tasks may propose.
     #[error("{0} may only be proposed by the leader's own tasks, not forwarded")]
     LeaderOnly(&'static str),
@@ -76,6 +79,9 @@ thread_local! {
     /// How many wrappers the decoder of this thread is inside (postcard decodes synchronously,
     /// so a thread-local counter is exact).
     static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// Set when the decoder of this thread hit [`MAX_NESTING`] (postcard drops the text of a
+    /// custom error, so the reason travels here).
+    static TOO_DEEP: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Leaves one wrapper level when dropped, on success and on error alike.
@@ -97,6 +103,7 @@ pub(crate) fn nested<'de, D: Deserializer<'de>>(d: D) -> Result<Box<Command>, D:
     });
     let _guard = DepthGuard;
     if depth > MAX_NESTING {
+        TOO_DEEP.with(|t| t.set(true));
         return Err(D::Error::custom(format!(
             "commands nested more than {MAX_NESTING} deep"
         )));
@@ -109,7 +116,14 @@ pub(crate) fn decode_bounded(bytes: &[u8]) -> Result<Command, ProposalError> {
     if bytes.len() > MAX_COMMAND_BYTES {
         return Err(ProposalError::TooLarge(bytes.len()));
     }
-    postcard::from_bytes(bytes).map_err(|e| ProposalError::Undecodable(e.to_string()))
+    TOO_DEEP.with(|t| t.set(false));
+    postcard::from_bytes(bytes).map_err(|e| {
+        if TOO_DEEP.with(|t| t.replace(false)) {
+            ProposalError::TooDeep
+        } else {
+            ProposalError::Undecodable(e.to_string())
+        }
+    })
 }
 
 impl Command {
@@ -324,7 +338,10 @@ mod tests {
         for depth in [3, 100, 200_000] {
             let bytes = nested_audited_bytes(depth);
             let bytes = &bytes[..bytes.len().min(MAX_COMMAND_BYTES)];
-            assert!(decode_bounded(bytes).is_err(), "depth {depth}");
+            let e = decode_bounded(bytes).unwrap_err();
+            if bytes.len() < MAX_COMMAND_BYTES {
+                assert_eq!(e, ProposalError::TooDeep, "depth {depth}");
+            }
             assert!(ForwardedCommand::decode(bytes).is_err());
         }
         // The counter is balanced after errors: a legal command decodes afterwards.
