@@ -16,13 +16,18 @@ use kmsim_core::key::{
     RotationConfig, RotationType, SharedProps,
 };
 use kmsim_core::state::{decode_result, encode_command, Command, CommandOutput, RequestId, DAY_MS};
-use kmsim_node::wire;
 use kmsim_proto::admin::v1::{AdvanceClockRequest, StatusResponse};
 use kmsim_proto::kms::v1 as pb;
 use kmsim_proto::raft::v1::{ProposeRequest, ProposeResponse, RaftPayload};
 use kmsim_store::TypeConfig;
 
 use crate::harness::{ok, wait_for, Cluster};
+
+/// A Raft message as peers encode it into `RaftPayload` (postcard, as `kmsim_node`'s wire
+/// module does).
+fn wire<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_allocvec(v).unwrap()
+}
 
 const R: &str = "us-east-1";
 
@@ -285,10 +290,8 @@ async fn a_snapshot_chunk_at_a_huge_offset_is_refused_and_the_node_lives() {
     let send = |req: InstallSnapshotRequest<TypeConfig>| {
         let mut raft = c.raft(R, follower);
         async move {
-            raft.install_snapshot(RaftPayload {
-                data: wire::encode(&req),
-            })
-            .await
+            raft.install_snapshot(RaftPayload { data: wire(&req) })
+                .await
         }
     };
     // The start of a stream is taken (nothing is installed until `done`).
@@ -326,7 +329,7 @@ async fn raft_rpcs_from_a_made_up_node_are_refused_and_the_leader_stays() {
         let e = c
             .raft(R, node)
             .append_entries(RaftPayload {
-                data: wire::encode(&append),
+                data: wire(&append),
             })
             .await
             .unwrap_err();
@@ -340,7 +343,7 @@ async fn raft_rpcs_from_a_made_up_node_are_refused_and_the_leader_stays() {
         let e = c
             .raft(R, node)
             .vote(RaftPayload {
-                data: wire::encode(&ballot),
+                data: wire(&ballot),
             })
             .await
             .unwrap_err();
