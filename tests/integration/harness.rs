@@ -15,6 +15,7 @@ use kmsim_node::config::Topology;
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::{StatusRequest, StatusResponse};
 use kmsim_proto::kms::v1::kms_service_client::KmsServiceClient;
+use kmsim_proto::raft::v1::raft_service_client::RaftServiceClient;
 use kmsim_proto::status::error_from_status;
 use kmsim_sim::aws_client::{AwsJsonClient, Signer};
 use kmsim_sim::cluster::{ClusterDir, NodeName};
@@ -196,6 +197,13 @@ impl Cluster {
         KmsServiceClient::new(self.channel(region, id))
     }
 
+    /// A client of one node's Raft service (`kmsim.raft.v1`), as a peer of the same Region
+    /// dials it: the hostile-peer tests use it. Messages of any size may be sent, so that the
+    /// node's own bound is what refuses an oversized one.
+    pub fn raft(&self, region: &str, id: u64) -> RaftServiceClient<Channel> {
+        RaftServiceClient::new(self.channel(region, id)).max_decoding_message_size(64 << 20)
+    }
+
     /// An admin client for one node.
     pub fn admin(&self, region: &str, id: u64) -> AdminServiceClient<Channel> {
         AdminServiceClient::new(self.channel(region, id))
@@ -272,8 +280,8 @@ impl Cluster {
         }
     }
 
-    /// Moves the Region's simulated clock forward by `millis` and waits until every node runs
-    /// on the new time.
+    /// Moves the Region's simulated clock forward by `millis` (through its leader, the only
+    /// node that takes AdvanceClock) and waits until every node runs on the new time.
     pub async fn advance_clock(&self, region: &str, millis: i64) {
         let ids = self.ids(region);
         let before = self
@@ -281,10 +289,19 @@ impl Cluster {
             .await
             .expect("node answers")
             .clock_offset_ms;
-        ok(self
-            .admin(region, ids[0])
-            .advance_clock(kmsim_proto::admin::v1::AdvanceClockRequest { millis })
-            .await);
+        // Leadership may move between finding the leader and asking it: ask again then.
+        wait_for(
+            Duration::from_secs(30),
+            "AdvanceClock at the leader",
+            || async {
+                let leader = self.leader(region).await;
+                self.admin(region, leader)
+                    .advance_clock(kmsim_proto::admin::v1::AdvanceClockRequest { millis })
+                    .await
+                    .ok()
+            },
+        )
+        .await;
         for id in ids {
             wait_for(
                 Duration::from_secs(15),

@@ -2,7 +2,7 @@
 //! RocksDB, real gRPC, on 127.0.0.1 ports chosen by the OS. Modules are numbered by band:
 //! `t10_` basics, `t20_` lifecycle (`t25_`–`t28_` key types, rotation, import, grants), `t30_`
 //! API edges, `t40_` the AWS JSON endpoint with real AWS clients, `t50_` faults, `t60_`
-//! security, `t70_` multi-Region keys.
+//! security, `t70_` multi-Region keys, `t80_` hostile clients and peers.
 
 // Test code may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -32,3 +32,4 @@ mod t72_multi_region_lifecycle;
 mod t73_sync_security;
 mod t74_read_after_write;
 mod t75_audit;
+mod t81_hostile_raft;

@@ -72,7 +72,7 @@ async fn a_key_and_its_aliases_are_deleted_when_the_simulated_window_ends() {
 
     // Six days later the key still exists.
     let now0 = c.status(R, 1).await.unwrap().clock_now;
-    ok(c.admin(R, 2)
+    ok(c.admin(R, c.leader(R).await)
         .advance_clock(AdvanceClockRequest { millis: 6 * DAY_MS })
         .await);
     for id in c.ids(R) {
@@ -102,7 +102,7 @@ async fn a_key_and_its_aliases_are_deleted_when_the_simulated_window_ends() {
     );
 
     // One more day and a minute: gone from every node, with its alias; the other key stays.
-    ok(c.admin(R, 3)
+    ok(c.admin(R, c.leader(R).await)
         .advance_clock(AdvanceClockRequest {
             millis: DAY_MS + 60_000,
         })

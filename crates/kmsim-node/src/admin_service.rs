@@ -14,6 +14,7 @@ use kmsim_proto::admin::v1::admin_service_server::AdminService;
 use kmsim_proto::status::status_from_error;
 use kmsim_store::Raft;
 
+use crate::clock::advanced_offset;
 use crate::faults::{FaultTable, LinkProfile};
 use crate::kms::KmsApi;
 
@@ -91,10 +92,23 @@ impl AdminService for AdminServiceImpl {
         req: Request<pb::AdvanceClockRequest>,
     ) -> Result<Response<pb::AdvanceClockResponse>, Status> {
         let millis = req.into_inner().millis;
-        if millis <= 0 {
-            return Err(Status::invalid_argument("millis must be greater than 0"));
+        let offset_ms = advanced_offset(self.api.clock.offset_ms(), millis)
+            .map_err(Status::invalid_argument)?;
+        // The clock is a command only the leader proposes (a forwarded proposal of it is
+        // refused): a follower names the leader instead.
+        let m = self.raft.metrics().borrow().clone();
+        if m.state != ServerState::Leader {
+            let leader = m.current_leader.and_then(|id| {
+                m.membership_config
+                    .membership()
+                    .get_node(&id)
+                    .map(|n| format!("node {id} at {}", n.addr))
+            });
+            return Err(Status::failed_precondition(format!(
+                "AdvanceClock goes to the Region's leader ({})",
+                leader.as_deref().unwrap_or("not known yet, retry")
+            )));
         }
-        let offset_ms = self.api.clock.offset_ms() + millis;
         let out = self
             .api
             .proposer

@@ -243,8 +243,8 @@ async fn a_region_elects_serves_from_any_node_and_survives_its_leader() {
         .into_inner();
     assert_eq!(dec.plaintext.as_deref(), Some(&b"abc"[..]));
 
-    // The clock moves for the whole Region.
-    let mut admin = AdminServiceClient::new(r.channel(rest[0]));
+    // The clock moves for the whole Region (AdvanceClock goes to the leader).
+    let mut admin = AdminServiceClient::new(r.channel(r.leader(&rest).await));
     let moved = admin
         .advance_clock(AdvanceClockRequest { millis: 86_400_000 })
         .await

@@ -32,6 +32,16 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Upper bound of any single Raft RPC.
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The largest message of `kmsim.raft.v1` either way: 24 MiB. An AppendEntries carries at most
+/// [`MAX_PAYLOAD_ENTRIES`] entries of at most `MAX_COMMAND_BYTES` (512 KiB) each (20 MiB) and a
+/// snapshot chunk is [`SNAPSHOT_CHUNK_BYTES`]; the rest is headroom for their framing.
+pub const MAX_RAFT_MESSAGE_BYTES: usize = 24 << 20;
+/// The most log entries openraft puts in one AppendEntries (its default is 300, which with
+/// large commands would not fit [`MAX_RAFT_MESSAGE_BYTES`]).
+pub const MAX_PAYLOAD_ENTRIES: u64 = 40;
+/// The size of the chunks a snapshot is sent in (openraft's default).
+pub const SNAPSHOT_CHUNK_BYTES: u64 = 3 << 20;
+
 /// A lazily connecting gRPC channel to `addr` with the node's timeouts.
 pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
     Ok(Endpoint::from_shared(format!("http://{addr}"))?
@@ -92,7 +102,8 @@ impl GrpcNetwork {
             let ch = channel(&self.addr)?;
             self.client = Some(
                 RaftServiceClient::new(ch)
-                    .max_decoding_message_size(crate::raft_service::RAFT_MAX_MESSAGE_BYTES),
+                    .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES),
             );
         }
         Ok(self.client.clone().expect("invariant: client was just set"))

@@ -30,9 +30,9 @@ use crate::key_files::{load_domain_key, load_transport_key};
 use crate::kms::KmsApi;
 use crate::kms_service::KmsServiceImpl;
 use crate::material::MaterialCache;
-use crate::network::{channel, GrpcNetworkFactory};
+use crate::network::{channel, GrpcNetworkFactory, MAX_RAFT_MESSAGE_BYTES};
 use crate::proposer::Proposer;
-use crate::raft_service::{RaftServiceImpl, RAFT_MAX_MESSAGE_BYTES};
+use crate::raft_service::RaftServiceImpl;
 use crate::read_index::ReadIndex;
 use crate::sync::link::SyncLink;
 use crate::sync::service::SyncServiceImpl;
@@ -125,6 +125,8 @@ pub async fn run_node_with_key<E: KvEngine>(
         snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_after_logs),
         max_in_snapshot_log_to_keep: t.logs_kept_after_snapshot,
         replication_lag_threshold: t.snapshot_after_logs * 2,
+        max_payload_entries: crate::network::MAX_PAYLOAD_ENTRIES,
+        snapshot_max_chunk_size: crate::network::SNAPSHOT_CHUNK_BYTES,
         ..Default::default()
     }
     .validate()
@@ -271,9 +273,13 @@ pub async fn run_node_with_key<E: KvEngine>(
                 .max_encoding_message_size(KMS_MAX_RESPONSE_BYTES),
         )
         .add_service(
-            RaftServiceServer::new(RaftServiceImpl::new(raft.clone(), proposer))
-                .max_decoding_message_size(RAFT_MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(RAFT_MAX_MESSAGE_BYTES),
+            RaftServiceServer::new(RaftServiceImpl::new(
+                raft.clone(),
+                proposer,
+                region_cfg.nodes.iter().map(|n| n.id).collect(),
+            ))
+            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES),
         )
         .add_service(
             AdminServiceServer::new(AdminServiceImpl::new(

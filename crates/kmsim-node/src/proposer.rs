@@ -11,7 +11,10 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use tonic::transport::Channel;
 use tonic::Status;
 
-use kmsim_core::state::{decode_result, encode_command, Command, CommandResult};
+use kmsim_core::state::{
+    decode_result, encode_command, Command, CommandResult, ForwardedCommand, RequestId,
+    MAX_COMMAND_BYTES,
+};
 use kmsim_core::KmsError;
 use kmsim_proto::raft::v1::raft_service_client::RaftServiceClient;
 use kmsim_proto::raft::v1::{ProposeRequest, ReadIndexRequest};
@@ -19,6 +22,7 @@ use kmsim_proto::status::error_from_status;
 use kmsim_store::{Raft, RaftRequest};
 
 use crate::backoff::Backoff;
+use crate::entropy::Entropy;
 use crate::faults::FaultTable;
 use crate::network::channel;
 
@@ -27,6 +31,10 @@ use crate::network::channel;
 pub const HOP_LIMIT: u32 = 3;
 /// How long a write may wait for a leader before the caller gets `DependencyTimeoutException`.
 pub const PROPOSE_DEADLINE: Duration = Duration::from_secs(10);
+/// How long the leader waits for one `client_write` to be committed and applied. Shorter than
+/// the forwarding RPC's timeout (`network::RPC_TIMEOUT`), so a forwarding node hears the
+/// leader's answer rather than a transport timeout.
+pub const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Proposes commands to the Region's Raft group from any node.
 pub struct Proposer {
@@ -37,6 +45,8 @@ pub struct Proposer {
     faults: Arc<FaultTable>,
     /// Forwarding clients by leader address, built on first use.
     leaders: Mutex<HashMap<String, RaftServiceClient<Channel>>>,
+    /// Draws the request IDs of forwarded writes.
+    entropy: Entropy,
 }
 
 impl Proposer {
@@ -47,61 +57,104 @@ impl Proposer {
             region,
             faults,
             leaders: Mutex::new(HashMap::new()),
+            entropy: Entropy,
         }
     }
 
-    /// Proposes a command and waits until it is committed and applied; returns its result.
+    /// Proposes a command and waits until it is committed and applied on this node; returns
+    /// its result. An outcome this node cannot learn in time (no answer from the leader, not
+    /// yet applied here) is `DependencyTimeoutException`, which AWS clients retry — never a
+    /// success. A command only the leader's own tasks propose is never forwarded: when this
+    /// node is not the leader (any more) it fails, and the new leader's task proposes it.
     pub async fn propose(&self, cmd: &Command) -> CommandResult {
-        let (log_index, bytes) = self.propose_bytes(encode_command(cmd), 0).await?;
-        // A forwarded write is applied on the leader first. Wait until this node has applied it
-        // too, so the caller reads its own write from this node.
-        if let Err(e) = self.wait_applied(log_index).await {
-            tracing::warn!(log_index, error = %e, "write committed but not yet applied on this node");
+        let payload = encode_command(cmd);
+        if payload.len() > MAX_COMMAND_BYTES {
+            return Err(KmsError::Validation(format!(
+                "the request is too large to commit: {} bytes, the limit is {MAX_COMMAND_BYTES}",
+                payload.len()
+            )));
         }
+        let forward = ForwardedCommand::new(cmd.clone())
+            .ok()
+            .map(|f| (f, RequestId(self.entropy.bytes())));
+        let (log_index, bytes) = self.write(payload, forward, 0).await?;
+        // A forwarded write is applied on the leader first. Wait until this node has applied it
+        // too, so the caller reads its own write from this node; if it cannot, the caller
+        // hears that the outcome is not known here.
+        self.wait_applied(log_index).await?;
         decode_result(&bytes)
     }
 
-    /// Proposes an encoded command that has already been forwarded `hops` times; returns the
-    /// log index it was committed at and its encoded result.
-    pub async fn propose_bytes(
+    /// Commits a write another node forwarded (already `hops` times) under its request ID;
+    /// returns the log index it was committed at and its encoded result (the first result,
+    /// for a retry of a request ID the Region has applied).
+    pub async fn propose_forwarded(
         &self,
-        payload: Vec<u8>,
+        cmd: ForwardedCommand,
+        request_id: RequestId,
         hops: u32,
     ) -> Result<(u64, Vec<u8>), KmsError> {
-        let command = &payload;
+        let payload = encode_command(&cmd.clone().into_log_command(request_id));
+        self.write(payload, Some((cmd, request_id)), hops).await
+    }
+
+    /// Appends `payload` on the leader, here (within [`CLIENT_WRITE_TIMEOUT`]) or by forwarding
+    /// `forward` (the command and its request ID; `None`: not forwardable).
+    async fn write(
+        &self,
+        payload: Vec<u8>,
+        forward: Option<(ForwardedCommand, RequestId)>,
+        hops: u32,
+    ) -> Result<(u64, Vec<u8>), KmsError> {
+        let forwardable = forward.is_some();
+        let forward = forward.map(|(cmd, id)| (cmd.encode(), id.0.to_vec()));
         self.at_leader(
             hops,
             || async {
-                match self
-                    .raft
-                    .client_write(RaftRequest {
-                        payload: payload.clone(),
-                    })
-                    .await
-                {
-                    Ok(resp) => Attempt::Done((resp.log_id.index, resp.data.payload)),
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                let write = self.raft.client_write(RaftRequest {
+                    payload: payload.clone(),
+                });
+                match tokio::time::timeout(CLIENT_WRITE_TIMEOUT, write).await {
+                    Err(_) => Attempt::Fail(KmsError::DependencyTimeout(format!(
+                        "the write was not committed within {} s; its outcome is unknown",
+                        CLIENT_WRITE_TIMEOUT.as_secs()
+                    ))),
+                    Ok(Ok(resp)) => Attempt::Done((resp.log_id.index, resp.data.payload)),
+                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))
+                        if !forwardable =>
+                    {
+                        Attempt::Fail(KmsError::Internal(
+                            "this node is no longer the Region's leader; the new leader's own task proposes it".into(),
+                        ))
+                    }
+                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                         Attempt::Forward(f.leader_id, f.leader_node.map(|n| n.addr))
                     }
-                    Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                    Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
                         Attempt::Fail(KmsError::Internal(format!(
                             "membership change refused: {e}"
                         )))
                     }
-                    Err(RaftError::Fatal(e)) => {
+                    Ok(Err(RaftError::Fatal(e))) => {
                         Attempt::Fail(KmsError::Internal(format!("raft stopped: {e}")))
                     }
                 }
             },
-            |mut client: RaftServiceClient<Channel>, hops| async move {
-                let r = client
-                    .propose(ProposeRequest {
-                        command: command.clone(),
-                        hops,
-                    })
-                    .await?
-                    .into_inner();
-                Ok((r.log_index, r.result))
+            |mut client: RaftServiceClient<Channel>, hops| {
+                let forward = forward.clone();
+                async move {
+                    let (command, request_id) =
+                        forward.expect("invariant: only forwardable writes reach a remote");
+                    let r = client
+                        .propose(ProposeRequest {
+                            command,
+                            hops,
+                            request_id,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((r.log_index, r.result))
+                }
             },
         )
         .await
@@ -171,6 +224,7 @@ impl Proposer {
     {
         let deadline = Instant::now() + PROPOSE_DEADLINE;
         let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(300));
+        let mut unknown: Option<KmsError> = None;
         loop {
             match local().await {
                 Attempt::Done(t) => return Ok(t),
@@ -188,6 +242,12 @@ impl Proposer {
                         Err(ForwardError::Unreachable(e)) => {
                             tracing::debug!(peer = %addr, error = %e, "leader unreachable, retrying");
                         }
+                        // The leader may or may not have done it: ask again (a write carries
+                        // its request ID, so the Region applies it once), until the deadline.
+                        Err(ForwardError::Unknown(e)) => {
+                            tracing::debug!(peer = %addr, error = %e, "outcome unknown, retrying");
+                            unknown = Some(e);
+                        }
                         Err(ForwardError::Failed(e)) => return Err(e),
                     }
                 }
@@ -195,9 +255,15 @@ impl Proposer {
             }
             let wait = backoff.delay();
             if Instant::now() + wait > deadline {
-                return Err(KmsError::DependencyTimeout(
-                    "the Region has no reachable Raft leader".into(),
-                ));
+                return Err(match unknown {
+                    Some(e) => KmsError::DependencyTimeout(format!(
+                        "the Region's leader did not confirm the request in time; its outcome is unknown: {}",
+                        e.message()
+                    )),
+                    None => KmsError::DependencyTimeout(
+                        "the Region has no reachable Raft leader".into(),
+                    ),
+                });
             }
             tokio::time::sleep(wait).await;
         }
@@ -236,7 +302,10 @@ impl Proposer {
             Err(s) if s.code() == tonic::Code::Unavailable && s.metadata().is_empty() => {
                 Err(ForwardError::Unreachable(s.message().to_string()))
             }
-            Err(s) => Err(ForwardError::Failed(error_from_status(&s))),
+            Err(s) => match error_from_status(&s) {
+                e @ KmsError::DependencyTimeout(_) => Err(ForwardError::Unknown(e)),
+                e => Err(ForwardError::Failed(e)),
+            },
         }
     }
 }
@@ -254,6 +323,8 @@ enum Attempt<T> {
 enum ForwardError {
     /// Nothing reached the leader.
     Unreachable(String),
-    /// The leader answered with an error (or the outcome is unknown).
+    /// The request may or may not have been done (a timeout on the way or at the leader).
+    Unknown(KmsError),
+    /// The leader answered with a definite error.
     Failed(KmsError),
 }

@@ -1,33 +1,74 @@
 //! The server side of `kmsim.raft.v1.RaftService`: Raft RPCs from peers and forwarded writes.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 
 use tonic::{Request, Response, Status};
 
+use kmsim_core::state::{ForwardedCommand, ProposalError, RequestId};
 use kmsim_proto::raft::v1::raft_service_server::RaftService;
 use kmsim_proto::raft::v1::{
     ProposeRequest, ProposeResponse, RaftPayload, ReadIndexRequest, ReadIndexResponse,
 };
 use kmsim_proto::status::status_from_error;
-use kmsim_store::Raft;
+use kmsim_store::types::Vote;
+use kmsim_store::{Raft, SnapshotChunks, TypeConfig};
 
 use crate::proposer::Proposer;
 use crate::wire;
-
-/// The largest Raft message (log entries, a snapshot chunk) a node sends or accepts, in bytes:
-/// the one place both the server (`node.rs`) and the client (`network.rs`) take it from.
-pub const RAFT_MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// Serves Raft RPCs for one node.
 pub struct RaftServiceImpl {
     raft: Raft,
     proposer: Arc<Proposer>,
+    /// The Region's node ids from the topology: with the members of the current Raft
+    /// configuration, the only ids a Raft RPC may claim to come from.
+    topology_members: BTreeSet<u64>,
+    /// The snapshot being received, to bound its chunks; locked across the install call so
+    /// chunks are checked and recorded in the order openraft takes them.
+    snapshot: tokio::sync::Mutex<SnapshotChunks>,
 }
 
 impl RaftServiceImpl {
-    /// The service for this node's Raft.
-    pub fn new(raft: Raft, proposer: Arc<Proposer>) -> RaftServiceImpl {
-        RaftServiceImpl { raft, proposer }
+    /// The service for this node's Raft in a Region whose topology names `topology_members`.
+    pub fn new(
+        raft: Raft,
+        proposer: Arc<Proposer>,
+        topology_members: BTreeSet<u64>,
+    ) -> RaftServiceImpl {
+        RaftServiceImpl {
+            raft,
+            proposer,
+            topology_members,
+            snapshot: tokio::sync::Mutex::new(SnapshotChunks::default()),
+        }
+    }
+
+    /// Refuses an RPC whose vote names a node that is not a member of this Region (in the
+    /// topology or the current Raft configuration): a made-up leader or candidate id cannot
+    /// depose the real leader. A member's id claimed by someone else is for the transport's
+    /// identity check (mutual TLS) to refuse.
+    fn check_sender(&self, vote: &Vote, rpc: &str) -> Result<(), Status> {
+        let Some(id) = vote.leader_id().voted_for() else {
+            return Ok(());
+        };
+        if self.topology_members.contains(&id) {
+            return Ok(());
+        }
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        if m.membership().get_node(&id).is_some() {
+            return Ok(());
+        }
+        tracing::warn!(
+            peer = id,
+            rpc,
+            "refused a raft rpc from a node outside the Region"
+        );
+        Err(Status::permission_denied(format!(
+            "{rpc} from node {id}, which is not a member of this Region"
+        )))
     }
 }
 
@@ -37,7 +78,8 @@ impl RaftService for RaftServiceImpl {
         &self,
         req: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        let rpc = wire::decode(&req.into_inner().data)?;
+        let rpc: AppendEntriesRequest<TypeConfig> = wire::decode(&req.into_inner().data)?;
+        self.check_sender(&rpc.vote, "AppendEntries")?;
         let result = self.raft.append_entries(rpc).await;
         Ok(Response::new(RaftPayload {
             data: wire::encode(&result),
@@ -45,7 +87,8 @@ impl RaftService for RaftServiceImpl {
     }
 
     async fn vote(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let rpc = wire::decode(&req.into_inner().data)?;
+        let rpc: VoteRequest<u64> = wire::decode(&req.into_inner().data)?;
+        self.check_sender(&rpc.vote, "Vote")?;
         let result = self.raft.vote(rpc).await;
         Ok(Response::new(RaftPayload {
             data: wire::encode(&result),
@@ -56,8 +99,24 @@ impl RaftService for RaftServiceImpl {
         &self,
         req: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        let rpc = wire::decode(&req.into_inner().data)?;
+        let rpc: InstallSnapshotRequest<TypeConfig> = wire::decode(&req.into_inner().data)?;
+        self.check_sender(&rpc.vote, "InstallSnapshot")?;
+        let (id, offset, len, done) = (
+            rpc.meta.snapshot_id.clone(),
+            rpc.offset,
+            rpc.data.len(),
+            rpc.done,
+        );
+        let mut chunks = self.snapshot.lock().await;
+        chunks.check(&id, offset, len).map_err(|e| {
+            tracing::warn!(error = %e, "refused a snapshot chunk");
+            Status::invalid_argument(e.to_string())
+        })?;
         let result = self.raft.install_snapshot(rpc).await;
+        if result.is_ok() {
+            chunks.accepted(&id, offset, len, done);
+        }
+        drop(chunks);
         Ok(Response::new(RaftPayload {
             data: wire::encode(&result),
         }))
@@ -68,7 +127,20 @@ impl RaftService for RaftServiceImpl {
         req: Request<ProposeRequest>,
     ) -> Result<Response<ProposeResponse>, Status> {
         let req = req.into_inner();
-        match self.proposer.propose_bytes(req.command, req.hops).await {
+        let request_id = RequestId::from_slice(&req.request_id)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let cmd = ForwardedCommand::decode(&req.command).map_err(|e| match e {
+            ProposalError::LeaderOnly(_) | ProposalError::BadNesting(_) => {
+                tracing::warn!(error = %e, "refused a forwarded proposal");
+                Status::permission_denied(e.to_string())
+            }
+            _ => Status::invalid_argument(e.to_string()),
+        })?;
+        match self
+            .proposer
+            .propose_forwarded(cmd, request_id, req.hops)
+            .await
+        {
             Ok((log_index, result)) => Ok(Response::new(ProposeResponse { result, log_index })),
             Err(e) => Err(status_from_error(&e)),
         }

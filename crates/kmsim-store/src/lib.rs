@@ -15,6 +15,7 @@
 //! - [`log_store`]: `RaftLogStorage` (entries, vote, committed).
 //! - [`state_machine`]: `RaftStateMachine` and `RaftSnapshotBuilder` hosting an `Application`.
 //! - [`application`]: the `Application` trait.
+//! - [`snapshot_guard`]: the bounds an incoming snapshot chunk is checked against.
 //! - [`keys`]: the key layout below; `codec` (private) holds the value encoding.
 //! - `testing` (feature `testing`): `CounterApp` and a runner of openraft's storage suite.
 //!
@@ -48,6 +49,7 @@ mod error;
 pub mod keys;
 pub mod log_store;
 pub mod mem_engine;
+pub mod snapshot_guard;
 pub mod state_machine;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -65,6 +67,7 @@ pub use engine::WriteOp;
 pub use error::StoreError;
 pub use log_store::LogStore;
 pub use mem_engine::MemKvEngine;
+pub use snapshot_guard::{ChunkError, SnapshotChunks, MAX_SNAPSHOT_BYTES};
 pub use state_machine::StateMachineStore;
 pub use types::NodeId;
 pub use types::Raft;

@@ -194,7 +194,9 @@ pub enum Command {
     Audited {
         /// The call, as the proposing node saw it.
         call: ApiCall,
-        /// The command the call made.
+        /// The command the call made (never itself a wrapper: decoding bounds the nesting,
+        /// apply refuses a wrapper inside).
+        #[serde(deserialize_with = "super::forwarded::nested")]
         cmd: Box<Command>,
     },
     /// ReplicateKey, on the primary's Region: the replica joins the set (state `Creating`
@@ -319,6 +321,16 @@ pub enum Command {
         /// Whether the destination took over.
         promoted: bool,
     },
+    /// A write a follower forwarded to the leader, with the ID the follower gave it: applied
+    /// once; a retried forward with the same ID answers the first result
+    /// ([`super::forwarded`]). Added last so that every older log entry decodes as before.
+    Deduplicated {
+        /// The ID the forwarding node chose (random, 128 bits).
+        request_id: super::forwarded::RequestId,
+        /// The forwarded command (an `Audited` one at most; never another `Deduplicated`).
+        #[serde(deserialize_with = "super::forwarded::nested")]
+        cmd: Box<Command>,
+    },
 }
 
 /// What an applied command returns to its proposer.
@@ -365,9 +377,12 @@ pub fn encode_command(cmd: &Command) -> Vec<u8> {
     encode(cmd)
 }
 
-/// Decodes a command from the Raft log.
+/// Decodes a command from the Raft log: at most [`MAX_COMMAND_BYTES`](super::MAX_COMMAND_BYTES),
+/// wrappers nested at most [`MAX_NESTING`](super::MAX_NESTING) deep (a hostile entry is an
+/// error result, never a stack overflow).
 pub fn decode_command(bytes: &[u8]) -> Result<Command, KmsError> {
-    postcard::from_bytes(bytes).map_err(|e| KmsError::Internal(format!("undecodable command: {e}")))
+    super::forwarded::decode_bounded(bytes)
+        .map_err(|e| KmsError::Internal(format!("undecodable command: {e}")))
 }
 
 /// Encodes a command result for the proposer.

@@ -12,10 +12,12 @@
 //! synchronization, primary hand-over, notices), and the audit log.
 
 mod command;
+pub mod forwarded;
 mod grants;
 mod keys;
 pub mod material;
 pub mod mrk;
+mod requests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -40,9 +42,14 @@ pub use command::{
     decode_command, decode_result, encode_command, encode_result, Command, CommandOutput,
     CommandResult, RecordChange,
 };
+pub use forwarded::{ForwardedCommand, ProposalError, RequestId, MAX_COMMAND_BYTES, MAX_NESTING};
+pub use requests::MAX_REMEMBERED_REQUESTS;
 
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
+/// The largest clock offset the Region applies: a hundred years (of 366 days), so that no
+/// date computed from the clock overflows (`AdvanceClock` refuses larger steps first).
+pub const MAX_CLOCK_OFFSET_MS: i64 = 100 * 366 * DAY_MS;
 /// The most aliases one key may have.
 pub const MAX_ALIASES_PER_KEY: usize = 50;
 
@@ -92,6 +99,8 @@ pub struct KmsState {
     audit_retention: usize,
     counters: Counters,
     clock_offset_ms: i64,
+    /// Recent forwarded writes by request ID, applied once each.
+    requests: requests::Requests,
 }
 
 impl KmsState {
@@ -107,6 +116,7 @@ impl KmsState {
             audit_retention: DEFAULT_REGION_RETENTION,
             counters: Counters::default(),
             clock_offset_ms: 0,
+            requests: requests::Requests::default(),
         }
     }
 
@@ -142,6 +152,7 @@ impl KmsState {
         self.audit.clear();
         self.counters = Counters::default();
         self.clock_offset_ms = 0;
+        self.requests.clear();
         for (k, v) in records {
             if k.starts_with(KEY_PREFIX) {
                 let rec: KeyRecord =
@@ -164,6 +175,10 @@ impl KmsState {
                 let rec: AuditRecord =
                     postcard::from_bytes(&v).map_err(|e| format!("audit record: {e}"))?;
                 self.audit.insert(rec.seq, rec);
+            } else if k.starts_with(requests::REQUEST_PREFIX) {
+                let rec: requests::Remembered =
+                    postcard::from_bytes(&v).map_err(|e| format!("request record: {e}"))?;
+                self.requests.load(rec);
             } else if k == COUNTERS_KEY {
                 self.counters = postcard::from_bytes(&v).map_err(|e| format!("counters: {e}"))?;
             } else if k == CLOCK_KEY {
@@ -477,6 +492,11 @@ impl KmsState {
                 now_ms,
             } => self.update_alias(name, target, *now_ms, changes),
             Command::DeleteAlias { name } => self.delete_alias(name, changes),
+            Command::SetClockOffset { offset_ms } if *offset_ms > MAX_CLOCK_OFFSET_MS => {
+                Err(KmsError::Validation(format!(
+                    "the clock offset may not exceed {MAX_CLOCK_OFFSET_MS} ms"
+                )))
+            }
             Command::SetClockOffset { offset_ms } => {
                 if *offset_ms > self.clock_offset_ms {
                     self.clock_offset_ms = *offset_ms;
@@ -540,6 +560,9 @@ impl KmsState {
                 self.delete_grant(key_id, grant_id, changes)
             }
             Command::Audited { call, cmd } => self.audited(call, cmd, changes),
+            Command::Deduplicated { request_id, cmd } => {
+                self.deduplicated(request_id, cmd, changes)
+            }
             other => self.apply_mrk(other, changes),
         }
     }

@@ -50,7 +50,7 @@ impl Command {
             | Command::BeginHandover { key_id, .. }
             | Command::EndHandover { key_id, .. } => Some(key_id),
             Command::CreateGrant { grant } => Some(&grant.key_id),
-            Command::Audited { cmd, .. } => cmd.key_id(),
+            Command::Audited { cmd, .. } | Command::Deduplicated { cmd, .. } => cmd.key_id(),
             Command::CreateAlias { target, .. } | Command::UpdateAlias { target, .. } => {
                 Some(target)
             }
@@ -131,6 +131,11 @@ impl KmsState {
         cmd: &Command,
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
+        if cmd.is_wrapper() {
+            return Err(KmsError::Internal(
+                "an audited command cannot wrap another wrapper".into(),
+            ));
+        }
         let out = self.apply_inner(cmd, changes)?;
         let key_arn = cmd.key_id().map(|k| self.scope.key_arn(k));
         let scope = self.scope.clone();

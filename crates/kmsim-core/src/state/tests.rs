@@ -693,3 +693,118 @@ proptest! {
         prop_assert_eq!(a.keys, b.keys);
     }
 }
+
+// ---- forwarded writes, applied once per request ID ----
+
+fn dedup(id: u8, cmd: Command) -> Command {
+    Command::Deduplicated {
+        request_id: RequestId([id; 16]),
+        cmd: Box::new(cmd),
+    }
+}
+
+/// Replays every record change into a fresh state (what a restart or a snapshot install does).
+fn reloaded(s: &KmsState, all_changes: &[RecordChange]) -> KmsState {
+    let mut records = BTreeMap::new();
+    for c in all_changes {
+        match c {
+            RecordChange::Put { key, value } => {
+                records.insert(key.clone(), value.clone());
+            }
+            RecordChange::Delete { key } => {
+                records.remove(key);
+            }
+        }
+    }
+    let mut fresh = KmsState::new(s.scope().clone());
+    fresh.load(records.into_iter().collect()).unwrap();
+    fresh
+}
+
+#[test]
+fn a_retried_forward_creates_one_key_and_answers_the_first_result() {
+    let mut s = KmsState::new(scope());
+    let (first, c1) = s.apply(&dedup(1, Command::CreateKey { key: key(1) }));
+    assert!(first.is_ok());
+    // The retry of the same forward: same result, nothing written.
+    let (again, c2) = s.apply(&dedup(1, Command::CreateKey { key: key(1) }));
+    assert_eq!(again, first);
+    assert!(c2.is_empty());
+    assert_eq!(s.key_count(), 1);
+    // The memory survives a reload (it is in snapshots and on disk).
+    let mut fresh = reloaded(&s, &c1);
+    assert_eq!(fresh.remembered_requests(), 1);
+    let (after_restart, c3) = fresh.apply(&dedup(1, Command::CreateKey { key: key(1) }));
+    assert_eq!(after_restart, first);
+    assert!(c3.is_empty());
+}
+
+#[test]
+fn a_failed_forward_is_remembered_with_its_error() {
+    let mut s = KmsState::new(scope());
+    let missing = Command::SetEnabled {
+        key_id: key(9).key_id,
+        enabled: false,
+    };
+    let (r1, _) = s.apply(&dedup(2, missing.clone()));
+    assert!(r1.is_err());
+    assert!(s.apply(&Command::CreateKey { key: key(9) }).0.is_ok());
+    // The retry answers the first outcome, not a second attempt.
+    let (r2, _) = s.apply(&dedup(2, missing));
+    assert_eq!(r1, r2);
+}
+
+#[test]
+fn the_request_memory_is_bounded_and_forgets_the_oldest() {
+    let mut s = KmsState::new(scope());
+    let mut all = Vec::new();
+    let n = MAX_REMEMBERED_REQUESTS + 3;
+    for i in 0..n {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        let (_, c) = s.apply(&Command::Deduplicated {
+            request_id: RequestId(id),
+            cmd: Box::new(Command::SetClockOffset {
+                offset_ms: i as i64 + 1,
+            }),
+        });
+        all.extend(c);
+    }
+    assert_eq!(s.remembered_requests(), MAX_REMEMBERED_REQUESTS);
+    let fresh = reloaded(&s, &all);
+    assert_eq!(fresh.remembered_requests(), MAX_REMEMBERED_REQUESTS);
+    // The oldest was forgotten: applying it again acts again (here: a no-op clock move).
+    let (_, c) = s.apply(&Command::Deduplicated {
+        request_id: RequestId([0; 16]),
+        cmd: Box::new(Command::SetClockOffset { offset_ms: 1 }),
+    });
+    assert!(c.iter().any(|c| matches!(c, RecordChange::Put { .. })));
+}
+
+#[test]
+fn wrappers_inside_wrappers_are_refused_at_apply() {
+    let mut s = KmsState::new(scope());
+    let call = crate::audit::ApiCall {
+        event_name: "CreateKey".into(),
+        time_ms: 1,
+        request_id: "r".into(),
+        principal_arn: "p".into(),
+        access_key_id: None,
+        source_ip: None,
+        user_agent: None,
+        request_parameters: "{}".into(),
+    };
+    let inner = Command::Audited {
+        call: call.clone(),
+        cmd: Box::new(Command::CreateKey { key: key(3) }),
+    };
+    let (r, c) = s.apply(&Command::Audited {
+        call,
+        cmd: Box::new(inner),
+    });
+    assert!(r.is_err());
+    assert!(c.is_empty());
+    let (r, _) = s.apply(&dedup(4, dedup(5, Command::CreateKey { key: key(3) })));
+    assert!(r.is_err());
+    assert_eq!(s.key_count(), 0);
+}
