@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use kmsim_crypto::{
     open_request, request_session_id, OpenedRequest, SessionKeyPair, TransportAad, CHALLENGE_LEN,
+    SESSION_KEY_ID_LEN,
 };
 use tokio::sync::watch;
 
@@ -42,7 +43,8 @@ pub enum SessionRefusal {
 
 /// One pair and the challenges it has opened.
 struct Slot {
-    pair: SessionKeyPair,
+    /// Shared with requests being opened; wiped when the last holder drops it.
+    pair: Arc<SessionKeyPair>,
     born: Instant,
     seen: HashSet<[u8; CHALLENGE_LEN]>,
 }
@@ -50,7 +52,7 @@ struct Slot {
 impl Slot {
     fn new() -> Slot {
         Slot {
-            pair: SessionKeyPair::generate(&mut Entropy.rng()),
+            pair: Arc::new(SessionKeyPair::generate(&mut Entropy.rng())),
             born: Instant::now(),
             seen: HashSet::new(),
         }
@@ -114,6 +116,7 @@ impl SessionKeys {
     }
 
     /// Opens a request sealed to one of this node's session keys and records its challenge.
+    /// The cryptography runs outside the lock, so requests are opened in parallel.
     pub fn open(
         &self,
         sender_public: &[u8],
@@ -122,28 +125,44 @@ impl SessionKeys {
     ) -> Result<OpenedRequest, SessionRefusal> {
         self.rotate_if_due();
         let id = request_session_id(sealed).ok_or(SessionRefusal::Failed)?;
+        let pair = self
+            .with_slot(&id, |slot| slot.pair.clone())
+            .ok_or(SessionRefusal::Unknown)?;
+        let opened =
+            open_request(&pair, sender_public, aad, sealed).map_err(|_| SessionRefusal::Failed)?;
+        drop(pair);
+        // The pair may have been retired meanwhile: then the request counts as sealed to a key
+        // this node no longer holds.
+        let fresh = self
+            .with_slot(&id, |slot| {
+                (slot.seen.len() < SEEN_MAX).then(|| slot.seen.insert(opened.challenge))
+            })
+            .ok_or(SessionRefusal::Unknown)?;
+        match fresh {
+            Some(true) => Ok(opened),
+            Some(false) => Err(SessionRefusal::Replayed),
+            None => {
+                // Full: retire it now; the sender fetches the next pair and seals again.
+                let mut ring = self.ring();
+                rotate(&mut ring);
+                ring.previous = None;
+                Err(SessionRefusal::Unknown)
+            }
+        }
+    }
+
+    /// Runs `f` on the held slot whose pair has this ID, if any.
+    fn with_slot<T>(
+        &self,
+        id: &[u8; SESSION_KEY_ID_LEN],
+        f: impl FnOnce(&mut Slot) -> T,
+    ) -> Option<T> {
         let mut ring = self.ring();
         let Ring { current, previous } = &mut *ring;
-        let slot = if current.pair.id() == id {
-            current
-        } else {
-            previous
-                .as_mut()
-                .filter(|p| p.pair.id() == id)
-                .ok_or(SessionRefusal::Unknown)?
-        };
-        let opened = open_request(&slot.pair, sender_public, aad, sealed)
-            .map_err(|_| SessionRefusal::Failed)?;
-        if slot.seen.len() >= SEEN_MAX {
-            // Retire it now; the sender fetches the next pair and seals again.
-            rotate(&mut ring);
-            ring.previous = None;
-            return Err(SessionRefusal::Unknown);
+        if current.pair.id() == *id {
+            return Some(f(current));
         }
-        if !slot.seen.insert(opened.challenge) {
-            return Err(SessionRefusal::Replayed);
-        }
-        Ok(opened)
+        previous.as_mut().filter(|p| p.pair.id() == *id).map(f)
     }
 
     /// Rotates on time even when no request comes, so a pair never outlives two periods by
