@@ -481,9 +481,10 @@ pub struct Rotation {
 pub struct MaterialInfo {
     /// Version number bound into every ciphertext (0 is the first material).
     pub version: u32,
-    /// `KeyMaterialId`: 64 lowercase hex characters. Random for generated material; for
-    /// imported material a commitment to the material (`kmsim_crypto::material_commitment`),
-    /// so any Region can check that it is given the same material.
+    /// `KeyMaterialId`: 64 lowercase hex characters, a commitment to the material
+    /// (`kmsim_crypto::material_commitment` over key ID and material), made where the material
+    /// was generated or imported, so any Region can check that it is given the same material
+    /// (the synchronizer's receiver does, before it stores any). A version's id never changes.
     pub key_material_id: String,
     /// When this version was created, in ms since the epoch (simulated clock).
     pub created_ms: i64,

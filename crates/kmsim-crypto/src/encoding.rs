@@ -97,17 +97,28 @@ impl<'a> Reader<'a> {
     /// that no value has a second encoding.
     pub(crate) fn field_u16(&mut self) -> Option<&'a [u8]> {
         let short: [u8; 2] = self.take(2)?.try_into().ok()?;
-        let short = u16::from_be_bytes(short);
-        let len = if short == u16::MAX {
+        self.field(u64::from(u16::from_be_bytes(short)), u64::from(u16::MAX))
+    }
+
+    /// A field written by [`put_field_u32`]; rejects the escape for a length that fits in u32.
+    pub(crate) fn field_u32(&mut self) -> Option<&'a [u8]> {
+        let short: [u8; 4] = self.take(4)?.try_into().ok()?;
+        self.field(u64::from(u32::from_be_bytes(short)), u64::from(u32::MAX))
+    }
+
+    /// The bytes of a field whose short length prefix was `short`, `escape` meaning "a u64
+    /// length follows" (accepted only for a length that needs it).
+    fn field(&mut self, short: u64, escape: u64) -> Option<&'a [u8]> {
+        let len = if short == escape {
             let long = self.u64()?;
-            if long < u64::from(u16::MAX) {
+            if long < escape {
                 return None;
             }
-            usize::try_from(long).ok()?
+            long
         } else {
-            usize::from(short)
+            short
         };
-        self.take(len)
+        self.take(usize::try_from(len).ok()?)
     }
 
     /// Whether every byte has been read.

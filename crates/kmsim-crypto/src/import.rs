@@ -162,8 +162,8 @@ fn check_bits(bits: usize) -> Result<(), CryptoError> {
     }
 }
 
-/// The KeyMaterialId of imported material: 64 lowercase hex characters of SHA-256(
-/// `b"kmsim/key-material-id/v1"` ‖ u16 BE len ‖ `key_id` ‖ `material`).
+/// The KeyMaterialId of any material (imported or generated): 64 lowercase hex characters of
+/// SHA-256(`b"kmsim/key-material-id/v1"` ‖ u16 BE len ‖ `key_id` ‖ `material`).
 ///
 /// Another Region importing material into a replica of the same multi-Region key computes the
 /// same id exactly when it received the same material, so the material never has to cross

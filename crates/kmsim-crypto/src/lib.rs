@@ -17,9 +17,11 @@
 //!   (`mac`);
 //! - importing key material: [`ImportWrappingKey`] and the [`material_commitment`] that names
 //!   imported material across Regions (`import`);
-//! - Region-to-Region transport: [`TransportKeyPair`], [`seal_transport`] / [`open_transport`]
-//!   bound to a [`TransportAad`] (`transport`), and the partition [`TrustAnchor`] with its
-//!   [`TransportCertificate`]s (`trust_anchor`).
+//! - Region-to-Region transport: [`seal_request`] / [`open_request`] from a Region's static
+//!   [`TransportKeyPair`] (which signs) to a node's short-lived [`SessionKeyPair`] (vouched for by
+//!   a signed [`SessionKeyClaim`]), bound to a [`TransportAad`], with answers authenticated by the
+//!   request's [`AnswerKey`] (`transport`, `session_key`); and the partition [`TrustAnchor`] with
+//!   its [`TransportCertificate`]s (`trust_anchor`).
 //!
 //! It does no I/O, reads no clock and never touches a global random generator: every function that
 //! needs randomness takes the caller's `rng`, so the node that proposes a Raft command decides all
@@ -50,6 +52,7 @@ mod random;
 mod redaction_tests;
 mod rsa_padding;
 mod secret;
+mod session_key;
 mod spec;
 #[cfg(test)]
 mod test_vectors;
@@ -69,10 +72,14 @@ pub use mac::{generate_hmac_key, hmac, hmac_verify};
 pub use public_key::PublicKey;
 pub use random::{random_bytes, random_hex64};
 pub use secret::SecretBytes;
+pub use session_key::{SessionKeyClaim, SessionKeyPair, SESSION_KEY_ID_LEN};
 pub use spec::{
     AsymmetricSpec, DataKeyPairSpec, HmacSpec, ImportWrappingAlgorithm, MacAlgorithm, Message,
     RsaEncryptionAlgorithm, SigningAlgorithm,
 };
-pub use transport::{open_transport, seal_transport, TransportAad, TransportKeyPair};
+pub use transport::{
+    open_request, request_session_id, seal_request, AnswerKey, OpenedRequest, TransportAad,
+    TransportKeyPair, CHALLENGE_LEN,
+};
 pub use trust_anchor::{TransportCertificate, TrustAnchor};
 pub use wrap::{unwrap_secret, wrap_secret, WrapAad};

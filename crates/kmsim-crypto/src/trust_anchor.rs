@@ -3,13 +3,12 @@
 
 use std::fmt;
 
-use ecdsa::signature::{RandomizedSigner, Verifier};
-use p384::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
+use ecdsa::signature::RandomizedSigner;
+use p384::ecdsa::{DerSignature, SigningKey};
 use rand::{CryptoRng, RngCore};
 
 use crate::encoding::{prefixed_fields_u16, Reader};
-use crate::public_key::PublicInner;
-use crate::transport::{p384_from_der, p384_pkcs8, p384_spki};
+use crate::transport::{p384_from_der, p384_pkcs8, p384_point, p384_spki, verify_signature};
 use crate::{AsymmetricSpec, CryptoError, PublicKey, SecretBytes};
 
 /// First byte of a serialized certificate, so that a future format can be told apart.
@@ -115,20 +114,21 @@ impl TransportCertificate {
     /// An anchor key that is no P-384 SPKI gives [`CryptoError::InvalidPublicKey`] /
     /// [`CryptoError::KeySpecMismatch`]; everything else [`CryptoError::InvalidCertificate`].
     pub fn verify(&self, anchor_public_der: &[u8]) -> Result<(), CryptoError> {
-        let anchor = PublicKey::from_spki_der(AsymmetricSpec::EccNistP384, anchor_public_der)?;
-        let PublicInner::P384(anchor) = anchor.inner() else {
-            return Err(CryptoError::InvalidPublicKey);
-        };
+        // The anchor's own key first: a misconfigured anchor is reported as such.
+        p384_point(anchor_public_der)?;
         PublicKey::from_spki_der(AsymmetricSpec::EccNistP384, &self.public_key_der).map_err(
             |_| CryptoError::InvalidCertificate {
                 reason: "certified key is no p-384 public key",
             },
         )?;
-        let bad_signature = CryptoError::InvalidCertificate {
-            reason: "signature does not verify",
-        };
-        let signature = Signature::from_der(&self.signature).map_err(|_| bad_signature.clone())?;
-        VerifyingKey::verify(anchor, &self.signed_bytes(), &signature).map_err(|_| bad_signature)
+        verify_signature(
+            anchor_public_der,
+            &self.signed_bytes(),
+            &self.signature,
+            CryptoError::InvalidCertificate {
+                reason: "signature does not verify",
+            },
+        )
     }
 
     /// Serialized form, format version 1: `[0]=0x01`, then u16 len + partition, u16 len +

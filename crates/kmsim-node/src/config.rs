@@ -208,6 +208,11 @@ pub struct SyncTiming {
     /// How often every (key, replica) pair is sent again even when acknowledged (default 10000).
     #[serde(default = "default_anti_entropy")]
     pub anti_entropy_ms: u64,
+    /// How long a node's session key (what requests to it are sealed to) is current; it is kept
+    /// one more period for requests sealed just before, then wiped, so a recorded request
+    /// cannot be opened or replayed later (default 300000, 5 minutes; at least 1000).
+    #[serde(default = "default_session_key")]
+    pub session_key_ms: u64,
 }
 
 impl Default for SyncTiming {
@@ -216,6 +221,7 @@ impl Default for SyncTiming {
             retry_min_ms: default_retry_min(),
             retry_max_ms: default_retry_max(),
             anti_entropy_ms: default_anti_entropy(),
+            session_key_ms: default_session_key(),
         }
     }
 }
@@ -228,6 +234,13 @@ fn default_retry_max() -> u64 {
 }
 fn default_anti_entropy() -> u64 {
     10_000
+}
+/// The shortest session key period a topology may set: a sender uses a fetched key for half a
+/// period, and the node holds it for two, which leaves a request a period to arrive.
+pub const MIN_SESSION_KEY_MS: u64 = 1000;
+
+fn default_session_key() -> u64 {
+    300_000
 }
 
 /// The single AWS endpoint: a `kmsim gateway` process that serves AWS JSON 1.1 for every Region
@@ -483,6 +496,12 @@ impl Topology {
                 "limits: max_connections must be at least 1 and every timeout at least 1000 ms"
                     .into(),
             );
+        }
+        if self.sync.session_key_ms < MIN_SESSION_KEY_MS {
+            // A request must reach its node while the key it was sealed to is still held.
+            return bad(format!(
+                "sync session_key_ms must be at least {MIN_SESSION_KEY_MS}"
+            ));
         }
         let mut names = BTreeSet::new();
         let mut addrs = BTreeSet::new();

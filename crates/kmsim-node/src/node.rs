@@ -36,6 +36,7 @@ use crate::raft_service::RaftServiceImpl;
 use crate::read_index::ReadIndex;
 use crate::sync::link::SyncLink;
 use crate::sync::service::SyncServiceImpl;
+use crate::sync::session::SessionKeys;
 use crate::sync::task::SyncSettings;
 use crate::sync::SyncIdentity;
 use kmsim_proto::sync::v1::sync_service_server::SyncServiceServer;
@@ -162,6 +163,7 @@ pub async fn run_node_with_key<E: KvEngine>(
             retry_min: Duration::from_millis(t.retry_min_ms),
             retry_max: Duration::from_millis(t.retry_max_ms),
             anti_entropy: Duration::from_millis(t.anti_entropy_ms),
+            session_key_period: Duration::from_millis(t.session_key_ms),
             ..SyncSettings::default()
         };
         Arc::new(SyncLink::new(id, faults.clone(), settings))
@@ -253,9 +255,15 @@ pub async fn run_node_with_key<E: KvEngine>(
         ));
     }
 
-    let sync_service = sync_identity
-        .clone()
-        .map(|id| SyncServiceServer::new(SyncServiceImpl::new(api.clone(), id)));
+    let sync_service = sync_identity.clone().map(|id| {
+        // This node's session keys: memory only, rotated by their own task.
+        let sessions = Arc::new(SessionKeys::new(
+            node_id,
+            Duration::from_millis(topology.sync.session_key_ms),
+        ));
+        tasks.spawn(sessions.clone().run(stop_rx.clone()));
+        SyncServiceServer::new(SyncServiceImpl::new(api.clone(), id, sessions))
+    });
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .max_concurrent_streams(Some(GRPC_MAX_CONCURRENT_STREAMS))

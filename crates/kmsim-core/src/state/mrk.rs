@@ -502,6 +502,14 @@ impl KmsState {
                 "{key_id} is not a multi-Region key in {here}"
             )));
         };
+        if let Some(v) = changed_material(&existing.shared, shared) {
+            // A version's material never changes (its KeyMaterialId commits to it); the
+            // receiving node checked the delivered material against this same rule, and this
+            // repeats it against the state being committed to.
+            return Err(KmsError::Validation(format!(
+                "synchronization of {key_id} from {source} describes material version {v} unlike this Region holds it; the material of a version never changes"
+            )));
+        }
         let mut key = KeyRecord::clone(&existing);
         if promote {
             if local.primary == here && local.epoch >= m.epoch {
@@ -858,11 +866,43 @@ fn set_replicas(m: &mut MultiRegion, primary: &Region, demoted: &Region) {
 }
 
 /// Takes the sender's shared properties and adds the material versions this Region lacks.
-fn merge_shared(
+/// The first material version of generated (not imported) material whose KeyMaterialId
+/// `offered` gives otherwise than `held`.
+fn changed_material(held: &SharedProps, offered: &SharedProps) -> Option<u32> {
+    if offered.origin == Origin::External {
+        return None;
+    }
+    offered
+        .materials
+        .iter()
+        .find(|m| {
+            held.material(m.version)
+                .is_some_and(|h| h.key_material_id != m.key_material_id)
+        })
+        .map(|m| m.version)
+}
+
+pub(crate) fn merge_shared(
     key: &mut KeyRecord,
     shared: &SharedProps,
     materials: &std::collections::BTreeMap<u32, crate::key::RegionalMaterial>,
 ) {
+    // Imported material of a version the set now describes anew (pending material deleted on
+    // the primary, then other material imported under the same version number) is not this
+    // version's any more: drop this Region's copy (the replica imports the new one itself).
+    let renamed: Vec<u32> = shared
+        .materials
+        .iter()
+        .filter(|m| {
+            key.shared
+                .material(m.version)
+                .is_some_and(|h| h.key_material_id != m.key_material_id)
+        })
+        .map(|m| m.version)
+        .collect();
+    for v in renamed {
+        key.regional.materials.remove(&v);
+    }
     key.shared = shared.clone();
     if shared.origin != Origin::External {
         for (v, m) in materials {

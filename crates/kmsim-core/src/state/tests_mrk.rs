@@ -674,3 +674,48 @@ fn a_replica_request_that_does_not_name_the_destination_or_its_sender_is_refused
     assert_eq!(e.code(), "ValidationException");
     assert!(b.key(&id).is_none());
 }
+
+#[test]
+fn a_synchronization_cannot_change_the_material_of_a_version_the_region_holds() {
+    let (mut a, mut b, id) = two_regions();
+    a.apply(&Command::ReplicateKey {
+        key_id: id.clone(),
+        replica: region("eu-west-1"),
+        spec: spec(),
+    })
+    .0
+    .unwrap();
+    sync(&mut a, &mut b, &id, false);
+    let held = b.key(&id).unwrap();
+    // The primary's view with version 0 described as other material, at a newer stamp, with a
+    // copy of that other material: refused whole, nothing written.
+    let mut planted = a.key(&id).unwrap().shared.clone();
+    planted.materials[0].key_material_id = format!("{:064x}", 0xbad);
+    planted.mrk.as_mut().unwrap().version += 10;
+    for promote in [false, true] {
+        let (r, changes) = b.apply(&Command::ApplySync {
+            key_id: id.clone(),
+            source: region("us-east-1"),
+            shared: planted.clone(),
+            materials: [(0, regional(99))].into(),
+            create: None,
+            promote,
+            now_ms: 300,
+        });
+        assert!(
+            matches!(&r, Err(KmsError::Validation(m)) if m.contains("material version 0")),
+            "{r:?}"
+        );
+        assert!(changes.is_empty());
+        assert_eq!(b.key(&id).unwrap(), held);
+    }
+    // An EXTERNAL set may describe a version anew (pending imported material deleted, other
+    // material imported under the same number): the Region's own copy of it is dropped.
+    let mut external = KeyRecord::clone(&b.key(&id).unwrap());
+    external.shared.origin = crate::key::Origin::External;
+    let mut renamed = external.shared.clone();
+    renamed.materials[0].key_material_id = format!("{:064x}", 0xface);
+    mrk::merge_shared(&mut external, &renamed, &BTreeMap::new());
+    assert!(external.regional.materials.is_empty());
+    assert_eq!(external.shared, renamed);
+}

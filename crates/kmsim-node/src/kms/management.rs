@@ -11,7 +11,7 @@ use kmsim_core::policy::{default_key_policy, validate_policy};
 use kmsim_core::state::Command;
 use kmsim_core::tags::validate_tags;
 use kmsim_core::KmsError;
-use kmsim_crypto::{generate_hmac_key, random_hex64, KeyMaterial, PrivateKey, SecretBytes};
+use kmsim_crypto::{generate_hmac_key, material_commitment, KeyMaterial, PrivateKey, SecretBytes};
 use kmsim_proto::kms::v1 as pb;
 
 use super::convert::{alias_entry, key_metadata, secs};
@@ -192,7 +192,9 @@ impl KmsApi {
             shared.public_key = public_key;
             shared.materials.push(MaterialInfo {
                 version: 0,
-                key_material_id: random_hex64(&mut self.entropy.rng()),
+                // A commitment to the material, as for imported material: every Region of a
+                // multi-Region set checks the material it receives against it.
+                key_material_id: material_commitment(key_id.as_str(), raw.expose()),
                 created_ms: now,
                 rotation: None,
             });

@@ -10,7 +10,7 @@ use kmsim_core::key::{
 use kmsim_core::key_state::{check, Operation};
 use kmsim_core::state::Command;
 use kmsim_core::KmsError;
-use kmsim_crypto::{random_hex64, KeyMaterial};
+use kmsim_crypto::{material_commitment, KeyMaterial};
 use kmsim_proto::kms::v1 as pb;
 
 use super::convert::secs;
@@ -177,7 +177,8 @@ impl KmsApi {
         (
             MaterialInfo {
                 version,
-                key_material_id: random_hex64(&mut self.entropy.rng()),
+                // The commitment every replica checks the delivered material against.
+                key_material_id: material_commitment(key.key_id.as_str(), material.expose()),
                 created_ms: now_ms,
                 rotation: None,
             },

@@ -4,15 +4,19 @@
 //! that must reach another Region before they answer (ReplicateKey creates the replica there,
 //! UpdatePrimaryRegion delivers the promotion).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kmsim_core::ids::{KeyId, Region};
 use kmsim_core::sync::{SyncMessage, SyncReply};
+use kmsim_crypto::{SessionKeyClaim, CHALLENGE_LEN};
 use kmsim_proto::sync::v1::sync_service_client::SyncServiceClient;
-use kmsim_proto::sync::v1::SyncEnvelope;
+use kmsim_proto::sync::v1::SessionKeyRequest;
+use tonic::transport::Channel;
 
-use super::envelope::{open, seal, Bundle};
+use super::envelope::{open_answer, seal, Bundle};
 use super::task::SyncSettings;
 use super::SyncIdentity;
 use crate::entropy::Entropy;
@@ -24,10 +28,14 @@ pub struct SyncLink {
     pub id: Arc<SyncIdentity>,
     /// The node's fault table: every delivery passes it for the destination node.
     pub faults: Arc<FaultTable>,
-    /// Timing (retries, anti-entropy, RPC deadline).
+    /// Timing (retries, anti-entropy, RPC deadline, session key period).
     pub settings: SyncSettings,
     /// Where the next delivery starts in a Region's node list, so load and failures spread.
     cursor: AtomicUsize,
+    /// The session public key of each peer node (`REGION/ID`), verified, and when it was
+    /// fetched: used for half a rotation period, so it is always still held by the peer (which
+    /// keeps a key for two periods after making it) when a request sealed to it arrives.
+    sessions: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
 }
 
 impl SyncLink {
@@ -38,12 +46,60 @@ impl SyncLink {
             faults,
             settings,
             cursor: AtomicUsize::new(0),
+            sessions: Mutex::new(HashMap::new()),
         }
     }
 
+    fn cached_session(&self, peer: &str) -> Option<Vec<u8>> {
+        let map = self.sessions.lock().expect("invariant: lock not poisoned");
+        map.get(peer)
+            .filter(|(_, at)| at.elapsed() < self.settings.session_key_period / 2)
+            .map(|(k, _)| k.clone())
+    }
+
+    fn forget_session(&self, peer: &str) {
+        let mut map = self.sessions.lock().expect("invariant: lock not poisoned");
+        map.remove(peer);
+    }
+
+    /// The session key of `dest`'s node `node_id`: from the cache, or fetched (through the fault
+    /// layer) and verified.
+    async fn session_key(
+        &self,
+        client: &mut SyncServiceClient<Channel>,
+        dest: &Region,
+        node_id: u64,
+        peer: &str,
+    ) -> Result<Vec<u8>, String> {
+        if let Some(key) = self.cached_session(peer) {
+            return Ok(key);
+        }
+        self.faults
+            .before_send(peer)
+            .await
+            .map_err(|e| e.to_string())?;
+        let key = fetch_session_key(
+            &self.id,
+            client,
+            dest.as_str(),
+            node_id,
+            self.settings.rpc_timeout,
+        )
+        .await?;
+        let mut map = self.sessions.lock().expect("invariant: lock not poisoned");
+        if map.len() >= SESSION_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(peer.to_string(), (key.clone(), Instant::now()));
+        Ok(key)
+    }
+
     /// Seals `message` to `dest`, tries its nodes in turn (each through the fault layer, each
-    /// RPC bounded by `settings.rpc_timeout`) and opens the authenticated answer. An error
-    /// means no node gave an authentic answer: unreachable, partitioned, refused, or timed out.
+    /// RPC bounded by `settings.rpc_timeout`) and opens the authenticated answer. Each attempt
+    /// is sealed afresh to the session key of the node it goes to; a node that no longer holds
+    /// the cached key (restarted, or the key rotated out) is asked for its current one and the
+    /// request sealed again, once. An error means no node gave an authentic answer:
+    /// unreachable, partitioned, refused, or timed out.
     #[allow(clippy::too_many_arguments)]
     pub async fn send(
         &self,
@@ -55,58 +111,99 @@ impl SyncLink {
         secret: &Bundle,
     ) -> Result<SyncReply, String> {
         let id = &self.id;
-        let recipient = id.recipient_key(dest.as_str())?;
-        let env: SyncEnvelope = seal(
-            id,
-            dest.as_str(),
-            &recipient,
-            key_id.as_str(),
-            stamp,
-            message,
-            secret,
-            entropy,
-        )?;
         let nodes = id.peers.get(dest.as_str()).cloned().unwrap_or_default();
         if nodes.is_empty() {
             return Err(format!("no nodes known for {dest}"));
         }
         let start = self.cursor.fetch_add(1, Ordering::Relaxed);
         let mut last = String::new();
-        for i in 0..nodes.len() {
+        'nodes: for i in 0..nodes.len() {
             let (node_id, addr) = &nodes[(start + i) % nodes.len()];
             let peer = format!("{dest}/{node_id}");
             if let Err(e) = self.faults.before_send(&peer).await {
                 last = e.to_string();
                 continue;
             }
-            let ch = id.channel(addr)?;
-            let mut client = SyncServiceClient::new(ch);
-            let mut req = tonic::Request::new(env.clone());
-            req.set_timeout(self.settings.rpc_timeout);
-            match client.deliver(req).await {
-                Ok(resp) => {
-                    let answer = resp.into_inner();
-                    // An answer counts only for the request it answers: from the Region asked,
-                    // about the same key and stamp (all bound into the seal, so authentic once
-                    // opened). A recorded answer about another key or version is refused.
-                    if answer.source != dest.as_str()
-                        || answer.key_id != key_id.as_str()
-                        || answer.stamp != stamp
-                    {
-                        return Err(format!(
-                            "{peer} answered for {} {} stamp {}, not for {key_id} stamp {stamp}",
-                            answer.source, answer.key_id, answer.stamp
-                        ));
+            let mut client = SyncServiceClient::new(id.channel(addr)?);
+            for fresh_key in [false, true] {
+                if fresh_key {
+                    self.forget_session(&peer);
+                }
+                let session = match self.session_key(&mut client, dest, *node_id, &peer).await {
+                    Ok(key) => key,
+                    Err(e) => {
+                        last = format!("{peer}: {e}");
+                        continue 'nodes;
                     }
-                    let opened = open::<SyncReply>(id, &answer)?;
-                    return Ok(opened.message);
+                };
+                let (env, answer_key) = seal(
+                    id,
+                    dest.as_str(),
+                    &session,
+                    key_id.as_str(),
+                    stamp,
+                    message,
+                    secret,
+                    entropy,
+                )?;
+                let mut req = tonic::Request::new(env.clone());
+                req.set_timeout(self.settings.rpc_timeout);
+                match client.deliver(req).await {
+                    Ok(resp) => return open_answer(&env, &answer_key, &resp.into_inner()),
+                    Err(s) if s.code() == tonic::Code::FailedPrecondition && !fresh_key => {
+                        last = format!("{peer}: {}", s.message());
+                    }
+                    Err(s) if s.code() == tonic::Code::PermissionDenied => {
+                        return Err(format!("{peer} refused the message: {}", s.message()));
+                    }
+                    Err(s) => {
+                        last = format!("{peer}: {}", s.message());
+                        continue 'nodes;
+                    }
                 }
-                Err(s) if s.code() == tonic::Code::PermissionDenied => {
-                    return Err(format!("{peer} refused the message: {}", s.message()));
-                }
-                Err(s) => last = format!("{peer}: {}", s.message()),
             }
         }
         Err(last)
     }
+}
+
+/// The most peer session keys a link keeps (a topology has a few dozen nodes).
+const SESSION_CACHE_MAX: usize = 256;
+
+/// Asks node `node_id` of `dest` for its current session key with a fresh challenge, and checks
+/// the answer: for that Region and node, signed by the Region's certified transport key for this
+/// challenge. Returns the session public key (SPKI DER).
+pub async fn fetch_session_key(
+    id: &SyncIdentity,
+    client: &mut SyncServiceClient<Channel>,
+    dest: &str,
+    node_id: u64,
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    let challenge: [u8; CHALLENGE_LEN] = Entropy.bytes();
+    let mut req = tonic::Request::new(SessionKeyRequest {
+        challenge: challenge.to_vec(),
+    });
+    req.set_timeout(timeout);
+    let resp = client
+        .session_key(req)
+        .await
+        .map_err(|s| format!("session key: {}", s.message()))?
+        .into_inner();
+    if resp.region != dest || resp.node_id != node_id {
+        return Err(format!(
+            "asked {dest}/{node_id} for its session key, {}/{} answered",
+            resp.region, resp.node_id
+        ));
+    }
+    let region_key = id.recipient_key(dest)?;
+    SessionKeyClaim {
+        region: dest,
+        node_id,
+        public_key_der: &resp.public_key,
+        challenge: &challenge,
+    }
+    .verify(&region_key, &resp.signature)
+    .map_err(|e| format!("session key of {dest}/{node_id} refused: {e}"))?;
+    Ok(resp.public_key)
 }

@@ -1,6 +1,8 @@
 //! The synchronizer between Regions (docs/ARCHITECTURE.md "Multi-Region keys"): the gRPC service every node
 //! serves (`service`), the task on the Region's Raft leader that delivers what the replicated
-//! state says must be delivered (`task`), and the envelope both use (`envelope`).
+//! state says must be delivered (`task`) through the sending side (`link`), the envelope both
+//! use (`envelope`), the node's session keys (`session`) and the receiver's check of delivered
+//! material against its commitments (`material_check`).
 //!
 //! What must reach another Region is always derived from the replicated state — acknowledged
 //! (epoch, version) per replica, replicas being created, a hand-over in flight, queued notices —
@@ -10,7 +12,9 @@
 
 pub mod envelope;
 pub mod link;
+pub mod material_check;
 pub mod service;
+pub mod session;
 pub mod task;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,7 +33,8 @@ pub struct SyncIdentity {
     pub region: String,
     /// This Region's partition.
     pub partition: String,
-    /// This Region's transport key pair (P-384).
+    /// This Region's static transport key pair (P-384): signs this Region's requests and the
+    /// session-key statements of its nodes.
     pub transport: TransportKeyPair,
     /// Its certificate from the partition's trust anchor, as sent with every message.
     pub certificate: Vec<u8>,

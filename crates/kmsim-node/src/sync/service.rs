@@ -1,7 +1,8 @@
-//! `kmsim.sync.v1.SyncService` on every node: opens what another Region sent, re-wraps the
-//! material under this Region's domain key, applies the message through this Region's Raft
-//! (any node may receive it; the proposer forwards to the leader) and answers with what this
-//! Region now holds, sealed back to the sender.
+//! `kmsim.sync.v1.SyncService` on every node: hands out this node's session key (signed by the
+//! Region for the caller's challenge), opens what another Region sealed to it, checks delivered
+//! material against its commitments, re-wraps it under this Region's domain key, applies the
+//! message through this Region's Raft (any node may receive it; the proposer forwards to the
+//! leader) and answers with what this Region now holds, authenticated for that one request.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,10 +16,13 @@ use kmsim_core::state::{Command, CommandOutput};
 use kmsim_core::sync::{SyncMessage, SyncReply};
 use kmsim_core::tags::validate_tags;
 use kmsim_core::KmsError;
+use kmsim_crypto::{SessionKeyClaim, CHALLENGE_LEN};
 use kmsim_proto::sync::v1::sync_service_server::SyncService;
-use kmsim_proto::sync::v1::SyncEnvelope;
+use kmsim_proto::sync::v1::{SessionKeyRequest, SessionKeyResponse, SyncEnvelope};
 
-use super::envelope::{open, seal, Bundle};
+use super::envelope::{answer, open, Bundle};
+use super::material_check::check_materials;
+use super::session::SessionKeys;
 use super::SyncIdentity;
 use crate::kms::KmsApi;
 
@@ -26,12 +30,17 @@ use crate::kms::KmsApi;
 pub struct SyncServiceImpl {
     api: Arc<KmsApi>,
     id: Arc<SyncIdentity>,
+    sessions: Arc<SessionKeys>,
 }
 
 impl SyncServiceImpl {
-    /// The service of this node.
-    pub fn new(api: Arc<KmsApi>, id: Arc<SyncIdentity>) -> SyncServiceImpl {
-        SyncServiceImpl { api, id }
+    /// The service of this node, opening requests with these session keys.
+    pub fn new(
+        api: Arc<KmsApi>,
+        id: Arc<SyncIdentity>,
+        sessions: Arc<SessionKeys>,
+    ) -> SyncServiceImpl {
+        SyncServiceImpl { api, id, sessions }
     }
 
     async fn apply(
@@ -49,6 +58,15 @@ impl SyncServiceImpl {
                 create,
                 promote,
             } => {
+                // Material is checked against the commitments of the set before anything is
+                // stored: even a certified Region cannot plant other material for a version.
+                let held = self.api.read(|s| s.key(&key_id));
+                if let Err(why) =
+                    check_materials(&key_id, held.as_ref().map(|k| &k.shared), &shared, &secret)
+                {
+                    tracing::warn!(peer = %source, key_id = %key_id, why, "refused key material that does not match its commitment");
+                    return Err(Status::permission_denied(why));
+                }
                 // A resend this Region already holds (anti-entropy) is answered from the
                 // applied state, as the state machine would answer it, without a Raft write.
                 let source = region(source)?;
@@ -150,9 +168,9 @@ fn refused(e: &KmsError) -> SyncReply {
 impl SyncService for SyncServiceImpl {
     async fn deliver(&self, req: Request<SyncEnvelope>) -> Result<Response<SyncEnvelope>, Status> {
         let env = req.into_inner();
-        let opened = open::<SyncMessage>(&self.id, &env).map_err(|why| {
-            tracing::warn!(peer = %env.source, key_id = %env.key_id, why, "refused a synchronization message");
-            Status::permission_denied(why)
+        let opened = open::<SyncMessage>(&self.id, &self.sessions, &env).map_err(|refusal| {
+            tracing::warn!(peer = %env.source, key_id = %env.key_id, why = ?refusal, "refused a synchronization message");
+            refusal.status()
         })?;
         let key_matches = match &opened.message {
             SyncMessage::Key { key_id, .. }
@@ -168,17 +186,32 @@ impl SyncService for SyncServiceImpl {
         let reply = self
             .apply(&env.source, opened.message, opened.secret)
             .await?;
-        let answer = seal(
-            &self.id,
-            &env.source,
-            &opened.sender_public,
-            &env.key_id,
-            env.stamp,
-            &reply,
-            &Bundle::default(),
-            &self.api.entropy,
-        )
-        .map_err(Status::internal)?;
-        Ok(Response::new(answer))
+        Ok(Response::new(answer(&env, &reply, &opened.answer_key)))
+    }
+
+    async fn session_key(
+        &self,
+        req: Request<SessionKeyRequest>,
+    ) -> Result<Response<SessionKeyResponse>, Status> {
+        let challenge = req.into_inner().challenge;
+        if challenge.len() != CHALLENGE_LEN {
+            return Err(Status::invalid_argument(format!(
+                "the challenge must be {CHALLENGE_LEN} bytes"
+            )));
+        }
+        let public_key = self.sessions.current_public();
+        let signature = SessionKeyClaim {
+            region: &self.id.region,
+            node_id: self.sessions.node_id,
+            public_key_der: &public_key,
+            challenge: &challenge,
+        }
+        .sign(&self.id.transport, &mut self.api.entropy.rng());
+        Ok(Response::new(SessionKeyResponse {
+            region: self.id.region.clone(),
+            node_id: self.sessions.node_id,
+            public_key,
+            signature,
+        }))
     }
 }

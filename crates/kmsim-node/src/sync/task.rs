@@ -45,6 +45,8 @@ pub struct SyncSettings {
     pub anti_entropy: Duration,
     /// Deadline of one delivery RPC.
     pub rpc_timeout: Duration,
+    /// How long a node's session key is current (it is kept one more period, then wiped).
+    pub session_key_period: Duration,
 }
 
 impl Default for SyncSettings {
@@ -54,6 +56,7 @@ impl Default for SyncSettings {
             retry_max: Duration::from_secs(2),
             anti_entropy: Duration::from_secs(10),
             rpc_timeout: Duration::from_secs(5),
+            session_key_period: Duration::from_secs(300),
         }
     }
 }
