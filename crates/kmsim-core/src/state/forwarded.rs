@@ -248,6 +248,7 @@ mod tests {
             source_ip: None,
             user_agent: None,
             request_parameters: "{}".into(),
+            response_elements: None,
         }
     }
 

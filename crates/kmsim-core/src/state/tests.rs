@@ -793,6 +793,7 @@ fn wrappers_inside_wrappers_are_refused_at_apply() {
         source_ip: None,
         user_agent: None,
         request_parameters: "{}".into(),
+        response_elements: None,
     };
     let inner = Command::Audited {
         call: call.clone(),
