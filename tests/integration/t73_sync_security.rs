@@ -29,16 +29,16 @@ fn identity_of(c: &Cluster, as_region: &str) -> SyncIdentity {
     let domain =
         DomainKey::from_hex(&std::fs::read_to_string(&r.domain_key_file).unwrap()).unwrap();
     let transport = kmsim_node::key_files::load_transport_key(&domain, r).unwrap();
-    let mut id = kmsim_node::node::sync_identity(&topo, as_region, transport).unwrap();
+    let dialer = kmsim_node::tls::Dialer::for_node(topo.tls.as_ref(), as_region, 1).unwrap();
+    let mut id = kmsim_node::node::sync_identity(&topo, as_region, transport, dialer).unwrap();
     id.channels = Mutex::new(HashMap::new());
     id
 }
 
 async fn deliver(c: &Cluster, env: SyncEnvelope) -> Result<SyncEnvelope, tonic::Status> {
-    let addr = c.addr(B, 1);
-    let mut client = SyncServiceClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    // Over the link a node of A opens (its certificate): the synchronizer's own checks are
+    // what this file tests, behind the transport's.
+    let mut client = SyncServiceClient::new(c.channel_as_node(A, 1, B, 1));
     client.deliver(env).await.map(|r| r.into_inner())
 }
 

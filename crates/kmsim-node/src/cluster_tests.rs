@@ -64,6 +64,7 @@ impl Region {
             trust_anchors: Vec::new(),
             sync: Default::default(),
             audit: Default::default(),
+            tls: None,
             regions: vec![RegionConfig {
                 name: "us-east-1".into(),
                 domain_key_file: PathBuf::from("unused"),

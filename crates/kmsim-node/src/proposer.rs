@@ -21,6 +21,7 @@ use kmsim_store::{Raft, RaftRequest};
 use crate::backoff::Backoff;
 use crate::faults::FaultTable;
 use crate::network::channel;
+use crate::tls::Dialer;
 
 /// The most times a write may be forwarded before it is refused (guards against loops while
 /// leadership moves).
@@ -37,16 +38,19 @@ pub struct Proposer {
     faults: Arc<FaultTable>,
     /// Forwarding clients by leader address, built on first use.
     leaders: Mutex<HashMap<String, RaftServiceClient<Channel>>>,
+    /// How to dial the leader.
+    dialer: Dialer,
 }
 
 impl Proposer {
-    /// A proposer over this node's Raft.
-    pub fn new(raft: Raft, region: String, faults: Arc<FaultTable>) -> Proposer {
+    /// A proposer over this node's Raft, forwarding to the leader through `dialer`.
+    pub fn new(raft: Raft, region: String, faults: Arc<FaultTable>, dialer: Dialer) -> Proposer {
         Proposer {
             raft,
             region,
             faults,
             leaders: Mutex::new(HashMap::new()),
+            dialer,
         }
     }
 
@@ -223,7 +227,8 @@ impl Proposer {
             match map.get(addr) {
                 Some(c) => c.clone(),
                 None => {
-                    let ch = channel(addr).map_err(|e| ForwardError::Unreachable(e.to_string()))?;
+                    let ch = channel(&self.dialer, addr)
+                        .map_err(|e| ForwardError::Unreachable(e.to_string()))?;
                     let c = RaftServiceClient::new(ch);
                     map.insert(addr.to_string(), c.clone());
                     c

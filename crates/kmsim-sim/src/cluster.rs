@@ -4,6 +4,8 @@
 //! ```text
 //! <data-dir>/topology.toml           the topology every node reads
 //! <data-dir>/keys/<region>.key       each Region's domain key (hex, mode 0600)
+//! <data-dir>/keys/tls/               the cluster CA and every certificate and key (PEM, 0600;
+//!                                    names in `kmsim_node::tls`); ca.key is read by no process
 //! <data-dir>/nodes/<region>/<id>/    each node's RocksDB data directory
 //! <data-dir>/logs/<region>-<id>.log  each node's stdout/stderr
 //! <data-dir>/logs/gateway.log        the gateway's stdout/stderr
@@ -23,6 +25,8 @@ use kmsim_node::config::{
     Topology, TrustAnchorEntry, TOPOLOGY_VERSION,
 };
 use kmsim_node::key_files::wrap_transport_key;
+use kmsim_node::tls::issue::{host_of, ClusterCa, CA_NAME};
+use kmsim_node::tls::{Dialer, Identity, TlsSettings};
 
 /// The gateway's port unless told otherwise (`kmsim up --aws-port`).
 pub const DEFAULT_AWS_PORT: u16 = 4599;
@@ -133,6 +137,13 @@ impl ClusterDir {
         Topology::load(&self.topology_path()).map_err(|e| ClusterError::Invalid(e.to_string()))
     }
 
+    /// How the operator dials this cluster's nodes: the operator certificate of its `[tls]`
+    /// table (plaintext for a topology without one). Build it once and reuse its channels.
+    pub fn operator_dialer(&self) -> Result<Dialer, ClusterError> {
+        Dialer::operator(self.topology()?.tls.as_ref())
+            .map_err(|e| ClusterError::Invalid(format!("operator certificate: {e}")))
+    }
+
     /// `<root>/pids/<region>-<id>.pid`
     pub fn pid_path(&self, n: &NodeName) -> PathBuf {
         self.root
@@ -161,13 +172,16 @@ impl ClusterDir {
     /// gRPC ports are taken from `base_port` upwards and each node's AWS endpoint is on its gRPC
     /// port + [`AWS_PORT_OFFSET`]; with `base_port` 0 the OS chooses every node port. The
     /// gateway (the single AWS endpoint) listens on `aws_port`, or an OS-chosen port when it is
-    /// 0. The credentials are [`default_credentials`].
+    /// 0. The credentials are [`default_credentials`]. A cluster CA signs one certificate per
+    /// node, one for the operator and one for the gateway ([`write_certificates`]); with
+    /// `aws_tls` the AWS endpoints serve HTTPS.
     pub fn create(
         &self,
         regions: &[(String, usize)],
         base_port: u16,
         aws_port: u16,
         test_hooks: bool,
+        aws_tls: bool,
     ) -> Result<Topology, ClusterError> {
         if self.topology_path().exists() {
             return Err(ClusterError::Invalid(format!(
@@ -272,6 +286,12 @@ impl ClusterDir {
             loopback(aws_port)
         };
         let account = "111122223333";
+        let tls = TlsSettings {
+            dir: PathBuf::from("keys").join("tls"),
+            aws_https: aws_tls,
+            operator_principal: None,
+            clients: Vec::new(),
+        };
         let topo = Topology {
             version: TOPOLOGY_VERSION,
             partition: "aws".into(),
@@ -284,10 +304,12 @@ impl ClusterDir {
             trust_anchors,
             sync: SyncTiming::default(),
             audit: kmsim_node::config::AuditSettings::default(),
+            tls: Some(tls),
             regions: region_cfgs,
         };
         // Validate before writing, so a bad Region name never leaves a half-made directory.
         Topology::parse(&topo.to_toml()).map_err(|e| ClusterError::Invalid(e.to_string()))?;
+        write_certificates(&self.root, &topo)?;
         std::fs::write(self.topology_path(), topo.to_toml()).map_err(io("write topology"))?;
         self.topology()
     }
@@ -311,6 +333,57 @@ impl ClusterDir {
             })
             .collect())
     }
+}
+
+/// Makes the cluster CA of `topology` (its `[tls]` directory, relative to `root`) and signs a
+/// certificate for every node (SANs: its listen, advertise and AWS addresses, `localhost`, and
+/// its identity `kmsim:node/<partition>/<region>/<id>`), the operator (`kmsim:operator`) and
+/// the gateway (`kmsim:client/gateway`, its listen address). Every file is written 0600.
+pub fn write_certificates(root: &Path, topology: &Topology) -> Result<(), ClusterError> {
+    let Some(tls) = &topology.tls else {
+        return Ok(());
+    };
+    let tls = TlsSettings {
+        dir: root.join(&tls.dir),
+        ..tls.clone()
+    };
+    std::fs::create_dir_all(&tls.dir).map_err(io(format!("create {}", tls.dir.display())))?;
+    let bad = |e: kmsim_node::tls::TlsError| ClusterError::Invalid(format!("certificates: {e}"));
+    let ca = ClusterCa::generate(CA_NAME).map_err(bad)?;
+    write_secret_file(&tls.ca_cert(), ca.certificate_pem().trim_end())?;
+    write_secret_file(&tls.ca_key(), ca.key_pem().trim_end())?;
+    let write = |identity: Identity, hosts: Vec<String>, files: (PathBuf, PathBuf)| {
+        let issued = ca.issue(&identity, &hosts).map_err(bad)?;
+        write_secret_file(&files.0, issued.cert_pem.trim_end())?;
+        write_secret_file(&files.1, issued.key_pem.trim_end())
+    };
+    for r in &topology.regions {
+        for n in &r.nodes {
+            let mut hosts = vec![host_of(&n.listen.to_string()), host_of(&n.advertise_addr())];
+            hosts.extend(n.aws_listen.map(|a| a.ip().to_string()));
+            hosts.extend(n.aws_advertise_addr().map(|a| host_of(&a)));
+            hosts.push("localhost".into());
+            let identity = Identity::Node {
+                partition: topology.region_partition(r),
+                region: r.name.clone(),
+                id: n.id,
+            };
+            write(identity, hosts, tls.node_files(&r.name, n.id))?;
+        }
+    }
+    write(Identity::Operator, Vec::new(), tls.operator_files())?;
+    let mut gateway_hosts = vec!["localhost".to_string()];
+    gateway_hosts.extend(
+        topology
+            .endpoint
+            .as_ref()
+            .map(|e| e.listen.ip().to_string()),
+    );
+    write(
+        Identity::Client("gateway".into()),
+        gateway_hosts,
+        tls.gateway_files(),
+    )
 }
 
 fn write_secret_file(path: &Path, text: &str) -> Result<(), ClusterError> {

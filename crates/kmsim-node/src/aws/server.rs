@@ -17,9 +17,10 @@ use http::{header, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use super::front::AwsFront;
 
@@ -31,7 +32,18 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves `front` on `listener` until `stop` turns true (or its sender is dropped).
-pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, stop: watch::Receiver<bool>) {
+    serve_with(listener, front, stop, None).await
+}
+
+/// [`serve`], over HTTPS when `tls` is given (the handshake runs in the connection's own task,
+/// bounded by [`crate::tls::HANDSHAKE_TIMEOUT`], so a slow client never holds the accept loop).
+pub async fn serve_with(
+    listener: TcpListener,
+    front: Arc<AwsFront>,
+    mut stop: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
+) {
     let mut conns = JoinSet::new();
     // Numbers client connections; the router sends one connection's requests to one node.
     let mut connection = 0usize;
@@ -43,7 +55,26 @@ pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, mut stop: watch:
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
                     connection = connection.wrapping_add(1);
-                    conns.spawn(serve_connection(stream, remote, connection, front.clone(), stop.clone()));
+                    // Small responses must not wait for Nagle's algorithm.
+                    let _ = stream.set_nodelay(true);
+                    let (front, stop) = (front.clone(), stop.clone());
+                    match &tls {
+                        None => {
+                            conns.spawn(serve_connection(stream, remote, connection, front, stop));
+                        }
+                        Some(acceptor) => {
+                            let accept = acceptor.accept(stream);
+                            conns.spawn(async move {
+                                match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, accept).await {
+                                    Ok(Ok(tls)) => {
+                                        serve_connection(tls, remote, connection, front, stop).await
+                                    }
+                                    Ok(Err(e)) => tracing::debug!(error = %e, peer = %remote, "aws endpoint: TLS handshake failed"),
+                                    Err(_) => tracing::debug!(peer = %remote, "aws endpoint: TLS handshake timed out"),
+                                }
+                            });
+                        }
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little instead of spinning.
@@ -67,15 +98,15 @@ pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, mut stop: watch:
 }
 
 /// Serves one connection until the client closes it or the stop signal arrives.
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<IO>(
+    stream: IO,
     remote: SocketAddr,
     number: usize,
     front: Arc<AwsFront>,
     mut stop: watch::Receiver<bool>,
-) {
-    // Small responses must not wait for Nagle's algorithm.
-    let _ = stream.set_nodelay(true);
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let stopping = stop.clone();
     let service = service_fn(move |req| {
         let front = front.clone();

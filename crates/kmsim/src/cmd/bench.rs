@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use kmsim_node::tls::Dialer;
 use kmsim_sim::aws_client::{AwsJsonClient, Signer};
 use kmsim_sim::bench::{
     aws_json, check_loopback, check_loopback_url, grpc, parse_concurrency_list, parse_duration,
@@ -125,7 +126,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let results = rt.block_on(async {
         let payload = usize::from(a.payload_bytes);
         let fixture = match &target {
-            Target::Grpc(endpoints) => grpc::setup(endpoints, payload).await?,
+            Target::Grpc(dialer, endpoints) => grpc::setup(dialer, endpoints, payload).await?,
             Target::AwsJson(clients) => aws_json::setup(clients, payload).await?,
         };
         print_banner(&a, &target, &fixture, runs.len());
@@ -143,7 +144,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
                 cfg.max_ops
             );
             results.push(match &target {
-                Target::Grpc(endpoints) => grpc::run_workload(endpoints, &fixture, &cfg).await?,
+                Target::Grpc(dialer, endpoints) => {
+                    grpc::run_workload(dialer, endpoints, &fixture, &cfg).await?
+                }
                 Target::AwsJson(clients) => aws_json::run_workload(clients, &fixture, &cfg).await?,
             });
         }
@@ -164,15 +167,15 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
 
 /// What a benchmark loads.
 enum Target {
-    /// gRPC `host:port` of the nodes of one Region.
-    Grpc(Vec<String>),
+    /// gRPC `host:port` of the nodes of one Region, dialed as the operator.
+    Grpc(Dialer, Vec<String>),
     /// One AWS JSON client per endpoint URL.
     AwsJson(Vec<AwsJsonClient>),
 }
 
 fn print_banner(a: &BenchArgs, target: &Target, fixture: &Fixture, runs: usize) {
     let (what, endpoints) = match target {
-        Target::Grpc(e) => ("grpc", e.clone()),
+        Target::Grpc(_, e) => ("grpc", e.clone()),
         Target::AwsJson(c) => (
             "aws-json",
             c.iter()
@@ -201,6 +204,12 @@ fn resolve_target(a: &BenchArgs) -> anyhow::Result<Target> {
     let trimmed: Vec<String> = a.endpoints.iter().map(|e| e.trim().to_string()).collect();
     match a.protocol {
         Protocol::Grpc => {
+            // The operator certificate of the cluster in --data-dir (plaintext without one).
+            let dir = ClusterDir::new(&a.data_dir);
+            let dialer = match dir.topology_path().exists() {
+                true => dir.operator_dialer()?,
+                false => Dialer::plain(),
+            };
             if !trimmed.is_empty() {
                 if a.region.is_some() {
                     anyhow::bail!(
@@ -210,18 +219,24 @@ fn resolve_target(a: &BenchArgs) -> anyhow::Result<Target> {
                 for e in &trimmed {
                     check_loopback(e)?;
                 }
-                return Ok(Target::Grpc(trimmed));
+                return Ok(Target::Grpc(dialer, trimmed));
             }
             let (_, nodes) = region_nodes(a)?;
             let endpoints: Vec<String> = nodes.iter().map(|n| n.advertise_addr()).collect();
             for e in &endpoints {
                 check_loopback(e)?;
             }
-            Ok(Target::Grpc(endpoints))
+            Ok(Target::Grpc(dialer, endpoints))
         }
         Protocol::AwsJson => {
             let topology = ClusterDir::new(&a.data_dir).topology().ok();
             let (region, urls) = if trimmed.is_empty() {
+                anyhow::ensure!(
+                    topology.as_ref().map(|t| t.aws_scheme()) != Some("https"),
+                    "the AWS endpoints of the cluster in {} serve HTTPS (--aws-tls); the aws-json \
+                     load generator speaks plain HTTP only: bench a cluster started without --aws-tls",
+                    a.data_dir.display()
+                );
                 let (region, nodes) = region_nodes(a)?;
                 let urls: Vec<String> = nodes
                     .iter()
