@@ -360,3 +360,77 @@ fn the_launcher_writes_every_certificate_and_key_owner_only() {
         })
     );
 }
+
+/// One signed AWS JSON call over HTTPS to `addr`, trusting only the cluster CA.
+async fn https_call(c: &Cluster, addr: &str, region: &str) -> Result<serde_json::Value, String> {
+    let config = kmsim_node::tls::https_client_config(&ca_pem(c)).map_err(|e| e.to_string())?;
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+    let name = rustls_server_name(host);
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let client = c.raw(&format!("http://{addr}"), region);
+    let req = client
+        .signed("ListKeys", bytes::Bytes::from_static(b"{}"))
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    assert_eq!(resp.status(), 200);
+    use http_body_util::BodyExt;
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(|e| e.to_string())
+}
+
+fn rustls_server_name(host: &str) -> tokio_rustls::rustls::pki_types::ServerName<'static> {
+    tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string()).expect("server name")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_tls_serves_the_gateway_and_the_nodes_over_https_with_the_cluster_ca() {
+    let c = Cluster::start_edited(&[A, B], 1, |t| t.tls.as_mut().unwrap().aws_https = true);
+    c.leader(A).await;
+    c.leader(B).await;
+    let gateway = c
+        .dir
+        .topology()
+        .unwrap()
+        .endpoint
+        .unwrap()
+        .listen
+        .to_string();
+    // Through the gateway to each Region (the gateway forwards over HTTPS), and to a node.
+    for region in [A, B] {
+        let keys = https_call(&c, &gateway, region)
+            .await
+            .expect("gateway over https");
+        assert!(keys.get("Keys").is_some(), "{keys}");
+    }
+    let node = c.aws_url(B, 1).trim_start_matches("http://").to_string();
+    // A node of B answers a request signed for A by forwarding it over HTTPS.
+    let keys = https_call(&c, &node, A).await.expect("node over https");
+    assert!(keys.get("Keys").is_some(), "{keys}");
+    // Plain HTTP to the HTTPS endpoint gets no AWS answer.
+    let plain = c
+        .raw(&format!("http://{gateway}"), A)
+        .call("ListKeys", &serde_json::json!({}))
+        .await;
+    assert!(
+        plain.as_ref().map(|a| a.status != 200).unwrap_or(true),
+        "plain HTTP answered: {:?}",
+        plain.map(|a| a.status)
+    );
+}

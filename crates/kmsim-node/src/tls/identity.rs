@@ -424,35 +424,18 @@ mod tests {
 
     #[test]
     fn paths_map_to_services() {
-        assert_eq!(
-            Service::of_path("/kmsim.raft.v1.RaftService/Propose"),
-            Service::Raft
-        );
-        assert_eq!(
-            Service::of_path("/kmsim.admin.v1.AdminService/Status"),
-            Service::AdminStatus
-        );
-        assert_eq!(
-            Service::of_path("/kmsim.admin.v1.AdminService/AdvanceClock"),
-            Service::Admin
-        );
-        assert_eq!(
-            Service::of_path("/kmsim.admin.v1.AdminService/StatusX"),
-            Service::Admin
-        );
-        assert_eq!(
-            Service::of_path("/kmsim.kms.v1.KmsService/Encrypt"),
-            Service::Kms
-        );
-        assert_eq!(
-            Service::of_path("/kmsim.sync.v1.SyncService/Deliver"),
-            Service::Sync
-        );
-        assert_eq!(
-            Service::of_path("kmsim.kms.v1.KmsService/Encrypt"),
-            Service::Unknown
-        );
-        assert_eq!(Service::of_path("/grpc.reflection.v1/X"), Service::Unknown);
+        for (path, service) in [
+            ("/kmsim.raft.v1.RaftService/Propose", Service::Raft),
+            ("/kmsim.admin.v1.AdminService/Status", Service::AdminStatus),
+            ("/kmsim.admin.v1.AdminService/AdvanceClock", Service::Admin),
+            ("/kmsim.admin.v1.AdminService/StatusX", Service::Admin),
+            ("/kmsim.kms.v1.KmsService/Encrypt", Service::Kms),
+            ("/kmsim.sync.v1.SyncService/Deliver", Service::Sync),
+            ("kmsim.kms.v1.KmsService/Encrypt", Service::Unknown),
+            ("/grpc.reflection.v1/X", Service::Unknown),
+        ] {
+            assert_eq!(Service::of_path(path), service, "{path}");
+        }
     }
 
     fn identity() -> impl Strategy<Value = Identity> {

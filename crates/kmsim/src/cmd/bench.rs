@@ -27,7 +27,9 @@ Raft). `all` runs encrypt, decrypt, generate-data-key, sign and generate-mac at 
 
 Protocols: grpc (kmsim.kms.v1 to the nodes of one Region, host:port endpoints) and aws-json (AWS \
 JSON 1.1 over keep-alive HTTP/1.1, every request signed with SigV4 by the aws-sigv4 crate, \
-http://host:port endpoints). aws-json uses only standard KMS calls (CreateKey, DescribeKey, \
+http://host:port endpoints, or https://host:port trusting the CA of --data-dir's cluster, \
+started with --aws-tls). Over grpc the calls use the cluster's operator certificate (mutual TLS). \
+aws-json uses only standard KMS calls (CreateKey, DescribeKey, \
 Encrypt, Decrypt, GenerateDataKey, Sign, GenerateMac), so it loads any AWS-compatible KMS endpoint on this \
 machine, e.g. another emulator, for side-by-side figures. Without --endpoint it loads the AWS \
 endpoints of the nodes of one Region of --data-dir; `--endpoint http://127.0.0.1:4599` loads \
@@ -71,8 +73,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "grpc", value_parser = Protocol::from_str)]
     protocol: Protocol,
     /// Load these endpoints instead of the topology in --data-dir (loopback only; repeat or
-    /// comma separate): host:port of nodes of one Region for grpc, http://host:port for
-    /// aws-json (a node's AWS endpoint, the gateway, or any AWS-compatible KMS endpoint).
+    /// comma separate): host:port of nodes of one Region for grpc, http://host:port (or https://
+    /// with the CA of --data-dir's cluster) for aws-json (a node's AWS endpoint, the gateway, or any AWS-compatible KMS endpoint).
     #[arg(long = "endpoint", value_name = "ENDPOINT", value_delimiter = ',')]
     endpoints: Vec<String>,
     /// aws-json: the access key id to sign with [default: the topology's, else test].
@@ -176,12 +178,7 @@ enum Target {
 fn print_banner(a: &BenchArgs, target: &Target, fixture: &Fixture, runs: usize) {
     let (what, endpoints) = match target {
         Target::Grpc(_, e) => ("grpc", e.clone()),
-        Target::AwsJson(c) => (
-            "aws-json",
-            c.iter()
-                .map(|c| format!("http://{}", c.authority()))
-                .collect(),
-        ),
+        Target::AwsJson(c) => ("aws-json", c.iter().map(|c| c.url()).collect()),
     };
     eprintln!(
         "kmsim bench: {what}, {} endpoint(s) {}; key {}; {runs} run(s) of {:?} + {:?} warmup; the generator shares this machine's {} core(s) with the cluster",
@@ -231,17 +228,14 @@ fn resolve_target(a: &BenchArgs) -> anyhow::Result<Target> {
         Protocol::AwsJson => {
             let topology = ClusterDir::new(&a.data_dir).topology().ok();
             let (region, urls) = if trimmed.is_empty() {
-                anyhow::ensure!(
-                    topology.as_ref().map(|t| t.aws_scheme()) != Some("https"),
-                    "the AWS endpoints of the cluster in {} serve HTTPS (--aws-tls); the aws-json \
-                     load generator speaks plain HTTP only: bench a cluster started without --aws-tls",
-                    a.data_dir.display()
-                );
                 let (region, nodes) = region_nodes(a)?;
                 let urls: Vec<String> = nodes
                     .iter()
                     .filter_map(|n| n.aws_advertise_addr())
-                    .map(|addr| format!("http://{addr}"))
+                    .map(|addr| {
+                        let scheme = topology.as_ref().map_or("http", |t| t.aws_scheme());
+                        format!("{scheme}://{addr}")
+                    })
                     .collect();
                 anyhow::ensure!(
                     !urls.is_empty(),
@@ -270,10 +264,15 @@ fn resolve_target(a: &BenchArgs) -> anyhow::Result<Target> {
                 }),
                 region,
             };
+            // https:// endpoints are trusted through the cluster's CA (--aws-tls clusters).
+            let ca = match topology.as_ref().and_then(|t| t.tls.as_ref()) {
+                Some(t) if urls.iter().any(|u| u.starts_with("https://")) => Some(t.read_ca()?),
+                _ => None,
+            };
             let mut clients = Vec::with_capacity(urls.len());
             for url in &urls {
                 check_loopback_url(url)?;
-                clients.push(AwsJsonClient::new(url, signer.clone())?);
+                clients.push(AwsJsonClient::with_ca(url, signer.clone(), ca.as_deref())?);
             }
             Ok(Target::AwsJson(clients))
         }
