@@ -25,8 +25,8 @@ use kmsim_node::config::{
     Topology, TrustAnchorEntry, TOPOLOGY_VERSION,
 };
 use kmsim_node::key_files::wrap_transport_key;
-use kmsim_node::tls::issue::{host_of, ClusterCa, CA_NAME};
-use kmsim_node::tls::{Dialer, Identity, TlsSettings};
+use kmsim_node::tls::issue::cluster_files;
+use kmsim_node::tls::{Dialer, TlsSettings};
 
 /// The gateway's port unless told otherwise (`kmsim up --aws-port`).
 pub const DEFAULT_AWS_PORT: u16 = 4599;
@@ -335,55 +335,20 @@ impl ClusterDir {
     }
 }
 
-/// Makes the cluster CA of `topology` (its `[tls]` directory, relative to `root`) and signs a
-/// certificate for every node (SANs: its listen, advertise and AWS addresses, `localhost`, and
-/// its identity `kmsim:node/<partition>/<region>/<id>`), the operator (`kmsim:operator`) and
-/// the gateway (`kmsim:client/gateway`, its listen address). Every file is written 0600.
+/// Makes the cluster CA of `topology` and every certificate it signs
+/// ([`kmsim_node::tls::issue::cluster_files`]) and writes each file 0600 under `root`.
 pub fn write_certificates(root: &Path, topology: &Topology) -> Result<(), ClusterError> {
     let Some(tls) = &topology.tls else {
         return Ok(());
     };
-    let tls = TlsSettings {
-        dir: root.join(&tls.dir),
-        ..tls.clone()
-    };
-    std::fs::create_dir_all(&tls.dir).map_err(io(format!("create {}", tls.dir.display())))?;
-    let bad = |e: kmsim_node::tls::TlsError| ClusterError::Invalid(format!("certificates: {e}"));
-    let ca = ClusterCa::generate(CA_NAME).map_err(bad)?;
-    write_secret_file(&tls.ca_cert(), ca.certificate_pem().trim_end())?;
-    write_secret_file(&tls.ca_key(), ca.key_pem().trim_end())?;
-    let write = |identity: Identity, hosts: Vec<String>, files: (PathBuf, PathBuf)| {
-        let issued = ca.issue(&identity, &hosts).map_err(bad)?;
-        write_secret_file(&files.0, issued.cert_pem.trim_end())?;
-        write_secret_file(&files.1, issued.key_pem.trim_end())
-    };
-    for r in &topology.regions {
-        for n in &r.nodes {
-            let mut hosts = vec![host_of(&n.listen.to_string()), host_of(&n.advertise_addr())];
-            hosts.extend(n.aws_listen.map(|a| a.ip().to_string()));
-            hosts.extend(n.aws_advertise_addr().map(|a| host_of(&a)));
-            hosts.push("localhost".into());
-            let identity = Identity::Node {
-                partition: topology.region_partition(r),
-                region: r.name.clone(),
-                id: n.id,
-            };
-            write(identity, hosts, tls.node_files(&r.name, n.id))?;
-        }
+    let dir = root.join(&tls.dir);
+    std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+    let files =
+        cluster_files(topology).map_err(|e| ClusterError::Invalid(format!("certificates: {e}")))?;
+    for (path, text) in files {
+        write_secret_file(&root.join(path), text.trim_end())?;
     }
-    write(Identity::Operator, Vec::new(), tls.operator_files())?;
-    let mut gateway_hosts = vec!["localhost".to_string()];
-    gateway_hosts.extend(
-        topology
-            .endpoint
-            .as_ref()
-            .map(|e| e.listen.ip().to_string()),
-    );
-    write(
-        Identity::Client("gateway".into()),
-        gateway_hosts,
-        tls.gateway_files(),
-    )
+    Ok(())
 }
 
 fn write_secret_file(path: &Path, text: &str) -> Result<(), ClusterError> {

@@ -3,6 +3,7 @@
 //! a node only reads the files.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -11,6 +12,7 @@ use rcgen::{
 
 use super::identity::Identity;
 use super::TlsError;
+use crate::config::Topology;
 
 /// A certificate and its private key, both PEM. The key is a secret: write it 0600.
 pub struct Issued {
@@ -107,6 +109,57 @@ impl ClusterCa {
             key_pem: key.serialize_pem(),
         })
     }
+}
+
+/// Every file of a cluster's `[tls]` directory, as (path, PEM text) with the paths of the
+/// topology's `[tls] dir` (relative to the topology file when it is): the CA (its key
+/// included, for issuing more later), a certificate and key per node (SANs: its listen,
+/// advertise and AWS addresses, `localhost`, and its identity), the operator's
+/// (`kmsim:operator`) and the gateway's (`kmsim:client/gateway`, its listen address). Every
+/// file is a secret or sits beside one: write each 0600. Empty without `[tls]`.
+pub fn cluster_files(topology: &Topology) -> Result<Vec<(PathBuf, String)>, TlsError> {
+    let Some(tls) = &topology.tls else {
+        return Ok(Vec::new());
+    };
+    let ca = ClusterCa::generate(CA_NAME)?;
+    let mut files = vec![
+        (tls.ca_cert(), ca.certificate_pem().to_string()),
+        (tls.ca_key(), ca.key_pem()),
+    ];
+    let mut issue = |identity: Identity, hosts: Vec<String>, paths: (PathBuf, PathBuf)| {
+        let issued = ca.issue(&identity, &hosts)?;
+        files.push((paths.0, issued.cert_pem));
+        files.push((paths.1, issued.key_pem));
+        Ok::<_, TlsError>(())
+    };
+    for r in &topology.regions {
+        for n in &r.nodes {
+            let mut hosts = vec![host_of(&n.listen.to_string()), host_of(&n.advertise_addr())];
+            hosts.extend(n.aws_listen.map(|a| a.ip().to_string()));
+            hosts.extend(n.aws_advertise_addr().map(|a| host_of(&a)));
+            hosts.push("localhost".into());
+            let identity = Identity::Node {
+                partition: topology.region_partition(r),
+                region: r.name.clone(),
+                id: n.id,
+            };
+            issue(identity, hosts, tls.node_files(&r.name, n.id))?;
+        }
+    }
+    issue(Identity::Operator, Vec::new(), tls.operator_files())?;
+    let mut gateway_hosts = vec!["localhost".to_string()];
+    gateway_hosts.extend(
+        topology
+            .endpoint
+            .as_ref()
+            .map(|e| e.listen.ip().to_string()),
+    );
+    issue(
+        Identity::Client("gateway".into()),
+        gateway_hosts,
+        tls.gateway_files(),
+    )?;
+    Ok(files)
 }
 
 fn rcgen_error(e: rcgen::Error) -> TlsError {
