@@ -15,8 +15,10 @@ use kmsim_sim::process::{
 };
 
 /// Starts every node of a local cluster as a separate `kmsim node` process. On first use it
-/// writes the topology (`topology.toml`) and one domain key per Region (`keys/<region>.key`,
-/// mode 0600) into the data directory; later runs start the cluster found there and ignore
+/// writes the topology (`topology.toml`), one domain key per Region (`keys/<region>.key`,
+/// mode 0600) and a cluster CA with a certificate per node, one for the operator and one for
+/// the gateway (`keys/tls/`, 0600: every gRPC link is mutual TLS, and the CLI dials as the
+/// operator) into the data directory; later runs start the cluster found there and ignore
 /// `--regions`, `--nodes`, `--base-port` and `--aws-port`. Every node also serves the KMS API
 /// as AWS JSON 1.1 with SigV4 (on its gRPC port + 100), and a gateway process (`kmsim gateway`,
 /// `pids/gateway.pid`, `logs/gateway.log`) serves all Regions on one endpoint,
