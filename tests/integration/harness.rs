@@ -8,10 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use tonic::transport::Channel;
 
 use kmsim_core::KmsError;
 use kmsim_node::config::Topology;
+use kmsim_node::tls::Dialer;
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::{StatusRequest, StatusResponse};
 use kmsim_proto::kms::v1::kms_service_client::KmsServiceClient;
@@ -23,6 +27,15 @@ use kmsim_sim::cluster::{ClusterDir, NodeName};
 /// The binary under test.
 pub fn kmsim_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kmsim"))
+}
+
+/// A lazily connecting channel to `addr` dialed with `dialer`.
+pub fn channel(dialer: &Dialer, addr: &str) -> Channel {
+    dialer
+        .endpoint(addr)
+        .expect("endpoint")
+        .timeout(Duration::from_secs(15))
+        .connect_lazy()
 }
 
 /// Runs `kmsim <args>` and returns stdout; panics with its output if it fails.
@@ -53,6 +66,10 @@ pub struct Cluster {
     _tmp: tempfile::TempDir,
     /// The cluster's files.
     pub dir: ClusterDir,
+    /// How the tests dial nodes: the operator certificate of the cluster.
+    pub dialer: Dialer,
+    /// One channel per node address, reused (one TLS handshake per node, not per call).
+    channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl Cluster {
@@ -92,9 +109,16 @@ impl Cluster {
             ],
             env,
         );
+        Cluster::open(tmp, ClusterDir::new(data))
+    }
+
+    fn open(tmp: tempfile::TempDir, dir: ClusterDir) -> Cluster {
+        let dialer = dir.operator_dialer().expect("operator certificate");
         Cluster {
             _tmp: tmp,
-            dir: ClusterDir::new(data),
+            dir,
+            dialer,
+            channels: Mutex::new(HashMap::new()),
         }
     }
 
@@ -112,7 +136,8 @@ impl Cluster {
         let data = tmp.path().join("cluster");
         let dir = ClusterDir::new(&data);
         let spec: Vec<(String, usize)> = regions.iter().map(|r| (r.to_string(), nodes)).collect();
-        dir.create(&spec, 0, 0, true).expect("create the cluster");
+        dir.create(&spec, 0, 0, true, false)
+            .expect("create the cluster");
         // Edit the file as written (relative paths), not the loaded form (resolved paths).
         let mut on_disk =
             Topology::parse(&std::fs::read_to_string(dir.topology_path()).expect("read topology"))
@@ -121,7 +146,7 @@ impl Cluster {
         std::fs::write(dir.topology_path(), on_disk.to_toml()).expect("write topology");
         let data_s = data.to_string_lossy().into_owned();
         kmsim(&["up", "--data-dir", &data_s, "--detach", "--timeout", "60"]);
-        Cluster { _tmp: tmp, dir }
+        Cluster::open(tmp, dir)
     }
 
     /// The gateway's URL (the single AWS endpoint).
@@ -185,11 +210,39 @@ impl Cluster {
             .collect()
     }
 
-    fn channel(&self, region: &str, id: u64) -> Channel {
-        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr(region, id)))
+    /// The operator's channel to one node (kept and reused).
+    pub fn channel(&self, region: &str, id: u64) -> Channel {
+        let addr = self.addr(region, id);
+        let mut channels = self.channels.lock().expect("lock");
+        channels
+            .entry(addr.clone())
+            .or_insert_with(|| channel(&self.dialer, &addr))
+            .clone()
+    }
+
+    /// A new operator channel to one node whose calls may take up to `timeout` (the cached ones
+    /// give up after 15 s).
+    pub fn channel_with_timeout(&self, region: &str, id: u64, timeout: Duration) -> Channel {
+        self.dialer
+            .endpoint(&self.addr(region, id))
             .expect("endpoint")
-            .timeout(Duration::from_secs(15))
+            .timeout(timeout)
             .connect_lazy()
+    }
+
+    /// A channel to node `to_id` of `to_region` dialed with the certificate of node `as_id` of
+    /// `as_region` (as a node, or an attacker holding its key, would).
+    pub fn channel_as_node(
+        &self,
+        as_region: &str,
+        as_id: u64,
+        to_region: &str,
+        to_id: u64,
+    ) -> Channel {
+        let topo = self.dir.topology().expect("topology");
+        let dialer =
+            Dialer::for_node(topo.tls.as_ref(), as_region, as_id).expect("node certificate");
+        channel(&dialer, &self.addr(to_region, to_id))
     }
 
     /// A KMS client for one node.
@@ -201,7 +254,14 @@ impl Cluster {
     /// dials it: the hostile-peer tests use it. Messages of any size may be sent, so that the
     /// node's own bound is what refuses an oversized one.
     pub fn raft(&self, region: &str, id: u64) -> RaftServiceClient<Channel> {
-        RaftServiceClient::new(self.channel(region, id)).max_decoding_message_size(64 << 20)
+        // With a peer's certificate: the Raft service admits only nodes of its own Region.
+        let peer = self
+            .ids(region)
+            .into_iter()
+            .find(|&p| p != id)
+            .unwrap_or(id);
+        RaftServiceClient::new(self.channel_as_node(region, peer, region, id))
+            .max_decoding_message_size(64 << 20)
     }
 
     /// An admin client for one node.

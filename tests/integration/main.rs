@@ -32,4 +32,5 @@ mod t72_multi_region_lifecycle;
 mod t73_sync_security;
 mod t74_read_after_write;
 mod t75_audit;
+mod t80_transport_security;
 mod t81_hostile_raft;

@@ -59,9 +59,10 @@ fn up_in_the_foreground_stops_every_node_on_ctrl_c() {
     // Without --test-hooks the plaintext-material hook is refused.
     let addr = dir.nodes().unwrap()[0].1.advertise_addr();
     let refused = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let mut admin = AdminServiceClient::connect(format!("http://{addr}"))
-            .await
-            .unwrap();
+        let mut admin = AdminServiceClient::new(crate::harness::channel(
+            &dir.operator_dialer().unwrap(),
+            &addr,
+        ));
         admin
             .debug_key_material(DebugKeyMaterialRequest { key_id: "x".into() })
             .await

@@ -171,11 +171,7 @@ async fn a_flood_of_rsa_4096_key_pairs_changes_no_leader() {
         for _ in 0..concurrency {
             // A client that waits as long as AWS SDKs do (the harness's channel gives up after
             // a few seconds, before a queued call is answered or throttled).
-            let channel =
-                tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr(R, leader)))
-                    .unwrap()
-                    .timeout(Duration::from_secs(120))
-                    .connect_lazy();
+            let channel = c.channel_with_timeout(R, leader, Duration::from_secs(120));
             let mut kms = kmsim_proto::kms::v1::kms_service_client::KmsServiceClient::new(channel);
             let key = key.clone();
             calls.spawn(async move {

@@ -33,16 +33,16 @@ fn identity_of(c: &Cluster, as_region: &str) -> SyncIdentity {
     let domain =
         DomainKey::from_hex(&std::fs::read_to_string(&r.domain_key_file).unwrap()).unwrap();
     let transport = kmsim_node::key_files::load_transport_key(&domain, r).unwrap();
-    let mut id = kmsim_node::node::sync_identity(&topo, as_region, transport).unwrap();
+    let dialer = kmsim_node::tls::Dialer::for_node(topo.tls.as_ref(), as_region, 1).unwrap();
+    let mut id = kmsim_node::node::sync_identity(&topo, as_region, transport, dialer).unwrap();
     id.channels = Mutex::new(HashMap::new());
     id
 }
 
-/// A client of node 1 of `to`.
+/// A client of node 1 of `to`, over the link a node of A opens (its certificate): the
+/// synchronizer's own checks are what this file tests, behind the transport's.
 async fn client(c: &Cluster, to: &str) -> SyncServiceClient<tonic::transport::Channel> {
-    SyncServiceClient::connect(format!("http://{}", c.addr(to, 1)))
-        .await
-        .unwrap()
+    SyncServiceClient::new(c.channel_as_node(A, 1, to, 1))
 }
 
 /// Seals `message` from `id`'s Region to node 1 of `to`, as the synchronizer does: the node's

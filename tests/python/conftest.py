@@ -6,6 +6,7 @@ condition poll, and `replicated_key`, a multi-Region key with an Enabled replica
 The binary is $KMSIM_BIN, else $CARGO_TARGET_DIR/release/kmsim, else target/release/kmsim.
 """
 
+import contextlib
 import os
 import pathlib
 import subprocess
@@ -34,7 +35,11 @@ class KmsimCluster:
     def __init__(self, data_dir: pathlib.Path):
         self.data_dir = data_dir
         self.topology = tomllib.loads((data_dir / "topology.toml").read_text())
-        self.endpoint = "http://" + self.topology["endpoint"]["listen"]
+        tls = self.topology.get("tls", {})
+        self.scheme = "https" if tls.get("aws_https") else "http"
+        self.endpoint = f"{self.scheme}://" + self.topology["endpoint"]["listen"]
+        # The CA that signed the endpoints' certificates, for AWS_CA_BUNDLE (HTTPS only).
+        self.ca_bundle = str(data_dir / tls["dir"] / "ca.crt") if tls.get("aws_https") else None
         cred = self.topology["credentials"][0]
         self.access_key_id = cred["access_key_id"]
         self.secret_access_key = cred["secret_access_key"]
@@ -43,7 +48,7 @@ class KmsimCluster:
     def node_endpoints(self, region: str) -> list[str]:
         for r in self.topology["regions"]:
             if r["name"] == region:
-                return ["http://" + n["aws_listen"] for n in r["nodes"]]
+                return [f"{self.scheme}://" + n["aws_listen"] for n in r["nodes"]]
         raise KeyError(region)
 
     def client(self, region: str, **config):
@@ -89,20 +94,25 @@ def replicated_key(cluster):
     return md["Arn"], replica["Arn"]
 
 
-@pytest.fixture(scope="session")
-def cluster():
+@contextlib.contextmanager
+def running_cluster(*extra_args, nodes=3):
+    """Starts a cluster with `kmsim up` (plus `extra_args`), points the environment at it with
+    exactly the lines `kmsim up` prints, and stops it and restores the environment after."""
     exe = kmsim_bin()
     assert os.path.exists(exe), f"kmsim binary not found at {exe}: build it or set KMSIM_BIN"
     tmp = tempfile.TemporaryDirectory(prefix="kmsim-py-")
     data = pathlib.Path(tmp.name) / "cluster"
     up = subprocess.run(
         [exe, "up", "--base-port", "0", "--aws-port", "0", "--detach", "--data-dir", str(data),
-         "--regions", ",".join(REGIONS), "--nodes", "3", "--timeout", "90"],
+         "--regions", ",".join(REGIONS), "--nodes", str(nodes), "--timeout", "90", *extra_args],
         capture_output=True, text=True, timeout=180,
     )
     assert up.returncode == 0, f"kmsim up failed:\n{up.stdout}\n{up.stderr}"
     c = KmsimCluster(data)
-    assert f"export AWS_ENDPOINT_URL_KMS={c.endpoint} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1" in up.stdout, up.stdout
+    line = f"export AWS_ENDPOINT_URL_KMS={c.endpoint} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1"
+    if c.ca_bundle:
+        line += f" AWS_CA_BUNDLE={c.ca_bundle}"
+    assert line in up.stdout, up.stdout
     saved = dict(os.environ)
     # Exactly the lines `kmsim up` tells users to paste; nothing else of the host's AWS setup.
     for k in list(os.environ):
@@ -117,6 +127,8 @@ def cluster():
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
     })
+    if c.ca_bundle:
+        os.environ["AWS_CA_BUNDLE"] = c.ca_bundle
     try:
         yield c
     finally:
@@ -125,3 +137,9 @@ def cluster():
         down = subprocess.run([exe, "down", "--data-dir", str(data)], capture_output=True, text=True, timeout=120)
         tmp.cleanup()
         assert down.returncode == 0, down.stderr
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    with running_cluster() as c:
+        yield c

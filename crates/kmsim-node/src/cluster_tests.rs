@@ -18,6 +18,7 @@ use kmsim_proto::status::error_from_status;
 use kmsim_store::MemKvEngine;
 
 use crate::config::{NodeEntry, RaftTiming, RegionConfig, Topology, TOPOLOGY_VERSION};
+use crate::tls::{Dialer, TlsSettings};
 
 struct Region {
     topology: Topology,
@@ -26,10 +27,18 @@ struct Region {
     stops: Vec<Option<oneshot::Sender<()>>>,
     /// The nodes' data dirs (only their call logs live there), removed with the Region.
     _dirs: tempfile::TempDir,
+    /// How the test's clients dial (the operator certificate with `[tls]`).
+    dialer: Dialer,
 }
 
 impl Region {
     fn new(n: usize) -> Region {
+        Region::with_tls(n, false)
+    }
+
+    /// A Region whose topology has `[tls]` (every certificate written to its temp dir) when
+    /// `tls` is true.
+    fn with_tls(n: usize, tls: bool) -> Region {
         let dirs = tempfile::Builder::new()
             .prefix("kmsim-cluster-test-")
             .tempdir()
@@ -65,6 +74,7 @@ impl Region {
             sync: Default::default(),
             audit: Default::default(),
             limits: Default::default(),
+            tls: None,
             regions: vec![RegionConfig {
                 name: "us-east-1".into(),
                 domain_key_file: PathBuf::from("unused"),
@@ -74,6 +84,21 @@ impl Region {
                 nodes,
             }],
         };
+        let mut topology = topology;
+        let mut dialer = Dialer::plain();
+        if tls {
+            topology.tls = Some(TlsSettings {
+                dir: dirs.path().join("tls"),
+                aws_https: false,
+                operator_principal: None,
+                clients: Vec::new(),
+            });
+            std::fs::create_dir_all(dirs.path().join("tls")).unwrap();
+            for (path, text) in crate::tls::issue::cluster_files(&topology).unwrap() {
+                std::fs::write(path, text).unwrap();
+            }
+            dialer = Dialer::operator(topology.tls.as_ref()).unwrap();
+        }
         let key_hex = DomainKey::generate(&mut rand::rngs::OsRng)
             .to_hex()
             .to_string();
@@ -84,6 +109,7 @@ impl Region {
             engines,
             stops: (0..n).map(|_| None).collect(),
             _dirs: dirs,
+            dialer,
         };
         for id in 1..=n as u64 {
             r.start(id);
@@ -125,7 +151,12 @@ impl Region {
     }
 
     fn channel(&self, id: u64) -> Channel {
-        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr(id)))
+        self.channel_with(&self.dialer, id)
+    }
+
+    fn channel_with(&self, dialer: &Dialer, id: u64) -> Channel {
+        dialer
+            .endpoint(&self.addr(id))
             .unwrap()
             .timeout(Duration::from_secs(15))
             .connect_lazy()
@@ -153,6 +184,54 @@ impl Region {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_region_over_mutual_tls_elects_forwards_and_admits_by_identity() {
+    let r = Region::with_tls(3, true);
+    // Bootstrap (peers' Status) and elections run over mutual TLS.
+    let leader = r.leader(&[1, 2, 3]).await;
+    let follower = [1, 2, 3].into_iter().find(|i| *i != leader).unwrap();
+    // A write through a follower is forwarded to the leader over TLS.
+    let md = r
+        .kms(follower)
+        .create_key(pb::CreateKeyRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .key_metadata
+        .unwrap();
+    assert!(md.key_id.is_some());
+    // Plaintext gets no answer from any service.
+    let plain = r.channel_with(&Dialer::plain(), leader);
+    let refused = KmsServiceClient::new(plain.clone())
+        .list_keys(pb::ListKeysRequest::default())
+        .await
+        .unwrap_err();
+    assert_ne!(refused.code(), tonic::Code::Ok);
+    assert!(AdminServiceClient::new(plain)
+        .status(StatusRequest {})
+        .await
+        .is_err());
+    // A node's certificate may ask its Region's Status, not advance its clock.
+    let tls = r.topology.tls.as_ref();
+    let as_node = r.channel_with(
+        &Dialer::for_node(tls, "us-east-1", follower).unwrap(),
+        leader,
+    );
+    AdminServiceClient::new(as_node.clone())
+        .status(StatusRequest {})
+        .await
+        .unwrap();
+    let denied = AdminServiceClient::new(as_node)
+        .advance_clock(AdvanceClockRequest { millis: 1 })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    assert!(
+        denied.message().contains("node aws/us-east-1/"),
+        "{denied:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -82,6 +82,12 @@ pub struct Topology {
     /// Resource limits of the AWS JSON endpoint (nodes and gateway).
     #[serde(default, skip_serializing_if = "EndpointLimits::is_default")]
     pub limits: EndpointLimits,
+    /// Transport security: mutual TLS on every gRPC link, admission by certificate identity,
+    /// HTTPS for the AWS endpoints on request (`crate::tls`). Without it every link is
+    /// plaintext and every service admits anyone: for hand-written single-node topologies only;
+    /// `kmsim up` always writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsSettings>,
     /// The Regions.
     pub regions: Vec<RegionConfig>,
 }
@@ -449,6 +455,9 @@ impl Topology {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
+        if let Some(t) = self.tls.as_mut().filter(|t| t.dir.is_relative()) {
+            t.dir = base.join(&t.dir);
+        }
         for r in &mut self.regions {
             if r.domain_key_file.is_relative() {
                 r.domain_key_file = base.join(&r.domain_key_file);
@@ -545,6 +554,9 @@ impl Topology {
                 return bad(format!("listen address {} is used twice", e.listen));
             }
         }
+        if let Some(t) = &self.tls {
+            t.check().map_err(ConfigError::Invalid)?;
+        }
         let mut keys = BTreeSet::new();
         for c in &self.credentials {
             if c.access_key_id.is_empty() || c.secret_access_key.expose().is_empty() {
@@ -575,6 +587,14 @@ impl Topology {
             }
         }
         Ok(())
+    }
+
+    /// The scheme of the AWS endpoints: `https` with `[tls] aws_https`, else `http`.
+    pub fn aws_scheme(&self) -> &'static str {
+        match self.tls.as_ref().is_some_and(|t| t.aws_https) {
+            true => "https",
+            false => "http",
+        }
     }
 
     /// The Region entry with this name.
@@ -771,7 +791,8 @@ listen = "127.0.0.1:4612"
 data_dir = "data/cn-north-1/node-2"
 "#;
         let timing = "[raft]\nheartbeat_ms = 50\nelection_timeout_min_ms = 200\nelection_timeout_max_ms = 400\n";
-        format!("{SAMPLE}{second}{AWS}{timing}")
+        let tls = "[tls]\ndir = \"keys/tls\"\naws_https = true\n[[tls.clients]]\nname = \"app\"\nprincipal_arn = \"arn:aws:iam::111122223333:role/app\"\n";
+        format!("{SAMPLE}{second}{AWS}{timing}{tls}")
     }
 
     proptest::proptest! {
@@ -832,5 +853,14 @@ data_dir = "data/cn-north-1/node-2"
         let t = Topology::parse(&full_sample()).unwrap();
         assert_eq!(t.regions.len(), 2);
         assert_eq!(t.region_partition(&t.regions[1]), "aws-cn");
+        let tls = t.tls.as_ref().unwrap();
+        assert!(tls.aws_https);
+        assert_eq!(tls.clients[0].name, "app");
+        let bad = |from: &str, to: &str| Topology::parse(&full_sample().replace(from, to)).is_err();
+        assert!(bad("name = \"app\"", "name = \"a/b\""));
+        assert!(bad(
+            "\"arn:aws:iam::111122223333:role/app\"",
+            "\"role/app\""
+        ));
     }
 }

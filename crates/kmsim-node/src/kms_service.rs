@@ -16,6 +16,7 @@ use kmsim_proto::status::status_from_error;
 
 use crate::aws::errors::REQUEST_ID_HEADER;
 use crate::kms::{KmsApi, RequestContext};
+use crate::tls::admit::CallerPrincipal;
 
 /// Serves the KMS API over gRPC.
 pub struct KmsServiceImpl {
@@ -29,9 +30,18 @@ impl KmsServiceImpl {
     }
 
     fn context<T>(&self, req: &Request<T>) -> RequestContext {
+        // The admission layer put the caller's principal here (its client certificate); a
+        // cluster without `[tls]` has no admission and acts as the account's root.
+        let principal = match req.extensions().get::<CallerPrincipal>() {
+            Some(p) => p.0.clone(),
+            None => format!(
+                "arn:{}:iam::{}:root",
+                self.api.scope.partition, self.api.scope.account
+            ),
+        };
         RequestContext::grpc(
             uuid::Uuid::new_v4().to_string(),
-            &self.api.scope,
+            principal,
             req.remote_addr().map(|a| a.ip().to_string()),
         )
     }

@@ -36,6 +36,7 @@ pub mod proposer;
 pub mod raft_service;
 pub mod read_index;
 pub mod sync;
+pub mod tls;
 mod wire;
 
 #[cfg(test)]

@@ -18,13 +18,14 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use kmsim_proto::raft::v1::raft_service_client::RaftServiceClient;
 use kmsim_proto::raft::v1::RaftPayload;
 use kmsim_store::{NodeId, TypeConfig};
 
 use crate::faults::FaultTable;
+use crate::tls::Dialer;
 use crate::wire;
 
 /// How long to wait for a TCP connection to a peer.
@@ -42,9 +43,12 @@ pub const MAX_PAYLOAD_ENTRIES: u64 = 40;
 /// The size of the chunks a snapshot is sent in (openraft's default).
 pub const SNAPSHOT_CHUNK_BYTES: u64 = 3 << 20;
 
-/// A lazily connecting gRPC channel to `addr` with the node's timeouts.
-pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+/// A lazily connecting gRPC channel to `addr` with the node's timeouts, dialed as `dialer`
+/// says (TLS with the node's certificate, or plaintext). Keep it: a channel holds one
+/// connection and reconnects by itself, so the TLS handshake is paid once per peer.
+pub fn channel(dialer: &Dialer, addr: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(dialer
+        .endpoint(addr)?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(RPC_TIMEOUT)
         .tcp_nodelay(true)
@@ -59,12 +63,19 @@ pub struct GrpcNetworkFactory {
     region: String,
     /// This node's outgoing fault profiles.
     faults: Arc<FaultTable>,
+    /// How to dial peers.
+    dialer: Dialer,
 }
 
 impl GrpcNetworkFactory {
-    /// A factory for peers of `region` whose messages pass through `faults`.
-    pub fn new(region: String, faults: Arc<FaultTable>) -> GrpcNetworkFactory {
-        GrpcNetworkFactory { region, faults }
+    /// A factory for peers of `region` whose messages pass through `faults`, dialed with
+    /// `dialer`.
+    pub fn new(region: String, faults: Arc<FaultTable>, dialer: Dialer) -> GrpcNetworkFactory {
+        GrpcNetworkFactory {
+            region,
+            faults,
+            dialer,
+        }
     }
 }
 
@@ -78,6 +89,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
             addr: node.addr.clone(),
             client: None,
             faults: self.faults.clone(),
+            dialer: self.dialer.clone(),
         }
     }
 }
@@ -92,6 +104,8 @@ pub struct GrpcNetwork {
     faults: Arc<FaultTable>,
     /// Built on first use; a bad address is reported per call rather than at construction.
     client: Option<RaftServiceClient<Channel>>,
+    /// How to dial the peer.
+    dialer: Dialer,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
@@ -99,7 +113,7 @@ type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
 impl GrpcNetwork {
     fn client(&mut self) -> Result<RaftServiceClient<Channel>, tonic::transport::Error> {
         if self.client.is_none() {
-            let ch = channel(&self.addr)?;
+            let ch = channel(&self.dialer, &self.addr)?;
             self.client = Some(
                 RaftServiceClient::new(ch)
                     .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)

@@ -39,6 +39,8 @@ use crate::sync::service::SyncServiceImpl;
 use crate::sync::session::SessionKeys;
 use crate::sync::task::SyncSettings;
 use crate::sync::SyncIdentity;
+use crate::tls::admit::{Admission, AdmitLayer};
+use crate::tls::{Dialer, Local};
 use kmsim_proto::sync::v1::sync_service_server::SyncServiceServer;
 
 /// Streams one client connection may have open at once on the gRPC server (every service).
@@ -137,7 +139,11 @@ pub async fn run_node_with_key<E: KvEngine>(
         region,
         node_id,
     )));
-    let network = GrpcNetworkFactory::new(region.to_string(), faults.clone());
+    // One dialer for every outgoing gRPC link (Raft, forwarded writes, the synchronizer,
+    // bootstrap): this node's certificate, or plaintext without `[tls]`.
+    let dialer = Dialer::for_node(topology.tls.as_ref(), region, node_id)
+        .map_err(|e| NodeError::Config(format!("tls: {e}")))?;
+    let network = GrpcNetworkFactory::new(region.to_string(), faults.clone(), dialer.clone());
     let raft = Raft::new(node_id, Arc::new(config), network, log_store, state_machine)
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -146,6 +152,7 @@ pub async fn run_node_with_key<E: KvEngine>(
         raft.clone(),
         region.to_string(),
         faults.clone(),
+        dialer.clone(),
     ));
     let materials = Arc::new(MaterialCache::new(domain, scope.clone()));
     // The synchronizer, when this Region has a transport key (single-Region topologies and
@@ -153,7 +160,12 @@ pub async fn run_node_with_key<E: KvEngine>(
     let sync_identity = match &region_cfg.transport_key_file {
         Some(_) => {
             let transport = load_transport_key(materials.domain(), &region_cfg)?;
-            Some(Arc::new(sync_identity(&topology, region, transport)?))
+            Some(Arc::new(sync_identity(
+                &topology,
+                region,
+                transport,
+                dialer.clone(),
+            )?))
         }
         None => None,
     };
@@ -235,7 +247,21 @@ pub async fn run_node_with_key<E: KvEngine>(
             &format!("{region}/{node_id}"),
             faults.clone(),
         );
-        tasks.spawn(crate::aws::serve(l, Arc::new(front), stop_rx.clone()));
+        // HTTPS with the node's certificate when the topology asks for it.
+        let tls = match topology.tls.as_ref().filter(|t| t.aws_https) {
+            Some(t) => Some(
+                t.read_pair(&t.node_files(region, node_id))
+                    .and_then(|c| crate::tls::https_acceptor(&c))
+                    .map_err(|e| NodeError::Config(format!("tls: {e}")))?,
+            ),
+            None => None,
+        };
+        tasks.spawn(crate::aws::serve_with(
+            l,
+            Arc::new(front),
+            stop_rx.clone(),
+            tls,
+        ));
     }
     if let Some(link) = &sync_link {
         tasks.spawn(crate::sync::task::run(
@@ -251,6 +277,7 @@ pub async fn run_node_with_key<E: KvEngine>(
             raft.clone(),
             node_id,
             region_cfg.clone(),
+            dialer.clone(),
             stop_rx.clone(),
         ));
     }
@@ -264,13 +291,35 @@ pub async fn run_node_with_key<E: KvEngine>(
         tasks.spawn(sessions.clone().run(stop_rx.clone()));
         SyncServiceServer::new(SyncServiceImpl::new(api.clone(), id, sessions))
     });
-    let server = tonic::transport::Server::builder()
+    // With `[tls]`: mutual TLS (a client certificate from the CA, or no handshake) and
+    // admission by the certificate's identity, before any handler runs.
+    let (server_tls, admission) = match &topology.tls {
+        Some(t) => {
+            let config = crate::tls::server_config(t, region, node_id)
+                .map_err(|e| NodeError::Config(format!("tls: {e}")))?;
+            let local = Local {
+                partition: scope.partition.to_string(),
+                region: region.to_string(),
+            };
+            let root = format!("arn:{}:iam::{}:root", scope.partition, scope.account);
+            (Some(config), Some(Admission::new(local, t, root)))
+        }
+        None => (None, None),
+    };
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(config) = server_tls {
+        builder = builder
+            .tls_config(config)
+            .map_err(|e| NodeError::Config(format!("tls: {e}")))?;
+    }
+    let server = builder
         .tcp_nodelay(true)
         .max_concurrent_streams(Some(GRPC_MAX_CONCURRENT_STREAMS))
         .timeout(GRPC_REQUEST_TIMEOUT)
         .http2_keepalive_interval(Some(GRPC_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(GRPC_KEEPALIVE_TIMEOUT))
         .http2_max_header_list_size(GRPC_MAX_HEADER_LIST_BYTES)
+        .layer(AdmitLayer::new(admission))
         .add_optional_service(sync_service.map(|s| {
             s.max_decoding_message_size(SYNC_MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(SYNC_MAX_MESSAGE_BYTES)
@@ -322,6 +371,7 @@ pub fn sync_identity(
     topology: &Topology,
     region: &str,
     transport: TransportKeyPair,
+    dialer: Dialer,
 ) -> Result<SyncIdentity, NodeError> {
     let cfg = topology
         .region(region)
@@ -364,6 +414,7 @@ pub fn sync_identity(
         partitions,
         certificates,
         peers,
+        dialer,
         channels: std::sync::Mutex::new(std::collections::HashMap::new()),
         verified: std::sync::Mutex::new(std::collections::HashMap::new()),
     })
@@ -372,7 +423,13 @@ pub fn sync_identity(
 /// Initializes the Region's Raft group from the topology, on the node with the lowest id, once
 /// a majority of the Region answers and none of them has been initialized before. A node that
 /// restarts (or was wiped) never re-initializes a Region that already exists.
-async fn bootstrap(raft: Raft, me: u64, region: RegionConfig, mut stop: watch::Receiver<bool>) {
+async fn bootstrap(
+    raft: Raft,
+    me: u64,
+    region: RegionConfig,
+    dialer: Dialer,
+    mut stop: watch::Receiver<bool>,
+) {
     let members: BTreeMap<u64, BasicNode> = region
         .nodes
         .iter()
@@ -393,7 +450,7 @@ async fn bootstrap(raft: Raft, me: u64, region: RegionConfig, mut stop: watch::R
         let mut answered = 1; // this node
         let mut someone_initialized = false;
         for n in region.nodes.iter().filter(|n| n.id != me) {
-            if let Some(st) = peer_status(&n.advertise_addr()).await {
+            if let Some(st) = peer_status(&dialer, &n.advertise_addr()).await {
                 answered += 1;
                 if st.last_log_index.is_some() || st.term > 0 {
                     someone_initialized = true;
@@ -431,8 +488,11 @@ fn fault_seed(seed: u64, region: &str, node_id: u64) -> u64 {
     h
 }
 
-async fn peer_status(addr: &str) -> Option<kmsim_proto::admin::v1::StatusResponse> {
-    let ch = channel(addr).ok()?;
+async fn peer_status(
+    dialer: &Dialer,
+    addr: &str,
+) -> Option<kmsim_proto::admin::v1::StatusResponse> {
+    let ch = channel(dialer, addr).ok()?;
     let mut client = AdminServiceClient::new(ch);
     let fut = client.status(StatusRequest {});
     match tokio::time::timeout(Duration::from_millis(800), fut).await {

@@ -25,6 +25,7 @@ use crate::backoff::Backoff;
 use crate::entropy::Entropy;
 use crate::faults::FaultTable;
 use crate::network::channel;
+use crate::tls::Dialer;
 
 /// The most times a write may be forwarded before it is refused (guards against loops while
 /// leadership moves).
@@ -47,17 +48,20 @@ pub struct Proposer {
     leaders: Mutex<HashMap<String, RaftServiceClient<Channel>>>,
     /// Draws the request IDs of forwarded writes.
     entropy: Entropy,
+    /// How to dial the leader.
+    dialer: Dialer,
 }
 
 impl Proposer {
-    /// A proposer over this node's Raft.
-    pub fn new(raft: Raft, region: String, faults: Arc<FaultTable>) -> Proposer {
+    /// A proposer over this node's Raft, forwarding to the leader through `dialer`.
+    pub fn new(raft: Raft, region: String, faults: Arc<FaultTable>, dialer: Dialer) -> Proposer {
         Proposer {
             raft,
             region,
             faults,
             leaders: Mutex::new(HashMap::new()),
             entropy: Entropy,
+            dialer,
         }
     }
 
@@ -289,7 +293,8 @@ impl Proposer {
             match map.get(addr) {
                 Some(c) => c.clone(),
                 None => {
-                    let ch = channel(addr).map_err(|e| ForwardError::Unreachable(e.to_string()))?;
+                    let ch = channel(&self.dialer, addr)
+                        .map_err(|e| ForwardError::Unreachable(e.to_string()))?;
                     let c = RaftServiceClient::new(ch);
                     map.insert(addr.to_string(), c.clone());
                     c

@@ -11,9 +11,12 @@ use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::Arc;
+use tokio_rustls::rustls::ClientConfig;
 
 /// The content type of every request.
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
@@ -169,17 +172,39 @@ pub struct AwsJsonClient {
     /// How requests are signed.
     signer: Signer,
     /// Pooled keep-alive connections.
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// The TLS settings of an `https://` endpoint.
+    tls: Option<Arc<ClientConfig>>,
 }
 
 impl AwsJsonClient {
     /// A client of `endpoint` (`http://host:port`, no path) that signs with `signer`.
     pub fn new(endpoint: &str, signer: Signer) -> Result<AwsJsonClient, ClientError> {
+        AwsJsonClient::with_ca(endpoint, signer, None)
+    }
+
+    /// A client of `endpoint`, `http://host:port` or, with the CA certificate(s) `ca_pem` to
+    /// trust (and no other), `https://host:port`.
+    pub fn with_ca(
+        endpoint: &str,
+        signer: Signer,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<AwsJsonClient, ClientError> {
         let bad = |why: &str| ClientError::Endpoint(endpoint.to_string(), why.to_string());
         let parsed: Uri = endpoint.parse().map_err(|_| bad("not a URL"))?;
-        if parsed.scheme_str() != Some("http") {
-            return Err(bad("only http:// endpoints are supported (no TLS)"));
-        }
+        let tls = match (parsed.scheme_str(), ca_pem) {
+            (Some("http"), _) => None,
+            (Some("https"), Some(ca)) => Some(Arc::new(
+                kmsim_node::tls::https_client_config(ca).map_err(|e| bad(&e.to_string()))?,
+            )),
+            (Some("https"), None) => {
+                return Err(bad(
+                    "https:// needs the CA certificate that signed the endpoint's",
+                ))
+            }
+            _ => return Err(bad("only http:// and https:// endpoints are supported")),
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let authority = parsed
             .authority()
             .ok_or_else(|| bad("no host:port"))?
@@ -187,13 +212,23 @@ impl AwsJsonClient {
         if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() {
             return Err(bad("the endpoint has no path or query"));
         }
-        let uri: Uri = format!("http://{authority}/")
+        let uri: Uri = format!("{scheme}://{authority}/")
             .parse()
             .map_err(|_| bad("not a URL"))?;
         let host = HeaderValue::from_str(authority.as_str()).map_err(|_| bad("bad host"))?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(3)));
+        connector.enforce_http(false);
+        let empty = || kmsim_node::tls::https_client_config(&[]).map_err(|e| bad(&e.to_string()));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(match &tls {
+                Some(c) => ClientConfig::clone(c),
+                None => empty()?,
+            })
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             // Below the server's idle close (30 s), as the gateway's own pool: a pooled
             // connection is never one the server is closing as the next request goes out.
@@ -205,7 +240,13 @@ impl AwsJsonClient {
             host,
             signer,
             client,
+            tls,
         })
+    }
+
+    /// The endpoint's URL (`http://host:port/` or `https://…`).
+    pub fn url(&self) -> String {
+        self.uri.to_string()
     }
 
     /// The `host:port` of the endpoint.
@@ -273,11 +314,32 @@ impl AwsJsonClient {
         .map_err(|_| ClientError::Timeout(Duration::from_secs(3)))?
         .map_err(|e| ClientError::Transport(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let transport = |e: &dyn std::fmt::Display| ClientError::Transport(e.to_string());
         // The connection task ends when the sender is dropped or the peer closes.
-        tokio::spawn(conn);
+        let sender = match &self.tls {
+            None => {
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(|e| transport(&e))?;
+                tokio::spawn(conn);
+                sender
+            }
+            Some(config) => {
+                let host = self.uri.host().unwrap_or_default();
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| transport(&e))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| transport(&e))?;
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                    .await
+                    .map_err(|e| transport(&e))?;
+                tokio::spawn(conn);
+                sender
+            }
+        };
         Ok(Connection { sender })
     }
 

@@ -4,6 +4,8 @@
 //! ```text
 //! <data-dir>/topology.toml           the topology every node reads
 //! <data-dir>/keys/<region>.key       each Region's domain key (hex, mode 0600)
+//! <data-dir>/keys/tls/               the cluster CA and every certificate and key (PEM, 0600;
+//!                                    names in `kmsim_node::tls`); ca.key is read by no process
 //! <data-dir>/nodes/<region>/<id>/    each node's RocksDB data directory
 //! <data-dir>/logs/<region>-<id>.log  each node's stdout/stderr
 //! <data-dir>/logs/gateway.log        the gateway's stdout/stderr
@@ -23,6 +25,8 @@ use kmsim_node::config::{
     Topology, TrustAnchorEntry, TOPOLOGY_VERSION,
 };
 use kmsim_node::key_files::wrap_transport_key;
+use kmsim_node::tls::issue::cluster_files;
+use kmsim_node::tls::{Dialer, TlsSettings};
 
 /// The gateway's port unless told otherwise (`kmsim up --aws-port`).
 pub const DEFAULT_AWS_PORT: u16 = 4599;
@@ -133,6 +137,13 @@ impl ClusterDir {
         Topology::load(&self.topology_path()).map_err(|e| ClusterError::Invalid(e.to_string()))
     }
 
+    /// How the operator dials this cluster's nodes: the operator certificate of its `[tls]`
+    /// table (plaintext for a topology without one). Build it once and reuse its channels.
+    pub fn operator_dialer(&self) -> Result<Dialer, ClusterError> {
+        Dialer::operator(self.topology()?.tls.as_ref())
+            .map_err(|e| ClusterError::Invalid(format!("operator certificate: {e}")))
+    }
+
     /// `<root>/pids/<region>-<id>.pid`
     pub fn pid_path(&self, n: &NodeName) -> PathBuf {
         self.root
@@ -161,13 +172,16 @@ impl ClusterDir {
     /// gRPC ports are taken from `base_port` upwards and each node's AWS endpoint is on its gRPC
     /// port + [`AWS_PORT_OFFSET`]; with `base_port` 0 the OS chooses every node port. The
     /// gateway (the single AWS endpoint) listens on `aws_port`, or an OS-chosen port when it is
-    /// 0. The credentials are [`default_credentials`].
+    /// 0. The credentials are [`default_credentials`]. A cluster CA signs one certificate per
+    /// node, one for the operator and one for the gateway ([`write_certificates`]); with
+    /// `aws_tls` the AWS endpoints serve HTTPS.
     pub fn create(
         &self,
         regions: &[(String, usize)],
         base_port: u16,
         aws_port: u16,
         test_hooks: bool,
+        aws_tls: bool,
     ) -> Result<Topology, ClusterError> {
         if self.topology_path().exists() {
             return Err(ClusterError::Invalid(format!(
@@ -280,6 +294,12 @@ impl ClusterDir {
             loopback(aws_port)
         };
         let account = "111122223333";
+        let tls = TlsSettings {
+            dir: PathBuf::from("keys").join("tls"),
+            aws_https: aws_tls,
+            operator_principal: None,
+            clients: Vec::new(),
+        };
         let topo = Topology {
             version: TOPOLOGY_VERSION,
             partition: "aws".into(),
@@ -293,10 +313,12 @@ impl ClusterDir {
             sync: SyncTiming::default(),
             audit: kmsim_node::config::AuditSettings::default(),
             limits: kmsim_node::config::EndpointLimits::default(),
+            tls: Some(tls),
             regions: region_cfgs,
         };
         // Validate before writing, so a bad Region name never leaves a half-made directory.
         Topology::parse(&topo.to_toml()).map_err(|e| ClusterError::Invalid(e.to_string()))?;
+        write_certificates(&self.root, &topo)?;
         // The topology holds the secret access key: owner-only, like the key files.
         write_secret_file(&self.topology_path(), topo.to_toml().trim_end())?;
         self.topology()
@@ -321,6 +343,22 @@ impl ClusterDir {
             })
             .collect())
     }
+}
+
+/// Makes the cluster CA of `topology` and every certificate it signs
+/// ([`kmsim_node::tls::issue::cluster_files`]) and writes each file 0600 under `root`.
+pub fn write_certificates(root: &Path, topology: &Topology) -> Result<(), ClusterError> {
+    let Some(tls) = &topology.tls else {
+        return Ok(());
+    };
+    let dir = root.join(&tls.dir);
+    std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+    let files =
+        cluster_files(topology).map_err(|e| ClusterError::Invalid(format!("certificates: {e}")))?;
+    for (path, text) in files {
+        write_secret_file(&root.join(path), text.trim_end())?;
+    }
+    Ok(())
 }
 
 /// Creates `path` (which must not exist) readable and writable by its owner only (0600) and

@@ -5,11 +5,14 @@ use std::time::{Duration, Instant};
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::{StatusRequest, StatusResponse};
 
+use kmsim_node::tls::Dialer;
+
 use crate::cluster::{ClusterDir, ClusterError};
 
 /// The status of one node, or `None` if it does not answer within `timeout`.
-pub async fn node_status(addr: &str, timeout: Duration) -> Option<StatusResponse> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+pub async fn node_status(dialer: &Dialer, addr: &str, timeout: Duration) -> Option<StatusResponse> {
+    let endpoint = dialer
+        .endpoint(addr)
         .ok()?
         .connect_timeout(timeout)
         .timeout(timeout);
@@ -41,13 +44,15 @@ pub async fn wait_healthy_regions(
 ) -> Result<Vec<StatusResponse>, ClusterError> {
     let deadline = Instant::now() + timeout;
     let mut nodes = dir.nodes()?;
+    let dialer = dir.operator_dialer()?;
     if let Some(region) = only {
         nodes.retain(|(n, _)| n.region == region);
     }
     loop {
         let mut all = Vec::new();
         for (_, entry) in &nodes {
-            if let Some(s) = node_status(&entry.advertise_addr(), Duration::from_millis(500)).await
+            if let Some(s) =
+                node_status(&dialer, &entry.advertise_addr(), Duration::from_millis(500)).await
             {
                 all.push(s);
             }

@@ -19,6 +19,7 @@
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use kmsim_node::tls::Dialer;
 use serde::Serialize;
 use tonic::transport::Channel;
 
@@ -90,8 +91,9 @@ fn dist(h: &Histogram<u64>) -> Distribution {
     }
 }
 
-fn client(addr: &str) -> Result<Channel, String> {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+fn client(dialer: &Dialer, addr: &str) -> Result<Channel, String> {
+    dialer
+        .endpoint(addr)
         .map_err(|e| e.to_string())
         .map(|e| e.timeout(Duration::from_secs(10)).connect_lazy())
 }
@@ -119,6 +121,7 @@ pub async fn run(dir: &ClusterDir, cfg: &SyncLagConfig) -> Result<SyncLagReport,
         return Err(format!("--keys must be 1 to {MAX_KEYS}"));
     }
     let nodes = dir.nodes().map_err(|e| e.to_string())?;
+    let dialer = dir.operator_dialer().map_err(|e| e.to_string())?;
     let addr_of = |region: &str| -> Result<Vec<(u64, String)>, String> {
         let v: Vec<(u64, String)> = nodes
             .iter()
@@ -132,14 +135,14 @@ pub async fn run(dir: &ClusterDir, cfg: &SyncLagConfig) -> Result<SyncLagReport,
         }
     };
     let primary_nodes = addr_of(&cfg.primary)?;
-    let mut kms_primary = KmsServiceClient::new(client(&primary_nodes[0].1)?);
+    let mut kms_primary = KmsServiceClient::new(client(&dialer, &primary_nodes[0].1)?);
     let mut replicas = Vec::new();
     for r in &cfg.replicas {
         let n = addr_of(r)?;
         replicas.push((
             r.clone(),
             n.clone(),
-            KmsServiceClient::new(client(&n[0].1)?),
+            KmsServiceClient::new(client(&dialer, &n[0].1)?),
         ));
     }
     // The injected delay, primary -> each replica, on every sender.
@@ -150,9 +153,10 @@ pub async fn run(dir: &ClusterDir, cfg: &SyncLagConfig) -> Result<SyncLagReport,
     let set_faults = |delay: Duration| {
         let primary_nodes = primary_nodes.clone();
         let targets = targets.clone();
+        let dialer = dialer.clone();
         async move {
             for (_, addr) in &primary_nodes {
-                let mut admin = AdminServiceClient::new(client(addr)?);
+                let mut admin = AdminServiceClient::new(client(&dialer, addr)?);
                 if delay.is_zero() {
                     admin
                         .clear_link_faults(ClearLinkFaultsRequest {})

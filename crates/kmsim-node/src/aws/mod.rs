@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use front::AwsFront;
-pub use server::serve;
+pub use server::{serve, serve_with};
 
 use crate::config::Topology;
 use crate::error::NodeError;
@@ -55,8 +55,16 @@ pub async fn run_gateway(
     tracing::info!(addr = %addr, "gateway listening (AWS JSON 1.1 for every Region)");
     let faults = Arc::new(FaultTable::new(topology.fault_seed ^ 0x6761_7465_7761_7900));
     let front = Arc::new(AwsFront::new(&topology, None, GATEWAY_NAME, faults));
+    let tls = match topology.tls.as_ref().filter(|t| t.aws_https) {
+        Some(t) => Some(
+            t.read_pair(&t.gateway_files())
+                .and_then(|c| crate::tls::https_acceptor(&c))
+                .map_err(|e| NodeError::Config(format!("tls: {e}")))?,
+        ),
+        None => None,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let server = tokio::spawn(serve(listener, front, stop_rx));
+    let server = tokio::spawn(server::serve_with(listener, front, stop_rx, tls));
     shutdown.await;
     let _ = stop_tx.send(true);
     server

@@ -25,6 +25,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Response, Uri};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -91,8 +92,11 @@ pub struct Router {
     regions: BTreeMap<String, RegionTargets>,
     /// Forwarded requests pass the same fault layer as this process's other outgoing messages.
     faults: Arc<FaultTable>,
-    /// Keep-alive connections to other nodes, pooled per address.
-    client: Client<HttpConnector, Full<Bytes>>,
+    /// Keep-alive connections to other nodes, pooled per address (HTTPS trusting the cluster
+    /// CA when the topology serves the AWS endpoints over HTTPS).
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// `http` or `https`: the scheme of the nodes' AWS endpoints.
+    scheme: &'static str,
     /// The value of [`FORWARDED_HEADER`] this process sets (`REGION/ID` or `gateway`).
     me: HeaderValue,
 }
@@ -123,6 +127,25 @@ impl Router {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.enforce_http(false);
+        // Trust only the cluster CA (no system roots). A CA file that cannot be read leaves no
+        // root at all: every forward then fails its handshake, with the reason in the log.
+        let ca = match topology.tls.as_ref().filter(|t| t.aws_https) {
+            Some(t) => t.read_ca().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the cluster CA: forwarding over HTTPS will fail");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        let tls = crate::tls::https_client_config(&ca).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "bad cluster CA: forwarding over HTTPS will fail");
+            crate::tls::https_client_config(&[]).expect("invariant: no roots is a valid config")
+        });
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         // The nodes close a connection idle for their header read timeout: pooled connections
         // must be let go well before.
         let header_timeout = Duration::from_millis(topology.limits.header_read_timeout_ms);
@@ -135,6 +158,7 @@ impl Router {
             regions,
             faults,
             client,
+            scheme: topology.aws_scheme(),
             me: HeaderValue::from_str(me).unwrap_or(HeaderValue::from_static("kmsim")),
         }
     }
@@ -225,7 +249,7 @@ impl Router {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        let uri: Uri = format!("http://{addr}{path}")
+        let uri: Uri = format!("{}://{addr}{path}", self.scheme)
             .parse()
             .map_err(|e| KmsError::Internal(format!("bad forwarding address {addr}: {e}")))?;
         let mut req = http::Request::new(Full::new(body));

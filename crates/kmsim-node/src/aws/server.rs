@@ -22,11 +22,12 @@ use http::{header, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
-use super::activity::ActivityIo;
+use super::activity::{Activity, ActivityIo};
 use super::front::AwsFront;
 
 /// The default of `header_read_timeout_ms` in the topology's `[limits]`: how long a client may
@@ -38,11 +39,22 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves `front` on `listener` until `stop` turns true (or its sender is dropped).
+pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, stop: watch::Receiver<bool>) {
+    serve_with(listener, front, stop, None).await
+}
+
+/// [`serve`], over HTTPS when `tls` is given (the handshake runs in the connection's own task,
+/// bounded by [`crate::tls::HANDSHAKE_TIMEOUT`], so a slow client never holds the accept loop).
 ///
 /// At most `max_connections` of the front's limits are served at once: at the cap the loop stops
 /// accepting, so further connections wait in the kernel's listen backlog (their requests are
 /// answered, late, once a served connection closes) rather than being accepted and dropped.
-pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, mut stop: watch::Receiver<bool>) {
+pub async fn serve_with(
+    listener: TcpListener,
+    front: Arc<AwsFront>,
+    mut stop: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
+) {
     let permits = Arc::new(Semaphore::new(front.limits().max_connections));
     let mut conns = JoinSet::new();
     // Numbers client connections; the router sends one connection's requests to one node.
@@ -62,9 +74,26 @@ pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, mut stop: watch:
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
                     connection = connection.wrapping_add(1);
-                    let conn = serve_connection(stream, remote, connection, front.clone(), stop.clone());
+                    // Small responses must not wait for Nagle's algorithm.
+                    let _ = stream.set_nodelay(true);
+                    // Activity is counted on the socket, below TLS: a handshake that stalls is
+                    // idle too.
+                    let (io, activity) = ActivityIo::new(stream);
+                    let (front, stop) = (front.clone(), stop.clone());
+                    let tls = tls.clone();
                     conns.spawn(async move {
-                        conn.await;
+                        match tls {
+                            None => serve_connection(io, activity, remote, connection, front, stop).await,
+                            Some(acceptor) => {
+                                match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                                    Ok(Ok(tls)) => {
+                                        serve_connection(tls, activity, remote, connection, front, stop).await
+                                    }
+                                    Ok(Err(e)) => tracing::debug!(error = %e, peer = %remote, "aws endpoint: TLS handshake failed"),
+                                    Err(_) => tracing::debug!(peer = %remote, "aws endpoint: TLS handshake timed out"),
+                                }
+                            }
+                        }
                         drop(permit);
                     });
                 }
@@ -91,17 +120,17 @@ pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, mut stop: watch:
 
 /// Serves one connection until the client closes it, the stop signal arrives, or no byte has
 /// moved on it for the idle timeout.
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<IO>(
+    io: IO,
+    activity: Arc<Activity>,
     remote: SocketAddr,
     number: usize,
     front: Arc<AwsFront>,
     mut stop: watch::Receiver<bool>,
-) {
-    // Small responses must not wait for Nagle's algorithm.
-    let _ = stream.set_nodelay(true);
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let limits = front.limits().clone();
-    let (io, activity) = ActivityIo::new(stream);
     let stopping = stop.clone();
     let service = service_fn(move |req| {
         let front = front.clone();

@@ -2,8 +2,6 @@
 //! authorization will evaluate. Built by the gRPC service or the AWS JSON front, passed to every
 //! [`super::KmsApi`] operation.
 
-use kmsim_core::ids::Scope;
-
 /// The face of the API a request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interface {
@@ -31,12 +29,17 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// A request from the simulator's own gRPC clients. The gRPC API is the operator's
-    /// interface to its own cluster, so it acts as the account's root principal.
-    pub fn grpc(request_id: String, scope: &Scope, source_ip: Option<String>) -> RequestContext {
+    /// A request on the gRPC face, made by `principal_arn`: the principal the topology maps
+    /// the caller's client certificate to (`crate::tls::admit`), or the account's root on a
+    /// cluster without `[tls]`.
+    pub fn grpc(
+        request_id: String,
+        principal_arn: String,
+        source_ip: Option<String>,
+    ) -> RequestContext {
         RequestContext {
             request_id,
-            principal_arn: format!("arn:{}:iam::{}:root", scope.partition, scope.account),
+            principal_arn,
             access_key_id: None,
             source_ip,
             user_agent: None,

@@ -46,6 +46,8 @@ pub struct SyncIdentity {
     pub certificates: BTreeMap<String, Vec<u8>>,
     /// The gRPC addresses of every other Region's nodes, as `(node id, address)`.
     pub peers: BTreeMap<String, Vec<(u64, String)>>,
+    /// How this node dials other Regions' nodes (its node certificate).
+    pub dialer: crate::tls::Dialer,
     /// Open channels by address (one HTTP/2 connection per peer node, reused).
     pub channels: Mutex<HashMap<String, Channel>>,
     /// Certificates already verified, by (Region, exact bytes): a signature is checked once,
@@ -60,7 +62,7 @@ impl SyncIdentity {
         if let Some(c) = map.get(addr) {
             return Ok(c.clone());
         }
-        let c = crate::network::channel(addr).map_err(|e| e.to_string())?;
+        let c = crate::network::channel(&self.dialer, addr).map_err(|e| e.to_string())?;
         map.insert(addr.to_string(), c.clone());
         Ok(c)
     }

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kmsim_node::tls::Dialer;
 use rand::RngCore;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use kmsim_core::KmsError;
 use kmsim_node::backoff::Backoff;
@@ -30,10 +31,11 @@ const TASKS_PER_CHANNEL: usize = 16;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Opens one channel to `addr`, failing fast if the node does not answer.
-async fn connect(addr: &str) -> Result<Channel, BenchError> {
+async fn connect(dialer: &Dialer, addr: &str) -> Result<Channel, BenchError> {
     check_loopback(addr)?;
-    let endpoint =
-        Endpoint::from_shared(format!("http://{addr}")).map_err(|source| BenchError::Connect {
+    let endpoint = dialer
+        .endpoint(addr)
+        .map_err(|source| BenchError::Connect {
             peer: addr.to_string(),
             source,
         })?;
@@ -53,7 +55,11 @@ async fn connect(addr: &str) -> Result<Channel, BenchError> {
 /// [`BENCH_KEY_DESCRIPTION`], an `ECC_NIST_P384` signing key and an `HMAC_256` key), waits until
 /// every endpoint has applied them, and encrypts one `payload_bytes` plaintext for the Decrypt
 /// workload.
-pub async fn setup(endpoints: &[String], payload_bytes: usize) -> Result<Fixture, BenchError> {
+pub async fn setup(
+    dialer: &Dialer,
+    endpoints: &[String],
+    payload_bytes: usize,
+) -> Result<Fixture, BenchError> {
     if !(1..=MAX_PAYLOAD_BYTES).contains(&payload_bytes) {
         return Err(BenchError::Invalid(format!(
             "payload of {payload_bytes} bytes is outside 1..={MAX_PAYLOAD_BYTES} (the Encrypt limit)"
@@ -64,7 +70,10 @@ pub async fn setup(endpoints: &[String], payload_bytes: usize) -> Result<Fixture
         .ok_or_else(|| BenchError::Invalid("no endpoints to benchmark".into()))?;
     let mut clients = Vec::new();
     for addr in endpoints {
-        clients.push((addr.clone(), KmsServiceClient::new(connect(addr).await?)));
+        clients.push((
+            addr.clone(),
+            KmsServiceClient::new(connect(dialer, addr).await?),
+        ));
     }
     let deadline = Instant::now() + SETUP_TIMEOUT;
     let key = |spec: Option<&str>, usage: Option<&str>| CreateKeyRequest {
@@ -174,6 +183,7 @@ async fn create_visible(
 /// The channels of one run: task `i` calls node `i % nodes` over that node's channel
 /// `(i / nodes) / TASKS_PER_CHANNEL`.
 async fn open_channels(
+    dialer: &Dialer,
     endpoints: &[String],
     concurrency: usize,
 ) -> Result<Vec<Vec<Channel>>, BenchError> {
@@ -183,7 +193,7 @@ async fn open_channels(
     for addr in endpoints {
         let mut node = Vec::with_capacity(per_node_channels);
         for _ in 0..per_node_channels {
-            node.push(connect(addr).await?);
+            node.push(connect(dialer, addr).await?);
         }
         all.push(node);
     }
@@ -274,6 +284,7 @@ impl BenchClient for GrpcClient {
 /// its figures. Connections are opened before the clock starts; the run lasts
 /// `warmup + duration` at most and issues at most `max_ops` calls.
 pub async fn run_workload(
+    dialer: &Dialer,
     endpoints: &[String],
     fixture: &Fixture,
     cfg: &RunConfig,
@@ -282,7 +293,7 @@ pub async fn run_workload(
     if let Some(why) = fixture.skip_reason(cfg.workload) {
         return Ok(skipped(cfg, endpoints.len(), why.to_string()));
     }
-    let channels = open_channels(endpoints, cfg.concurrency).await?;
+    let channels = open_channels(dialer, endpoints, cfg.concurrency).await?;
     let fixture = Arc::new(fixture.clone());
     let mut message = vec![0u8; MESSAGE_BYTES];
     rand::thread_rng().fill_bytes(&mut message);

@@ -329,6 +329,7 @@ pub fn check_loopback_url(url: &str) -> Result<(), BenchError> {
     };
     let rest = url
         .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
         .ok_or_else(|| invalid("expected http://HOST:PORT, e.g. http://127.0.0.1:4599"))?;
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.contains('/') || authority.contains('?') {
@@ -739,12 +740,14 @@ mod tests {
             "http://127.0.0.1:4599",
             "http://localhost:4599/",
             "http://[::1]:1",
+            "https://127.0.0.1:4599",
         ] {
             assert!(check_loopback_url(ok).is_ok(), "{ok}");
         }
         for bad in [
             "127.0.0.1:4599",
-            "https://127.0.0.1:4599",
+            "ftp://127.0.0.1:4599",
+            "https://10.0.0.1:4599",
             "http://10.0.0.1:4599",
             "http://127.0.0.1:4599/x",
             "http://kms.us-east-1.amazonaws.com:80",

@@ -9,6 +9,7 @@ use clap::Args;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use kmsim_node::tls::Dialer;
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::{AuditEvent, ListAuditEventsRequest};
 use kmsim_sim::cluster::ClusterDir;
@@ -85,8 +86,12 @@ struct Selection {
     event_name: String,
 }
 
-fn admin_client(addr: &str) -> anyhow::Result<AdminServiceClient<tonic::transport::Channel>> {
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+fn admin_client(
+    dialer: &Dialer,
+    addr: &str,
+) -> anyhow::Result<AdminServiceClient<tonic::transport::Channel>> {
+    let ch = dialer
+        .endpoint(addr)?
         .connect_timeout(std::time::Duration::from_secs(2))
         .timeout(std::time::Duration::from_secs(30))
         .connect_lazy();
@@ -95,11 +100,12 @@ fn admin_client(addr: &str) -> anyhow::Result<AdminServiceClient<tonic::transpor
 
 /// Every page of one log of one node.
 async fn all_pages(
+    dialer: &Dialer,
     addr: &str,
     sel: &Selection,
     node_calls: bool,
 ) -> anyhow::Result<Vec<AuditEvent>> {
-    let mut admin = admin_client(addr)?;
+    let mut admin = admin_client(dialer, addr)?;
     let mut out = Vec::new();
     let mut after = None;
     loop {
@@ -143,10 +149,14 @@ async fn all_pages(
 }
 
 /// The Region's replicated log, from the first node that answers.
-async fn region_log(addrs: &[String], sel: &Selection) -> anyhow::Result<Vec<AuditEvent>> {
+async fn region_log(
+    dialer: &Dialer,
+    addrs: &[String],
+    sel: &Selection,
+) -> anyhow::Result<Vec<AuditEvent>> {
     let mut last = None;
     for addr in addrs {
-        match all_pages(addr, sel, false).await {
+        match all_pages(dialer, addr, sel, false).await {
             Ok(out) => return Ok(out),
             Err(e) => last = Some(e),
         }
@@ -157,6 +167,7 @@ async fn region_log(addrs: &[String], sel: &Selection) -> anyhow::Result<Vec<Aud
 /// `kmsim audit`
 pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
     let dir = ClusterDir::new(&a.data_dir);
+    let dialer = dir.operator_dialer()?;
     let topo = dir.topology()?;
     let regions: Vec<String> = if a.all_regions {
         topo.regions.iter().map(|r| r.name.clone()).collect()
@@ -185,7 +196,7 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
             .region(r)
             .map(|c| c.nodes.iter().map(|n| n.advertise_addr()).collect())
             .unwrap_or_default();
-        match rt.block_on(region_log(&addrs, &sel)) {
+        match rt.block_on(region_log(&dialer, &addrs, &sel)) {
             Ok(events) => all.extend(events.into_iter().map(|e| (r.clone(), e))),
             // One Region down must not hide the others' timeline: say so and go on.
             Err(e) if a.all_regions => {
@@ -197,7 +208,7 @@ pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
         }
         // Each node's own calls; a node that does not answer is reported, not hidden.
         for addr in &addrs {
-            match rt.block_on(all_pages(addr, &sel, true)) {
+            match rt.block_on(all_pages(&dialer, addr, &sel, true)) {
                 Ok(events) => all.extend(events.into_iter().map(|e| (r.clone(), e))),
                 Err(e) => {
                     eprintln!(

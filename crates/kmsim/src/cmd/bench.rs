@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use kmsim_node::tls::Dialer;
 use kmsim_sim::aws_client::{AwsJsonClient, Signer};
 use kmsim_sim::bench::{
     aws_json, check_loopback, check_loopback_url, grpc, parse_concurrency_list, parse_duration,
@@ -26,7 +27,9 @@ Raft). `all` runs encrypt, decrypt, generate-data-key, sign and generate-mac at 
 
 Protocols: grpc (kmsim.kms.v1 to the nodes of one Region, host:port endpoints) and aws-json (AWS \
 JSON 1.1 over keep-alive HTTP/1.1, every request signed with SigV4 by the aws-sigv4 crate, \
-http://host:port endpoints). aws-json uses only standard KMS calls (CreateKey, DescribeKey, \
+http://host:port endpoints, or https://host:port trusting the CA of --data-dir's cluster, \
+started with --aws-tls). Over grpc the calls use the cluster's operator certificate (mutual TLS). \
+aws-json uses only standard KMS calls (CreateKey, DescribeKey, \
 Encrypt, Decrypt, GenerateDataKey, Sign, GenerateMac), so it loads any AWS-compatible KMS endpoint on this \
 machine, e.g. another emulator, for side-by-side figures. Without --endpoint it loads the AWS \
 endpoints of the nodes of one Region of --data-dir; `--endpoint http://127.0.0.1:4599` loads \
@@ -70,8 +73,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "grpc", value_parser = Protocol::from_str)]
     protocol: Protocol,
     /// Load these endpoints instead of the topology in --data-dir (loopback only; repeat or
-    /// comma separate): host:port of nodes of one Region for grpc, http://host:port for
-    /// aws-json (a node's AWS endpoint, the gateway, or any AWS-compatible KMS endpoint).
+    /// comma separate): host:port of nodes of one Region for grpc, http://host:port (or https://
+    /// with the CA of --data-dir's cluster) for aws-json (a node's AWS endpoint, the gateway, or any AWS-compatible KMS endpoint).
     #[arg(long = "endpoint", value_name = "ENDPOINT", value_delimiter = ',')]
     endpoints: Vec<String>,
     /// aws-json: the access key id to sign with [default: the topology's, else test].
@@ -125,7 +128,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let results = rt.block_on(async {
         let payload = usize::from(a.payload_bytes);
         let fixture = match &target {
-            Target::Grpc(endpoints) => grpc::setup(endpoints, payload).await?,
+            Target::Grpc(dialer, endpoints) => grpc::setup(dialer, endpoints, payload).await?,
             Target::AwsJson(clients) => aws_json::setup(clients, payload).await?,
         };
         print_banner(&a, &target, &fixture, runs.len());
@@ -143,7 +146,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
                 cfg.max_ops
             );
             results.push(match &target {
-                Target::Grpc(endpoints) => grpc::run_workload(endpoints, &fixture, &cfg).await?,
+                Target::Grpc(dialer, endpoints) => {
+                    grpc::run_workload(dialer, endpoints, &fixture, &cfg).await?
+                }
                 Target::AwsJson(clients) => aws_json::run_workload(clients, &fixture, &cfg).await?,
             });
         }
@@ -164,21 +169,16 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
 
 /// What a benchmark loads.
 enum Target {
-    /// gRPC `host:port` of the nodes of one Region.
-    Grpc(Vec<String>),
+    /// gRPC `host:port` of the nodes of one Region, dialed as the operator.
+    Grpc(Dialer, Vec<String>),
     /// One AWS JSON client per endpoint URL.
     AwsJson(Vec<AwsJsonClient>),
 }
 
 fn print_banner(a: &BenchArgs, target: &Target, fixture: &Fixture, runs: usize) {
     let (what, endpoints) = match target {
-        Target::Grpc(e) => ("grpc", e.clone()),
-        Target::AwsJson(c) => (
-            "aws-json",
-            c.iter()
-                .map(|c| format!("http://{}", c.authority()))
-                .collect(),
-        ),
+        Target::Grpc(_, e) => ("grpc", e.clone()),
+        Target::AwsJson(c) => ("aws-json", c.iter().map(|c| c.url()).collect()),
     };
     eprintln!(
         "kmsim bench: {what}, {} endpoint(s) {}; key {}; {runs} run(s) of {:?} + {:?} warmup; the generator shares this machine's {} core(s) with the cluster",
@@ -201,6 +201,12 @@ fn resolve_target(a: &BenchArgs) -> anyhow::Result<Target> {
     let trimmed: Vec<String> = a.endpoints.iter().map(|e| e.trim().to_string()).collect();
     match a.protocol {
         Protocol::Grpc => {
+            // The operator certificate of the cluster in --data-dir (plaintext without one).
+            let dir = ClusterDir::new(&a.data_dir);
+            let dialer = match dir.topology_path().exists() {
+                true => dir.operator_dialer()?,
+                false => Dialer::plain(),
+            };
             if !trimmed.is_empty() {
                 if a.region.is_some() {
                     anyhow::bail!(
@@ -210,14 +216,14 @@ fn resolve_target(a: &BenchArgs) -> anyhow::Result<Target> {
                 for e in &trimmed {
                     check_loopback(e)?;
                 }
-                return Ok(Target::Grpc(trimmed));
+                return Ok(Target::Grpc(dialer, trimmed));
             }
             let (_, nodes) = region_nodes(a)?;
             let endpoints: Vec<String> = nodes.iter().map(|n| n.advertise_addr()).collect();
             for e in &endpoints {
                 check_loopback(e)?;
             }
-            Ok(Target::Grpc(endpoints))
+            Ok(Target::Grpc(dialer, endpoints))
         }
         Protocol::AwsJson => {
             let topology = ClusterDir::new(&a.data_dir).topology().ok();
@@ -226,7 +232,10 @@ fn resolve_target(a: &BenchArgs) -> anyhow::Result<Target> {
                 let urls: Vec<String> = nodes
                     .iter()
                     .filter_map(|n| n.aws_advertise_addr())
-                    .map(|addr| format!("http://{addr}"))
+                    .map(|addr| {
+                        let scheme = topology.as_ref().map_or("http", |t| t.aws_scheme());
+                        format!("{scheme}://{addr}")
+                    })
                     .collect();
                 anyhow::ensure!(
                     !urls.is_empty(),
@@ -255,10 +264,15 @@ fn resolve_target(a: &BenchArgs) -> anyhow::Result<Target> {
                 }),
                 region,
             };
+            // https:// endpoints are trusted through the cluster's CA (--aws-tls clusters).
+            let ca = match topology.as_ref().and_then(|t| t.tls.as_ref()) {
+                Some(t) if urls.iter().any(|u| u.starts_with("https://")) => Some(t.read_ca()?),
+                _ => None,
+            };
             let mut clients = Vec::with_capacity(urls.len());
             for url in &urls {
                 check_loopback_url(url)?;
-                clients.push(AwsJsonClient::new(url, signer.clone())?);
+                clients.push(AwsJsonClient::with_ca(url, signer.clone(), ca.as_deref())?);
             }
             Ok(Target::AwsJson(clients))
         }

@@ -179,11 +179,14 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     let rt = super::runtime()?;
+    let dialer = dir.operator_dialer()?;
     rt.block_on(async {
         let client = |n: &NodeName| {
             let addr = addr(n);
+            let dialer = dialer.clone();
             async move {
-                let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+                let ep = dialer
+                    .endpoint(&addr)?
                     .connect_timeout(Duration::from_secs(1))
                     .timeout(Duration::from_secs(5));
                 let ch = ep

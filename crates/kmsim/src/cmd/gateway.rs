@@ -12,7 +12,9 @@ use kmsim_node::config::Topology;
 /// one address: each request is forwarded, unchanged, to a node of the Region named in its SigV4
 /// credential scope (round-robin over that Region's nodes, skipping nodes that cannot be
 /// reached), which verifies the signature and answers. Point any AWS client at it with
-/// `AWS_ENDPOINT_URL_KMS=http://ADDRESS`. `kmsim up` starts one (logs in `logs/gateway.log`, PID
+/// `AWS_ENDPOINT_URL_KMS=http://ADDRESS` (https:// with `aws_https` in the topology's `[tls]`
+/// table, `kmsim up --aws-tls`: the gateway serves `gateway.crt` and forwards over HTTPS, and
+/// clients trust the cluster CA with `AWS_CA_BUNDLE`). `kmsim up` starts one (logs in `logs/gateway.log`, PID
 /// in `pids/gateway.pid`); run it by hand only for a topology you start yourself. Stops on
 /// SIGTERM or Ctrl-C. Logs go to stderr (`KMSIM_LOG` sets the filter, default `info`).
 #[derive(Args)]

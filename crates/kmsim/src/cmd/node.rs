@@ -104,11 +104,12 @@ pub fn restart_nodes(cluster: &ClusterDir, names: &[NodeName]) -> anyhow::Result
         started.push((name, entry.advertise_addr(), pid));
     }
     let rt = super::runtime()?;
+    let dialer = cluster.operator_dialer()?;
     for (name, addr, pid) in started {
         let up = rt.block_on(async {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
             while tokio::time::Instant::now() < deadline {
-                if node_status(&addr, Duration::from_millis(500))
+                if node_status(&dialer, &addr, Duration::from_millis(500))
                     .await
                     .is_some()
                 {

@@ -30,11 +30,14 @@ pub struct StatusArgs {
 pub fn run(a: StatusArgs) -> anyhow::Result<ExitCode> {
     let dir = ClusterDir::new(&a.data_dir);
     let nodes = dir.nodes()?;
+    let dialer = dir.operator_dialer()?;
     let rt = super::runtime()?;
     let statuses: Vec<StatusResponse> = rt.block_on(async {
         let mut out = Vec::new();
         for (_, e) in &nodes {
-            if let Some(s) = node_status(&e.advertise_addr(), Duration::from_millis(800)).await {
+            if let Some(s) =
+                node_status(&dialer, &e.advertise_addr(), Duration::from_millis(800)).await
+            {
                 out.push(s);
             }
         }

@@ -15,8 +15,10 @@ use kmsim_sim::process::{
 };
 
 /// Starts every node of a local cluster as a separate `kmsim node` process. On first use it
-/// writes the topology (`topology.toml`) and one domain key per Region (`keys/<region>.key`,
-/// mode 0600) into the data directory; later runs start the cluster found there and ignore
+/// writes the topology (`topology.toml`), one domain key per Region (`keys/<region>.key`,
+/// mode 0600) and a cluster CA with a certificate per node, one for the operator and one for
+/// the gateway (`keys/tls/`, 0600: every gRPC link is mutual TLS, and the CLI dials as the
+/// operator) into the data directory; later runs start the cluster found there and ignore
 /// `--regions`, `--nodes`, `--base-port` and `--aws-port`. Every node also serves the KMS API
 /// as AWS JSON 1.1 with SigV4 (on its gRPC port + 100), and a gateway process (`kmsim gateway`,
 /// `pids/gateway.pid`, `logs/gateway.log`) serves all Regions on one endpoint,
@@ -59,6 +61,11 @@ pub struct UpArgs {
     /// API; for leak tests only).
     #[arg(long, hide = true)]
     test_hooks: bool,
+    /// Serve the AWS endpoints (the gateway and every node's) over HTTPS, with certificates
+    /// from the cluster's CA (new clusters only; default: plain HTTP). Point AWS clients at the
+    /// CA with `AWS_CA_BUNDLE` (the path is printed).
+    #[arg(long)]
+    aws_tls: bool,
 }
 
 /// `kmsim up`
@@ -70,7 +77,7 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|r| (r.trim().to_string(), a.nodes as usize))
             .collect();
-        dir.create(&regions, a.base_port, a.aws_port, a.test_hooks)?;
+        dir.create(&regions, a.base_port, a.aws_port, a.test_hooks, a.aws_tls)?;
         outln!("created cluster in {}", a.data_dir.display());
     } else {
         outln!(
@@ -203,7 +210,7 @@ pub fn print_aws_endpoints(topology: &Topology) {
         .regions
         .iter()
         .flat_map(|r| r.nodes.iter().filter_map(|n| n.aws_advertise_addr()))
-        .map(|a| format!("http://{a}"))
+        .map(|a| format!("{}://{a}", topology.aws_scheme()))
         .collect();
     if !nodes.is_empty() {
         outln!(
@@ -216,9 +223,14 @@ pub fn print_aws_endpoints(topology: &Topology) {
     };
     outln!();
     outln!(
-        "AWS endpoint for every Region (the Region comes from each request's SigV4 scope): http://{}",
+        "AWS endpoint for every Region (the Region comes from each request's SigV4 scope): {}://{}",
+        topology.aws_scheme(),
         endpoint.listen
     );
+    let ca_bundle = match topology.tls.as_ref().filter(|t| t.aws_https) {
+        Some(t) => format!(" AWS_CA_BUNDLE={}", t.ca_cert().display()),
+        None => String::new(),
+    };
     if let Some(c) = topology.credentials.first() {
         let region = topology
             .regions
@@ -232,7 +244,8 @@ pub fn print_aws_endpoints(topology: &Topology) {
             .unwrap_or_default();
         outln!("point the AWS CLI, SDKs and the Encryption SDK at it with:");
         outln!(
-            "export AWS_ENDPOINT_URL_KMS=http://{} AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}{token} AWS_DEFAULT_REGION={region}",
+            "export AWS_ENDPOINT_URL_KMS={}://{} AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}{token} AWS_DEFAULT_REGION={region}{ca_bundle}",
+            topology.aws_scheme(),
             endpoint.listen,
             c.access_key_id,
             c.secret_access_key.expose()

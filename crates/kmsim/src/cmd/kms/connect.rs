@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use kmsim_node::tls::Dialer;
+use tonic::transport::Channel;
 
 use kmsim_sim::cluster::ClusterDir;
 
@@ -104,11 +105,21 @@ pub fn targets(
     })
 }
 
+/// How to dial: the operator certificate of the cluster in `data_dir`, or plaintext when
+/// there is no cluster there (`--endpoint` of a node of a topology without `[tls]`).
+pub fn dialer(data_dir: &Path) -> anyhow::Result<Dialer> {
+    let dir = ClusterDir::new(data_dir);
+    Ok(match dir.topology_path().exists() {
+        true => dir.operator_dialer()?,
+        false => Dialer::plain(),
+    })
+}
+
 /// Connects to the first address that accepts within [`CONNECT_TIMEOUT`]; calls on the channel
 /// time out after [`CALL_TIMEOUT`].
-pub async fn connect(addrs: &[String]) -> Result<Channel, ConnectError> {
+pub async fn connect(dialer: &Dialer, addrs: &[String]) -> Result<Channel, ConnectError> {
     for addr in addrs {
-        let Ok(endpoint) = Endpoint::from_shared(format!("http://{addr}")) else {
+        let Ok(endpoint) = dialer.endpoint(addr) else {
             continue;
         };
         let endpoint = endpoint

@@ -196,8 +196,9 @@ pub fn run(a: KmsArgs) -> anyhow::Result<ExitCode> {
     let targets = connect::targets(g.endpoint.as_deref(), &g.data_dir, region.as_deref())?;
     let operation = *a.operation;
     let name = operation.aws_name();
+    let dialer = connect::dialer(&g.data_dir)?;
     let result = super::runtime()?.block_on(async {
-        let channel = connect::connect(&targets.addrs)
+        let channel = connect::connect(&dialer, &targets.addrs)
             .await
             .map_err(CallError::Connect)?;
         operation
