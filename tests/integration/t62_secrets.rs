@@ -35,7 +35,7 @@ fn files_holding_secrets_are_readable_by_their_owner_only() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = ClusterDir::new(tmp.path().join("cluster"));
     let spec = vec![(R.to_string(), 1), (R2.to_string(), 1)];
-    dir.create(&spec, 0, 0, true).unwrap();
+    dir.create(&spec, 0, 0, true, false).unwrap();
     let topology = dir.topology_path();
     assert!(std::fs::read_to_string(&topology)
         .unwrap()

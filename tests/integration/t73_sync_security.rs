@@ -39,10 +39,11 @@ fn identity_of(c: &Cluster, as_region: &str) -> SyncIdentity {
     id
 }
 
-/// A client of node 1 of `to`, over the link a node of A opens (its certificate): the
+/// A client of node 1 of `to`, over the link a node of another Region opens (its certificate): the
 /// synchronizer's own checks are what this file tests, behind the transport's.
 async fn client(c: &Cluster, to: &str) -> SyncServiceClient<tonic::transport::Channel> {
-    SyncServiceClient::new(c.channel_as_node(A, 1, to, 1))
+    let from = if to == A { B } else { A };
+    SyncServiceClient::new(c.channel_as_node(from, 1, to, 1))
 }
 
 /// Seals `message` from `id`'s Region to node 1 of `to`, as the synchronizer does: the node's

@@ -50,8 +50,9 @@ async fn records(c: &Cluster, node_calls: bool, event_name: &str) -> Vec<Value> 
     .collect()
 }
 
-/// The CloudTrail members every API call record has.
-fn assert_common(r: &Value, name: &str) {
+/// The CloudTrail members every API call record has; `agent` is part of the caller's user agent
+/// (`aws-sdk` for the AWS SDK, `kmsim` for the hand-made requests of the raw client).
+fn assert_common(r: &Value, name: &str, agent: &str) {
     assert_eq!(r["eventName"], name, "{r}");
     assert_eq!(r["eventVersion"], "1.08");
     assert_eq!(r["eventSource"], "kms.amazonaws.com");
@@ -60,9 +61,7 @@ fn assert_common(r: &Value, name: &str) {
     assert_eq!(r["recipientAccountId"], "111122223333");
     assert_eq!(r["userIdentity"]["accessKeyId"], "test", "{r}");
     assert!(
-        r["userAgent"]
-            .as_str()
-            .is_some_and(|u| u.contains("aws-sdk")),
+        r["userAgent"].as_str().is_some_and(|u| u.contains(agent)),
         "{r}"
     );
     assert!(r["requestID"].as_str().is_some_and(|id| !id.is_empty()));
@@ -139,7 +138,7 @@ async fn management_calls_are_recorded_with_their_response_elements() {
         .iter()
         .find(|r| r["resources"][0]["ARN"] == arn.as_str())
         .expect("CreateKey recorded");
-    assert_common(r, "CreateKey");
+    assert_common(r, "CreateKey", "aws-sdk");
     assert_eq!(r["requestParameters"]["keySpec"], "SYMMETRIC_DEFAULT");
     assert_eq!(r["requestParameters"]["multiRegion"], true);
     assert_eq!(r["readOnly"], false);
@@ -159,7 +158,7 @@ async fn management_calls_are_recorded_with_their_response_elements() {
     let replicated = records(&c, false, "ReplicateKey").await;
     assert_eq!(replicated.len(), 1, "{replicated:?}");
     let r = &replicated[0];
-    assert_common(r, "ReplicateKey");
+    assert_common(r, "ReplicateKey", "aws-sdk");
     assert_eq!(r["requestParameters"]["replicaRegion"], R2);
     assert_eq!(r["resources"][0]["ARN"], arn.as_str());
     let m = &r["responseElements"]["replicaKeyMetadata"];
@@ -200,7 +199,7 @@ async fn management_calls_are_recorded_with_their_response_elements() {
     let tagged = records(&c, true, "TagResource").await;
     assert_eq!(tagged.len(), 1, "{tagged:?}");
     let r = &tagged[0];
-    assert_common(r, "TagResource");
+    assert_common(r, "TagResource", "aws-sdk");
     assert_eq!(r["requestParameters"]["keyId"], key.as_str());
     assert_eq!(r["requestParameters"]["tags"][0]["tagKey"], "team");
     assert_eq!(r["requestParameters"]["tags"][0]["tagValue"], "kms");
@@ -293,7 +292,7 @@ async fn cryptographic_calls_are_recorded_without_secrets() {
         assert_eq!(r["readOnly"], true, "{r}");
     }
     let e = one("Encrypt");
-    assert_common(&e, "Encrypt");
+    assert_common(&e, "Encrypt", "aws-sdk");
     assert_eq!(e["requestParameters"]["keyId"], key.as_str());
     assert_eq!(
         e["requestParameters"]["encryptionContext"]["Purpose"],
@@ -357,7 +356,7 @@ async fn refused_calls_are_recorded_with_their_error() {
 
     let d = records(&c, true, "DescribeKey").await;
     assert_eq!(d.len(), 1, "{d:?}");
-    assert_common(&d[0], "DescribeKey");
+    assert_common(&d[0], "DescribeKey", "aws-sdk");
     assert_eq!(d[0]["errorCode"], "NotFoundException");
     assert!(
         d[0]["errorMessage"].as_str().unwrap().contains(missing),
@@ -463,7 +462,7 @@ async fn calls_refused_at_the_aws_front_are_recorded_when_authenticated() {
         all.iter().find(|r| r["requestID"] == id.as_str()).cloned()
     };
     let r = by_id(request_id(&malformed)).expect("malformed body recorded");
-    assert_common(&r, "Encrypt");
+    assert_common(&r, "Encrypt", "kmsim");
     assert_eq!(r["errorCode"], "SerializationException");
     assert!(!r["errorMessage"].as_str().unwrap().is_empty(), "{r}");
     assert_eq!(r["requestParameters"], Value::Null);

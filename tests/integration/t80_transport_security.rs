@@ -63,6 +63,7 @@ async fn every_service_fails_to_connect(ch: Channel, what: &str) {
         .propose(ProposeRequest {
             command: vec![0],
             hops: 0,
+            request_id: vec![0; 16],
         })
         .await;
     let sync = SyncServiceClient::new(ch)
@@ -177,6 +178,7 @@ async fn each_service_admits_only_the_identities_of_its_role() {
             .propose(ProposeRequest {
                 command: vec![0],
                 hops: 0,
+                request_id: vec![0; 16],
             })
             .await,
         Code::PermissionDenied,
@@ -187,6 +189,7 @@ async fn each_service_admits_only_the_identities_of_its_role() {
             .propose(ProposeRequest {
                 command: vec![0],
                 hops: 0,
+                request_id: vec![0; 16],
             })
             .await,
         Code::PermissionDenied,

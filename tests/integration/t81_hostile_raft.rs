@@ -96,6 +96,7 @@ fn call(event: &str) -> ApiCall {
         source_ip: None,
         user_agent: None,
         request_parameters: "{}".into(),
+        response_elements: None,
     }
 }
 

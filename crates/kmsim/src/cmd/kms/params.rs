@@ -600,7 +600,9 @@ mod tests {
             let ours = timestamp(&text).unwrap();
             let theirs = time::OffsetDateTime::parse(&text, &Rfc3339).unwrap();
             let expected = theirs.unix_timestamp_nanos() as f64 / 1e9;
-            proptest::prop_assert!((ours - expected).abs() < 1e-6, "{} {} {}", text, ours, expected);
+            // The same millisecond: seconds as f64 carry ~16 digits, so far years keep
+            // milliseconds but not nanoseconds.
+            proptest::prop_assert!((ours - expected).abs() < 5e-4, "{} {} {}", text, ours, expected);
             let whole = time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
             if (0..=9999).contains(&whole.year()) {
                 let date = whole.date();
