@@ -11,6 +11,7 @@ use kmsim_node::aws::dispatch::Request as KmsRequest;
 use kmsim_node::aws::{front, AwsFront};
 use kmsim_node::config::Topology;
 use kmsim_node::faults::FaultTable;
+use kmsim_node::tls::Dialer;
 use libfuzzer_sys::fuzz_target;
 
 const TOPOLOGY: &str = r#"
@@ -40,7 +41,13 @@ fn gateway() -> &'static AwsFront {
     static FRONT: OnceLock<AwsFront> = OnceLock::new();
     FRONT.get_or_init(|| {
         let topology = Topology::parse(TOPOLOGY).expect("valid topology");
-        AwsFront::new(&topology, None, "gateway", Arc::new(FaultTable::new(0)))
+        AwsFront::new(
+            &topology,
+            None,
+            "gateway",
+            Arc::new(FaultTable::new(0)),
+            Dialer::plain(),
+        )
     })
 }
 
@@ -71,7 +78,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = front::check_envelope(&parts);
     let _ = front::check_content_type(&parts.headers);
     if let Ok(auth) = front.authenticate(&parts.headers) {
-        let _ = front.decode_local(&parts, body, &auth);
+        let _ = front.verify_local(&parts, body, &auth);
+        let _ = front::decode_verified(&parts, body);
     }
     let target = parts.headers.get("x-amz-target").map(|v| v.as_bytes());
     if let Ok(decoded) = KmsRequest::decode(target, body) {

@@ -260,7 +260,13 @@ impl Cluster {
             .into_iter()
             .find(|&p| p != id)
             .unwrap_or(id);
-        RaftServiceClient::new(self.channel_as_node(region, peer, region, id))
+        self.raft_as(region, peer, id)
+    }
+
+    /// A client of node `id`'s Raft service dialing with node `as_id`'s certificate (a Raft
+    /// RPC must speak for the node whose certificate sends it).
+    pub fn raft_as(&self, region: &str, as_id: u64, id: u64) -> RaftServiceClient<Channel> {
+        RaftServiceClient::new(self.channel_as_node(region, as_id, region, id))
             .max_decoding_message_size(64 << 20)
     }
 

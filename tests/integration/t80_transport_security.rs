@@ -18,6 +18,8 @@ use kmsim_proto::kms::v1 as pb;
 use kmsim_proto::kms::v1::kms_service_client::KmsServiceClient;
 use kmsim_proto::raft::v1::raft_service_client::RaftServiceClient;
 use kmsim_proto::raft::v1::{ProposeRequest, RaftPayload};
+use kmsim_proto::relay::v1::relay_service_client::RelayServiceClient;
+use kmsim_proto::relay::v1::{Header, RelayRequest};
 use kmsim_proto::sync::v1::sync_service_client::SyncServiceClient;
 use kmsim_proto::sync::v1::SyncEnvelope;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -66,8 +68,11 @@ async fn every_service_fails_to_connect(ch: Channel, what: &str) {
             request_id: vec![0; 16],
         })
         .await;
-    let sync = SyncServiceClient::new(ch)
+    let sync = SyncServiceClient::new(ch.clone())
         .deliver(SyncEnvelope::default())
+        .await;
+    let relay = RelayServiceClient::new(ch)
+        .forward(RelayRequest::default())
         .await;
     let codes = [
         kms.map(|_| ()),
@@ -76,8 +81,9 @@ async fn every_service_fails_to_connect(ch: Channel, what: &str) {
         raft.map(|_| ()),
         propose.map(|_| ()),
         sync.map(|_| ()),
+        relay.map(|_| ()),
     ];
-    for (service, r) in ["kms", "admin", "status", "raft", "propose", "sync"]
+    for (service, r) in ["kms", "admin", "status", "raft", "propose", "sync", "relay"]
         .iter()
         .zip(codes)
     {
@@ -242,6 +248,23 @@ async fn each_service_admits_only_the_identities_of_its_role() {
             .await,
         Code::PermissionDenied,
         "node aws/us-east-1/2",
+    );
+    // Relay: the operator and clients are refused; nodes (of any Region) pass admission, and
+    // the request meets the AWS front's own checks.
+    assert_refused(
+        RelayServiceClient::new(c.channel(A, 1))
+            .forward(RelayRequest::default())
+            .await,
+        Code::PermissionDenied,
+        "the operator",
+    );
+    let relayed = RelayServiceClient::new(cross.clone())
+        .forward(RelayRequest::default())
+        .await
+        .expect_err("an empty request line is refused by the relay");
+    assert!(
+        !relayed.message().contains("admits"),
+        "a node passes the relay's admission: {relayed:?}"
     );
     // The operator is admitted everywhere the design says.
     ok(c.kms(A, 1).list_keys(pb::ListKeysRequest::default()).await);
@@ -439,4 +462,56 @@ async fn aws_tls_serves_the_gateway_and_the_nodes_over_https_with_the_cluster_ca
         "plain HTTP answered: {:?}",
         plain.map(|a| a.status)
     );
+}
+
+/// The gateway's certificate lets a process relay AWS requests, not act as anyone: a relayed
+/// request is authenticated by the node exactly as a direct one, so without a valid SigV4
+/// signature it is refused, and nothing runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relayed_request_is_authenticated_by_the_node_itself() {
+    let c = Cluster::start(&[A], 1);
+    c.leader(A).await;
+    let topology = c.dir.topology().unwrap();
+    let gateway = Dialer::gateway(topology.tls.as_ref()).unwrap();
+    let mut relay = RelayServiceClient::new(channel(&gateway, &c.addr(A, 1)));
+    let header = |name: &str, value: &str| Header {
+        name: name.into(),
+        value: value.as_bytes().to_vec(),
+    };
+    let request = |authorization: Option<&str>| RelayRequest {
+        method: "POST".into(),
+        path: "/".into(),
+        headers: [
+            Some(header("host", "kms.us-east-1.amazonaws.com")),
+            Some(header("content-type", "application/x-amz-json-1.1")),
+            Some(header("x-amz-target", "TrentService.CreateKey")),
+            Some(header("x-amz-date", "20261206T000000Z")),
+            authorization.map(|a| header("authorization", a)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        body: b"{}".to_vec(),
+        source_ip: "192.0.2.7".into(),
+    };
+    let unsigned = ok(relay.forward(request(None)).await);
+    assert_eq!(unsigned.status, 400);
+    let body = String::from_utf8_lossy(&unsigned.body);
+    assert!(body.contains("MissingAuthenticationToken"), "{body}");
+    let access_key = &topology.credentials[0].access_key_id;
+    let forged = format!(
+        "AWS4-HMAC-SHA256 Credential={access_key}/20261206/us-east-1/kms/aws4_request, \
+         SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature={}",
+        "0".repeat(64)
+    );
+    let refused = ok(relay.forward(request(Some(&forged))).await);
+    assert_eq!(refused.status, 400);
+    let body = String::from_utf8_lossy(&refused.body);
+    assert!(
+        body.contains("InvalidSignatureException") || body.contains("signature"),
+        "{body}"
+    );
+    let keys = ok(c.kms(A, 1).list_keys(pb::ListKeysRequest::default()).await);
+    assert!(keys.keys.is_empty(), "nothing was created");
+    c.down();
 }

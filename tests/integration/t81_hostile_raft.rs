@@ -289,7 +289,8 @@ async fn a_snapshot_chunk_at_a_huge_offset_is_refused_and_the_node_lives() {
         done: false,
     };
     let send = |req: InstallSnapshotRequest<TypeConfig>| {
-        let mut raft = c.raft(R, follower);
+        // Sent with the leader's certificate, as the vote it carries says.
+        let mut raft = c.raft_as(R, leader, follower);
         async move {
             raft.install_snapshot(RaftPayload { data: wire(&req) })
                 .await
@@ -315,7 +316,7 @@ async fn a_snapshot_chunk_at_a_huge_offset_is_refused_and_the_node_lives() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn raft_rpcs_from_a_made_up_node_are_refused_and_the_leader_stays() {
+async fn raft_rpcs_from_a_made_up_node_or_for_another_member_are_refused_and_the_leader_stays() {
     let (c, leader, follower, _key_id) = region_with_a_key().await;
     let before = status(&c, leader).await;
     let phantom = 99;
@@ -349,6 +350,41 @@ async fn raft_rpcs_from_a_made_up_node_are_refused_and_the_leader_stays() {
             .await
             .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    }
+    // A member speaking for another member: the follower's certificate, a vote naming the
+    // third node (or the leader), at a higher term. Refused before Raft sees it.
+    let third = c
+        .ids(R)
+        .into_iter()
+        .find(|i| *i != leader && *i != follower)
+        .unwrap();
+    for (claimed, to) in [(third, leader), (leader, third)] {
+        let append = AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::<u64>::new_committed(before.term + 10, claimed),
+            prev_log_id: None,
+            entries: vec![],
+            leader_commit: None,
+        };
+        let e = c
+            .raft_as(R, follower, to)
+            .append_entries(RaftPayload {
+                data: wire(&append),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+        let expected = format!("speaks for node {claimed}, but node aws/{R}/{follower} sent it");
+        assert!(e.message().contains(&expected), "{e:?}");
+        let ballot = VoteRequest::<u64>::new(Vote::new(before.term + 10, claimed), None);
+        let e = c
+            .raft_as(R, follower, to)
+            .vote(RaftPayload {
+                data: wire(&ballot),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+        assert!(e.message().contains(&expected), "{e:?}");
     }
     assert_untouched(&c, leader, &before).await;
     c.down();

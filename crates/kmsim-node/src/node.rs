@@ -16,10 +16,12 @@ use kmsim_proto::admin::v1::admin_service_server::AdminServiceServer;
 use kmsim_proto::admin::v1::StatusRequest;
 use kmsim_proto::kms::v1::kms_service_server::KmsServiceServer;
 use kmsim_proto::raft::v1::raft_service_server::RaftServiceServer;
+use kmsim_proto::relay::v1::relay_service_server::RelayServiceServer;
 use kmsim_store::{open_stores, KvEngine, Raft};
 
 use crate::admin_service::AdminServiceImpl;
 use crate::app::KmsApp;
+use crate::aws::relay::RelayServiceImpl;
 use crate::aws::AwsFront;
 use crate::clock::SimClock;
 use crate::config::{RegionConfig, Topology};
@@ -240,13 +242,16 @@ pub async fn run_node_with_key<E: KvEngine>(
         raft.clone(),
         stop_rx.clone(),
     ));
+    // The AWS JSON front: behind the node's own AWS endpoint (when it has one) and the relay
+    // service (requests relayed by the gateway and by nodes of other Regions).
+    let front = Arc::new(AwsFront::new(
+        &topology,
+        Some(api.clone()),
+        &format!("{region}/{node_id}"),
+        faults.clone(),
+        dialer.clone(),
+    ));
     if let Some(l) = aws_listener {
-        let front = AwsFront::new(
-            &topology,
-            Some(api.clone()),
-            &format!("{region}/{node_id}"),
-            faults.clone(),
-        );
         // HTTPS with the node's certificate when the topology asks for it.
         let tls = match topology.tls.as_ref().filter(|t| t.aws_https) {
             Some(t) => Some(
@@ -258,7 +263,7 @@ pub async fn run_node_with_key<E: KvEngine>(
         };
         tasks.spawn(crate::aws::serve_with(
             l,
-            Arc::new(front),
+            front.clone(),
             stop_rx.clone(),
             tls,
         ));
@@ -328,6 +333,11 @@ pub async fn run_node_with_key<E: KvEngine>(
             KmsServiceServer::new(KmsServiceImpl::new(api.clone()))
                 .max_decoding_message_size(KMS_MAX_REQUEST_BYTES)
                 .max_encoding_message_size(KMS_MAX_RESPONSE_BYTES),
+        )
+        .add_service(
+            RelayServiceServer::new(RelayServiceImpl::new(front))
+                .max_decoding_message_size(crate::aws::router::MAX_RELAY_REQUEST_BYTES)
+                .max_encoding_message_size(crate::aws::router::MAX_RELAY_RESPONSE_BYTES),
         )
         .add_service(
             RaftServiceServer::new(RaftServiceImpl::new(

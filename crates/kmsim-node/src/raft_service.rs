@@ -17,6 +17,8 @@ use kmsim_store::types::Vote;
 use kmsim_store::{Raft, SnapshotChunks, TypeConfig};
 
 use crate::proposer::Proposer;
+use crate::tls::admit::CallerIdentity;
+use crate::tls::Identity;
 use crate::wire;
 
 /// Serves Raft RPCs for one node.
@@ -47,28 +49,48 @@ impl RaftServiceImpl {
     }
 
     /// Refuses an RPC whose vote names a node that is not a member of this Region (in the
-    /// topology or the current Raft configuration): a made-up leader or candidate id cannot
-    /// depose the real leader. A member's id claimed by someone else is for the transport's
-    /// identity check (mutual TLS) to refuse.
-    fn check_sender(&self, vote: &Vote, rpc: &str) -> Result<(), Status> {
+    /// topology or the current Raft configuration), or, over mutual TLS, a node other than the
+    /// one whose certificate sent it: a made-up leader or candidate id cannot depose the real
+    /// leader, and one member cannot speak for another (the vote of AppendEntries and
+    /// InstallSnapshot names the leader that sends them, a VoteRequest's the candidate).
+    fn check_sender(
+        &self,
+        vote: &Vote,
+        caller: Option<&CallerIdentity>,
+        rpc: &str,
+    ) -> Result<(), Status> {
         let Some(id) = vote.leader_id().voted_for() else {
             return Ok(());
         };
-        if self.topology_members.contains(&id) {
-            return Ok(());
+        let member = self.topology_members.contains(&id)
+            || self
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .is_some();
+        if !member {
+            tracing::warn!(
+                peer = id,
+                rpc,
+                "refused a raft rpc from a node outside the Region"
+            );
+            return Err(Status::permission_denied(format!(
+                "{rpc} from node {id}, which is not a member of this Region"
+            )));
         }
-        let m = self.raft.metrics().borrow().membership_config.clone();
-        if m.membership().get_node(&id).is_some() {
-            return Ok(());
+        match caller {
+            Some(CallerIdentity(who)) if !matches!(who, Identity::Node { id: sender, .. } if *sender == id) =>
+            {
+                tracing::warn!(peer = id, caller = %who, rpc, "refused a raft rpc speaking for another node");
+                Err(Status::permission_denied(format!(
+                    "{rpc} speaks for node {id}, but {who} sent it"
+                )))
+            }
+            _ => Ok(()),
         }
-        tracing::warn!(
-            peer = id,
-            rpc,
-            "refused a raft rpc from a node outside the Region"
-        );
-        Err(Status::permission_denied(format!(
-            "{rpc} from node {id}, which is not a member of this Region"
-        )))
     }
 }
 
@@ -78,8 +100,9 @@ impl RaftService for RaftServiceImpl {
         &self,
         req: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        let caller = req.extensions().get::<CallerIdentity>().cloned();
         let rpc: AppendEntriesRequest<TypeConfig> = wire::decode(&req.into_inner().data)?;
-        self.check_sender(&rpc.vote, "AppendEntries")?;
+        self.check_sender(&rpc.vote, caller.as_ref(), "AppendEntries")?;
         let result = self.raft.append_entries(rpc).await;
         Ok(Response::new(RaftPayload {
             data: wire::encode(&result),
@@ -87,8 +110,9 @@ impl RaftService for RaftServiceImpl {
     }
 
     async fn vote(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let caller = req.extensions().get::<CallerIdentity>().cloned();
         let rpc: VoteRequest<u64> = wire::decode(&req.into_inner().data)?;
-        self.check_sender(&rpc.vote, "Vote")?;
+        self.check_sender(&rpc.vote, caller.as_ref(), "Vote")?;
         let result = self.raft.vote(rpc).await;
         Ok(Response::new(RaftPayload {
             data: wire::encode(&result),
@@ -99,8 +123,9 @@ impl RaftService for RaftServiceImpl {
         &self,
         req: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        let caller = req.extensions().get::<CallerIdentity>().cloned();
         let rpc: InstallSnapshotRequest<TypeConfig> = wire::decode(&req.into_inner().data)?;
-        self.check_sender(&rpc.vote, "InstallSnapshot")?;
+        self.check_sender(&rpc.vote, caller.as_ref(), "InstallSnapshot")?;
         let (id, offset, len, done) = (
             rpc.meta.snapshot_id.clone(),
             rpc.offset,

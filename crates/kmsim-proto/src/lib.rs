@@ -8,6 +8,7 @@
 //!   opaque payloads, and write forwarding to the leader;
 //! - [`admin::v1`] (`kmsim.admin.v1`): node status, the simulated clock, snapshots, test hooks;
 //! - [`sync::v1`] (`kmsim.sync.v1`): the synchronizer between Regions;
+//! - [`relay::v1`] (`kmsim.relay.v1`): AWS JSON requests relayed to a node of their Region;
 //! - [`status`]: `KmsError` ↔ `tonic::Status`;
 //! - [`json`]: the AWS JSON 1.1 spelling of the `kms::v1` messages (serde derives set up in
 //!   `build.rs`, base64 for blobs).
@@ -59,5 +60,15 @@ pub mod admin {
     #[allow(clippy::all, clippy::unwrap_used, missing_docs)]
     pub mod v1 {
         tonic::include_proto!("kmsim.admin.v1");
+    }
+}
+
+/// Package `kmsim.relay.v1`.
+pub mod relay {
+    /// The AWS JSON relay (`RelayService`): the gateway and nodes hand a client's request to a
+    /// node of its Region, generated from `proto/kmsim/relay/v1/relay.proto`.
+    #[allow(clippy::all, clippy::unwrap_used, missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("kmsim.relay.v1");
     }
 }

@@ -232,7 +232,7 @@ impl AwsJsonClient {
         let client = Client::builder(TokioExecutor::new())
             // Below the server's idle close (30 s), as the gateway's own pool: a pooled
             // connection is never one the server is closing as the next request goes out.
-            .pool_idle_timeout(kmsim_node::aws::router::POOL_IDLE_TIMEOUT)
+            .pool_idle_timeout(kmsim_node::aws::server::POOL_IDLE_TIMEOUT)
             .pool_max_idle_per_host(usize::MAX)
             .build(connector);
         Ok(AwsJsonClient {

@@ -28,6 +28,7 @@ use crate::clock::SimClock;
 use crate::config::{EndpointLimits, Topology};
 use crate::faults::FaultTable;
 use crate::kms::{KmsApi, RequestContext};
+use crate::tls::Dialer;
 
 /// The AWS JSON front of one process: a node (with its Region's KMS) or the gateway (none).
 pub struct AwsFront {
@@ -46,19 +47,20 @@ pub struct AwsFront {
 
 impl AwsFront {
     /// The front of a node (`local` is its KMS, `me` its `REGION/ID`) or of the gateway (`local`
-    /// is `None`, `me` is `gateway`).
+    /// is `None`, `me` is `gateway`); `dialer` relays requests for other Regions.
     pub fn new(
         topology: &Topology,
         local: Option<Arc<KmsApi>>,
         me: &str,
         faults: Arc<FaultTable>,
+        dialer: Dialer,
     ) -> AwsFront {
         let local_region = local.as_ref().map(|a| a.scope.region.to_string());
         let clock = local.as_ref().map(|a| a.clock.clone()).unwrap_or_default();
         AwsFront {
             local,
             credentials: CredentialStore::new(&topology.credentials),
-            router: Router::new(topology, local_region, me, faults),
+            router: Router::new(topology, local_region, me, faults, dialer),
             clock,
             limits: topology.limits.clone(),
         }
@@ -172,7 +174,11 @@ impl AwsFront {
     ) -> Result<Response<Body>, FrontError> {
         let forwarded = parts.headers.contains_key(FORWARDED_HEADER);
         match self.router.route(&auth.region, forwarded)? {
-            Route::Forward(region) => self.router.forward(&region, connection, parts, body).await,
+            Route::Forward(region) => {
+                self.router
+                    .forward(&region, connection, parts, body, remote)
+                    .await
+            }
             Route::Local => {
                 let api = self
                     .local
@@ -216,18 +222,6 @@ impl AwsFront {
         )?;
         sigv4::check_scope(&auth, |r| self.router.knows(r))?;
         Ok(auth)
-    }
-
-    /// For a request this process serves: verifies its signature, then its `Content-Type`, then
-    /// decodes the operation and its input.
-    pub fn decode_local(
-        &self,
-        parts: &Parts,
-        body: &[u8],
-        auth: &Authorization,
-    ) -> Result<(Caller, dispatch::Request), FrontError> {
-        let caller = self.verify_local(parts, body, auth)?;
-        Ok((caller, decode_verified(parts, body)?))
     }
 
     /// Verifies the signature of a request this process serves: who is calling.

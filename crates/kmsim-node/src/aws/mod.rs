@@ -3,8 +3,9 @@
 //! Region).
 //!
 //! A request flows [`server`] (accept loop, keep-alive connections, graceful stop) →
-//! [`front`] (envelope, body bound, SigV4 scope) → [`router`] (served here, or forwarded as-is to
-//! a node of the Region its credential scope names) → [`sigv4`] (signature, clock, session
+//! [`front`] (envelope, body bound, SigV4 scope) → [`router`] (served here, or relayed as-is
+//! over mutual TLS to a node of the Region its credential scope names, whose [`relay`] service
+//! hands it to its own front) → [`sigv4`] (signature, clock, session
 //! token, against [`credentials`]) → [`dispatch`] (generated from the one operation list: JSON
 //! ↔ `kmsim.kms.v1` messages ↔ [`crate::kms::KmsApi`]) → [`errors`] (the AWS error body and
 //! the headers of every response). No operation logic lives here.
@@ -15,6 +16,7 @@ pub mod credentials;
 pub mod dispatch;
 pub mod errors;
 pub mod front;
+pub mod relay;
 pub mod router;
 pub mod server;
 pub mod sigv4;
@@ -54,7 +56,10 @@ pub async fn run_gateway(
         .map_err(|e| NodeError::Server(format!("cannot bind {addr}: {e}")))?;
     tracing::info!(addr = %addr, "gateway listening (AWS JSON 1.1 for every Region)");
     let faults = Arc::new(FaultTable::new(topology.fault_seed ^ 0x6761_7465_7761_7900));
-    let front = Arc::new(AwsFront::new(&topology, None, GATEWAY_NAME, faults));
+    // The gateway relays over mutual TLS with its own certificate (plaintext without `[tls]`).
+    let dialer = crate::tls::Dialer::gateway(topology.tls.as_ref())
+        .map_err(|e| NodeError::Config(format!("tls: {e}")))?;
+    let front = Arc::new(AwsFront::new(&topology, None, GATEWAY_NAME, faults, dialer));
     let tls = match topology.tls.as_ref().filter(|t| t.aws_https) {
         Some(t) => Some(
             t.read_pair(&t.gateway_files())

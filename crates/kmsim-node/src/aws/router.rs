@@ -1,64 +1,76 @@
 //! Region routing: the Region of a request is the third element of its SigV4 credential scope.
 //! A request for this node's own Region is served here; one for another Region of the topology
-//! is forwarded as it came (method, path, every header including `Host` and `Authorization`,
-//! body) to a node of that Region, which verifies the signature itself, so forwarding needs no
-//! trust between nodes.
+//! is relayed as it came (method, path, every end-to-end header including `Host` and
+//! `Authorization`, body, and the client's address) to a node of that Region over the relay
+//! service (`kmsim.relay.v1`, [`super::relay`]) on the node's gRPC listener, so under mutual TLS
+//! with this process's certificate (the gateway's or a node's). The node verifies the client's
+//! signature itself: relaying needs no trust in the relaying process, apart from the client
+//! address it reports for the audit records.
 //!
 //! Nodes of the destination Region are chosen round-robin per client connection: every request
 //! of one client connection goes to the same node first, so a client that reuses its connection
 //! (the SDKs, boto3 and the CLI do) reads its own writes, while many connections spread over
-//! the Region. A node that cannot be connected to (or whose link the fault layer partitions or
-//! drops) is skipped for the next one. A forwarded
-//! request carries [`FORWARDED_HEADER`] and is never forwarded again. Every forwarded request
-//! first passes [`FaultTable::before_send`] for the link to `REGION/ID`, like Raft messages.
+//! the Region. A node is skipped for the next one when the request never left this process: the
+//! connection (TCP or the TLS handshake) could not be made, or the fault layer partitions or
+//! drops the link (every relayed request first passes [`FaultTable::before_send`] for the link
+//! to `REGION/ID`, like Raft messages). A node that failed is tried last for
+//! [`SUSPECT_FOR`] (a node that went away, or froze with its connections open, costs one
+//! request, not one per client connection). When a request may have reached a node and no
+//! answer came (a reset connection, a timeout, a peer that stops answering HTTP/2 pings), the
+//! outcome is unknown and the client gets `DependencyTimeoutException`, which AWS clients retry;
+//! it is never sent to a second node. A relayed request carries [`FORWARDED_HEADER`] and is
+//! never relayed again.
 //!
-//! Keep-alive on this side: pooled connections to nodes stay idle for less than a node keeps an
-//! idle connection open, and a node's `Connection: close` ends only the pooled connection it came
-//! on (hyper does not pool it again); it is not relayed, as the client's own connection is still
-//! good (its request was read whole before forwarding).
+//! One HTTP/2 connection per node carries every relayed request to it (multiplexed), so there
+//! is no pool to size and no idle connection the node may close under a request.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Response, Uri};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use tonic::transport::Channel;
 
 use kmsim_core::KmsError;
+use kmsim_proto::relay::v1::relay_service_client::RelayServiceClient;
+use kmsim_proto::relay::v1::{Header, RelayRequest, RelayResponse};
 
-use super::errors::{Body, FrontError};
-use super::server::HEADER_READ_TIMEOUT;
+use super::errors::{Body, FrontError, MAX_BODY_BYTES};
 use crate::config::Topology;
 use crate::faults::FaultTable;
+use crate::tls::Dialer;
 
-/// Set on every forwarded request (value: the forwarding process); a request that carries it is
-/// served locally or refused, never forwarded again.
+/// Set on every relayed request (value: the relaying process); a request that carries it is
+/// served locally or refused, never relayed again.
 pub const FORWARDED_HEADER: &str = "x-kmsim-forwarded-by";
 
-/// How long to wait for a TCP connection to a node of another Region.
+/// How long to wait for a connection (TCP) to a node.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Upper bound of one forwarded request (a write waits up to 10 s for a leader).
+/// Upper bound of one relayed request (a write waits up to 10 s for a leader).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How long a pooled connection (to another node, or of kmsim's own AWS JSON client) may stay
-/// idle. Well below the destination's default [`HEADER_READ_TIMEOUT`], after which it closes an
-/// idle connection: a pooled connection is never one the node is closing as a request goes into
-/// it (the router uses a third of a shorter configured header read timeout instead).
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-const _: () = assert!(POOL_IDLE_TIMEOUT.as_secs() * 2 <= HEADER_READ_TIMEOUT.as_secs());
+/// How often the relaying process pings each node's connection, and how long it waits for the
+/// answer: a node that froze (SIGSTOP, a hung host) with its connection open is found out in
+/// about two seconds, and the requests waiting on it end with an unknown outcome.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The largest response body relayed back (KMS responses are a few KiB).
-const MAX_RESPONSE_BYTES: usize = 8 << 20;
+/// How long a node that failed a request is tried last.
+pub const SUSPECT_FOR: Duration = Duration::from_secs(2);
+
+/// The largest relayed request: the largest body and its headers.
+pub const MAX_RELAY_REQUEST_BYTES: usize = MAX_BODY_BYTES + (64 << 10);
+
+/// The largest relayed answer (KMS responses are a few KiB; a page of 1,000 keys ~150 KiB).
+pub const MAX_RELAY_RESPONSE_BYTES: usize = 8 << 20;
 
 /// Headers that describe one connection, not the request: never relayed.
-const HOP_BY_HOP: &[&str] = &[
+pub const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -78,87 +90,85 @@ pub enum Route {
     Forward(String),
 }
 
-/// The AWS endpoints of one Region's nodes.
-struct RegionTargets {
-    /// `(peer name REGION/ID, host:port)` of every node with an AWS endpoint.
-    nodes: Vec<(String, String)>,
+/// One node a request can be relayed to.
+struct Target {
+    /// `REGION/ID`, the fault table's name of the link.
+    peer: String,
+    /// The relay client on the node's gRPC listener (connects lazily, reconnects by itself).
+    client: RelayServiceClient<Channel>,
+    /// Until when the node is tried last, after a failure.
+    suspect_until: std::sync::Mutex<Option<Instant>>,
 }
 
-/// Decides where requests go and forwards those for other Regions.
+impl Target {
+    fn suspect(&self) -> bool {
+        let until = self
+            .suspect_until
+            .lock()
+            .expect("invariant: lock not poisoned");
+        until.is_some_and(|t| Instant::now() < t)
+    }
+
+    fn mark(&self, failed: bool) {
+        let mut until = self
+            .suspect_until
+            .lock()
+            .expect("invariant: lock not poisoned");
+        *until = failed.then(|| Instant::now() + SUSPECT_FOR);
+    }
+}
+
+/// Decides where requests go and relays those for other Regions.
 pub struct Router {
-    /// This node's Region; `None` for the gateway, which forwards everything.
+    /// This node's Region; `None` for the gateway, which relays everything.
     local_region: Option<String>,
-    /// Every Region of the topology and its nodes' AWS endpoints.
-    regions: BTreeMap<String, RegionTargets>,
-    /// Forwarded requests pass the same fault layer as this process's other outgoing messages.
+    /// Every Region of the topology and its nodes.
+    regions: BTreeMap<String, Vec<Target>>,
+    /// Relayed requests pass the same fault layer as this process's other outgoing messages.
     faults: Arc<FaultTable>,
-    /// Keep-alive connections to other nodes, pooled per address (HTTPS trusting the cluster
-    /// CA when the topology serves the AWS endpoints over HTTPS).
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    /// `http` or `https`: the scheme of the nodes' AWS endpoints.
-    scheme: &'static str,
     /// The value of [`FORWARDED_HEADER`] this process sets (`REGION/ID` or `gateway`).
     me: HeaderValue,
 }
 
 impl Router {
-    /// A router for the process `me` (`REGION/ID`, or `gateway` with no local Region).
+    /// A router for the process `me` (`REGION/ID`, or `gateway` with no local Region), which
+    /// dials nodes with `dialer`.
     pub fn new(
         topology: &Topology,
         local_region: Option<String>,
         me: &str,
         faults: Arc<FaultTable>,
+        dialer: Dialer,
     ) -> Router {
         let regions = topology
             .regions
             .iter()
             .map(|r| {
-                let nodes = r
+                let targets = r
                     .nodes
                     .iter()
                     .filter_map(|n| {
-                        n.aws_advertise_addr()
-                            .map(|a| (format!("{}/{}", r.name, n.id), a))
+                        let addr = n.advertise_addr();
+                        match relay_client(&dialer, &addr) {
+                            Ok(client) => Some(Target {
+                                peer: format!("{}/{}", r.name, n.id),
+                                client,
+                                suspect_until: std::sync::Mutex::new(None),
+                            }),
+                            Err(e) => {
+                                tracing::error!(node = n.id, region = %r.name, addr, error = %e, "bad node address: requests cannot be relayed to it");
+                                None
+                            }
+                        }
                     })
                     .collect();
-                (r.name.clone(), RegionTargets { nodes })
+                (r.name.clone(), targets)
             })
             .collect();
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.enforce_http(false);
-        // Trust only the cluster CA (no system roots). A CA file that cannot be read leaves no
-        // root at all: every forward then fails its handshake, with the reason in the log.
-        let ca = match topology.tls.as_ref().filter(|t| t.aws_https) {
-            Some(t) => t.read_ca().unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot read the cluster CA: forwarding over HTTPS will fail");
-                Vec::new()
-            }),
-            None => Vec::new(),
-        };
-        let tls = crate::tls::https_client_config(&ca).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "bad cluster CA: forwarding over HTTPS will fail");
-            crate::tls::https_client_config(&[]).expect("invariant: no roots is a valid config")
-        });
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
-        // The nodes close a connection idle for their header read timeout: pooled connections
-        // must be let go well before.
-        let header_timeout = Duration::from_millis(topology.limits.header_read_timeout_ms);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT.min(header_timeout / 3))
-            .pool_max_idle_per_host(256)
-            .build(connector);
         Router {
             local_region,
             regions,
             faults,
-            client,
-            scheme: topology.aws_scheme(),
             me: HeaderValue::from_str(me).unwrap_or(HeaderValue::from_static("kmsim")),
         }
     }
@@ -168,7 +178,7 @@ impl Router {
         self.regions.contains_key(region)
     }
 
-    /// Where a request for `region` is served; `forwarded` tells whether it was forwarded to us.
+    /// Where a request for `region` is served; `forwarded` tells whether it was relayed to us.
     pub fn route(&self, region: &str, forwarded: bool) -> Result<Route, KmsError> {
         if self.local_region.as_deref() == Some(region) {
             return Ok(Route::Local);
@@ -181,53 +191,74 @@ impl Router {
         Ok(Route::Forward(region.to_string()))
     }
 
-    /// Forwards a request that arrived on client connection number `connection` to a node of
-    /// `region` and returns that node's response.
+    /// Relays a request that arrived on client connection number `connection` from `remote` to
+    /// a node of `region` and returns that node's response.
     pub async fn forward(
         &self,
         region: &str,
         connection: usize,
         parts: &Parts,
         body: Bytes,
+        remote: Option<SocketAddr>,
     ) -> Result<Response<Body>, FrontError> {
         let targets = self.regions.get(region).ok_or_else(|| {
             KmsError::InvalidSignature("Credential should be scoped to a valid region. ".into())
         })?;
-        let n = targets.nodes.len();
+        let n = targets.len();
         if n == 0 {
-            return Err(KmsError::DependencyTimeout(format!(
-                "no node of {region} serves the AWS endpoint (no aws_listen in the topology)"
-            ))
-            .into());
+            return Err(KmsError::DependencyTimeout(format!("{region} has no node")).into());
         }
+        // This connection's node first, then the others in turn; nodes that failed lately last.
         let first = connection % n;
+        let mut order: Vec<&Target> = (0..n).map(|i| &targets[(first + i) % n]).collect();
+        order.sort_by_key(|t| t.suspect());
+        let request = self.request(parts, body, remote);
         let mut last_failure = String::new();
-        for i in 0..n {
-            let (peer, addr) = &targets.nodes[(first + i) % n];
+        for target in order {
+            let peer = target.peer.as_str();
             if let Err(e) = self.faults.before_send(peer).await {
-                tracing::debug!(peer, error = %e, "aws forward skipped by the fault layer");
+                tracing::debug!(peer, error = %e, "relay skipped by the fault layer");
                 last_failure = e.to_string();
                 continue;
             }
-            let req = self.build(parts, addr, body.clone())?;
-            match tokio::time::timeout(FORWARD_TIMEOUT, self.client.request(req)).await {
-                Ok(Ok(resp)) => return relay(resp).await,
-                Ok(Err(e)) if e.is_connect() => {
-                    tracing::debug!(peer, error = %e, "aws forward: cannot connect, trying the next node");
-                    last_failure = format!("{peer}: {e}");
+            let mut client = target.client.clone();
+            let sent = tokio::time::timeout(FORWARD_TIMEOUT, client.forward(request.clone())).await;
+            match sent {
+                Ok(Ok(resp)) => {
+                    target.mark(false);
+                    return response(resp.into_inner());
                 }
-                Ok(Err(e)) => {
+                Ok(Err(status)) if never_sent(&status) => {
+                    tracing::debug!(peer, error = %status, "relay: cannot connect, trying the next node");
+                    target.mark(true);
+                    last_failure = format!("{peer}: {}", status.message());
+                }
+                Ok(Err(status))
+                    if status.code() == tonic::Code::PermissionDenied
+                        || status.code() == tonic::Code::Unauthenticated =>
+                {
+                    // Refused by the node's admission: nothing ran there.
+                    return Err(KmsError::Internal(format!(
+                        "{peer} refused the relayed request: {}",
+                        status.message()
+                    ))
+                    .into());
+                }
+                Ok(Err(status)) => {
                     // The request may have reached the node: do not send it again.
+                    target.mark(true);
                     return Err(KmsError::DependencyTimeout(format!(
-                        "forwarding to {peer} failed: {e}"
+                        "relaying to {peer} failed: {}",
+                        status.message()
                     ))
                     .into());
                 }
                 Err(_) => {
+                    target.mark(true);
                     return Err(KmsError::DependencyTimeout(format!(
                         "{peer} did not answer within {FORWARD_TIMEOUT:?}"
                     ))
-                    .into())
+                    .into());
                 }
             }
         }
@@ -237,49 +268,135 @@ impl Router {
         .into())
     }
 
-    /// The forwarded request: the original with its URI pointed at `addr` and the loop guard.
-    fn build(
-        &self,
-        parts: &Parts,
-        addr: &str,
-        body: Bytes,
-    ) -> Result<http::Request<Full<Bytes>>, FrontError> {
-        let path = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let uri: Uri = format!("{}://{addr}{path}", self.scheme)
-            .parse()
-            .map_err(|e| KmsError::Internal(format!("bad forwarding address {addr}: {e}")))?;
-        let mut req = http::Request::new(Full::new(body));
-        *req.method_mut() = parts.method.clone();
-        *req.uri_mut() = uri;
-        let headers = req.headers_mut();
-        for (name, value) in &parts.headers {
-            if !HOP_BY_HOP.contains(&name.as_str()) {
-                headers.append(name.clone(), value.clone());
-            }
+    /// The relayed request: the original's end-to-end headers, its body, the client's address
+    /// and the loop guard.
+    fn request(&self, parts: &Parts, body: Bytes, remote: Option<SocketAddr>) -> RelayRequest {
+        let mut headers: Vec<Header> = parts
+            .headers
+            .iter()
+            .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
+            .filter(|(name, _)| name.as_str() != FORWARDED_HEADER)
+            .map(|(name, value)| Header {
+                name: name.as_str().to_string(),
+                value: value.as_bytes().to_vec(),
+            })
+            .collect();
+        headers.push(Header {
+            name: FORWARDED_HEADER.to_string(),
+            value: self.me.as_bytes().to_vec(),
+        });
+        RelayRequest {
+            method: parts.method.as_str().to_string(),
+            path: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+                .to_string(),
+            headers,
+            body: body.to_vec(),
+            source_ip: remote.map(|a| a.ip().to_string()).unwrap_or_default(),
         }
-        headers.insert(FORWARDED_HEADER, self.me.clone());
-        Ok(req)
     }
 }
 
-/// The destination's response, read whole (bounded) and relayed with its status and headers.
-async fn relay(resp: Response<hyper::body::Incoming>) -> Result<Response<Body>, FrontError> {
-    let (parts, body) = resp.into_parts();
-    let bytes = Limited::new(body, MAX_RESPONSE_BYTES)
-        .collect()
-        .await
-        .map_err(|e| KmsError::DependencyTimeout(format!("reading the forwarded response: {e}")))?
-        .to_bytes();
-    let mut out = Response::new(Full::new(bytes));
-    *out.status_mut() = parts.status;
-    for (name, value) in &parts.headers {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
-            out.headers_mut().append(name.clone(), value.clone());
+/// The relay client of the node at `addr`: one lazily made HTTP/2 connection, pinged so that
+/// a frozen node is noticed.
+fn relay_client(
+    dialer: &Dialer,
+    addr: &str,
+) -> Result<RelayServiceClient<Channel>, tonic::transport::Error> {
+    let channel = dialer
+        .endpoint(addr)?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(FORWARD_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(false)
+        .connect_lazy();
+    Ok(RelayServiceClient::new(channel)
+        .max_encoding_message_size(MAX_RELAY_REQUEST_BYTES)
+        .max_decoding_message_size(MAX_RELAY_RESPONSE_BYTES))
+}
+
+/// True when the call failed before anything was sent: no connection could be made (TCP, or
+/// the TLS handshake). Any other failure may have reached the node.
+pub fn never_sent(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<tonic::ConnectError>() {
+            return true;
         }
+        source = e.source();
+    }
+    false
+}
+
+/// The node's answer as an HTTP response of this process.
+fn response(relayed: RelayResponse) -> Result<Response<Body>, FrontError> {
+    let bad =
+        |what: &str| FrontError::from(KmsError::Internal(format!("the relayed answer has {what}")));
+    let status = u16::try_from(relayed.status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .ok_or_else(|| bad("an invalid status"))?;
+    let mut out = Response::new(Full::new(Bytes::from(relayed.body)));
+    *out.status_mut() = status;
+    for h in relayed.headers {
+        if HOP_BY_HOP.contains(&h.name.as_str()) {
+            continue;
+        }
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(&h.value),
+        ) else {
+            return Err(bad("an invalid header"));
+        };
+        out.headers_mut().append(name, value);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused connection is recognised as "never sent" from the error's source chain; an
+    /// `UNAVAILABLE` answered by a server (or made up) is not, whatever its metadata.
+    #[tokio::test]
+    async fn only_a_connection_that_could_not_be_made_counts_as_never_sent() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let mut client = relay_client(&Dialer::plain(), &addr).unwrap();
+        let status = client
+            .forward(RelayRequest::default())
+            .await
+            .expect_err("nothing listens there");
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(never_sent(&status), "{status:?}");
+        assert!(!never_sent(&tonic::Status::unavailable(
+            "answered by a server"
+        )));
+        assert!(!never_sent(&tonic::Status::cancelled("timeout expired")));
+    }
+
+    #[test]
+    fn an_invalid_relayed_answer_is_an_error_not_a_panic() {
+        let bad_status = RelayResponse {
+            status: 70_000,
+            ..RelayResponse::default()
+        };
+        assert!(response(bad_status).is_err());
+        let bad_header = RelayResponse {
+            status: 200,
+            headers: vec![Header {
+                name: "bad name".into(),
+                value: b"v".to_vec(),
+            }],
+            body: Vec::new(),
+        };
+        assert!(response(bad_header).is_err());
+    }
 }

@@ -11,7 +11,8 @@
 //! close: every answer after which hyper closes the connection carries `Connection: close`
 //! (one sent with the request body unread, see [`AwsFront::handle`], and every answer given
 //! after the stop signal), and the only other close is of a connection idle for
-//! the header read timeout ([`HEADER_READ_TIMEOUT`] by default), which the forwarding client's pool never keeps that long.
+//! the header read timeout ([`HEADER_READ_TIMEOUT`] by default), which kmsim's own client's pool
+//! ([`POOL_IDLE_TIMEOUT`]) never keeps that long.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,6 +35,13 @@ use super::front::AwsFront;
 /// take to send a request's headers (also bounds idle keep-alive waits for the next request's
 /// first bytes, so a stuck client cannot hold a task forever).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a client of an AWS endpoint (kmsim's own AWS JSON client) may keep a pooled
+/// connection idle: well below the endpoint's default [`HEADER_READ_TIMEOUT`], after which it
+/// closes an idle connection, so a pooled connection is never one the endpoint is closing as a
+/// request goes into it.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+const _: () = assert!(POOL_IDLE_TIMEOUT.as_secs() * 2 <= HEADER_READ_TIMEOUT.as_secs());
 
 /// How long in-flight requests may run on after the stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -1,7 +1,8 @@
 //! The admission layer of a node's gRPC server: reads the identity of the client certificate
 //! the TLS handshake verified, decides with [`identity::admit`](super::identity::admit), and
 //! either answers the refusal itself (no handler runs) or passes the call on, with the
-//! caller's principal for the KMS face as a request extension ([`CallerPrincipal`]).
+//! caller's identity ([`CallerIdentity`]) and, on the KMS face, its principal
+//! ([`CallerPrincipal`]) as request extensions.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,6 +19,18 @@ use super::TlsSettings;
 /// admission layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallerPrincipal(pub String);
+
+/// The identity the caller's certificate carries, put in the request's extensions by the
+/// admission layer (absent without `[tls]`). The Raft service checks that a Raft RPC speaks
+/// for the node that sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity(pub Identity);
+
+/// What the admission layer passes on with an admitted call.
+struct Admitted {
+    identity: Identity,
+    principal: Option<String>,
+}
 
 /// The most certificates whose identity is remembered (a cluster has a few dozen; only
 /// certificates the CA signed reach this point).
@@ -51,7 +64,7 @@ impl Admission {
         match who {
             Identity::Operator => Some(self.operator_principal.clone()),
             Identity::Client(name) => self.clients.get(name).cloned(),
-            Identity::Node { .. } => None,
+            Identity::Node { .. } | Identity::Gateway => None,
         }
     }
 
@@ -68,8 +81,9 @@ impl Admission {
         found
     }
 
-    /// Decides on a request: `Ok(principal)` to pass it on, or the refusal.
-    pub fn check<B>(&self, req: &http::Request<B>) -> Result<Option<String>, tonic::Status> {
+    /// Decides on a request: who is calling (and as which principal on the KMS face) to pass
+    /// it on, or the refusal.
+    fn check<B>(&self, req: &http::Request<B>) -> Result<Admitted, tonic::Status> {
         let service = Service::of_path(req.uri().path());
         let certs = req
             .extensions()
@@ -79,10 +93,17 @@ impl Admission {
             Some(leaf) => self.identity(leaf.as_ref()),
             None => Err(Unnamed::NoCertificate),
         };
-        admit(&self.local, service, caller.as_ref().map_err(|e| *e), |i| {
+        let principal = admit(&self.local, service, caller.as_ref().map_err(|e| *e), |i| {
             self.principal(i)
         })
-        .map_err(|r| r.status())
+        .map_err(|r| r.status())?;
+        let identity = caller.map_err(|_| {
+            tonic::Status::internal("invariant: an admitted caller has an identity")
+        })?;
+        Ok(Admitted {
+            identity,
+            principal,
+        })
     }
 }
 
@@ -141,10 +162,12 @@ where
             return Box::pin(self.inner.call(req));
         };
         match policy.check(&req) {
-            Ok(principal) => {
-                if let Some(p) = principal {
+            Ok(admitted) => {
+                if let Some(p) = admitted.principal {
                     req.extensions_mut().insert(CallerPrincipal(p));
                 }
+                req.extensions_mut()
+                    .insert(CallerIdentity(admitted.identity));
                 Box::pin(self.inner.call(req))
             }
             Err(status) => {

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `kmsim:node/<partition>/<region>/<id>` | a node: its partition, Region and Raft node id |
 //! | `kmsim:operator` | the operator (the CLI, the test harness, `kmsim bench`) |
+//! | `kmsim:gateway` | the gateway (`kmsim gateway`), which relays AWS JSON requests |
 //! | `kmsim:client/<name>` | a gRPC KMS client, mapped to a principal by the topology |
 //!
 //! Everything here is pure: the checks are property-tested (any SAN text, any mix of
@@ -36,6 +37,8 @@ pub enum Identity {
     },
     /// The operator.
     Operator,
+    /// The gateway.
+    Gateway,
     /// A named gRPC KMS client.
     Client(String),
 }
@@ -50,6 +53,7 @@ impl Identity {
                 id,
             } => format!("{SCHEME}node/{partition}/{region}/{id}"),
             Identity::Operator => format!("{SCHEME}operator"),
+            Identity::Gateway => format!("{SCHEME}gateway"),
             Identity::Client(name) => format!("{SCHEME}client/{name}"),
         }
     }
@@ -65,8 +69,10 @@ impl Identity {
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         };
-        if rest == "operator" {
-            return Some(Identity::Operator);
+        match rest {
+            "operator" => return Some(Identity::Operator),
+            "gateway" => return Some(Identity::Gateway),
+            _ => {}
         }
         if let Some(name) = rest.strip_prefix("client/") {
             return word(name).then(|| Identity::Client(name.to_string()));
@@ -145,6 +151,7 @@ impl fmt::Display for Identity {
                 id,
             } => write!(f, "node {partition}/{region}/{id}"),
             Identity::Operator => f.write_str("the operator"),
+            Identity::Gateway => f.write_str("the gateway"),
             Identity::Client(name) => write!(f, "client {name}"),
         }
     }
@@ -190,6 +197,8 @@ pub enum Service {
     AdminStatus,
     /// `kmsim.kms.v1`: the gRPC KMS face.
     Kms,
+    /// `kmsim.relay.v1`: AWS JSON requests relayed by the gateway and other nodes.
+    Relay,
     /// Anything else (no such service): refused.
     Unknown,
 }
@@ -201,7 +210,7 @@ impl Service {
             return Service::Unknown;
         };
         // The generated servers' own names: a renamed service cannot slip past admission.
-        use kmsim_proto::{admin, kms, raft, sync};
+        use kmsim_proto::{admin, kms, raft, relay, sync};
         match service {
             raft::v1::raft_service_server::SERVICE_NAME => Service::Raft,
             sync::v1::sync_service_server::SERVICE_NAME => Service::Sync,
@@ -210,6 +219,7 @@ impl Service {
             }
             admin::v1::admin_service_server::SERVICE_NAME => Service::Admin,
             kms::v1::kms_service_server::SERVICE_NAME => Service::Kms,
+            relay::v1::relay_service_server::SERVICE_NAME => Service::Relay,
             _ => Service::Unknown,
         }
     }
@@ -222,6 +232,7 @@ impl Service {
             Service::Admin => "kmsim.admin.v1",
             Service::AdminStatus => "kmsim.admin.v1 Status",
             Service::Kms => "kmsim.kms.v1",
+            Service::Relay => "kmsim.relay.v1",
             Service::Unknown => "an unknown service",
         }
     }
@@ -302,6 +313,12 @@ pub fn admit(
                 "the operator or a client the topology maps to a principal".to_string(),
             )
         }
+        // Relayed requests carry the client's own SigV4 signature, verified by the node; the
+        // relaying process is trusted only for the client's address.
+        Service::Relay => (
+            matches!(caller, Identity::Gateway | Identity::Node { .. }),
+            "the gateway or a node".to_string(),
+        ),
         Service::Unknown => (false, "no one".to_string()),
     };
     if ok {
@@ -343,6 +360,7 @@ mod tests {
         for i in [
             node("aws", "us-east-1", 3),
             Identity::Operator,
+            Identity::Gateway,
             Identity::Client("app-1".into()),
         ] {
             assert_eq!(Identity::parse(&i.uri()), Some(i.clone()));
@@ -358,6 +376,7 @@ mod tests {
             "kmsim:client/a b",
             "kmsim:operator/x",
             "kmsim:Operator",
+            "kmsim:gateway/1",
             "spiffe://x/node",
         ] {
             assert_eq!(Identity::parse(bad), None, "{bad}");
@@ -404,6 +423,15 @@ mod tests {
         assert!(!check(Service::Kms, &client));
         assert!(!check(Service::Kms, &same));
         assert!(!check(Service::Unknown, &op));
+        let gateway = Identity::Gateway;
+        assert!(check(Service::Relay, &gateway));
+        assert!(check(Service::Relay, &other));
+        assert!(check(Service::Relay, &same));
+        assert!(!check(Service::Relay, &op));
+        assert!(!check(Service::Relay, &client));
+        for s in [Service::Raft, Service::Sync, Service::Admin, Service::Kms] {
+            assert!(!check(s, &gateway), "{s:?}");
+        }
         assert_eq!(
             admit(&l, Service::Kms, Ok(&op), operator_only),
             Ok(Some("arn:aws:iam::111122223333:root".into()))
@@ -431,6 +459,7 @@ mod tests {
             ("/kmsim.admin.v1.AdminService/StatusX", Service::Admin),
             ("/kmsim.kms.v1.KmsService/Encrypt", Service::Kms),
             ("/kmsim.sync.v1.SyncService/Deliver", Service::Sync),
+            ("/kmsim.relay.v1.RelayService/Forward", Service::Relay),
             ("kmsim.kms.v1.KmsService/Encrypt", Service::Unknown),
             ("/grpc.reflection.v1/X", Service::Unknown),
         ] {
@@ -443,6 +472,7 @@ mod tests {
         prop_oneof![
             (name, name, 1u64..10).prop_map(|(p, r, id)| node(&p, &r, id)),
             Just(Identity::Operator),
+            Just(Identity::Gateway),
             name.prop_map(Identity::Client),
         ]
     }
@@ -454,6 +484,7 @@ mod tests {
             Just(Service::Admin),
             Just(Service::AdminStatus),
             Just(Service::Kms),
+            Just(Service::Relay),
             Just(Service::Unknown),
         ]
     }
@@ -498,6 +529,7 @@ mod tests {
                 Service::Admin => caller == Identity::Operator,
                 Service::AdminStatus => caller == Identity::Operator || is_node_of(true),
                 Service::Kms => caller == Identity::Operator,
+                Service::Relay => matches!(caller, Identity::Gateway | Identity::Node { .. }),
                 Service::Unknown => false,
             };
             prop_assert_eq!(decision.is_ok(), expected);

@@ -115,7 +115,7 @@ impl ClusterCa {
 /// topology's `[tls] dir` (relative to the topology file when it is): the CA (its key
 /// included, for issuing more later), a certificate and key per node (SANs: its listen,
 /// advertise and AWS addresses, `localhost`, and its identity), the operator's
-/// (`kmsim:operator`) and the gateway's (`kmsim:client/gateway`, its listen address). Every
+/// (`kmsim:operator`) and the gateway's (`kmsim:gateway`, its listen address). Every
 /// file is a secret or sits beside one: write each 0600. Empty without `[tls]`.
 pub fn cluster_files(topology: &Topology) -> Result<Vec<(PathBuf, String)>, TlsError> {
     let Some(tls) = &topology.tls else {
@@ -154,11 +154,7 @@ pub fn cluster_files(topology: &Topology) -> Result<Vec<(PathBuf, String)>, TlsE
             .as_ref()
             .map(|e| e.listen.ip().to_string()),
     );
-    issue(
-        Identity::Client("gateway".into()),
-        gateway_hosts,
-        tls.gateway_files(),
-    )?;
+    issue(Identity::Gateway, gateway_hosts, tls.gateway_files())?;
     Ok(files)
 }
 

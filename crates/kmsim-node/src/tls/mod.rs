@@ -10,7 +10,7 @@
 //! <dir>/ca.key                     the CA's private key (the launcher keeps it; no process reads it)
 //! <dir>/node-<region>-<id>.crt     a node's certificate (server and client), and its .key
 //! <dir>/operator.crt               the operator's client certificate (CLI, tests, bench), and .key
-//! <dir>/gateway.crt                the gateway's certificate (HTTPS and its client side), and .key
+//! <dir>/gateway.crt                the gateway's certificate (HTTPS, and relaying to nodes), and .key
 //! ```
 //!
 //! A certificate's identity is its `kmsim:` SAN URI ([`identity`]). Without a `[tls]` table
@@ -207,24 +207,29 @@ impl Dialer {
 
     /// The dialer of a topology's node: its node certificate, or plaintext without `[tls]`.
     pub fn for_node(tls: Option<&TlsSettings>, region: &str, id: u64) -> Result<Dialer, TlsError> {
-        match tls {
-            None => Ok(Dialer::plain()),
-            Some(t) => Ok(Dialer::tls(
-                &t.read_ca()?,
-                &t.read_pair(&t.node_files(region, id))?,
-            )),
-        }
+        Dialer::holding(tls, |t| t.node_files(region, id))
     }
 
     /// The operator's dialer (CLI, tests, bench): the operator certificate, or plaintext
     /// without `[tls]`.
     pub fn operator(tls: Option<&TlsSettings>) -> Result<Dialer, TlsError> {
+        Dialer::holding(tls, TlsSettings::operator_files)
+    }
+
+    /// The gateway's dialer (it relays AWS JSON requests to nodes): the gateway certificate,
+    /// or plaintext without `[tls]`.
+    pub fn gateway(tls: Option<&TlsSettings>) -> Result<Dialer, TlsError> {
+        Dialer::holding(tls, TlsSettings::gateway_files)
+    }
+
+    /// TLS with the certificate `files` picks from the `[tls]` table, or plaintext without one.
+    fn holding(
+        tls: Option<&TlsSettings>,
+        files: impl FnOnce(&TlsSettings) -> (PathBuf, PathBuf),
+    ) -> Result<Dialer, TlsError> {
         match tls {
             None => Ok(Dialer::plain()),
-            Some(t) => Ok(Dialer::tls(
-                &t.read_ca()?,
-                &t.read_pair(&t.operator_files())?,
-            )),
+            Some(t) => Ok(Dialer::tls(&t.read_ca()?, &t.read_pair(&files(t))?)),
         }
     }
 

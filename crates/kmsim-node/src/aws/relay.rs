@@ -1,0 +1,91 @@
+//! The server side of `kmsim.relay.v1.RelayService`: AWS JSON requests relayed by the gateway
+//! or by a node of another Region ([`super::router`]), answered by this node's [`AwsFront`] as
+//! if the client had sent them here. The node's gRPC listener admits only the gateway's and
+//! nodes' certificates to this service; everything else about the request (the signature, the
+//! operation, the body) is checked exactly as on the node's own AWS endpoint, so the relaying
+//! process is trusted only for the client address it reports.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use http_body_util::{BodyExt, Full};
+use tonic::{Request, Response, Status};
+
+use kmsim_proto::relay::v1::relay_service_server::RelayService;
+use kmsim_proto::relay::v1::{Header, RelayRequest, RelayResponse};
+
+use super::front::AwsFront;
+use super::router::{FORWARDED_HEADER, HOP_BY_HOP};
+
+/// Serves relayed requests with a node's AWS front.
+pub struct RelayServiceImpl {
+    front: Arc<AwsFront>,
+}
+
+impl RelayServiceImpl {
+    /// The relay service of the node whose AWS front is `front`.
+    pub fn new(front: Arc<AwsFront>) -> RelayServiceImpl {
+        RelayServiceImpl { front }
+    }
+}
+
+/// The relayed request as an HTTP request of this node, marked as forwarded (never relayed
+/// again), or why it cannot be one.
+pub fn to_http(relayed: RelayRequest) -> Result<http::Request<Full<Bytes>>, Status> {
+    let mut req = http::Request::builder()
+        .method(relayed.method.as_str())
+        .uri(relayed.path.as_str())
+        .body(Full::new(Bytes::from(relayed.body)))
+        .map_err(|e| Status::invalid_argument(format!("bad relayed request line: {e}")))?;
+    let headers = req.headers_mut();
+    for h in relayed.headers {
+        if HOP_BY_HOP.contains(&h.name.as_str()) {
+            continue;
+        }
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| Status::invalid_argument("bad relayed header name"))?;
+        let value = HeaderValue::from_bytes(&h.value)
+            .map_err(|_| Status::invalid_argument(format!("bad value of relayed header {name}")))?;
+        headers.append(name, value);
+    }
+    if !headers.contains_key(FORWARDED_HEADER) {
+        headers.insert(FORWARDED_HEADER, HeaderValue::from_static("relay"));
+    }
+    Ok(req)
+}
+
+#[tonic::async_trait]
+impl RelayService for RelayServiceImpl {
+    async fn forward(&self, req: Request<RelayRequest>) -> Result<Response<RelayResponse>, Status> {
+        let relayed = req.into_inner();
+        // The client's address as the relaying process saw it (port unknown).
+        let remote = relayed
+            .source_ip
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, 0));
+        let http_req = to_http(relayed)?;
+        let resp = self.front.handle(http_req, remote, 0).await;
+        let (parts, body) = resp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| Status::internal(format!("answer body: {e}")))?
+            .to_bytes();
+        Ok(Response::new(RelayResponse {
+            status: u32::from(parts.status.as_u16()),
+            headers: parts
+                .headers
+                .iter()
+                .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
+                .map(|(name, value)| Header {
+                    name: name.as_str().to_string(),
+                    value: value.as_bytes().to_vec(),
+                })
+                .collect(),
+            body: body.to_vec(),
+        }))
+    }
+}
