@@ -61,6 +61,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // and the workspace forbids `unsafe`).
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // Relayed bodies are handed on, not inspected: `Bytes` lets them move without a copy.
+    config.bytes([".kmsim.relay.v1"]);
     // Run protoc once, read the descriptors to choose the serde attributes, then generate from
     // the same descriptors.
     let fds = config.load_fds(&protos, &[PathBuf::from(PROTO_ROOT)])?;

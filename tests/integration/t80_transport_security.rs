@@ -476,7 +476,7 @@ async fn a_relayed_request_is_authenticated_by_the_node_itself() {
     let mut relay = RelayServiceClient::new(channel(&gateway, &c.addr(A, 1)));
     let header = |name: &str, value: &str| Header {
         name: name.into(),
-        value: value.as_bytes().to_vec(),
+        value: value.as_bytes().to_vec().into(),
     };
     let request = |authorization: Option<&str>| RelayRequest {
         method: "POST".into(),
@@ -491,7 +491,7 @@ async fn a_relayed_request_is_authenticated_by_the_node_itself() {
         .into_iter()
         .flatten()
         .collect(),
-        body: b"{}".to_vec(),
+        body: b"{}".to_vec().into(),
         source_ip: "192.0.2.7".into(),
     };
     let unsigned = ok(relay.forward(request(None)).await);

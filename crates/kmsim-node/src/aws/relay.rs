@@ -37,7 +37,7 @@ pub fn to_http(relayed: RelayRequest) -> Result<http::Request<Full<Bytes>>, Stat
     let mut req = http::Request::builder()
         .method(relayed.method.as_str())
         .uri(relayed.path.as_str())
-        .body(Full::new(Bytes::from(relayed.body)))
+        .body(Full::new(relayed.body))
         .map_err(|e| Status::invalid_argument(format!("bad relayed request line: {e}")))?;
     let headers = req.headers_mut();
     for h in relayed.headers {
@@ -82,10 +82,10 @@ impl RelayService for RelayServiceImpl {
                 .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
                 .map(|(name, value)| Header {
                     name: name.as_str().to_string(),
-                    value: value.as_bytes().to_vec(),
+                    value: Bytes::copy_from_slice(value.as_bytes()),
                 })
                 .collect(),
-            body: body.to_vec(),
+            body,
         }))
     }
 }

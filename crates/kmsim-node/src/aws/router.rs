@@ -278,12 +278,12 @@ impl Router {
             .filter(|(name, _)| name.as_str() != FORWARDED_HEADER)
             .map(|(name, value)| Header {
                 name: name.as_str().to_string(),
-                value: value.as_bytes().to_vec(),
+                value: Bytes::copy_from_slice(value.as_bytes()),
             })
             .collect();
         headers.push(Header {
             name: FORWARDED_HEADER.to_string(),
-            value: self.me.as_bytes().to_vec(),
+            value: Bytes::copy_from_slice(self.me.as_bytes()),
         });
         RelayRequest {
             method: parts.method.as_str().to_string(),
@@ -294,7 +294,7 @@ impl Router {
                 .unwrap_or("/")
                 .to_string(),
             headers,
-            body: body.to_vec(),
+            body,
             source_ip: remote.map(|a| a.ip().to_string()).unwrap_or_default(),
         }
     }
@@ -341,7 +341,7 @@ fn response(relayed: RelayResponse) -> Result<Response<Body>, FrontError> {
         .ok()
         .and_then(|s| StatusCode::from_u16(s).ok())
         .ok_or_else(|| bad("an invalid status"))?;
-    let mut out = Response::new(Full::new(Bytes::from(relayed.body)));
+    let mut out = Response::new(Full::new(relayed.body));
     *out.status_mut() = status;
     for h in relayed.headers {
         if HOP_BY_HOP.contains(&h.name.as_str()) {
@@ -393,9 +393,9 @@ mod tests {
             status: 200,
             headers: vec![Header {
                 name: "bad name".into(),
-                value: b"v".to_vec(),
+                value: Bytes::from_static(b"v"),
             }],
-            body: Vec::new(),
+            body: Bytes::new(),
         };
         assert!(response(bad_header).is_err());
     }
