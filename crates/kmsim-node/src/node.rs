@@ -52,6 +52,11 @@ pub const GRPC_MAX_CONCURRENT_STREAMS: u32 = 256;
 /// The longest any gRPC call may run on the server; a caller's shorter `grpc-timeout` wins. Longer
 /// than every wait inside a call (a write waits 10 s for its apply, a forward 15 s).
 pub const GRPC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+// A CPU-heavy call is answered (done or throttled) well before the server would cut it off.
+const _: () = assert!(
+    crate::heavy::QUEUE_WAIT.as_secs() + crate::heavy::WORK_WAIT.as_secs() + 5
+        <= GRPC_REQUEST_TIMEOUT.as_secs()
+);
 
 /// How often the server pings an idle HTTP/2 connection, and how long it waits for the answer
 /// before closing it: a peer that went away does not hold a connection forever.

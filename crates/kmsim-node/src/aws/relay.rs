@@ -34,6 +34,7 @@ impl RelayServiceImpl {
 /// The relayed request as an HTTP request of this node, marked as forwarded (never relayed
 /// again), or why it cannot be one.
 pub fn to_http(relayed: RelayRequest) -> Result<http::Request<Full<Bytes>>, Status> {
+    let length = relayed.body.len();
     let mut req = http::Request::builder()
         .method(relayed.method.as_str())
         .uri(relayed.path.as_str())
@@ -50,6 +51,9 @@ pub fn to_http(relayed: RelayRequest) -> Result<http::Request<Full<Bytes>>, Stat
             .map_err(|_| Status::invalid_argument(format!("bad value of relayed header {name}")))?;
         headers.append(name, value);
     }
+    // Content-Length is hop-by-hop on the relay, but clients sign it (the Rust SDK does): it
+    // is the length of the body received, as it was on the client's request.
+    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
     if !headers.contains_key(FORWARDED_HEADER) {
         headers.insert(FORWARDED_HEADER, HeaderValue::from_static("relay"));
     }
@@ -87,5 +91,41 @@ impl RelayService for RelayServiceImpl {
                 .collect(),
             body,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The relayed request carries the body's own length (clients sign Content-Length), never
+    /// a length the relaying process sent, and is marked as forwarded.
+    #[test]
+    fn the_request_gets_its_body_length_and_the_loop_guard() {
+        let req = to_http(RelayRequest {
+            method: "POST".into(),
+            path: "/".into(),
+            headers: vec![Header {
+                name: "content-length".into(),
+                value: Bytes::from_static(b"999"),
+            }],
+            body: Bytes::from_static(b"{}"),
+            source_ip: String::new(),
+        })
+        .unwrap();
+        assert_eq!(req.headers()[http::header::CONTENT_LENGTH], "2");
+        assert_eq!(
+            req.headers()
+                .get_all(http::header::CONTENT_LENGTH)
+                .iter()
+                .count(),
+            1
+        );
+        assert!(req.headers().contains_key(FORWARDED_HEADER));
+        assert!(to_http(RelayRequest {
+            method: "BAD METHOD".into(),
+            ..RelayRequest::default()
+        })
+        .is_err());
     }
 }
