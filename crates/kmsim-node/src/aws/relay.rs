@@ -9,15 +9,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use http_body_util::{BodyExt, Full};
 use tonic::{Request, Response, Status};
 
 use kmsim_proto::relay::v1::relay_service_server::RelayService;
-use kmsim_proto::relay::v1::{Header, RelayRequest, RelayResponse};
+use kmsim_proto::relay::v1::{RelayRequest, RelayResponse};
 
 use super::front::AwsFront;
-use super::router::{FORWARDED_HEADER, HOP_BY_HOP};
+use super::router::{headers_from_wire, headers_to_wire, FORWARDED_HEADER};
 
 /// Serves relayed requests with a node's AWS front.
 pub struct RelayServiceImpl {
@@ -41,16 +41,7 @@ pub fn to_http(relayed: RelayRequest) -> Result<http::Request<Full<Bytes>>, Stat
         .body(Full::new(relayed.body))
         .map_err(|e| Status::invalid_argument(format!("bad relayed request line: {e}")))?;
     let headers = req.headers_mut();
-    for h in relayed.headers {
-        if HOP_BY_HOP.contains(&h.name.as_str()) {
-            continue;
-        }
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| Status::invalid_argument("bad relayed header name"))?;
-        let value = HeaderValue::from_bytes(&h.value)
-            .map_err(|_| Status::invalid_argument(format!("bad value of relayed header {name}")))?;
-        headers.append(name, value);
-    }
+    headers_from_wire(relayed.headers, headers).map_err(Status::invalid_argument)?;
     // Content-Length is hop-by-hop on the relay, but clients sign it (the Rust SDK does): it
     // is the length of the body received, as it was on the client's request.
     headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
@@ -80,15 +71,7 @@ impl RelayService for RelayServiceImpl {
             .to_bytes();
         Ok(Response::new(RelayResponse {
             status: u32::from(parts.status.as_u16()),
-            headers: parts
-                .headers
-                .iter()
-                .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
-                .map(|(name, value)| Header {
-                    name: name.as_str().to_string(),
-                    value: Bytes::copy_from_slice(value.as_bytes()),
-                })
-                .collect(),
+            headers: headers_to_wire(parts.headers.iter()).collect(),
             body,
         }))
     }
@@ -96,6 +79,8 @@ impl RelayService for RelayServiceImpl {
 
 #[cfg(test)]
 mod tests {
+    use kmsim_proto::relay::v1::Header;
+
     use super::*;
 
     /// The relayed request carries the body's own length (clients sign Content-Length), never

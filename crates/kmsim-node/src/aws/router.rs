@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use tonic::transport::Channel;
 
@@ -271,16 +271,13 @@ impl Router {
     /// The relayed request: the original's end-to-end headers, its body, the client's address
     /// and the loop guard.
     fn request(&self, parts: &Parts, body: Bytes, remote: Option<SocketAddr>) -> RelayRequest {
-        let mut headers: Vec<Header> = parts
-            .headers
-            .iter()
-            .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
-            .filter(|(name, _)| name.as_str() != FORWARDED_HEADER)
-            .map(|(name, value)| Header {
-                name: name.as_str().to_string(),
-                value: Bytes::copy_from_slice(value.as_bytes()),
-            })
-            .collect();
+        let mut headers: Vec<Header> = headers_to_wire(
+            parts
+                .headers
+                .iter()
+                .filter(|(name, _)| name.as_str() != FORWARDED_HEADER),
+        )
+        .collect();
         headers.push(Header {
             name: FORWARDED_HEADER.to_string(),
             value: Bytes::copy_from_slice(self.me.as_bytes()),
@@ -333,6 +330,35 @@ pub fn never_sent(status: &tonic::Status) -> bool {
     false
 }
 
+/// The end-to-end headers of an HTTP message as relayed (hop-by-hop ones left out).
+pub fn headers_to_wire<'a, I>(headers: I) -> impl Iterator<Item = Header> + 'a
+where
+    I: Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + 'a,
+{
+    headers
+        .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
+        .map(|(name, value)| Header {
+            name: name.as_str().to_string(),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+        })
+}
+
+/// Appends relayed headers (hop-by-hop ones left out) to `into`; on an invalid name or value,
+/// says which.
+pub fn headers_from_wire(headers: Vec<Header>, into: &mut HeaderMap) -> Result<(), String> {
+    for h in headers {
+        if HOP_BY_HOP.contains(&h.name.as_str()) {
+            continue;
+        }
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| "bad relayed header name".to_string())?;
+        let value = HeaderValue::from_bytes(&h.value)
+            .map_err(|_| format!("bad value of relayed header {name}"))?;
+        into.append(name, value);
+    }
+    Ok(())
+}
+
 /// The node's answer as an HTTP response of this process.
 fn response(relayed: RelayResponse) -> Result<Response<Body>, FrontError> {
     let bad =
@@ -343,18 +369,7 @@ fn response(relayed: RelayResponse) -> Result<Response<Body>, FrontError> {
         .ok_or_else(|| bad("an invalid status"))?;
     let mut out = Response::new(Full::new(relayed.body));
     *out.status_mut() = status;
-    for h in relayed.headers {
-        if HOP_BY_HOP.contains(&h.name.as_str()) {
-            continue;
-        }
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(h.name.as_bytes()),
-            HeaderValue::from_bytes(&h.value),
-        ) else {
-            return Err(bad("an invalid header"));
-        };
-        out.headers_mut().append(name, value);
-    }
+    headers_from_wire(relayed.headers, out.headers_mut()).map_err(|_| bad("an invalid header"))?;
     Ok(out)
 }
 
