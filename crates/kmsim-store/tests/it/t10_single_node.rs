@@ -3,6 +3,7 @@
 use kmsim_store::keys;
 use kmsim_store::testing::CounterApp;
 use kmsim_store::KvEngine;
+use kmsim_store::KvRead;
 use kmsim_store::MemKvEngine;
 use kmsim_store::RaftRequest;
 use kmsim_store::WriteOp;
