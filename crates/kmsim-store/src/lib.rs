@@ -15,6 +15,7 @@
 //! - [`log_store`]: `RaftLogStorage` (entries, vote, committed).
 //! - [`state_machine`]: `RaftStateMachine` and `RaftSnapshotBuilder` hosting an `Application`.
 //! - [`application`]: the `Application` trait.
+//! - [`batch`]: the `Batcher`, which proposes many payloads in one entry.
 //! - [`snapshot_guard`]: the bounds an incoming snapshot chunk is checked against.
 //! - [`keys`]: the key layout below; `codec` (private) holds the value encoding.
 //! - `testing` (feature `testing`): `CounterApp` and a runner of openraft's storage suite.
@@ -47,6 +48,7 @@
 //! committed log from the persisted applied id at start-up.
 
 pub mod application;
+pub mod batch;
 mod codec;
 pub mod engine;
 mod error;
@@ -65,6 +67,7 @@ use std::sync::RwLock;
 pub use application::AppWrite;
 pub use application::Application;
 pub use application::Applied;
+pub use batch::{BatchError, BatchLimits, Batcher, Written};
 pub use engine::KvEngine;
 pub use engine::KvPair;
 pub use engine::KvRead;

@@ -18,6 +18,7 @@ use openraft::RaftSnapshotBuilder;
 
 use crate::application::AppWrite;
 use crate::application::Application;
+use crate::batch;
 use crate::codec;
 use crate::codec::SnapshotBlob;
 use crate::codec::SnapshotHead;
@@ -164,21 +165,9 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
             last_applied = Some(entry.log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => RaftResponse::default(),
-                EntryPayload::Normal(request) => {
-                    let applied = app.apply(index, &request.payload);
-                    ops.extend(applied.writes.into_iter().map(|write| match write {
-                        AppWrite::Put { key, value } => WriteOp::Put {
-                            key: keys::app_key(&key),
-                            value,
-                        },
-                        AppWrite::Delete { key } => WriteOp::Delete {
-                            key: keys::app_key(&key),
-                        },
-                    }));
-                    RaftResponse {
-                        payload: applied.response,
-                    }
-                }
+                EntryPayload::Normal(request) => RaftResponse {
+                    payload: apply_payload(&mut *app, index, &request.payload, &mut ops),
+                },
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(entry.log_id), m));
                     RaftResponse::default()
@@ -441,6 +430,40 @@ fn lock(mutex: &Mutex<()>) -> Result<std::sync::MutexGuard<'_, ()>, StoreError> 
 fn app_key_of(key: &[u8]) -> Result<&[u8], StoreError> {
     keys::strip_app_prefix(key)
         .ok_or_else(|| StoreError::corrupt("application record outside the a/ prefix"))
+}
+
+/// Applies one normal entry's payload (each payload of a batch, in order, at the same index);
+/// adds its record writes to `ops` and returns the response.
+fn apply_payload<A: Application>(
+    app: &mut A,
+    index: u64,
+    payload: &[u8],
+    ops: &mut Vec<WriteOp>,
+) -> Vec<u8> {
+    let mut apply_one = |payload: &[u8]| {
+        let applied = app.apply(index, payload);
+        ops.extend(applied.writes.into_iter().map(|write| match write {
+            AppWrite::Put { key, value } => WriteOp::Put {
+                key: keys::app_key(&key),
+                value,
+            },
+            AppWrite::Delete { key } => WriteOp::Delete {
+                key: keys::app_key(&key),
+            },
+        }));
+        applied.response
+    };
+    if payload.first() != Some(&batch::BATCH_MARKER) {
+        return apply_one(payload);
+    }
+    let Some(payloads) = batch::decode_batch(payload) else {
+        // Only a leader's batcher writes the marker; an entry that carries it and is no
+        // batch is answered empty and changes nothing, on every member alike.
+        tracing::warn!(index, "malformed batch entry ignored");
+        return Vec::new();
+    };
+    let responses: Vec<Vec<u8>> = payloads.iter().map(|p| apply_one(p)).collect();
+    batch::encode_batch(responses.iter().map(Vec::as_slice)).unwrap_or_default()
 }
 
 fn write_lock<A>(app: &RwLock<A>) -> Result<RwLockWriteGuard<'_, A>, StoreError> {
