@@ -315,10 +315,15 @@ pub struct RaftTiming {
     /// Upper bound of the randomized election timeout (default 800).
     #[serde(default = "default_election_max")]
     pub election_timeout_max_ms: u64,
-    /// Build a snapshot after this many log entries since the last one (default 1000).
+    /// The fewest log entries between two snapshots (default 10,000).
     #[serde(default = "default_snapshot_logs")]
     pub snapshot_after_logs: u64,
-    /// Log entries kept behind a snapshot for slow followers (default 200).
+    /// Log entries between two snapshots as a percentage of the records in the last one
+    /// (default 50), when that is more than `snapshot_after_logs`: a snapshot copies the
+    /// whole state, so spacing them by its size keeps their cost per write bounded.
+    #[serde(default = "default_snapshot_log_percent")]
+    pub snapshot_log_percent: u64,
+    /// Log entries kept behind a snapshot for slow followers (default 1,000).
     #[serde(default = "default_keep_logs")]
     pub logs_kept_after_snapshot: u64,
 }
@@ -330,6 +335,7 @@ impl Default for RaftTiming {
             election_timeout_min_ms: default_election_min(),
             election_timeout_max_ms: default_election_max(),
             snapshot_after_logs: default_snapshot_logs(),
+            snapshot_log_percent: default_snapshot_log_percent(),
             logs_kept_after_snapshot: default_keep_logs(),
         }
     }
@@ -351,10 +357,13 @@ fn default_election_max() -> u64 {
     800
 }
 fn default_snapshot_logs() -> u64 {
-    1000
+    10_000
+}
+fn default_snapshot_log_percent() -> u64 {
+    50
 }
 fn default_keep_logs() -> u64 {
-    200
+    1_000
 }
 
 /// One Region: a Raft group.

@@ -35,6 +35,7 @@ pub mod node;
 pub mod proposer;
 pub mod raft_service;
 pub mod read_index;
+pub mod snapshot_policy;
 pub mod sync;
 pub mod tls;
 mod wire;

@@ -36,6 +36,7 @@ use crate::network::{channel, GrpcNetworkFactory, MAX_RAFT_MESSAGE_BYTES};
 use crate::proposer::Proposer;
 use crate::raft_service::RaftServiceImpl;
 use crate::read_index::ReadIndex;
+use crate::snapshot_policy::SnapshotRule;
 use crate::sync::link::SyncLink;
 use crate::sync::service::SyncServiceImpl;
 use crate::sync::session::SessionKeys;
@@ -132,7 +133,8 @@ pub async fn run_node_with_key<E: KvEngine>(
         election_timeout_min: t.election_timeout_min_ms,
         election_timeout_max: t.election_timeout_max_ms,
         install_snapshot_timeout: 5_000,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_after_logs),
+        // Snapshots are asked for by `snapshot_policy::run`, by the size of the state.
+        snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: t.logs_kept_after_snapshot,
         replication_lag_threshold: t.snapshot_after_logs * 2,
         max_payload_entries: crate::network::MAX_PAYLOAD_ENTRIES,
@@ -151,6 +153,7 @@ pub async fn run_node_with_key<E: KvEngine>(
     let dialer = Dialer::for_node(topology.tls.as_ref(), region, node_id)
         .map_err(|e| NodeError::Config(format!("tls: {e}")))?;
     let network = GrpcNetworkFactory::new(region.to_string(), faults.clone(), dialer.clone());
+    let snapshot_size = state_machine.snapshot_size();
     let raft = Raft::new(node_id, Arc::new(config), network, log_store, state_machine)
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -245,6 +248,12 @@ pub async fn run_node_with_key<E: KvEngine>(
     tasks.spawn(crate::lifecycle::run(
         api.clone(),
         raft.clone(),
+        stop_rx.clone(),
+    ));
+    tasks.spawn(crate::snapshot_policy::run(
+        raft.clone(),
+        snapshot_size,
+        SnapshotRule::of(&topology.raft),
         stop_rx.clone(),
     ));
     // The AWS JSON front: behind the node's own AWS endpoint (when it has one) and the relay

@@ -19,7 +19,7 @@ use kmsim_core::KmsError;
 use kmsim_proto::raft::v1::raft_service_client::RaftServiceClient;
 use kmsim_proto::raft::v1::{ProposeRequest, ReadIndexRequest};
 use kmsim_proto::status::error_from_status;
-use kmsim_store::{Raft, RaftRequest};
+use kmsim_store::{BatchError, BatchLimits, Batcher, Raft};
 
 use crate::backoff::Backoff;
 use crate::entropy::Entropy;
@@ -37,9 +37,20 @@ pub const PROPOSE_DEADLINE: Duration = Duration::from_secs(10);
 /// leader's answer rather than a transport timeout.
 pub const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(4);
 
+/// How the leader batches writes into log entries: up to 256 commands, and a batch stays
+/// within [`MAX_COMMAND_BYTES`] (the bound the Raft messages are sized by) with room for its
+/// framing; 4 entries being committed at once.
+const BATCH_LIMITS: BatchLimits = BatchLimits {
+    max_commands: 256,
+    max_bytes: MAX_COMMAND_BYTES - 4096,
+    in_flight: 4,
+};
+
 /// Proposes commands to the Region's Raft group from any node.
 pub struct Proposer {
     raft: Raft,
+    /// Writes on this node while it leads go through here, many to an entry.
+    batcher: Batcher,
     /// The Region, to name the leader as `REGION/ID` in the fault table.
     region: String,
     /// Forwarded writes pass through the same fault layer as Raft messages.
@@ -56,6 +67,7 @@ impl Proposer {
     /// A proposer over this node's Raft, forwarding to the leader through `dialer`.
     pub fn new(raft: Raft, region: String, faults: Arc<FaultTable>, dialer: Dialer) -> Proposer {
         Proposer {
+            batcher: Batcher::spawn(raft.clone(), BATCH_LIMITS),
             raft,
             region,
             faults,
@@ -115,33 +127,34 @@ impl Proposer {
         self.at_leader(
             hops,
             || async {
-                let write = self.raft.client_write(RaftRequest {
-                    payload: payload.clone(),
-                });
+                let write = self.batcher.write(payload.clone());
                 match tokio::time::timeout(CLIENT_WRITE_TIMEOUT, write).await {
                     Err(_) => Attempt::Fail(KmsError::DependencyTimeout(format!(
                         "the write was not committed within {} s; its outcome is unknown",
                         CLIENT_WRITE_TIMEOUT.as_secs()
                     ))),
-                    Ok(Ok(resp)) => Attempt::Done((resp.log_id.index, resp.data.payload)),
-                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))
-                        if !forwardable =>
-                    {
-                        Attempt::Fail(KmsError::Internal(
-                            "this node is no longer the Region's leader; the new leader's own task proposes it".into(),
-                        ))
-                    }
-                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                        Attempt::Forward(f.leader_id, f.leader_node.map(|n| n.addr))
-                    }
-                    Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                        Attempt::Fail(KmsError::Internal(format!(
-                            "membership change refused: {e}"
-                        )))
-                    }
-                    Ok(Err(RaftError::Fatal(e))) => {
-                        Attempt::Fail(KmsError::Internal(format!("raft stopped: {e}")))
-                    }
+                    Ok(Ok(written)) => Attempt::Done((written.index, written.response)),
+                    Ok(Err(BatchError::Raft(e))) => match *e {
+                        RaftError::APIError(ClientWriteError::ForwardToLeader(_))
+                            if !forwardable =>
+                        {
+                            Attempt::Fail(KmsError::Internal(
+                                "this node is no longer the Region's leader; the new leader's own task proposes it".into(),
+                            ))
+                        }
+                        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                            Attempt::Forward(f.leader_id, f.leader_node.map(|n| n.addr))
+                        }
+                        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+                            Attempt::Fail(KmsError::Internal(format!(
+                                "membership change refused: {e}"
+                            )))
+                        }
+                        RaftError::Fatal(e) => {
+                            Attempt::Fail(KmsError::Internal(format!("raft stopped: {e}")))
+                        }
+                    },
+                    Ok(Err(e)) => Attempt::Fail(KmsError::Internal(e.to_string())),
                 }
             },
             |mut client: RaftServiceClient<Channel>, hops| {

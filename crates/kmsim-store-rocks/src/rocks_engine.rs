@@ -6,14 +6,17 @@ use std::path::PathBuf;
 
 use kmsim_store::KvEngine;
 use kmsim_store::KvPair;
+use kmsim_store::KvRead;
 use kmsim_store::StoreError;
 use kmsim_store::WriteOp;
 use rocksdb::BlockBasedOptions;
 use rocksdb::Cache;
 use rocksdb::DBCompressionType;
+use rocksdb::DBRawIterator;
 use rocksdb::DBRecoveryMode;
 use rocksdb::Options;
 use rocksdb::ReadOptions;
+use rocksdb::Snapshot;
 use rocksdb::WriteBatch;
 use rocksdb::WriteOptions;
 use rocksdb::DB;
@@ -83,11 +86,63 @@ impl RocksKvEngine {
     }
 }
 
-impl KvEngine for RocksKvEngine {
+/// Up to `limit` pairs of `[from, to)` from an iterator made with [`RocksKvEngine::bounded`].
+fn scan_with(
+    mut it: DBRawIterator<'_>,
+    from: &[u8],
+    to: &[u8],
+    limit: usize,
+) -> Result<Vec<KvPair>, StoreError> {
+    let mut out = Vec::new();
+    it.seek(from);
+    while let Some((key, value)) = it.item() {
+        if key >= to || out.len() >= limit {
+            break;
+        }
+        out.push((key.to_vec(), value.to_vec()));
+        it.next();
+    }
+    it.status().map_err(StoreError::engine)?;
+    Ok(out)
+}
+
+/// A [`RocksKvEngine::view`]: a RocksDB snapshot, which pins the sequence number it was
+/// taken at (compaction keeps the versions it needs) without copying anything.
+struct RocksView<'a> {
+    snapshot: Snapshot<'a>,
+}
+
+impl KvRead for RocksView<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.snapshot.get(key).map_err(StoreError::engine)
+    }
+
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StoreError> {
+        if from >= to || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let it = self
+            .snapshot
+            .raw_iterator_opt(RocksKvEngine::bounded(from, to));
+        scan_with(it, from, to, limit)
+    }
+}
+
+impl KvRead for RocksKvEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.db.get(key).map_err(StoreError::engine)
     }
 
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StoreError> {
+        if from >= to || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let it = self.db.raw_iterator_opt(Self::bounded(from, to));
+        scan_with(it, from, to, limit)
+    }
+}
+
+impl KvEngine for RocksKvEngine {
     fn write(&self, ops: Vec<WriteOp>, durable: bool) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         for op in ops {
@@ -104,25 +159,10 @@ impl KvEngine for RocksKvEngine {
         self.db.write_opt(batch, &opts).map_err(StoreError::engine)
     }
 
-    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StoreError> {
-        let mut out = Vec::new();
-        if from >= to || limit == 0 {
-            return Ok(out);
-        }
-        let mut it = self.db.raw_iterator_opt(Self::bounded(from, to));
-        it.seek(from);
-        while let Some((key, value)) = it.item() {
-            if key >= to {
-                break;
-            }
-            out.push((key.to_vec(), value.to_vec()));
-            if out.len() >= limit {
-                break;
-            }
-            it.next();
-        }
-        it.status().map_err(StoreError::engine)?;
-        Ok(out)
+    fn view(&self) -> Result<Box<dyn KvRead + '_>, StoreError> {
+        Ok(Box::new(RocksView {
+            snapshot: self.db.snapshot(),
+        }))
     }
 
     fn last_in_range(&self, from: &[u8], to: &[u8]) -> Result<Option<KvPair>, StoreError> {

@@ -45,13 +45,51 @@ pub(crate) struct SnapshotBlob {
     pub(crate) records: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-/// The value under `s/snapshot`: the current snapshot, so it survives a restart.
+/// The value under `s/snapshot` before 0.12: the current snapshot in one value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StoredSnapshot {
     /// Its metadata.
     pub(crate) meta: SnapshotMeta,
     /// The encoded [`SnapshotBlob`], exactly as sent to followers.
     pub(crate) data: Vec<u8>,
+}
+
+/// The value under `s/snapshot-head`: the current snapshot's metadata; its data (the encoded
+/// [`SnapshotBlob`], exactly as sent to followers) is stored in chunks under `c/` + `slot`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SnapshotHead {
+    /// Its metadata.
+    pub(crate) meta: SnapshotMeta,
+    /// Which of the two chunk slots holds the data (a new snapshot is written into the other
+    /// one, so the current one stays whole until the head names the new one).
+    pub(crate) slot: u8,
+    /// Length of the data in bytes.
+    pub(crate) len: u64,
+}
+
+/// The header of an encoded [`SnapshotBlob`] whose `count` records follow, each encoded as
+/// postcard encodes a `(Vec<u8>, Vec<u8>)`: a postcard struct is its fields in order and a
+/// sequence is its length then its elements, so header and records concatenated are exactly
+/// `encode(&SnapshotBlob { .. })`. This lets a snapshot be encoded while its records are
+/// read, without first collecting them.
+pub(crate) fn snapshot_blob_header(
+    last_applied: &Option<LogId>,
+    last_membership: &StoredMembership,
+    count: usize,
+) -> Result<Vec<u8>, StoreError> {
+    encode("snapshot header", &(last_applied, last_membership, count))
+}
+
+/// Appends one record of a [`SnapshotBlob`] to `out` (see [`snapshot_blob_header`]).
+pub(crate) fn append_snapshot_record(
+    out: Vec<u8>,
+    key: &[u8],
+    value: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    postcard::to_extend(&(key, value), out).map_err(|source| StoreError::Encode {
+        what: "snapshot record",
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -128,8 +166,35 @@ mod tests {
                 last_membership: sm,
                 records: vec![(b"k".to_vec(), b"v".to_vec())],
             };
-            round_trip(&StoredSnapshot { meta, data: encode("snapshot blob", &blob).expect("encode") });
+            round_trip(&StoredSnapshot { meta: meta.clone(), data: encode("snapshot blob", &blob).expect("encode") });
+            round_trip(&SnapshotHead { meta, slot: 1, len: index });
             round_trip(&blob);
+        }
+
+        #[test]
+        fn a_blob_encoded_record_by_record_is_the_blob_encoded_whole(
+            index in any::<u64>(),
+            applied in any::<bool>(),
+            voters in proptest::collection::btree_set(0u64..9, 1..4),
+            records in proptest::collection::btree_map(
+                proptest::collection::vec(any::<u8>(), 0..40),
+                proptest::collection::vec(any::<u8>(), 0..300),
+                0..40,
+            ),
+        ) {
+            let last_applied = applied.then(|| log_id(3, 1, index));
+            let last_membership = StoredMembership::new(last_applied, membership(&voters, &BTreeSet::new()));
+            let mut streamed = snapshot_blob_header(&last_applied, &last_membership, records.len()).expect("header");
+            for (key, value) in &records {
+                streamed = append_snapshot_record(streamed, key, value).expect("record");
+            }
+            let whole = SnapshotBlob {
+                last_applied,
+                last_membership,
+                records: records.into_iter().collect(),
+            };
+            prop_assert_eq!(&streamed, &encode("snapshot blob", &whole).expect("encode"));
+            prop_assert_eq!(decode::<SnapshotBlob>("snapshot blob", &streamed).expect("decode"), whole);
         }
     }
 

@@ -32,6 +32,16 @@ pub enum WriteOp {
     },
 }
 
+/// Reads of an ordered byte-string key-value store: of an engine as it is now, or of a
+/// [`KvEngine::view`] of it as it was.
+pub trait KvRead {
+    /// The value stored under `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// All pairs with from <= key < to, ascending, at most `limit` of them.
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StoreError>;
+}
+
 /// An ordered byte-string key-value store with atomic batches.
 ///
 /// Keys compare as byte strings. Contract the stores in this crate rely on:
@@ -39,19 +49,20 @@ pub enum WriteOp {
 /// - **Atomic batches**: a [`write`](Self::write) is applied entirely or not at all, also
 ///   across a crash, and its ops take effect in order (a later op on the same key wins).
 /// - **Read your writes**: once `write` returns, every reader sees the batch.
+/// - **Consistent views**: a [`view`](Self::view) reads the engine between two batches and
+///   keeps reading it so while later batches are written; reading a view does not block
+///   writers (the state machine builds snapshots from one while applies go on).
 /// - **Prefix durability**: after a crash the engine holds a prefix of the sequence of
 ///   batches; a `durable = true` write returns only after it *and every earlier write* are
 ///   on stable storage. The state machine's non-durable batches rely on this: a later durable
 ///   log append or vote makes them durable too, and a lost suffix is re-applied from the log.
-pub trait KvEngine: Send + Sync + 'static {
-    /// The value stored under `key`.
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
-
+pub trait KvEngine: KvRead + Send + Sync + 'static {
     /// Atomic batch. `durable = true` means fsync before returning (used for log appends and votes).
     fn write(&self, ops: Vec<WriteOp>, durable: bool) -> Result<(), StoreError>;
 
-    /// All pairs with from <= key < to, ascending, at most `limit` of them.
-    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StoreError>;
+    /// A read-only view of the engine as it is now (a RocksDB snapshot): batches written
+    /// later are not seen through it. Cheap to take; it pins what it reads until dropped.
+    fn view(&self) -> Result<Box<dyn KvRead + '_>, StoreError>;
 
     /// The pair with the greatest key in `[from, to)`, if any.
     ///
@@ -84,8 +95,8 @@ pub(crate) fn key_successor(key: &[u8]) -> Vec<u8> {
 }
 
 /// Reads every pair in `[from, to)`, `page` pairs per engine call.
-pub(crate) fn scan_all<E: KvEngine + ?Sized>(
-    engine: &E,
+pub(crate) fn scan_all<R: KvRead + ?Sized>(
+    reader: &R,
     from: &[u8],
     to: &[u8],
     page: usize,
@@ -94,7 +105,7 @@ pub(crate) fn scan_all<E: KvEngine + ?Sized>(
     let mut out = Vec::new();
     let mut start = from.to_vec();
     loop {
-        let batch = engine.scan(&start, to, page)?;
+        let batch = reader.scan(&start, to, page)?;
         let full = batch.len() == page;
         if let Some((key, _)) = batch.last() {
             start = key_successor(key);

@@ -47,6 +47,16 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// A blocking task of the store (a snapshot build) panicked or was cancelled.
+    #[error("{what} failed: {source}")]
+    Task {
+        /// Which task.
+        what: &'static str,
+        /// Why it ended.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+
     /// A thread panicked while holding a lock on the application or the in-memory engine, so the
     /// state behind it may be half-updated.
     #[error("lock poisoned: {what}")]

@@ -19,8 +19,16 @@ pub const LAST_PURGED: &[u8] = b"m/last_purged";
 pub const APPLIED: &[u8] = b"s/applied";
 /// The last applied membership of the state machine.
 pub const MEMBERSHIP: &[u8] = b"s/membership";
-/// The current snapshot: metadata and data in one value.
-pub const SNAPSHOT: &[u8] = b"s/snapshot";
+/// The current snapshot's metadata, where its data is stored and how long it is.
+pub const SNAPSHOT_HEAD: &[u8] = b"s/snapshot-head";
+/// The current snapshot as versions before 0.12 stored it (metadata and data in one value);
+/// read once at start-up to move it to the chunked layout, then deleted.
+pub const LEGACY_SNAPSHOT: &[u8] = b"s/snapshot";
+
+/// Prefix of stored snapshot data: `c/` + slot byte + u32 BE chunk index.
+pub const CHUNK_PREFIX: &[u8] = b"c/";
+/// Exclusive end of the snapshot data range.
+pub const CHUNK_END: &[u8] = b"c0";
 
 /// Prefix of application records: `a/` + the application's own key.
 pub const APP_PREFIX: &[u8] = b"a/";
@@ -41,6 +49,30 @@ pub fn log_key_after(index: u64) -> Vec<u8> {
         Some(next) => log_key(next),
         None => LOG_END.to_vec(),
     }
+}
+
+/// The engine key of chunk `index` of the snapshot data stored in `slot`.
+pub fn chunk_key(slot: u8, index: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(CHUNK_PREFIX.len() + 5);
+    key.extend_from_slice(CHUNK_PREFIX);
+    key.push(slot);
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// The key range `[from, to)` holding every chunk of `slot`.
+pub fn chunk_range(slot: u8) -> (Vec<u8>, Vec<u8>) {
+    let mut from = CHUNK_PREFIX.to_vec();
+    from.push(slot);
+    let to = match slot.checked_add(1) {
+        Some(next) => {
+            let mut to = CHUNK_PREFIX.to_vec();
+            to.push(next);
+            to
+        }
+        None => CHUNK_END.to_vec(),
+    };
+    (from, to)
 }
 
 /// The engine key of application record `app_key`.
@@ -71,6 +103,20 @@ mod tests {
             assert!(log_key(i) < log_key_after(i));
         }
         assert_eq!(log_key_after(u64::MAX), LOG_END);
+    }
+
+    #[test]
+    fn chunk_keys_sort_by_slot_then_index_and_stay_inside_their_slot() {
+        for slot in [0u8, 1, 255] {
+            let (from, to) = chunk_range(slot);
+            assert!(CHUNK_PREFIX <= from.as_slice() && to.as_slice() <= CHUNK_END);
+            for index in [0u32, 1, 256, u32::MAX] {
+                let key = chunk_key(slot, index);
+                assert!(from <= key && key < to, "slot {slot} chunk {index}");
+            }
+            assert!(chunk_key(slot, 1) < chunk_key(slot, 256));
+        }
+        assert!(chunk_key(0, u32::MAX) < chunk_key(1, 0));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`log_store`]: `RaftLogStorage` (entries, vote, committed).
 //! - [`state_machine`]: `RaftStateMachine` and `RaftSnapshotBuilder` hosting an `Application`.
 //! - [`application`]: the `Application` trait.
+//! - [`batch`]: the `Batcher`, which proposes many payloads in one entry.
 //! - [`snapshot_guard`]: the bounds an incoming snapshot chunk is checked against.
 //! - [`keys`]: the key layout below; `codec` (private) holds the value encoding.
 //! - `testing` (feature `testing`): `CounterApp` and a runner of openraft's storage suite.
@@ -29,11 +30,15 @@
 //! | `m/last_purged`         | `LogId<u64>`                              | log store (with the purge) |
 //! | `s/applied`             | `Option<LogId<u64>>`                      | state machine, with the records |
 //! | `s/membership`          | `StoredMembership<u64, BasicNode>`        | state machine, with the records |
-//! | `s/snapshot`            | snapshot meta + data blob                 | snapshot build / install |
+//! | `s/snapshot-head`       | current snapshot: meta, data slot, length | snapshot build / install |
+//! | `c/` + slot + u32 BE    | 1 MiB chunk of that snapshot's data blob  | snapshot build / install |
 //! | `a/` + application key  | application record (application's bytes)  | state machine |
 //!
 //! The snapshot data blob is postcard of (last applied log id, membership, every `a/` record
-//! with the prefix stripped, ascending).
+//! with the prefix stripped, ascending). A build reads it from an engine view on a blocking
+//! thread while applies go on, writes it chunk by chunk into the slot (0 or 1) the current
+//! snapshot does not use, then switches the head in one batch. (Before 0.12 the snapshot was
+//! one value under `s/snapshot`; opening a store moves it to the chunked layout.)
 //!
 //! # Durability
 //!
@@ -43,6 +48,7 @@
 //! committed log from the persisted applied id at start-up.
 
 pub mod application;
+pub mod batch;
 mod codec;
 pub mod engine;
 mod error;
@@ -61,13 +67,16 @@ use std::sync::RwLock;
 pub use application::AppWrite;
 pub use application::Application;
 pub use application::Applied;
+pub use batch::{BatchError, BatchLimits, Batcher, Written};
 pub use engine::KvEngine;
 pub use engine::KvPair;
+pub use engine::KvRead;
 pub use engine::WriteOp;
 pub use error::StoreError;
 pub use log_store::LogStore;
 pub use mem_engine::MemKvEngine;
 pub use snapshot_guard::{ChunkError, SnapshotChunks, MAX_SNAPSHOT_BYTES};
+pub use state_machine::SnapshotSize;
 pub use state_machine::StateMachineStore;
 pub use types::NodeId;
 pub use types::Raft;

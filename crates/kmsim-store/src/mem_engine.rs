@@ -7,6 +7,7 @@ use std::sync::RwLock;
 
 use crate::engine::KvEngine;
 use crate::engine::KvPair;
+use crate::engine::KvRead;
 use crate::engine::WriteOp;
 use crate::error::StoreError;
 
@@ -52,11 +53,45 @@ fn bounds<'a>(from: &'a [u8], to: &'a [u8]) -> Option<KeyBounds<'a>> {
     (from < to).then_some((Bound::Included(from), Bound::Excluded(to)))
 }
 
-impl KvEngine for MemKvEngine {
+fn map_get(map: &Map, key: &[u8]) -> Option<Vec<u8>> {
+    map.get(key).cloned()
+}
+
+fn map_scan(map: &Map, from: &[u8], to: &[u8], limit: usize) -> Vec<KvPair> {
+    let Some(range) = bounds(from, to) else {
+        return Vec::new();
+    };
+    map.range::<[u8], _>(range)
+        .take(limit)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// A [`MemKvEngine::view`]: a copy of the map (the engine is for tests; a copy is the
+/// simplest view that later writes cannot reach).
+struct MemView(Map);
+
+impl KvRead for MemView {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.read()?.get(key).cloned())
+        Ok(map_get(&self.0, key))
     }
 
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StoreError> {
+        Ok(map_scan(&self.0, from, to, limit))
+    }
+}
+
+impl KvRead for MemKvEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(map_get(&*self.read()?, key))
+    }
+
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StoreError> {
+        Ok(map_scan(&*self.read()?, from, to, limit))
+    }
+}
+
+impl KvEngine for MemKvEngine {
     fn write(&self, ops: Vec<WriteOp>, _durable: bool) -> Result<(), StoreError> {
         let mut map = self
             .map
@@ -87,16 +122,8 @@ impl KvEngine for MemKvEngine {
         Ok(())
     }
 
-    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StoreError> {
-        let Some(range) = bounds(from, to) else {
-            return Ok(Vec::new());
-        };
-        let map = self.read()?;
-        Ok(map
-            .range::<[u8], _>(range)
-            .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+    fn view(&self) -> Result<Box<dyn KvRead + '_>, StoreError> {
+        Ok(Box::new(MemView(self.read()?.clone())))
     }
 
     fn last_in_range(&self, from: &[u8], to: &[u8]) -> Result<Option<KvPair>, StoreError> {
@@ -182,6 +209,11 @@ mod tests {
     }
 
     #[test]
+    fn a_view_keeps_reading_the_engine_as_it_was() -> Result<(), StoreError> {
+        crate::testing::check_views(&MemKvEngine::new())
+    }
+
+    #[test]
     fn clones_share_the_map() -> Result<(), StoreError> {
         let e = MemKvEngine::new();
         let restarted = e.clone();
@@ -194,12 +226,9 @@ mod tests {
     fn default_last_in_range_pages_through_scan() -> Result<(), StoreError> {
         /// An engine that only has `scan`, to exercise the trait's default `last_in_range`.
         struct ScanOnly(MemKvEngine);
-        impl KvEngine for ScanOnly {
+        impl KvRead for ScanOnly {
             fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
                 self.0.get(key)
-            }
-            fn write(&self, ops: Vec<WriteOp>, durable: bool) -> Result<(), StoreError> {
-                self.0.write(ops, durable)
             }
             fn scan(
                 &self,
@@ -208,6 +237,14 @@ mod tests {
                 limit: usize,
             ) -> Result<Vec<KvPair>, StoreError> {
                 self.0.scan(from, to, limit)
+            }
+        }
+        impl KvEngine for ScanOnly {
+            fn write(&self, ops: Vec<WriteOp>, durable: bool) -> Result<(), StoreError> {
+                self.0.write(ops, durable)
+            }
+            fn view(&self) -> Result<Box<dyn KvRead + '_>, StoreError> {
+                self.0.view()
             }
         }
         let e = ScanOnly(MemKvEngine::new());

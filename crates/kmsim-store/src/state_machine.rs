@@ -5,8 +5,8 @@ use std::io::Cursor;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::RwLock;
-use std::sync::RwLockReadGuard;
 use std::sync::RwLockWriteGuard;
 
 use openraft::storage::RaftStateMachine;
@@ -18,12 +18,16 @@ use openraft::RaftSnapshotBuilder;
 
 use crate::application::AppWrite;
 use crate::application::Application;
+use crate::batch;
 use crate::codec;
 use crate::codec::SnapshotBlob;
+use crate::codec::SnapshotHead;
 use crate::codec::StoredSnapshot;
+use crate::engine::key_successor;
 use crate::engine::scan_all;
 use crate::engine::KvEngine;
 use crate::engine::KvPair;
+use crate::engine::KvRead;
 use crate::engine::WriteOp;
 use crate::error::StoreError;
 use crate::keys;
@@ -39,16 +43,27 @@ use crate::types::TypeConfig;
 /// Records read per engine call when loading or snapshotting the application.
 const SCAN_PAGE: usize = 4096;
 
+/// Bytes of snapshot data per stored chunk. A build stores its data one chunk per engine
+/// write, so applies and log appends interleave with it instead of queueing behind one write
+/// of the whole state.
+const STORED_CHUNK_BYTES: usize = 1 << 20;
+
+/// Stored chunks read per engine call when loading a snapshot's data.
+const CHUNK_PAGE: usize = 16;
+
 /// The replicated state machine of one member: the application's records under `a/`, the
-/// applied log id and membership under `s/`, and the current snapshot.
+/// applied log id and membership under `s/`, and the current snapshot (its head under `s/`,
+/// its data in chunks under `c/`).
 ///
 /// Clones share everything; openraft's snapshot builder is a clone.
 ///
-/// Locking: `apply` and `install_snapshot` hold the application's write lock across their
-/// engine batch, and a snapshot build holds its read lock while it scans and stores the
-/// snapshot. So a snapshot always sees records and applied id of the same point, and a build
-/// running concurrently with an install (openraft builds in a separate task) cannot overwrite
-/// a newer installed snapshot with an older one.
+/// Concurrency: `apply` and `install_snapshot` hold the application's write lock across their
+/// engine batch, which also carries the applied log id, so every engine state between two
+/// batches is a consistent point of the state machine. A snapshot build takes no lock on the
+/// application: it reads a [`KvEngine::view`] (taken between two batches) on a blocking thread
+/// while applies and reads go on. Storing a snapshot (the end of a build, and an install)
+/// holds `store_lock`, and a build never replaces a stored snapshot that is newer than its
+/// own (an install can land while a build runs: openraft builds in a separate task).
 pub struct StateMachineStore<E: KvEngine, A: Application> {
     /// Shared with the log store of the same member.
     engine: Arc<E>,
@@ -56,6 +71,23 @@ pub struct StateMachineStore<E: KvEngine, A: Application> {
     app: Arc<RwLock<A>>,
     /// The third part of snapshot ids; continues from the stored snapshot after a restart.
     snapshot_counter: Arc<AtomicU64>,
+    /// Held while a snapshot is stored.
+    store_lock: Arc<Mutex<()>>,
+    /// Records in the last snapshot built or installed (at start-up: records loaded).
+    snapshot_records: Arc<AtomicU64>,
+}
+
+/// How large the state machine's last snapshot was, for a snapshot policy that spaces
+/// snapshots by the size of the state (see [`StateMachineStore::snapshot_size`]).
+#[derive(Clone, Debug)]
+pub struct SnapshotSize(Arc<AtomicU64>);
+
+impl SnapshotSize {
+    /// Application records in the last snapshot built or installed; before the first one,
+    /// the records loaded at start-up.
+    pub fn records(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl<E: KvEngine, A: Application> Clone for StateMachineStore<E, A> {
@@ -64,6 +96,8 @@ impl<E: KvEngine, A: Application> Clone for StateMachineStore<E, A> {
             engine: Arc::clone(&self.engine),
             app: Arc::clone(&self.app),
             snapshot_counter: Arc::clone(&self.snapshot_counter),
+            store_lock: Arc::clone(&self.store_lock),
+            snapshot_records: Arc::clone(&self.snapshot_records),
         }
     }
 }
@@ -78,19 +112,28 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
     /// Opens the state machine stored in `engine` and loads its records into `app`
     /// (replacing whatever `app` held).
     pub fn new(engine: Arc<E>, app: Arc<RwLock<A>>) -> Result<Self, StoreError> {
+        migrate_legacy_snapshot(engine.as_ref())?;
         let records = read_app_records(engine.as_ref())?;
+        let loaded = records.len() as u64;
         write_lock(&app)?
             .load(records)
             .map_err(StoreError::corrupt)?;
-        let next_counter = match read_stored_snapshot(engine.as_ref())? {
-            Some(stored) => snapshot_counter_of(&stored.meta.snapshot_id).saturating_add(1),
+        let next_counter = match read_snapshot_head(engine.as_ref())? {
+            Some(head) => snapshot_counter_of(&head.meta.snapshot_id).saturating_add(1),
             None => 1,
         };
         Ok(Self {
             engine,
             app,
             snapshot_counter: Arc::new(AtomicU64::new(next_counter)),
+            store_lock: Arc::new(Mutex::new(())),
+            snapshot_records: Arc::new(AtomicU64::new(loaded)),
         })
+    }
+
+    /// The size of the last snapshot, shared with this store (and its clones).
+    pub fn snapshot_size(&self) -> SnapshotSize {
+        SnapshotSize(Arc::clone(&self.snapshot_records))
     }
 
     /// The application this store applies to.
@@ -122,21 +165,9 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
             last_applied = Some(entry.log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => RaftResponse::default(),
-                EntryPayload::Normal(request) => {
-                    let applied = app.apply(index, &request.payload);
-                    ops.extend(applied.writes.into_iter().map(|write| match write {
-                        AppWrite::Put { key, value } => WriteOp::Put {
-                            key: keys::app_key(&key),
-                            value,
-                        },
-                        AppWrite::Delete { key } => WriteOp::Delete {
-                            key: keys::app_key(&key),
-                        },
-                    }));
-                    RaftResponse {
-                        payload: applied.response,
-                    }
-                }
+                EntryPayload::Normal(request) => RaftResponse {
+                    payload: apply_payload(&mut *app, index, &request.payload, &mut ops),
+                },
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(entry.log_id), m));
                     RaftResponse::default()
@@ -167,17 +198,13 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
         Ok(responses)
     }
 
+    /// Builds a snapshot of the state at the moment it starts; blocking (run it off the async
+    /// workers). Applies go on meanwhile: see the type's docs.
     fn build(&self) -> Result<Snapshot, StoreError> {
-        // Held until the snapshot is stored: see the type's docs.
-        let _app = read_lock(&self.app)?;
-        let records = read_app_records(self.engine.as_ref())?;
-        let (last_applied, last_membership) = read_applied_state(self.engine.as_ref())?;
-        let blob = SnapshotBlob {
-            last_applied,
-            last_membership: last_membership.clone(),
-            records,
-        };
-        let data = codec::encode("snapshot blob", &blob)?;
+        let view = self.engine.view()?;
+        let (last_applied, last_membership) = read_applied_state(view.as_ref())?;
+        let (data, records) = encode_snapshot(view.as_ref(), &last_applied, &last_membership)?;
+        drop(view);
         let counter = self.snapshot_counter.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last_applied {
             Some(id) => format!("{}-{}-{counter}", id.leader_id.term, id.index),
@@ -188,25 +215,55 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
             last_membership,
             snapshot_id,
         };
-        let stored = StoredSnapshot { meta, data };
-        // Not durable, like `apply`: the snapshot is derived from durable log and state.
-        self.engine.write(
-            vec![WriteOp::Put {
-                key: keys::SNAPSHOT.to_vec(),
-                value: codec::encode("snapshot", &stored)?,
-            }],
-            false,
-        )?;
+        let stored = self.store_built(&meta, &data)?;
+        if stored {
+            self.snapshot_records.store(records, Ordering::Relaxed);
+        }
         tracing::info!(
-            snapshot_id = %stored.meta.snapshot_id,
-            records = blob.records.len(),
-            bytes = stored.data.len(),
+            snapshot_id = %meta.snapshot_id,
+            records,
+            bytes = data.len(),
+            stored,
             "built snapshot"
         );
         Ok(Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
         })
+    }
+
+    /// Stores a built snapshot as the current one, unless the current one is newer (an
+    /// install that landed while this one was built); says whether it did.
+    ///
+    /// The data goes into the slot the current snapshot does not use, one chunk per engine
+    /// write; then one batch points the head at it and drops the other slot. Not durable,
+    /// like `apply`: the snapshot is derived from durable log and state, and the log purge
+    /// that follows it is a durable write, which makes this one durable too (prefix
+    /// durability).
+    fn store_built(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<bool, StoreError> {
+        let _storing = lock(&self.store_lock)?;
+        let current = read_snapshot_head(self.engine.as_ref())?;
+        if current
+            .as_ref()
+            .is_some_and(|c| c.meta.last_log_id > meta.last_log_id)
+        {
+            return Ok(false);
+        }
+        let slot = match &current {
+            Some(c) if c.slot == 0 => 1,
+            _ => 0,
+        };
+        // Whatever a build interrupted by a crash left in the slot.
+        self.engine.write(vec![clear_slot(slot)], false)?;
+        for op in chunk_ops(slot, data) {
+            self.engine.write(vec![op], false)?;
+        }
+        let mut ops = vec![head_op(meta, slot, data)?];
+        if let Some(c) = current {
+            ops.push(clear_slot(c.slot));
+        }
+        self.engine.write(ops, false)?;
+        Ok(true)
     }
 
     fn install(&self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<(), StoreError> {
@@ -217,7 +274,8 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
                 meta.snapshot_id
             )));
         }
-        let mut ops = Vec::with_capacity(blob.records.len() + 4);
+        let records = blob.records.len() as u64;
+        let mut ops = Vec::with_capacity(blob.records.len() + 8);
         ops.push(WriteOp::DeleteRange {
             from: keys::APP_PREFIX.to_vec(),
             to: keys::APP_END.to_vec(),
@@ -234,37 +292,178 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
             key: keys::MEMBERSHIP.to_vec(),
             value: codec::encode("membership", &meta.last_membership)?,
         });
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
-        ops.push(WriteOp::Put {
-            key: keys::SNAPSHOT.to_vec(),
-            value: codec::encode("snapshot", &stored)?,
+        ops.push(WriteOp::DeleteRange {
+            from: keys::CHUNK_PREFIX.to_vec(),
+            to: keys::CHUNK_END.to_vec(),
         });
+        ops.extend(chunk_ops(0, &data));
+        ops.push(head_op(meta, 0, &data)?);
+        let _storing = lock(&self.store_lock)?;
         let mut app = write_lock(&self.app)?;
         // Durable: after this returns openraft may purge the log the snapshot replaces and
         // tell the leader the entries are here; losing the install would leave a hole.
         self.engine.write(ops, true)?;
         app.load(blob.records).map_err(StoreError::corrupt)?;
-        tracing::info!(snapshot_id = %meta.snapshot_id, "installed snapshot");
+        self.snapshot_records.store(records, Ordering::Relaxed);
+        tracing::info!(snapshot_id = %meta.snapshot_id, records, "installed snapshot");
         Ok(())
     }
 
     fn current_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
-        Ok(
-            read_stored_snapshot(self.engine.as_ref())?.map(|stored| Snapshot {
-                meta: stored.meta,
-                snapshot: Box::new(Cursor::new(stored.data)),
-            }),
-        )
+        // One view: the head and the chunks it names, even if a build replaces them meanwhile.
+        let view = self.engine.view()?;
+        let Some(head) = read_snapshot_head(view.as_ref())? else {
+            return Ok(None);
+        };
+        let data = read_chunks(view.as_ref(), &head)?;
+        Ok(Some(Snapshot {
+            meta: head.meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
     }
 }
 
-fn read_lock<A>(app: &RwLock<A>) -> Result<RwLockReadGuard<'_, A>, StoreError> {
-    app.read().map_err(|_| StoreError::Poisoned {
-        what: "application",
+/// The ops storing `data` in chunks of `slot`.
+fn chunk_ops(slot: u8, data: &[u8]) -> impl Iterator<Item = WriteOp> + '_ {
+    data.chunks(STORED_CHUNK_BYTES)
+        .zip(0u32..)
+        .map(move |(chunk, index)| WriteOp::Put {
+            key: keys::chunk_key(slot, index),
+            value: chunk.to_vec(),
+        })
+}
+
+/// The op deleting every chunk of `slot`.
+fn clear_slot(slot: u8) -> WriteOp {
+    let (from, to) = keys::chunk_range(slot);
+    WriteOp::DeleteRange { from, to }
+}
+
+/// The op making the snapshot `meta`, whose `data` is in `slot`, the current one.
+fn head_op(meta: &SnapshotMeta, slot: u8, data: &[u8]) -> Result<WriteOp, StoreError> {
+    let head = SnapshotHead {
+        meta: meta.clone(),
+        slot,
+        len: data.len() as u64,
+    };
+    Ok(WriteOp::Put {
+        key: keys::SNAPSHOT_HEAD.to_vec(),
+        value: codec::encode("snapshot head", &head)?,
     })
+}
+
+/// Encodes the snapshot blob of `reader`'s application records, page by page; returns the
+/// data and the number of records.
+fn encode_snapshot<R: KvRead + ?Sized>(
+    reader: &R,
+    last_applied: &Option<LogId>,
+    last_membership: &StoredMembership,
+) -> Result<(Vec<u8>, u64), StoreError> {
+    let mut body = Vec::new();
+    let mut count = 0usize;
+    let mut start = keys::APP_PREFIX.to_vec();
+    loop {
+        let page = reader.scan(&start, keys::APP_END, SCAN_PAGE)?;
+        let full = page.len() == SCAN_PAGE;
+        if let Some((key, _)) = page.last() {
+            start = key_successor(key);
+        }
+        for (key, value) in &page {
+            body = codec::append_snapshot_record(body, app_key_of(key)?, value)?;
+        }
+        count += page.len();
+        if !full {
+            break;
+        }
+    }
+    let mut data = codec::snapshot_blob_header(last_applied, last_membership, count)?;
+    data.extend_from_slice(&body);
+    Ok((data, count as u64))
+}
+
+/// The stored data of the snapshot `head` names, checked against its length.
+fn read_chunks<R: KvRead + ?Sized>(reader: &R, head: &SnapshotHead) -> Result<Vec<u8>, StoreError> {
+    let (from, to) = keys::chunk_range(head.slot);
+    let mut data = Vec::with_capacity(usize::try_from(head.len).unwrap_or(0));
+    for (_, chunk) in scan_all(reader, &from, &to, CHUNK_PAGE)? {
+        data.extend_from_slice(&chunk);
+    }
+    if data.len() as u64 != head.len {
+        return Err(StoreError::corrupt(format!(
+            "snapshot {} has {} bytes stored of {}",
+            head.meta.snapshot_id,
+            data.len(),
+            head.len
+        )));
+    }
+    Ok(data)
+}
+
+/// Moves a snapshot stored in one value (before 0.12) to the chunked layout, in one durable
+/// batch; nothing when there is none.
+fn migrate_legacy_snapshot<E: KvEngine + ?Sized>(engine: &E) -> Result<(), StoreError> {
+    let Some(bytes) = engine.get(keys::LEGACY_SNAPSHOT)? else {
+        return Ok(());
+    };
+    let legacy: StoredSnapshot = codec::decode("snapshot", &bytes)?;
+    let mut ops = vec![WriteOp::DeleteRange {
+        from: keys::CHUNK_PREFIX.to_vec(),
+        to: keys::CHUNK_END.to_vec(),
+    }];
+    ops.extend(chunk_ops(0, &legacy.data));
+    ops.push(head_op(&legacy.meta, 0, &legacy.data)?);
+    ops.push(WriteOp::Delete {
+        key: keys::LEGACY_SNAPSHOT.to_vec(),
+    });
+    engine.write(ops, true)?;
+    tracing::info!(snapshot_id = %legacy.meta.snapshot_id, "moved the stored snapshot to chunks");
+    Ok(())
+}
+
+fn lock(mutex: &Mutex<()>) -> Result<std::sync::MutexGuard<'_, ()>, StoreError> {
+    mutex.lock().map_err(|_| StoreError::Poisoned {
+        what: "snapshot store",
+    })
+}
+
+/// The application key of an engine key in the `a/` range.
+fn app_key_of(key: &[u8]) -> Result<&[u8], StoreError> {
+    keys::strip_app_prefix(key)
+        .ok_or_else(|| StoreError::corrupt("application record outside the a/ prefix"))
+}
+
+/// Applies one normal entry's payload (each payload of a batch, in order, at the same index);
+/// adds its record writes to `ops` and returns the response.
+fn apply_payload<A: Application>(
+    app: &mut A,
+    index: u64,
+    payload: &[u8],
+    ops: &mut Vec<WriteOp>,
+) -> Vec<u8> {
+    let mut apply_one = |payload: &[u8]| {
+        let applied = app.apply(index, payload);
+        ops.extend(applied.writes.into_iter().map(|write| match write {
+            AppWrite::Put { key, value } => WriteOp::Put {
+                key: keys::app_key(&key),
+                value,
+            },
+            AppWrite::Delete { key } => WriteOp::Delete {
+                key: keys::app_key(&key),
+            },
+        }));
+        applied.response
+    };
+    if payload.first() != Some(&batch::BATCH_MARKER) {
+        return apply_one(payload);
+    }
+    let Some(payloads) = batch::decode_batch(payload) else {
+        // Only a leader's batcher writes the marker; an entry that carries it and is no
+        // batch is answered empty and changes nothing, on every member alike.
+        tracing::warn!(index, "malformed batch entry ignored");
+        return Vec::new();
+    };
+    let responses: Vec<Vec<u8>> = payloads.iter().map(|p| apply_one(p)).collect();
+    batch::encode_batch(responses.iter().map(Vec::as_slice)).unwrap_or_default()
 }
 
 fn write_lock<A>(app: &RwLock<A>) -> Result<RwLockWriteGuard<'_, A>, StoreError> {
@@ -274,38 +473,31 @@ fn write_lock<A>(app: &RwLock<A>) -> Result<RwLockWriteGuard<'_, A>, StoreError>
 }
 
 /// Every application record, keys stripped of `a/`, ascending.
-fn read_app_records<E: KvEngine + ?Sized>(engine: &E) -> Result<Vec<KvPair>, StoreError> {
-    scan_all(engine, keys::APP_PREFIX, keys::APP_END, SCAN_PAGE)?
+fn read_app_records<R: KvRead + ?Sized>(reader: &R) -> Result<Vec<KvPair>, StoreError> {
+    scan_all(reader, keys::APP_PREFIX, keys::APP_END, SCAN_PAGE)?
         .into_iter()
-        .map(|(key, value)| match keys::strip_app_prefix(&key) {
-            Some(app_key) => Ok((app_key.to_vec(), value)),
-            None => Err(StoreError::corrupt(
-                "application record outside the a/ prefix",
-            )),
-        })
+        .map(|(key, value)| Ok((app_key_of(&key)?.to_vec(), value)))
         .collect()
 }
 
-fn read_applied_state<E: KvEngine + ?Sized>(
-    engine: &E,
+fn read_applied_state<R: KvRead + ?Sized>(
+    reader: &R,
 ) -> Result<(Option<LogId>, StoredMembership), StoreError> {
-    let applied = match engine.get(keys::APPLIED)? {
+    let applied = match reader.get(keys::APPLIED)? {
         Some(bytes) => codec::decode::<Option<LogId>>("applied log id", &bytes)?,
         None => None,
     };
-    let membership = match engine.get(keys::MEMBERSHIP)? {
+    let membership = match reader.get(keys::MEMBERSHIP)? {
         Some(bytes) => codec::decode("membership", &bytes)?,
         None => StoredMembership::default(),
     };
     Ok((applied, membership))
 }
 
-fn read_stored_snapshot<E: KvEngine + ?Sized>(
-    engine: &E,
-) -> Result<Option<StoredSnapshot>, StoreError> {
-    engine
-        .get(keys::SNAPSHOT)?
-        .map(|bytes| codec::decode("snapshot", &bytes))
+fn read_snapshot_head<R: KvRead + ?Sized>(reader: &R) -> Result<Option<SnapshotHead>, StoreError> {
+    reader
+        .get(keys::SNAPSHOT_HEAD)?
+        .map(|bytes| codec::decode("snapshot head", &bytes))
         .transpose()
 }
 
@@ -321,7 +513,16 @@ fn snapshot_counter_of(snapshot_id: &str) -> u64 {
 
 impl<E: KvEngine, A: Application> RaftSnapshotBuilder<TypeConfig> for StateMachineStore<E, A> {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        self.build()
+        // Reading and encoding the whole state is long CPU and disk work: off the async
+        // workers, which carry heartbeats and requests.
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.build())
+            .await
+            .map_err(|source| StoreError::Task {
+                what: "snapshot build",
+                source,
+            })
+            .and_then(|built| built)
             .map_err(|e| e.into_storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write))
     }
 }

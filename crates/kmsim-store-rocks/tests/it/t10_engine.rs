@@ -97,3 +97,9 @@ fn a_batch_applies_its_ops_in_order() {
     assert_eq!(e.get(b"k2").expect("get"), Some(b"again".to_vec()));
     assert_eq!(e.get(b"k3").expect("get"), None);
 }
+
+#[test]
+fn a_view_keeps_reading_the_database_as_it_was() {
+    let (_dir, engine) = fresh_engine().unwrap();
+    kmsim_store::testing::check_views(&engine).unwrap();
+}

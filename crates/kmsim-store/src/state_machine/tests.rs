@@ -2,8 +2,11 @@
 
 use std::collections::BTreeSet;
 use std::io::Cursor;
+use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::RwLock;
+use std::time::Duration;
 
 use openraft::storage::RaftLogStorage;
 use openraft::storage::RaftLogStorageExt;
@@ -14,6 +17,11 @@ use openraft::testing::membership_ent;
 use openraft::EntryPayload;
 use openraft::RaftSnapshotBuilder;
 
+use super::STORED_CHUNK_BYTES;
+use crate::codec;
+use crate::codec::SnapshotBlob;
+use crate::codec::StoredSnapshot;
+use crate::keys;
 use crate::mem_engine::MemKvEngine;
 use crate::open_stores;
 use crate::testing::CounterApp;
@@ -22,8 +30,12 @@ use crate::types::RaftRequest;
 use crate::types::TypeConfig;
 use crate::types::Vote;
 use crate::KvEngine;
+use crate::KvPair;
+use crate::KvRead;
 use crate::LogStore;
 use crate::StateMachineStore;
+use crate::StoreError;
+use crate::WriteOp;
 
 type Stores = (
     LogStore<MemKvEngine>,
@@ -220,4 +232,255 @@ async fn install_rejects_data_that_does_not_match_the_meta() {
         .await
         .expect_err("must fail");
     assert!(err.to_string().contains("does not match"), "{err}");
+}
+
+/// A [`MemKvEngine`] whose next view, once armed, stops in its first `scan` until released:
+/// a snapshot build held in the middle of reading the state.
+#[derive(Default)]
+struct GatedEngine {
+    inner: MemKvEngine,
+    /// Told when the held scan starts.
+    entered: Mutex<Option<mpsc::Sender<()>>>,
+    /// Waited on by the held scan.
+    release: Mutex<Option<mpsc::Receiver<()>>>,
+}
+
+impl GatedEngine {
+    /// Arms the gate: returns (the scan has started, let it go on).
+    fn arm(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel();
+        *self.entered.lock().expect("lock") = Some(entered_tx);
+        *self.release.lock().expect("lock") = Some(release_rx);
+        (entered_rx, release_tx)
+    }
+}
+
+struct GatedView<'a> {
+    inner: Box<dyn KvRead + 'a>,
+    engine: &'a GatedEngine,
+}
+
+impl KvRead for GatedView<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StoreError> {
+        let entered = self.engine.entered.lock().expect("lock").take();
+        if let Some(entered) = entered {
+            let _ = entered.send(());
+            let release = self.engine.release.lock().expect("lock").take();
+            if let Some(release) = release {
+                let _ = release.recv();
+            }
+        }
+        self.inner.scan(from, to, limit)
+    }
+}
+
+impl KvRead for GatedEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StoreError> {
+        self.inner.scan(from, to, limit)
+    }
+}
+
+impl KvEngine for GatedEngine {
+    fn write(&self, ops: Vec<WriteOp>, durable: bool) -> Result<(), StoreError> {
+        self.inner.write(ops, durable)
+    }
+
+    fn view(&self) -> Result<Box<dyn KvRead + '_>, StoreError> {
+        Ok(Box::new(GatedView {
+            inner: self.inner.view()?,
+            engine: self,
+        }))
+    }
+}
+
+type GatedStore = StateMachineStore<GatedEngine, CounterApp>;
+
+fn open_gated() -> (Arc<GatedEngine>, GatedStore, Arc<RwLock<CounterApp>>) {
+    let engine = Arc::new(GatedEngine::default());
+    let app = Arc::new(RwLock::new(CounterApp::new()));
+    let sm = StateMachineStore::new(Arc::clone(&engine), Arc::clone(&app)).expect("open");
+    (engine, sm, app)
+}
+
+/// Starts a build held in its first read of the state; returns it and its release.
+fn held_build(
+    engine: &GatedEngine,
+    sm: &GatedStore,
+) -> (
+    std::thread::JoinHandle<Result<crate::types::Snapshot, StoreError>>,
+    mpsc::Sender<()>,
+) {
+    let (entered, release) = engine.arm();
+    let builder = sm.clone();
+    let build = std::thread::spawn(move || builder.build());
+    entered.recv().expect("the build reads the state");
+    (build, release)
+}
+
+/// Generous bound for work that must not wait for the held build; only reached if it does.
+const MUST_NOT_WAIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn applies_and_reads_go_on_while_a_build_reads_the_state() {
+    let (engine, sm, app) = open_gated();
+    sm.apply_entries(vec![add(1, 1, b"a", 1), add(1, 2, b"b", 2)].into_iter())
+        .expect("apply");
+    let (build, release) = held_build(&engine, &sm);
+
+    // The build is inside its read of the state; an apply (which takes the application's
+    // write lock) and a read of the application both finish without it.
+    let (done_tx, done_rx) = mpsc::channel();
+    let applier = sm.clone();
+    let reader = Arc::clone(&app);
+    std::thread::spawn(move || {
+        let applied = applier.apply_entries(vec![add(1, 3, b"a", 10)].into_iter());
+        let read = reader.read().map(|a| a.counters().len()).ok();
+        let _ = done_tx.send((applied.is_ok(), read));
+    });
+    let done = done_rx.recv_timeout(MUST_NOT_WAIT);
+    release.send(()).expect("release");
+    assert_eq!(
+        done.expect("an apply and a read finished while the build was held"),
+        (true, Some(2))
+    );
+
+    // The build saw the state as it was when it started, and became the current snapshot.
+    let built = build.join().expect("build thread").expect("build");
+    assert_eq!(built.meta.last_log_id, Some(log_id(1, 1, 2)));
+    let blob: SnapshotBlob = codec::decode("blob", built.snapshot.get_ref()).expect("decode");
+    assert_eq!(blob.records.len(), 2);
+    let a = CounterApp::decode_response(&blob.records[0].1);
+    assert_eq!(a, Some(1), "the record of `a` before the apply");
+    let current = sm.current_snapshot().expect("current").expect("some");
+    assert_eq!(current.meta, built.meta);
+}
+
+#[test]
+fn a_build_never_replaces_a_newer_installed_snapshot() {
+    // A newer snapshot, built elsewhere.
+    let leader_engine = MemKvEngine::new();
+    let ((_, leader), _) = open(&leader_engine);
+    leader
+        .apply_entries((1..=9).map(|i| add(2, i, b"x", i)))
+        .expect("apply");
+    let newer = leader.build().expect("build");
+
+    let (engine, sm, _) = open_gated();
+    sm.apply_entries(vec![add(1, 1, b"a", 1)].into_iter())
+        .expect("apply");
+    let (build, release) = held_build(&engine, &sm);
+    sm.install(&newer.meta, newer.snapshot.get_ref().clone())
+        .expect("install while the build is held");
+    release.send(()).expect("release");
+    let older = build.join().expect("build thread").expect("build");
+    assert_eq!(older.meta.last_log_id, Some(log_id(1, 1, 1)));
+
+    let current = sm.current_snapshot().expect("current").expect("some");
+    assert_eq!(
+        current.meta, newer.meta,
+        "the installed snapshot stays current"
+    );
+    assert_eq!(current.snapshot.into_inner(), newer.snapshot.into_inner());
+}
+
+#[tokio::test]
+async fn a_snapshot_larger_than_a_chunk_is_stored_in_chunks_and_read_back_after_restart() {
+    let engine = MemKvEngine::new();
+    let ((_, mut sm), _) = open(&engine);
+    // 600 records with 4 KiB names: about 2.4 MiB of snapshot, three chunks.
+    let entries: Vec<Entry> = (1..=600u64)
+        .map(|i| {
+            let mut name = vec![b'n'; 4096];
+            name.extend_from_slice(&i.to_be_bytes());
+            add(1, i, &name, i)
+        })
+        .collect();
+    sm.apply(entries).await.expect("apply");
+    let built = sm.build_snapshot().await.expect("build");
+    let data = built.snapshot.into_inner();
+    assert!(data.len() > 2 * STORED_CHUNK_BYTES, "{} bytes", data.len());
+    let chunks = engine
+        .scan(keys::CHUNK_PREFIX, keys::CHUNK_END, 100)
+        .expect("scan");
+    assert_eq!(chunks.len(), data.len().div_ceil(STORED_CHUNK_BYTES));
+
+    // A second build goes to the other slot and frees the first.
+    sm.apply(vec![add(1, 601, b"more", 1)])
+        .await
+        .expect("apply");
+    let second = sm.build_snapshot().await.expect("build");
+    let second_data = second.snapshot.into_inner();
+    let stored = engine
+        .scan(keys::CHUNK_PREFIX, keys::CHUNK_END, 100)
+        .expect("scan");
+    assert_eq!(stored.len(), second_data.len().div_ceil(STORED_CHUNK_BYTES));
+    assert!(stored.iter().all(|(k, _)| k[keys::CHUNK_PREFIX.len()] == 1));
+
+    drop(sm);
+    let ((_, mut sm), _) = open(&engine);
+    let current = sm
+        .get_current_snapshot()
+        .await
+        .expect("current")
+        .expect("some snapshot");
+    assert_eq!(current.meta, second.meta);
+    assert_eq!(current.snapshot.into_inner(), second_data);
+}
+
+#[tokio::test]
+async fn a_snapshot_stored_in_one_value_moves_to_chunks_when_the_store_opens() {
+    let engine = MemKvEngine::new();
+    let ((_, mut sm), _) = open(&engine);
+    sm.apply(vec![add(1, 1, b"a", 1), add(1, 2, b"b", 2)])
+        .await
+        .expect("apply");
+    let built = sm.build_snapshot().await.expect("build");
+    drop(sm);
+    // Rewrite the store as 0.11 left it: the snapshot in one value, no head, no chunks.
+    let legacy = StoredSnapshot {
+        meta: built.meta.clone(),
+        data: built.snapshot.get_ref().clone(),
+    };
+    engine
+        .write(
+            vec![
+                WriteOp::Delete {
+                    key: keys::SNAPSHOT_HEAD.to_vec(),
+                },
+                WriteOp::DeleteRange {
+                    from: keys::CHUNK_PREFIX.to_vec(),
+                    to: keys::CHUNK_END.to_vec(),
+                },
+                WriteOp::Put {
+                    key: keys::LEGACY_SNAPSHOT.to_vec(),
+                    value: codec::encode("legacy", &legacy).expect("encode"),
+                },
+            ],
+            true,
+        )
+        .expect("write");
+
+    let ((_, mut sm), _) = open(&engine);
+    assert_eq!(engine.get(keys::LEGACY_SNAPSHOT).expect("get"), None);
+    let current = sm
+        .get_current_snapshot()
+        .await
+        .expect("current")
+        .expect("some snapshot");
+    assert_eq!(current.meta, built.meta);
+    assert_eq!(current.snapshot.into_inner(), built.snapshot.into_inner());
+    assert_eq!(
+        sm.build_snapshot().await.expect("build").meta.snapshot_id,
+        "1-2-2",
+        "the counter continues from the moved snapshot"
+    );
 }

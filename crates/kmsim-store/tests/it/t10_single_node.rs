@@ -3,9 +3,11 @@
 use kmsim_store::keys;
 use kmsim_store::testing::CounterApp;
 use kmsim_store::KvEngine;
+use kmsim_store::KvRead;
 use kmsim_store::MemKvEngine;
 use kmsim_store::RaftRequest;
 use kmsim_store::WriteOp;
+use kmsim_store::{BatchLimits, Batcher};
 
 use crate::fixtures::config;
 use crate::fixtures::initialize;
@@ -112,5 +114,63 @@ async fn snapshot_purges_the_log_and_restart_starts_from_it() {
         .await
         .expect("leader");
     assert_eq!(add(&raft, 100).await.1, Some(115));
+    raft.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_writes_each_get_their_own_answer_and_share_entries() {
+    let engine = MemKvEngine::new();
+    let (raft, app) = start_node(&engine, config()).await;
+    initialize(&raft).await;
+    let start = raft.metrics().borrow().last_log_index.unwrap_or(0);
+    let batcher = Batcher::spawn(
+        raft.clone(),
+        BatchLimits {
+            max_commands: 64,
+            max_bytes: 1 << 20,
+            in_flight: 2,
+        },
+    );
+    // 300 writers at once, each adding its own amount to its own counter and one to a shared
+    // counter; one payload starts with the batch marker itself.
+    let writes = (0..300u64).map(|i| {
+        let batcher = batcher.clone();
+        async move {
+            let name = if i == 7 {
+                vec![kmsim_store::batch::BATCH_MARKER, b'x']
+            } else {
+                format!("c{i}").into_bytes()
+            };
+            let own = batcher
+                .write(CounterApp::command(&name, i + 1))
+                .await
+                .expect("write");
+            let shared = batcher
+                .write(CounterApp::command(b"shared", 1))
+                .await
+                .expect("write");
+            (i, name, own, shared)
+        }
+    });
+    let results = futures::future::join_all(writes).await;
+    let mut shared_sums = Vec::new();
+    for (i, name, own, shared) in &results {
+        assert_eq!(
+            CounterApp::decode_response(&own.response),
+            Some(i + 1),
+            "writer {i}"
+        );
+        assert_eq!(app.read().expect("app lock").get(name), Some(i + 1));
+        shared_sums.push(CounterApp::decode_response(&shared.response).expect("sum"));
+    }
+    // Every shared increment saw a different sum: applied once each, in some order.
+    shared_sums.sort_unstable();
+    assert_eq!(shared_sums, (1..=300).collect::<Vec<u64>>());
+    let end = raft.metrics().borrow().last_log_index.unwrap_or(0);
+    assert!(
+        end - start < 300,
+        "600 writes took {} entries: none were batched",
+        end - start
+    );
     raft.shutdown().await.expect("shutdown");
 }
