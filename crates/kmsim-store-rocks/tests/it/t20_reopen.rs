@@ -6,6 +6,7 @@ use std::sync::RwLock;
 use kmsim_store::open_stores;
 use kmsim_store::testing::CounterApp;
 use kmsim_store::KvEngine;
+use kmsim_store::KvRead;
 use kmsim_store::RaftRequest;
 use kmsim_store::TypeConfig;
 use kmsim_store::WriteOp;
