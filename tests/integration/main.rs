@@ -17,6 +17,7 @@ mod t25_key_types;
 mod t26_rotation;
 mod t27_import;
 mod t28_grants;
+mod t29_material_cache;
 mod t30_api_edges;
 mod t40_aws_sdk;
 mod t41_aws_json_edges;
