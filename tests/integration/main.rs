@@ -1,8 +1,9 @@
 //! Integration tests: real `kmsim node` processes (started by the real launcher), real
 //! RocksDB, real gRPC, on 127.0.0.1 ports chosen by the OS. Modules are numbered by band:
-//! `t10_` basics, `t20_` lifecycle (`t25_`–`t28_` key types, rotation, import, grants), `t30_`
-//! API edges, `t40_` the AWS JSON endpoint with real AWS clients, `t50_` faults, `t60_`
-//! security, `t70_` multi-Region keys, `t80_` hostile clients and peers.
+//! `t10_` basics, `t20_` lifecycle (`t25_`–`t29_` key types, rotation, import, grants, the
+//! material cache), `t30_` API edges, `t40_` the AWS JSON endpoint with real AWS clients,
+//! `t50_` faults (`t51_` process control), `t60_` security, `t70_` multi-Region keys, `t80_`
+//! hostile clients and peers.
 
 // Test code may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
