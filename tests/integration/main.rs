@@ -1,8 +1,9 @@
 //! Integration tests: real `kmsim node` processes (started by the real launcher), real
 //! RocksDB, real gRPC, on 127.0.0.1 ports chosen by the OS. Modules are numbered by band:
-//! `t10_` basics, `t20_` lifecycle (`t25_`–`t28_` key types, rotation, import, grants), `t30_`
-//! API edges, `t40_` the AWS JSON endpoint with real AWS clients, `t50_` faults, `t60_`
-//! security, `t70_` multi-Region keys, `t80_` hostile clients and peers.
+//! `t10_` basics, `t20_` lifecycle (`t25_`–`t29_` key types, rotation, import, grants, the
+//! material cache), `t30_` API edges, `t40_` the AWS JSON endpoint with real AWS clients,
+//! `t50_` faults (`t51_` process control), `t60_` security, `t70_` multi-Region keys, `t80_`
+//! hostile clients and peers.
 
 // Test code may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -17,12 +18,14 @@ mod t25_key_types;
 mod t26_rotation;
 mod t27_import;
 mod t28_grants;
+mod t29_material_cache;
 mod t30_api_edges;
 mod t40_aws_sdk;
 mod t41_aws_json_edges;
 mod t42_aws_sdk_key_types;
 mod t45_bench;
 mod t50_faults;
+mod t51_process_control;
 mod t55_snapshots;
 mod t60_security;
 mod t61_limits;

@@ -84,6 +84,8 @@ impl AdminService for AdminServiceImpl {
             clock_now: self.api.clock.now_secs(),
             clock_offset_ms: self.api.clock.offset_ms(),
             key_count,
+            material_cache_keys: self.api.materials.len() as u64,
+            material_cache_capacity: self.api.materials.capacity() as u64,
         }))
     }
 

@@ -74,6 +74,7 @@ impl Region {
             sync: Default::default(),
             audit: Default::default(),
             limits: Default::default(),
+            caches: Default::default(),
             tls: None,
             regions: vec![RegionConfig {
                 name: "us-east-1".into(),

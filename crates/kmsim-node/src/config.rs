@@ -82,6 +82,9 @@ pub struct Topology {
     /// Resource limits of the AWS JSON endpoint (nodes and gateway).
     #[serde(default, skip_serializing_if = "EndpointLimits::is_default")]
     pub limits: EndpointLimits,
+    /// Sizes of every node's in-memory caches.
+    #[serde(default, skip_serializing_if = "CacheSettings::is_default")]
+    pub caches: CacheSettings,
     /// Transport security: mutual TLS on every gRPC link, admission by certificate identity,
     /// HTTPS for the AWS endpoints on request (`crate::tls`). Without it every link is
     /// plaintext and every service admits anyone: for hand-written single-node topologies only;
@@ -157,6 +160,36 @@ fn default_body_read_timeout() -> u64 {
 
 fn default_idle_timeout() -> u64 {
     60_000
+}
+
+/// The `[caches]` table: how much each node keeps in memory, whatever the number of keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Keys whose unwrapped material (every version in use) a node keeps in memory, least
+    /// recently used evicted first (default 10000; at least 1). A key not held is unwrapped
+    /// again on its next use: one AES-GCM open, plus parsing for an asymmetric key.
+    #[serde(default = "default_material_keys")]
+    pub material_keys: usize,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            material_keys: default_material_keys(),
+        }
+    }
+}
+
+impl CacheSettings {
+    /// True for the defaults (the table is then left out of a written topology).
+    pub fn is_default(&self) -> bool {
+        *self == CacheSettings::default()
+    }
+}
+
+fn default_material_keys() -> usize {
+    10_000
 }
 
 /// The `[audit]` table: retention of the Region's replicated log and of every node's call log.
@@ -515,6 +548,9 @@ impl Topology {
                     .into(),
             );
         }
+        if self.caches.material_keys == 0 {
+            return bad("caches: material_keys must be at least 1".into());
+        }
         if self.sync.session_key_ms < MIN_SESSION_KEY_MS {
             // A request must reach its node while the key it was sealed to is still held.
             return bad(format!(
@@ -778,6 +814,23 @@ session_token = "tok"
             "idle_timeout_ms = 10",
             "bogus = 1",
         ] {
+            assert!(Topology::parse(&with(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn material_cache_size_defaults_to_ten_thousand_keys_and_refuses_zero() {
+        let t = Topology::parse(SAMPLE).unwrap();
+        assert_eq!(t.caches.material_keys, 10_000);
+        assert!(
+            !t.to_toml().contains("[caches]"),
+            "defaults are not written"
+        );
+        let with = |table: &str| format!("{SAMPLE}\n[caches]\n{table}\n");
+        let t = Topology::parse(&with("material_keys = 4")).unwrap();
+        assert_eq!(t.caches.material_keys, 4);
+        assert_eq!(Topology::parse(&t.to_toml()).unwrap(), t);
+        for bad in ["material_keys = 0", "material_keys = -1", "bogus = 1"] {
             assert!(Topology::parse(&with(bad)).is_err(), "{bad}");
         }
     }

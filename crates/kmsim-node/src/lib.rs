@@ -9,7 +9,8 @@
 //! by concurrent reads that must not be stale), [`network`] (Raft client), [`app`] (state
 //! machine bridge), [`material`] (unwrapped key cache), [`clock`], [`entropy`], [`backoff`]
 //! (jittered retry delays), [`faults`] (injected link faults), [`lifecycle`] (deletion windows,
-//! automatic rotation, expiry of imported material), [`sync`] (the synchronizer).
+//! automatic rotation, expiry of imported material), [`sync`] (the synchronizer), [`lock_file`]
+//! (waiting, at start-up, for a previous process's lock on the data directory).
 //!
 //! This crate is generic over `kmsim_store::KvEngine`; it never links RocksDB and never parses
 //! command-line flags or installs a tracing subscriber (the binary does).
@@ -29,6 +30,7 @@ pub mod key_files;
 pub mod kms;
 pub mod kms_service;
 pub mod lifecycle;
+pub mod lock_file;
 pub mod material;
 pub mod network;
 pub mod node;

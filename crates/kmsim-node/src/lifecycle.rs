@@ -33,13 +33,9 @@ pub async fn run(api: Arc<KmsApi>, raft: kmsim_store::Raft, mut shutdown: watch:
         let now_ms = api.clock.now_ms();
         for key_id in api.read(|s| s.expired_keys(now_ms)) {
             tracing::info!(key_id = %key_id, "deleting key at the end of its waiting period");
-            let cmd = Command::DeleteExpiredKey {
-                key_id: key_id.clone(),
-                now_ms,
-            };
-            if propose(&api, &cmd, "key deletion").await {
-                api.materials.forget(&key_id);
-            }
+            let cmd = Command::DeleteExpiredKey { key_id, now_ms };
+            // Every node evicts the key's material when it applies the deletion (`app.rs`).
+            propose(&api, &cmd, "key deletion").await;
         }
         for (key_id, _) in api.read(|s| s.due_rotations(now_ms)) {
             let Some(key) = api.read(|s| s.key(&key_id)) else {
@@ -59,13 +55,11 @@ pub async fn run(api: Arc<KmsApi>, raft: kmsim_store::Raft, mut shutdown: watch:
         for (key_id, material_id) in api.read(|s| s.expired_imports(now_ms)) {
             tracing::info!(key_id = %key_id, "imported key material expired");
             let cmd = Command::DeleteImportedMaterial {
-                key_id: key_id.clone(),
+                key_id,
                 material_id: Some(material_id),
                 expired_at_ms: Some(now_ms),
             };
-            if propose(&api, &cmd, "material expiry").await {
-                api.materials.forget(&key_id);
-            }
+            propose(&api, &cmd, "material expiry").await;
         }
     }
 }

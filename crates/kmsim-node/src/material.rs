@@ -4,10 +4,16 @@
 //! Material is stored wrapped under the Region's domain key everywhere (Raft log, RocksDB,
 //! snapshots); a node unwraps a version the first time it needs it, parses it for its key
 //! family (an AES key, an HMAC key, or a parsed RSA/ECC private key, so the hot path never
-//! re-parses DER) and keeps it in memory only.
+//! re-parses DER) and keeps it in memory only, in a least-recently-used cache of a configured
+//! number of keys (`[caches] material_keys`). Every node evicts a key's material when an
+//! applied command takes material away from it (the key deleted, imported material deleted or
+//! expired, versions dropped by a synchronization): see `app.rs`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
 
 use kmsim_core::ids::{KeyId, Scope};
 use kmsim_core::key::{KeyFamily, KeyRecord, KeySpec};
@@ -71,21 +77,49 @@ pub fn parse_material(spec: KeySpec, raw: &[u8]) -> Result<Unwrapped, String> {
     }
 }
 
-/// Unwrapped material by key, then version; and the Region's domain key for wrapping.
+/// Unwrapped material by key, then version, for at most a configured number of keys; and the
+/// Region's domain key for wrapping.
 pub struct MaterialCache {
     domain: DomainKey,
     scope: Scope,
-    cache: RwLock<HashMap<KeyId, HashMap<u32, Arc<Unwrapped>>>>,
+    /// A mutex, not a read-write lock: a hit moves the key to the front. It is held only for a
+    /// lookup or an insert, never while material is unwrapped or used.
+    cache: Mutex<LruCache<KeyId, HashMap<u32, Arc<Unwrapped>>>>,
 }
 
 impl MaterialCache {
-    /// A cache that unwraps with this Region's domain key.
-    pub fn new(domain: DomainKey, scope: Scope) -> MaterialCache {
+    /// A cache that unwraps with this Region's domain key and holds the material of at most
+    /// `capacity` keys (the least recently used is evicted first).
+    pub fn new(domain: DomainKey, scope: Scope, capacity: NonZeroUsize) -> MaterialCache {
         MaterialCache {
             domain,
             scope,
-            cache: RwLock::new(HashMap::new()),
+            cache: Mutex::new(LruCache::new(capacity)),
         }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, LruCache<KeyId, HashMap<u32, Arc<Unwrapped>>>> {
+        self.cache.lock().expect("invariant: lock not poisoned")
+    }
+
+    /// How many keys have material in the cache now.
+    pub fn len(&self) -> usize {
+        self.cache().len()
+    }
+
+    /// True when no key has material in the cache.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most keys the cache holds.
+    pub fn capacity(&self) -> usize {
+        self.cap().get()
+    }
+
+    /// True when the cache holds material of `key_id`.
+    pub fn holds(&self, key_id: &KeyId) -> bool {
+        self.cache().contains(key_id)
     }
 
     fn aad<'a>(&'a self, purpose: &'a str, key_id: &'a str, version: u32) -> WrapAad<'a> {
@@ -149,11 +183,9 @@ impl MaterialCache {
                 key.key_id
             ))
         })?;
-        // The hot path: a read lock and two lookups, no allocation.
+        // The hot path: one short lock and two lookups, no allocation.
         if let Some(found) = self
-            .cache
-            .read()
-            .expect("invariant: lock not poisoned")
+            .cache()
             .get(&key.key_id)
             .and_then(|versions| versions.get(&version))
         {
@@ -174,12 +206,22 @@ impl MaterialCache {
             tracing::error!(key_id = %key.key_id, version, "stored key material does not parse");
             KmsError::Internal(format!("stored key material is unusable: {e}"))
         })?);
-        self.cache
-            .write()
-            .expect("invariant: lock not poisoned")
-            .entry(key.key_id.clone())
-            .or_default()
-            .insert(version, material.clone());
+        // Inserting may evict the least recently used key: its material is dropped (and wiped,
+        // once no call still uses it) after the lock is released.
+        let evicted = {
+            let mut cache = self.cache();
+            match cache.get_mut(&key.key_id) {
+                Some(versions) => {
+                    versions.insert(version, material.clone());
+                    None
+                }
+                None => cache.push(
+                    key.key_id.clone(),
+                    HashMap::from([(version, material.clone())]),
+                ),
+            }
+        };
+        drop(evicted);
         Ok(material)
     }
 
@@ -198,11 +240,139 @@ impl MaterialCache {
         .map_err(|_| KmsError::Internal("stored key material could not be unwrapped".into()))
     }
 
-    /// Drops the cached material of a key (deleted, or its imported material deleted).
+    /// Drops every key's material (the state was replaced whole, by a snapshot).
+    pub fn clear(&self) {
+        let empty = LruCache::new(self.cap());
+        let gone = std::mem::replace(&mut *self.cache(), empty);
+        drop(gone);
+    }
+
+    fn cap(&self) -> NonZeroUsize {
+        self.cache().cap()
+    }
+
+    /// Drops the cached material of a key (deleted, or some of its material deleted). Called on
+    /// every node when such a command is applied.
     pub fn forget(&self, key_id: &KeyId) {
-        self.cache
-            .write()
-            .expect("invariant: lock not poisoned")
-            .remove(key_id);
+        // Dropped after the lock is released.
+        let gone = self.cache().pop(key_id);
+        drop(gone);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kmsim_core::ids::{AccountId, Partition, Region};
+    use kmsim_core::key::{
+        KeyState, KeyUsage, Origin, RegionalMaterial, RegionalProps, RotationConfig, SharedProps,
+        SyncBook,
+    };
+
+    use super::*;
+
+    fn cache(capacity: usize) -> MaterialCache {
+        let scope = Scope {
+            partition: Partition::parse("aws").unwrap(),
+            region: Region::parse("us-east-1").unwrap(),
+            account: AccountId::parse("111122223333").unwrap(),
+        };
+        MaterialCache::new(
+            DomainKey::generate(&mut rand::rngs::OsRng),
+            scope,
+            NonZeroUsize::new(capacity).unwrap(),
+        )
+    }
+
+    /// A symmetric key `n` with material versions `versions`, wrapped by `cache`.
+    fn key(cache: &MaterialCache, n: u8, versions: &[u32]) -> KeyRecord {
+        let key_id = KeyId::single_region_from_bytes([n; 16]);
+        let materials = versions
+            .iter()
+            .map(|v| {
+                let wrapped = cache.wrap(&key_id, *v, &[n; 32], &Entropy);
+                (
+                    *v,
+                    RegionalMaterial {
+                        wrapped,
+                        import: None,
+                    },
+                )
+            })
+            .collect::<BTreeMap<_, _>>();
+        KeyRecord {
+            key_id,
+            shared: SharedProps {
+                key_spec: KeySpec::SymmetricDefault,
+                key_usage: KeyUsage::EncryptDecrypt,
+                origin: Origin::AwsKms,
+                mrk: None,
+                materials: Vec::new(),
+                current_version: versions.last().copied(),
+                public_key: None,
+                rotation: RotationConfig::default(),
+            },
+            regional: RegionalProps {
+                creation_ms: 0,
+                description: String::new(),
+                state: KeyState::Enabled,
+                deletion_ms: None,
+                pending_window_days: None,
+                policy: String::new(),
+                tags: Vec::new(),
+                materials,
+                sync: SyncBook::default(),
+            },
+        }
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_its_capacity_and_evicts_the_least_recently_used_key() {
+        let c = cache(2);
+        assert_eq!((c.len(), c.capacity()), (0, 2));
+        let (a, b, d) = (key(&c, 1, &[1, 2]), key(&c, 2, &[1]), key(&c, 3, &[1]));
+        // Two versions of one key count as one key.
+        c.get(&a, 1).unwrap();
+        c.get(&a, 2).unwrap();
+        c.get(&b, 1).unwrap();
+        assert_eq!(c.len(), 2);
+        // Using `a` makes `b` the least recently used: `d` evicts it.
+        c.get(&a, 1).unwrap();
+        c.get(&d, 1).unwrap();
+        assert_eq!(c.len(), 2);
+        assert!(c.holds(&a.key_id) && c.holds(&d.key_id) && !c.holds(&b.key_id));
+        // An evicted key is unwrapped again, to the same material.
+        let Unwrapped::Aes(again) = &*c.get(&b, 1).unwrap() else {
+            panic!("symmetric material");
+        };
+        assert_eq!(again.expose(), &[2; 32]);
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn forget_and_clear_drop_cached_material() {
+        let c = cache(10);
+        let (a, b) = (key(&c, 1, &[1]), key(&c, 2, &[1]));
+        let held = c.get(&a, 1).unwrap();
+        c.get(&b, 1).unwrap();
+        c.forget(&a.key_id);
+        assert!(!c.holds(&a.key_id) && c.holds(&b.key_id));
+        assert_eq!(c.len(), 1);
+        // A call still using the material keeps its own reference; the cache no longer does.
+        assert_eq!(Arc::strong_count(&held), 1);
+        c.clear();
+        assert!(c.is_empty());
+        assert_eq!(c.capacity(), 10);
+    }
+
+    #[test]
+    fn a_version_the_key_no_longer_holds_is_never_served_from_the_cache() {
+        let c = cache(10);
+        let a = key(&c, 1, &[1]);
+        c.get(&a, 1).unwrap();
+        let mut deleted = a.clone();
+        deleted.regional.materials.clear();
+        assert!(c.get(&deleted, 1).is_err());
     }
 }

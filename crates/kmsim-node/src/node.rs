@@ -118,10 +118,14 @@ pub async fn run_node_with_key<E: KvEngine>(
         .map_err(|e| NodeError::Config(e.to_string()))?;
 
     let clock = SimClock::new();
+    let material_keys = std::num::NonZeroUsize::new(topology.caches.material_keys)
+        .ok_or_else(|| NodeError::Config("caches: material_keys must be at least 1".into()))?;
+    let materials = Arc::new(MaterialCache::new(domain, scope.clone(), material_keys));
     let app = Arc::new(RwLock::new(KmsApp::new(
         scope.clone(),
         clock.clone(),
         topology.audit.region_retention_events,
+        materials.clone(),
     )));
     let (log_store, state_machine) =
         open_stores(engine, app.clone()).map_err(|e| NodeError::Store(e.to_string()))?;
@@ -164,7 +168,6 @@ pub async fn run_node_with_key<E: KvEngine>(
         faults.clone(),
         dialer.clone(),
     ));
-    let materials = Arc::new(MaterialCache::new(domain, scope.clone()));
     // The synchronizer, when this Region has a transport key (single-Region topologies and
     // hand-written ones may go without).
     let sync_identity = match &region_cfg.transport_key_file {

@@ -313,6 +313,7 @@ impl ClusterDir {
             sync: SyncTiming::default(),
             audit: kmsim_node::config::AuditSettings::default(),
             limits: kmsim_node::config::EndpointLimits::default(),
+            caches: kmsim_node::config::CacheSettings::default(),
             tls: Some(tls),
             regions: region_cfgs,
         };

@@ -129,6 +129,12 @@ fn is_our_node(pid: u32, dir: &ClusterDir, n: &NodeName) -> bool {
             .any(|w| w[0] == "--id" && w[1] == n.id.to_string())
 }
 
+/// How long `kmsim node kill`, `chaos kill-region` and a restart wait for a SIGKILLed node to
+/// exit. A SIGKILLed process is gone within milliseconds unless a thread is stuck in the kernel
+/// (a RocksDB background thread in the middle of a large write or fsync): then we wait for it,
+/// since until it has exited the process still holds its RocksDB lock.
+pub const KILL_WAIT: Duration = Duration::from_secs(30);
+
 /// Sends `sig` to a node's process and waits until it is gone (up to `wait`); removes the PID file.
 /// Returns false if the node was not running.
 pub fn signal_node(
@@ -141,45 +147,104 @@ pub fn signal_node(
         let _ = std::fs::remove_file(dir.pid_path(n));
         return Ok(false);
     };
-    signal_and_wait(pid, sig, wait, &n.to_string())?;
+    signal_and_wait(pid, sig, wait, &format!("node {n}"))?;
     let _ = std::fs::remove_file(dir.pid_path(n));
     Ok(true)
+}
+
+/// SIGKILLs every node of `names` at once, then waits (up to `wait` in all) until each process
+/// has exited, every thread of it ([`is_alive`]). Returns, per node, whether it was running.
+/// Fails naming the first node (and its pid) still not gone when the wait ends.
+pub fn kill_nodes(
+    dir: &ClusterDir,
+    names: &[NodeName],
+    wait: Duration,
+) -> Result<Vec<(NodeName, bool)>, ClusterError> {
+    let mut out = Vec::new();
+    let mut signalled = Vec::new();
+    for n in names {
+        match running_pid(dir, n) {
+            Some(pid) => {
+                kill(Pid::from_raw(pid as i32), Signal::SIGKILL).map_err(|e| {
+                    ClusterError::Invalid(format!("signal node {n} (pid {pid}): {e}"))
+                })?;
+                signalled.push((n, pid));
+                out.push((n.clone(), true));
+            }
+            None => out.push((n.clone(), false)),
+        }
+    }
+    let deadline = Instant::now() + wait;
+    for (n, pid) in signalled {
+        wait_gone(pid, deadline, || {
+            format!("node {n} (pid {pid}) has not exited {wait:?} after SIGKILL")
+        })?;
+        let _ = std::fs::remove_file(dir.pid_path(n));
+    }
+    for (n, running) in &out {
+        if !running {
+            let _ = std::fs::remove_file(dir.pid_path(n));
+        }
+    }
+    Ok(out)
 }
 
 /// Sends `sig` to `pid` and waits (up to `wait`) until it is gone.
 fn signal_and_wait(pid: u32, sig: Signal, wait: Duration, what: &str) -> Result<(), ClusterError> {
     kill(Pid::from_raw(pid as i32), sig)
         .map_err(|e| ClusterError::Invalid(format!("signal {what} (pid {pid}): {e}")))?;
-    let deadline = Instant::now() + wait;
-    while is_alive(pid) {
-        if Instant::now() > deadline {
-            return Err(ClusterError::Invalid(format!(
-                "{what} (pid {pid}) did not stop within {wait:?}"
-            )));
-        }
+    wait_gone(pid, Instant::now() + wait, || {
+        format!("{what} (pid {pid}) has not exited {wait:?} after {sig}")
+    })
+}
+
+/// Polls until `pid` is gone ([`is_alive`] false), reaping it if it is our child; fails with
+/// `timeout_message()` at `deadline`.
+fn wait_gone(
+    pid: u32,
+    deadline: Instant,
+    timeout_message: impl Fn() -> String,
+) -> Result<(), ClusterError> {
+    loop {
         reap(pid);
+        if !is_alive(pid) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(ClusterError::Invalid(timeout_message()));
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(())
 }
 
 /// Stops a node: SIGTERM, then SIGKILL if it does not stop within 10 s.
 pub fn stop_node(dir: &ClusterDir, n: &NodeName) -> Result<bool, ClusterError> {
     match signal_node(dir, n, Signal::SIGTERM, Duration::from_secs(10)) {
         Ok(stopped) => Ok(stopped),
-        Err(_) => signal_node(dir, n, Signal::SIGKILL, Duration::from_secs(5)),
+        Err(_) => signal_node(dir, n, Signal::SIGKILL, KILL_WAIT),
     }
 }
 
-/// True while `pid` runs; a zombie (exited, not yet reaped) counts as gone.
+/// True while any thread of `pid` is still running. A process is gone only when /proc/PID is,
+/// or when every entry of /proc/PID/task is gone or a zombie: after SIGKILL the thread-group
+/// leader turns zombie first while other threads (RocksDB's background threads in the middle of
+/// I/O) are still exiting, and the process's files, with the fcntl lock on RocksDB's `LOCK`,
+/// are closed only when its last thread exits. A zombie (exited, not yet reaped) counts as gone.
 pub fn is_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        // A thread whose entry vanished meanwhile has exited.
+        std::fs::read_to_string(task.path().join("stat"))
+            .is_ok_and(|stat| stat_state(&stat).is_some_and(|s| !matches!(s, 'Z' | 'X' | 'x')))
+    })
+}
+
+/// The state letter of a `/proc/…/stat` line (after the command name, which may itself hold
+/// parentheses and spaces).
+fn stat_state(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 /// Reaps a child of this process that has exited (no effect on processes we did not start).
@@ -188,4 +253,24 @@ fn reap(pid: u32) {
         Pid::from_raw(pid as i32),
         Some(nix::sys::wait::WaitPidFlag::WNOHANG),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_letter_follows_the_last_parenthesis() {
+        assert_eq!(stat_state("42 (kmsim) S 1 42 42"), Some('S'));
+        assert_eq!(stat_state("42 (a) Z (b)) Z 1"), Some('Z'));
+        assert_eq!(stat_state("42 (rocksdb:low) D 1"), Some('D'));
+        assert_eq!(stat_state("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_an_unused_pid_is_not() {
+        assert!(is_alive(std::process::id()));
+        // Above the kernel's largest pid_max: never a process.
+        assert!(!is_alive(u32::MAX / 2));
+    }
 }

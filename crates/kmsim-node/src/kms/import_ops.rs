@@ -309,8 +309,8 @@ impl KmsApi {
                 expired_at_ms: None,
             })
             .await?;
-        // The deleted material must not linger unwrapped in this node's memory.
-        self.materials.forget(&key.key_id);
+        // Every node, this one included, evicts the deleted material from its cache when it
+        // applies the command (`app.rs`).
         Ok(pb::DeleteImportedKeyMaterialResponse {
             key_id: Some(self.arn(&key)),
             key_material_id: deleted,

@@ -13,8 +13,7 @@ use kmsim_proto::admin::v1::{
 };
 use kmsim_sim::bench::parse_duration;
 use kmsim_sim::cluster::{ClusterDir, NodeName};
-use kmsim_sim::process::signal_node;
-use nix::sys::signal::Signal;
+use kmsim_sim::process::{kill_nodes, KILL_WAIT};
 
 /// Changes, at run time, how the links between nodes behave: delay, jitter, loss, partition.
 /// Every node applies the profile of each of its outgoing links to every message it sends on
@@ -65,13 +64,16 @@ enum ChaosAction {
     },
     /// Removes every fault from every node.
     Heal,
-    /// SIGKILLs every node of a Region (their data dirs are kept).
+    /// SIGKILLs every node of a Region (their data dirs are kept) and returns once every
+    /// thread of each has exited, so their RocksDB locks are free (at most 30 s, then fails
+    /// naming the node and pid still running).
     KillRegion {
         /// The Region.
         region: String,
     },
-    /// Starts every node of a Region again and waits until each answers and the Region has
-    /// elected a leader (at most 30 s).
+    /// Starts every node of a Region again and waits until each answers (a node first waits up
+    /// to KMSIM_LOCK_WAIT, default 10s, for a predecessor to release its RocksDB lock) and the
+    /// Region has elected a leader (at most 30 s).
     RestartRegion {
         /// The Region.
         region: String,
@@ -155,8 +157,8 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
     }
     match &a.action {
         ChaosAction::KillRegion { region } => {
-            for n in side(region)? {
-                if signal_node(&dir, &n, Signal::SIGKILL, Duration::from_secs(5))? {
+            for (n, was_running) in kill_nodes(&dir, &side(region)?, KILL_WAIT)? {
+                if was_running {
                     outln!("killed {n}");
                 } else {
                     outln!("{n} was not running");

@@ -10,9 +10,10 @@ use clap::{Args, Subcommand};
 use nix::sys::signal::Signal;
 
 use kmsim_node::config::Topology;
+use kmsim_sim::bench::parse_duration;
 use kmsim_sim::cluster::{ClusterDir, NodeName};
 use kmsim_sim::health::node_status;
-use kmsim_sim::process::{running_pid, signal_node, start_node};
+use kmsim_sim::process::{is_alive, running_pid, signal_node, start_node, KILL_WAIT};
 use kmsim_store_rocks::RocksKvEngine;
 
 use super::DataDirArg;
@@ -20,8 +21,9 @@ use super::DataDirArg;
 /// Runs one Raft member of one Region. Reads the topology file, opens (or creates) the node's
 /// RocksDB data directory and serves the KMS, Raft and admin gRPC services on the node's
 /// `listen` address, and the KMS API as AWS JSON 1.1 (SigV4) on its `aws_listen` address, until
-/// SIGTERM or Ctrl-C. Logs go to stderr (`KMSIM_LOG` sets the filter,
-/// default `info`).
+/// SIGTERM or Ctrl-C. If another process still holds the data directory's RocksDB lock (a
+/// killed predecessor still exiting), it waits up to `--lock-wait` for it first. Logs go to
+/// stderr (`KMSIM_LOG` sets the filter, default `info`).
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct NodeArgs {
@@ -36,18 +38,45 @@ pub struct NodeArgs {
     /// This node's Raft id within the Region.
     #[arg(long)]
     id: Option<u64>,
+    /// How long to wait at start-up for another process to release the RocksDB lock of this
+    /// node's data directory (`<data_dir>/LOCK`) before failing with the holder's pid, e.g.
+    /// 500ms, 10s [default: KMSIM_LOCK_WAIT, else 10s]. Nodes started by `kmsim up`, `node
+    /// restart` and `chaos restart-region` inherit KMSIM_LOCK_WAIT.
+    #[arg(long, value_parser = parse_duration)]
+    lock_wait: Option<Duration>,
+}
+
+/// How long a starting node waits for its RocksDB lock unless told otherwise.
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// `--lock-wait`, else KMSIM_LOCK_WAIT, else [`DEFAULT_LOCK_WAIT`]. (Not clap's `env`: a value
+/// from the environment would count as given and conflict with the `kill`/`restart`
+/// subcommands, whose nodes inherit the variable.)
+fn lock_wait(flag: Option<Duration>) -> anyhow::Result<Duration> {
+    if let Some(d) = flag {
+        return Ok(d);
+    }
+    match std::env::var("KMSIM_LOCK_WAIT") {
+        Ok(v) => parse_duration(&v).map_err(|e| anyhow::anyhow!("KMSIM_LOCK_WAIT: {e}")),
+        Err(_) => Ok(DEFAULT_LOCK_WAIT),
+    }
 }
 
 #[derive(Subcommand)]
 enum NodeAction {
-    /// SIGKILL one node of a cluster started by `kmsim up` (its data directory is kept).
+    /// SIGKILL one node of a cluster started by `kmsim up` (its data directory is kept) and
+    /// return once every thread of it has exited, so its RocksDB lock is free (at most 30 s,
+    /// then fail naming the node and pid).
     Kill {
         /// The node, as REGION/ID (e.g. us-east-1/2).
         node: String,
         #[command(flatten)]
         dir: DataDirArg,
     },
-    /// Start one node again (SIGKILL first if it is still running) and wait until it answers.
+    /// Start one node again (SIGKILL first if it is still running, waiting until it has exited)
+    /// and wait until it answers (at most its lock wait + 30 s; fails at once, with the end of
+    /// its log, if the node exits first). The node waits up to KMSIM_LOCK_WAIT (default 10s)
+    /// for its RocksDB lock.
     Restart {
         /// The node, as REGION/ID (e.g. us-east-1/2).
         node: String,
@@ -62,7 +91,7 @@ pub fn run(a: NodeArgs) -> anyhow::Result<ExitCode> {
         Some(NodeAction::Kill { node, dir }) => {
             let name = NodeName::parse(&node)?;
             let cluster = ClusterDir::new(&dir.data_dir);
-            if signal_node(&cluster, &name, Signal::SIGKILL, Duration::from_secs(5))? {
+            if signal_node(&cluster, &name, Signal::SIGKILL, KILL_WAIT)? {
                 outln!("killed {name}");
                 Ok(ExitCode::SUCCESS)
             } else {
@@ -74,7 +103,7 @@ pub fn run(a: NodeArgs) -> anyhow::Result<ExitCode> {
             let topology = a.topology.context("--topology is required to run a node")?;
             let region = a.region.context("--region is required to run a node")?;
             let id = a.id.context("--id is required to run a node")?;
-            serve(topology, region, id)
+            serve(topology, region, id, lock_wait(a.lock_wait)?)
         }
     }
 }
@@ -98,38 +127,66 @@ pub fn restart_nodes(cluster: &ClusterDir, names: &[NodeName]) -> anyhow::Result
             .map(|(_, e)| e.clone())
             .with_context(|| format!("{name} is not in the topology"))?;
         if running_pid(cluster, name).is_some() {
-            signal_node(cluster, name, Signal::SIGKILL, Duration::from_secs(5))?;
+            signal_node(cluster, name, Signal::SIGKILL, KILL_WAIT)?;
         }
         let pid = start_node(&exe, cluster, name)?;
         started.push((name, entry.advertise_addr(), pid));
     }
     let rt = super::runtime()?;
     let dialer = cluster.operator_dialer()?;
+    // A node may first wait for its lock (it inherits KMSIM_LOCK_WAIT), then needs to start.
+    let answer_wait = lock_wait(None)? + Duration::from_secs(30);
     for (name, addr, pid) in started {
         let up = rt.block_on(async {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            let deadline = tokio::time::Instant::now() + answer_wait;
             while tokio::time::Instant::now() < deadline {
                 if node_status(&dialer, &addr, Duration::from_millis(500))
                     .await
                     .is_some()
                 {
-                    return true;
+                    return Some(true);
+                }
+                if !is_alive(pid) {
+                    return Some(false);
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            false
+            None
         });
-        anyhow::ensure!(
-            up,
-            "{name} (pid {pid}) did not answer within 30 s; see {}",
-            cluster.log_path(name).display()
-        );
+        let log = cluster.log_path(name);
+        match up {
+            Some(true) => {}
+            Some(false) => anyhow::bail!(
+                "{name} (pid {pid}) exited before answering; the end of {}:\n{}",
+                log.display(),
+                log_tail(&log, 5)
+            ),
+            None => anyhow::bail!(
+                "{name} (pid {pid}) did not answer within {answer_wait:?}; see {}",
+                log.display()
+            ),
+        }
         outln!("restarted {name} (pid {pid})");
     }
     Ok(())
 }
 
-fn serve(topology_path: PathBuf, region: String, id: u64) -> anyhow::Result<ExitCode> {
+/// The last `lines` lines of a node's log (for an error message).
+fn log_tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The file RocksDB locks in a database directory.
+const ROCKSDB_LOCK_FILE: &str = "LOCK";
+
+fn serve(
+    topology_path: PathBuf,
+    region: String,
+    id: u64,
+    lock_wait: Duration,
+) -> anyhow::Result<ExitCode> {
     super::init_logging();
     let topology = Topology::load(&topology_path)?;
     let entry = topology
@@ -138,6 +195,12 @@ fn serve(topology_path: PathBuf, region: String, id: u64) -> anyhow::Result<Exit
         .with_context(|| format!("node {region}/{id} is not in {}", topology_path.display()))?;
     std::fs::create_dir_all(&entry.data_dir)
         .with_context(|| format!("create data dir {}", entry.data_dir.display()))?;
+    // A predecessor killed a moment ago may still be exiting with the lock held.
+    kmsim_node::lock_file::wait_for_lock(
+        &entry.data_dir.join(ROCKSDB_LOCK_FILE),
+        lock_wait,
+        kmsim_node::lock_file::POLL_INTERVAL,
+    )?;
     let engine = Arc::new(RocksKvEngine::open(&entry.data_dir)?);
     let rt = super::runtime()?;
     rt.block_on(async move {

@@ -62,6 +62,8 @@ pub fn run(a: StatusArgs) -> anyhow::Result<ExitCode> {
                     "last_applied_index": s.and_then(|s| s.last_applied_index),
                     "snapshot_index": s.and_then(|s| s.snapshot_index),
                     "key_count": s.map(|s| s.key_count),
+                    "material_cache_keys": s.map(|s| s.material_cache_keys),
+                    "material_cache_capacity": s.map(|s| s.material_cache_capacity),
                     "address": e.advertise_addr(),
                     "aws_address": e.aws_advertise_addr(),
                 })
