@@ -1,8 +1,8 @@
 //! Basics of the engine: batches, scan bounds and limits, last key of a range.
 
 use kmsim_store::KvEngine;
-use kmsim_store::KvRead;
 use kmsim_store::KvPair;
+use kmsim_store::KvRead;
 use kmsim_store::WriteOp;
 
 use crate::fresh_engine;
