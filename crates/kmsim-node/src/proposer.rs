@@ -241,12 +241,28 @@ impl Proposer {
         let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(300));
         let mut unknown: Option<KmsError> = None;
         let mut view = self.raft.server_metrics();
+        let mut tries = 0u32;
+        // Where a failover's time goes: logged when a request needed more than one try.
+        let done = |tries: u32, how: &str| {
+            if tries > 1 {
+                tracing::info!(
+                    tries,
+                    how,
+                    after_ms = start.elapsed().as_millis() as u64,
+                    "request done after retries"
+                );
+            }
+        };
         loop {
+            tries += 1;
             // The leader as this node sees it before this try: a later change means the try
             // went (or is going) to a node that is no longer the leader.
             let seen = view.borrow_and_update().current_leader;
             match local().await {
-                Attempt::Done(t) => return Ok(t),
+                Attempt::Done(t) => {
+                    done(tries, "here");
+                    return Ok(t);
+                }
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Forward(leader_id, Some(addr)) => {
                     if hops >= HOP_LIMIT {
@@ -260,7 +276,10 @@ impl Proposer {
                         () = leader_changed(&mut view, seen) => Err(ForwardError::LeaderChanged),
                     };
                     match sent {
-                        Ok(t) => return Ok(t),
+                        Ok(t) => {
+                            done(tries, "forwarded");
+                            return Ok(t);
+                        }
                         // The leader could not be reached: nothing was done there, try again.
                         Err(ForwardError::Unreachable(e)) => {
                             tracing::debug!(peer = %addr, error = %e, "leader unreachable, retrying");
