@@ -36,11 +36,12 @@ use nix::unistd::Pid;
 use serde::Serialize;
 use serde_json::json;
 
-use kmsim_proto::admin::v1::StatusResponse;
+use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
+use kmsim_proto::admin::v1::{StatusRequest, StatusResponse};
 
 use crate::aws_client::{AwsJsonClient, ClientError, Connection, Signer};
 use crate::cluster::{ClusterDir, NodeName};
-use crate::health::{node_status, wait_healthy_regions};
+use crate::health::wait_healthy_regions;
 use crate::process::{running_pid, signal_node, start_node};
 
 /// The most rounds one run makes.
@@ -380,24 +381,33 @@ async fn one_round(
             None
         }
     };
-    // The election, as the survivors report it.
-    let election = {
-        let (dialer, survivors) = (dialer.clone(), survivors.clone());
-        tokio::spawn(async move {
-            let begin = Instant::now();
-            while begin.elapsed() < ROUND_LIMIT {
-                for addr in &survivors {
-                    if let Some(s) = node_status(&dialer, addr, Duration::from_millis(200)).await {
-                        if s.role == "leader" {
-                            return Some((begin.elapsed(), s.node_id));
-                        }
+    // The election, as the survivors report it (one kept connection each: a new TLS
+    // handshake per poll would load the nodes being measured).
+    let mut admins = Vec::new();
+    for addr in &survivors {
+        let ch = dialer
+            .endpoint(addr)
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_millis(500))
+            .timeout(Duration::from_millis(500))
+            .connect_lazy();
+        admins.push(AdminServiceClient::new(ch));
+    }
+    let election = tokio::spawn(async move {
+        let since_fault = || start.elapsed().saturating_sub(fault_at);
+        while since_fault() < ROUND_LIMIT {
+            for admin in &mut admins {
+                if let Ok(s) = admin.status(StatusRequest {}).await {
+                    let s = s.into_inner();
+                    if s.role == "leader" {
+                        return Some((since_fault(), s.node_id));
                     }
                 }
-                tokio::time::sleep(POLL).await;
             }
-            None
-        })
-    };
+            tokio::time::sleep(POLL).await;
+        }
+        None
+    });
 
     // Write until acknowledged again (and resumed, frozen), then `after` more.
     let limit = fault_at + ROUND_LIMIT;
