@@ -25,6 +25,7 @@ mod t41_aws_json_edges;
 mod t42_aws_sdk_key_types;
 mod t45_bench;
 mod t50_faults;
+mod t51_failover;
 mod t51_process_control;
 mod t55_snapshots;
 mod t60_security;

@@ -535,3 +535,99 @@ async fn a_follower_never_refuses_because_of_a_state_its_region_has_left() {
         }
     }
 }
+
+/// A follower forwarding a write to a leader that stops answering (here: the link to it holds
+/// every message for ten minutes, as a frozen process would) does not wait for that leader:
+/// once the Region elects another, the write is sent to the new leader (under the same
+/// request ID) and acknowledged, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forwarded_write_follows_a_new_leader_instead_of_waiting_for_the_old_one() {
+    use kmsim_proto::admin::v1::{ClearLinkFaultsRequest, LinkProfile, SetLinkFaultsRequest};
+
+    let mut r = Region::new(3);
+    let old = r.leader(&[1, 2, 3]).await;
+    let others: Vec<u64> = [1, 2, 3].into_iter().filter(|i| *i != old).collect();
+    let (via, other) = (others[0], others[1]);
+    let key_count = |id: u64| {
+        let mut admin = AdminServiceClient::new(r.channel(id));
+        async move {
+            admin
+                .status(StatusRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .key_count
+        }
+    };
+    let before = key_count(old).await;
+    let link = |peer: u64, profile: LinkProfile| SetLinkFaultsRequest {
+        peer: format!("us-east-1/{peer}"),
+        profile: Some(profile),
+    };
+    let cut = LinkProfile {
+        partitioned: true,
+        ..Default::default()
+    };
+    // What `via` sends the old leader waits ten minutes; the old leader is cut off from both
+    // followers, and the other follower from it, so the followers elect a new leader.
+    AdminServiceClient::new(r.channel(via))
+        .set_link_faults(link(
+            old,
+            LinkProfile {
+                delay_ms: 600_000,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let mut admin_old = AdminServiceClient::new(r.channel(old));
+    for o in &others {
+        admin_old.set_link_faults(link(*o, cut)).await.unwrap();
+    }
+    AdminServiceClient::new(r.channel(other))
+        .set_link_faults(link(old, cut))
+        .await
+        .unwrap();
+
+    // Sent at once: `via` still takes `old` for the leader and forwards there.
+    let generous = r
+        .dialer
+        .endpoint(&r.addr(via))
+        .unwrap()
+        .timeout(Duration::from_secs(60))
+        .connect_lazy();
+    let created = KmsServiceClient::new(generous)
+        .create_key(pb::CreateKeyRequest {
+            description: Some("follows the new leader".into()),
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| error_from_status(&s))
+        .expect("the forwarded write is acknowledged")
+        .into_inner();
+    let key_id = created.key_metadata.unwrap().key_id.unwrap();
+    let new = r.leader(&others).await;
+    assert_ne!(new, old);
+    r.kms(new)
+        .describe_key(pb::DescribeKeyRequest {
+            key_id: Some(key_id),
+            ..Default::default()
+        })
+        .await
+        .expect("the new leader holds the key");
+    assert_eq!(
+        key_count(new).await,
+        before + 1,
+        "the write was applied once"
+    );
+
+    for id in [1, 2, 3] {
+        AdminServiceClient::new(r.channel(id))
+            .clear_link_faults(ClearLinkFaultsRequest {})
+            .await
+            .unwrap();
+    }
+    for id in [1, 2, 3] {
+        r.stop(id).await;
+    }
+}

@@ -156,7 +156,8 @@ pub async fn run_node_with_key<E: KvEngine>(
     // bootstrap): this node's certificate, or plaintext without `[tls]`.
     let dialer = Dialer::for_node(topology.tls.as_ref(), region, node_id)
         .map_err(|e| NodeError::Config(format!("tls: {e}")))?;
-    let network = GrpcNetworkFactory::new(region.to_string(), faults.clone(), dialer.clone());
+    let network =
+        GrpcNetworkFactory::new(node_id, region.to_string(), faults.clone(), dialer.clone());
     let snapshot_size = state_machine.snapshot_size();
     let raft = Raft::new(node_id, Arc::new(config), network, log_store, state_machine)
         .await

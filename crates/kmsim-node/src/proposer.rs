@@ -1,6 +1,13 @@
 //! Proposing commands: on the leader through `Raft::client_write`, on a follower by forwarding
 //! to the leader's `kmsim.raft.v1.RaftService/Propose` (at most [`HOP_LIMIT`] hops), so a client
 //! may send a write to any node of the Region.
+//!
+//! Failover: a forwarded write follows this node's Raft view of the leader. When that view
+//! changes while the write is on its way (the leader died or froze and the Region elected
+//! another), the forward is abandoned and sent again to the new leader at once, under the same
+//! request ID, which the Region applies once however often it is sent. A leader whose
+//! connection is refused is asked again as soon as the view changes (or after a short,
+//! capped backoff), never after a fixed timeout.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -8,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use tokio::sync::watch;
 use tonic::transport::Channel;
 use tonic::Status;
 
@@ -24,7 +32,7 @@ use kmsim_store::{BatchError, BatchLimits, Batcher, Raft};
 use crate::backoff::Backoff;
 use crate::entropy::Entropy;
 use crate::faults::FaultTable;
-use crate::network::channel;
+use crate::network::{channel, never_connected};
 use crate::tls::Dialer;
 
 /// The most times a write may be forwarded before it is refused (guards against loops while
@@ -226,7 +234,9 @@ impl Proposer {
 
     /// Runs `local` on this node until it is done, fails, or names another leader; a named
     /// leader is asked through `remote` (one hop more, through the fault layer). Retries with
-    /// capped, jittered backoff while no leader is reachable, for at most [`PROPOSE_DEADLINE`].
+    /// capped, jittered backoff while no leader is reachable, for at most [`PROPOSE_DEADLINE`];
+    /// a change of this node's view of the leader cuts a wait short, and abandons a forward in
+    /// flight to the old leader (it is sent again, `remote` carrying the same request).
     async fn at_leader<T, L, LF, R, RF>(
         &self,
         hops: u32,
@@ -239,12 +249,33 @@ impl Proposer {
         R: Fn(RaftServiceClient<Channel>, u32) -> RF,
         RF: Future<Output = Result<T, Status>>,
     {
-        let deadline = Instant::now() + PROPOSE_DEADLINE;
+        let start = Instant::now();
+        let deadline = start + PROPOSE_DEADLINE;
         let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(300));
         let mut unknown: Option<KmsError> = None;
+        let mut view = self.raft.server_metrics();
+        let mut tries = 0u32;
+        // Where a failover's time goes: logged when a request needed more than one try.
+        let done = |tries: u32, how: &str| {
+            if tries > 1 {
+                tracing::info!(
+                    tries,
+                    how,
+                    after_ms = start.elapsed().as_millis() as u64,
+                    "request done after retries"
+                );
+            }
+        };
         loop {
+            tries += 1;
+            // The leader as this node sees it before this try: a later change means the try
+            // went (or is going) to a node that is no longer the leader.
+            let seen = view.borrow_and_update().current_leader;
             match local().await {
-                Attempt::Done(t) => return Ok(t),
+                Attempt::Done(t) => {
+                    done(tries, "here");
+                    return Ok(t);
+                }
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Forward(leader_id, Some(addr)) => {
                     if hops >= HOP_LIMIT {
@@ -253,11 +284,37 @@ impl Proposer {
                         )));
                     }
                     let peer = format!("{}/{}", self.region, leader_id.unwrap_or_default());
-                    match self.forward(&peer, &addr, hops + 1, &remote).await {
-                        Ok(t) => return Ok(t),
+                    let sent = tokio::select! {
+                        r = self.forward(&peer, &addr, hops + 1, &remote) => r,
+                        () = leader_changed(&mut view, seen) => Err(ForwardError::LeaderChanged),
+                    };
+                    match sent {
+                        Ok(t) => {
+                            done(tries, "forwarded");
+                            return Ok(t);
+                        }
                         // The leader could not be reached: nothing was done there, try again.
                         Err(ForwardError::Unreachable(e)) => {
                             tracing::debug!(peer = %addr, error = %e, "leader unreachable, retrying");
+                        }
+                        // Another node leads now (or none): ask it at once. The old leader may
+                        // or may not have the request; the same request ID is sent again.
+                        Err(ForwardError::LeaderChanged) => {
+                            let now = view.borrow().current_leader;
+                            tracing::info!(
+                                peer = %addr,
+                                from = ?seen,
+                                to = ?now,
+                                after_ms = start.elapsed().as_millis() as u64,
+                                "leader changed while forwarding, re-targeting"
+                            );
+                            unknown = Some(KmsError::DependencyTimeout(
+                                "the leader changed while the request was forwarded to it".into(),
+                            ));
+                            if Instant::now() > deadline {
+                                break;
+                            }
+                            continue;
                         }
                         // The leader may or may not have done it: ask again (a write carries
                         // its request ID, so the Region applies it once), until the deadline.
@@ -272,18 +329,28 @@ impl Proposer {
             }
             let wait = backoff.delay();
             if Instant::now() + wait > deadline {
-                return Err(match unknown {
-                    Some(e) => KmsError::DependencyTimeout(format!(
-                        "the Region's leader did not confirm the request in time; its outcome is unknown: {}",
-                        e.message()
-                    )),
-                    None => KmsError::DependencyTimeout(
-                        "the Region has no reachable Raft leader".into(),
-                    ),
-                });
+                break;
             }
-            tokio::time::sleep(wait).await;
+            // A new leader is tried as soon as this node learns of it.
+            if tokio::time::timeout(wait, leader_changed(&mut view, seen))
+                .await
+                .is_ok()
+            {
+                tracing::debug!(
+                    from = ?seen,
+                    to = ?view.borrow().current_leader,
+                    after_ms = start.elapsed().as_millis() as u64,
+                    "leader changed, retrying at once"
+                );
+            }
         }
+        Err(match unknown {
+            Some(e) => KmsError::DependencyTimeout(format!(
+                "the Region's leader did not confirm the request in time; its outcome is unknown: {}",
+                e.message()
+            )),
+            None => KmsError::DependencyTimeout("the Region has no reachable Raft leader".into()),
+        })
     }
 
     async fn forward<T, R, RF>(
@@ -316,7 +383,12 @@ impl Proposer {
         };
         match remote(client, hops).await {
             Ok(t) => Ok(t),
-            // Connection refused or reset before the request was taken: safe to retry.
+            // No connection could be made: nothing reached the leader.
+            Err(s) if never_connected(&s) => {
+                Err(ForwardError::Unreachable(s.message().to_string()))
+            }
+            // Reset before the request was taken, or after: retried (under the same request ID
+            // for a write), as an unknown outcome would be.
             Err(s) if s.code() == tonic::Code::Unavailable && s.metadata().is_empty() => {
                 Err(ForwardError::Unreachable(s.message().to_string()))
             }
@@ -339,10 +411,23 @@ enum Attempt<T> {
 }
 
 enum ForwardError {
-    /// Nothing reached the leader.
+    /// Nothing reached the leader (or it went away before answering).
     Unreachable(String),
+    /// This node's view of the leader changed while the request was on its way.
+    LeaderChanged,
     /// The request may or may not have been done (a timeout on the way or at the leader).
     Unknown(KmsError),
     /// The leader answered with a definite error.
     Failed(KmsError),
+}
+
+/// Resolves once this node's view of the Region's leader differs from `seen` (at once if it
+/// already does); never if the Raft core has stopped (the caller's deadline ends the wait).
+async fn leader_changed(
+    view: &mut watch::Receiver<openraft::metrics::RaftServerMetrics<u64, openraft::BasicNode>>,
+    seen: Option<u64>,
+) {
+    if view.wait_for(|m| m.current_leader != seen).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }

@@ -10,8 +10,12 @@
 //!
 //! The generator runs on the same machine as the cluster, so it competes with the nodes for CPU
 //! and its figures include that. It only talks to loopback endpoints.
+//!
+//! [`failover`] is the measurement behind `kmsim scenario failover`: the pause in acknowledged
+//! writes through the gateway when a Region's leader is killed or frozen.
 
 pub mod aws_json;
+pub mod failover;
 pub mod grpc;
 
 use std::collections::BTreeMap;

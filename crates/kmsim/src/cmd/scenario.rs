@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use kmsim_sim::bench::failover::{self, FailoverConfig, FaultMode, RoundReport, Spread};
 use kmsim_sim::bench::parse_duration;
 use kmsim_sim::cluster::ClusterDir;
 use kmsim_sim::sync_lag::{run, SyncLagConfig, MAX_KEYS};
@@ -51,6 +53,76 @@ enum Scenario {
         #[arg(long)]
         json: bool,
     },
+    /// Failover of a Region's leader, as a client of the gateway sees it. Each round runs
+    /// --concurrency writers of CreateKey through the gateway (AWS JSON, one connection each; a
+    /// failed call is retried after 10 ms), finds the Region's leader (admin Status) and, after
+    /// --before, SIGKILLs it (--mode kill: started again, with the binary it ran, after the
+    /// round) or SIGSTOPs it for --freeze-for then SIGCONTs it (--mode freeze: a gray failure,
+    /// its connections stay open). Writing goes on until writes are acknowledged again, and
+    /// --after more (at most 30 s). Per round: the pause (longest gap between acknowledged
+    /// writes, from the last one before the fault on), the election (fault until a surviving
+    /// node reports itself leader, polled every 10 ms) and the first acknowledgement of a call
+    /// started after the fault; then p50/p99/max over the rounds. Between rounds the Region
+    /// must be healthy again, the old leader following and caught up. Only the nodes the
+    /// launcher started (PID files checked against /proc) are signalled. Keys stay in the
+    /// cluster (at most 20,000 per round).
+    Failover {
+        /// kill (SIGKILL, restarted after the round) or freeze (SIGSTOP, then SIGCONT).
+        #[arg(long, value_parser = FaultMode::from_str)]
+        mode: FaultMode,
+        /// Rounds (1 to 100).
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// The Region whose leader is faulted [default: the topology's first].
+        #[arg(long)]
+        region: Option<String>,
+        /// Concurrent writers (1 to 64).
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Steady writing before each fault.
+        #[arg(long, value_parser = parse_duration, default_value = "1s")]
+        before: Duration,
+        /// Writing after writes are acknowledged again (frozen: and after the node resumed).
+        #[arg(long, value_parser = parse_duration, default_value = "1s")]
+        after: Duration,
+        /// How long a frozen leader stays stopped (--mode freeze).
+        #[arg(long, value_parser = parse_duration, default_value = "3s")]
+        freeze_for: Duration,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn round_line(r: &RoundReport) -> String {
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    let errors: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "  round {:>3}: leader {} -> {}  term {} -> {}  pause {:>6.0} ms  election {:>5} ms  first ack {:>5} ms  acked {:<5} errors {}{}{}",
+        r.round,
+        r.old_leader,
+        r.new_leader.map_or("-".to_string(), |l| l.to_string()),
+        r.term_before,
+        r.term_after,
+        r.pause_ms,
+        opt(r.election_ms),
+        opt(r.first_ack_ms),
+        r.acked,
+        if errors.is_empty() { "none".to_string() } else { errors.join(",") },
+        if r.recovered { "" } else { "  NOT RECOVERED" },
+        if r.old_leader_role == "follower" {
+            String::new()
+        } else {
+            format!("  old leader is {}", r.old_leader_role)
+        },
+    )
+}
+
+fn spread_line(what: &str, d: &Spread) -> String {
+    format!(
+        "  {what:<10} n={:<4} p50 {:>8.1} ms  p99 {:>8.1} ms  max {:>8.1} ms",
+        d.n, d.p50_ms, d.p99_ms, d.max_ms
+    )
 }
 
 /// `kmsim scenario …`
@@ -131,6 +203,66 @@ pub fn run_scenario(a: ScenarioArgs) -> anyhow::Result<ExitCode> {
                         d.max_ms
                     );
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Scenario::Failover {
+            mode,
+            rounds,
+            region,
+            concurrency,
+            before,
+            after,
+            freeze_for,
+            json,
+        } => {
+            anyhow::ensure!(
+                (1..=failover::MAX_ROUNDS).contains(&rounds),
+                "--rounds must be 1 to {}",
+                failover::MAX_ROUNDS
+            );
+            anyhow::ensure!(
+                (1..=failover::MAX_CONCURRENCY).contains(&concurrency),
+                "--concurrency must be 1 to {}",
+                failover::MAX_CONCURRENCY
+            );
+            let topo = dir.topology()?;
+            let region = region.unwrap_or_else(|| topo.regions[0].name.clone());
+            let cfg = FailoverConfig {
+                region,
+                mode,
+                rounds,
+                concurrency,
+                before,
+                after,
+                freeze_for,
+            };
+            let exe = std::env::current_exe()?;
+            if !json {
+                outln!(
+                    "failover ({}), {}, {} round(s), {} writer(s) of CreateKey through the gateway",
+                    match mode {
+                        FaultMode::Kill => "SIGKILL of the leader, restarted after each round",
+                        FaultMode::Freeze => "SIGSTOP of the leader, SIGCONT after --freeze-for",
+                    },
+                    cfg.region,
+                    rounds,
+                    concurrency
+                );
+            }
+            let report = super::runtime()?
+                .block_on(failover::run(&dir, &cfg, &exe, |r| {
+                    if !json {
+                        outln!("{}", round_line(r));
+                    }
+                }))
+                .map_err(anyhow::Error::msg)?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                outln!("{}", spread_line("pause", &report.pause));
+                outln!("{}", spread_line("election", &report.election));
+                outln!("{}", spread_line("first ack", &report.first_ack));
             }
             Ok(ExitCode::SUCCESS)
         }
