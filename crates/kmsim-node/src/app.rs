@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kmsim_core::ids::{KeyId, Scope};
+use kmsim_core::ids::Scope;
 use kmsim_core::key::RegionalMaterial;
-use kmsim_core::state::{decode_command, encode_result, Command, KmsState, RecordChange};
+use kmsim_core::state::{decode_command, encode_result, KmsState, RecordChange};
 use kmsim_store::{AppWrite, Application, Applied};
 
 use crate::clock::SimClock;
@@ -67,7 +67,9 @@ impl Application for KmsApp {
         self.last_command_index = log_index;
         let (result, changes) = match decode_command(payload) {
             Ok(cmd) => {
-                let touched = touched_key(&cmd);
+                // The key the command is about (`Command::key_id`, exhaustive): its material
+                // before and after tells whether this node's cache must let go of it.
+                let touched = cmd.key_id();
                 let before = touched.and_then(|id| self.state.key(id));
                 let applied = self.state.apply(&cmd);
                 if let (Some(id), Some(before)) = (touched, before) {
@@ -104,48 +106,6 @@ impl Application for KmsApp {
         self.state.load(records)?;
         self.clock.set_offset_ms(self.state.clock_offset_ms());
         Ok(())
-    }
-}
-
-/// The one key whose material a command may change, if any (inside `Audited` and
-/// `Deduplicated` wrappers). Exhaustive on purpose: a new command must say whether it touches
-/// a key's material.
-fn touched_key(cmd: &Command) -> Option<&KeyId> {
-    match cmd {
-        Command::Audited { cmd, .. } | Command::Deduplicated { cmd, .. } => touched_key(cmd),
-        Command::SetEnabled { key_id, .. }
-        | Command::UpdateKeyDescription { key_id, .. }
-        | Command::PutKeyPolicy { key_id, .. }
-        | Command::TagResource { key_id, .. }
-        | Command::UntagResource { key_id, .. }
-        | Command::ScheduleKeyDeletion { key_id, .. }
-        | Command::CancelKeyDeletion { key_id, .. }
-        | Command::DeleteExpiredKey { key_id, .. }
-        | Command::SetKeyRotation { key_id, .. }
-        | Command::RotateKey { key_id, .. }
-        | Command::PromotePendingMaterial { key_id, .. }
-        | Command::ImportKeyMaterial { key_id, .. }
-        | Command::DeleteImportedMaterial { key_id, .. }
-        | Command::ReplicateKey { key_id, .. }
-        | Command::ApplySync { key_id, .. }
-        | Command::CreateReplica { key_id, .. }
-        | Command::AbandonReplica { key_id, .. }
-        | Command::SyncAcked { key_id, .. }
-        | Command::ReplicaGone { key_id, .. }
-        | Command::ApplyNotice { key_id, .. }
-        | Command::PromoteRotation { key_id, .. }
-        | Command::BeginHandover { key_id, .. }
-        | Command::EndHandover { key_id, .. } => Some(key_id),
-        // A new key has nothing cached; the others change no key's material.
-        Command::CreateKey { .. }
-        | Command::CreateAlias { .. }
-        | Command::UpdateAlias { .. }
-        | Command::DeleteAlias { .. }
-        | Command::SetClockOffset { .. }
-        | Command::CreateGrant { .. }
-        | Command::DeleteGrant { .. }
-        | Command::NoticeDone { .. }
-        | Command::NoticeRetarget { .. } => None,
     }
 }
 

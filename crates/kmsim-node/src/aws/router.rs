@@ -42,6 +42,7 @@ use kmsim_proto::relay::v1::{Header, RelayRequest, RelayResponse};
 use super::errors::{Body, FrontError, MAX_BODY_BYTES};
 use crate::config::Topology;
 use crate::faults::FaultTable;
+use crate::network::never_connected;
 use crate::tls::Dialer;
 
 /// Set on every relayed request (value: the relaying process); a request that carries it is
@@ -228,7 +229,7 @@ impl Router {
                     target.mark(false);
                     return response(resp.into_inner());
                 }
-                Ok(Err(status)) if never_sent(&status) => {
+                Ok(Err(status)) if never_connected(&status) => {
                     tracing::debug!(peer, error = %status, "relay: cannot connect, trying the next node");
                     target.mark(true);
                     last_failure = format!("{peer}: {}", status.message());
@@ -317,19 +318,6 @@ fn relay_client(
         .max_decoding_message_size(MAX_RELAY_RESPONSE_BYTES))
 }
 
-/// True when the call failed before anything was sent: no connection could be made (TCP, or
-/// the TLS handshake). Any other failure may have reached the node.
-pub fn never_sent(status: &tonic::Status) -> bool {
-    let mut source = std::error::Error::source(status);
-    while let Some(e) = source {
-        if e.is::<tonic::ConnectError>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
-}
-
 /// The end-to-end headers of an HTTP message as relayed (hop-by-hop ones left out).
 pub fn headers_to_wire<'a, I>(headers: I) -> impl Iterator<Item = Header> + 'a
 where
@@ -380,7 +368,7 @@ mod tests {
     /// A refused connection is recognised as "never sent" from the error's source chain; an
     /// `UNAVAILABLE` answered by a server (or made up) is not, whatever its metadata.
     #[tokio::test]
-    async fn only_a_connection_that_could_not_be_made_counts_as_never_sent() {
+    async fn only_a_connection_that_could_not_be_made_counts_as_never_connected() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         drop(listener);
@@ -390,11 +378,13 @@ mod tests {
             .await
             .expect_err("nothing listens there");
         assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
-        assert!(never_sent(&status), "{status:?}");
-        assert!(!never_sent(&tonic::Status::unavailable(
+        assert!(never_connected(&status), "{status:?}");
+        assert!(!never_connected(&tonic::Status::unavailable(
             "answered by a server"
         )));
-        assert!(!never_sent(&tonic::Status::cancelled("timeout expired")));
+        assert!(!never_connected(&tonic::Status::cancelled(
+            "timeout expired"
+        )));
     }
 
     #[test]
