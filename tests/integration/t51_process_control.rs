@@ -79,7 +79,7 @@ async fn kill_region_then_restart_region_at_once_starts_every_node_every_round()
         let writer = {
             let clients: Vec<_> = c.ids(R).into_iter().map(|id| c.kms(R, id)).collect();
             tokio::spawn(async move {
-                for i in 0.. {
+                for i in 0..20_000 {
                     let mut k = clients[i % clients.len()].clone();
                     if k.create_key(pb::CreateKeyRequest::default()).await.is_err() {
                         // A dead node refuses at once: do not spin.
