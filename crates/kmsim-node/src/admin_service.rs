@@ -1,6 +1,7 @@
 //! `kmsim.admin.v1.AdminService`: node status, the Region's simulated clock, snapshots, and
 //! (only with test hooks enabled) a view of plaintext key material for leak tests.
 
+use crate::kms::internal;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,7 +68,7 @@ impl AdminService for AdminServiceImpl {
         _req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let m = self.raft.metrics().borrow().clone();
-        let key_count = self.api.read(|s| s.key_count()) as u64;
+        let key_count = self.api.read(|s| s.key_count()).map_err(internal)? as u64;
         Ok(Response::new(pb::StatusResponse {
             region: self.api.scope.region.to_string(),
             node_id: self.node_id,
@@ -164,6 +165,7 @@ impl AdminService for AdminServiceImpl {
         let key = self
             .api
             .read(|s| s.key(&id))
+            .map_err(internal)?
             .ok_or_else(|| Status::not_found("no such key"))?;
         let mut material = Vec::new();
         for version in key.regional.materials.keys() {
@@ -234,7 +236,8 @@ impl AdminService for AdminServiceImpl {
         loop {
             let page = self
                 .api
-                .read(|s| s.audit_events(key.as_ref(), after, limit));
+                .read(|s| s.audit_events(key.as_ref(), after, limit))
+                .map_err(internal)?;
             let done = page.len() < limit;
             after = page.last().map(|e| e.seq).or(after);
             events.extend(
@@ -256,7 +259,7 @@ impl AdminService for AdminServiceImpl {
         Ok(Response::new(pb::ListAuditEventsResponse {
             events,
             lost_calls: 0,
-            dropped_events: self.api.read(|s| s.audit_dropped()),
+            dropped_events: self.api.read(|s| s.audit_dropped()).map_err(internal)?,
         }))
     }
 

@@ -8,8 +8,12 @@ use std::sync::Arc;
 
 use kmsim_core::ids::Scope;
 use kmsim_core::key::RegionalMaterial;
-use kmsim_core::state::{decode_command, encode_result, KmsState, RecordChange};
-use kmsim_store::{AppWrite, Application, Applied};
+use kmsim_core::state::{
+    decode_command, encode_result, KmsState, Record, RecordChange, RecordSource,
+};
+use kmsim_store::{AppRecords, AppWrite, Application, Applied};
+
+use crate::config::Topology;
 
 use crate::clock::SimClock;
 use crate::material::MaterialCache;
@@ -29,16 +33,19 @@ pub struct KmsApp {
 }
 
 impl KmsApp {
-    /// An empty Region state for `scope`, driving `clock`, whose audit log keeps
-    /// `audit_retention` events, and which evicts deleted material from `materials`.
+    /// A Region state for `scope` (empty until the store opens it over its records),
+    /// driving `clock`, sized by `topology` (audit retention, key cache), and which evicts
+    /// deleted material from `materials`.
     pub fn new(
         scope: Scope,
         clock: SimClock,
-        audit_retention: usize,
+        topology: &Topology,
         materials: Arc<MaterialCache>,
     ) -> KmsApp {
         KmsApp {
-            state: KmsState::new(scope).with_audit_retention(audit_retention),
+            state: KmsState::new(scope)
+                .with_audit_retention(topology.audit.region_retention_events)
+                .with_key_cache(topology.caches.key_records),
             clock,
             wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             last_command_index: 0,
@@ -63,7 +70,19 @@ impl KmsApp {
 }
 
 impl Application for KmsApp {
-    fn apply(&mut self, log_index: u64, payload: &[u8]) -> Applied {
+    fn open(&mut self, records: AppRecords) -> Result<Vec<AppWrite>, String> {
+        // A whole new state (an installed snapshot) may lack material the cache holds.
+        self.materials.clear();
+        let upgrade = self.state.open(Arc::new(StoreRecords(records)))?;
+        self.clock.set_offset_ms(self.state.clock_offset_ms());
+        Ok(upgrade.into_iter().map(app_write).collect())
+    }
+
+    fn persisted(&mut self) {
+        self.state.persisted();
+    }
+
+    fn apply(&mut self, log_index: u64, payload: &[u8]) -> Result<Applied, String> {
         self.last_command_index = log_index;
         let (result, changes) = match decode_command(payload) {
             Ok(cmd) => {
@@ -85,27 +104,35 @@ impl Application for KmsApp {
             }
             Err(e) => (Err(e), Vec::new()),
         };
+        if let Some(fault) = self.state.storage_fault() {
+            return Err(format!("the Region state could not be read: {fault}"));
+        }
         self.clock.set_offset_ms(self.state.clock_offset_ms());
         self.wake.notify_one();
-        let writes = changes
-            .into_iter()
-            .map(|c| match c {
-                RecordChange::Put { key, value } => AppWrite::Put { key, value },
-                RecordChange::Delete { key } => AppWrite::Delete { key },
-            })
-            .collect();
-        Applied {
+        Ok(Applied {
             response: encode_result(&result),
-            writes,
-        }
+            writes: changes.into_iter().map(app_write).collect(),
+        })
+    }
+}
+
+fn app_write(change: RecordChange) -> AppWrite {
+    match change {
+        RecordChange::Put { key, value } => AppWrite::Put { key, value },
+        RecordChange::Delete { key } => AppWrite::Delete { key },
+    }
+}
+
+/// The store's application records, as the Region state reads them.
+struct StoreRecords(AppRecords);
+
+impl RecordSource for StoreRecords {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        self.0.get(key).map_err(|e| e.to_string())
     }
 
-    fn load(&mut self, records: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
-        // A whole new state (an installed snapshot) may lack material the cache holds.
-        self.materials.clear();
-        self.state.load(records)?;
-        self.clock.set_offset_ms(self.state.clock_offset_ms());
-        Ok(())
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Record>, String> {
+        self.0.scan(from, to, limit).map_err(|e| e.to_string())
     }
 }
 

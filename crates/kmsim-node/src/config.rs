@@ -171,12 +171,18 @@ pub struct CacheSettings {
     /// again on its next use: one AES-GCM open, plus parsing for an asymmetric key.
     #[serde(default = "default_material_keys")]
     pub material_keys: usize,
+    /// Decoded key records each node keeps in memory, least recently used evicted first
+    /// (default 10000; at least 1). The Region's state is on disk: a key not held is read
+    /// from RocksDB and decoded on its next use.
+    #[serde(default = "default_key_records")]
+    pub key_records: usize,
 }
 
 impl Default for CacheSettings {
     fn default() -> Self {
         CacheSettings {
             material_keys: default_material_keys(),
+            key_records: default_key_records(),
         }
     }
 }
@@ -190,6 +196,10 @@ impl CacheSettings {
 
 fn default_material_keys() -> usize {
     10_000
+}
+
+fn default_key_records() -> usize {
+    kmsim_core::state::DEFAULT_KEY_CACHE
 }
 
 /// The `[audit]` table: retention of the Region's replicated log and of every node's call log.
@@ -556,6 +566,9 @@ impl Topology {
         if self.caches.material_keys == 0 {
             return bad("caches: material_keys must be at least 1".into());
         }
+        if self.caches.key_records == 0 {
+            return bad("caches: key_records must be at least 1".into());
+        }
         if self.sync.session_key_ms < MIN_SESSION_KEY_MS {
             // A request must reach its node while the key it was sealed to is still held.
             return bad(format!(
@@ -835,7 +848,18 @@ session_token = "tok"
         let t = Topology::parse(&with("material_keys = 4")).unwrap();
         assert_eq!(t.caches.material_keys, 4);
         assert_eq!(Topology::parse(&t.to_toml()).unwrap(), t);
-        for bad in ["material_keys = 0", "material_keys = -1", "bogus = 1"] {
+        assert_eq!(
+            t.caches.key_records, 10_000,
+            "the other size keeps its default"
+        );
+        let t = Topology::parse(&with("key_records = 7")).unwrap();
+        assert_eq!(t.caches.key_records, 7);
+        for bad in [
+            "material_keys = 0",
+            "material_keys = -1",
+            "key_records = 0",
+            "bogus = 1",
+        ] {
             assert!(Topology::parse(&with(bad)).is_err(), "{bad}");
         }
     }

@@ -31,14 +31,15 @@ pub async fn run(api: Arc<KmsApi>, raft: kmsim_store::Raft, mut shutdown: watch:
             continue;
         }
         let now_ms = api.clock.now_ms();
-        for key_id in api.read(|s| s.expired_keys(now_ms)) {
+        // A state that cannot be read has no due work (the failure is logged where it happens).
+        for key_id in api.read(|s| s.expired_keys(now_ms)).unwrap_or_default() {
             tracing::info!(key_id = %key_id, "deleting key at the end of its waiting period");
             let cmd = Command::DeleteExpiredKey { key_id, now_ms };
             // Every node evicts the key's material when it applies the deletion (`app.rs`).
             propose(&api, &cmd, "key deletion").await;
         }
-        for (key_id, _) in api.read(|s| s.due_rotations(now_ms)) {
-            let Some(key) = api.read(|s| s.key(&key_id)) else {
+        for (key_id, _) in api.read(|s| s.due_rotations(now_ms)).unwrap_or_default() {
+            let Ok(Some(key)) = api.read(|s| s.key(&key_id)) else {
                 continue;
             };
             tracing::info!(key_id = %key_id, "rotating key material (automatic rotation)");
@@ -52,7 +53,7 @@ pub async fn run(api: Arc<KmsApi>, raft: kmsim_store::Raft, mut shutdown: watch:
             };
             propose(&api, &cmd, "automatic rotation").await;
         }
-        for (key_id, material_id) in api.read(|s| s.expired_imports(now_ms)) {
+        for (key_id, material_id) in api.read(|s| s.expired_imports(now_ms)).unwrap_or_default() {
             tracing::info!(key_id = %key_id, "imported key material expired");
             let cmd = Command::DeleteImportedMaterial {
                 key_id,

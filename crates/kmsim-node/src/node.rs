@@ -124,7 +124,7 @@ pub async fn run_node_with_key<E: KvEngine>(
     let app = Arc::new(RwLock::new(KmsApp::new(
         scope.clone(),
         clock.clone(),
-        topology.audit.region_retention_events,
+        &topology,
         materials.clone(),
     )));
     let (log_store, state_machine) =

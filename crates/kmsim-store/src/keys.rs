@@ -21,6 +21,8 @@ pub const APPLIED: &[u8] = b"s/applied";
 pub const MEMBERSHIP: &[u8] = b"s/membership";
 /// The current snapshot's metadata, where its data is stored and how long it is.
 pub const SNAPSHOT_HEAD: &[u8] = b"s/snapshot-head";
+/// How many application records the current snapshot holds (u64).
+pub const SNAPSHOT_RECORDS: &[u8] = b"s/snapshot-records";
 /// The current snapshot as versions before 0.12 stored it (metadata and data in one value);
 /// read once at start-up to move it to the chunked layout, then deleted.
 pub const LEGACY_SNAPSHOT: &[u8] = b"s/snapshot";

@@ -31,6 +31,7 @@
 //! | `s/applied`             | `Option<LogId<u64>>`                      | state machine, with the records |
 //! | `s/membership`          | `StoredMembership<u64, BasicNode>`        | state machine, with the records |
 //! | `s/snapshot-head`       | current snapshot: meta, data slot, length | snapshot build / install |
+//! | `s/snapshot-records`    | u64: application records in that snapshot | with the head |
 //! | `c/` + slot + u32 BE    | 1 MiB chunk of that snapshot's data blob  | snapshot build / install |
 //! | `a/` + application key  | application record (application's bytes)  | state machine |
 //!
@@ -64,6 +65,7 @@ pub mod types;
 use std::sync::Arc;
 use std::sync::RwLock;
 
+pub use application::AppRecords;
 pub use application::AppWrite;
 pub use application::Application;
 pub use application::Applied;
@@ -85,7 +87,7 @@ pub use types::RaftResponse;
 pub use types::TypeConfig;
 
 /// Opens the log store and the state machine store of one member over the same engine,
-/// loading the persisted application records into `app`.
+/// opening `app` over the persisted application records.
 ///
 /// Pass both to `Raft::new(node_id, config, network, log_store, state_machine)`.
 pub fn open_stores<E, A>(

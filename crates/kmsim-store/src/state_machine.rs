@@ -16,6 +16,7 @@ use openraft::ErrorVerb;
 use openraft::OptionalSend;
 use openraft::RaftSnapshotBuilder;
 
+use crate::application::AppRecords;
 use crate::application::AppWrite;
 use crate::application::Application;
 use crate::batch;
@@ -26,7 +27,6 @@ use crate::codec::StoredSnapshot;
 use crate::engine::key_successor;
 use crate::engine::scan_all;
 use crate::engine::KvEngine;
-use crate::engine::KvPair;
 use crate::engine::KvRead;
 use crate::engine::WriteOp;
 use crate::error::StoreError;
@@ -40,7 +40,7 @@ use crate::types::StorageError;
 use crate::types::StoredMembership;
 use crate::types::TypeConfig;
 
-/// Records read per engine call when loading or snapshotting the application.
+/// Records read per engine call when snapshotting the application.
 const SCAN_PAGE: usize = 4096;
 
 /// Bytes of snapshot data per stored chunk. A build stores its data one chunk per engine
@@ -73,7 +73,7 @@ pub struct StateMachineStore<E: KvEngine, A: Application> {
     snapshot_counter: Arc<AtomicU64>,
     /// Held while a snapshot is stored.
     store_lock: Arc<Mutex<()>>,
-    /// Records in the last snapshot built or installed (at start-up: records loaded).
+    /// Records in the last snapshot built or installed.
     snapshot_records: Arc<AtomicU64>,
 }
 
@@ -83,8 +83,8 @@ pub struct StateMachineStore<E: KvEngine, A: Application> {
 pub struct SnapshotSize(Arc<AtomicU64>);
 
 impl SnapshotSize {
-    /// Application records in the last snapshot built or installed; before the first one,
-    /// the records loaded at start-up.
+    /// Application records in the last snapshot built or installed (persisted with it, so
+    /// known at start-up without reading the state); 0 before the first one.
     pub fn records(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -109,15 +109,15 @@ impl<E: KvEngine, A: Application> Debug for StateMachineStore<E, A> {
 }
 
 impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
-    /// Opens the state machine stored in `engine` and loads its records into `app`
-    /// (replacing whatever `app` held).
+    /// Opens the state machine stored in `engine` and opens `app` over its records
+    /// (replacing whatever `app` held), writing what `app` asks for.
     pub fn new(engine: Arc<E>, app: Arc<RwLock<A>>) -> Result<Self, StoreError> {
         migrate_legacy_snapshot(engine.as_ref())?;
-        let records = read_app_records(engine.as_ref())?;
-        let loaded = records.len() as u64;
-        write_lock(&app)?
-            .load(records)
-            .map_err(StoreError::corrupt)?;
+        open_app(&engine, &mut *write_lock(&app)?)?;
+        let snapshot_records = match engine.get(keys::SNAPSHOT_RECORDS)? {
+            Some(bytes) => codec::decode("snapshot record count", &bytes)?,
+            None => 0,
+        };
         let next_counter = match read_snapshot_head(engine.as_ref())? {
             Some(head) => snapshot_counter_of(&head.meta.snapshot_id).saturating_add(1),
             None => 1,
@@ -127,7 +127,7 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
             app,
             snapshot_counter: Arc::new(AtomicU64::new(next_counter)),
             store_lock: Arc::new(Mutex::new(())),
-            snapshot_records: Arc::new(AtomicU64::new(loaded)),
+            snapshot_records: Arc::new(AtomicU64::new(snapshot_records)),
         })
     }
 
@@ -166,7 +166,7 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
             let response = match entry.payload {
                 EntryPayload::Blank => RaftResponse::default(),
                 EntryPayload::Normal(request) => RaftResponse {
-                    payload: apply_payload(&mut *app, index, &request.payload, &mut ops),
+                    payload: apply_payload(&mut *app, index, &request.payload, &mut ops)?,
                 },
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(entry.log_id), m));
@@ -194,6 +194,7 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
         // The write happens under the application lock so readers of the engine (snapshot
         // builds) never see the application ahead of or behind its records.
         self.engine.write(ops, false)?;
+        app.persisted();
         drop(app);
         Ok(responses)
     }
@@ -215,7 +216,7 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
             last_membership,
             snapshot_id,
         };
-        let stored = self.store_built(&meta, &data)?;
+        let stored = self.store_built(&meta, &data, records)?;
         if stored {
             self.snapshot_records.store(records, Ordering::Relaxed);
         }
@@ -240,7 +241,12 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
     /// like `apply`: the snapshot is derived from durable log and state, and the log purge
     /// that follows it is a durable write, which makes this one durable too (prefix
     /// durability).
-    fn store_built(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<bool, StoreError> {
+    fn store_built(
+        &self,
+        meta: &SnapshotMeta,
+        data: &[u8],
+        records: u64,
+    ) -> Result<bool, StoreError> {
         let _storing = lock(&self.store_lock)?;
         let current = read_snapshot_head(self.engine.as_ref())?;
         if current
@@ -258,7 +264,7 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
         for op in chunk_ops(slot, data) {
             self.engine.write(vec![op], false)?;
         }
-        let mut ops = vec![head_op(meta, slot, data)?];
+        let mut ops = head_ops(meta, slot, data, records)?;
         if let Some(c) = current {
             ops.push(clear_slot(c.slot));
         }
@@ -297,13 +303,13 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
             to: keys::CHUNK_END.to_vec(),
         });
         ops.extend(chunk_ops(0, &data));
-        ops.push(head_op(meta, 0, &data)?);
+        ops.extend(head_ops(meta, 0, &data, records)?);
         let _storing = lock(&self.store_lock)?;
         let mut app = write_lock(&self.app)?;
         // Durable: after this returns openraft may purge the log the snapshot replaces and
         // tell the leader the entries are here; losing the install would leave a hole.
         self.engine.write(ops, true)?;
-        app.load(blob.records).map_err(StoreError::corrupt)?;
+        open_app(&self.engine, &mut *app)?;
         self.snapshot_records.store(records, Ordering::Relaxed);
         tracing::info!(snapshot_id = %meta.snapshot_id, records, "installed snapshot");
         Ok(())
@@ -349,6 +355,50 @@ fn head_op(meta: &SnapshotMeta, slot: u8, data: &[u8]) -> Result<WriteOp, StoreE
     Ok(WriteOp::Put {
         key: keys::SNAPSHOT_HEAD.to_vec(),
         value: codec::encode("snapshot head", &head)?,
+    })
+}
+
+/// [`head_op`] and the number of application `records` in the snapshot (read at start-up by
+/// the snapshot policy, without reading the snapshot).
+fn head_ops(
+    meta: &SnapshotMeta,
+    slot: u8,
+    data: &[u8],
+    records: u64,
+) -> Result<Vec<WriteOp>, StoreError> {
+    Ok(vec![
+        head_op(meta, slot, data)?,
+        WriteOp::Put {
+            key: keys::SNAPSHOT_RECORDS.to_vec(),
+            value: codec::encode("snapshot record count", &records)?,
+        },
+    ])
+}
+
+/// Opens `app` over `engine`'s application records and writes, durably, the records its
+/// opening asks for.
+fn open_app<E: KvEngine, A: Application>(engine: &Arc<E>, app: &mut A) -> Result<(), StoreError> {
+    let reader: Arc<dyn KvRead + Send + Sync> = engine.clone();
+    let writes = app
+        .open(AppRecords::new(reader))
+        .map_err(StoreError::corrupt)?;
+    if !writes.is_empty() {
+        tracing::info!(records = writes.len(), "application upgraded its records");
+        engine.write(app_ops(writes).collect(), true)?;
+    }
+    Ok(())
+}
+
+/// The engine ops of an application's record writes.
+fn app_ops(writes: Vec<AppWrite>) -> impl Iterator<Item = WriteOp> {
+    writes.into_iter().map(|write| match write {
+        AppWrite::Put { key, value } => WriteOp::Put {
+            key: keys::app_key(&key),
+            value,
+        },
+        AppWrite::Delete { key } => WriteOp::Delete {
+            key: keys::app_key(&key),
+        },
     })
 }
 
@@ -439,19 +489,11 @@ fn apply_payload<A: Application>(
     index: u64,
     payload: &[u8],
     ops: &mut Vec<WriteOp>,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, StoreError> {
     let mut apply_one = |payload: &[u8]| {
-        let applied = app.apply(index, payload);
-        ops.extend(applied.writes.into_iter().map(|write| match write {
-            AppWrite::Put { key, value } => WriteOp::Put {
-                key: keys::app_key(&key),
-                value,
-            },
-            AppWrite::Delete { key } => WriteOp::Delete {
-                key: keys::app_key(&key),
-            },
-        }));
-        applied.response
+        let applied = app.apply(index, payload).map_err(StoreError::corrupt)?;
+        ops.extend(app_ops(applied.writes));
+        Ok::<_, StoreError>(applied.response)
     };
     if payload.first() != Some(&batch::BATCH_MARKER) {
         return apply_one(payload);
@@ -460,24 +502,19 @@ fn apply_payload<A: Application>(
         // Only a leader's batcher writes the marker; an entry that carries it and is no
         // batch is answered empty and changes nothing, on every member alike.
         tracing::warn!(index, "malformed batch entry ignored");
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    let responses: Vec<Vec<u8>> = payloads.iter().map(|p| apply_one(p)).collect();
-    batch::encode_batch(responses.iter().map(Vec::as_slice)).unwrap_or_default()
+    let responses = payloads
+        .iter()
+        .map(|p| apply_one(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(batch::encode_batch(responses.iter().map(Vec::as_slice)).unwrap_or_default())
 }
 
 fn write_lock<A>(app: &RwLock<A>) -> Result<RwLockWriteGuard<'_, A>, StoreError> {
     app.write().map_err(|_| StoreError::Poisoned {
         what: "application",
     })
-}
-
-/// Every application record, keys stripped of `a/`, ascending.
-fn read_app_records<R: KvRead + ?Sized>(reader: &R) -> Result<Vec<KvPair>, StoreError> {
-    scan_all(reader, keys::APP_PREFIX, keys::APP_END, SCAN_PAGE)?
-        .into_iter()
-        .map(|(key, value)| Ok((app_key_of(&key)?.to_vec(), value)))
-        .collect()
 }
 
 fn read_applied_state<R: KvRead + ?Sized>(

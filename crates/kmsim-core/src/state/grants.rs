@@ -1,26 +1,32 @@
 //! Applying grant commands, and reading grants.
 
-use std::ops::Bound;
-
 use crate::error::KmsError;
 use crate::grant::{GrantRecord, MAX_GRANTS_PER_KEY};
 use crate::ids::KeyId;
 use crate::key_state::{check, Operation};
 
-use super::{encode, grant_record_key, page, CommandOutput, CommandResult, KmsState, RecordChange};
+use super::records::{prefix_end, successor};
+use super::{
+    grant_record_key, grants_prefix, page, CommandOutput, CommandResult, KmsState, RecordChange,
+    GRANT_PREFIX,
+};
 
 impl KmsState {
     /// The grants of one key, in grant-ID order.
-    pub fn grants_of<'a>(&'a self, key_id: &'a KeyId) -> impl Iterator<Item = &'a GrantRecord> {
-        self.grants
-            .range((key_id.clone(), String::new())..)
-            .take_while(move |((k, _), _)| k == key_id)
-            .map(|(_, g)| g)
+    pub fn grants_of(&self, key_id: &KeyId) -> Vec<GrantRecord> {
+        let prefix = grants_prefix(key_id);
+        let mut grants = Vec::new();
+        self.decode_range(&prefix, &prefix_end(&prefix), "grant", |g| {
+            grants.push(g);
+            true
+        });
+        grants
     }
 
     /// One grant.
-    pub fn grant(&self, key_id: &KeyId, grant_id: &str) -> Option<&GrantRecord> {
-        self.grants.get(&(key_id.clone(), grant_id.to_string()))
+    pub fn grant(&self, key_id: &KeyId, grant_id: &str) -> Option<GrantRecord> {
+        self.records
+            .get_as(&grant_record_key(key_id, grant_id), "grant")
     }
 
     /// A page of one key's grants after grant ID `after`, filtered.
@@ -34,10 +40,10 @@ impl KmsState {
     ) -> (Vec<GrantRecord>, Option<String>) {
         let iter = self
             .grants_of(key_id)
+            .into_iter()
             .filter(|g| after.is_none_or(|a| g.grant_id.as_str() > a))
             .filter(|g| grant_id.is_none_or(|id| g.grant_id == id))
-            .filter(|g| grantee.is_none_or(|p| g.grantee == p))
-            .cloned();
+            .filter(|g| grantee.is_none_or(|p| g.grantee == p));
         page(iter, limit, |g| g.grant_id.clone())
     }
 
@@ -48,16 +54,23 @@ impl KmsState {
         after: Option<(KeyId, String)>,
         limit: usize,
     ) -> (Vec<GrantRecord>, Option<(KeyId, String)>) {
-        let lower = match &after {
-            Some(a) => Bound::Excluded(a),
-            None => Bound::Unbounded,
+        let from = match &after {
+            Some((key_id, grant_id)) => successor(&grant_record_key(key_id, grant_id)),
+            None => GRANT_PREFIX.to_vec(),
         };
-        let iter = self
-            .grants
-            .range::<(KeyId, String), _>((lower, Bound::Unbounded))
-            .map(|(_, g)| g)
-            .filter(|g| g.retiring.as_deref() == Some(retiring))
-            .cloned();
+        let mut grants = Vec::new();
+        self.decode_range(
+            &from,
+            &prefix_end(GRANT_PREFIX),
+            "grant",
+            |g: GrantRecord| {
+                if g.retiring.as_deref() == Some(retiring) {
+                    grants.push(g);
+                }
+                grants.len() <= limit
+            },
+        );
+        let iter = grants.into_iter();
         page(iter, limit, |g| (g.key_id.clone(), g.grant_id.clone()))
     }
 
@@ -77,6 +90,7 @@ impl KmsState {
         if grant.name.is_some() {
             if let Some(same) = self
                 .grants_of(&grant.key_id)
+                .into_iter()
                 .find(|g| g.same_request(grant))
             {
                 // CreateGrant retried with the same Name and parameters: the same grant.
@@ -85,7 +99,7 @@ impl KmsState {
         }
         if let Some(existing) = self.grant(&grant.key_id, &grant.grant_id) {
             // The very same command applied again (a retried forward).
-            if existing == grant {
+            if existing == *grant {
                 return Ok(CommandOutput::Grant(grant.grant_id.clone()));
             }
             return Err(KmsError::AlreadyExists(format!(
@@ -93,18 +107,15 @@ impl KmsState {
                 grant.grant_id
             )));
         }
-        if self.grants_of(&grant.key_id).count() >= MAX_GRANTS_PER_KEY {
+        if self.grants_of(&grant.key_id).len() >= MAX_GRANTS_PER_KEY {
             return Err(KmsError::LimitExceeded(format!(
                 "The key {arn} already has {MAX_GRANTS_PER_KEY} grants"
             )));
         }
-        changes.push(RecordChange::Put {
-            key: grant_record_key(&grant.key_id, &grant.grant_id),
-            value: encode(grant),
-        });
-        self.grants.insert(
-            (grant.key_id.clone(), grant.grant_id.clone()),
-            grant.clone(),
+        self.records.put_encoded(
+            grant_record_key(&grant.key_id, &grant.grant_id),
+            grant,
+            changes,
         );
         Ok(CommandOutput::Grant(grant.grant_id.clone()))
     }
@@ -116,19 +127,14 @@ impl KmsState {
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
         self.existing(key_id)?;
-        if self
-            .grants
-            .remove(&(key_id.clone(), grant_id.to_string()))
-            .is_none()
-        {
+        if self.grant(key_id, grant_id).is_none() {
             return Err(KmsError::NotFound(format!(
                 "Grant ID {grant_id} not found for key {}",
                 self.scope.key_arn(key_id)
             )));
         }
-        changes.push(RecordChange::Delete {
-            key: grant_record_key(key_id, grant_id),
-        });
+        self.records
+            .delete(grant_record_key(key_id, grant_id), changes);
         Ok(CommandOutput::Done)
     }
 }

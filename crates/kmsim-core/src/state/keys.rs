@@ -12,8 +12,8 @@ use crate::sync::NoticeKind;
 
 use super::mrk::has_replicas;
 use super::{
-    alias_record_key, encode, grant_record_key, key_record_key, AliasRecord, CommandOutput,
-    CommandResult, KmsState, RecordChange, DAY_MS, MAX_ALIASES_PER_KEY,
+    alias_record_key, grant_record_key, index, AliasRecord, CommandOutput, CommandResult, KmsState,
+    RecordChange, DAY_MS, MAX_ALIASES_PER_KEY,
 };
 
 impl KmsState {
@@ -22,7 +22,7 @@ impl KmsState {
         key: &KeyRecord,
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
-        if let Some(existing) = self.keys.get(&key.key_id) {
+        if let Some(existing) = self.key(&key.key_id) {
             // The same command applied again (a retried forward): same answer, no change.
             if existing.as_ref() == key {
                 return Ok(CommandOutput::Key(Box::new(key.clone())));
@@ -109,7 +109,7 @@ impl KmsState {
         now_ms: i64,
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
-        let due = self.keys.get(key_id).is_some_and(|k| {
+        let due = self.key(key_id).is_some_and(|k| {
             k.regional.state == KeyState::PendingDeletion
                 && k.regional.deletion_ms.is_some_and(|d| d <= now_ms)
         });
@@ -142,7 +142,7 @@ impl KmsState {
         details: Option<serde_json::Value>,
         changes: &mut Vec<RecordChange>,
     ) -> Option<Arc<KeyRecord>> {
-        let gone = self.keys.remove(key_id)?;
+        let gone = self.delete_key(key_id, changes)?;
         let arn = self.scope.key_arn(key_id);
         let mut d = serde_json::json!({"keyId": arn});
         if let Some(serde_json::Value::Object(extra)) = details {
@@ -151,40 +151,32 @@ impl KmsState {
                 .extend(extra);
         }
         self.record_service_event(now_ms, "DeleteKey", key_id, &arn, d, changes);
-        changes.push(RecordChange::Delete {
-            key: key_record_key(key_id),
-        });
         // A deleted key takes its aliases and grants with it.
-        let aliases: Vec<AliasName> = self
-            .aliases_of(key_id)
-            .into_iter()
-            .map(|a| a.name.clone())
-            .collect();
-        for name in aliases {
-            self.aliases.remove(&name);
-            changes.push(RecordChange::Delete {
-                key: alias_record_key(&name),
-            });
+        for alias in self.aliases_of(key_id) {
+            self.delete_alias_record(&alias, changes);
         }
-        let grants: Vec<(KeyId, String)> = self
-            .grants_of(key_id)
-            .map(|g| (g.key_id.clone(), g.grant_id.clone()))
-            .collect();
-        for (k, g) in grants {
-            changes.push(RecordChange::Delete {
-                key: grant_record_key(&k, &g),
-            });
-            self.grants.remove(&(k, g));
+        for grant in self.grants_of(key_id) {
+            self.records
+                .delete(grant_record_key(&grant.key_id, &grant.grant_id), changes);
         }
         Some(gone)
     }
 
+    /// Stores an alias (new or retargeted) with its index entry.
     fn put_alias(&mut self, alias: AliasRecord, changes: &mut Vec<RecordChange>) {
-        changes.push(RecordChange::Put {
-            key: alias_record_key(&alias.name),
-            value: encode(&alias),
-        });
-        self.aliases.insert(alias.name.clone(), alias);
+        if let Some(before) = self.alias(&alias.name) {
+            self.records.delete(index::alias_entry(&before), changes);
+        }
+        self.records
+            .put(index::alias_entry(&alias), Vec::new(), changes);
+        self.records
+            .put_encoded(alias_record_key(&alias.name), &alias, changes);
+    }
+
+    /// Deletes an alias with its index entry.
+    fn delete_alias_record(&mut self, alias: &AliasRecord, changes: &mut Vec<RecordChange>) {
+        self.records.delete(index::alias_entry(alias), changes);
+        self.records.delete(alias_record_key(&alias.name), changes);
     }
 
     fn alias_room(&self, target: &KeyId) -> Result<(), KmsError> {
@@ -204,7 +196,7 @@ impl KmsState {
         now_ms: i64,
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
-        if self.aliases.contains_key(name) {
+        if self.alias(name).is_some() {
             return Err(KmsError::AlreadyExists(format!(
                 "An alias with the name {} already exists",
                 self.scope.alias_arn(name)
@@ -235,11 +227,7 @@ impl KmsState {
         now_ms: i64,
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
-        let alias = self
-            .aliases
-            .get(name)
-            .cloned()
-            .ok_or_else(|| self.alias_not_found(name))?;
+        let alias = self.alias(name).ok_or_else(|| self.alias_not_found(name))?;
         let new_key = self.existing(target)?;
         check(
             Operation::UpdateAliasTarget,
@@ -247,7 +235,7 @@ impl KmsState {
             new_key.shared.origin,
             &self.scope.key_arn(target),
         )?;
-        if let Some(old) = self.keys.get(&alias.target) {
+        if let Some(old) = self.key(&alias.target) {
             // The new target must be the same type of key with the same usage.
             if old.shared.key_usage != new_key.shared.key_usage
                 || old.shared.key_spec.alias_type() != new_key.shared.key_spec.alias_type()
@@ -276,12 +264,8 @@ impl KmsState {
         name: &AliasName,
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
-        if self.aliases.remove(name).is_none() {
-            return Err(self.alias_not_found(name));
-        }
-        changes.push(RecordChange::Delete {
-            key: alias_record_key(name),
-        });
+        let alias = self.alias(name).ok_or_else(|| self.alias_not_found(name))?;
+        self.delete_alias_record(&alias, changes);
         Ok(CommandOutput::Done)
     }
 }

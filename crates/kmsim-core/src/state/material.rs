@@ -9,7 +9,7 @@ use crate::key::{
 use crate::key_state::Operation;
 
 use super::mrk::{bump, has_replicas, primary_only};
-use super::{CommandOutput, CommandResult, KmsState, RecordChange, DAY_MS};
+use super::{index, CommandOutput, CommandResult, KmsState, RecordChange, DAY_MS};
 
 /// RotateKeyOnDemand is refused this close before a scheduled automatic rotation.
 pub const ROTATION_CONFLICT_WINDOW_MS: i64 = 20 * 60 * 1000;
@@ -20,16 +20,10 @@ pub const INCORRECT_KEY_MATERIAL: &str = "The key material in the request is, ex
 impl KmsState {
     /// Keys whose automatic rotation is due at `now_ms`, with the version the rotation adds.
     pub fn due_rotations(&self, now_ms: i64) -> Vec<(KeyId, u32)> {
-        self.keys
-            .values()
+        self.due_keys(now_ms)
+            .into_iter()
             .filter(|k| automatic_rotation_due(k, now_ms))
-            // Only the primary rotates a multi-Region key; replicas get the material from it.
-            .filter(|k| {
-                k.shared
-                    .mrk
-                    .as_ref()
-                    .is_none_or(|m| m.primary == self.scope.region)
-            })
+            .filter(|k| index::rotates_here(k, &self.scope.region))
             .map(|k| (k.key_id.clone(), k.shared.next_version()))
             .collect()
     }
@@ -37,7 +31,7 @@ impl KmsState {
     /// Imported material whose `ValidTo` has passed at `now_ms`: (key, KeyMaterialId).
     pub fn expired_imports(&self, now_ms: i64) -> Vec<(KeyId, String)> {
         let mut out = Vec::new();
-        for k in self.keys.values() {
+        for k in self.due_keys(now_ms) {
             for (version, m) in &k.regional.materials {
                 let expired = m
                     .import
@@ -112,13 +106,13 @@ impl KmsState {
     ) -> CommandResult {
         if kind == RotationType::Automatic {
             // Proposed by the lifecycle task from a possibly stale view: apply only if still due.
-            let due = self.keys.get(key_id).is_some_and(|k| {
-                automatic_rotation_due(k, now_ms) && k.shared.next_version() == info.version
+            let due = self.key(key_id).is_some_and(|k| {
+                automatic_rotation_due(&k, now_ms) && k.shared.next_version() == info.version
             });
             if !due {
                 return Ok(CommandOutput::Done);
             }
-            let mut key = KeyRecord::clone(&self.keys[key_id]);
+            let mut key = KeyRecord::clone(&*self.existing(key_id)?);
             add_version(&mut key, info, material, kind, now_ms);
             let r = &mut key.shared.rotation;
             r.base_ms = Some(now_ms);
@@ -264,7 +258,7 @@ impl KmsState {
         let arn = self.scope.key_arn(key_id);
         if let Some(at) = expired_at_ms {
             // An expiry proposed from a possibly stale view: only if still due.
-            let due = self.keys.get(key_id).is_some_and(|k| {
+            let due = self.key(key_id).is_some_and(|k| {
                 k.shared
                     .materials
                     .iter()
@@ -276,7 +270,7 @@ impl KmsState {
             if !due {
                 return Ok(CommandOutput::Done);
             }
-            let mut key = KeyRecord::clone(&self.keys[key_id]);
+            let mut key = KeyRecord::clone(&*self.existing(key_id)?);
             remove_material(&mut key, &self.scope.region, &arn, material_id)?;
             return Ok(self.put_key(key, changes));
         }
@@ -287,7 +281,7 @@ impl KmsState {
     }
 }
 
-fn automatic_rotation_due(k: &KeyRecord, now_ms: i64) -> bool {
+pub(super) fn automatic_rotation_due(k: &KeyRecord, now_ms: i64) -> bool {
     let r = &k.shared.rotation;
     r.enabled
         && k.regional.state == KeyState::Enabled

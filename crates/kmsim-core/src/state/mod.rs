@@ -7,6 +7,13 @@
 //! reports the records it changed ([`RecordChange`]) so the storage layer persists exactly
 //! those.
 //!
+//! The state lives in its records: [`KmsState::open`] puts a state over the records a store
+//! persisted ([`RecordSource`]), and every read goes to them (through a bounded cache of key
+//! records), so memory does not grow with the number of keys. `records` holds that layer,
+//! `index` the secondary records kept beside the keys so that the periodic work (due
+//! deletions, rotations, expiries; multi-Region synchronization) reads only the keys it
+//! concerns.
+//!
 //! Modules: [`command`] (the commands), `keys` (key lifecycle and aliases), [`material`]
 //! (rotation and imported material), `grants`, `mrk` (multi-Region keys: replication,
 //! synchronization, primary hand-over, notices), and the audit log.
@@ -14,36 +21,38 @@
 mod command;
 pub mod forwarded;
 mod grants;
+mod index;
 mod keys;
 pub mod material;
 pub mod mrk;
+mod records;
 mod requests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_mrk;
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditRecord, DEFAULT_REGION_RETENTION};
 use crate::error::KmsError;
-use crate::grant::GrantRecord;
 use crate::ids::{AliasName, KeyId, KeyRef, Scope};
 use crate::key::{KeyRecord, KeyState};
 use crate::key_state::{check, Operation};
 use crate::sync::Notice;
 
-use command::encode;
 pub use command::{
     decode_command, decode_result, encode_command, encode_result, Command, CommandOutput,
     CommandResult, RecordChange,
 };
 pub use forwarded::{ForwardedCommand, ProposalError, RequestId, MAX_COMMAND_BYTES, MAX_NESTING};
+pub use records::{Record, RecordSource, DEFAULT_KEY_CACHE};
 pub use requests::MAX_REMEMBERED_REQUESTS;
+
+use records::{prefix_end, successor, Records};
 
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
@@ -73,6 +82,12 @@ const OUTBOX_PREFIX: &[u8] = b"outbox/";
 const AUDIT_PREFIX: &[u8] = b"audit/";
 const CLOCK_KEY: &[u8] = b"meta/clock";
 const COUNTERS_KEY: &[u8] = b"meta/counters";
+/// How many keys the Region has (u64).
+const KEY_COUNT_KEY: &[u8] = b"meta/key-count";
+/// The layout version of the records (u32); absent before the indexes existed.
+const SCHEMA_KEY: &[u8] = b"meta/schema";
+/// The layout this version writes: 2 added `meta/key-count` and the `idx/` records.
+const SCHEMA: u32 = 2;
 
 /// Sequence counters of the outbox and the audit log (persisted, so positions are never
 /// reused after entries are dropped).
@@ -83,38 +98,35 @@ struct Counters {
 }
 
 /// The replicated state of one Region.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct KmsState {
     scope: Scope,
-    keys: BTreeMap<KeyId, Arc<KeyRecord>>,
-    aliases: BTreeMap<AliasName, AliasRecord>,
-    /// Grants by (key, grant ID), so the grants of one key are one range.
-    grants: BTreeMap<(KeyId, String), GrantRecord>,
-    /// Notices to other Regions, not yet delivered.
-    outbox: BTreeMap<u64, Notice>,
-    /// The Region's management audit events, oldest first, at most `audit_retention`.
-    audit: BTreeMap<u64, AuditRecord>,
+    /// Keys, aliases, grants, notices to other Regions, audit events, indexes.
+    records: Records,
     /// How many audit events the Region keeps (`[audit] region_retention_events`; the same on
     /// every node, since every node reads the same topology).
     audit_retention: usize,
     counters: Counters,
+    /// Position of the oldest audit event held (events are dropped oldest first, so the held
+    /// ones are `audit_first..counters.next_audit`).
+    audit_first: u64,
+    key_count: u64,
     clock_offset_ms: i64,
-    /// Recent forwarded writes by request ID, applied once each.
+    /// Recent forwarded writes by request ID, applied once each (bounded, held in memory).
     requests: requests::Requests,
 }
 
 impl KmsState {
-    /// An empty Region.
+    /// An empty Region whose records are held in memory (for tests and tools); a node opens
+    /// its state over the store's records with [`open`](Self::open).
     pub fn new(scope: Scope) -> KmsState {
         KmsState {
             scope,
-            keys: BTreeMap::new(),
-            aliases: BTreeMap::new(),
-            grants: BTreeMap::new(),
-            outbox: BTreeMap::new(),
-            audit: BTreeMap::new(),
+            records: Records::memory(DEFAULT_KEY_CACHE),
             audit_retention: DEFAULT_REGION_RETENTION,
             counters: Counters::default(),
+            audit_first: 0,
+            key_count: 0,
             clock_offset_ms: 0,
             requests: requests::Requests::default(),
         }
@@ -127,10 +139,16 @@ impl KmsState {
         self
     }
 
+    /// Sets how many decoded key records the state caches (at least 1).
+    pub fn with_key_cache(mut self, keys: usize) -> KmsState {
+        self.records = Records::memory(keys);
+        self
+    }
+
     /// How many audit events retention has dropped from the Region's log so far (all events
     /// ever recorded minus those still held).
     pub fn audit_dropped(&self) -> u64 {
-        self.counters.next_audit - self.audit.len() as u64
+        self.audit_first
     }
 
     /// The Region, partition and account this state belongs to.
@@ -143,62 +161,104 @@ impl KmsState {
         self.clock_offset_ms
     }
 
-    /// Replaces the state with persisted records. Records that do not decode are reported.
-    pub fn load(&mut self, records: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
-        self.keys.clear();
-        self.aliases.clear();
-        self.grants.clear();
-        self.outbox.clear();
-        self.audit.clear();
-        self.counters = Counters::default();
-        self.clock_offset_ms = 0;
+    /// Puts the state over the records in `source`, dropping whatever it held: on start and
+    /// after a snapshot install. Returns the records to write at once: the indexes and key
+    /// count when the records come from a version that had none.
+    pub fn open(&mut self, source: Arc<dyn RecordSource>) -> Result<Vec<RecordChange>, String> {
+        self.records.open(source);
+        self.counters = self
+            .records
+            .get_as(COUNTERS_KEY, "counters")
+            .unwrap_or_default();
+        self.clock_offset_ms = self.records.get_as(CLOCK_KEY, "clock").unwrap_or(0);
         self.requests.clear();
-        for (k, v) in records {
-            if k.starts_with(KEY_PREFIX) {
-                let rec: KeyRecord =
-                    postcard::from_bytes(&v).map_err(|e| format!("key record: {e}"))?;
-                self.keys.insert(rec.key_id.clone(), Arc::new(rec));
-            } else if k.starts_with(ALIAS_PREFIX) {
-                let rec: AliasRecord =
-                    postcard::from_bytes(&v).map_err(|e| format!("alias record: {e}"))?;
-                self.aliases.insert(rec.name.clone(), rec);
-            } else if k.starts_with(GRANT_PREFIX) {
-                let rec: GrantRecord =
-                    postcard::from_bytes(&v).map_err(|e| format!("grant record: {e}"))?;
-                self.grants
-                    .insert((rec.key_id.clone(), rec.grant_id.clone()), rec);
-            } else if k.starts_with(OUTBOX_PREFIX) {
-                let rec: Notice =
-                    postcard::from_bytes(&v).map_err(|e| format!("outbox record: {e}"))?;
-                self.outbox.insert(rec.seq, rec);
-            } else if k.starts_with(AUDIT_PREFIX) {
-                let rec: AuditRecord =
-                    postcard::from_bytes(&v).map_err(|e| format!("audit record: {e}"))?;
-                self.audit.insert(rec.seq, rec);
-            } else if k.starts_with(requests::REQUEST_PREFIX) {
-                let rec: requests::Remembered =
-                    postcard::from_bytes(&v).map_err(|e| format!("request record: {e}"))?;
+        let mut remembered = Vec::new();
+        self.records.for_each(
+            requests::REQUEST_PREFIX,
+            &prefix_end(requests::REQUEST_PREFIX),
+            |k, v| {
+                remembered.push((k.to_vec(), v.to_vec()));
+                true
+            },
+        );
+        for (k, v) in remembered {
+            if let Some(rec) = self.records.decode(&k, &v, "request") {
                 self.requests.load(rec);
-            } else if k == COUNTERS_KEY {
-                self.counters = postcard::from_bytes(&v).map_err(|e| format!("counters: {e}"))?;
-            } else if k == CLOCK_KEY {
-                self.clock_offset_ms =
-                    postcard::from_bytes(&v).map_err(|e| format!("clock: {e}"))?;
-            } else {
-                return Err(format!(
-                    "unknown record key {}",
-                    String::from_utf8_lossy(&k)
-                ));
             }
         }
-        Ok(())
+        self.audit_first = self.counters.next_audit;
+        self.records
+            .for_each(AUDIT_PREFIX, &prefix_end(AUDIT_PREFIX), |k, v| {
+                if let Some(rec) = self.records.decode::<AuditRecord>(k, v, "audit") {
+                    self.audit_first = rec.seq;
+                }
+                false
+            });
+        let schema: u32 = self.records.get_as(SCHEMA_KEY, "schema").unwrap_or(1);
+        let mut changes = Vec::new();
+        if schema < SCHEMA {
+            self.build_indexes(&mut changes);
+        } else {
+            self.key_count = self.records.get_as(KEY_COUNT_KEY, "key count").unwrap_or(0);
+        }
+        match self.records.fault() {
+            Some(fault) => Err(fault.to_string()),
+            None => Ok(changes),
+        }
+    }
+
+    /// Writes the key count and the indexes of records from a layout before [`SCHEMA`] 2.
+    fn build_indexes(&mut self, changes: &mut Vec<RecordChange>) {
+        let mut keys = Vec::new();
+        self.records
+            .for_each(KEY_PREFIX, &prefix_end(KEY_PREFIX), |k, v| {
+                keys.extend(self.records.decode::<KeyRecord>(k, v, "key"));
+                true
+            });
+        let mut aliases = Vec::new();
+        self.records
+            .for_each(ALIAS_PREFIX, &prefix_end(ALIAS_PREFIX), |k, v| {
+                aliases.extend(self.records.decode::<AliasRecord>(k, v, "alias"));
+                true
+            });
+        self.key_count = keys.len() as u64;
+        for key in &keys {
+            for entry in index::key_entries(key, &self.scope.region) {
+                self.records.put(entry, Vec::new(), changes);
+            }
+        }
+        for alias in &aliases {
+            self.records
+                .put(index::alias_entry(alias), Vec::new(), changes);
+        }
+        self.records
+            .put_encoded(KEY_COUNT_KEY.to_vec(), &self.key_count, changes);
+        self.records
+            .put_encoded(SCHEMA_KEY.to_vec(), &SCHEMA, changes);
+    }
+
+    /// The writes reported by every `apply` so far are persisted where the state reads.
+    pub fn persisted(&mut self) {
+        self.records.persisted();
+    }
+
+    /// The first storage failure (a record that could not be read or decoded) since the state
+    /// was opened. Every answer computed since is to be discarded: a read that failed looked
+    /// like an absent record.
+    pub fn storage_fault(&self) -> Option<&str> {
+        self.records.fault()
     }
 
     // ---- reads ----
 
     /// The key with this ID.
     pub fn key(&self, id: &KeyId) -> Option<Arc<KeyRecord>> {
-        self.keys.get(id).cloned()
+        self.records.key(id, &key_record_key(id))
+    }
+
+    /// The alias with this name.
+    pub fn alias(&self, name: &AliasName) -> Option<AliasRecord> {
+        self.records.get_as(&alias_record_key(name), "alias")
     }
 
     /// The ARN of a key of this Region.
@@ -209,14 +269,10 @@ impl KmsState {
     /// Resolves a parsed reference to a key of this Region, with AWS's "not found" messages.
     pub fn resolve(&self, r: &KeyRef) -> Result<Arc<KeyRecord>, KmsError> {
         match r {
-            KeyRef::Key(id) => self.key(id).ok_or_else(|| self.key_not_found(id)),
+            KeyRef::Key(id) => self.existing(id),
             KeyRef::Alias(name) => {
-                let alias = self
-                    .aliases
-                    .get(name)
-                    .ok_or_else(|| self.alias_not_found(name))?;
-                self.key(&alias.target)
-                    .ok_or_else(|| self.key_not_found(&alias.target))
+                let alias = self.alias(name).ok_or_else(|| self.alias_not_found(name))?;
+                self.existing(&alias.target)
             }
         }
     }
@@ -232,8 +288,21 @@ impl KmsState {
         ))
     }
 
-    fn existing(&self, id: &KeyId) -> Result<&Arc<KeyRecord>, KmsError> {
-        self.keys.get(id).ok_or_else(|| self.key_not_found(id))
+    fn existing(&self, id: &KeyId) -> Result<Arc<KeyRecord>, KmsError> {
+        self.key(id).ok_or_else(|| self.key_not_found(id))
+    }
+
+    /// Decodes the records of `[from, to)` as `what`, in order, while `keep` says so.
+    fn decode_range<T: serde::de::DeserializeOwned>(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        what: &str,
+        mut keep: impl FnMut(T) -> bool,
+    ) {
+        self.records.for_each(from, to, |k, v| {
+            self.records.decode::<T>(k, v, what).is_none_or(&mut keep)
+        });
     }
 
     /// Keys in key-ID order after `marker`, at most `limit`; the marker of the next page if any.
@@ -242,15 +311,16 @@ impl KmsState {
         after: Option<&KeyId>,
         limit: usize,
     ) -> (Vec<Arc<KeyRecord>>, Option<KeyId>) {
-        let lower = match after {
-            Some(m) => Bound::Excluded(m),
-            None => Bound::Unbounded,
+        let from = match after {
+            Some(m) => successor(&key_record_key(m)),
+            None => KEY_PREFIX.to_vec(),
         };
-        let iter = self
-            .keys
-            .range::<KeyId, _>((lower, Bound::Unbounded))
-            .map(|(_, v)| v.clone());
-        page(iter, limit, |k| k.key_id.clone())
+        let mut keys = Vec::new();
+        self.decode_range(&from, &prefix_end(KEY_PREFIX), "key", |k: KeyRecord| {
+            keys.push(Arc::new(k));
+            keys.len() <= limit
+        });
+        page(keys.into_iter(), limit, |k| k.key_id.clone())
     }
 
     /// Aliases in name order after `after` (optionally only those of one key).
@@ -260,24 +330,49 @@ impl KmsState {
         after: Option<&AliasName>,
         limit: usize,
     ) -> (Vec<AliasRecord>, Option<AliasName>) {
-        let iter = self
-            .aliases
-            .values()
-            .filter(|a| after.is_none_or(|m| &a.name > m))
-            .filter(|a| target.is_none_or(|t| &a.target == t))
-            .cloned();
-        page(iter, limit, |a| a.name.clone())
+        let aliases = match target {
+            Some(id) => self
+                .aliases_of(id)
+                .into_iter()
+                .filter(|a| after.is_none_or(|m| &a.name > m))
+                .take(limit.saturating_add(1))
+                .collect(),
+            None => {
+                let from = match after {
+                    Some(m) => successor(&alias_record_key(m)),
+                    None => ALIAS_PREFIX.to_vec(),
+                };
+                let mut aliases = Vec::new();
+                self.decode_range(&from, &prefix_end(ALIAS_PREFIX), "alias", |a| {
+                    aliases.push(a);
+                    aliases.len() <= limit
+                });
+                aliases
+            }
+        };
+        page(aliases.into_iter(), limit, |a| a.name.clone())
     }
 
-    /// The aliases pointing at a key.
-    pub fn aliases_of(&self, id: &KeyId) -> Vec<&AliasRecord> {
-        self.aliases.values().filter(|a| &a.target == id).collect()
+    /// The aliases pointing at a key, in name order.
+    pub fn aliases_of(&self, id: &KeyId) -> Vec<AliasRecord> {
+        index::aliases_of(&self.records, id)
+            .iter()
+            .filter_map(|name| self.records.get_as(&[ALIAS_PREFIX, name].concat(), "alias"))
+            .collect()
+    }
+
+    /// The keys the index lists as due at or before `now_ms`, each loaded once.
+    fn due_keys(&self, now_ms: i64) -> Vec<Arc<KeyRecord>> {
+        index::due_until(&self.records, now_ms)
+            .iter()
+            .filter_map(|id| self.key(id))
+            .collect()
     }
 
     /// Keys whose deletion date has passed at `now_ms`.
     pub fn expired_keys(&self, now_ms: i64) -> Vec<KeyId> {
-        self.keys
-            .values()
+        self.due_keys(now_ms)
+            .into_iter()
             .filter(|k| k.regional.state == KeyState::PendingDeletion)
             .filter(|k| k.regional.deletion_ms.is_some_and(|d| d <= now_ms))
             .map(|k| k.key_id.clone())
@@ -286,17 +381,32 @@ impl KmsState {
 
     /// Number of keys.
     pub fn key_count(&self) -> usize {
-        self.keys.len()
+        usize::try_from(self.key_count).unwrap_or(usize::MAX)
     }
 
-    /// Every key (for the synchronizer's scan).
-    pub fn keys(&self) -> impl Iterator<Item = &Arc<KeyRecord>> {
-        self.keys.values()
+    /// The keys the synchronizer may have work for: the multi-Region keys whose primary is in
+    /// this Region, and the keys handing their primary over to another Region.
+    pub fn sync_keys(&self) -> Vec<Arc<KeyRecord>> {
+        index::sync_keys(&self.records)
+            .iter()
+            .filter_map(|id| self.key(id))
+            .collect()
     }
 
     /// The notices waiting to be delivered, oldest first.
-    pub fn outbox(&self) -> impl Iterator<Item = &Notice> {
-        self.outbox.values()
+    pub fn outbox(&self) -> Vec<Notice> {
+        let mut notices = Vec::new();
+        self.decode_range(OUTBOX_PREFIX, &prefix_end(OUTBOX_PREFIX), "outbox", |n| {
+            notices.push(n);
+            true
+        });
+        notices
+    }
+
+    /// The notice at position `seq`, if still waiting.
+    pub fn notice(&self, seq: u64) -> Option<Notice> {
+        self.records
+            .get_as(&seq_record_key(OUTBOX_PREFIX, seq), "outbox")
     }
 
     /// Audit events after position `after`, optionally of one key, at most `limit`.
@@ -306,24 +416,31 @@ impl KmsState {
         after: Option<u64>,
         limit: usize,
     ) -> Vec<AuditRecord> {
-        let lower = match after {
-            Some(a) => Bound::Excluded(a),
-            None => Bound::Unbounded,
+        let from = match after {
+            Some(a) => successor(&seq_record_key(AUDIT_PREFIX, a)),
+            None => AUDIT_PREFIX.to_vec(),
         };
-        self.audit
-            .range((lower, Bound::Unbounded))
-            .map(|(_, r)| r)
-            .filter(|r| key_id.is_none_or(|k| r.key_id.as_ref() == Some(k)))
-            .take(limit)
-            .cloned()
-            .collect()
+        let mut events = Vec::new();
+        if limit == 0 {
+            return events;
+        }
+        self.decode_range(
+            &from,
+            &prefix_end(AUDIT_PREFIX),
+            "audit",
+            |r: AuditRecord| {
+                if key_id.is_none_or(|k| r.key_id.as_ref() == Some(k)) {
+                    events.push(r);
+                }
+                events.len() < limit
+            },
+        );
+        events
     }
 
-    fn put_counters(&self, changes: &mut Vec<RecordChange>) {
-        changes.push(RecordChange::Put {
-            key: COUNTERS_KEY.to_vec(),
-            value: encode(&self.counters),
-        });
+    fn put_counters(&mut self, changes: &mut Vec<RecordChange>) {
+        self.records
+            .put_encoded(COUNTERS_KEY.to_vec(), &self.counters, changes);
     }
 
     /// Records a service event (`AwsServiceEvent`) about `key_id`, whose resource is `key_arn`
@@ -376,17 +493,12 @@ impl KmsState {
             key_id: key_id.cloned(),
             json: build(seq),
         };
-        changes.push(RecordChange::Put {
-            key: seq_record_key(AUDIT_PREFIX, seq),
-            value: encode(&rec),
-        });
-        self.audit.insert(seq, rec);
-        while self.audit.len() > self.audit_retention {
-            if let Some((old, _)) = self.audit.pop_first() {
-                changes.push(RecordChange::Delete {
-                    key: seq_record_key(AUDIT_PREFIX, old),
-                });
-            }
+        self.records
+            .put_encoded(seq_record_key(AUDIT_PREFIX, seq), &rec, changes);
+        while self.counters.next_audit - self.audit_first > self.audit_retention as u64 {
+            self.records
+                .delete(seq_record_key(AUDIT_PREFIX, self.audit_first), changes);
+            self.audit_first += 1;
         }
     }
 
@@ -407,19 +519,15 @@ impl KmsState {
             key_id: key_id.clone(),
             kind,
         };
-        changes.push(RecordChange::Put {
-            key: seq_record_key(OUTBOX_PREFIX, seq),
-            value: encode(&notice),
-        });
-        self.outbox.insert(seq, notice);
+        self.records
+            .put_encoded(seq_record_key(OUTBOX_PREFIX, seq), &notice, changes);
     }
 
     /// Drops a delivered notice.
     pub(crate) fn drop_notice(&mut self, seq: u64, changes: &mut Vec<RecordChange>) {
-        if self.outbox.remove(&seq).is_some() {
-            changes.push(RecordChange::Delete {
-                key: seq_record_key(OUTBOX_PREFIX, seq),
-            });
+        if self.notice(seq).is_some() {
+            self.records
+                .delete(seq_record_key(OUTBOX_PREFIX, seq), changes);
         }
     }
 
@@ -430,12 +538,10 @@ impl KmsState {
         to: crate::ids::Region,
         changes: &mut Vec<RecordChange>,
     ) {
-        if let Some(n) = self.outbox.get_mut(&seq) {
+        if let Some(mut n) = self.notice(seq) {
             n.to = to;
-            changes.push(RecordChange::Put {
-                key: seq_record_key(OUTBOX_PREFIX, seq),
-                value: encode(&*n),
-            });
+            self.records
+                .put_encoded(seq_record_key(OUTBOX_PREFIX, seq), &n, changes);
         }
     }
 
@@ -500,10 +606,8 @@ impl KmsState {
             Command::SetClockOffset { offset_ms } => {
                 if *offset_ms > self.clock_offset_ms {
                     self.clock_offset_ms = *offset_ms;
-                    changes.push(RecordChange::Put {
-                        key: CLOCK_KEY.to_vec(),
-                        value: encode(&self.clock_offset_ms),
-                    });
+                    self.records
+                        .put_encoded(CLOCK_KEY.to_vec(), &self.clock_offset_ms, changes);
                 }
                 Ok(CommandOutput::ClockOffset(self.clock_offset_ms))
             }
@@ -567,14 +671,57 @@ impl KmsState {
         }
     }
 
+    /// Stores a key record (new or changed), with its index entries and the key count.
     fn put_key(&mut self, key: KeyRecord, changes: &mut Vec<RecordChange>) -> CommandOutput {
-        changes.push(RecordChange::Put {
-            key: key_record_key(&key.key_id),
-            value: encode(&key),
-        });
+        let before = self.key(&key.key_id);
         let out = CommandOutput::Key(Box::new(key.clone()));
-        self.keys.insert(key.key_id.clone(), Arc::new(key));
+        let key = Arc::new(key);
+        self.reindex_key(before.as_deref(), Some(&key), changes);
+        if before.is_none() {
+            self.count_keys(1, changes);
+        }
+        self.records
+            .put_key(key_record_key(&key.key_id), key, changes);
         out
+    }
+
+    /// Deletes a key record, with its index entries, and counts it out; returns it.
+    fn delete_key(
+        &mut self,
+        id: &KeyId,
+        changes: &mut Vec<RecordChange>,
+    ) -> Option<Arc<KeyRecord>> {
+        let gone = self.key(id)?;
+        self.reindex_key(Some(&gone), None, changes);
+        self.count_keys(-1, changes);
+        self.records.delete_key(id, key_record_key(id), changes);
+        Some(gone)
+    }
+
+    /// Replaces the index entries of key record `before` with those of `after`.
+    fn reindex_key(
+        &mut self,
+        before: Option<&KeyRecord>,
+        after: Option<&KeyRecord>,
+        changes: &mut Vec<RecordChange>,
+    ) {
+        let entries = |k: Option<&KeyRecord>| -> BTreeSet<Vec<u8>> {
+            k.map(|k| index::key_entries(k, &self.scope.region))
+                .unwrap_or_default()
+        };
+        let (old, new) = (entries(before), entries(after));
+        for gone in old.difference(&new) {
+            self.records.delete(gone.clone(), changes);
+        }
+        for added in new.difference(&old) {
+            self.records.put(added.clone(), Vec::new(), changes);
+        }
+    }
+
+    fn count_keys(&mut self, by: i64, changes: &mut Vec<RecordChange>) {
+        self.key_count = self.key_count.saturating_add_signed(by);
+        self.records
+            .put_encoded(KEY_COUNT_KEY.to_vec(), &self.key_count, changes);
     }
 
     /// Runs `f` on a copy of the key after checking the state table; stores the result.
@@ -592,7 +739,7 @@ impl KmsState {
             current.shared.origin,
             &self.scope.key_arn(id),
         )?;
-        let mut key = KeyRecord::clone(current);
+        let mut key = KeyRecord::clone(&current);
         f(&mut key)?;
         Ok(self.put_key(key, changes))
     }
@@ -612,13 +759,12 @@ fn seq_record_key(prefix: &[u8], seq: u64) -> Vec<u8> {
 }
 
 fn grant_record_key(key_id: &KeyId, grant_id: &str) -> Vec<u8> {
-    [
-        GRANT_PREFIX,
-        key_id.as_str().as_bytes(),
-        b"/",
-        grant_id.as_bytes(),
-    ]
-    .concat()
+    [grants_prefix(key_id).as_slice(), grant_id.as_bytes()].concat()
+}
+
+/// `grant/<key ID>/`: the prefix of one key's grants.
+fn grants_prefix(key_id: &KeyId) -> Vec<u8> {
+    [GRANT_PREFIX, key_id.as_str().as_bytes(), b"/"].concat()
 }
 
 /// At most `limit` items of `iter`, and the marker of the next page when there are more.

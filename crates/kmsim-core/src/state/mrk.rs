@@ -281,7 +281,7 @@ impl KmsState {
             k.shared.origin,
             &arn,
         )?;
-        let m = mrk_of(k, &arn)?;
+        let m = mrk_of(&k, &arn)?;
         if m.primary != self.scope.region {
             return Err(KmsError::UnsupportedOperation(format!(
                 "{arn} is not a multi-region primary key."
@@ -369,7 +369,7 @@ impl KmsState {
     /// retried ReplicateKey), else `AlreadyExistsException`. The receiving node checks it
     /// before proposing (the dry run) and apply checks it again.
     pub fn replica_slot(&self, key_id: &KeyId, primary: &Region) -> Result<Option<i64>, KmsError> {
-        let Some(existing) = self.keys.get(key_id) else {
+        let Some(existing) = self.key(key_id) else {
             return Ok(None);
         };
         let same_primary = existing
@@ -395,7 +395,7 @@ impl KmsState {
         now_ms: i64,
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
-        let abandoned = self.keys.get(key_id).is_some_and(|k| {
+        let abandoned = self.key(key_id).is_some_and(|k| {
             k.regional.state == KeyState::Creating
                 && k.shared.mrk.as_ref().is_some_and(|m| m.primary == *source)
         });
@@ -425,7 +425,7 @@ impl KmsState {
         if promote || m.primary != *source {
             return None;
         }
-        let held = self.keys.get(key_id)?.shared.mrk.as_ref()?.stamp();
+        let held = self.key(key_id)?.shared.mrk.as_ref()?.stamp();
         (m.stamp() <= held).then_some(SyncReply::Applied {
             epoch: held.0,
             version: held.1,
@@ -464,7 +464,7 @@ impl KmsState {
             // Stale or repeated: nothing to do, say what this Region holds.
             return Ok(CommandOutput::Sync(held));
         }
-        let Some(existing) = self.keys.get(key_id).cloned() else {
+        let Some(existing) = self.key(key_id) else {
             // A new replica: created with the Regional properties of the ReplicateKey request.
             let Some(spec) = create.filter(|_| !promote && m.replicas.contains(&here)) else {
                 return Ok(CommandOutput::Sync(SyncReply::UnknownKey));
@@ -622,7 +622,7 @@ impl KmsState {
         stamp: (u64, u64),
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
-        let Some(existing) = self.keys.get(key_id) else {
+        let Some(existing) = self.key(key_id) else {
             return Ok(CommandOutput::Done);
         };
         let is_primary = existing
@@ -634,7 +634,7 @@ impl KmsState {
         if !is_primary || known.is_some_and(|k| k >= stamp) {
             return Ok(CommandOutput::Done);
         }
-        let mut key = KeyRecord::clone(existing);
+        let mut key = KeyRecord::clone(&existing);
         key.regional.sync.acked.insert(region.clone(), stamp);
         key.regional.sync.creating.remove(region);
         end_promotion(&mut key, region, stamp.0);
@@ -648,7 +648,7 @@ impl KmsState {
         now_ms: i64,
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
-        let Some(existing) = self.keys.get(key_id) else {
+        let Some(existing) = self.key(key_id) else {
             return Ok(CommandOutput::Done);
         };
         let member = existing
@@ -659,7 +659,7 @@ impl KmsState {
         if !member {
             return Ok(CommandOutput::Done);
         }
-        let mut key = KeyRecord::clone(existing);
+        let mut key = KeyRecord::clone(&existing);
         if let Some(m) = key.shared.mrk.as_mut() {
             m.replicas.retain(|r| r != region);
             m.version += 1;
@@ -686,7 +686,7 @@ impl KmsState {
         now_ms: i64,
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
-        let Some(existing) = self.keys.get(key_id) else {
+        let Some(existing) = self.key(key_id) else {
             // The key is gone here too: nothing to update.
             return Ok(CommandOutput::Sync(SyncReply::Noted));
         };
@@ -699,7 +699,7 @@ impl KmsState {
                 self.replica_gone(key_id, from, now_ms, changes)?;
             }
             NoticeKind::MaterialImported { material_id } => {
-                let mut key = KeyRecord::clone(existing);
+                let mut key = KeyRecord::clone(&existing);
                 let set = key
                     .regional
                     .sync
@@ -722,13 +722,12 @@ impl KmsState {
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
         let due = self
-            .keys
-            .get(key_id)
-            .is_some_and(|k| rotation_ready(k, &self.scope.region) == Some(version));
+            .key(key_id)
+            .is_some_and(|k| rotation_ready(&k, &self.scope.region) == Some(version));
         if !due {
             return Ok(CommandOutput::Done);
         }
-        let mut key = KeyRecord::clone(&self.keys[key_id]);
+        let mut key = KeyRecord::clone(&*self.existing(key_id)?);
         let kind = if key.shared.rotation.on_demand_started_ms.take().is_some() {
             RotationType::OnDemand
         } else {
@@ -800,7 +799,7 @@ impl KmsState {
         promoted: bool,
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
-        let Some(existing) = self.keys.get(key_id) else {
+        let Some(existing) = self.key(key_id) else {
             return Ok(CommandOutput::Done);
         };
         let Some(h) = existing
@@ -812,7 +811,7 @@ impl KmsState {
         else {
             return Ok(CommandOutput::Done);
         };
-        let mut key = KeyRecord::clone(existing);
+        let mut key = KeyRecord::clone(&existing);
         key.regional.state = h.previous_state;
         key.regional.sync.handover = None;
         if !promoted {

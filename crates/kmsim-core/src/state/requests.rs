@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::forwarded::RequestId;
-use super::{encode, seq_record_key, Command, CommandResult, KmsState, RecordChange};
+use super::records::Records;
+use super::{seq_record_key, Command, CommandResult, KmsState, RecordChange};
 use crate::error::KmsError;
 
 /// How many forwarded writes the Region remembers.
@@ -60,6 +61,7 @@ impl Requests {
         &mut self,
         id: RequestId,
         result: CommandResult,
+        records: &mut Records,
         changes: &mut Vec<RecordChange>,
     ) {
         let seq = self.by_seq.keys().next_back().map_or(0, |s| s + 1);
@@ -68,23 +70,18 @@ impl Requests {
             request_id: id,
             result,
         };
-        changes.push(RecordChange::Put {
-            key: seq_record_key(REQUEST_PREFIX, seq),
-            value: encode(&rec),
-        });
+        records.put_encoded(seq_record_key(REQUEST_PREFIX, seq), &rec, changes);
         self.load(rec);
         while self.by_seq.len() > MAX_REMEMBERED_REQUESTS {
             let Some((old, rec)) = self.by_seq.pop_first() else {
                 break;
             };
             self.by_id.remove(&rec.request_id);
-            changes.push(RecordChange::Delete {
-                key: seq_record_key(REQUEST_PREFIX, old),
-            });
+            records.delete(seq_record_key(REQUEST_PREFIX, old), changes);
         }
     }
 
-    /// Forgets everything (before a load).
+    /// Forgets everything (before opening).
     pub fn clear(&mut self) {
         self.by_seq.clear();
         self.by_id.clear();
@@ -110,7 +107,8 @@ impl KmsState {
         } else {
             self.apply_inner(cmd, changes)
         };
-        self.requests.remember(*request_id, result.clone(), changes);
+        self.requests
+            .remember(*request_id, result.clone(), &mut self.records, changes);
         result
     }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
+use super::records::MemSource;
 use super::*;
 use crate::grant::GrantRecord;
 use crate::ids::{AccountId, Partition, Region};
@@ -58,11 +59,42 @@ pub(super) fn key(n: u8) -> KeyRecord {
     }
 }
 
-/// True when the store holds nothing but the audit log and its counters.
+/// True when the store holds nothing but the audit log and the counters.
 fn only_log_records(store: &BTreeMap<Vec<u8>, Vec<u8>>) -> bool {
     store
         .keys()
-        .all(|k| k.starts_with(b"audit/") || k.as_slice() == b"meta/counters")
+        .all(|k| k.starts_with(b"audit/") || k.starts_with(b"meta/"))
+}
+
+/// A state opened over `source` (what a node does at start-up); writes the records its
+/// opening asks for.
+pub(super) fn opened(source: &Arc<MemSource>) -> KmsState {
+    let mut s = KmsState::new(scope());
+    let upgrade = s.open(source.clone()).unwrap();
+    source.write(&upgrade);
+    s.persisted();
+    s
+}
+
+/// What every reader of a state answers, to compare two states.
+fn answers(s: &KmsState) -> impl PartialEq + std::fmt::Debug {
+    let far = i64::MAX - 1;
+    (
+        s.list_keys(None, usize::MAX - 1).0,
+        s.list_aliases(None, None, usize::MAX - 1).0,
+        s.key_count(),
+        s.clock_offset_ms(),
+        s.outbox(),
+        s.audit_events(None, None, usize::MAX),
+        (
+            s.expired_keys(far),
+            s.due_rotations(far),
+            s.expired_imports(far),
+        ),
+        s.sync_keys(),
+        s.audit_dropped(),
+        s.remembered_requests(),
+    )
 }
 
 /// Applies `cmd` to `s` and checks the persisted changes rebuild exactly the same state.
@@ -72,23 +104,27 @@ fn apply_and_check(
     cmd: &Command,
 ) -> CommandResult {
     let (r, changes) = s.apply(cmd);
-    for c in changes {
-        match c {
-            RecordChange::Put { key, value } => {
-                store.insert(key, value);
-            }
-            RecordChange::Delete { key } => {
-                store.remove(&key);
-            }
-        }
-    }
-    let mut reloaded = KmsState::new(scope());
-    reloaded
-        .load(store.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap();
-    assert_eq!(reloaded.keys, s.keys);
-    assert_eq!(reloaded.aliases, s.aliases);
-    assert_eq!(reloaded.clock_offset_ms, s.clock_offset_ms);
+    let source = MemSource::with(std::mem::take(store));
+    source.write(&changes);
+    *store = source.records();
+    // The changes reported are exactly the records the state holds.
+    assert_eq!(&s.records.all(), store);
+    // A state opened over them answers the same.
+    assert_eq!(answers(&opened(&source)), answers(s));
+    // Indexes built from the keys and aliases alone equal those kept command by command.
+    let bare: BTreeMap<Vec<u8>, Vec<u8>> = store
+        .iter()
+        .filter(|(k, _)| !k.starts_with(b"idx/") && !k.starts_with(b"meta/key-count"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let rebuilt = MemSource::with(bare);
+    opened(&rebuilt);
+    let mut expected = store.clone();
+    expected.insert(SCHEMA_KEY.to_vec(), postcard::to_allocvec(&SCHEMA).unwrap());
+    expected
+        .entry(KEY_COUNT_KEY.to_vec())
+        .or_insert_with(|| postcard::to_allocvec(&0u64).unwrap());
+    assert_eq!(rebuilt.records(), expected);
     r
 }
 
@@ -154,7 +190,7 @@ fn deletion_lifecycle() {
     )
     .unwrap();
     assert!(s.key(&id).is_none());
-    assert!(s.aliases.is_empty());
+    assert!(s.list_aliases(None, None, 10).0.is_empty());
     assert!(only_log_records(&store), "{:?}", store.keys());
 }
 
@@ -558,7 +594,7 @@ fn grants_are_idempotent_by_name_listed_and_go_with_their_key() {
         ..g1.clone()
     };
     apply_and_check(&mut s, &mut store, &Command::CreateGrant { grant: other }).unwrap();
-    assert_eq!(s.grants_of(&id).count(), 2);
+    assert_eq!(s.grants_of(&id).len(), 2);
     let (page1, next) = s.list_grants(&id, None, None, None, 1);
     assert_eq!(page1.len(), 1);
     let (page2, end) = s.list_grants(&id, None, None, next.as_deref(), 1);
@@ -586,7 +622,7 @@ fn grants_are_idempotent_by_name_listed_and_go_with_their_key() {
         },
     )
     .unwrap();
-    assert_eq!(s.grants_of(&id).count(), 1);
+    assert_eq!(s.grants_of(&id).len(), 1);
 
     apply_and_check(
         &mut s,
@@ -607,7 +643,7 @@ fn grants_are_idempotent_by_name_listed_and_go_with_their_key() {
         },
     )
     .unwrap();
-    assert_eq!(s.grants_of(&id).count(), 0);
+    assert_eq!(s.grants_of(&id).len(), 0);
     assert!(
         only_log_records(&store),
         "nothing of the key is left on disk"
@@ -666,20 +702,32 @@ proptest! {
     #[test]
     fn replicas_applying_the_same_log_agree(cmds in proptest::collection::vec(arb_command((0u8..3).map(|n| key(n).key_id).collect()), 0..40)) {
         let mut a = KmsState::new(scope());
-        let mut b = KmsState::new(scope());
+        // The other replica reads its records from a store, which it is given every other
+        // command (so reads also merge written and persisted records).
+        let source = MemSource::default().into();
+        let mut b = opened(&source);
+        let mut b_unpersisted = Vec::new();
         let mut store = BTreeMap::new();
-        for cmd in &cmds {
+        for (i, cmd) in cmds.iter().enumerate() {
             let ra = apply_and_check(&mut a, &mut store, cmd);
-            let (rb, _) = b.apply(cmd);
+            let (rb, changes) = b.apply(cmd);
             prop_assert_eq!(ra, rb);
+            b_unpersisted.extend(changes);
+            if i % 2 == 1 {
+                source.write(&std::mem::take(&mut b_unpersisted));
+                b.persisted();
+            }
+            prop_assert_eq!(answers(&b), answers(&a));
             // Every alias points at an existing key; deletion dates exist exactly when pending.
-            for al in a.aliases.values() {
-                prop_assert!(a.keys.contains_key(&al.target));
+            let keys = a.list_keys(None, usize::MAX - 1).0;
+            for al in a.list_aliases(None, None, usize::MAX - 1).0 {
+                prop_assert!(a.key(&al.target).is_some());
             }
-            for (k, _) in a.grants.keys() {
-                prop_assert!(a.keys.contains_key(k));
+            for g in store.keys().filter(|k| k.starts_with(GRANT_PREFIX)) {
+                let key_id = String::from_utf8_lossy(&g[GRANT_PREFIX.len()..]).split('/').next().unwrap().to_string();
+                prop_assert!(a.key(&KeyId::parse(&key_id).unwrap()).is_some());
             }
-            for k in a.keys.values() {
+            for k in &keys {
                 prop_assert_eq!(k.regional.deletion_ms.is_some(), k.regional.state == KeyState::PendingDeletion);
                 // The current material exists, versions are unique and this Region holds every one.
                 let current = k.shared.current_version.unwrap();
@@ -690,7 +738,6 @@ proptest! {
                 prop_assert!(k.has_all_current_material());
             }
         }
-        prop_assert_eq!(a.keys, b.keys);
     }
 }
 
@@ -704,21 +751,10 @@ fn dedup(id: u8, cmd: Command) -> Command {
 }
 
 /// Replays every record change into a fresh state (what a restart or a snapshot install does).
-fn reloaded(s: &KmsState, all_changes: &[RecordChange]) -> KmsState {
-    let mut records = BTreeMap::new();
-    for c in all_changes {
-        match c {
-            RecordChange::Put { key, value } => {
-                records.insert(key.clone(), value.clone());
-            }
-            RecordChange::Delete { key } => {
-                records.remove(key);
-            }
-        }
-    }
-    let mut fresh = KmsState::new(s.scope().clone());
-    fresh.load(records.into_iter().collect()).unwrap();
-    fresh
+fn reloaded(all_changes: &[RecordChange]) -> KmsState {
+    let source = Arc::new(MemSource::default());
+    source.write(all_changes);
+    opened(&source)
 }
 
 #[test]
@@ -732,7 +768,7 @@ fn a_retried_forward_creates_one_key_and_answers_the_first_result() {
     assert!(c2.is_empty());
     assert_eq!(s.key_count(), 1);
     // The memory survives a reload (it is in snapshots and on disk).
-    let mut fresh = reloaded(&s, &c1);
+    let mut fresh = reloaded(&c1);
     assert_eq!(fresh.remembered_requests(), 1);
     let (after_restart, c3) = fresh.apply(&dedup(1, Command::CreateKey { key: key(1) }));
     assert_eq!(after_restart, first);
@@ -771,7 +807,7 @@ fn the_request_memory_is_bounded_and_forgets_the_oldest() {
         all.extend(c);
     }
     assert_eq!(s.remembered_requests(), MAX_REMEMBERED_REQUESTS);
-    let fresh = reloaded(&s, &all);
+    let fresh = reloaded(&all);
     assert_eq!(fresh.remembered_requests(), MAX_REMEMBERED_REQUESTS);
     // The oldest was forgotten: applying it again acts again (here: a no-op clock move).
     let (_, c) = s.apply(&Command::Deduplicated {

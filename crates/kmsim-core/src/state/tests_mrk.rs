@@ -389,7 +389,7 @@ fn a_primary_waits_for_its_last_replica_to_be_deleted() {
     .0
     .unwrap();
     assert!(b.key(&id).is_none());
-    let notice = b.outbox().next().cloned().unwrap();
+    let notice = b.outbox().first().cloned().unwrap();
     assert_eq!(
         (notice.to.as_str(), &notice.kind),
         ("us-east-1", &NoticeKind::ReplicaDeleted)
@@ -402,7 +402,7 @@ fn a_primary_waits_for_its_last_replica_to_be_deleted() {
     });
     assert_eq!(r, Ok(CommandOutput::Sync(SyncReply::Noted)));
     b.apply(&Command::NoticeDone { seq: notice.seq }).0.unwrap();
-    assert_eq!(b.outbox().count(), 0);
+    assert_eq!(b.outbox().len(), 0);
     let k = a.key(&id).unwrap();
     assert_eq!(k.regional.state, KeyState::PendingDeletion);
     assert_eq!(k.regional.deletion_ms, Some(14 * DAY_MS));

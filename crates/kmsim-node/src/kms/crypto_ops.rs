@@ -220,7 +220,7 @@ impl KmsApi {
                 key
             }
             None => self
-                .read(|s| s.key(&blob_key))
+                .read(|s| s.key(&blob_key))?
                 .ok_or_else(|| KmsError::AccessDenied(FOREIGN_CIPHERTEXT.into()))?,
         };
         let a = self.encryption_algorithm(&key, op, algorithm)?;

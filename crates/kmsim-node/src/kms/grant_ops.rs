@@ -191,7 +191,7 @@ impl KmsApi {
                 req.marker.as_deref(),
                 limit,
             )
-        });
+        })?;
         Ok(pb::ListGrantsResponse {
             grants: grants.iter().map(|g| self.grant_entry(g)).collect(),
             truncated: Some(next.is_some()),
@@ -218,7 +218,7 @@ impl KmsApi {
                 Some(parsed.ok_or_else(|| KmsError::InvalidMarker("Invalid marker".into()))?)
             }
         };
-        let (grants, next) = self.read(|s| s.list_retirable_grants(&retiring, after, limit));
+        let (grants, next) = self.read(|s| s.list_retirable_grants(&retiring, after, limit))?;
         Ok(pb::ListGrantsResponse {
             grants: grants.iter().map(|g| self.grant_entry(g)).collect(),
             truncated: Some(next.is_some()),
@@ -242,7 +242,7 @@ impl KmsApi {
         grant_id: String,
         dry_run: Option<bool>,
     ) -> Result<(), KmsError> {
-        let key = self.read(|s| s.key(&key_id)).ok_or_else(|| {
+        let key = self.read(|s| s.key(&key_id))?.ok_or_else(|| {
             KmsError::NotFound(format!(
                 "Key '{}' does not exist",
                 self.scope.key_arn(&key_id)
@@ -253,7 +253,7 @@ impl KmsApi {
         if dry_run == Some(true) {
             // Only a dry run answers from this node's view; a real retire lets the leader's
             // apply decide, so a grant just created through another node is found.
-            if self.read(|s| s.grant(&key_id, &grant_id).is_none()) {
+            if self.read(|s| s.grant(&key_id, &grant_id).is_none())? {
                 return Err(KmsError::NotFound(format!(
                     "Grant ID {grant_id} not found for key {}",
                     self.arn(&key)

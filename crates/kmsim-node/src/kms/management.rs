@@ -275,7 +275,7 @@ impl KmsApi {
                 KeyId::parse(m).ok_or_else(|| KmsError::InvalidMarker("Invalid marker".into()))?,
             ),
         };
-        let (keys, next) = self.read(|s| s.list_keys(after.as_ref(), limit));
+        let (keys, next) = self.read(|s| s.list_keys(after.as_ref(), limit))?;
         Ok(pb::ListKeysResponse {
             keys: keys
                 .iter()
@@ -418,7 +418,8 @@ impl KmsApi {
                     .map_err(|_| KmsError::InvalidMarker("Invalid marker".into()))?,
             ),
         };
-        let (aliases, next) = self.read(|s| s.list_aliases(target.as_ref(), after.as_ref(), limit));
+        let (aliases, next) =
+            self.read(|s| s.list_aliases(target.as_ref(), after.as_ref(), limit))?;
         Ok(pb::ListAliasesResponse {
             aliases: aliases
                 .iter()

@@ -109,6 +109,12 @@ fn response_elements(resp: &dyn std::any::Any) -> Option<String> {
 /// The operations that change another Region during the request (see [`KmsApi::consistent`]).
 const MULTI_REGION_OPERATIONS: [&str; 2] = ["ReplicateKey", "UpdatePrimaryRegion"];
 
+/// A failed read of the Region state (see [`KmsApi::read`]) as a gRPC status, for the admin
+/// and synchronization services.
+pub fn internal(e: KmsError) -> tonic::Status {
+    tonic::Status::internal(e.to_string())
+}
+
 /// Whether an operation (AWS name) is a management read: DescribeKey, List*, Get*.
 pub fn is_management_read(op: &str) -> bool {
     ["Describe", "List", "Get"]
@@ -117,10 +123,21 @@ pub fn is_management_read(op: &str) -> bool {
 }
 
 impl KmsApi {
-    /// Runs `f` on the applied state.
-    pub fn read<T>(&self, f: impl FnOnce(&KmsState) -> T) -> T {
+    /// Runs `f` on the applied state. The state is on disk: when a record could not be read
+    /// (an I/O error or a corrupt record) the answer is discarded and the call fails with
+    /// `KMSInternalException`, never answered as if the record were absent.
+    pub fn read<T>(&self, f: impl FnOnce(&KmsState) -> T) -> Result<T, KmsError> {
         let app = self.app.read().expect("invariant: lock not poisoned");
-        f(app.state())
+        let answer = f(app.state());
+        match app.state().storage_fault() {
+            None => Ok(answer),
+            Some(fault) => {
+                tracing::error!(%fault, "the Region state could not be read");
+                Err(KmsError::Internal(
+                    "The node could not read its key store.".into(),
+                ))
+            }
+        }
     }
 
     /// Runs one operation of either face (`op` is its AWS name) so that no node answers from
@@ -267,7 +284,7 @@ impl KmsApi {
     /// Resolves a `KeyId` member to a key of this Region.
     pub fn resolve(&self, key_id: &str, forms: RefForms) -> Result<Arc<KeyRecord>, KmsError> {
         let r = KeyRef::parse(key_id, &self.scope, forms)?;
-        self.read(|s| s.resolve(&r))
+        self.read(|s| s.resolve(&r))?
     }
 
     /// Proposes a command and returns the key it produced.
@@ -292,7 +309,7 @@ impl KmsApi {
     ) -> Result<CommandOutput, KmsError> {
         let mut attempts = 0;
         loop {
-            let key = self.read(|s| s.key(key_id)).ok_or_else(|| {
+            let key = self.read(|s| s.key(key_id))?.ok_or_else(|| {
                 KmsError::NotFound(format!(
                     "Key '{}' does not exist",
                     self.scope.key_arn(key_id)
@@ -302,7 +319,7 @@ impl KmsApi {
             match self.proposer.propose(&build(&key)?).await {
                 Err(KmsError::Conflict(m)) if attempts < 3 => {
                     let now = self
-                        .read(|s| s.key(key_id))
+                        .read(|s| s.key(key_id))?
                         .map(|k| k.shared.next_version());
                     if now == Some(seen) {
                         return Err(KmsError::Conflict(m));

@@ -94,7 +94,7 @@ impl KmsApi {
         // The replica Region first: it checks the request (the dry run) and commits the
         // replica in state Creating, so DescribeKey there finds it as soon as we answer.
         let link = self.sync_link(&replica)?;
-        let shared = self.read(|s| s.replication_plan(&key.key_id, &replica))?;
+        let shared = self.read(|s| s.replication_plan(&key.key_id, &replica))??;
         let message = SyncMessage::CreateReplica {
             key_id: key.key_id.clone(),
             shared: Box::new(shared.clone()),
@@ -178,7 +178,7 @@ impl KmsApi {
                 s.key(&key.key_id)
                     .and_then(|k| k.shared.mrk.clone())
                     .is_some_and(|m| m.replicas.contains(&replica))
-            });
+            })?;
             if !listed && !e.is_retryable() {
                 self.abandon_replica(link, &key.key_id, &replica);
             }
@@ -237,7 +237,7 @@ impl KmsApi {
     ) -> Result<pb::UpdatePrimaryRegionResponse, KmsError> {
         let key_id = required(req.key_id, "keyId")?;
         let key = match KeyRef::parse(&key_id, &self.scope, RefForms::KeyOnly)? {
-            KeyRef::Key(id) => self.read(|s| s.resolve(&KeyRef::Key(id)))?,
+            KeyRef::Key(id) => self.read(|s| s.resolve(&KeyRef::Key(id)))??,
             KeyRef::Alias(_) => {
                 return Err(KmsError::NotFound(format!("Invalid keyId '{key_id}'")))
             }

@@ -4,6 +4,7 @@
 //! message through this Region's Raft (any node may receive it; the proposer forwards to the
 //! leader) and answers with what this Region now holds, authenticated for that one request.
 
+use crate::kms::internal;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -60,7 +61,7 @@ impl SyncServiceImpl {
             } => {
                 // Material is checked against the commitments of the set before anything is
                 // stored: even a certified Region cannot plant other material for a version.
-                let held = self.api.read(|s| s.key(&key_id));
+                let held = self.api.read(|s| s.key(&key_id)).map_err(internal)?;
                 if let Err(why) =
                     check_materials(&key_id, held.as_ref().map(|k| &k.shared), &shared, &secret)
                 {
@@ -72,7 +73,8 @@ impl SyncServiceImpl {
                 let source = region(source)?;
                 let held = self
                     .api
-                    .read(|s| s.already_holds(&key_id, &source, &shared, promote));
+                    .read(|s| s.already_holds(&key_id, &source, &shared, promote))
+                    .map_err(internal)?;
                 if let Some(reply) = held {
                     return Ok(reply);
                 }
@@ -112,7 +114,7 @@ impl SyncServiceImpl {
                 let source = region(source)?;
                 let checked = validate_policy(&spec.policy)
                     .and_then(|()| validate_tags(&spec.tags, "tags"))
-                    .and_then(|()| self.api.read(|s| s.replica_slot(&key_id, &source)));
+                    .and_then(|()| self.api.read(|s| s.replica_slot(&key_id, &source))?);
                 match checked {
                     Err(e) => return Ok(refused(&e)),
                     Ok(Some(creation_ms)) => return Ok(SyncReply::ReplicaCreating { creation_ms }),

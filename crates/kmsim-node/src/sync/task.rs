@@ -139,7 +139,8 @@ pub async fn run(
             continue;
         }
         let now = Instant::now();
-        let mut jobs = api.read(|s| plan(s, &region));
+        // A state that cannot be read offers no work (the failure is logged where it happens).
+        let mut jobs = api.read(|s| plan(s, &region)).unwrap_or_default();
         // Needed work first (a stable sort keeps the state's order within each kind).
         jobs.sort_by_key(|(_, needed)| !needed);
         for (target, needed) in jobs {
@@ -208,7 +209,7 @@ fn finish(memory: &mut Memory, o: Outcome, settings: &SyncSettings) {
 /// is needed now or only due for anti-entropy.
 fn plan(s: &KmsState, region: &Region) -> Vec<(Target, bool)> {
     let mut jobs = Vec::new();
-    for k in s.keys() {
+    for k in s.sync_keys() {
         let Some(m) = k.shared.mrk.as_ref() else {
             continue;
         };
@@ -217,7 +218,7 @@ fn plan(s: &KmsState, region: &Region) -> Vec<(Target, bool)> {
                 let behind = k.regional.sync.acked.get(r).is_none_or(|a| *a < m.stamp());
                 jobs.push((Target::Key(k.key_id.clone(), r.clone(), false), behind));
             }
-            if let Some(v) = rotation_ready(k, region) {
+            if let Some(v) = rotation_ready(&k, region) {
                 jobs.push((Target::Promote(k.key_id.clone(), v), true));
             }
         }
@@ -251,7 +252,8 @@ async fn deliver(api: &KmsApi, link: &SyncLink, target: &Target) -> Result<(), S
                 .map_err(|e| format!("rotation promotion not committed: {e}"))
         }
         Target::Notice(seq) => {
-            let Some(n): Option<Notice> = api.read(|s| s.outbox().find(|n| n.seq == *seq).cloned())
+            let Some(n): Option<Notice> =
+                api.read(|s| s.notice(*seq)).map_err(|e| e.to_string())?
             else {
                 return Ok(());
             };
@@ -298,7 +300,7 @@ pub(crate) async fn deliver_key(
     dest: &Region,
     promote: bool,
 ) -> Result<Option<SyncReply>, String> {
-    let Some(key) = api.read(|s| s.key(key_id)) else {
+    let Some(key) = api.read(|s| s.key(key_id)).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     let Some(m) = key.shared.mrk.clone() else {
@@ -383,4 +385,6 @@ fn acked(api: &KmsApi, key_id: &KeyId, dest: &Region) -> Option<(u64, u64)> {
         s.key(key_id)
             .and_then(|k| k.regional.sync.acked.get(dest).copied())
     })
+    .ok()
+    .flatten()
 }

@@ -484,3 +484,128 @@ async fn a_snapshot_stored_in_one_value_moves_to_chunks_when_the_store_opens() {
         "the counter continues from the moved snapshot"
     );
 }
+
+/// An application that keeps nothing in memory between batches: it reads its one record,
+/// `sum`, from the store. When opened over records without `layout` it asks for it to be
+/// written (an upgrade). A payload of `fail` is a storage failure.
+#[derive(Default)]
+struct DiskApp {
+    records: Option<crate::AppRecords>,
+    /// `sum` as written by the batch in progress, until the store says it is persisted.
+    unpersisted: Option<u64>,
+    persisted_calls: u32,
+}
+
+impl crate::Application for DiskApp {
+    fn open(&mut self, records: crate::AppRecords) -> Result<Vec<crate::AppWrite>, String> {
+        let layout = records.get(b"layout").map_err(|e| e.to_string())?;
+        self.records = Some(records);
+        self.unpersisted = None;
+        Ok(match layout {
+            Some(_) => Vec::new(),
+            None => vec![crate::AppWrite::Put {
+                key: b"layout".to_vec(),
+                value: vec![2],
+            }],
+        })
+    }
+
+    fn apply(&mut self, _index: u64, payload: &[u8]) -> Result<crate::Applied, String> {
+        if payload == b"fail" {
+            return Err("cannot read".into());
+        }
+        let records = self.records.as_ref().ok_or("not opened")?;
+        let stored = records.get(b"sum").map_err(|e| e.to_string())?;
+        let before = match (self.unpersisted, stored) {
+            (Some(sum), _) => sum,
+            (None, Some(bytes)) => u64::from_be_bytes(bytes.try_into().map_err(|_| "sum")?),
+            (None, None) => 0,
+        };
+        let sum = before + payload.len() as u64;
+        self.unpersisted = Some(sum);
+        Ok(crate::Applied {
+            response: sum.to_be_bytes().to_vec(),
+            writes: vec![crate::AppWrite::Put {
+                key: b"sum".to_vec(),
+                value: sum.to_be_bytes().to_vec(),
+            }],
+        })
+    }
+
+    fn persisted(&mut self) {
+        self.unpersisted = None;
+        self.persisted_calls += 1;
+    }
+}
+
+fn normal(index: u64, payload: &[u8]) -> Entry {
+    Entry {
+        log_id: log_id(1, 1, index),
+        payload: EntryPayload::Normal(RaftRequest {
+            payload: payload.to_vec(),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn an_application_reads_its_state_from_the_store_and_upgrades_it_when_opened() {
+    let engine = MemKvEngine::new();
+    let app = Arc::new(RwLock::new(DiskApp::default()));
+    let (_, mut sm) = open_stores(Arc::new(engine.clone()), Arc::clone(&app)).expect("open");
+    // Opening an empty store wrote what the application asked for.
+    assert_eq!(
+        engine.get(&keys::app_key(b"layout")).expect("get"),
+        Some(vec![2])
+    );
+    // Two entries in one batch: the second sees the first's write before it is persisted.
+    let responses = sm
+        .apply(vec![normal(1, b"abc"), normal(2, b"de")])
+        .await
+        .expect("apply");
+    let sums: Vec<_> = responses
+        .iter()
+        .map(|r| CounterApp::decode_response(&r.payload))
+        .collect();
+    assert_eq!(sums, vec![Some(3), Some(5)]);
+    assert_eq!(app.read().expect("lock").persisted_calls, 1);
+    assert_eq!(
+        engine.get(&keys::app_key(b"sum")).expect("get"),
+        Some(5u64.to_be_bytes().to_vec())
+    );
+    // The next batch reads the persisted record.
+    let responses = sm.apply(vec![normal(3, b"f")]).await.expect("apply");
+    assert_eq!(CounterApp::decode_response(&responses[0].payload), Some(6));
+    drop(sm);
+
+    // Reopening finds the layout: nothing more to write; the state continues from the store.
+    engine
+        .write(
+            vec![WriteOp::Put {
+                key: keys::app_key(b"layout"),
+                value: vec![9],
+            }],
+            true,
+        )
+        .expect("mark");
+    let app = Arc::new(RwLock::new(DiskApp::default()));
+    let (_, mut sm) = open_stores(Arc::new(engine.clone()), Arc::clone(&app)).expect("reopen");
+    assert_eq!(
+        engine.get(&keys::app_key(b"layout")).expect("get"),
+        Some(vec![9])
+    );
+    let responses = sm.apply(vec![normal(4, b"gh")]).await.expect("apply");
+    assert_eq!(CounterApp::decode_response(&responses[0].payload), Some(8));
+
+    // An application that cannot read its records stops the state machine: nothing of the
+    // batch is written.
+    assert!(sm
+        .apply(vec![normal(5, b"ij"), normal(6, b"fail")])
+        .await
+        .is_err());
+    assert_eq!(
+        engine.get(&keys::app_key(b"sum")).expect("get"),
+        Some(8u64.to_be_bytes().to_vec())
+    );
+    let (applied, _) = sm.applied_state().await.expect("applied state");
+    assert_eq!(applied, Some(log_id(1, 1, 4)));
+}

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::application::AppRecords;
 use crate::application::AppWrite;
 use crate::application::Application;
 use crate::application::Applied;
@@ -17,7 +18,7 @@ use crate::application::Applied;
 pub struct CounterApp {
     /// Current sums by counter name.
     counters: BTreeMap<Vec<u8>, u64>,
-    /// Log index of the last applied command since the last `load` (not persisted; for tests).
+    /// Log index of the last applied command since the last `open` (not persisted; for tests).
     last_index: Option<u64>,
 }
 
@@ -55,8 +56,24 @@ impl CounterApp {
     }
 }
 
-impl Application for CounterApp {
-    fn apply(&mut self, log_index: u64, payload: &[u8]) -> Applied {
+impl CounterApp {
+    /// Replaces the counters with persisted records (name → u64 BE).
+    pub fn load(&mut self, records: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
+        self.last_index = None;
+        self.counters = records
+            .into_iter()
+            .map(|(name, value)| {
+                let sum = value
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| format!("counter record of {} bytes", value.len()))?;
+                Ok((name, u64::from_be_bytes(sum)))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(())
+    }
+
+    fn apply_command(&mut self, log_index: u64, payload: &[u8]) -> Applied {
         self.last_index = Some(log_index);
         let Some(split) = payload.len().checked_sub(8) else {
             return Applied::default();
@@ -74,20 +91,35 @@ impl Application for CounterApp {
             }],
         }
     }
+}
 
-    fn load(&mut self, records: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
-        self.last_index = None;
-        self.counters = records
-            .into_iter()
-            .map(|(name, value)| {
-                let sum = value
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| format!("counter record of {} bytes", value.len()))?;
-                Ok((name, u64::from_be_bytes(sum)))
-            })
-            .collect::<Result<_, String>>()?;
-        Ok(())
+/// Counter records read per call when opening.
+const OPEN_PAGE: usize = 1024;
+
+/// The app keeps every counter in memory (a handful in tests): opening reads them all.
+impl Application for CounterApp {
+    fn open(&mut self, records: AppRecords) -> Result<Vec<AppWrite>, String> {
+        let mut all = Vec::new();
+        let mut from = Vec::new();
+        loop {
+            let page = records
+                .scan(&from, &[], OPEN_PAGE)
+                .map_err(|e| e.to_string())?;
+            let full = page.len() == OPEN_PAGE;
+            if let Some((last, _)) = page.last() {
+                from = last.iter().copied().chain([0]).collect();
+            }
+            all.extend(page);
+            if !full {
+                break;
+            }
+        }
+        self.load(all)?;
+        Ok(Vec::new())
+    }
+
+    fn apply(&mut self, log_index: u64, payload: &[u8]) -> Result<Applied, String> {
+        Ok(self.apply_command(log_index, payload))
     }
 }
 
@@ -98,8 +130,8 @@ mod tests {
     #[test]
     fn commands_add_and_report_the_new_sum() {
         let mut app = CounterApp::new();
-        let first = app.apply(1, &CounterApp::command(b"a", 5));
-        let second = app.apply(2, &CounterApp::command(b"a", 7));
+        let first = app.apply_command(1, &CounterApp::command(b"a", 5));
+        let second = app.apply_command(2, &CounterApp::command(b"a", 7));
         assert_eq!(CounterApp::decode_response(&first.response), Some(5));
         assert_eq!(CounterApp::decode_response(&second.response), Some(12));
         assert_eq!(
@@ -109,14 +141,14 @@ mod tests {
                 value: 12u64.to_be_bytes().to_vec()
             }]
         );
-        assert_eq!(app.apply(3, b"short"), Applied::default());
+        assert_eq!(app.apply_command(3, b"short"), Applied::default());
         assert_eq!(app.get(b"a"), Some(12));
     }
 
     #[test]
     fn load_rebuilds_from_records() {
         let mut app = CounterApp::new();
-        app.apply(1, &CounterApp::command(b"x", 3));
+        app.apply_command(1, &CounterApp::command(b"x", 3));
         let mut other = CounterApp::new();
         other
             .load(vec![(b"x".to_vec(), 3u64.to_be_bytes().to_vec())])
