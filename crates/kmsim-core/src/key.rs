@@ -12,7 +12,7 @@ use crate::ids::{KeyId, Region};
 macro_rules! wire_enum {
     ($(#[$doc:meta])* $name:ident, $member:literal { $($(#[$vdoc:meta])* $variant:ident => $wire:literal,)* }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         pub enum $name { $($(#[$vdoc])* $variant,)* }
 
         impl $name {

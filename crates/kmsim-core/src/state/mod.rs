@@ -32,7 +32,7 @@ mod tests;
 #[cfg(test)]
 mod tests_mrk;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -82,11 +82,11 @@ const OUTBOX_PREFIX: &[u8] = b"outbox/";
 const AUDIT_PREFIX: &[u8] = b"audit/";
 const CLOCK_KEY: &[u8] = b"meta/clock";
 const COUNTERS_KEY: &[u8] = b"meta/counters";
-/// How many keys the Region has (u64).
-const KEY_COUNT_KEY: &[u8] = b"meta/key-count";
+/// How many keys the Region has in each key state.
+const KEY_STATES_KEY: &[u8] = b"meta/key-states";
 /// The layout version of the records (u32); absent before the indexes existed.
 const SCHEMA_KEY: &[u8] = b"meta/schema";
-/// The layout this version writes: 2 added `meta/key-count` and the `idx/` records.
+/// The layout this version writes: 2 added `meta/key-states` and the `idx/` records.
 const SCHEMA: u32 = 2;
 
 /// Sequence counters of the outbox and the audit log (persisted, so positions are never
@@ -110,7 +110,8 @@ pub struct KmsState {
     /// Position of the oldest audit event held (events are dropped oldest first, so the held
     /// ones are `audit_first..counters.next_audit`).
     audit_first: u64,
-    key_count: u64,
+    /// Keys by key state (states with none left out).
+    key_states: BTreeMap<KeyState, u64>,
     clock_offset_ms: i64,
     /// Recent forwarded writes by request ID, applied once each (bounded, held in memory).
     requests: requests::Requests,
@@ -126,7 +127,7 @@ impl KmsState {
             audit_retention: DEFAULT_REGION_RETENTION,
             counters: Counters::default(),
             audit_first: 0,
-            key_count: 0,
+            key_states: BTreeMap::new(),
             clock_offset_ms: 0,
             requests: requests::Requests::default(),
         }
@@ -199,7 +200,10 @@ impl KmsState {
         if schema < SCHEMA {
             self.build_indexes(&mut changes);
         } else {
-            self.key_count = self.records.get_as(KEY_COUNT_KEY, "key count").unwrap_or(0);
+            self.key_states = self
+                .records
+                .get_as(KEY_STATES_KEY, "key states")
+                .unwrap_or_default();
         }
         match self.records.fault() {
             Some(fault) => Err(fault.to_string()),
@@ -207,7 +211,7 @@ impl KmsState {
         }
     }
 
-    /// Writes the key count and the indexes of records from a layout before [`SCHEMA`] 2.
+    /// Writes the key counts and the indexes of records from a layout before [`SCHEMA`] 2.
     fn build_indexes(&mut self, changes: &mut Vec<RecordChange>) {
         let mut keys = Vec::new();
         self.records
@@ -221,8 +225,9 @@ impl KmsState {
                 aliases.extend(self.records.decode::<AliasRecord>(k, v, "alias"));
                 true
             });
-        self.key_count = keys.len() as u64;
+        self.key_states.clear();
         for key in &keys {
+            *self.key_states.entry(key.regional.state).or_default() += 1;
             for entry in index::key_entries(key, &self.scope.region) {
                 self.records.put(entry, Vec::new(), changes);
             }
@@ -232,7 +237,7 @@ impl KmsState {
                 .put(index::alias_entry(alias), Vec::new(), changes);
         }
         self.records
-            .put_encoded(KEY_COUNT_KEY.to_vec(), &self.key_count, changes);
+            .put_encoded(KEY_STATES_KEY.to_vec(), &self.key_states, changes);
         self.records
             .put_encoded(SCHEMA_KEY.to_vec(), &SCHEMA, changes);
     }
@@ -381,7 +386,13 @@ impl KmsState {
 
     /// Number of keys.
     pub fn key_count(&self) -> usize {
-        usize::try_from(self.key_count).unwrap_or(usize::MAX)
+        let total: u64 = self.key_states.values().sum();
+        usize::try_from(total).unwrap_or(usize::MAX)
+    }
+
+    /// Number of keys in each key state (states with no key left out).
+    pub fn keys_by_state(&self) -> &BTreeMap<KeyState, u64> {
+        &self.key_states
     }
 
     /// The keys the synchronizer may have work for: the multi-Region keys whose primary is in
@@ -677,9 +688,7 @@ impl KmsState {
         let out = CommandOutput::Key(Box::new(key.clone()));
         let key = Arc::new(key);
         self.reindex_key(before.as_deref(), Some(&key), changes);
-        if before.is_none() {
-            self.count_keys(1, changes);
-        }
+        self.count_keys(before.as_deref(), Some(&key), changes);
         self.records
             .put_key(key_record_key(&key.key_id), key, changes);
         out
@@ -693,7 +702,7 @@ impl KmsState {
     ) -> Option<Arc<KeyRecord>> {
         let gone = self.key(id)?;
         self.reindex_key(Some(&gone), None, changes);
-        self.count_keys(-1, changes);
+        self.count_keys(Some(&gone), None, changes);
         self.records.delete_key(id, key_record_key(id), changes);
         Some(gone)
     }
@@ -718,10 +727,33 @@ impl KmsState {
         }
     }
 
-    fn count_keys(&mut self, by: i64, changes: &mut Vec<RecordChange>) {
-        self.key_count = self.key_count.saturating_add_signed(by);
+    /// Moves the key counts from key record `before`'s state to `after`'s.
+    fn count_keys(
+        &mut self,
+        before: Option<&KeyRecord>,
+        after: Option<&KeyRecord>,
+        changes: &mut Vec<RecordChange>,
+    ) {
+        let (from, to) = (
+            before.map(|k| k.regional.state),
+            after.map(|k| k.regional.state),
+        );
+        if from == to {
+            return;
+        }
+        if let Some(state) = from {
+            if let Some(n) = self.key_states.get_mut(&state) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.key_states.remove(&state);
+                }
+            }
+        }
+        if let Some(state) = to {
+            *self.key_states.entry(state).or_default() += 1;
+        }
         self.records
-            .put_encoded(KEY_COUNT_KEY.to_vec(), &self.key_count, changes);
+            .put_encoded(KEY_STATES_KEY.to_vec(), &self.key_states, changes);
     }
 
     /// Runs `f` on a copy of the key after checking the state table; stores the result.
