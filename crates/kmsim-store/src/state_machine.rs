@@ -286,9 +286,9 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
             from: keys::APP_PREFIX.to_vec(),
             to: keys::APP_END.to_vec(),
         });
-        ops.extend(blob.records.iter().map(|(key, value)| WriteOp::Put {
-            key: keys::app_key(key),
-            value: value.clone(),
+        ops.extend(blob.records.into_iter().map(|(key, value)| WriteOp::Put {
+            key: keys::app_key(&key),
+            value,
         }));
         ops.push(WriteOp::Put {
             key: keys::APPLIED.to_vec(),
@@ -404,12 +404,17 @@ fn app_ops(writes: Vec<AppWrite>) -> impl Iterator<Item = WriteOp> {
 
 /// Encodes the snapshot blob of `reader`'s application records, page by page; returns the
 /// data and the number of records.
+///
+/// One buffer: the records are encoded after room for the largest header (the record count
+/// is known only at the end), then the header is written just before them and the unused
+/// room is removed, so the blob is never held twice.
 fn encode_snapshot<R: KvRead + ?Sized>(
     reader: &R,
     last_applied: &Option<LogId>,
     last_membership: &StoredMembership,
 ) -> Result<(Vec<u8>, u64), StoreError> {
-    let mut body = Vec::new();
+    let room = codec::snapshot_blob_header(last_applied, last_membership, usize::MAX)?.len();
+    let mut data = vec![0u8; room];
     let mut count = 0usize;
     let mut start = keys::APP_PREFIX.to_vec();
     loop {
@@ -419,15 +424,17 @@ fn encode_snapshot<R: KvRead + ?Sized>(
             start = key_successor(key);
         }
         for (key, value) in &page {
-            body = codec::append_snapshot_record(body, app_key_of(key)?, value)?;
+            data = codec::append_snapshot_record(data, app_key_of(key)?, value)?;
         }
         count += page.len();
         if !full {
             break;
         }
     }
-    let mut data = codec::snapshot_blob_header(last_applied, last_membership, count)?;
-    data.extend_from_slice(&body);
+    let header = codec::snapshot_blob_header(last_applied, last_membership, count)?;
+    let unused = room - header.len();
+    data[unused..room].copy_from_slice(&header);
+    data.drain(..unused);
     Ok((data, count as u64))
 }
 
