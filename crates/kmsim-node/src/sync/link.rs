@@ -21,6 +21,9 @@ use super::task::SyncSettings;
 use super::SyncIdentity;
 use crate::entropy::Entropy;
 use crate::faults::FaultTable;
+use crate::metrics::DeliveryLabels;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
 /// What a node needs to talk to other Regions.
 pub struct SyncLink {
@@ -36,17 +39,26 @@ pub struct SyncLink {
     /// fetched: used for half a rotation period, so it is always still held by the peer (which
     /// keeps a key for two periods after making it) when a request sealed to it arrives.
     sessions: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
+    /// `kmsim_sync_deliveries_total`: deliveries by destination and result.
+    deliveries: Family<DeliveryLabels, Counter>,
 }
 
 impl SyncLink {
-    /// A link with this identity, fault table and timing.
-    pub fn new(id: Arc<SyncIdentity>, faults: Arc<FaultTable>, settings: SyncSettings) -> Self {
+    /// A link with this identity, fault table and timing, counting its deliveries in
+    /// `deliveries`.
+    pub fn new(
+        id: Arc<SyncIdentity>,
+        faults: Arc<FaultTable>,
+        settings: SyncSettings,
+        deliveries: Family<DeliveryLabels, Counter>,
+    ) -> Self {
         SyncLink {
             id,
             faults,
             settings,
             cursor: AtomicUsize::new(0),
             sessions: Mutex::new(HashMap::new()),
+            deliveries,
         }
     }
 
@@ -99,9 +111,34 @@ impl SyncLink {
     /// is sealed afresh to the session key of the node it goes to; a node that no longer holds
     /// the cached key (restarted, or the key rotated out) is asked for its current one and the
     /// request sealed again, once. An error means no node gave an authentic answer:
-    /// unreachable, partitioned, refused, or timed out.
+    /// unreachable, partitioned, refused, or timed out. Counted in
+    /// `kmsim_sync_deliveries_total` either way.
     #[allow(clippy::too_many_arguments)]
     pub async fn send(
+        &self,
+        entropy: &Entropy,
+        dest: &Region,
+        key_id: &KeyId,
+        stamp: u64,
+        message: &SyncMessage,
+        secret: &Bundle,
+    ) -> Result<SyncReply, String> {
+        let sent = self
+            .try_nodes(entropy, dest, key_id, stamp, message, secret)
+            .await;
+        let result = if sent.is_ok() { "ok" } else { "failed" };
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                destination: dest.to_string(),
+                result,
+            })
+            .inc();
+        sent
+    }
+
+    /// [`send`](Self::send), uncounted.
+    #[allow(clippy::too_many_arguments)]
+    async fn try_nodes(
         &self,
         entropy: &Entropy,
         dest: &Region,
