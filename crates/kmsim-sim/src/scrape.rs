@@ -185,8 +185,7 @@ impl Scrape {
     fn check_histograms(&self) -> Result<(), ScrapeError> {
         let bad = |why: String| ScrapeError::Format { line: 0, why };
         // Per histogram series (family, labels without `le`): its (le, count) in order.
-        let mut buckets: HashMap<(String, BTreeMap<String, String>), Vec<(f64, f64)>> =
-            HashMap::new();
+        let mut buckets: HashMap<Series, Vec<(f64, f64)>> = HashMap::new();
         for s in &self.samples {
             let Some(base) = s.name.strip_suffix("_bucket") else {
                 continue;
@@ -228,6 +227,9 @@ impl Scrape {
     }
 }
 
+/// A histogram series: its family and its labels without `le`.
+type Series = (String, BTreeMap<String, String>);
+
 /// A metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 fn check_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
@@ -263,7 +265,7 @@ fn parse_value(v: &str) -> Result<f64, String> {
 /// `name{label="value",...} value [timestamp]`.
 fn parse_sample(line: &str) -> Result<Sample, String> {
     let name_end = line
-        .find(|c: char| c == '{' || c == ' ')
+        .find(['{', ' '])
         .ok_or_else(|| "a sample without a value".to_string())?;
     let name = &line[..name_end];
     check_name(name)?;

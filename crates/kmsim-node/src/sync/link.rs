@@ -123,9 +123,64 @@ impl SyncLink {
         message: &SyncMessage,
         secret: &Bundle,
     ) -> Result<SyncReply, String> {
-        let sent = self
-            .try_nodes(entropy, dest, key_id, stamp, message, secret)
-            .await;
+        // Every way out of the block is one delivery, counted below.
+        let sent: Result<SyncReply, String> = async {
+            let id = &self.id;
+            let nodes = id.peers.get(dest.as_str()).cloned().unwrap_or_default();
+            if nodes.is_empty() {
+                return Err(format!("no nodes known for {dest}"));
+            }
+            let start = self.cursor.fetch_add(1, Ordering::Relaxed);
+            let mut last = String::new();
+            'nodes: for i in 0..nodes.len() {
+                let (node_id, addr) = &nodes[(start + i) % nodes.len()];
+                let peer = format!("{dest}/{node_id}");
+                if let Err(e) = self.faults.before_send(&peer).await {
+                    last = e.to_string();
+                    continue;
+                }
+                let mut client = SyncServiceClient::new(id.channel(addr)?);
+                for fresh_key in [false, true] {
+                    if fresh_key {
+                        self.forget_session(&peer);
+                    }
+                    let session = match self.session_key(&mut client, dest, *node_id, &peer).await {
+                        Ok(key) => key,
+                        Err(e) => {
+                            last = format!("{peer}: {e}");
+                            continue 'nodes;
+                        }
+                    };
+                    let (env, answer_key) = seal(
+                        id,
+                        dest.as_str(),
+                        &session,
+                        key_id.as_str(),
+                        stamp,
+                        message,
+                        secret,
+                        entropy,
+                    )?;
+                    let mut req = tonic::Request::new(env.clone());
+                    req.set_timeout(self.settings.rpc_timeout);
+                    match client.deliver(req).await {
+                        Ok(resp) => return open_answer(&env, &answer_key, &resp.into_inner()),
+                        Err(s) if s.code() == tonic::Code::FailedPrecondition && !fresh_key => {
+                            last = format!("{peer}: {}", s.message());
+                        }
+                        Err(s) if s.code() == tonic::Code::PermissionDenied => {
+                            return Err(format!("{peer} refused the message: {}", s.message()));
+                        }
+                        Err(s) => {
+                            last = format!("{peer}: {}", s.message());
+                            continue 'nodes;
+                        }
+                    }
+                }
+            }
+            Err(last)
+        }
+        .await;
         let result = if sent.is_ok() { "ok" } else { "failed" };
         self.deliveries
             .get_or_create(&DeliveryLabels {
@@ -134,73 +189,6 @@ impl SyncLink {
             })
             .inc();
         sent
-    }
-
-    /// [`send`](Self::send), uncounted.
-    #[allow(clippy::too_many_arguments)]
-    async fn try_nodes(
-        &self,
-        entropy: &Entropy,
-        dest: &Region,
-        key_id: &KeyId,
-        stamp: u64,
-        message: &SyncMessage,
-        secret: &Bundle,
-    ) -> Result<SyncReply, String> {
-        let id = &self.id;
-        let nodes = id.peers.get(dest.as_str()).cloned().unwrap_or_default();
-        if nodes.is_empty() {
-            return Err(format!("no nodes known for {dest}"));
-        }
-        let start = self.cursor.fetch_add(1, Ordering::Relaxed);
-        let mut last = String::new();
-        'nodes: for i in 0..nodes.len() {
-            let (node_id, addr) = &nodes[(start + i) % nodes.len()];
-            let peer = format!("{dest}/{node_id}");
-            if let Err(e) = self.faults.before_send(&peer).await {
-                last = e.to_string();
-                continue;
-            }
-            let mut client = SyncServiceClient::new(id.channel(addr)?);
-            for fresh_key in [false, true] {
-                if fresh_key {
-                    self.forget_session(&peer);
-                }
-                let session = match self.session_key(&mut client, dest, *node_id, &peer).await {
-                    Ok(key) => key,
-                    Err(e) => {
-                        last = format!("{peer}: {e}");
-                        continue 'nodes;
-                    }
-                };
-                let (env, answer_key) = seal(
-                    id,
-                    dest.as_str(),
-                    &session,
-                    key_id.as_str(),
-                    stamp,
-                    message,
-                    secret,
-                    entropy,
-                )?;
-                let mut req = tonic::Request::new(env.clone());
-                req.set_timeout(self.settings.rpc_timeout);
-                match client.deliver(req).await {
-                    Ok(resp) => return open_answer(&env, &answer_key, &resp.into_inner()),
-                    Err(s) if s.code() == tonic::Code::FailedPrecondition && !fresh_key => {
-                        last = format!("{peer}: {}", s.message());
-                    }
-                    Err(s) if s.code() == tonic::Code::PermissionDenied => {
-                        return Err(format!("{peer} refused the message: {}", s.message()));
-                    }
-                    Err(s) => {
-                        last = format!("{peer}: {}", s.message());
-                        continue 'nodes;
-                    }
-                }
-            }
-        }
-        Err(last)
     }
 }
 
