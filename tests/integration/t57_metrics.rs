@@ -2,20 +2,22 @@
 //! scraped from a running two-Region cluster and read with the strict text-format parser of
 //! `kmsim_sim::scrape`: one leader per Region, calls counted by operation and code on the
 //! gateway and on the nodes that served them, histograms with their buckets, the `region` and
-//! `node` labels on every series, keys by state, synchronizer deliveries.
+//! `node` labels on every series, keys by state, synchronizer deliveries; a new leader after
+//! the leader is killed, and a synchronizer backlog while a Region is cut off that drains
+//! after the heal.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http::StatusCode;
+use kmsim_proto::kms::v1 as pb;
 use kmsim_sim::aws_client::AwsJsonClient;
 use kmsim_sim::scrape::{scrape, Scrape};
 use serde_json::json;
 
-use crate::harness::{wait_for, Cluster};
-
-const A: &str = "us-east-1";
-const B: &str = "eu-west-1";
+use crate::harness::{ok, wait_for, Cluster};
+use crate::t70_multi_region::{create_mrk, replicate, A, B};
+use crate::t71_multi_region_faults::chaos;
 
 /// A scrape of `url`'s `/metrics` (any Region's signer: the path needs no signature).
 async fn scrape_of(c: &Cluster, url: &str) -> Scrape {
@@ -27,11 +29,22 @@ async fn scrape_of(c: &Cluster, url: &str) -> Scrape {
 
 /// The scrapes of every node of `region`, by node id.
 async fn scrape_region(c: &Cluster, region: &str) -> BTreeMap<u64, Scrape> {
+    scrape_nodes(c, region, &c.ids(region)).await
+}
+
+/// The scrapes of nodes `ids` of `region`, by node id.
+async fn scrape_nodes(c: &Cluster, region: &str, ids: &[u64]) -> BTreeMap<u64, Scrape> {
     let mut out = BTreeMap::new();
-    for id in c.ids(region) {
-        out.insert(id, scrape_of(c, &c.aws_url(region, id)).await);
+    for id in ids {
+        out.insert(*id, scrape_of(c, &c.aws_url(region, *id)).await);
     }
     out
+}
+
+/// One gauge or counter without labels of its own, of one scrape.
+fn single(s: &Scrape, name: &str) -> f64 {
+    s.value(name, &[])
+        .unwrap_or_else(|| panic!("no single series {name}"))
 }
 
 /// `kmsim_api_requests_total` of one operation and code, summed over `scrapes`.
@@ -50,11 +63,16 @@ fn requests<'a>(scrapes: impl IntoIterator<Item = &'a Scrape>, operation: &str, 
 /// Waits until every node of `region` knows a leader and exactly one says it is the leader,
 /// as their metrics say; returns the leader's id.
 async fn one_leader(c: &Cluster, region: &str) -> u64 {
+    one_leader_among(c, region, &c.ids(region)).await
+}
+
+/// [`one_leader`] among nodes `ids` of `region` (the survivors of a kill).
+async fn one_leader_among(c: &Cluster, region: &str, ids: &[u64]) -> u64 {
     wait_for(
         Duration::from_secs(30),
         "one leader in the metrics",
         || async {
-            let scrapes = scrape_region(c, region).await;
+            let scrapes = scrape_nodes(c, region, ids).await;
             let everyone_has_one = scrapes
                 .values()
                 .all(|s| s.value("kmsim_raft_has_leader", &[]) == Some(1.0));
@@ -282,4 +300,97 @@ async fn only_get_metrics_is_served_beside_the_api() {
         3.0,
         "the refused requests are counted, the scrapes are not"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_follow_a_leader_kill_and_a_backlog_to_a_region_cut_off() {
+    let c = Cluster::start(&[A, B], 3);
+    c.leader(B).await;
+    let key = create_mrk(&c, A, None).await.key_id.unwrap();
+    replicate(&c, &key, A, B, "Enabled").await;
+
+    // B cut off: a shared-property change of the primary is due to B and cannot be delivered.
+    chaos(&c, &["partition", A, B]);
+    for (id, s) in scrape_region(&c, A).await {
+        assert_eq!(
+            single(&s, "kmsim_faults_active"),
+            3.0,
+            "{A}/{id}: one link per node of {B}"
+        );
+    }
+    let failed_before: f64 = scrape_region(&c, A)
+        .await
+        .values()
+        .map(|s| {
+            s.sum(
+                "kmsim_sync_deliveries_total",
+                &[("destination", B), ("result", "failed")],
+            )
+        })
+        .sum();
+    ok(c.kms(A, 1)
+        .enable_key_rotation(pb::EnableKeyRotationRequest {
+            key_id: Some(key.clone()),
+            rotation_period_in_days: Some(180),
+        })
+        .await);
+    c.settle(A).await;
+    for (id, s) in scrape_region(&c, A).await {
+        assert_eq!(
+            s.value("kmsim_sync_pending", &[("destination", B)]),
+            Some(1.0),
+            "{A}/{id}: the replica is behind"
+        );
+    }
+    wait_for(
+        Duration::from_secs(30),
+        "failed deliveries to the cut-off Region",
+        || async {
+            let failed: f64 = scrape_region(&c, A)
+                .await
+                .values()
+                .map(|s| {
+                    s.sum(
+                        "kmsim_sync_deliveries_total",
+                        &[("destination", B), ("result", "failed")],
+                    )
+                })
+                .sum();
+            (failed > failed_before).then_some(())
+        },
+    )
+    .await;
+    chaos(&c, &["heal"]);
+    wait_for(
+        Duration::from_secs(30),
+        "the backlog drains after the heal",
+        || async {
+            scrape_region(&c, A)
+                .await
+                .values()
+                .all(|s| {
+                    s.value("kmsim_sync_pending", &[("destination", B)]) == Some(0.0)
+                        && s.value("kmsim_faults_active", &[]) == Some(0.0)
+                })
+                .then_some(())
+        },
+    )
+    .await;
+
+    // The leader of A killed: the survivors see a new leader, and count the change.
+    let leader = one_leader(&c, A).await;
+    let survivors: Vec<u64> = c.ids(A).into_iter().filter(|id| *id != leader).collect();
+    let before = scrape_nodes(&c, A, &survivors).await;
+    c.kill(A, leader);
+    let new_leader = one_leader_among(&c, A, &survivors).await;
+    assert_ne!(new_leader, leader);
+    for (id, s) in scrape_nodes(&c, A, &survivors).await {
+        let seen = |s: &Scrape| single(s, "kmsim_raft_leader_changes_seen_total");
+        assert!(
+            seen(&s) > seen(&before[&id]),
+            "{A}/{id}: no leader change counted"
+        );
+        assert!(single(&s, "kmsim_raft_term") > single(&before[&id], "kmsim_raft_term"));
+        assert_eq!(single(&s, "kmsim_raft_has_leader"), 1.0);
+    }
 }
