@@ -326,14 +326,16 @@ impl fmt::Debug for SampleCollector {
     }
 }
 
-/// Encodes one gauge, with one series per label set in `series`.
+/// Encodes one gauge, with one series per label set in `series`. `help` ends without a full
+/// stop, as for registered metrics (the registry adds it).
 fn encode_gauges<L: EncodeLabelSet>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     series: impl IntoIterator<Item = (L, u64)>,
 ) -> Result<(), fmt::Error> {
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    let help = format!("{help}.");
+    let mut metric = encoder.encode_descriptor(name, &help, None, MetricType::Gauge)?;
     for (labels, value) in series {
         ConstGauge::new(saturating_i64(value)).encode(metric.encode_family(&labels)?)?;
     }
@@ -341,14 +343,14 @@ fn encode_gauges<L: EncodeLabelSet>(
 }
 
 /// Encodes one gauge without labels of its own.
-fn encode_gauge(
+pub(crate) fn encode_gauge(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     value: u64,
 ) -> Result<(), fmt::Error> {
-    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    ConstGauge::new(saturating_i64(value)).encode(metric)
+    let no_labels: [(&str, &str); 0] = [];
+    encode_gauges(encoder, name, help, [(no_labels, value)])
 }
 
 impl Collector for SampleCollector {

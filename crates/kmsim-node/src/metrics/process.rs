@@ -9,8 +9,9 @@ use nix::sys::resource::{getrlimit, getrusage, Resource, UsageWho};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
+
+use super::encode_gauge;
 
 /// The figures of this process.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -63,8 +64,7 @@ impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let f = ProcessFigures::read();
         let gauge = |e: &mut DescriptorEncoder, name: &str, help: &str, v: Option<u64>| match v {
-            Some(v) => ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX))
-                .encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?),
+            Some(v) => encode_gauge(e, name, help, v),
             None => Ok(()),
         };
         gauge(
@@ -77,7 +77,7 @@ impl Collector for ProcessCollector {
             // Registered without `_total`: the counter's encoding adds it.
             ConstCounter::new(secs).encode(encoder.encode_descriptor(
                 "process_cpu_seconds",
-                "Total user and system CPU time spent in seconds",
+                "Total user and system CPU time spent in seconds.",
                 None,
                 MetricType::Counter,
             )?)?;
