@@ -47,17 +47,31 @@ fn single(s: &Scrape, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no single series {name}"))
 }
 
+/// `name` with the labels `with`, summed over `scrapes`.
+fn total<'a>(
+    scrapes: impl IntoIterator<Item = &'a Scrape>,
+    name: &str,
+    with: &[(&str, &str)],
+) -> f64 {
+    scrapes.into_iter().map(|s| s.sum(name, with)).sum()
+}
+
 /// `kmsim_api_requests_total` of one operation and code, summed over `scrapes`.
 fn requests<'a>(scrapes: impl IntoIterator<Item = &'a Scrape>, operation: &str, code: &str) -> f64 {
-    scrapes
-        .into_iter()
-        .map(|s| {
-            s.sum(
-                "kmsim_api_requests_total",
-                &[("operation", operation), ("code", code)],
-            )
-        })
-        .sum()
+    total(
+        scrapes,
+        "kmsim_api_requests_total",
+        &[("operation", operation), ("code", code)],
+    )
+}
+
+/// `kmsim_sync_deliveries_total` to `destination` with `result`, over the nodes of `region`.
+async fn deliveries(c: &Cluster, region: &str, destination: &str, result: &str) -> f64 {
+    total(
+        scrape_region(c, region).await.values(),
+        "kmsim_sync_deliveries_total",
+        &[("destination", destination), ("result", result)],
+    )
 }
 
 /// Waits until every node of `region` knows a leader and exactly one says it is the leader,
@@ -252,16 +266,7 @@ async fn metrics_count_calls_by_operation_and_code_and_show_one_leader_per_regio
         }
     }
     // ReplicateKey delivered the replica to B from a node of A (at least that delivery).
-    let delivered: f64 = scrape_region(&c, A)
-        .await
-        .values()
-        .map(|s| {
-            s.sum(
-                "kmsim_sync_deliveries_total",
-                &[("destination", B), ("result", "ok")],
-            )
-        })
-        .sum();
+    let delivered: f64 = deliveries(&c, A, B, "ok").await;
     assert!(delivered >= 1.0, "{delivered}");
     // Nothing is left to deliver once the replica holds the key's material.
     wait_for(
@@ -318,16 +323,7 @@ async fn metrics_follow_a_leader_kill_and_a_backlog_to_a_region_cut_off() {
             "{A}/{id}: one link per node of {B}"
         );
     }
-    let failed_before: f64 = scrape_region(&c, A)
-        .await
-        .values()
-        .map(|s| {
-            s.sum(
-                "kmsim_sync_deliveries_total",
-                &[("destination", B), ("result", "failed")],
-            )
-        })
-        .sum();
+    let failed_before: f64 = deliveries(&c, A, B, "failed").await;
     ok(c.kms(A, 1)
         .enable_key_rotation(pb::EnableKeyRotationRequest {
             key_id: Some(key.clone()),
@@ -346,16 +342,7 @@ async fn metrics_follow_a_leader_kill_and_a_backlog_to_a_region_cut_off() {
         Duration::from_secs(30),
         "failed deliveries to the cut-off Region",
         || async {
-            let failed: f64 = scrape_region(&c, A)
-                .await
-                .values()
-                .map(|s| {
-                    s.sum(
-                        "kmsim_sync_deliveries_total",
-                        &[("destination", B), ("result", "failed")],
-                    )
-                })
-                .sum();
+            let failed: f64 = deliveries(&c, A, B, "failed").await;
             (failed > failed_before).then_some(())
         },
     )
