@@ -28,6 +28,7 @@ mod t50_faults;
 mod t51_failover;
 mod t51_process_control;
 mod t55_snapshots;
+mod t57_metrics;
 mod t58_state_on_disk;
 mod t60_security;
 mod t61_limits;

@@ -10,7 +10,8 @@
 //! machine bridge), [`material`] (unwrapped key cache), [`clock`], [`entropy`], [`backoff`]
 //! (jittered retry delays), [`faults`] (injected link faults), [`lifecycle`] (deletion windows,
 //! automatic rotation, expiry of imported material), [`sync`] (the synchronizer), [`lock_file`]
-//! (waiting, at start-up, for a previous process's lock on the data directory).
+//! (waiting, at start-up, for a previous process's lock on the data directory), [`metrics`]
+//! (the Prometheus metrics every node and the gateway serve at `GET /metrics`).
 //!
 //! This crate is generic over `kmsim_store::KvEngine`; it never links RocksDB and never parses
 //! command-line flags or installs a tracing subscriber (the binary does).
@@ -32,6 +33,7 @@ pub mod kms_service;
 pub mod lifecycle;
 pub mod lock_file;
 pub mod material;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod proposer;

@@ -32,6 +32,8 @@ use crate::key_files::{load_domain_key, load_transport_key};
 use crate::kms::KmsApi;
 use crate::kms_service::KmsServiceImpl;
 use crate::material::MaterialCache;
+use crate::metrics::sampler::NodeSampler;
+use crate::metrics::NodeMetrics;
 use crate::network::{channel, GrpcNetworkFactory, MAX_RAFT_MESSAGE_BYTES};
 use crate::proposer::Proposer;
 use crate::raft_service::RaftServiceImpl;
@@ -117,6 +119,8 @@ pub async fn run_node_with_key<E: KvEngine>(
         .scope(region)
         .map_err(|e| NodeError::Config(e.to_string()))?;
 
+    // This node's metrics, served at `GET /metrics` of its AWS endpoint.
+    let metrics = Arc::new(NodeMetrics::node(region, node_id));
     let clock = SimClock::new();
     let material_keys = std::num::NonZeroUsize::new(topology.caches.material_keys)
         .ok_or_else(|| NodeError::Config("caches: material_keys must be at least 1".into()))?;
@@ -128,7 +132,8 @@ pub async fn run_node_with_key<E: KvEngine>(
         materials.clone(),
     )));
     let (log_store, state_machine) =
-        open_stores(engine, app.clone()).map_err(|e| NodeError::Store(e.to_string()))?;
+        open_stores(engine.clone(), app.clone()).map_err(|e| NodeError::Store(e.to_string()))?;
+    let state_machine = state_machine.with_observer(Arc::new(metrics.raft.clone()));
 
     let t = &topology.raft;
     let config = openraft::Config {
@@ -168,6 +173,7 @@ pub async fn run_node_with_key<E: KvEngine>(
         region.to_string(),
         faults.clone(),
         dialer.clone(),
+        metrics.raft.proposals_failed.clone(),
     ));
     // The synchronizer, when this Region has a transport key (single-Region topologies and
     // hand-written ones may go without).
@@ -192,7 +198,12 @@ pub async fn run_node_with_key<E: KvEngine>(
             session_key_period: Duration::from_millis(t.session_key_ms),
             ..SyncSettings::default()
         };
-        Arc::new(SyncLink::new(id, faults.clone(), settings))
+        Arc::new(SyncLink::new(
+            id,
+            faults.clone(),
+            settings,
+            metrics.sync_deliveries.clone(),
+        ))
     });
     let api = Arc::new(KmsApi {
         scope: scope.clone(),
@@ -231,6 +242,11 @@ pub async fn run_node_with_key<E: KvEngine>(
         },
     });
     let wake = api.app.read().expect("invariant: lock not poisoned").wake();
+    metrics.set_sampler(Arc::new(NodeSampler {
+        api: api.clone(),
+        faults: faults.clone(),
+        engine,
+    }));
 
     let listener = TcpListener::bind(me.listen)
         .await
@@ -254,6 +270,11 @@ pub async fn run_node_with_key<E: KvEngine>(
         raft.clone(),
         stop_rx.clone(),
     ));
+    tasks.spawn(crate::metrics::raft_watch::follow(
+        raft.clone(),
+        metrics.raft.clone(),
+        stop_rx.clone(),
+    ));
     tasks.spawn(crate::snapshot_policy::run(
         raft.clone(),
         snapshot_size,
@@ -268,6 +289,7 @@ pub async fn run_node_with_key<E: KvEngine>(
         &format!("{region}/{node_id}"),
         faults.clone(),
         dialer.clone(),
+        metrics,
     ));
     if let Some(l) = aws_listener {
         // HTTPS with the node's certificate when the topology asks for it.

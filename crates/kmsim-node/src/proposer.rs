@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 use tonic::Status;
@@ -69,11 +70,20 @@ pub struct Proposer {
     entropy: Entropy,
     /// How to dial the leader.
     dialer: Dialer,
+    /// `kmsim_raft_proposals_failed_total`: proposals of this node that were not committed.
+    failed: Counter,
 }
 
 impl Proposer {
-    /// A proposer over this node's Raft, forwarding to the leader through `dialer`.
-    pub fn new(raft: Raft, region: String, faults: Arc<FaultTable>, dialer: Dialer) -> Proposer {
+    /// A proposer over this node's Raft, forwarding to the leader through `dialer`, counting
+    /// the proposals that fail in `failed`.
+    pub fn new(
+        raft: Raft,
+        region: String,
+        faults: Arc<FaultTable>,
+        dialer: Dialer,
+        failed: Counter,
+    ) -> Proposer {
         Proposer {
             batcher: Batcher::spawn(raft.clone(), BATCH_LIMITS),
             raft,
@@ -82,6 +92,7 @@ impl Proposer {
             leaders: Mutex::new(HashMap::new()),
             entropy: Entropy,
             dialer,
+            failed,
         }
     }
 
@@ -101,7 +112,9 @@ impl Proposer {
         let forward = ForwardedCommand::new(cmd.clone())
             .ok()
             .map(|f| (f, RequestId(self.entropy.bytes())));
-        let (log_index, bytes) = self.write(payload, forward, 0).await?;
+        let (log_index, bytes) = self.write(payload, forward, 0).await.inspect_err(|_| {
+            self.failed.inc();
+        })?;
         // A forwarded write is applied on the leader first. Wait until this node has applied it
         // too, so the caller reads its own write from this node; if it cannot, the caller
         // hears that the outcome is not known here.

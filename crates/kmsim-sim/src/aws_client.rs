@@ -279,6 +279,18 @@ impl AwsJsonClient {
         req
     }
 
+    /// An unsigned `GET` of `path` (`/metrics`), as a monitoring system sends it.
+    pub fn get(&self, path: &str) -> Result<Request<Full<Bytes>>, ClientError> {
+        let uri: Uri = format!("{}{}", self.url().trim_end_matches('/'), path)
+            .parse()
+            .map_err(|_| ClientError::Endpoint(path.to_string(), "not a path".to_string()))?;
+        let mut req = Request::new(Full::new(Bytes::new()));
+        *req.uri_mut() = uri;
+        req.headers_mut()
+            .insert(http::header::HOST, self.host.clone());
+        Ok(req)
+    }
+
     /// The request of `operation` with `body`, signed now.
     pub fn signed(
         &self,

@@ -1,7 +1,8 @@
 //! The launcher and the tools around a local cluster: data directory layout and topology
 //! creation ([`cluster`]), node processes and PID files ([`process`]), health checks
 //! ([`health`]), the benchmark load generator ([`bench`]) and its SigV4-signing AWS JSON
-//! client ([`aws_client`]), and the synchronizer's lag measurement ([`sync_lag`]).
+//! client ([`aws_client`]), the synchronizer's lag measurement ([`sync_lag`]), and the reader
+//! of the nodes' and the gateway's `GET /metrics` ([`scrape`]).
 //!
 //! Depends on `kmsim-node` for the topology format and on `kmsim-proto` for clients; never on
 //! RocksDB.
@@ -11,4 +12,5 @@ pub mod bench;
 pub mod cluster;
 pub mod health;
 pub mod process;
+pub mod scrape;
 pub mod sync_lag;

@@ -4,6 +4,7 @@ use std::fmt::Debug;
 use std::path::Path;
 use std::path::PathBuf;
 
+use kmsim_store::EngineStats;
 use kmsim_store::KvEngine;
 use kmsim_store::KvPair;
 use kmsim_store::KvRead;
@@ -163,6 +164,16 @@ impl KvEngine for RocksKvEngine {
         Ok(Box::new(RocksView {
             snapshot: self.db.snapshot(),
         }))
+    }
+
+    fn stats(&self) -> EngineStats {
+        // Estimates RocksDB keeps up to date itself: reading them costs no I/O. A property it
+        // cannot give is left unknown.
+        let property = |name: &str| self.db.property_int_value(name).ok().flatten();
+        EngineStats {
+            live_data_bytes: property("rocksdb.estimate-live-data-size"),
+            pending_compaction_bytes: property("rocksdb.estimate-pending-compaction-bytes"),
+        }
     }
 
     fn last_in_range(&self, from: &[u8], to: &[u8]) -> Result<Option<KvPair>, StoreError> {

@@ -32,6 +32,16 @@ pub enum WriteOp {
     },
 }
 
+/// Figures an engine may report about itself (each `None` when it does not know it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Estimated bytes of live data (RocksDB `rocksdb.estimate-live-data-size`).
+    pub live_data_bytes: Option<u64>,
+    /// Estimated bytes compaction still has to rewrite (RocksDB
+    /// `rocksdb.estimate-pending-compaction-bytes`).
+    pub pending_compaction_bytes: Option<u64>,
+}
+
 /// Reads of an ordered byte-string key-value store: of an engine as it is now, or of a
 /// [`KvEngine::view`] of it as it was.
 pub trait KvRead {
@@ -63,6 +73,12 @@ pub trait KvEngine: KvRead + Send + Sync + 'static {
     /// A read-only view of the engine as it is now (a RocksDB snapshot): batches written
     /// later are not seen through it. Cheap to take; it pins what it reads until dropped.
     fn view(&self) -> Result<Box<dyn KvRead + '_>, StoreError>;
+
+    /// The engine's own figures, for the node's metrics; an engine without them keeps the
+    /// default (none known).
+    fn stats(&self) -> EngineStats {
+        EngineStats::default()
+    }
 
     /// The pair with the greatest key in `[from, to)`, if any.
     ///

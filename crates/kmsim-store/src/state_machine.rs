@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::RwLock;
 use std::sync::RwLockWriteGuard;
+use std::time::Instant;
 
 use openraft::storage::RaftStateMachine;
 use openraft::EntryPayload;
@@ -31,6 +32,8 @@ use crate::engine::KvRead;
 use crate::engine::WriteOp;
 use crate::error::StoreError;
 use crate::keys;
+use crate::observer::SnapshotKind;
+use crate::observer::StoreObserver;
 use crate::types::Entry;
 use crate::types::LogId;
 use crate::types::RaftResponse;
@@ -75,6 +78,8 @@ pub struct StateMachineStore<E: KvEngine, A: Application> {
     store_lock: Arc<Mutex<()>>,
     /// Records in the last snapshot built or installed.
     snapshot_records: Arc<AtomicU64>,
+    /// Told how long applies and snapshots take (the node's metrics); none in tests.
+    observer: Option<Arc<dyn StoreObserver>>,
 }
 
 /// How large the state machine's last snapshot was, for a snapshot policy that spaces
@@ -98,6 +103,7 @@ impl<E: KvEngine, A: Application> Clone for StateMachineStore<E, A> {
             snapshot_counter: Arc::clone(&self.snapshot_counter),
             store_lock: Arc::clone(&self.store_lock),
             snapshot_records: Arc::clone(&self.snapshot_records),
+            observer: self.observer.clone(),
         }
     }
 }
@@ -128,7 +134,30 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
             snapshot_counter: Arc::new(AtomicU64::new(next_counter)),
             store_lock: Arc::new(Mutex::new(())),
             snapshot_records: Arc::new(AtomicU64::new(snapshot_records)),
+            observer: None,
         })
+    }
+
+    /// This store, telling `observer` how long its applies and snapshots take. Set it before
+    /// the store is handed to openraft: clones made earlier do not see it.
+    pub fn with_observer(mut self, observer: Arc<dyn StoreObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Runs `work` and tells the observer how long it took, as `report` says.
+    fn timed<T>(
+        &self,
+        work: impl FnOnce() -> T,
+        report: impl FnOnce(&dyn StoreObserver, &T, std::time::Duration),
+    ) -> T {
+        let Some(observer) = self.observer.as_deref() else {
+            return work();
+        };
+        let started = Instant::now();
+        let out = work();
+        report(observer, &out, started.elapsed());
+        out
     }
 
     /// The size of the last snapshot, shared with this store (and its clones).
@@ -560,14 +589,19 @@ impl<E: KvEngine, A: Application> RaftSnapshotBuilder<TypeConfig> for StateMachi
         // Reading and encoding the whole state is long CPU and disk work: off the async
         // workers, which carry heartbeats and requests.
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.build())
-            .await
-            .map_err(|source| StoreError::Task {
-                what: "snapshot build",
-                source,
-            })
-            .and_then(|built| built)
-            .map_err(|e| e.into_storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write))
+        tokio::task::spawn_blocking(move || {
+            this.timed(
+                || this.build(),
+                |o, _, took| o.snapshot(SnapshotKind::Build, took),
+            )
+        })
+        .await
+        .map_err(|source| StoreError::Task {
+            what: "snapshot build",
+            source,
+        })
+        .and_then(|built| built)
+        .map_err(|e| e.into_storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write))
     }
 }
 
@@ -584,8 +618,12 @@ impl<E: KvEngine, A: Application> RaftStateMachine<TypeConfig> for StateMachineS
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        self.apply_entries(entries.into_iter())
-            .map_err(|e| e.into_storage_error(ErrorSubject::StateMachine, ErrorVerb::Write))
+        self.timed(
+            || self.apply_entries(entries.into_iter()),
+            // One response per entry applied (none counted for a failed batch).
+            |o, applied, took| o.applied(applied.as_ref().map_or(0, Vec::len), took),
+        )
+        .map_err(|e| e.into_storage_error(ErrorSubject::StateMachine, ErrorVerb::Write))
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -601,7 +639,11 @@ impl<E: KvEngine, A: Application> RaftStateMachine<TypeConfig> for StateMachineS
         meta: &SnapshotMeta,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
-        self.install(meta, snapshot.into_inner()).map_err(|e| {
+        self.timed(
+            || self.install(meta, snapshot.into_inner()),
+            |o, _, took| o.snapshot(SnapshotKind::Install, took),
+        )
+        .map_err(|e| {
             e.into_storage_error(
                 ErrorSubject::Snapshot(Some(meta.signature())),
                 ErrorVerb::Write,

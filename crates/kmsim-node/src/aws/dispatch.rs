@@ -85,6 +85,17 @@ pub fn event_name(target: Option<&[u8]>) -> String {
     }
 }
 
+/// The operation a request is counted under in the endpoint's metrics: one of
+/// [`OPERATIONS`], else `UnknownOperation` (so label values stay a known set).
+pub fn metric_operation(target: Option<&[u8]>) -> &'static str {
+    let name = event_name(target);
+    OPERATIONS
+        .iter()
+        .find(|op| **op == name)
+        .copied()
+        .unwrap_or("UnknownOperation")
+}
+
 fn unknown_operation(target: Option<&str>) -> KmsError {
     KmsError::UnknownOperation(match target {
         None => "Missing X-Amz-Target header: expected TrentService.<Operation>".to_string(),
@@ -153,6 +164,12 @@ mod tests {
             "UnknownOperationException"
         );
         assert!(OPERATIONS.contains(&"Encrypt") && OPERATIONS.contains(&"CancelKeyDeletion"));
+        assert_eq!(metric_operation(Some(b"TrentService.Encrypt")), "Encrypt");
+        assert_eq!(
+            metric_operation(Some(b"TrentService.MadeUp")),
+            "UnknownOperation"
+        );
+        assert_eq!(metric_operation(None), "UnknownOperation");
         // The eventName a refused request is audited under.
         assert_eq!(event_name(Some(b"TrentService.Encrypt")), "Encrypt");
         assert_eq!(event_name(Some(b"TrentService.Nope")), "Nope");

@@ -104,9 +104,22 @@ pub fn json_response(status: StatusCode, body: Vec<u8>, request_id: &str) -> Res
     resp
 }
 
+/// The AWS error code a response carries, kept beside it (in its extensions) for the
+/// endpoint's metrics; a response without one is a success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
+impl ErrorCode {
+    /// The code of a response: `ok` for a success.
+    pub fn of<B>(resp: &Response<B>) -> &'static str {
+        resp.extensions().get::<ErrorCode>().map_or("ok", |c| c.0)
+    }
+}
+
 /// The response of an error.
 pub fn error_response(e: &FrontError, request_id: &str) -> Response<Body> {
     let mut resp = json_response(e.status, error_body(&e.error), request_id);
+    resp.extensions_mut().insert(ErrorCode(e.error.code()));
     if e.status == StatusCode::METHOD_NOT_ALLOWED {
         resp.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));

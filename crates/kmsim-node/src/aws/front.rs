@@ -1,4 +1,5 @@
-//! One AWS JSON request, from bytes to response: `POST /` only, SigV4 parsed, scoped and its
+//! One AWS JSON request, from bytes to response: `POST /` for the API (and the few `GET`
+//! paths of [`AwsFront::serve_get`], which carry no data of a Region and need no signature), SigV4 parsed, scoped and its
 //! headers checked (known access key, required headers signed) before the body is read, the
 //! body read within its size bound and the body read timeout, the Region routed (served here or
 //! forwarded), the signature verified, the `Content-Type` and `X-Amz-Target` checked, the body
@@ -20,7 +21,7 @@ use kmsim_core::KmsError;
 use super::credentials::CredentialStore;
 use super::dispatch;
 use super::errors::{
-    error_response, json_response, Body, FrontError, CONTENT_TYPE, MAX_BODY_BYTES,
+    error_response, json_response, Body, ErrorCode, FrontError, CONTENT_TYPE, MAX_BODY_BYTES,
 };
 use super::router::{Route, Router, FORWARDED_HEADER};
 use super::sigv4::{self, Authorization, Caller, Now, SignedRequest};
@@ -28,6 +29,7 @@ use crate::clock::SimClock;
 use crate::config::{EndpointLimits, Topology};
 use crate::faults::FaultTable;
 use crate::kms::{KmsApi, RequestContext};
+use crate::metrics::NodeMetrics;
 use crate::tls::Dialer;
 
 /// The AWS JSON front of one process: a node (with its Region's KMS) or the gateway (none).
@@ -43,17 +45,21 @@ pub struct AwsFront {
     /// The topology's limits of the endpoint (the server reads the connection cap and the
     /// header and idle timeouts; the body read timeout applies here).
     limits: EndpointLimits,
+    /// This process's metrics: the API's are counted here, and `GET /metrics` serves them all.
+    metrics: Arc<NodeMetrics>,
 }
 
 impl AwsFront {
     /// The front of a node (`local` is its KMS, `me` its `REGION/ID`) or of the gateway (`local`
-    /// is `None`, `me` is `gateway`); `dialer` relays requests for other Regions.
+    /// is `None`, `me` is `gateway`); `dialer` relays requests for other Regions; `metrics`
+    /// counts its requests.
     pub fn new(
         topology: &Topology,
         local: Option<Arc<KmsApi>>,
         me: &str,
         faults: Arc<FaultTable>,
         dialer: Dialer,
+        metrics: Arc<NodeMetrics>,
     ) -> AwsFront {
         let local_region = local.as_ref().map(|a| a.scope.region.to_string());
         let clock = local.as_ref().map(|a| a.clock.clone()).unwrap_or_default();
@@ -63,6 +69,7 @@ impl AwsFront {
             router: Router::new(topology, local_region, me, faults, dialer),
             clock,
             limits: topology.limits.clone(),
+            metrics,
         }
     }
 
@@ -79,6 +86,9 @@ impl AwsFront {
     /// answer sent with part of the body unread (a declared or streamed body over the limit, a
     /// body that could not be read) carries `Connection: close`, because hyper then closes the
     /// connection, and a keep-alive client must not send its next request there.
+    ///
+    /// Every answer but those of [`serve_get`](Self::serve_get) is counted in the API metrics
+    /// under its operation and code.
     pub async fn handle<B>(
         &self,
         req: Request<B>,
@@ -89,6 +99,12 @@ impl AwsFront {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        if let Some(resp) = self.serve_get(&req) {
+            return resp;
+        }
+        let counted = self.metrics.api.begin();
+        let operation =
+            dispatch::metric_operation(req.headers().get("x-amz-target").map(|v| v.as_bytes()));
         let request_id = uuid::Uuid::new_v4().to_string();
         let (parts, body) = req.into_parts();
         let (outcome, body_read) = match self.admit(&parts) {
@@ -129,7 +145,34 @@ impl AwsFront {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        counted.end(operation, ErrorCode::of(&resp));
         resp
+    }
+
+    /// The `GET` paths served beside the API, without a signature (none carries data of a
+    /// Region): `/metrics` (this process's metrics, Prometheus text format 0.0.4). `None` for
+    /// every other request, which the API path answers as before. A `GET` that has a body
+    /// (which is left unread) is answered with `Connection: close`.
+    pub fn serve_get<B: hyper::body::Body>(&self, req: &Request<B>) -> Option<Response<Body>> {
+        if req.method() != http::Method::GET {
+            return None;
+        }
+        let mut resp = match req.uri().path() {
+            "/metrics" => {
+                let mut resp = Response::new(Body::new(Bytes::from(self.metrics.encode())));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+                );
+                resp
+            }
+            _ => return None,
+        };
+        if !req.body().is_end_stream() {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        Some(resp)
     }
 
     /// Everything checked before the body is read: the envelope, the `Authorization` header and

@@ -59,7 +59,15 @@ pub async fn run_gateway(
     // The gateway relays over mutual TLS with its own certificate (plaintext without `[tls]`).
     let dialer = crate::tls::Dialer::gateway(topology.tls.as_ref())
         .map_err(|e| NodeError::Config(format!("tls: {e}")))?;
-    let front = Arc::new(AwsFront::new(&topology, None, GATEWAY_NAME, faults, dialer));
+    let metrics = Arc::new(crate::metrics::NodeMetrics::gateway());
+    let front = Arc::new(AwsFront::new(
+        &topology,
+        None,
+        GATEWAY_NAME,
+        faults,
+        dialer,
+        metrics,
+    ));
     let tls = match topology.tls.as_ref().filter(|t| t.aws_https) {
         Some(t) => Some(
             t.read_pair(&t.gateway_files())

@@ -39,7 +39,7 @@ use kmsim_core::KmsError;
 use kmsim_proto::relay::v1::relay_service_client::RelayServiceClient;
 use kmsim_proto::relay::v1::{Header, RelayRequest, RelayResponse};
 
-use super::errors::{Body, FrontError, MAX_BODY_BYTES};
+use super::errors::{Body, ErrorCode, FrontError, MAX_BODY_BYTES};
 use crate::config::Topology;
 use crate::faults::FaultTable;
 use crate::network::never_connected;
@@ -355,15 +355,56 @@ fn response(relayed: RelayResponse) -> Result<Response<Body>, FrontError> {
         .ok()
         .and_then(|s| StatusCode::from_u16(s).ok())
         .ok_or_else(|| bad("an invalid status"))?;
+    let code = (!status.is_success()).then(|| relayed_error_code(&relayed.body));
     let mut out = Response::new(Full::new(relayed.body));
     *out.status_mut() = status;
+    if let Some(code) = code {
+        out.extensions_mut().insert(ErrorCode(code));
+    }
     headers_from_wire(relayed.headers, out.headers_mut()).map_err(|_| bad("an invalid header"))?;
     Ok(out)
+}
+
+/// The AWS error code of a relayed error answer (its body's `__type`), as one of the codes
+/// kmsim knows (`KMSInternalException` for anything else), so the metrics' label values stay
+/// a known set.
+fn relayed_error_code(body: &[u8]) -> &'static str {
+    let code = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("__type")?.as_str().map(str::to_string))
+        .unwrap_or_default();
+    KmsError::from_wire(&code, String::new()).code()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relayed_error_keeps_its_code_and_an_unknown_one_is_internal() {
+        let body = br#"{"__type":"NotFoundException","message":"no such key"}"#;
+        assert_eq!(relayed_error_code(body), "NotFoundException");
+        assert_eq!(
+            relayed_error_code(br#"{"__type":"Made<Up>"}"#),
+            "KMSInternalException"
+        );
+        assert_eq!(relayed_error_code(b"not json"), "KMSInternalException");
+        let relayed = RelayResponse {
+            status: 400,
+            body: Bytes::from_static(body),
+            ..Default::default()
+        };
+        assert_eq!(
+            ErrorCode::of(&response(relayed).unwrap()),
+            "NotFoundException"
+        );
+        let ok = RelayResponse {
+            status: 200,
+            body: Bytes::from_static(b"{}"),
+            ..Default::default()
+        };
+        assert_eq!(ErrorCode::of(&response(ok).unwrap()), "ok");
+    }
 
     /// A refused connection is recognised as "never sent" from the error's source chain; an
     /// `UNAVAILABLE` answered by a server (or made up) is not, whatever its metadata.

@@ -21,6 +21,9 @@ use super::task::SyncSettings;
 use super::SyncIdentity;
 use crate::entropy::Entropy;
 use crate::faults::FaultTable;
+use crate::metrics::DeliveryLabels;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
 /// What a node needs to talk to other Regions.
 pub struct SyncLink {
@@ -36,17 +39,26 @@ pub struct SyncLink {
     /// fetched: used for half a rotation period, so it is always still held by the peer (which
     /// keeps a key for two periods after making it) when a request sealed to it arrives.
     sessions: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
+    /// `kmsim_sync_deliveries_total`: deliveries by destination and result.
+    deliveries: Family<DeliveryLabels, Counter>,
 }
 
 impl SyncLink {
-    /// A link with this identity, fault table and timing.
-    pub fn new(id: Arc<SyncIdentity>, faults: Arc<FaultTable>, settings: SyncSettings) -> Self {
+    /// A link with this identity, fault table and timing, counting its deliveries in
+    /// `deliveries`.
+    pub fn new(
+        id: Arc<SyncIdentity>,
+        faults: Arc<FaultTable>,
+        settings: SyncSettings,
+        deliveries: Family<DeliveryLabels, Counter>,
+    ) -> Self {
         SyncLink {
             id,
             faults,
             settings,
             cursor: AtomicUsize::new(0),
             sessions: Mutex::new(HashMap::new()),
+            deliveries,
         }
     }
 
@@ -99,7 +111,8 @@ impl SyncLink {
     /// is sealed afresh to the session key of the node it goes to; a node that no longer holds
     /// the cached key (restarted, or the key rotated out) is asked for its current one and the
     /// request sealed again, once. An error means no node gave an authentic answer:
-    /// unreachable, partitioned, refused, or timed out.
+    /// unreachable, partitioned, refused, or timed out. Counted in
+    /// `kmsim_sync_deliveries_total` either way.
     #[allow(clippy::too_many_arguments)]
     pub async fn send(
         &self,
@@ -110,60 +123,72 @@ impl SyncLink {
         message: &SyncMessage,
         secret: &Bundle,
     ) -> Result<SyncReply, String> {
-        let id = &self.id;
-        let nodes = id.peers.get(dest.as_str()).cloned().unwrap_or_default();
-        if nodes.is_empty() {
-            return Err(format!("no nodes known for {dest}"));
-        }
-        let start = self.cursor.fetch_add(1, Ordering::Relaxed);
-        let mut last = String::new();
-        'nodes: for i in 0..nodes.len() {
-            let (node_id, addr) = &nodes[(start + i) % nodes.len()];
-            let peer = format!("{dest}/{node_id}");
-            if let Err(e) = self.faults.before_send(&peer).await {
-                last = e.to_string();
-                continue;
+        // Every way out of the block is one delivery, counted below.
+        let sent: Result<SyncReply, String> = async {
+            let id = &self.id;
+            let nodes = id.peers.get(dest.as_str()).cloned().unwrap_or_default();
+            if nodes.is_empty() {
+                return Err(format!("no nodes known for {dest}"));
             }
-            let mut client = SyncServiceClient::new(id.channel(addr)?);
-            for fresh_key in [false, true] {
-                if fresh_key {
-                    self.forget_session(&peer);
+            let start = self.cursor.fetch_add(1, Ordering::Relaxed);
+            let mut last = String::new();
+            'nodes: for i in 0..nodes.len() {
+                let (node_id, addr) = &nodes[(start + i) % nodes.len()];
+                let peer = format!("{dest}/{node_id}");
+                if let Err(e) = self.faults.before_send(&peer).await {
+                    last = e.to_string();
+                    continue;
                 }
-                let session = match self.session_key(&mut client, dest, *node_id, &peer).await {
-                    Ok(key) => key,
-                    Err(e) => {
-                        last = format!("{peer}: {e}");
-                        continue 'nodes;
+                let mut client = SyncServiceClient::new(id.channel(addr)?);
+                for fresh_key in [false, true] {
+                    if fresh_key {
+                        self.forget_session(&peer);
                     }
-                };
-                let (env, answer_key) = seal(
-                    id,
-                    dest.as_str(),
-                    &session,
-                    key_id.as_str(),
-                    stamp,
-                    message,
-                    secret,
-                    entropy,
-                )?;
-                let mut req = tonic::Request::new(env.clone());
-                req.set_timeout(self.settings.rpc_timeout);
-                match client.deliver(req).await {
-                    Ok(resp) => return open_answer(&env, &answer_key, &resp.into_inner()),
-                    Err(s) if s.code() == tonic::Code::FailedPrecondition && !fresh_key => {
-                        last = format!("{peer}: {}", s.message());
-                    }
-                    Err(s) if s.code() == tonic::Code::PermissionDenied => {
-                        return Err(format!("{peer} refused the message: {}", s.message()));
-                    }
-                    Err(s) => {
-                        last = format!("{peer}: {}", s.message());
-                        continue 'nodes;
+                    let session = match self.session_key(&mut client, dest, *node_id, &peer).await {
+                        Ok(key) => key,
+                        Err(e) => {
+                            last = format!("{peer}: {e}");
+                            continue 'nodes;
+                        }
+                    };
+                    let (env, answer_key) = seal(
+                        id,
+                        dest.as_str(),
+                        &session,
+                        key_id.as_str(),
+                        stamp,
+                        message,
+                        secret,
+                        entropy,
+                    )?;
+                    let mut req = tonic::Request::new(env.clone());
+                    req.set_timeout(self.settings.rpc_timeout);
+                    match client.deliver(req).await {
+                        Ok(resp) => return open_answer(&env, &answer_key, &resp.into_inner()),
+                        Err(s) if s.code() == tonic::Code::FailedPrecondition && !fresh_key => {
+                            last = format!("{peer}: {}", s.message());
+                        }
+                        Err(s) if s.code() == tonic::Code::PermissionDenied => {
+                            return Err(format!("{peer} refused the message: {}", s.message()));
+                        }
+                        Err(s) => {
+                            last = format!("{peer}: {}", s.message());
+                            continue 'nodes;
+                        }
                     }
                 }
             }
+            Err(last)
         }
-        Err(last)
+        .await;
+        let result = if sent.is_ok() { "ok" } else { "failed" };
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                destination: dest.to_string(),
+                result,
+            })
+            .inc();
+        sent
     }
 }
 

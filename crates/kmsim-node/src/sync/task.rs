@@ -232,6 +232,26 @@ fn plan(s: &KmsState, region: &Region) -> Vec<(Target, bool)> {
     jobs
 }
 
+/// Deliveries the state says are due now to each other Region (the needed work of [`plan`]
+/// that goes to a Region: replicas behind, hand-overs, queued notices; anti-entropy resends
+/// and rotation promotions are not deliveries due). Counted on any node, from its applied
+/// state; the leader is the one that delivers them.
+pub fn pending_by_destination(s: &KmsState, region: &Region) -> HashMap<Region, u64> {
+    let mut pending = HashMap::new();
+    let keys = plan(s, region)
+        .into_iter()
+        .filter_map(|(target, needed)| match target {
+            Target::Key(_, dest, _) if needed => Some(dest),
+            _ => None,
+        });
+    // The notices of the plan, with their destination.
+    let notices = s.outbox().into_iter().map(|n| n.to);
+    for destination in keys.chain(notices) {
+        *pending.entry(destination).or_insert(0) += 1;
+    }
+    pending
+}
+
 /// Builds the message for `target` from the state as it is now, delivers it, and records the
 /// answer through Raft.
 async fn deliver(api: &KmsApi, link: &SyncLink, target: &Target) -> Result<(), String> {

@@ -104,3 +104,25 @@ fn a_view_keeps_reading_the_database_as_it_was() {
     let (_dir, engine) = fresh_engine().unwrap();
     kmsim_store::testing::check_views(&engine).unwrap();
 }
+
+#[test]
+fn the_engine_reports_its_live_data_and_pending_compaction_estimates() {
+    let (_dir, e) = fresh_engine().expect("engine");
+    let empty = e.stats();
+    assert!(empty.live_data_bytes.is_some(), "{empty:?}");
+    assert!(empty.pending_compaction_bytes.is_some(), "{empty:?}");
+    e.write(
+        (0..1000u32)
+            .map(|i| put(&i.to_be_bytes(), &[7u8; 512]))
+            .collect(),
+        true,
+    )
+    .expect("write");
+    let after = e.stats();
+    assert!(after.live_data_bytes.is_some() && after.pending_compaction_bytes.is_some());
+    // The in-memory engine has no such figures.
+    assert_eq!(
+        kmsim_store::MemKvEngine::new().stats(),
+        kmsim_store::EngineStats::default()
+    );
+}

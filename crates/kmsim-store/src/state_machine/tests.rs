@@ -609,3 +609,50 @@ async fn an_application_reads_its_state_from_the_store_and_upgrades_it_when_open
     let (applied, _) = sm.applied_state().await.expect("applied state");
     assert_eq!(applied, Some(log_id(1, 1, 4)));
 }
+
+/// Records what the state machine tells its observer.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl crate::StoreObserver for Recorder {
+    fn applied(&self, entries: usize, _took: Duration) {
+        self.0
+            .lock()
+            .expect("lock")
+            .push(format!("applied {entries}"));
+    }
+
+    fn snapshot(&self, kind: crate::SnapshotKind, _took: Duration) {
+        self.0.lock().expect("lock").push(format!("{kind:?}"));
+    }
+}
+
+#[tokio::test]
+async fn the_observer_hears_of_every_apply_build_and_install_and_clones_share_it() {
+    let recorder = Arc::new(Recorder::default());
+    let ((_, sm), _) = open(&MemKvEngine::new());
+    let mut sm = sm.with_observer(recorder.clone());
+    sm.apply(vec![
+        membership_ent::<TypeConfig>(1, 1, 1, voters(&[1])),
+        add(1, 2, b"a", 1),
+    ])
+    .await
+    .expect("apply");
+    sm.apply(Vec::new()).await.expect("an empty apply");
+    // The builder is a clone: it reports too.
+    let snapshot = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build");
+    let mut receiving = sm.begin_receiving_snapshot().await.expect("begin");
+    *receiving = Cursor::new(snapshot.snapshot.into_inner());
+    sm.install_snapshot(&snapshot.meta, receiving)
+        .await
+        .expect("install");
+    assert_eq!(
+        *recorder.0.lock().expect("lock"),
+        ["applied 2", "applied 0", "Build", "Install"]
+    );
+}
