@@ -49,12 +49,14 @@ pub const UNREACHABLE_BACKOFF_MIN: Duration = Duration::from_millis(25);
 pub const UNREACHABLE_BACKOFF_MAX: Duration = Duration::from_millis(400);
 
 /// The largest message of `kmsim.raft.v1` either way: 24 MiB. An AppendEntries carries at most
-/// [`MAX_PAYLOAD_ENTRIES`] entries of at most `MAX_COMMAND_BYTES` (512 KiB) each (20 MiB) and a
+/// [`MAX_PAYLOAD_ENTRIES`] entries of at most `MAX_COMMAND_BYTES` (512 KiB) each (8 MiB) and a
 /// snapshot chunk is [`SNAPSHOT_CHUNK_BYTES`]; the rest is headroom for their framing.
 pub const MAX_RAFT_MESSAGE_BYTES: usize = 24 << 20;
-/// The most log entries openraft puts in one AppendEntries (its default is 300, which with
-/// large commands would not fit [`MAX_RAFT_MESSAGE_BYTES`]).
-pub const MAX_PAYLOAD_ENTRIES: u64 = 40;
+/// The most log entries openraft puts in one AppendEntries (its default is 300). Batched
+/// entries hold up to 64 KiB of commands (`proposer.rs`), so an AppendEntries is about 1 MiB:
+/// small enough to be sent, written and answered within openraft's per-request deadline of
+/// one heartbeat interval, even on a loaded machine, so a follower that is behind catches up.
+pub const MAX_PAYLOAD_ENTRIES: u64 = 16;
 /// The size of the chunks a snapshot is sent in (openraft's default).
 pub const SNAPSHOT_CHUNK_BYTES: u64 = 3 << 20;
 
