@@ -1,4 +1,5 @@
-//! One AWS JSON request, from bytes to response: `POST /` only, SigV4 parsed, scoped and its
+//! One AWS JSON request, from bytes to response: the plain `GET` paths ([`super::probes`]:
+//! `/healthz`, `/readyz`) answered first without SigV4, then `POST /` only, SigV4 parsed, scoped and its
 //! headers checked (known access key, required headers signed) before the body is read, the
 //! body read within its size bound and the body read timeout, the Region routed (served here or
 //! forwarded), the signature verified, the `Content-Type` and `X-Amz-Target` checked, the body
@@ -22,6 +23,7 @@ use super::dispatch;
 use super::errors::{
     error_response, json_response, Body, FrontError, CONTENT_TYPE, MAX_BODY_BYTES,
 };
+use super::probes;
 use super::router::{Route, Router, FORWARDED_HEADER};
 use super::sigv4::{self, Authorization, Caller, Now, SignedRequest};
 use crate::clock::SimClock;
@@ -89,8 +91,20 @@ impl AwsFront {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let request_id = uuid::Uuid::new_v4().to_string();
         let (parts, body) = req.into_parts();
+        if let Some(probe) = probes::route(&parts) {
+            // A probe's body (it should have none) is read like a refused request's, so the
+            // connection can serve the next request; a large one closes it.
+            let body_read = declared_length(&parts).is_none_or(|n| n <= REFUSED_BODY_BYTES as u64)
+                && self.read_body(body, REFUSED_BODY_BYTES).await.is_ok();
+            let mut resp = probes::answer(probe, self.local.as_deref()).await;
+            if !body_read {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return resp;
+        }
+        let request_id = uuid::Uuid::new_v4().to_string();
         let (outcome, body_read) = match self.admit(&parts) {
             // A declared length over the limit: refused unread.
             Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => (Err(e), false),
