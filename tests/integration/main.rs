@@ -28,6 +28,8 @@ mod t50_faults;
 mod t51_failover;
 mod t51_process_control;
 mod t55_snapshots;
+mod t56_health;
+mod t58_containers;
 mod t60_security;
 mod t61_limits;
 mod t62_secrets;

@@ -1,6 +1,7 @@
 //! The launcher and the tools around a local cluster: data directory layout and topology
 //! creation ([`cluster`]), node processes and PID files ([`process`]), health checks
-//! ([`health`]), the benchmark load generator ([`bench`]) and its SigV4-signing AWS JSON
+//! ([`health`]), clusters as Docker containers ([`container`]: image, compose project), the
+//! benchmark load generator ([`bench`]) and its SigV4-signing AWS JSON
 //! client ([`aws_client`]), and the synchronizer's lag measurement ([`sync_lag`]).
 //!
 //! Depends on `kmsim-node` for the topology format and on `kmsim-proto` for clients; never on
@@ -9,6 +10,7 @@
 pub mod aws_client;
 pub mod bench;
 pub mod cluster;
+pub mod container;
 pub mod health;
 pub mod process;
 pub mod sync_lag;

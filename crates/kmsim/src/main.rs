@@ -70,6 +70,12 @@ enum Command {
     Audit(cmd::audit::AuditArgs),
     /// Run a measurement program against a running cluster (e.g. synchronizer lag).
     Scenario(cmd::scenario::ScenarioArgs),
+    /// Ask a node's or the gateway's /healthz or /readyz; exit 0 on 200 (for health checks).
+    Health(cmd::health::HealthArgs),
+    /// Build the container image kmsim:<version> (FROM scratch, no registry).
+    Image(cmd::image::ImageArgs),
+    /// Write deployment files: a docker-compose project for a topology.
+    Deploy(cmd::deploy::DeployArgs),
 }
 
 /// Where `up`, `down`, `status`, `node kill|restart` and `kms` find the cluster by default.
@@ -93,6 +99,9 @@ fn main() -> ExitCode {
         Command::Chaos(a) => cmd::chaos::run(a),
         Command::Audit(a) => cmd::audit::run(a),
         Command::Scenario(a) => cmd::scenario::run_scenario(a),
+        Command::Health(a) => cmd::health::run(a),
+        Command::Image(a) => cmd::image::run(a),
+        Command::Deploy(a) => cmd::deploy::run(a),
     };
     let code = match result {
         Ok(code) => code,

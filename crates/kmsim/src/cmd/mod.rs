@@ -3,7 +3,10 @@
 pub mod audit;
 pub mod bench;
 pub mod chaos;
+pub mod deploy;
 pub mod gateway;
+pub mod health;
+pub mod image;
 pub mod kms;
 pub mod node;
 pub mod scenario;
@@ -24,6 +27,33 @@ pub struct DataDirArg {
     /// The cluster's data directory (topology, keys, node data, logs, PID files).
     #[arg(long, env = "KMSIM_DATA_DIR", default_value = crate::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+}
+
+/// The shape of a new cluster: `--regions` and `--nodes` (`up`, `deploy compose`).
+#[derive(Args, Debug, Clone)]
+pub struct ShapeArgs {
+    /// Regions to create, comma separated. Each is its own Raft cluster; a Region's partition
+    /// follows its name (cn-* is aws-cn, us-gov-* is aws-us-gov, else aws) and multi-Region
+    /// keys replicate only within a partition; aws-cn has none, as in AWS.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "us-east-1,eu-west-1,ap-southeast-2"
+    )]
+    pub regions: Vec<String>,
+    /// Nodes per Region (1 to 7).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=7))]
+    pub nodes: u8,
+}
+
+impl ShapeArgs {
+    /// Every Region with its node count.
+    pub fn regions(&self) -> Vec<(String, usize)> {
+        self.regions
+            .iter()
+            .map(|r| (r.trim().to_string(), self.nodes as usize))
+            .collect()
+    }
 }
 
 /// A multi-threaded tokio runtime for commands that talk to nodes.

@@ -29,18 +29,8 @@ use kmsim_sim::process::{
 /// or returns at once with `--detach` (stop later with `kmsim down`).
 #[derive(Args)]
 pub struct UpArgs {
-    /// Regions to create, comma separated. Each is its own Raft cluster; a Region's partition
-    /// follows its name (cn-* is aws-cn, us-gov-* is aws-us-gov, else aws) and multi-Region
-    /// keys replicate only within a partition; aws-cn has none, as in AWS.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "us-east-1,eu-west-1,ap-southeast-2"
-    )]
-    regions: Vec<String>,
-    /// Nodes per Region (1 to 7).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=7))]
-    nodes: u8,
+    #[command(flatten)]
+    shape: super::ShapeArgs,
     /// The cluster's data directory.
     #[arg(long, env = "KMSIM_DATA_DIR", default_value = crate::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
@@ -72,12 +62,13 @@ pub struct UpArgs {
 pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
     let dir = ClusterDir::new(&a.data_dir);
     if !dir.topology_path().exists() {
-        let regions: Vec<(String, usize)> = a
-            .regions
-            .iter()
-            .map(|r| (r.trim().to_string(), a.nodes as usize))
-            .collect();
-        dir.create(&regions, a.base_port, a.aws_port, a.test_hooks, a.aws_tls)?;
+        dir.create(
+            &a.shape.regions(),
+            a.base_port,
+            a.aws_port,
+            a.test_hooks,
+            a.aws_tls,
+        )?;
         outln!("created cluster in {}", a.data_dir.display());
     } else {
         outln!(
