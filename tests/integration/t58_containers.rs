@@ -13,6 +13,7 @@ use aws_sdk_kms::types::KeyState;
 
 use kmsim_sim::cluster::{container_name, CONTAINER_AWS_PORT};
 use kmsim_sim::container::docker::Docker;
+use kmsim_sim::container::runtime::ready_inside;
 use kmsim_sim::health::http_get;
 
 use crate::harness::{kmsim, kmsim_exe, sdk_client, wait_for};
@@ -43,23 +44,21 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Whether `container`'s node answers 200 on /readyz (asked inside it: nodes publish no port).
-fn ready_inside(container: &str) -> bool {
-    let url = format!("http://127.0.0.1:{CONTAINER_AWS_PORT}/readyz");
-    Command::new("docker")
-        .args(["exec", container, "/kmsim", "health", "--url", &url])
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// The Docker engine, or `None` (and a message) where none answers.
+fn docker_or_skip() -> Option<Docker> {
+    match Docker::connect() {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            None
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_two_region_compose_cluster_serves_multi_region_keys_and_leaves_nothing_behind() {
-    let docker = match Docker::connect() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            return;
-        }
+    let Some(docker) = docker_or_skip() else {
+        return;
     };
     let exe = kmsim_exe().to_string_lossy().into_owned();
     let built = kmsim(&["image", "build", "--binary", &exe]);
@@ -105,7 +104,7 @@ async fn a_two_region_compose_cluster_serves_multi_region_keys_and_leaves_nothin
             &format!("{node} ready"),
             || async {
                 let node = node.clone();
-                tokio::task::spawn_blocking(move || ready_inside(&node))
+                tokio::task::spawn_blocking(move || ready_inside(&node, CONTAINER_AWS_PORT))
                     .await
                     .unwrap()
                     .then_some(())
@@ -175,4 +174,97 @@ async fn a_two_region_compose_cluster_serves_multi_region_keys_and_leaves_nothin
     let left = docker.cluster_objects(&cluster).unwrap();
     assert!(left.is_empty(), "left behind: {left:?}");
     drop(teardown);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_with_the_docker_runtime_serves_and_down_removes_exactly_its_labelled_objects() {
+    let Some(docker) = docker_or_skip() else {
+        return;
+    };
+    let cluster = format!("kmsim-t58u-{}", std::process::id());
+    let _teardown = Teardown {
+        docker: docker.clone(),
+        cluster: cluster.clone(),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix("kmsim-docker-up-")
+        .tempdir()
+        .unwrap();
+    let data = tmp.path().join("cluster").to_string_lossy().into_owned();
+    let out = kmsim(&[
+        "up",
+        "--runtime",
+        "docker",
+        "--regions",
+        US,
+        "--nodes",
+        "3",
+        "--name",
+        &cluster,
+        "--aws-port",
+        "0",
+        "--data-dir",
+        &data,
+        "--detach",
+        "--timeout",
+        "120",
+    ]);
+    assert!(out.contains("ready in"), "{out}");
+    let url = out
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no endpoint in: {out}"))
+        .to_string();
+    let creds = aws_sdk_kms::config::Credentials::new("test", "test", None, None, "t58");
+    let sdk = sdk_client(&url, US, creds);
+    let key = sdk.create_key().send().await.unwrap();
+    let key = key.key_metadata().unwrap().key_id().to_string();
+    let sealed = sdk
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"in a container".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert!(sealed.ciphertext_blob().is_some());
+    // A second `up` of the same cluster is refused while its containers exist.
+    let again = Command::new(kmsim_exe())
+        .args([
+            "up",
+            "--runtime",
+            "docker",
+            "--name",
+            &cluster,
+            "--aws-port",
+            "0",
+        ])
+        .args(["--data-dir", &data, "--detach"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+
+    let objects = docker.cluster_objects(&cluster).unwrap();
+    assert_eq!(
+        (
+            objects.containers.len(),
+            objects.networks.len(),
+            objects.volumes.len()
+        ),
+        (4, 2, 3),
+        "{objects:?}"
+    );
+    let down = kmsim(&["down", "--data-dir", &data]);
+    assert!(
+        down.contains("removed 4 containers, 2 networks, 0 volumes"),
+        "{down}"
+    );
+    let left = docker.cluster_objects(&cluster).unwrap();
+    assert!(
+        left.containers.is_empty() && left.networks.is_empty(),
+        "{left:?}"
+    );
+    assert_eq!(left.volumes, objects.volumes, "the nodes' data is kept");
+    let down = kmsim(&["down", "--data-dir", &data, "--volumes"]);
+    assert!(down.contains("3 volumes"), "{down}");
+    assert!(docker.cluster_objects(&cluster).unwrap().is_empty());
 }

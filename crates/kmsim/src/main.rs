@@ -56,8 +56,10 @@ enum Command {
     Up(cmd::up::UpArgs),
     /// Serve the single AWS endpoint (AWS JSON 1.1, SigV4) for every Region of a topology.
     Gateway(cmd::gateway::GatewayArgs),
-    /// Stop every node (and the gateway) that `kmsim up` started for a data directory.
-    Down(cmd::DataDirArg),
+    /// Stop every node (and the gateway) that `kmsim up` started for a data directory; for a
+    /// cluster in containers, remove its labelled containers and networks (volumes with
+    /// --volumes).
+    Down(cmd::DownArgs),
     /// Show every node of a cluster: Region, id, PID, role, term, applied index, address.
     Status(cmd::status::StatusArgs),
     /// Call the KMS API of a cluster, with the AWS CLI's operation names, flags and JSON output.

@@ -1,11 +1,12 @@
 //! Clusters as Docker containers: the Docker CLI ([`docker`]), the `FROM scratch` image built
 //! from the release binary ([`image`]) and the docker-compose project of a topology
-//! ([`compose`]). Everything this module creates carries the label [`CLUSTER_LABEL`] with the
+//! ([`compose`]), and that project run as a cluster ([`runtime`]). Everything this module creates carries the label [`CLUSTER_LABEL`] with the
 //! cluster's name, and is found and removed by it.
 
 pub mod compose;
 pub mod docker;
 pub mod image;
+pub mod runtime;
 
 /// The label every container, network and volume of a cluster carries, with the cluster's
 /// name as its value.

@@ -85,8 +85,22 @@ pub async fn stop_signal() {
     tracing::info!("shutting down");
 }
 
+/// `kmsim down`'s flags.
+#[derive(Args, Debug, Clone)]
+pub struct DownArgs {
+    #[command(flatten)]
+    dir: DataDirArg,
+    /// For a cluster in containers, remove its volumes (the nodes' data) too.
+    #[arg(long)]
+    volumes: bool,
+}
+
 /// `kmsim down`
-pub fn down(a: DataDirArg) -> anyhow::Result<ExitCode> {
+pub fn down(a: DownArgs) -> anyhow::Result<ExitCode> {
+    let (a, volumes) = (a.dir, a.volumes);
+    if kmsim_sim::container::runtime::is_compose_project(&a.data_dir) {
+        return down_docker(&a, volumes);
+    }
     let dir = ClusterDir::new(&a.data_dir);
     let mut stopped = 0;
     if stop_gateway(&dir)? {
@@ -101,6 +115,27 @@ pub fn down(a: DataDirArg) -> anyhow::Result<ExitCode> {
     outln!(
         "{stopped} node(s) stopped; data kept in {}",
         a.data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kmsim down` of a cluster in containers: removes exactly the objects labelled with its name.
+fn down_docker(a: &DataDirArg, volumes: bool) -> anyhow::Result<ExitCode> {
+    let topology = ClusterDir::new(&a.data_dir).topology()?;
+    let name = kmsim_sim::container::runtime::cluster_name(&topology)
+        .ok_or_else(|| anyhow::anyhow!("{} holds no container topology", a.data_dir.display()))?;
+    let docker = kmsim_sim::container::docker::Docker::connect()?;
+    let removed = docker.remove_cluster(&name, volumes)?;
+    outln!(
+        "cluster {name}: removed {} containers, {} networks, {} volumes{}",
+        removed.containers.len(),
+        removed.networks.len(),
+        removed.volumes.len(),
+        if volumes {
+            ""
+        } else {
+            " (volumes kept; --volumes removes them)"
+        }
     );
     Ok(ExitCode::SUCCESS)
 }
