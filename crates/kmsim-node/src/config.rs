@@ -605,16 +605,19 @@ impl Topology {
                         r.name, n.id
                     ));
                 }
-                for addr in std::iter::once(n.listen).chain(n.aws_listen) {
-                    if !addrs.insert(addr) {
-                        return bad(format!("listen address {addr} is used twice"));
+                // Addresses are unique as others reach them: nodes on one host listen on
+                // different ports, nodes in containers may all listen on 0.0.0.0:4601 and are
+                // told apart by their advertised names.
+                for addr in std::iter::once(n.advertise_addr()).chain(n.aws_advertise_addr()) {
+                    if !addrs.insert(addr.clone()) {
+                        return bad(format!("address {addr} is used twice"));
                     }
                 }
             }
         }
         if let Some(e) = &self.endpoint {
-            if !addrs.insert(e.listen) {
-                return bad(format!("listen address {} is used twice", e.listen));
+            if !addrs.insert(e.listen.to_string()) {
+                return bad(format!("address {} is used twice", e.listen));
             }
         }
         if let Some(t) = &self.tls {

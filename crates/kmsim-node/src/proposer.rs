@@ -101,6 +101,11 @@ impl Proposer {
         }
     }
 
+    /// This node's Raft (its metrics say who leads and what is applied).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
     /// Proposes a command and waits until it is committed and applied on this node; returns
     /// its result. An outcome this node cannot learn in time (no answer from the leader, not
     /// yet applied here) is `DependencyTimeoutException`, which AWS clients retry — never a

@@ -44,6 +44,52 @@ pub fn default_credentials(account: &str) -> CredentialEntry {
     }
 }
 
+/// A node's gRPC port inside its container (every container has its own address).
+pub const CONTAINER_GRPC_PORT: u16 = 4601;
+
+/// A node's AWS endpoint port inside its container.
+pub const CONTAINER_AWS_PORT: u16 = CONTAINER_GRPC_PORT + AWS_PORT_OFFSET;
+
+/// Where the processes of a new cluster listen and how they reach each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Addressing {
+    /// Local processes on 127.0.0.1 (`kmsim up`): gRPC ports from `base_port` upwards (0: the
+    /// OS chooses), each node's AWS endpoint on its gRPC port + [`AWS_PORT_OFFSET`], the
+    /// gateway on `aws_port` (0: the OS chooses).
+    Loopback {
+        /// The first node's gRPC port, or 0.
+        base_port: u16,
+        /// The gateway's port, or 0.
+        aws_port: u16,
+    },
+    /// One container per node (`kmsim deploy compose`): every node listens on 0.0.0.0, gRPC
+    /// on [`CONTAINER_GRPC_PORT`] and AWS JSON on [`CONTAINER_AWS_PORT`], and is reached by its
+    /// container's name ([`container_name`]); the gateway listens on 0.0.0.0:4599.
+    Containers {
+        /// The cluster's name, the first part of every container's name.
+        prefix: String,
+    },
+}
+
+/// The name (and DNS name, on the cluster's networks) of a node's container:
+/// `<cluster>-<region>-<id>`, e.g. `kmsim-us-east-1-2`.
+pub fn container_name(cluster: &str, region: &str, id: u64) -> String {
+    format!("{cluster}-{region}-{id}")
+}
+
+/// A node's data directory, relative to the topology file: `nodes/<region>/<id>`.
+pub fn node_data_dir(region: &str, id: u64) -> PathBuf {
+    PathBuf::from("nodes").join(region).join(id.to_string())
+}
+
+/// The addresses of one new node.
+struct NodeAddrs {
+    listen: SocketAddr,
+    aws_listen: SocketAddr,
+    advertise: Option<String>,
+    aws_advertise: Option<String>,
+}
+
 /// Errors of the launcher.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -168,18 +214,40 @@ impl ClusterDir {
         self.root.join("logs").join("gateway.log")
     }
 
-    /// Writes a fresh topology for `regions` (name, node count) and a domain key per Region.
-    /// gRPC ports are taken from `base_port` upwards and each node's AWS endpoint is on its gRPC
-    /// port + [`AWS_PORT_OFFSET`]; with `base_port` 0 the OS chooses every node port. The
-    /// gateway (the single AWS endpoint) listens on `aws_port`, or an OS-chosen port when it is
-    /// 0. The credentials are [`default_credentials`]. A cluster CA signs one certificate per
-    /// node, one for the operator and one for the gateway ([`write_certificates`]); with
-    /// `aws_tls` the AWS endpoints serve HTTPS.
+    /// Writes a fresh topology for `regions` (name, node count) and a domain key per Region, for
+    /// processes on 127.0.0.1 ([`Addressing::Loopback`]): gRPC ports are taken from `base_port`
+    /// upwards and each node's AWS endpoint is on its gRPC port + [`AWS_PORT_OFFSET`]; with
+    /// `base_port` 0 the OS chooses every node port. The gateway (the single AWS endpoint)
+    /// listens on `aws_port`, or an OS-chosen port when it is 0. See [`ClusterDir::create_with`].
     pub fn create(
         &self,
         regions: &[(String, usize)],
         base_port: u16,
         aws_port: u16,
+        test_hooks: bool,
+        aws_tls: bool,
+    ) -> Result<Topology, ClusterError> {
+        self.create_with(
+            regions,
+            &Addressing::Loopback {
+                base_port,
+                aws_port,
+            },
+            test_hooks,
+            aws_tls,
+        )
+    }
+
+    /// Writes a fresh topology for `regions` (name, node count), addressed as `addressing` says,
+    /// with a domain key and a transport key per Region and a trust anchor per partition. The
+    /// credentials are [`default_credentials`]. A cluster CA signs one certificate per node, one
+    /// for the operator and one for the gateway ([`write_certificates`]); with `aws_tls` the AWS
+    /// endpoints serve HTTPS. The one way a cluster's secrets are made: `kmsim up` (processes)
+    /// and `kmsim deploy compose` (containers) both come here.
+    pub fn create_with(
+        &self,
+        regions: &[(String, usize)],
+        addressing: &Addressing,
         test_hooks: bool,
         aws_tls: bool,
     ) -> Result<Topology, ClusterError> {
@@ -189,7 +257,12 @@ impl ClusterDir {
                 self.root.display()
             )));
         }
-        for d in ["keys", "nodes", "logs", "pids"] {
+        let dirs: &[&str] = match addressing {
+            Addressing::Loopback { .. } => &["keys", "nodes", "logs", "pids"],
+            // Containers keep their data in volumes and log to Docker.
+            Addressing::Containers { .. } => &["keys"],
+        };
+        for d in dirs {
             std::fs::create_dir_all(self.root.join(d))
                 .map_err(io(format!("create {}", self.root.join(d).display())))?;
         }
@@ -201,7 +274,10 @@ impl ClusterDir {
             std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700))
                 .map_err(io(format!("restrict {}", keys.display())))?;
         }
-        let mut port = base_port;
+        let mut port = match addressing {
+            Addressing::Loopback { base_port, .. } => *base_port,
+            Addressing::Containers { .. } => 0,
+        };
         // With port 0, every listener stays bound until all ports are chosen, so the OS cannot
         // hand the same free port out twice.
         let mut held: Vec<TcpListener> = Vec::new();
@@ -212,17 +288,40 @@ impl ClusterDir {
             Ok(a)
         };
         let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-        let mut next_addrs = || -> Result<(SocketAddr, SocketAddr), ClusterError> {
-            if base_port == 0 {
-                return Ok((free_addr()?, free_addr()?));
+        let any = |port: u16| SocketAddr::from(([0, 0, 0, 0], port));
+        let mut node_addrs = |region: &str, id: u64| -> Result<NodeAddrs, ClusterError> {
+            match addressing {
+                Addressing::Loopback { base_port: 0, .. } => Ok(NodeAddrs {
+                    listen: free_addr()?,
+                    aws_listen: free_addr()?,
+                    advertise: None,
+                    aws_advertise: None,
+                }),
+                Addressing::Loopback { .. } => {
+                    let grpc = port;
+                    let aws = grpc.checked_add(AWS_PORT_OFFSET);
+                    port = port
+                        .checked_add(1)
+                        .ok_or_else(|| ClusterError::Invalid("ran out of ports".into()))?;
+                    let aws =
+                        aws.ok_or_else(|| ClusterError::Invalid("ran out of ports".into()))?;
+                    Ok(NodeAddrs {
+                        listen: loopback(grpc),
+                        aws_listen: loopback(aws),
+                        advertise: None,
+                        aws_advertise: None,
+                    })
+                }
+                Addressing::Containers { prefix } => {
+                    let host = container_name(prefix, region, id);
+                    Ok(NodeAddrs {
+                        listen: any(CONTAINER_GRPC_PORT),
+                        aws_listen: any(CONTAINER_AWS_PORT),
+                        advertise: Some(format!("{host}:{CONTAINER_GRPC_PORT}")),
+                        aws_advertise: Some(format!("{host}:{CONTAINER_AWS_PORT}")),
+                    })
+                }
             }
-            let grpc = port;
-            let aws = grpc.checked_add(AWS_PORT_OFFSET);
-            port = port
-                .checked_add(1)
-                .ok_or_else(|| ClusterError::Invalid("ran out of ports".into()))?;
-            let aws = aws.ok_or_else(|| ClusterError::Invalid("ran out of ports".into()))?;
-            Ok((loopback(grpc), loopback(aws)))
         };
         let mut region_cfgs = Vec::new();
         // One trust anchor per partition: it certifies the transport key of each of the
@@ -255,14 +354,14 @@ impl ClusterDir {
             )?;
             let mut nodes = Vec::new();
             for id in 1..=*count as u64 {
-                let (listen, aws_listen) = next_addrs()?;
+                let a = node_addrs(name, id)?;
                 nodes.push(NodeEntry {
                     id,
-                    listen,
-                    advertise: None,
-                    aws_listen: Some(aws_listen),
-                    aws_advertise: None,
-                    data_dir: PathBuf::from("nodes").join(name).join(id.to_string()),
+                    listen: a.listen,
+                    advertise: a.advertise,
+                    aws_listen: Some(a.aws_listen),
+                    aws_advertise: a.aws_advertise,
+                    data_dir: node_data_dir(name, id),
                 });
             }
             region_cfgs.push(RegionConfig {
@@ -288,10 +387,10 @@ impl ClusterDir {
                 public_key: hex::encode(anchor.public_key_der()),
             });
         }
-        let gateway = if aws_port == 0 {
-            free_addr()?
-        } else {
-            loopback(aws_port)
+        let gateway = match addressing {
+            Addressing::Loopback { aws_port: 0, .. } => free_addr()?,
+            Addressing::Loopback { aws_port, .. } => loopback(*aws_port),
+            Addressing::Containers { .. } => any(DEFAULT_AWS_PORT),
         };
         let account = "111122223333";
         let tls = TlsSettings {

@@ -1,4 +1,5 @@
-//! Asking nodes how they are: the admin `Status` RPC with a short deadline.
+//! Asking nodes how they are: the admin `Status` RPC with a short deadline, and the plain
+//! HTTP probes (`GET /healthz`, `/readyz`) of the AWS endpoints.
 
 use std::time::{Duration, Instant};
 
@@ -99,4 +100,51 @@ pub async fn wait_listening(addr: std::net::SocketAddr, timeout: Duration) -> bo
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// Asks an HTTP(S) `url` (`/healthz`, `/readyz` of a node or the gateway) with `GET` and
+/// returns the status and the body, or why no answer came within `timeout`. HTTPS trusts only
+/// the CA certificate(s) in `ca_pem` (the cluster's CA).
+pub async fn http_get(
+    url: &str,
+    ca_pem: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
+    use http_body_util::BodyExt;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(timeout));
+    connector.enforce_http(false);
+    let tls = kmsim_node::tls::https_client_config(ca_pem.unwrap_or_default())
+        .map_err(|e| format!("CA certificate: {e}"))?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    let client: Client<_, http_body_util::Empty<bytes::Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    let call = async {
+        let resp = client.get(uri).await.map_err(|e| format!("{url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = http_body_util::Limited::new(resp.into_body(), 64 << 10)
+            .collect()
+            .await
+            .map_err(|e| format!("{url}: reading the answer: {e}"))?
+            .to_bytes();
+        Ok((
+            status,
+            String::from_utf8_lossy(&body).trim_end().to_string(),
+        ))
+    };
+    tokio::time::timeout(timeout, call)
+        .await
+        .map_err(|_| format!("{url}: no answer within {timeout:?}"))?
 }

@@ -1,8 +1,9 @@
 //! The launcher and the tools around a local cluster: data directory layout and topology
 //! creation ([`cluster`]), node processes and PID files ([`process`]), health checks
-//! ([`health`]), the benchmark load generator ([`bench`]) and its SigV4-signing AWS JSON
-//! client ([`aws_client`]), the synchronizer's lag measurement ([`sync_lag`]), and the reader
-//! of the nodes' and the gateway's `GET /metrics` ([`scrape`]).
+//! ([`health`]), clusters as Docker containers ([`container`]: image, compose project), the
+//! benchmark load generator ([`bench`]) and its SigV4-signing AWS JSON client
+//! ([`aws_client`]), the synchronizer's lag measurement ([`sync_lag`]), and the reader of the
+//! nodes' and the gateway's `GET /metrics` ([`scrape`]).
 //!
 //! Depends on `kmsim-node` for the topology format and on `kmsim-proto` for clients; never on
 //! RocksDB.
@@ -10,6 +11,7 @@
 pub mod aws_client;
 pub mod bench;
 pub mod cluster;
+pub mod container;
 pub mod health;
 pub mod process;
 pub mod scrape;

@@ -56,8 +56,10 @@ enum Command {
     Up(cmd::up::UpArgs),
     /// Serve the single AWS endpoint (AWS JSON 1.1, SigV4) for every Region of a topology.
     Gateway(cmd::gateway::GatewayArgs),
-    /// Stop every node (and the gateway) that `kmsim up` started for a data directory.
-    Down(cmd::DataDirArg),
+    /// Stop every node (and the gateway) that `kmsim up` started for a data directory; for a
+    /// cluster in containers, remove its labelled containers and networks (volumes with
+    /// --volumes).
+    Down(cmd::DownArgs),
     /// Show every node of a cluster: Region, id, PID, role, term, applied index, address.
     Status(cmd::status::StatusArgs),
     /// Call the KMS API of a cluster, with the AWS CLI's operation names, flags and JSON output.
@@ -70,6 +72,12 @@ enum Command {
     Audit(cmd::audit::AuditArgs),
     /// Run a measurement program against a running cluster (e.g. synchronizer lag).
     Scenario(cmd::scenario::ScenarioArgs),
+    /// Ask a node's or the gateway's /healthz or /readyz; exit 0 on 200 (for health checks).
+    Health(cmd::health::HealthArgs),
+    /// Build the container image kmsim:<version> (FROM scratch, no registry).
+    Image(cmd::image::ImageArgs),
+    /// Write deployment files: a docker-compose project for a topology.
+    Deploy(cmd::deploy::DeployArgs),
 }
 
 /// Where `up`, `down`, `status`, `node kill|restart` and `kms` find the cluster by default.
@@ -93,6 +101,9 @@ fn main() -> ExitCode {
         Command::Chaos(a) => cmd::chaos::run(a),
         Command::Audit(a) => cmd::audit::run(a),
         Command::Scenario(a) => cmd::scenario::run_scenario(a),
+        Command::Health(a) => cmd::health::run(a),
+        Command::Image(a) => cmd::image::run(a),
+        Command::Deploy(a) => cmd::deploy::run(a),
     };
     let code = match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
-//! One AWS JSON request, from bytes to response: `POST /` for the API (and the few `GET`
-//! paths of [`AwsFront::serve_get`], which carry no data of a Region and need no signature), SigV4 parsed, scoped and its
+//! One AWS JSON request, from bytes to response: the plain `GET` paths first, which carry no
+//! data of a Region and need no signature (`/metrics`, [`AwsFront::serve_get`]; `/healthz` and
+//! `/readyz`, [`super::probes`]), then `POST /` only, SigV4 parsed, scoped and its
 //! headers checked (known access key, required headers signed) before the body is read, the
 //! body read within its size bound and the body read timeout, the Region routed (served here or
 //! forwarded), the signature verified, the `Content-Type` and `X-Amz-Target` checked, the body
@@ -23,6 +24,7 @@ use super::dispatch;
 use super::errors::{
     error_response, json_response, Body, ErrorCode, FrontError, CONTENT_TYPE, MAX_BODY_BYTES,
 };
+use super::probes;
 use super::router::{Route, Router, FORWARDED_HEADER};
 use super::sigv4::{self, Authorization, Caller, Now, SignedRequest};
 use crate::clock::SimClock;
@@ -87,8 +89,8 @@ impl AwsFront {
     /// body that could not be read) carries `Connection: close`, because hyper then closes the
     /// connection, and a keep-alive client must not send its next request there.
     ///
-    /// Every answer but those of [`serve_get`](Self::serve_get) is counted in the API metrics
-    /// under its operation and code.
+    /// Every answer but those of [`serve_get`](Self::serve_get) and the probes is counted in
+    /// the API metrics under its operation and code.
     pub async fn handle<B>(
         &self,
         req: Request<B>,
@@ -102,11 +104,23 @@ impl AwsFront {
         if let Some(resp) = self.serve_get(&req) {
             return resp;
         }
+        let (parts, body) = req.into_parts();
+        if let Some(probe) = probes::route(&parts) {
+            // A probe's body (it should have none) is read like a refused request's, so the
+            // connection can serve the next request; a large one closes it.
+            let body_read = declared_length(&parts).is_none_or(|n| n <= REFUSED_BODY_BYTES as u64)
+                && self.read_body(body, REFUSED_BODY_BYTES).await.is_ok();
+            let mut resp = probes::answer(probe, self.local.as_deref()).await;
+            if !body_read {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return resp;
+        }
         let counted = self.metrics.api.begin();
         let operation =
-            dispatch::metric_operation(req.headers().get("x-amz-target").map(|v| v.as_bytes()));
+            dispatch::metric_operation(parts.headers.get("x-amz-target").map(|v| v.as_bytes()));
         let request_id = uuid::Uuid::new_v4().to_string();
-        let (parts, body) = req.into_parts();
         let (outcome, body_read) = match self.admit(&parts) {
             // A declared length over the limit: refused unread.
             Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => (Err(e), false),

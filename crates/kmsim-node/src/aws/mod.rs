@@ -2,6 +2,7 @@
 //! SigV4, on every node and in the gateway (`kmsim gateway`, the single endpoint for every
 //! Region).
 //!
+//! The plain `GET /healthz` and `GET /readyz` ([`probes`]) are answered before any of this.
 //! A request flows [`server`] (accept loop, keep-alive connections, graceful stop) →
 //! [`front`] (envelope, body bound, SigV4 scope) → [`router`] (served here, or relayed as-is
 //! over mutual TLS to a node of the Region its credential scope names, whose [`relay`] service
@@ -16,6 +17,7 @@ pub mod credentials;
 pub mod dispatch;
 pub mod errors;
 pub mod front;
+pub mod probes;
 pub mod relay;
 pub mod router;
 pub mod server;

@@ -5,7 +5,7 @@
 //! UpdatePrimaryRegion delivers the promotion).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,19 @@ pub struct SyncLink {
     sessions: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
     /// `kmsim_sync_deliveries_total`: deliveries by destination and result.
     deliveries: Family<DeliveryLabels, Counter>,
+    /// Whether the synchronizer task runs (set by [`SyncLink::task_started`]'s guard): a node
+    /// whose task ended (a panic, a stop) is not ready (`GET /readyz`).
+    task_running: AtomicBool,
+}
+
+/// Marks the synchronizer task of a [`SyncLink`] as running until it is dropped (also when the
+/// task panics and unwinds).
+pub struct TaskRunning(Arc<SyncLink>);
+
+impl Drop for TaskRunning {
+    fn drop(&mut self) {
+        self.0.task_running.store(false, Ordering::Release);
+    }
 }
 
 impl SyncLink {
@@ -59,7 +72,19 @@ impl SyncLink {
             cursor: AtomicUsize::new(0),
             sessions: Mutex::new(HashMap::new()),
             deliveries,
+            task_running: AtomicBool::new(false),
         }
+    }
+
+    /// Called by the synchronizer task as it starts; it runs until the guard is dropped.
+    pub fn task_started(self: &Arc<Self>) -> TaskRunning {
+        self.task_running.store(true, Ordering::Release);
+        TaskRunning(self.clone())
+    }
+
+    /// Whether the synchronizer task runs.
+    pub fn task_running(&self) -> bool {
+        self.task_running.load(Ordering::Acquire)
     }
 
     fn cached_session(&self, peer: &str) -> Option<Vec<u8>> {

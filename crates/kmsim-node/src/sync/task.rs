@@ -118,6 +118,7 @@ pub async fn run(
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let _running = link.task_started();
     let settings = link.settings;
     let region = api.scope.region.clone();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Outcome>();

@@ -3,7 +3,10 @@
 pub mod audit;
 pub mod bench;
 pub mod chaos;
+pub mod deploy;
 pub mod gateway;
+pub mod health;
+pub mod image;
 pub mod kms;
 pub mod node;
 pub mod scenario;
@@ -24,6 +27,33 @@ pub struct DataDirArg {
     /// The cluster's data directory (topology, keys, node data, logs, PID files).
     #[arg(long, env = "KMSIM_DATA_DIR", default_value = crate::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+}
+
+/// The shape of a new cluster: `--regions` and `--nodes` (`up`, `deploy compose`).
+#[derive(Args, Debug, Clone)]
+pub struct ShapeArgs {
+    /// Regions to create, comma separated. Each is its own Raft cluster; a Region's partition
+    /// follows its name (cn-* is aws-cn, us-gov-* is aws-us-gov, else aws) and multi-Region
+    /// keys replicate only within a partition; aws-cn has none, as in AWS.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "us-east-1,eu-west-1,ap-southeast-2"
+    )]
+    pub regions: Vec<String>,
+    /// Nodes per Region (1 to 7).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=7))]
+    pub nodes: u8,
+}
+
+impl ShapeArgs {
+    /// Every Region with its node count.
+    pub fn regions(&self) -> Vec<(String, usize)> {
+        self.regions
+            .iter()
+            .map(|r| (r.trim().to_string(), self.nodes as usize))
+            .collect()
+    }
 }
 
 /// A multi-threaded tokio runtime for commands that talk to nodes.
@@ -55,8 +85,22 @@ pub async fn stop_signal() {
     tracing::info!("shutting down");
 }
 
+/// `kmsim down`'s flags.
+#[derive(Args, Debug, Clone)]
+pub struct DownArgs {
+    #[command(flatten)]
+    dir: DataDirArg,
+    /// For a cluster in containers, remove its volumes (the nodes' data) too.
+    #[arg(long)]
+    volumes: bool,
+}
+
 /// `kmsim down`
-pub fn down(a: DataDirArg) -> anyhow::Result<ExitCode> {
+pub fn down(a: DownArgs) -> anyhow::Result<ExitCode> {
+    let (a, volumes) = (a.dir, a.volumes);
+    if kmsim_sim::container::runtime::is_compose_project(&a.data_dir) {
+        return down_docker(&a, volumes);
+    }
     let dir = ClusterDir::new(&a.data_dir);
     let mut stopped = 0;
     if stop_gateway(&dir)? {
@@ -71,6 +115,27 @@ pub fn down(a: DataDirArg) -> anyhow::Result<ExitCode> {
     outln!(
         "{stopped} node(s) stopped; data kept in {}",
         a.data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kmsim down` of a cluster in containers: removes exactly the objects labelled with its name.
+fn down_docker(a: &DataDirArg, volumes: bool) -> anyhow::Result<ExitCode> {
+    let topology = ClusterDir::new(&a.data_dir).topology()?;
+    let name = kmsim_sim::container::runtime::cluster_name(&topology)
+        .ok_or_else(|| anyhow::anyhow!("{} holds no container topology", a.data_dir.display()))?;
+    let docker = kmsim_sim::container::docker::Docker::connect()?;
+    let removed = docker.remove_cluster(&name, volumes)?;
+    outln!(
+        "cluster {name}: removed {} containers, {} networks, {} volumes{}",
+        removed.containers.len(),
+        removed.networks.len(),
+        removed.volumes.len(),
+        if volumes {
+            ""
+        } else {
+            " (volumes kept; --volumes removes them)"
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,9 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use kmsim_node::config::Topology;
 use kmsim_sim::cluster::{ClusterDir, DEFAULT_AWS_PORT};
+use kmsim_sim::container::compose::{self, ComposeSpec};
+use kmsim_sim::container::docker::Docker;
+use kmsim_sim::container::{image, runtime};
 use kmsim_sim::health::{wait_healthy, wait_listening};
 use kmsim_sim::process::{
     gateway_pid, running_pid, start_gateway, start_node, stop_gateway, stop_node,
@@ -29,18 +32,8 @@ use kmsim_sim::process::{
 /// or returns at once with `--detach` (stop later with `kmsim down`).
 #[derive(Args)]
 pub struct UpArgs {
-    /// Regions to create, comma separated. Each is its own Raft cluster; a Region's partition
-    /// follows its name (cn-* is aws-cn, us-gov-* is aws-us-gov, else aws) and multi-Region
-    /// keys replicate only within a partition; aws-cn has none, as in AWS.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "us-east-1,eu-west-1,ap-southeast-2"
-    )]
-    regions: Vec<String>,
-    /// Nodes per Region (1 to 7).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=7))]
-    nodes: u8,
+    #[command(flatten)]
+    shape: super::ShapeArgs,
     /// The cluster's data directory.
     #[arg(long, env = "KMSIM_DATA_DIR", default_value = crate::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
@@ -61,6 +54,19 @@ pub struct UpArgs {
     /// API; for leak tests only).
     #[arg(long, hide = true)]
     test_hooks: bool,
+    /// Where the nodes run: `process` (local processes on 127.0.0.1) or `docker` (one
+    /// container per node, `<name>-<region>-<id>`, from the image `kmsim image build` makes,
+    /// which is built or reused first; the project `kmsim deploy compose` writes, in the data
+    /// directory; one network per Region plus an inter-Region one, a volume per node, the
+    /// gateway on 127.0.0.1:<aws-port>; waits until every node's /readyz is 200). With docker,
+    /// --base-port, --test-hooks and --aws-tls do not apply; `kmsim down` removes the
+    /// cluster's labelled containers and networks (volumes with `--volumes`).
+    #[arg(long, value_enum, default_value_t = Runtime::Process)]
+    runtime: Runtime,
+    /// The cluster's name with `--runtime docker`: the first part of every container, network
+    /// and volume name, and the value of their label io.kmsim.cluster.
+    #[arg(long, default_value = kmsim_sim::container::compose::DEFAULT_CLUSTER)]
+    name: String,
     /// Serve the AWS endpoints (the gateway and every node's) over HTTPS, with certificates
     /// from the cluster's CA (new clusters only; default: plain HTTP). Point AWS clients at the
     /// CA with `AWS_CA_BUNDLE` (the path is printed).
@@ -68,16 +74,35 @@ pub struct UpArgs {
     aws_tls: bool,
 }
 
+/// Where `kmsim up` runs the nodes.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Runtime {
+    /// Local processes on 127.0.0.1.
+    Process,
+    /// One Docker container per node.
+    Docker,
+}
+
 /// `kmsim up`
 pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
+    if a.runtime == Runtime::Docker {
+        return run_docker(a);
+    }
+    if runtime::is_compose_project(&a.data_dir) {
+        anyhow::bail!(
+            "{} holds a cluster that runs in containers: use `kmsim up --runtime docker`",
+            a.data_dir.display()
+        );
+    }
     let dir = ClusterDir::new(&a.data_dir);
     if !dir.topology_path().exists() {
-        let regions: Vec<(String, usize)> = a
-            .regions
-            .iter()
-            .map(|r| (r.trim().to_string(), a.nodes as usize))
-            .collect();
-        dir.create(&regions, a.base_port, a.aws_port, a.test_hooks, a.aws_tls)?;
+        dir.create(
+            &a.shape.regions(),
+            a.base_port,
+            a.aws_port,
+            a.test_hooks,
+            a.aws_tls,
+        )?;
         outln!("created cluster in {}", a.data_dir.display());
     } else {
         outln!(
@@ -177,6 +202,100 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
             outln!("stopped {n}");
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kmsim up --runtime docker`: the compose project in the data directory, started and waited
+/// for.
+fn run_docker(a: UpArgs) -> anyhow::Result<ExitCode> {
+    let docker = Docker::connect()?;
+    let img = image::build(&docker, &std::env::current_exe()?, &image::default_tag())?;
+    outln!(
+        "{} image {} ({:.1} MiB)",
+        if img.reused { "using" } else { "built" },
+        img.tag,
+        img.size as f64 / (1024.0 * 1024.0)
+    );
+    std::fs::create_dir_all(&a.data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", a.data_dir.display()))?;
+    let aws_port = match a.aws_port {
+        0 => std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port(),
+        p => p,
+    };
+    let spec = ComposeSpec {
+        cluster: a.name.clone(),
+        image: img.tag,
+        aws_port,
+    };
+    let project = compose::write_project(&a.data_dir, &a.shape.regions(), &spec)?;
+    if !docker.cluster_objects(&spec.cluster)?.containers.is_empty() {
+        anyhow::bail!(
+            "containers of the cluster {} exist already; use `kmsim down --data-dir {}` first",
+            spec.cluster,
+            a.data_dir.display()
+        );
+    }
+    let rt = super::runtime()?;
+    let mut signals = {
+        let _guard = rt.enter();
+        StopSignals::new()?
+    };
+    let remove = || match docker.remove_cluster(&spec.cluster, false) {
+        Ok(o) => outln!(
+            "removed {} containers and {} networks (volumes kept)",
+            o.containers.len(),
+            o.networks.len()
+        ),
+        Err(e) => outln!("removing the containers failed: {e}"),
+    };
+    runtime::start(&docker, &a.data_dir, &spec.cluster)?;
+    let timeout = Duration::from_secs(a.timeout);
+    let ready = rt.block_on(async {
+        tokio::select! {
+            r = runtime::wait_ready(&project.topology, &spec.cluster, aws_port, timeout) => Some(r),
+            _ = signals.recv() => None,
+        }
+    });
+    match ready {
+        Some(Ok(took)) => {
+            let nodes: usize = project.topology.regions.iter().map(|r| r.nodes.len()).sum();
+            outln!(
+                "{nodes} node containers and the gateway ready in {:.1} s after `docker-compose up` (cluster {name}, label io.kmsim.cluster={name})",
+                took.as_secs_f64(),
+                name = spec.cluster
+            );
+        }
+        Some(Err(e)) => {
+            remove();
+            return Err(e.into());
+        }
+        None => {
+            outln!("interrupted; removing the containers");
+            remove();
+            return Ok(ExitCode::from(130));
+        }
+    }
+    outln!(
+        "AWS endpoint for every Region: http://127.0.0.1:{aws_port}  (export AWS_ENDPOINT_URL_KMS=http://127.0.0.1:{aws_port} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={})",
+        project
+            .topology
+            .regions
+            .first()
+            .map(|r| r.name.as_str())
+            .unwrap_or("us-east-1")
+    );
+    if a.detach {
+        outln!(
+            "cluster running in containers; remove them with: kmsim down --data-dir {}",
+            a.data_dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!("press Ctrl-C to stop the cluster");
+    rt.block_on(signals.recv());
+    remove();
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,270 @@
+//! A cluster in Docker containers: the image built from this test binary's kmsim, a
+//! 2-Region × 3-node compose project written by `kmsim deploy compose` on networks it creates,
+//! every node ready, multi-Region keys through the gateway with the AWS SDK for Rust, and a
+//! teardown that removes exactly the cluster's labelled containers, networks and volumes.
+//! Skipped, with a message, where no Docker engine answers.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::KeyState;
+
+use kmsim_sim::cluster::{container_name, CONTAINER_AWS_PORT};
+use kmsim_sim::container::docker::Docker;
+use kmsim_sim::container::runtime::ready_inside;
+use kmsim_sim::health::http_get;
+
+use crate::harness::{kmsim, kmsim_exe, sdk_client, wait_for};
+
+const US: &str = "us-east-1";
+const EU: &str = "eu-west-1";
+
+/// Removes every object of the cluster when the test ends, also on failure.
+struct Teardown {
+    docker: Docker,
+    cluster: String,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        if let Err(e) = self.docker.remove_cluster(&self.cluster, true) {
+            eprintln!("teardown of {}: {e}", self.cluster);
+        }
+    }
+}
+
+/// A port free on 127.0.0.1 right now (the gateway publishes it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The Docker engine, or `None` (and a message) where none answers.
+fn docker_or_skip() -> Option<Docker> {
+    match Docker::connect() {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_two_region_compose_cluster_serves_multi_region_keys_and_leaves_nothing_behind() {
+    let Some(docker) = docker_or_skip() else {
+        return;
+    };
+    let exe = kmsim_exe().to_string_lossy().into_owned();
+    let built = kmsim(&["image", "build", "--binary", &exe]);
+    assert!(built.contains("image id: sha256:"), "{built}");
+
+    let cluster = format!("kmsim-t58-{}", std::process::id());
+    let teardown = Teardown {
+        docker: docker.clone(),
+        cluster: cluster.clone(),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix("kmsim-compose-")
+        .tempdir()
+        .unwrap();
+    let out = tmp.path().to_string_lossy().into_owned();
+    let port = free_port();
+    kmsim(&[
+        "deploy",
+        "compose",
+        "--out",
+        &out,
+        "--regions",
+        &format!("{US},{EU}"),
+        "--nodes",
+        "3",
+        "--name",
+        &cluster,
+        "--aws-port",
+        &port.to_string(),
+    ]);
+    let file = Path::new(&out).join("docker-compose.yml");
+    let started = Instant::now();
+    docker
+        .compose(&["-p", &cluster, "-f", &file.to_string_lossy(), "up", "-d"])
+        .unwrap();
+    let nodes: Vec<String> = [US, EU]
+        .iter()
+        .flat_map(|r| (1..=3).map(|id| container_name(&cluster, r, id)))
+        .collect();
+    for node in &nodes {
+        wait_for(
+            Duration::from_secs(120),
+            &format!("{node} ready"),
+            || async {
+                let node = node.clone();
+                tokio::task::spawn_blocking(move || ready_inside(&node, CONTAINER_AWS_PORT))
+                    .await
+                    .unwrap()
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    let gateway = format!("http://127.0.0.1:{port}");
+    wait_for(Duration::from_secs(30), "the gateway ready", || async {
+        let r = http_get(&format!("{gateway}/readyz"), None, Duration::from_secs(2)).await;
+        (r.ok()?.0 == 200).then_some(())
+    })
+    .await;
+    eprintln!(
+        "2 Regions x 3 containers ready {:.1} s after `docker-compose up`",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Through the gateway: a multi-Region key in US, replicated to EU, used in both.
+    let creds = || aws_sdk_kms::config::Credentials::new("test", "test", None, None, "t58");
+    let us = sdk_client(&gateway, US, creds());
+    let eu = sdk_client(&gateway, EU, creds());
+    let created = us
+        .create_key()
+        .multi_region(true)
+        .description("in containers")
+        .send()
+        .await
+        .unwrap();
+    let key = created.key_metadata().unwrap().key_id().to_string();
+    us.replicate_key()
+        .key_id(&key)
+        .replica_region(EU)
+        .send()
+        .await
+        .unwrap();
+    wait_for(Duration::from_secs(60), "the replica Enabled", || async {
+        let out = eu.describe_key().key_id(&key).send().await.ok()?;
+        (out.key_metadata()?.key_state()? == &KeyState::Enabled).then_some(())
+    })
+    .await;
+    for (from, to, region) in [(&us, &eu, US), (&eu, &us, EU)] {
+        let text = format!("sealed in {region}");
+        let sealed = from
+            .encrypt()
+            .key_id(&key)
+            .plaintext(Blob::new(text.as_bytes().to_vec()))
+            .send()
+            .await
+            .unwrap();
+        let opened = to
+            .decrypt()
+            .ciphertext_blob(sealed.ciphertext_blob().unwrap().clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(opened.plaintext().unwrap().as_ref(), text.as_bytes());
+    }
+
+    // Every object of the cluster carries its label, and removing by label leaves nothing.
+    let objects = docker.cluster_objects(&cluster).unwrap();
+    assert_eq!(objects.containers.len(), 7, "{objects:?}");
+    assert_eq!(objects.networks.len(), 3, "{objects:?}");
+    assert_eq!(objects.volumes.len(), 6, "{objects:?}");
+    let removed = docker.remove_cluster(&cluster, true).unwrap();
+    assert_eq!(removed, objects);
+    let left = docker.cluster_objects(&cluster).unwrap();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    drop(teardown);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_with_the_docker_runtime_serves_and_down_removes_exactly_its_labelled_objects() {
+    let Some(docker) = docker_or_skip() else {
+        return;
+    };
+    let cluster = format!("kmsim-t58u-{}", std::process::id());
+    let _teardown = Teardown {
+        docker: docker.clone(),
+        cluster: cluster.clone(),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix("kmsim-docker-up-")
+        .tempdir()
+        .unwrap();
+    let data = tmp.path().join("cluster").to_string_lossy().into_owned();
+    let out = kmsim(&[
+        "up",
+        "--runtime",
+        "docker",
+        "--regions",
+        US,
+        "--nodes",
+        "3",
+        "--name",
+        &cluster,
+        "--aws-port",
+        "0",
+        "--data-dir",
+        &data,
+        "--detach",
+        "--timeout",
+        "120",
+    ]);
+    assert!(out.contains("ready in"), "{out}");
+    let url = out
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no endpoint in: {out}"))
+        .to_string();
+    let creds = aws_sdk_kms::config::Credentials::new("test", "test", None, None, "t58");
+    let sdk = sdk_client(&url, US, creds);
+    let key = sdk.create_key().send().await.unwrap();
+    let key = key.key_metadata().unwrap().key_id().to_string();
+    let sealed = sdk
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"in a container".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert!(sealed.ciphertext_blob().is_some());
+    // A second `up` of the same cluster is refused while its containers exist.
+    let again = Command::new(kmsim_exe())
+        .args([
+            "up",
+            "--runtime",
+            "docker",
+            "--name",
+            &cluster,
+            "--aws-port",
+            "0",
+        ])
+        .args(["--data-dir", &data, "--detach"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+
+    let objects = docker.cluster_objects(&cluster).unwrap();
+    assert_eq!(
+        (
+            objects.containers.len(),
+            objects.networks.len(),
+            objects.volumes.len()
+        ),
+        (4, 2, 3),
+        "{objects:?}"
+    );
+    let down = kmsim(&["down", "--data-dir", &data]);
+    assert!(
+        down.contains("removed 4 containers, 2 networks, 0 volumes"),
+        "{down}"
+    );
+    let left = docker.cluster_objects(&cluster).unwrap();
+    assert!(
+        left.containers.is_empty() && left.networks.is_empty(),
+        "{left:?}"
+    );
+    assert_eq!(left.volumes, objects.volumes, "the nodes' data is kept");
+    let down = kmsim(&["down", "--data-dir", &data, "--volumes"]);
+    assert!(down.contains("3 volumes"), "{down}");
+    assert!(docker.cluster_objects(&cluster).unwrap().is_empty());
+}
