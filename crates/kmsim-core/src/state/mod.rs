@@ -173,20 +173,16 @@ impl KmsState {
             .unwrap_or_default();
         self.clock_offset_ms = self.records.get_as(CLOCK_KEY, "clock").unwrap_or(0);
         self.requests.clear();
-        let mut remembered = Vec::new();
         self.records.for_each(
             requests::REQUEST_PREFIX,
             &prefix_end(requests::REQUEST_PREFIX),
             |k, v| {
-                remembered.push((k.to_vec(), v.to_vec()));
+                if let Some(rec) = self.records.decode(k, v, "request") {
+                    self.requests.load(rec);
+                }
                 true
             },
         );
-        for (k, v) in remembered {
-            if let Some(rec) = self.records.decode(&k, &v, "request") {
-                self.requests.load(rec);
-            }
-        }
         self.audit_first = self.counters.next_audit;
         self.records
             .for_each(AUDIT_PREFIX, &prefix_end(AUDIT_PREFIX), |k, v| {

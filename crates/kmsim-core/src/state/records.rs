@@ -49,8 +49,9 @@ pub(super) struct Records {
     source: Option<Arc<dyn RecordSource>>,
     /// Records written and not yet persisted (`None`: deleted); with no source, all records.
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    /// Decoded key records, most recently used kept.
-    keys: Mutex<LruCache<KeyId, Arc<KeyRecord>>>,
+    /// Decoded key records, and keys known to be absent (`None`), most recently used kept:
+    /// an apply of CreateKey asks for the new key several times before it exists.
+    keys: Mutex<LruCache<KeyId, Option<Arc<KeyRecord>>>>,
     /// The first storage failure seen since the state was opened.
     fault: OnceLock<String>,
 }
@@ -102,7 +103,7 @@ impl Records {
         let _ = self.fault.set(error);
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, LruCache<KeyId, Arc<KeyRecord>>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, LruCache<KeyId, Option<Arc<KeyRecord>>>> {
         // A panic while holding the lock left at worst a stale cache entry of a key whose
         // record is unchanged (the cache is written after the record): keep using it.
         self.keys
@@ -246,11 +247,14 @@ impl Records {
     /// The key record stored under `record_key`, through the cache.
     pub fn key(&self, id: &KeyId, record_key: &[u8]) -> Option<Arc<KeyRecord>> {
         if let Some(hit) = self.cache().get(id) {
-            return Some(Arc::clone(hit));
+            return hit.clone();
         }
-        let key: Arc<KeyRecord> = Arc::new(self.get_as(record_key, "key")?);
-        self.cache().put(id.clone(), Arc::clone(&key));
-        Some(key)
+        let key = self.get_as::<KeyRecord>(record_key, "key").map(Arc::new);
+        // A read that failed looks absent: not remembered (the answer is discarded anyway).
+        if self.fault().is_none() {
+            self.cache().put(id.clone(), key.clone());
+        }
+        key
     }
 
     /// Writes a key record and caches it.
@@ -261,13 +265,13 @@ impl Records {
         changes: &mut Vec<RecordChange>,
     ) {
         self.put_encoded(record_key, key.as_ref(), changes);
-        self.cache().put(key.key_id.clone(), key);
+        self.cache().put(key.key_id.clone(), Some(key));
     }
 
-    /// Deletes a key record and drops it from the cache.
+    /// Deletes a key record and caches its absence.
     pub fn delete_key(&mut self, id: &KeyId, record_key: Vec<u8>, changes: &mut Vec<RecordChange>) {
         self.delete(record_key, changes);
-        self.cache().pop(id);
+        self.cache().put(id.clone(), None);
     }
 
     /// Every record, for tests comparing a state with what it reported.
