@@ -1,8 +1,7 @@
 //! The Region's state on disk: with a key cache of a few keys (so most reads go to RocksDB),
-//! a Region whose every node was restarted (each opens its state without loading it, and two
-//! of them from a snapshot and the log behind it) still lists every key in order, finds aliases
-//! by key, counts keys, and deletes scheduled keys when their date comes (found through the
-//! index records).
+//! a Region whose every node was restarted and one of whose nodes was wiped and caught up by
+//! a snapshot install still lists every key in order, finds aliases by key, counts keys, and
+//! deletes scheduled keys when their date comes (found through the index records).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -37,7 +36,7 @@ async fn list_all(c: &Cluster, id: u64) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_region_read_from_disk_answers_the_same_after_a_full_restart_and_finds_due_work() {
+async fn a_region_read_from_disk_answers_the_same_after_restarts_a_snapshot_install_and_due_work() {
     let c = Cluster::start_edited(&[R], 3, |t| {
         t.caches.key_records = 3;
         t.raft.snapshot_after_logs = 25;
@@ -82,7 +81,14 @@ async fn a_region_read_from_disk_answers_the_same_after_a_full_restart_and_finds
     for id in c.ids(R) {
         c.restart(R, id);
     }
-    c.leader(R).await;
+    // One node wiped: the leader's log behind its snapshot is purged, so it is caught up by a
+    // snapshot install, after which it reads the installed records.
+    let leader = c.leader(R).await;
+    let wiped = *c.ids(R).iter().find(|i| **i != leader).unwrap();
+    c.kill(R, wiped);
+    std::fs::remove_dir_all(c.node_data_dir(R, wiped)).unwrap();
+    c.restart(R, wiped);
+
     let expected: BTreeSet<String> = keys.iter().cloned().collect();
     for id in c.ids(R) {
         wait_for(Duration::from_secs(60), "every key counted", || async {
@@ -115,7 +121,7 @@ async fn a_region_read_from_disk_answers_the_same_after_a_full_restart_and_finds
     }
 
     // The deletion dates come: the leader's lifecycle task finds the keys through the due
-    // index and deletes them, on every node.
+    // index and deletes them, on every node (the wiped one included).
     c.advance_clock(R, 8 * DAY_MS).await;
     for id in c.ids(R) {
         wait_for(

@@ -39,6 +39,11 @@ impl Region {
     /// A Region whose topology has `[tls]` (every certificate written to its temp dir) when
     /// `tls` is true.
     fn with_tls(n: usize, tls: bool) -> Region {
+        Region::edited(n, tls, |_| {})
+    }
+
+    /// A Region whose topology `edit` changes before its nodes start.
+    fn edited(n: usize, tls: bool, edit: impl FnOnce(&mut Topology)) -> Region {
         let dirs = tempfile::Builder::new()
             .prefix("kmsim-cluster-test-")
             .tempdir()
@@ -86,6 +91,7 @@ impl Region {
             }],
         };
         let mut topology = topology;
+        edit(&mut topology);
         let mut dialer = Dialer::plain();
         if tls {
             topology.tls = Some(TlsSettings {
@@ -167,6 +173,40 @@ impl Region {
         KmsServiceClient::new(self.channel(id))
     }
 
+    /// A new key, created through node `id`; its id.
+    async fn create_key(&self, id: u64) -> String {
+        let md = self
+            .kms(id)
+            .create_key(pb::CreateKeyRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        md.key_metadata.unwrap().key_id.unwrap()
+    }
+
+    /// DescribeKey of `key_id` on node `id`.
+    async fn describe(
+        &self,
+        id: u64,
+        key_id: &str,
+    ) -> Result<pb::DescribeKeyResponse, tonic::Status> {
+        self.kms(id)
+            .describe_key(pb::DescribeKeyRequest {
+                key_id: Some(key_id.to_string()),
+                ..Default::default()
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn status(&self, id: u64) -> kmsim_proto::admin::v1::StatusResponse {
+        AdminServiceClient::new(self.channel(id))
+            .status(StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     async fn leader(&self, among: &[u64]) -> u64 {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -242,22 +282,8 @@ async fn a_region_elects_serves_from_any_node_and_survives_its_leader() {
     let follower = [1, 2, 3].into_iter().find(|i| *i != leader).unwrap();
 
     // A write through a follower is forwarded, and the follower reads its own write at once.
-    let md = r
-        .kms(follower)
-        .create_key(pb::CreateKeyRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .key_metadata
-        .unwrap();
-    let key_id = md.key_id.unwrap();
-    r.kms(follower)
-        .describe_key(pb::DescribeKeyRequest {
-            key_id: Some(key_id.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let key_id = r.create_key(follower).await;
+    r.describe(follower, &key_id).await.unwrap();
     let blob = r
         .kms(follower)
         .encrypt(pb::EncryptRequest {
@@ -627,6 +653,66 @@ async fn a_forwarded_write_follows_a_new_leader_instead_of_waiting_for_the_old_o
             .await
             .unwrap();
     }
+    for id in [1, 2, 3] {
+        r.stop(id).await;
+    }
+}
+
+/// A follower whose engine is lost (a new, empty one) while the leader's log behind its
+/// snapshot is purged is caught up by a snapshot install and the log after it, and serves
+/// every key; the Region keeps taking writes meanwhile. (With a full Region restart first, so
+/// every member opens its log from a purged store.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wiped_follower_is_caught_up_by_a_snapshot_and_the_log_after_it() {
+    let mut r = Region::edited(3, false, |t| {
+        t.raft.snapshot_after_logs = 25;
+        t.raft.logs_kept_after_snapshot = 5;
+    });
+    let leader = r.leader(&[1, 2, 3]).await;
+    let mut keys = Vec::new();
+    for _ in 0..80 {
+        keys.push(r.create_key(leader).await);
+    }
+    for id in [1, 2, 3] {
+        r.stop(id).await;
+    }
+    for id in [1, 2, 3] {
+        r.start(id);
+    }
+    let leader = r.leader(&[1, 2, 3]).await;
+    let purged = r.status(leader).await.purged_index;
+    assert!(purged.is_some(), "the leader purged no log");
+
+    let wiped = [1, 2, 3].into_iter().find(|i| *i != leader).unwrap();
+    r.stop(wiped).await;
+    r.engines[(wiped - 1) as usize] = Arc::new(MemKvEngine::new());
+    r.start(wiped);
+    for _ in 0..10 {
+        keys.push(r.create_key(leader).await);
+    }
+    let target = r.status(leader).await.last_applied_index;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = r.status(wiped).await;
+        if s.last_applied_index >= target && s.key_count == keys.len() as u64 {
+            assert!(
+                s.snapshot_index.is_some(),
+                "caught up without a snapshot: {s:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the wiped node did not catch up to {target:?}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for key_id in &keys {
+        r.describe(wiped, key_id).await.unwrap();
+    }
+    // It keeps following: a later write reaches it too.
+    let later = r.create_key(leader).await;
+    r.describe(wiped, &later).await.unwrap();
     for id in [1, 2, 3] {
         r.stop(id).await;
     }

@@ -39,6 +39,7 @@ pub mod node;
 pub mod proposer;
 pub mod raft_service;
 pub mod read_index;
+pub mod rejoin;
 pub mod snapshot_policy;
 pub mod sync;
 pub mod tls;

@@ -6,14 +6,12 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use openraft::{BasicNode, SnapshotPolicy};
+use openraft::SnapshotPolicy;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use kmsim_crypto::{DomainKey, TransportKeyPair};
-use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::admin_service_server::AdminServiceServer;
-use kmsim_proto::admin::v1::StatusRequest;
 use kmsim_proto::kms::v1::kms_service_server::KmsServiceServer;
 use kmsim_proto::raft::v1::raft_service_server::RaftServiceServer;
 use kmsim_proto::relay::v1::relay_service_server::RelayServiceServer;
@@ -24,7 +22,7 @@ use crate::app::KmsApp;
 use crate::aws::relay::RelayServiceImpl;
 use crate::aws::AwsFront;
 use crate::clock::SimClock;
-use crate::config::{RegionConfig, Topology};
+use crate::config::Topology;
 use crate::entropy::Entropy;
 use crate::error::NodeError;
 use crate::faults::FaultTable;
@@ -34,7 +32,7 @@ use crate::kms_service::KmsServiceImpl;
 use crate::material::MaterialCache;
 use crate::metrics::sampler::NodeSampler;
 use crate::metrics::NodeMetrics;
-use crate::network::{channel, GrpcNetworkFactory, MAX_RAFT_MESSAGE_BYTES};
+use crate::network::{GrpcNetworkFactory, MAX_RAFT_MESSAGE_BYTES};
 use crate::proposer::Proposer;
 use crate::raft_service::RaftServiceImpl;
 use crate::read_index::ReadIndex;
@@ -158,7 +156,7 @@ pub async fn run_node_with_key<E: KvEngine>(
         node_id,
     )));
     // One dialer for every outgoing gRPC link (Raft, forwarded writes, the synchronizer,
-    // bootstrap): this node's certificate, or plaintext without `[tls]`.
+    // joining the Region): this node's certificate, or plaintext without `[tls]`.
     let dialer = Dialer::for_node(topology.tls.as_ref(), region, node_id)
         .map_err(|e| NodeError::Config(format!("tls: {e}")))?;
     let network =
@@ -167,6 +165,13 @@ pub async fn run_node_with_key<E: KvEngine>(
     let raft = Raft::new(node_id, Arc::new(config), network, log_store, state_machine)
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
+    // An empty store (no membership yet) is a new member or one that lost its data; which of
+    // the two, the peers tell (`rejoin::join`).
+    let empty = !raft
+        .is_initialized()
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    let election_guard = Arc::new(crate::rejoin::ElectionGuard::new(empty));
 
     let proposer = Arc::new(Proposer::new(
         raft.clone(),
@@ -317,15 +322,14 @@ pub async fn run_node_with_key<E: KvEngine>(
             stop_rx.clone(),
         ));
     }
-    if region_cfg.nodes.iter().map(|n| n.id).min() == Some(node_id) {
-        tasks.spawn(bootstrap(
-            raft.clone(),
-            node_id,
-            region_cfg.clone(),
-            dialer.clone(),
-            stop_rx.clone(),
-        ));
-    }
+    tasks.spawn(crate::rejoin::join(
+        raft.clone(),
+        election_guard.clone(),
+        node_id,
+        region_cfg.clone(),
+        dialer.clone(),
+        stop_rx.clone(),
+    ));
 
     let sync_service = sync_identity.clone().map(|id| {
         // This node's session keys: memory only, rotated by their own task.
@@ -383,6 +387,7 @@ pub async fn run_node_with_key<E: KvEngine>(
             RaftServiceServer::new(RaftServiceImpl::new(
                 raft.clone(),
                 proposer,
+                election_guard,
                 region_cfg.nodes.iter().map(|n| n.id).collect(),
             ))
             .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
@@ -470,63 +475,6 @@ pub fn sync_identity(
     })
 }
 
-/// Initializes the Region's Raft group from the topology, on the node with the lowest id, once
-/// a majority of the Region answers and none of them has been initialized before. A node that
-/// restarts (or was wiped) never re-initializes a Region that already exists.
-async fn bootstrap(
-    raft: Raft,
-    me: u64,
-    region: RegionConfig,
-    dialer: Dialer,
-    mut stop: watch::Receiver<bool>,
-) {
-    let members: BTreeMap<u64, BasicNode> = region
-        .nodes
-        .iter()
-        .map(|n| {
-            (
-                n.id,
-                BasicNode {
-                    addr: n.advertise_addr(),
-                },
-            )
-        })
-        .collect();
-    loop {
-        match raft.is_initialized().await {
-            Ok(true) | Err(_) => return,
-            Ok(false) => {}
-        }
-        let mut answered = 1; // this node
-        let mut someone_initialized = false;
-        for n in region.nodes.iter().filter(|n| n.id != me) {
-            if let Some(st) = peer_status(&dialer, &n.advertise_addr()).await {
-                answered += 1;
-                if st.last_log_index.is_some() || st.term > 0 {
-                    someone_initialized = true;
-                }
-            }
-        }
-        if someone_initialized {
-            tracing::info!(region = %region.name, "region already initialized by its members; waiting to be caught up");
-            return;
-        }
-        if answered * 2 > region.nodes.len() {
-            match raft.initialize(members.clone()).await {
-                Ok(()) => {
-                    tracing::info!(region = %region.name, "initialized the region's raft group")
-                }
-                Err(e) => tracing::info!(region = %region.name, error = %e, "initialize skipped"),
-            }
-            return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
 /// The seed of one node's fault layer: the topology's seed mixed with the Region and node id
 /// (FNV-1a), so nodes draw different but repeatable sequences.
 fn fault_seed(seed: u64, region: &str, node_id: u64) -> u64 {
@@ -536,17 +484,4 @@ fn fault_seed(seed: u64, region: &str, node_id: u64) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
-}
-
-async fn peer_status(
-    dialer: &Dialer,
-    addr: &str,
-) -> Option<kmsim_proto::admin::v1::StatusResponse> {
-    let ch = channel(dialer, addr).ok()?;
-    let mut client = AdminServiceClient::new(ch);
-    let fut = client.status(StatusRequest {});
-    match tokio::time::timeout(Duration::from_millis(800), fut).await {
-        Ok(Ok(r)) => Some(r.into_inner()),
-        _ => None,
-    }
 }

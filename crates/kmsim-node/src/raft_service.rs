@@ -3,7 +3,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
+};
 
 use tonic::{Request, Response, Status};
 
@@ -17,6 +19,7 @@ use kmsim_store::types::Vote;
 use kmsim_store::{Raft, SnapshotChunks, TypeConfig};
 
 use crate::proposer::Proposer;
+use crate::rejoin::ElectionGuard;
 use crate::tls::admit::CallerIdentity;
 use crate::tls::Identity;
 use crate::wire;
@@ -25,6 +28,8 @@ use crate::wire;
 pub struct RaftServiceImpl {
     raft: Raft,
     proposer: Arc<Proposer>,
+    /// Whether this member may vote after losing its data.
+    election_guard: Arc<ElectionGuard>,
     /// The Region's node ids from the topology: with the members of the current Raft
     /// configuration, the only ids a Raft RPC may claim to come from.
     topology_members: BTreeSet<u64>,
@@ -38,11 +43,13 @@ impl RaftServiceImpl {
     pub fn new(
         raft: Raft,
         proposer: Arc<Proposer>,
+        election_guard: Arc<ElectionGuard>,
         topology_members: BTreeSet<u64>,
     ) -> RaftServiceImpl {
         RaftServiceImpl {
             raft,
             proposer,
+            election_guard,
             topology_members,
             snapshot: tokio::sync::Mutex::new(SnapshotChunks::default()),
         }
@@ -103,7 +110,17 @@ impl RaftService for RaftServiceImpl {
         let caller = req.extensions().get::<CallerIdentity>().cloned();
         let rpc: AppendEntriesRequest<TypeConfig> = wire::decode(&req.into_inner().data)?;
         self.check_sender(&rpc.vote, caller.as_ref(), "AppendEntries")?;
+        let leader_commit = rpc.leader_commit.map(|c| c.index);
         let result = self.raft.append_entries(rpc).await;
+        // Only from a leader this member accepts (not one of an older term).
+        if matches!(
+            result,
+            Ok(AppendEntriesResponse::Success
+                | AppendEntriesResponse::PartialSuccess(_)
+                | AppendEntriesResponse::Conflict)
+        ) {
+            self.election_guard.saw_leader_commit(leader_commit);
+        }
         Ok(Response::new(RaftPayload {
             data: wire::encode(&result),
         }))
@@ -113,6 +130,13 @@ impl RaftService for RaftServiceImpl {
         let caller = req.extensions().get::<CallerIdentity>().cloned();
         let rpc: VoteRequest<u64> = wire::decode(&req.into_inner().data)?;
         self.check_sender(&rpc.vote, caller.as_ref(), "Vote")?;
+        let applied = self.raft.metrics().borrow().last_applied.map(|l| l.index);
+        if let Err(why) = self.election_guard.may_vote(applied) {
+            tracing::info!(candidate = ?rpc.vote.leader_id().voted_for(), %why, "vote withheld");
+            return Err(Status::unavailable(format!(
+                "vote withheld: this member {why}"
+            )));
+        }
         let result = self.raft.vote(rpc).await;
         Ok(Response::new(RaftPayload {
             data: wire::encode(&result),
