@@ -30,6 +30,7 @@ pub mod heavy;
 pub mod key_files;
 pub mod kms;
 pub mod kms_service;
+pub mod leader_watch;
 pub mod lifecycle;
 pub mod lock_file;
 pub mod material;

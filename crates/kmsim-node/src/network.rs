@@ -30,6 +30,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::Channel;
 
+use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
+use kmsim_proto::admin::v1::{StatusRequest, StatusResponse};
 use kmsim_proto::raft::v1::raft_service_client::RaftServiceClient;
 use kmsim_proto::raft::v1::RaftPayload;
 use kmsim_store::{NodeId, TypeConfig};
@@ -71,6 +73,17 @@ pub fn channel(dialer: &Dialer, addr: &str) -> Result<Channel, tonic::transport:
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .connect_lazy())
+}
+
+/// A peer's admin `Status`, or `None` when it cannot be reached or does not answer within
+/// `timeout` (a new channel: a probe must not wait behind a channel that is reconnecting).
+pub async fn peer_status(dialer: &Dialer, addr: &str, timeout: Duration) -> Option<StatusResponse> {
+    let ch = channel(dialer, addr).ok()?;
+    let mut client = AdminServiceClient::new(ch);
+    match tokio::time::timeout(timeout, client.status(StatusRequest {})).await {
+        Ok(Ok(r)) => Some(r.into_inner()),
+        _ => None,
+    }
 }
 
 /// Creates one [`GrpcNetwork`] per peer of this node's Region.

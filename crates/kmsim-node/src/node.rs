@@ -172,6 +172,7 @@ pub async fn run_node_with_key<E: KvEngine>(
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
     let election_guard = Arc::new(crate::rejoin::ElectionGuard::new(empty));
+    let leader_contact = Arc::new(crate::leader_watch::LeaderContact::default());
 
     let proposer = Arc::new(Proposer::new(
         raft.clone(),
@@ -322,6 +323,18 @@ pub async fn run_node_with_key<E: KvEngine>(
             stop_rx.clone(),
         ));
     }
+    tasks.spawn(crate::leader_watch::run(
+        crate::leader_watch::LeaderWatch {
+            raft: raft.clone(),
+            contact: leader_contact.clone(),
+            me: node_id,
+            region: region_cfg.clone(),
+            timing: topology.raft.clone(),
+            dialer: dialer.clone(),
+            faults: faults.clone(),
+        },
+        stop_rx.clone(),
+    ));
     tasks.spawn(crate::rejoin::join(
         raft.clone(),
         election_guard.clone(),
@@ -388,6 +401,7 @@ pub async fn run_node_with_key<E: KvEngine>(
                 raft.clone(),
                 proposer,
                 election_guard,
+                leader_contact,
                 region_cfg.nodes.iter().map(|n| n.id).collect(),
             ))
             .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)

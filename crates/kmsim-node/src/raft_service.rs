@@ -18,6 +18,7 @@ use kmsim_proto::status::status_from_error;
 use kmsim_store::types::Vote;
 use kmsim_store::{Raft, SnapshotChunks, TypeConfig};
 
+use crate::leader_watch::LeaderContact;
 use crate::proposer::Proposer;
 use crate::rejoin::ElectionGuard;
 use crate::tls::admit::CallerIdentity;
@@ -30,6 +31,8 @@ pub struct RaftServiceImpl {
     proposer: Arc<Proposer>,
     /// Whether this member may vote after losing its data.
     election_guard: Arc<ElectionGuard>,
+    /// When this member last accepted an AppendEntries (for `leader_watch`).
+    contact: Arc<LeaderContact>,
     /// The Region's node ids from the topology: with the members of the current Raft
     /// configuration, the only ids a Raft RPC may claim to come from.
     topology_members: BTreeSet<u64>,
@@ -44,12 +47,14 @@ impl RaftServiceImpl {
         raft: Raft,
         proposer: Arc<Proposer>,
         election_guard: Arc<ElectionGuard>,
+        contact: Arc<LeaderContact>,
         topology_members: BTreeSet<u64>,
     ) -> RaftServiceImpl {
         RaftServiceImpl {
             raft,
             proposer,
             election_guard,
+            contact,
             topology_members,
             snapshot: tokio::sync::Mutex::new(SnapshotChunks::default()),
         }
@@ -111,6 +116,7 @@ impl RaftService for RaftServiceImpl {
         let rpc: AppendEntriesRequest<TypeConfig> = wire::decode(&req.into_inner().data)?;
         self.check_sender(&rpc.vote, caller.as_ref(), "AppendEntries")?;
         let leader_commit = rpc.leader_commit.map(|c| c.index);
+        let leader = rpc.vote.leader_id().voted_for();
         let result = self.raft.append_entries(rpc).await;
         // Only from a leader this member accepts (not one of an older term).
         if matches!(
@@ -120,6 +126,9 @@ impl RaftService for RaftServiceImpl {
                 | AppendEntriesResponse::Conflict)
         ) {
             self.election_guard.saw_leader_commit(leader_commit);
+            if let Some(leader) = leader {
+                self.contact.heard(leader);
+            }
         }
         Ok(Response::new(RaftPayload {
             data: wire::encode(&result),

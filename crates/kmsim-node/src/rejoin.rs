@@ -20,13 +20,14 @@ use std::time::Duration;
 use openraft::BasicNode;
 use tokio::sync::watch;
 
-use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
-use kmsim_proto::admin::v1::{StatusRequest, StatusResponse};
 use kmsim_store::Raft;
 
 use crate::config::RegionConfig;
-use crate::network::channel;
+use crate::network::peer_status;
 use crate::tls::Dialer;
+
+/// How long a peer has to answer `Status` while joining.
+const STATUS_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// Whether this member may vote, as far as its own history goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +153,7 @@ pub async fn join(
         let mut has_log = false;
         let mut has_leader = false;
         for n in region.nodes.iter().filter(|n| n.id != me) {
-            if let Some(st) = peer_status(&dialer, &n.advertise_addr()).await {
+            if let Some(st) = peer_status(&dialer, &n.advertise_addr(), STATUS_TIMEOUT).await {
                 answered += 1;
                 has_log |= st.last_log_index.is_some() || st.term > 0;
                 has_leader |= st.leader_id.is_some();
@@ -190,17 +191,6 @@ async fn initialize(raft: &Raft, region: &RegionConfig) {
     match raft.initialize(members).await {
         Ok(()) => tracing::info!(region = %region.name, "initialized the region's raft group"),
         Err(e) => tracing::info!(region = %region.name, error = %e, "initialize skipped"),
-    }
-}
-
-/// A peer's admin `Status`, or `None` when it does not answer within 800 ms.
-async fn peer_status(dialer: &Dialer, addr: &str) -> Option<StatusResponse> {
-    let ch = channel(dialer, addr).ok()?;
-    let mut client = AdminServiceClient::new(ch);
-    let fut = client.status(StatusRequest {});
-    match tokio::time::timeout(Duration::from_millis(800), fut).await {
-        Ok(Ok(r)) => Some(r.into_inner()),
-        _ => None,
     }
 }
 
