@@ -369,6 +369,8 @@ impl RequestContext {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
+        self.keys
+            .retain(|k, _| !k.starts_with("kms:encryptioncontext:"));
         for (k, v) in &pairs {
             let key = format!("kms:EncryptionContext:{k}").to_lowercase();
             self.keys
@@ -465,6 +467,19 @@ mod tests {
         assert_eq!(
             ctx.values("kms:CallerAccount"),
             Some(&[ContextValue::from("111122223333")][..])
+        );
+    }
+
+    #[test]
+    fn a_new_encryption_context_replaces_the_old_one() {
+        let caller = Caller::account_root("111122223333").unwrap();
+        let ctx = RequestContext::new(caller, "kms:Decrypt", "k")
+            .with_encryption_context([("a", "1")])
+            .with_encryption_context([("b", "2")]);
+        assert!(ctx.values("kms:EncryptionContext:a").is_none());
+        assert_eq!(
+            ctx.values("kms:EncryptionContextKeys").map(<[_]>::len),
+            Some(1)
         );
     }
 

@@ -11,7 +11,7 @@
 //!   `IpAddress`/`NotIpAddress`, `BinaryEquals`, `…IfExists`, `ForAnyValue:`/`ForAllValues:`).
 //! - [`context`]: [`Caller`] (read from its ARN) and [`RequestContext`] (action, resource,
 //!   condition keys; the caller's own `aws:Principal*` keys are derived).
-//! - [`evaluate`]: [`evaluate()`] over a [`KeyAccess`] (key policy, identity policies, grants)
+//! - [`evaluate`](mod@evaluate): [`evaluate()`](fn@evaluate) over a [`KeyAccess`] (key policy, identity policies, grants)
 //!   giving a [`Decision`] that names the deciding statement or grant.
 //! - [`message`]: the four `AccessDeniedException` forms.
 //! - [`lockout`]: [`check_lockout`] for CreateKey/PutKeyPolicy/ReplicateKey.
