@@ -1,6 +1,6 @@
 //! One AWS JSON request, from bytes to response: the plain `GET` paths first, which carry no
-//! data of a Region and need no signature (`/metrics`, [`AwsFront::serve_get`]; `/healthz` and
-//! `/readyz`, [`super::probes`]), then `POST /` only, SigV4 parsed, scoped and its
+//! data of a Region and need no signature (`/healthz`, `/readyz`, `/metrics`:
+//! [`super::probes`]), then `POST /` only, SigV4 parsed, scoped and its
 //! headers checked (known access key, required headers signed) before the body is read, the
 //! body read within its size bound and the body read timeout, the Region routed (served here or
 //! forwarded), the signature verified, the `Content-Type` and `X-Amz-Target` checked, the body
@@ -89,7 +89,7 @@ impl AwsFront {
     /// body that could not be read) carries `Connection: close`, because hyper then closes the
     /// connection, and a keep-alive client must not send its next request there.
     ///
-    /// Every answer but those of [`serve_get`](Self::serve_get) and the probes is counted in
+    /// Every answer but those of the plain `GET` paths ([`probes`]) is counted in
     /// the API metrics under its operation and code.
     pub async fn handle<B>(
         &self,
@@ -101,16 +101,13 @@ impl AwsFront {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        if let Some(resp) = self.serve_get(&req) {
-            return resp;
-        }
         let (parts, body) = req.into_parts();
         if let Some(probe) = probes::route(&parts) {
             // A probe's body (it should have none) is read like a refused request's, so the
             // connection can serve the next request; a large one closes it.
             let body_read = declared_length(&parts).is_none_or(|n| n <= REFUSED_BODY_BYTES as u64)
                 && self.read_body(body, REFUSED_BODY_BYTES).await.is_ok();
-            let mut resp = probes::answer(probe, self.local.as_deref()).await;
+            let mut resp = probes::answer(probe, self.local.as_deref(), &self.metrics).await;
             if !body_read {
                 resp.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -161,32 +158,6 @@ impl AwsFront {
         }
         counted.end(operation, ErrorCode::of(&resp));
         resp
-    }
-
-    /// The `GET` paths served beside the API, without a signature (none carries data of a
-    /// Region): `/metrics` (this process's metrics, Prometheus text format 0.0.4). `None` for
-    /// every other request, which the API path answers as before. A `GET` that has a body
-    /// (which is left unread) is answered with `Connection: close`.
-    pub fn serve_get<B: hyper::body::Body>(&self, req: &Request<B>) -> Option<Response<Body>> {
-        if req.method() != http::Method::GET {
-            return None;
-        }
-        let mut resp = match req.uri().path() {
-            "/metrics" => {
-                let mut resp = Response::new(Body::new(Bytes::from(self.metrics.encode())));
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
-                );
-                resp
-            }
-            _ => return None,
-        };
-        if !req.body().is_end_stream() {
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        Some(resp)
     }
 
     /// Everything checked before the body is read: the envelope, the `Authorization` header and

@@ -1,7 +1,8 @@
 //! The plain `GET` paths of the AWS endpoint's port, answered without SigV4 because they carry
-//! no data: `/healthz` (the process serves) and `/readyz` (the node can serve its Region now),
-//! for the image's health check, compose health checks and Kubernetes probes. Every other
-//! request goes on to the AWS JSON front unchanged.
+//! no data of a Region: `/healthz` (the process serves) and `/readyz` (the node can serve its
+//! Region now), for the image's health check, compose health checks and Kubernetes probes, and
+//! `/metrics` (this process's metrics, Prometheus text format 0.0.4). Every other request goes
+//! on to the AWS JSON front unchanged.
 //!
 //! A node is ready when its Region has a leader that this node knows, the leader confirms with
 //! a quorum the index of what the Region has committed (a read index), this node has applied
@@ -17,6 +18,7 @@ use http_body_util::Full;
 
 use super::errors::Body;
 use crate::kms::KmsApi;
+use crate::metrics::NodeMetrics;
 
 /// How far (in log entries) a node's applied index may trail the leader's read index and the
 /// node still be ready: a follower is always a few entries behind under load.
@@ -33,6 +35,8 @@ pub enum Probe {
     Health,
     /// `GET /readyz`: the node can serve its Region now.
     Ready,
+    /// `GET /metrics`: this process's metrics.
+    Metrics,
 }
 
 /// The plain `GET` paths (any query string is ignored); `None` for every other request, which
@@ -44,13 +48,23 @@ pub fn route(parts: &Parts) -> Option<Probe> {
     match parts.uri.path() {
         "/healthz" => Some(Probe::Health),
         "/readyz" => Some(Probe::Ready),
+        "/metrics" => Some(Probe::Metrics),
         _ => None,
     }
 }
 
-/// Answers `probe` for a node (`local` is its KMS) or the gateway (`None`).
-pub async fn answer(probe: Probe, local: Option<&KmsApi>) -> Response<Body> {
+/// Answers `probe` for a node (`local` is its KMS) or the gateway (`None`), whose metrics are
+/// `metrics`.
+pub async fn answer(probe: Probe, local: Option<&KmsApi>, metrics: &NodeMetrics) -> Response<Body> {
     match probe {
+        Probe::Metrics => {
+            let mut resp = Response::new(Full::new(Bytes::from(metrics.encode())));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+            );
+            resp
+        }
         Probe::Health => text(StatusCode::OK, "ok".into()),
         Probe::Ready => match local {
             None => text(StatusCode::OK, "ready: gateway".into()),
@@ -143,12 +157,15 @@ mod tests {
         assert_eq!(route(&parts("HEAD", "/readyz")), None);
         assert_eq!(route(&parts("GET", "/")), None);
         assert_eq!(route(&parts("GET", "/healthz/x")), None);
+        assert_eq!(route(&parts("GET", "/metrics")), Some(Probe::Metrics));
+        assert_eq!(route(&parts("POST", "/metrics")), None);
     }
 
     #[tokio::test]
     async fn the_gateway_is_healthy_and_ready() {
-        for probe in [Probe::Health, Probe::Ready] {
-            assert_eq!(answer(probe, None).await.status(), StatusCode::OK);
+        let metrics = NodeMetrics::gateway();
+        for probe in [Probe::Health, Probe::Ready, Probe::Metrics] {
+            assert_eq!(answer(probe, None, &metrics).await.status(), StatusCode::OK);
         }
     }
 }
