@@ -209,6 +209,15 @@ fn finish(memory: &mut Memory, o: Outcome, settings: &SyncSettings) {
 /// The work the replicated state asks for: deliveries and promotions, each with whether it
 /// is needed now or only due for anti-entropy.
 fn plan(s: &KmsState, region: &Region) -> Vec<(Target, bool)> {
+    let mut jobs = key_jobs(s, region);
+    for n in s.outbox() {
+        jobs.push((Target::Notice(n.seq), true));
+    }
+    jobs
+}
+
+/// The part of [`plan`] that the keys ask for (every job but the queued notices).
+fn key_jobs(s: &KmsState, region: &Region) -> Vec<(Target, bool)> {
     let mut jobs = Vec::new();
     for k in s.sync_keys() {
         let Some(m) = k.shared.mrk.as_ref() else {
@@ -227,9 +236,6 @@ fn plan(s: &KmsState, region: &Region) -> Vec<(Target, bool)> {
             jobs.push((Target::Key(k.key_id.clone(), h.to.clone(), true), true));
         }
     }
-    for n in s.outbox() {
-        jobs.push((Target::Notice(n.seq), true));
-    }
     jobs
 }
 
@@ -239,13 +245,13 @@ fn plan(s: &KmsState, region: &Region) -> Vec<(Target, bool)> {
 /// state; the leader is the one that delivers them.
 pub fn pending_by_destination(s: &KmsState, region: &Region) -> HashMap<Region, u64> {
     let mut pending = HashMap::new();
-    let keys = plan(s, region)
+    let keys = key_jobs(s, region)
         .into_iter()
         .filter_map(|(target, needed)| match target {
             Target::Key(_, dest, _) if needed => Some(dest),
             _ => None,
         });
-    // The notices of the plan, with their destination.
+    // The queued notices (the rest of the plan), with their destination.
     let notices = s.outbox().into_iter().map(|n| n.to);
     for destination in keys.chain(notices) {
         *pending.entry(destination).or_insert(0) += 1;
