@@ -79,6 +79,22 @@ impl AppRecords {
             })
             .collect()
     }
+
+    /// Every record with `from <= key < to` (an empty `to`: to the end), ascending, read
+    /// `page` records per engine call.
+    pub fn scan_all(&self, from: &[u8], to: &[u8], page: usize) -> Result<Vec<KvPair>, StoreError> {
+        let mut out = Vec::new();
+        crate::engine::for_each_page(
+            from,
+            page,
+            |start, n| self.scan(start, to, n),
+            |batch| {
+                out.extend(batch);
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
 }
 
 /// A deterministic state machine whose state is a set of records, kept by the store.

@@ -117,18 +117,38 @@ pub(crate) fn scan_all<R: KvRead + ?Sized>(
     to: &[u8],
     page: usize,
 ) -> Result<Vec<KvPair>, StoreError> {
-    let page = page.max(1);
     let mut out = Vec::new();
+    for_each_page(
+        from,
+        page,
+        |start, n| reader.scan(start, to, n),
+        |batch| {
+            out.extend(batch);
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
+/// Pages through a range from `from` on: `scan(start, n)` reads at most `n` pairs from `start`
+/// on, ascending, and each page read goes to `visit`, until a page comes back short.
+pub(crate) fn for_each_page(
+    from: &[u8],
+    page: usize,
+    mut scan: impl FnMut(&[u8], usize) -> Result<Vec<KvPair>, StoreError>,
+    mut visit: impl FnMut(Vec<KvPair>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let page = page.max(1);
     let mut start = from.to_vec();
     loop {
-        let batch = reader.scan(&start, to, page)?;
+        let batch = scan(&start, page)?;
         let full = batch.len() == page;
         if let Some((key, _)) = batch.last() {
             start = key_successor(key);
         }
-        out.extend(batch);
+        visit(batch)?;
         if !full {
-            return Ok(out);
+            return Ok(());
         }
     }
 }

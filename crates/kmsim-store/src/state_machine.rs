@@ -25,7 +25,7 @@ use crate::codec;
 use crate::codec::SnapshotBlob;
 use crate::codec::SnapshotHead;
 use crate::codec::StoredSnapshot;
-use crate::engine::key_successor;
+use crate::engine::for_each_page;
 use crate::engine::scan_all;
 use crate::engine::KvEngine;
 use crate::engine::KvRead;
@@ -445,21 +445,22 @@ fn encode_snapshot<R: KvRead + ?Sized>(
     let room = codec::snapshot_blob_header(last_applied, last_membership, usize::MAX)?.len();
     let mut data = vec![0u8; room];
     let mut count = 0usize;
-    let mut start = keys::APP_PREFIX.to_vec();
-    loop {
-        let page = reader.scan(&start, keys::APP_END, SCAN_PAGE)?;
-        let full = page.len() == SCAN_PAGE;
-        if let Some((key, _)) = page.last() {
-            start = key_successor(key);
-        }
-        for (key, value) in &page {
-            data = codec::append_snapshot_record(data, app_key_of(key)?, value)?;
-        }
-        count += page.len();
-        if !full {
-            break;
-        }
-    }
+    for_each_page(
+        keys::APP_PREFIX,
+        SCAN_PAGE,
+        |start, n| reader.scan(start, keys::APP_END, n),
+        |page| {
+            count += page.len();
+            for (key, value) in &page {
+                data = codec::append_snapshot_record(
+                    std::mem::take(&mut data),
+                    app_key_of(key)?,
+                    value,
+                )?;
+            }
+            Ok(())
+        },
+    )?;
     let header = codec::snapshot_blob_header(last_applied, last_membership, count)?;
     let unused = room - header.len();
     data[unused..room].copy_from_slice(&header);

@@ -99,21 +99,9 @@ const OPEN_PAGE: usize = 1024;
 /// The app keeps every counter in memory (a handful in tests): opening reads them all.
 impl Application for CounterApp {
     fn open(&mut self, records: AppRecords) -> Result<Vec<AppWrite>, String> {
-        let mut all = Vec::new();
-        let mut from = Vec::new();
-        loop {
-            let page = records
-                .scan(&from, &[], OPEN_PAGE)
-                .map_err(|e| e.to_string())?;
-            let full = page.len() == OPEN_PAGE;
-            if let Some((last, _)) = page.last() {
-                from = last.iter().copied().chain([0]).collect();
-            }
-            all.extend(page);
-            if !full {
-                break;
-            }
-        }
+        let all = records
+            .scan_all(&[], &[], OPEN_PAGE)
+            .map_err(|e| e.to_string())?;
         self.load(all)?;
         Ok(Vec::new())
     }
