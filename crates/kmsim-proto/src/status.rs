@@ -64,8 +64,10 @@ pub fn status_from_error(e: &KmsError) -> Status {
 ///
 /// With [`ERROR_CODE_HEADER`] present the error is exactly the server's (an unknown code becomes
 /// `Internal`, see [`KmsError::from_wire`]). Without it the failure happened below kmsim (transport,
-/// deadline, a non-kmsim server): unreachable, timed-out or cancelled calls become
-/// `DependencyTimeout` (retryable), anything else `Internal`.
+/// deadline, a non-kmsim server): unreachable, timed-out or cancelled calls, and `Unknown`, which
+/// is how tonic reports a connection reset or closed under a call (`transport error`: the server
+/// may or may not have done it), become `DependencyTimeout` (retryable, outcome unknown);
+/// anything else `Internal`.
 pub fn error_from_status(s: &Status) -> KmsError {
     let code = s
         .metadata()
@@ -74,7 +76,7 @@ pub fn error_from_status(s: &Status) -> KmsError {
     match code {
         Some(code) => KmsError::from_wire(code, s.message().to_string()),
         None => match s.code() {
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
                 KmsError::DependencyTimeout(s.message().to_string())
             }
             other => KmsError::Internal(format!("{other:?}: {}", s.message())),
@@ -176,6 +178,7 @@ mod tests {
             Status::unavailable("connection refused"),
             Status::deadline_exceeded("connection refused"),
             Status::cancelled("connection refused"),
+            Status::unknown("connection refused"),
         ] {
             assert_eq!(
                 error_from_status(&status),
@@ -191,8 +194,8 @@ mod tests {
             KmsError::Internal("NotFound: boom".to_string())
         );
         assert_eq!(
-            error_from_status(&Status::unknown("")),
-            KmsError::Internal("Unknown: ".to_string())
+            error_from_status(&Status::internal("")),
+            KmsError::Internal("Internal: ".to_string())
         );
     }
 

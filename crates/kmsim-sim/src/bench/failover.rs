@@ -159,6 +159,8 @@ pub struct RoundReport {
     pub acked: u64,
     /// Failed calls by error code (`Timeout`, `TransportError` for the client's own).
     pub errors: BTreeMap<String, u64>,
+    /// The message of the first failed call of each error code.
+    pub error_examples: BTreeMap<String, String>,
     /// False when writes were not acknowledged again within the round's limit.
     pub recovered: bool,
     /// The old leader's role once the Region healed (`follower` when it rejoined).
@@ -188,8 +190,8 @@ pub struct FailoverReport {
 struct Outcome {
     started: Duration,
     ended: Duration,
-    /// `None`: acknowledged; else the error code.
-    error: Option<String>,
+    /// `None`: acknowledged; else the error code and message.
+    error: Option<(String, String)>,
 }
 
 /// The writers' shared state.
@@ -450,11 +452,17 @@ async fn one_round(
 
     let outcomes = std::mem::take(&mut *writers.outcomes.lock().expect("lock"));
     let mut errors = BTreeMap::new();
+    let mut error_examples = BTreeMap::new();
     let mut acks: Vec<Duration> = Vec::new();
     for o in &outcomes {
         match &o.error {
             None => acks.push(o.ended),
-            Some(code) => *errors.entry(code.clone()).or_insert(0) += 1,
+            Some((code, message)) => {
+                *errors.entry(code.clone()).or_insert(0) += 1;
+                error_examples
+                    .entry(code.clone())
+                    .or_insert_with(|| message.clone());
+            }
         }
     }
     acks.sort();
@@ -484,6 +492,7 @@ async fn one_round(
         first_ack_ms: recovered_at.map(|t| ms(t.saturating_sub(fault_at))),
         acked: acks.len() as u64,
         errors,
+        error_examples,
         recovered,
         old_leader_role,
     })
@@ -539,22 +548,23 @@ async fn write_loop(client: AwsJsonClient, body: Bytes, w: Arc<Writers>, start: 
     }
 }
 
-/// One CreateKey; `Err` carries the AWS error code, or the client's own failure.
+/// One CreateKey; `Err` carries the AWS error code and message, or the client's own failure.
 async fn call(
     client: &AwsJsonClient,
     conn: &mut Option<Connection>,
     body: &Bytes,
-) -> Result<(), String> {
+) -> Result<(), (String, String)> {
+    let own = |what: &str, e: String| (what.to_string(), e);
     let req = client
         .signed("CreateKey", body.clone())
-        .map_err(|_| "SigningError".to_string())?;
+        .map_err(|e| own("SigningError", e.to_string()))?;
     let c = match conn {
         Some(c) => c,
         None => conn.insert(
             client
                 .connect()
                 .await
-                .map_err(|_| "ConnectError".to_string())?,
+                .map_err(|e| own("ConnectError", e.to_string()))?,
         ),
     };
     let answer = c.send(req).await;
@@ -564,11 +574,11 @@ async fn call(
     match answer {
         Ok(a) => match a.error_code() {
             None if a.status.is_success() => Ok(()),
-            None => Err(format!("HTTP {}", a.status.as_u16())),
-            Some(code) => Err(code),
+            None => Err(own(&format!("HTTP {}", a.status.as_u16()), String::new())),
+            Some(code) => Err((code, a.error_message())),
         },
-        Err(ClientError::Timeout(_)) => Err("Timeout".to_string()),
-        Err(_) => Err("TransportError".to_string()),
+        Err(e @ ClientError::Timeout(_)) => Err(own("Timeout", e.to_string())),
+        Err(e) => Err(own("TransportError", e.to_string())),
     }
 }
 

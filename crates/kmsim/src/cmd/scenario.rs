@@ -115,7 +115,11 @@ fn round_line(r: &RoundReport) -> String {
         } else {
             format!("  old leader is {}", r.old_leader_role)
         },
-    )
+    ) + &r
+        .error_examples
+        .iter()
+        .map(|(code, message)| format!("\n           e.g. {code}: {message}"))
+        .collect::<String>()
 }
 
 fn spread_line(what: &str, d: &Spread) -> String {
