@@ -60,6 +60,20 @@ pub fn kmsim_env(args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `kmsim <args>`, which must fail, and returns its stderr; panics if it succeeds.
+pub fn kmsim_fails(args: &[&str]) -> String {
+    let out = Command::new(kmsim_exe())
+        .args(args)
+        .output()
+        .expect("run kmsim");
+    assert!(
+        !out.status.success(),
+        "kmsim {args:?} succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// A running local cluster owned by one test. Dropping it stops every node it started.
 pub struct Cluster {
     /// Keeps the directory alive (and removes it at the end).

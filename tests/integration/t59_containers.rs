@@ -1,7 +1,9 @@
 //! A cluster in Docker containers: the image built from this test binary's kmsim, a
 //! 2-Region × 3-node compose project written by `kmsim deploy compose` on networks it creates,
-//! every node ready, multi-Region keys through the gateway with the AWS SDK for Rust, and a
-//! teardown that removes exactly the cluster's labelled containers, networks and volumes.
+//! every node ready, multi-Region keys through the gateway with the AWS SDK for Rust, faults
+//! through the network and the runtime (`kmsim chaos cut`/`reconnect`, `kill-region`/
+//! `restart-region`, `pause`/`resume`), and a teardown that removes exactly the cluster's
+//! labelled containers, networks and volumes.
 //! Skipped, with a message, where no Docker engine answers.
 
 use std::path::Path;
@@ -16,7 +18,7 @@ use kmsim_sim::container::docker::Docker;
 use kmsim_sim::container::runtime::ready_inside;
 use kmsim_sim::health::http_get;
 
-use crate::harness::{kmsim, kmsim_exe, sdk_client, wait_for};
+use crate::harness::{kmsim, kmsim_exe, kmsim_fails, sdk_client, wait_for};
 
 const US: &str = "us-east-1";
 const EU: &str = "eu-west-1";
@@ -163,6 +165,58 @@ async fn a_two_region_compose_cluster_serves_multi_region_keys_and_leaves_nothin
             .unwrap();
         assert_eq!(opened.plaintext().unwrap().as_ref(), text.as_bytes());
     }
+
+    // Faults at the network level: EU cut off from the inter-Region network is out of the
+    // gateway's reach (its names no longer resolve there) while US serves; reconnected, EU
+    // serves again with its data.
+    let cut = kmsim(&["chaos", "cut", EU, "--data-dir", &out]);
+    assert_eq!(cut.matches("disconnected ").count(), 3, "{cut}");
+    let refused = eu.describe_key().key_id(&key).send().await.unwrap_err();
+    assert_eq!(
+        refused.into_service_error().meta().code(),
+        Some("DependencyTimeoutException")
+    );
+    us.describe_key().key_id(&key).send().await.unwrap();
+    let back = kmsim(&["chaos", "reconnect", EU, "--data-dir", &out]);
+    assert_eq!(back.matches("connected ").count(), 3, "{back}");
+    wait_for(Duration::from_secs(60), "EU reachable again", || async {
+        eu.describe_key().key_id(&key).send().await.ok().map(|_| ())
+    })
+    .await;
+    // At the runtime level: a Region's containers killed, then started on their volumes.
+    let killed = kmsim(&["chaos", "kill-region", EU, "--data-dir", &out]);
+    assert_eq!(killed.matches("killed ").count(), 3, "{killed}");
+    let state = docker
+        .run(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}}",
+            &container_name(&cluster, EU, 1),
+        ])
+        .unwrap();
+    assert_eq!(state, "false");
+    let restarted = kmsim(&["chaos", "restart-region", EU, "--data-dir", &out]);
+    assert_eq!(restarted.matches(" ready (").count(), 3, "{restarted}");
+    let described = eu.describe_key().key_id(&key).send().await.unwrap();
+    assert_eq!(
+        described.key_metadata().unwrap().key_state(),
+        Some(&KeyState::Enabled)
+    );
+    // A paused container is frozen (a gray failure) until resumed.
+    let node = container_name(&cluster, US, 2);
+    kmsim(&["chaos", "pause", &format!("{US}/2"), "--data-dir", &out]);
+    let paused = docker
+        .run(&["inspect", "-f", "{{.State.Paused}}", &node])
+        .unwrap();
+    assert_eq!(paused, "true");
+    kmsim(&["chaos", "resume", &format!("{US}/2"), "--data-dir", &out]);
+    let paused = docker
+        .run(&["inspect", "-f", "{{.State.Paused}}", &node])
+        .unwrap();
+    assert_eq!(paused, "false");
+    // The application-level link faults need the nodes' admin ports: refused with a reason.
+    let link = kmsim_fails(&["chaos", "partition", US, EU, "--data-dir", &out]);
+    assert!(link.contains("runs in containers"), "{link}");
 
     // Every object of the cluster carries its label, and removing by label leaves nothing.
     let objects = docker.cluster_objects(&cluster).unwrap();

@@ -1,10 +1,12 @@
 //! Clusters as Docker containers: the Docker CLI ([`docker`]), the `FROM scratch` image built
 //! from the release binary ([`image`]) and the docker-compose project of a topology
-//! ([`compose`]), and that project run as a cluster ([`runtime`]). Everything this module creates carries the label [`CLUSTER_LABEL`] with the
-//! cluster's name, and is found and removed by it.
+//! ([`compose`]), that project run as a cluster ([`runtime`]), and faults at the runtime and
+//! network level on it ([`faults`]). Everything this module creates carries the label
+//! [`CLUSTER_LABEL`] with the cluster's name, and is found and removed by it.
 
 pub mod compose;
 pub mod docker;
+pub mod faults;
 pub mod image;
 pub mod runtime;
 

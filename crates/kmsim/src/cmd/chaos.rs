@@ -1,4 +1,6 @@
-//! `kmsim chaos`: inject faults into the links between nodes of a running cluster.
+//! `kmsim chaos`: inject faults into a running cluster: into the links between nodes (the
+//! nodes' application-level fault layer), into processes or containers (kill, pause), and, on
+//! a cluster in containers, into the network itself.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,15 +15,27 @@ use kmsim_proto::admin::v1::{
 };
 use kmsim_sim::bench::parse_duration;
 use kmsim_sim::cluster::{ClusterDir, NodeName};
-use kmsim_sim::process::{kill_nodes, KILL_WAIT};
+use kmsim_sim::container::faults::{ContainerAction, ContainerCluster, CutTarget};
+use kmsim_sim::container::runtime::ready_inside;
+use kmsim_sim::process::{kill_nodes, running_pid, KILL_WAIT};
 
-/// Changes, at run time, how the links between nodes behave: delay, jitter, loss, partition.
-/// Every node applies the profile of each of its outgoing links to every message it sends on
-/// it: Raft RPCs and forwarded writes inside a Region, and the synchronizer's messages
-/// between Regions (a new replica, key material, shared properties, a primary hand-over, a
-/// deletion notice) and AWS JSON requests forwarded to another Region. A SIDE is a node
+/// Injects faults into a running cluster, at three layers.
+///
+/// Application (`link`, `partition`, `heal`, `show`; clusters of processes): every node applies
+/// the profile of each of its outgoing links (delay, jitter, loss, partition) to every message
+/// it sends on it: Raft RPCs and forwarded writes inside a Region, and the synchronizer's
+/// messages between Regions and AWS JSON requests relayed to another Region. A SIDE is a node
 /// (`us-east-1/2`) or a whole Region (`us-east-1`, meaning each of its nodes); a profile from
 /// Region A to Region B applies to every node of A sending to any node of B.
+///
+/// Runtime (`kill-region`, `restart-region`, `pause`, `resume`; processes or containers):
+/// SIGKILL (`docker kill`) makes peers see refused connections at once; a pause (SIGSTOP, or
+/// `docker pause`) is a gray failure: the process keeps its connections open and never
+/// answers, so peers see timeouts.
+///
+/// Network (`cut`, `reconnect`; clusters in containers, `kmsim up --runtime docker`): a Region
+/// cut off leaves the inter-Region network (its nodes still reach each other), a node cut off
+/// leaves both its networks; packets have no route, so peers see connections fail or time out.
 #[derive(Args)]
 pub struct ChaosArgs {
     #[command(subcommand)]
@@ -80,12 +94,39 @@ enum ChaosAction {
     },
     /// Lists the faulty links of every node.
     Show,
+    /// Freezes one node (SIGSTOP, or `docker pause` on a cluster in containers): a gray
+    /// failure, its connections stay open and nothing answers. `resume` thaws it.
+    Pause {
+        /// The node, as REGION/ID.
+        node: String,
+    },
+    /// Thaws a node frozen by `pause` (SIGCONT, or `docker unpause`).
+    Resume {
+        /// The node, as REGION/ID.
+        node: String,
+    },
+    /// Cuts a Region (from the other Regions and the gateway) or a node (from everything) off
+    /// at the network level: `docker network disconnect`. Clusters in containers only; on
+    /// processes use `partition`.
+    Cut {
+        /// REGION or REGION/ID.
+        side: String,
+    },
+    /// Connects what `cut` cut off again (`docker network connect`).
+    Reconnect {
+        /// REGION or REGION/ID.
+        side: String,
+    },
 }
+
+/// How long `restart-region` waits for the containers of a Region to be ready.
+const CONTAINER_READY_WAIT: Duration = Duration::from_secs(60);
 
 /// `kmsim chaos …`
 pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
     let dir = ClusterDir::new(&a.data_dir);
     let nodes = dir.nodes()?;
+    let containers = ContainerCluster::open(&a.data_dir, &dir.topology()?)?;
     let side = |spec: &str| -> anyhow::Result<Vec<NodeName>> {
         let picked: Vec<NodeName> = match spec.split_once('/') {
             Some(_) => {
@@ -155,7 +196,33 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
+    if let Some(c) = &containers {
+        return run_on_containers(c, &a.action, side);
+    }
     match &a.action {
+        ChaosAction::Pause { node } | ChaosAction::Resume { node } => {
+            let name = NodeName::parse(node)?;
+            anyhow::ensure!(
+                nodes.iter().any(|(n, _)| *n == name),
+                "{name} is not in the topology"
+            );
+            let pid = running_pid(&dir, &name)
+                .with_context(|| format!("{name} is not running (no live PID file)"))?;
+            let (signal, done) = match &a.action {
+                ChaosAction::Pause { .. } => (nix::sys::signal::Signal::SIGSTOP, "paused"),
+                _ => (nix::sys::signal::Signal::SIGCONT, "resumed"),
+            };
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid)?), signal)
+                .with_context(|| format!("signalling {name} (pid {pid})"))?;
+            outln!("{done} {name} (pid {pid})");
+            return Ok(ExitCode::SUCCESS);
+        }
+        ChaosAction::Cut { .. } | ChaosAction::Reconnect { .. } => anyhow::bail!(
+            "`chaos cut` and `reconnect` act on the network of a cluster in containers \
+             (`kmsim up --runtime docker`); the nodes in {} are processes: use `kmsim chaos \
+             partition` (the application-level fault layer)",
+            a.data_dir.display()
+        ),
         ChaosAction::KillRegion { region } => {
             for (n, was_running) in kill_nodes(&dir, &side(region)?, KILL_WAIT)? {
                 if was_running {
@@ -251,5 +318,79 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(())
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The faults on a cluster in containers: runtime and network level. The application-level
+/// link faults need each node's admin port, which the containers do not publish.
+fn run_on_containers(
+    c: &ContainerCluster,
+    action: &ChaosAction,
+    side: impl Fn(&str) -> anyhow::Result<Vec<NodeName>>,
+) -> anyhow::Result<ExitCode> {
+    let target = |spec: &str| -> anyhow::Result<CutTarget> {
+        side(spec)?;
+        Ok(match spec.split_once('/') {
+            Some(_) => CutTarget::Node(NodeName::parse(spec)?),
+            None => CutTarget::Region(spec.to_string()),
+        })
+    };
+    match action {
+        ChaosAction::KillRegion { region } => {
+            for n in side(region)? {
+                c.act(ContainerAction::Kill, &n)?;
+                outln!("killed {n} ({})", c.container(&n));
+            }
+        }
+        ChaosAction::RestartRegion { region } => {
+            let names = side(region)?;
+            for n in &names {
+                c.act(ContainerAction::Start, n)?;
+            }
+            let deadline = std::time::Instant::now() + CONTAINER_READY_WAIT;
+            for n in &names {
+                let container = c.container(n);
+                while !ready_inside(&container, kmsim_sim::cluster::CONTAINER_AWS_PORT) {
+                    anyhow::ensure!(
+                        std::time::Instant::now() < deadline,
+                        "{n} ({container}) not ready within {CONTAINER_READY_WAIT:?} \
+                         (see `docker logs {container}`)"
+                    );
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                outln!("{n} ready ({container})");
+            }
+        }
+        ChaosAction::Pause { node } | ChaosAction::Resume { node } => {
+            let name = NodeName::parse(node)?;
+            side(node)?;
+            let (act, done) = match action {
+                ChaosAction::Pause { .. } => (ContainerAction::Pause, "paused"),
+                _ => (ContainerAction::Resume, "resumed"),
+            };
+            c.act(act, &name)?;
+            outln!("{done} {name} ({})", c.container(&name));
+        }
+        ChaosAction::Cut { side: spec } => {
+            for (network, container) in c.cut(&target(spec)?)? {
+                outln!("disconnected {container} from {network}");
+            }
+        }
+        ChaosAction::Reconnect { side: spec } => {
+            for (network, container) in c.reconnect(&target(spec)?)? {
+                outln!("connected {container} to {network}");
+            }
+        }
+        ChaosAction::Link { .. }
+        | ChaosAction::Partition { .. }
+        | ChaosAction::Heal
+        | ChaosAction::Show => anyhow::bail!(
+            "the cluster {} runs in containers, which do not publish their admin ports: the \
+             application-level link faults (`link`, `partition`, `heal`, `show`) are for \
+             clusters of processes; use `chaos cut`/`reconnect` (network) or \
+             `pause`/`resume`/`kill-region` (runtime)",
+            c.name
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
