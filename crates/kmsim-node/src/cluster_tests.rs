@@ -75,6 +75,7 @@ impl Region {
             raft: RaftTiming::default(),
             endpoint: None,
             credentials: Vec::new(),
+            iam: None,
             trust_anchors: Vec::new(),
             sync: Default::default(),
             audit: Default::default(),
