@@ -449,7 +449,8 @@ fn new_key() -> KeyRecord {
             state: KeyState::Enabled,
             deletion_ms: None,
             pending_window_days: None,
-            policy: "{}".into(),
+            // A real key policy: the test's DisableKey is authorized by it.
+            policy: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}"#.into(),
             tags: vec![],
             materials: BTreeMap::from([(
                 0,

@@ -44,6 +44,23 @@ pub enum SyncMessage {
         /// The key.
         key_id: KeyId,
     },
+    /// UpdatePrimaryRegion, before the hand-over begins: the destination judges the caller's
+    /// request against its own related key (that key's policy and grants, which only its
+    /// Region holds) and answers [`SyncReply::Authorized`] or [`SyncReply::Refused`].
+    Authorize {
+        /// The key.
+        key_id: KeyId,
+        /// The operation (`UpdatePrimaryRegion`; nothing else is asked).
+        operation: String,
+        /// The caller's principal ARN, as the sending Region authenticated it.
+        principal_arn: String,
+        /// The caller's address (`aws:SourceIp`).
+        source_ip: Option<String>,
+        /// Whether the caller used the gRPC face (else AWS JSON), for `aws:SecureTransport`.
+        grpc: bool,
+        /// The request's members, AWS JSON text.
+        request: String,
+    },
     /// A replica Region's notice to the primary Region.
     Notice {
         /// The key.
@@ -97,6 +114,8 @@ pub enum SyncReply {
         /// Its creation date in the destination Region, ms.
         creation_ms: i64,
     },
+    /// `Authorize`: the destination's key allows the request.
+    Authorized,
     /// The destination refused the request with this AWS error (code and message), which the
     /// sender passes on to its caller.
     Refused {

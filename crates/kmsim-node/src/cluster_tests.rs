@@ -42,7 +42,7 @@ impl Region {
         Region::edited(n, tls, |_| {})
     }
 
-    /// A Region whose topology `edit` changes before its nodes start.
+    /// A Region whose topology `edit` changes (after `[tls]` is added) before its nodes start.
     fn edited(n: usize, tls: bool, edit: impl FnOnce(&mut Topology)) -> Region {
         let dirs = tempfile::Builder::new()
             .prefix("kmsim-cluster-test-")
@@ -75,6 +75,7 @@ impl Region {
             raft: RaftTiming::default(),
             endpoint: None,
             credentials: Vec::new(),
+            iam: None,
             trust_anchors: Vec::new(),
             sync: Default::default(),
             audit: Default::default(),
@@ -91,7 +92,6 @@ impl Region {
             }],
         };
         let mut topology = topology;
-        edit(&mut topology);
         let mut dialer = Dialer::plain();
         if tls {
             topology.tls = Some(TlsSettings {
@@ -100,6 +100,10 @@ impl Region {
                 operator_principal: None,
                 clients: Vec::new(),
             });
+        }
+        // After `[tls]` is set, so that an edit can change it (e.g. the operator's principal).
+        edit(&mut topology);
+        if tls {
             std::fs::create_dir_all(dirs.path().join("tls")).unwrap();
             for (path, text) in crate::tls::issue::cluster_files(&topology).unwrap() {
                 std::fs::write(path, text).unwrap();
@@ -716,4 +720,95 @@ async fn a_wiped_follower_is_caught_up_by_a_snapshot_and_the_log_after_it() {
     for id in [1, 2, 3] {
         r.stop(id).await;
     }
+}
+
+/// The gRPC face enforces the same authorization as the AWS JSON face: the operator certificate
+/// acts here as an IAM user whose identity policy allows some actions and denies Decrypt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grpc_callers_are_authorized_by_key_policy_identity_policy_and_lockout_check() {
+    use crate::iam::{IamConfig, IamPrincipalConfig, InlinePolicy};
+    const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
+    let r = Region::edited(1, true, |t| {
+        t.tls.as_mut().unwrap().operator_principal = Some(ALICE.into());
+        t.iam = Some(IamConfig {
+            users: vec![IamPrincipalConfig {
+                arn: ALICE.into(),
+                policies: vec![InlinePolicy {
+                    name: "kms".into(),
+                    document: r#"{"Version":"2012-10-17","Statement":[
+                        {"Effect":"Allow","Action":["kms:CreateKey","kms:Encrypt","kms:Decrypt","kms:DescribeKey","kms:PutKeyPolicy"],"Resource":"*"},
+                        {"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]}"#
+                        .into(),
+                }],
+                tags: Default::default(),
+            }],
+            roles: vec![],
+        });
+    });
+    r.leader(&[1]).await;
+    let key = r.create_key(1).await;
+    let arn = format!("arn:aws:kms:us-east-1:111122223333:key/{key}");
+    let blob = r
+        .kms(1)
+        .encrypt(pb::EncryptRequest {
+            key_id: Some(key.clone()),
+            plaintext: Some(b"payroll".to_vec()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .ciphertext_blob;
+    let err = |s: tonic::Status| error_from_status(&s);
+    // An explicit Deny in the identity policy wins over its Allow.
+    let denied = err(r
+        .kms(1)
+        .decrypt(pb::DecryptRequest {
+            ciphertext_blob: blob,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err());
+    assert_eq!(denied.code(), "AccessDeniedException");
+    assert_eq!(
+        denied.message(),
+        format!("User: {ALICE} is not authorized to perform: kms:Decrypt on resource: {arn} with an explicit deny in an identity-based policy")
+    );
+    // No identity policy allows ScheduleKeyDeletion: refused, and nothing changed.
+    let denied = err(r
+        .kms(1)
+        .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
+            key_id: Some(key.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err());
+    assert!(denied
+        .message()
+        .ends_with("because no identity-based policy allows the kms:ScheduleKeyDeletion action"));
+    let md = r.describe(1, &key).await.unwrap().key_metadata.unwrap();
+    assert_eq!(md.key_state.as_deref(), Some("Enabled"));
+    // A policy that names someone else would lock alice out: refused unless bypassed.
+    let other = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/Admin"},"Action":"kms:*","Resource":"*"}]}"#;
+    let put = |bypass: bool| pb::PutKeyPolicyRequest {
+        key_id: Some(key.clone()),
+        policy: Some(other.into()),
+        bypass_policy_lockout_safety_check: Some(bypass),
+        ..Default::default()
+    };
+    let locked = err(r.kms(1).put_key_policy(put(false)).await.unwrap_err());
+    assert_eq!(locked.code(), "MalformedPolicyDocumentException");
+    assert_eq!(
+        locked.message(),
+        "The new key policy will not allow you to update the key policy in the future."
+    );
+    r.kms(1).put_key_policy(put(true)).await.unwrap();
+    // Now the key policy no longer delegates to the account: alice's identity policy is moot.
+    let denied = err(r.describe(1, &key).await.unwrap_err());
+    assert!(
+        denied
+            .message()
+            .ends_with("because no resource-based policy allows the kms:DescribeKey action"),
+        "{denied:?}"
+    );
 }

@@ -68,6 +68,11 @@ pub struct Topology {
     /// principal `arn:aws:iam::111122223333:root`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub credentials: Vec<CredentialEntry>,
+    /// IAM users and roles with their identity policies and tags (`crate::iam`). Default:
+    /// none, and IAM is not modelled: every principal but an account root acts with an
+    /// implicit identity policy allowing `kms:*`, so only key policies restrict it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam: Option<crate::iam::IamConfig>,
     /// The public key (hex of DER SubjectPublicKeyInfo) of each partition's trust anchor,
     /// which certifies the transport keys of that partition's Regions. `kmsim up` creates one
     /// per partition and keeps its private half in `keys/trust-anchor-<partition>.key`.
@@ -638,9 +643,9 @@ impl Topology {
                     c.access_key_id
                 ));
             }
-            if !c.principal_arn.starts_with("arn:") {
+            if kmsim_policy::Caller::from_arn(&c.principal_arn).is_err() {
                 return bad(format!(
-                    "credentials for {}: principal_arn '{}' is not an ARN",
+                    "credentials for {}: principal_arn '{}' is not an account root, IAM user, IAM role or role session ARN",
                     c.access_key_id, c.principal_arn
                 ));
             }
@@ -653,6 +658,26 @@ impl Topology {
                     c.access_key_id
                 ));
             }
+        }
+        if let Some(iam) = &self.iam {
+            let credentials = self.credentials.iter().map(|c| {
+                (
+                    c.principal_arn.as_str(),
+                    format!("credentials for {}", c.access_key_id),
+                )
+            });
+            let clients = self.tls.iter().flat_map(|t| {
+                t.clients
+                    .iter()
+                    .map(|c| (c.principal_arn.as_str(), format!("tls client {}", c.name)))
+                    .chain(
+                        t.operator_principal
+                            .as_deref()
+                            .map(|p| (p, "tls operator_principal".to_string())),
+                    )
+            });
+            iam.check(credentials.chain(clients))
+                .map_err(ConfigError::Invalid)?;
         }
         Ok(())
     }
@@ -888,8 +913,22 @@ data_dir = "data/cn-north-1/node-2"
 "#;
         let timing = "[raft]\nheartbeat_ms = 50\nelection_timeout_min_ms = 200\nelection_timeout_max_ms = 400\n";
         let tls = "[tls]\ndir = \"keys/tls\"\naws_https = true\n[[tls.clients]]\nname = \"app\"\nprincipal_arn = \"arn:aws:iam::111122223333:role/app\"\n";
-        format!("{SAMPLE}{second}{AWS}{timing}{tls}")
+        format!("{SAMPLE}{second}{AWS}{timing}{tls}{IAM}")
     }
+
+    /// Principals for the sample's credentials and TLS client, and a user with a policy.
+    const IAM: &str = r#"
+[[iam.users]]
+arn = "arn:aws:iam::444455556666:user/dev/alice"
+tags = { team = "payroll" }
+[[iam.users.policies]]
+name = "use-keys"
+document = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"arn:aws:kms:*:111122223333:key/*"}]}'
+[[iam.roles]]
+arn = "arn:aws:iam::111122223333:role/r"
+[[iam.roles]]
+arn = "arn:aws:iam::111122223333:role/app"
+"#;
 
     proptest::proptest! {
         /// A topology file is read from disk, so any text: parsed or refused, never a panic.
@@ -952,7 +991,27 @@ data_dir = "data/cn-north-1/node-2"
         let tls = t.tls.as_ref().unwrap();
         assert!(tls.aws_https);
         assert_eq!(tls.clients[0].name, "app");
+        let iam = t.iam.as_ref().unwrap();
+        assert_eq!(iam.users[0].policies[0].name, "use-keys");
+        assert_eq!(iam.roles.len(), 2);
         let bad = |from: &str, to: &str| Topology::parse(&full_sample().replace(from, to)).is_err();
+        // Every principal credentials or TLS clients name must be declared, every policy parse.
+        let err = |from: &str, to: &str| {
+            Topology::parse(&full_sample().replace(from, to))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(
+            "\narn = \"arn:aws:iam::111122223333:role/app\"",
+            "\narn = \"arn:aws:iam::111122223333:role/other\""
+        )
+        .contains("tls client app: principal 'arn:aws:iam::111122223333:role/app' is not"));
+        assert!(err(
+            "\narn = \"arn:aws:iam::111122223333:role/r\"",
+            "\narn = \"arn:aws:iam::111122223333:role/q\""
+        )
+        .contains("credentials for"));
+        assert!(err("\"Allow\"", "\"Perhaps\"").contains("policy use-keys does not parse"));
         assert!(bad("name = \"app\"", "name = \"a/b\""));
         assert!(bad(
             "\"arn:aws:iam::111122223333:role/app\"",

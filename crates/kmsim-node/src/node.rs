@@ -246,6 +246,12 @@ pub async fn run_node_with_key<E: KvEngine>(
             )),
             false => None,
         },
+        iam: Arc::new(crate::iam::Iam::new(topology.iam.as_ref())),
+        policies: Default::default(),
+        secure_transport: crate::kms::SecureTransport {
+            grpc: topology.tls.is_some(),
+            aws_json: topology.aws_scheme() == "https",
+        },
     });
     let wake = api.app.read().expect("invariant: lock not poisoned").wake();
     metrics.set_sampler(Arc::new(NodeSampler {

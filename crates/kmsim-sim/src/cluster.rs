@@ -408,6 +408,7 @@ impl ClusterDir {
             fault_seed: 0,
             endpoint: Some(EndpointConfig { listen: gateway }),
             credentials: vec![default_credentials(account)],
+            iam: None,
             trust_anchors,
             sync: SyncTiming::default(),
             audit: kmsim_node::config::AuditSettings::default(),

@@ -455,7 +455,8 @@ fn identifiers_are_well_formed(m: &crate::sync::SyncMessage) -> bool {
         crate::sync::SyncMessage::Notice { key_id, from, .. } => {
             KeyId::parse(key_id.as_str()).is_some() && region_ok(from)
         }
-        crate::sync::SyncMessage::AbandonReplica { key_id } => {
+        crate::sync::SyncMessage::AbandonReplica { key_id }
+        | crate::sync::SyncMessage::Authorize { key_id, .. } => {
             KeyId::parse(key_id.as_str()).is_some()
         }
     }

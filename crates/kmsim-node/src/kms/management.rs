@@ -142,6 +142,7 @@ impl KmsApi {
         }
         let description = req.description.unwrap_or_default();
         check_description(&description)?;
+        let given_policy = req.policy.is_some();
         let policy = match req.policy {
             Some(p) => {
                 validate_policy(&p)?;
@@ -167,6 +168,18 @@ impl KmsApi {
         } else {
             KeyId::single_region_from_bytes(self.entropy.bytes())
         };
+        // The default policy gives the account `kms:*`; a given one must not lock the caller
+        // out (AWS checks only a policy the request gives).
+        if given_policy {
+            self.check_new_key_policy(
+                ctx,
+                "CreateKey",
+                &policy,
+                &self.scope.key_arn(&key_id),
+                &self.scope.region,
+                req.bypass_policy_lockout_safety_check.unwrap_or(false),
+            )?;
+        }
         let now = self.clock.now_ms();
         let mut shared = SharedProps {
             key_spec: spec,
@@ -494,13 +507,21 @@ impl KmsApi {
     /// PutKeyPolicy.
     pub async fn put_key_policy(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         req: pb::PutKeyPolicyRequest,
     ) -> Result<pb::PutKeyPolicyResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
         policy_name(req.policy_name)?;
         let policy = required(req.policy, "policy")?;
         validate_policy(&policy)?;
+        self.check_new_key_policy(
+            ctx,
+            "PutKeyPolicy",
+            &policy,
+            &self.arn(&key),
+            &self.scope.region,
+            req.bypass_policy_lockout_safety_check.unwrap_or(false),
+        )?;
         self.propose_done(Command::PutKeyPolicy {
             key_id: key.key_id.clone(),
             policy,

@@ -5,6 +5,7 @@
 //! node: IDs, wrapped material and dates included). Cryptographic operations read this node's
 //! applied state and the unwrapped-material cache; they never touch Raft.
 
+mod authorize;
 mod context;
 mod convert;
 mod crypto_ops;
@@ -34,6 +35,7 @@ use crate::entropy::Entropy;
 use crate::material::MaterialCache;
 use crate::proposer::Proposer;
 
+pub use authorize::{PolicyCache, SecureTransport};
 pub use context::{Interface, RequestContext};
 pub use convert::key_metadata;
 
@@ -63,6 +65,12 @@ pub struct KmsApi {
     pub sync: Option<Arc<crate::sync::link::SyncLink>>,
     /// This node's call log (every call the Region's replicated log does not record).
     pub calls: Option<Arc<crate::call_log::CallLog>>,
+    /// The topology's principals and their identity policies (the same in every Region).
+    pub iam: Arc<crate::iam::Iam>,
+    /// Key policies parsed for evaluation, by text.
+    pub policies: PolicyCache,
+    /// Whether each face is reached over TLS (`aws:SecureTransport`).
+    pub secure_transport: SecureTransport,
 }
 
 /// The operations whose successful calls the Region's replicated log records (through
@@ -147,8 +155,9 @@ impl KmsApi {
     ///   apply), so they see every write acknowledged before they started, whichever node took
     ///   that write;
     /// - any other operation that is refused because of the key's state as this node knows it
-    ///   (`NotFoundException`, `DisabledException`, `KMSInvalidStateException`) is confirmed the
-    ///   same way and run once more before the answer goes out, so a lagging follower never
+    ///   (`NotFoundException`, `DisabledException`, `KMSInvalidStateException`), or refused by
+    ///   authorization (`AccessDeniedException`: a policy or grant this node has not applied
+    ///   yet), is confirmed the same way and run once more before the answer goes out, so a lagging follower never
     ///   denies a key, or a state change, its Region has acknowledged. Cryptographic operations
     ///   that succeed stay local reads with no extra round trip.
     ///
@@ -174,7 +183,18 @@ impl KmsApi {
     {
         // Built before the call consumes the request: only the members CloudTrail records.
         let params = self.calls.as_ref().map(|_| trail::request_parameters(&req));
-        let out = self.consistent_run(op, req, call).await;
+        // Authorization first, on the state the operation then reads; a refusal changes
+        // nothing and is recorded like any failed call.
+        let authorized = |r: Req| {
+            let allowed = self.authorize(op, ctx, &r);
+            // A future does nothing until polled: a refused operation never starts.
+            let run = call(r);
+            async move {
+                allowed?;
+                run.await
+            }
+        };
+        let out = self.consistent_run(op, req, authorized).await;
         if let Some(params) = params {
             self.record_call(op, ctx, params, &out).await;
         }
@@ -273,7 +293,12 @@ impl KmsApi {
             return call(req).await;
         }
         match call(req.clone()).await {
-            Err(KmsError::NotFound(_) | KmsError::Disabled(_) | KmsError::InvalidState(_)) => {
+            Err(
+                KmsError::NotFound(_)
+                | KmsError::Disabled(_)
+                | KmsError::InvalidState(_)
+                | KmsError::AccessDenied(_),
+            ) => {
                 self.reads.barrier().await?;
                 call(req).await
             }

@@ -71,6 +71,15 @@ impl KmsApi {
         let policy = match req.policy {
             Some(p) => {
                 validate_policy(&p)?;
+                // Judged as the replica Region would: its ARN, `aws:RequestedRegion` there.
+                self.check_new_key_policy(
+                    ctx,
+                    "ReplicateKey",
+                    &p,
+                    &replica_scope.key_arn(&key.key_id),
+                    &replica,
+                    req.bypass_policy_lockout_safety_check.unwrap_or(false),
+                )?;
                 p
             }
             None => default_key_policy(&replica_scope),
@@ -254,6 +263,7 @@ impl KmsApi {
             .as_ref()
             .is_some_and(|h| h.to == to);
         if !handing_over {
+            self.authorize_in(ctx, &link, &key.key_id, &to).await?;
             let params = serde_json::json!({"keyId": key_id, "primaryRegion": to.as_str()});
             self.propose_done(self.audited(
                 ctx,
@@ -286,6 +296,46 @@ impl KmsApi {
                 "The primary Region of {arn} was not changed: {to} no longer holds the key."
             ))),
             _ => Ok(pb::UpdatePrimaryRegionResponse {}),
+        }
+    }
+}
+
+impl KmsApi {
+    /// UpdatePrimaryRegion needs `kms:UpdatePrimaryRegion` on the replica being promoted too,
+    /// judged by that key's own policy and grants, which only its Region holds: that Region is
+    /// asked before anything changes, and its refusal is the caller's `AccessDeniedException`.
+    /// When that Region cannot be reached the check is skipped and the hand-over begins as
+    /// before (it then waits for that Region): a known limit, in docs/ARCHITECTURE.md,
+    /// "Authorization".
+    async fn authorize_in(
+        &self,
+        ctx: &RequestContext,
+        link: &SyncLink,
+        key_id: &KeyId,
+        to: &Region,
+    ) -> Result<(), KmsError> {
+        let message = SyncMessage::Authorize {
+            key_id: key_id.clone(),
+            operation: "UpdatePrimaryRegion".into(),
+            principal_arn: ctx.principal_arn.clone(),
+            source_ip: ctx.source_ip.clone(),
+            grpc: ctx.interface == super::Interface::Grpc,
+            request: serde_json::json!({"KeyId": key_id.as_str(), "PrimaryRegion": to.as_str()})
+                .to_string(),
+        };
+        match link
+            .send(&self.entropy, to, key_id, 0, &message, &Bundle::default())
+            .await
+        {
+            Ok(SyncReply::Authorized) => Ok(()),
+            Ok(SyncReply::Refused { code, message }) => Err(KmsError::from_wire(&code, message)),
+            Ok(other) => Err(KmsError::Internal(format!(
+                "{to} answered an authorization request with {other:?}"
+            ))),
+            Err(why) => {
+                tracing::warn!(key_id = %key_id, peer = %to, why, "could not ask the replica Region to authorize UpdatePrimaryRegion; going on without its check");
+                Ok(())
+            }
         }
     }
 }

@@ -133,6 +133,46 @@ impl SyncServiceImpl {
                 source: region(source)?,
                 now_ms: self.api.clock.now_ms(),
             },
+            SyncMessage::Authorize {
+                key_id,
+                operation,
+                principal_arn,
+                source_ip,
+                grpc,
+                request,
+            } => {
+                if operation != "UpdatePrimaryRegion" {
+                    return Err(Status::permission_denied(
+                        "only UpdatePrimaryRegion is authorized across Regions",
+                    ));
+                }
+                let mut body: serde_json::Value = serde_json::from_str(&request)
+                    .map_err(|_| Status::invalid_argument("bad request members"))?;
+                // Judged on this Region's key, whatever the sender named.
+                body["KeyId"] = serde_json::Value::String(key_id.to_string());
+                let ctx = crate::kms::RequestContext {
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                    principal_arn,
+                    access_key_id: None,
+                    source_ip,
+                    user_agent: None,
+                    interface: if grpc {
+                        crate::kms::Interface::Grpc
+                    } else {
+                        crate::kms::Interface::AwsJson
+                    },
+                };
+                // Read-your-writes for a policy just changed here.
+                self.api
+                    .reads
+                    .barrier()
+                    .await
+                    .map_err(|e| kmsim_proto::status_from_error(&e))?;
+                return Ok(match self.api.authorize(&operation, &ctx, &body) {
+                    Ok(()) => SyncReply::Authorized,
+                    Err(e) => refused(&e),
+                });
+            }
             SyncMessage::Notice { key_id, from, kind } => {
                 if from.as_str() != source {
                     return Err(Status::permission_denied(
@@ -178,6 +218,7 @@ impl SyncService for SyncServiceImpl {
             SyncMessage::Key { key_id, .. }
             | SyncMessage::CreateReplica { key_id, .. }
             | SyncMessage::AbandonReplica { key_id }
+            | SyncMessage::Authorize { key_id, .. }
             | SyncMessage::Notice { key_id, .. } => key_id.as_str() == env.key_id,
         };
         if !key_matches || KeyId::parse(&env.key_id).is_none() {

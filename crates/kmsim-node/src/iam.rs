@@ -1,0 +1,389 @@
+//! IAM as the topology declares it: the `[iam]` table (users and roles, their inline identity
+//! policies and principal tags), checked when the topology is loaded, and [`Iam`], the view the
+//! KMS operations ask "who is this caller and which identity policies apply to it".
+//!
+//! IAM is global in AWS. kmsim reads it from the topology, which every node of every Region
+//! loads from the same file, so every Region sees the same principals and policies (changing
+//! them means editing the file and restarting the nodes; there is no run-time `kmsim iam` yet).
+//!
+//! Without an `[iam]` table IAM is not modelled: every principal other than an account root
+//! acts with one implicit identity policy allowing `kms:*` on `*` (what kmsim did before
+//! authorization existed), so key policies, their `Deny` statements and the lockout check still
+//! apply. With an `[iam]` table, every user and role has exactly the policies listed, and every
+//! principal that credentials or TLS clients name must be an account root or be declared.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use kmsim_policy::{Caller, IdentityPolicy, Policy, PrincipalKind};
+
+/// The `[iam]` table of the topology.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamConfig {
+    /// IAM users (`[[iam.users]]`; default none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<IamPrincipalConfig>,
+    /// IAM roles (`[[iam.roles]]`; default none). A role session
+    /// (`arn:aws:sts::<acct>:assumed-role/<role>/<session>`) acts with its role's policies and
+    /// tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<IamPrincipalConfig>,
+}
+
+/// One IAM user or role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamPrincipalConfig {
+    /// Its ARN: `arn:aws:iam::<acct>:user/<path/>name` or `…:role/<path/>name` (required). The
+    /// account may be any account, not only the topology's (for cross-account use).
+    pub arn: String,
+    /// Its inline identity policies (default none: it may do nothing through IAM).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<InlinePolicy>,
+    /// Its tags, the values of `aws:PrincipalTag/<k>` (default none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One named identity policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlinePolicy {
+    /// The policy's name, unique per principal (required).
+    pub name: String,
+    /// The policy document, JSON text (required).
+    pub document: String,
+}
+
+impl IamConfig {
+    /// Checks every principal and policy, then that each of `named` (the principals of the
+    /// topology's credentials and TLS clients, with where they come from) is a root or declared.
+    pub fn check<'a>(
+        &self,
+        named: impl IntoIterator<Item = (&'a str, String)>,
+    ) -> Result<(), String> {
+        let mut seen = BTreeSet::new();
+        let mut roles = BTreeSet::new();
+        for (list, kind) in [
+            (&self.users, PrincipalKind::User),
+            (&self.roles, PrincipalKind::Role),
+        ] {
+            for p in list {
+                let caller = Caller::from_arn(&p.arn)
+                    .ok()
+                    .filter(|c| c.kind == kind)
+                    .ok_or_else(|| {
+                        format!(
+                            "iam: '{}' is not an IAM {} ARN",
+                            p.arn,
+                            if kind == PrincipalKind::User {
+                                "user"
+                            } else {
+                                "role"
+                            }
+                        )
+                    })?;
+                if !seen.insert(p.arn.clone()) {
+                    return Err(format!("iam: {} is listed twice", p.arn));
+                }
+                if kind == PrincipalKind::Role && !roles.insert(role_key(&caller, &p.arn)) {
+                    return Err(format!(
+                        "iam: two roles of one account have the name of {}",
+                        p.arn
+                    ));
+                }
+                let mut names = BTreeSet::new();
+                for policy in &p.policies {
+                    if policy.name.is_empty() || !names.insert(policy.name.as_str()) {
+                        return Err(format!(
+                            "iam: {}: policy names must be non-empty and unique ('{}')",
+                            p.arn, policy.name
+                        ));
+                    }
+                    Policy::parse(&policy.document)
+                        .and_then(|d| d.validate_identity_policy())
+                        .map_err(|e| {
+                            format!("iam: {}: policy {} does not parse: {e}", p.arn, policy.name)
+                        })?;
+                }
+                if p.tags.keys().any(|k| k.is_empty() || k.len() > 128) {
+                    return Err(format!(
+                        "iam: {}: tag keys must be 1 to 128 characters",
+                        p.arn
+                    ));
+                }
+            }
+        }
+        let iam = Iam::new(Some(self));
+        for (arn, origin) in named {
+            if !iam.declares(arn) {
+                return Err(format!(
+                    "{origin}: principal '{arn}' is not an account root nor a user, role or role session declared in [iam]"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A role's key in the index: account and name (a session ARN names its role without path).
+fn role_key(caller: &Caller, arn: &str) -> (String, String) {
+    let name = arn.rsplit('/').next().unwrap_or_default();
+    (caller.account.clone().unwrap_or_default(), name.to_string())
+}
+
+/// A declared principal, ready for evaluation.
+#[derive(Debug, Clone)]
+struct Declared {
+    policies: Arc<[IdentityPolicy]>,
+    tags: BTreeMap<String, String>,
+}
+
+impl Declared {
+    fn new(p: &IamPrincipalConfig) -> Declared {
+        Declared {
+            // Checked at load; a document that does not parse is left out rather than fail.
+            policies: p
+                .policies
+                .iter()
+                .filter_map(|ip| {
+                    Some(IdentityPolicy {
+                        name: ip.name.clone(),
+                        policy: Policy::parse(&ip.document).ok()?,
+                    })
+                })
+                .collect(),
+            tags: p.tags.clone(),
+        }
+    }
+}
+
+/// A caller as authorization sees it: its identity (with `aws:userid` and principal tags) and
+/// the identity policies that apply to it.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The caller.
+    pub caller: Caller,
+    /// Its identity policies (empty for a root user, to whom none apply).
+    pub policies: Arc<[IdentityPolicy]>,
+}
+
+/// The principals of the topology (see the module docs).
+#[derive(Debug)]
+pub struct Iam {
+    /// Whether the topology has an `[iam]` table.
+    modelled: bool,
+    /// Users by ARN.
+    users: HashMap<String, Declared>,
+    /// Roles by (account, name).
+    roles: HashMap<(String, String), Declared>,
+    /// The policy of every principal when IAM is not modelled.
+    unmodelled: Arc<[IdentityPolicy]>,
+}
+
+/// The name of the implicit identity policy of a topology without `[iam]`.
+pub const UNMODELLED_POLICY: &str = "kmsim-iam-not-modelled";
+
+impl Iam {
+    /// The IAM of a topology (`None`: no `[iam]` table).
+    pub fn new(config: Option<&IamConfig>) -> Iam {
+        let allow_all = Policy::parse(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#,
+        )
+        .expect("invariant: the implicit policy parses");
+        let mut iam = Iam {
+            modelled: config.is_some(),
+            users: HashMap::new(),
+            roles: HashMap::new(),
+            unmodelled: Arc::from(vec![IdentityPolicy {
+                name: UNMODELLED_POLICY.into(),
+                policy: allow_all,
+            }]),
+        };
+        for u in config.map(|c| c.users.as_slice()).unwrap_or_default() {
+            iam.users.insert(u.arn.clone(), Declared::new(u));
+        }
+        for r in config.map(|c| c.roles.as_slice()).unwrap_or_default() {
+            if let Ok(caller) = Caller::from_arn(&r.arn) {
+                iam.roles
+                    .insert(role_key(&caller, &r.arn), Declared::new(r));
+            }
+        }
+        iam
+    }
+
+    /// Whether IAM is modelled (the topology has an `[iam]` table).
+    pub fn is_modelled(&self) -> bool {
+        self.modelled
+    }
+
+    fn declared(&self, caller: &Caller) -> Option<&Declared> {
+        match caller.kind {
+            PrincipalKind::User => self.users.get(&caller.arn),
+            PrincipalKind::Role | PrincipalKind::AssumedRole => {
+                self.roles.get(&role_key(caller, &caller.principal_arn))
+            }
+            PrincipalKind::AccountRoot | PrincipalKind::Service => None,
+        }
+    }
+
+    /// Whether `arn` is a principal this IAM knows: a root, or a declared user, role or session
+    /// of a declared role (any principal that parses when IAM is not modelled).
+    pub fn declares(&self, arn: &str) -> bool {
+        match Caller::from_arn(arn) {
+            Ok(c) if c.kind == PrincipalKind::AccountRoot => true,
+            Ok(c) => !self.modelled || self.declared(&c).is_some(),
+            Err(_) => false,
+        }
+    }
+
+    /// The caller named by `arn` and the identity policies that apply to it. An ARN that is
+    /// not a principal ARN acts as nobody anything allows (an undeclared user of a modelled IAM
+    /// too: no identity policy, so only a key policy naming it can allow).
+    pub fn principal(&self, arn: &str) -> Principal {
+        let mut caller = match Caller::from_arn(arn) {
+            Ok(c) => c,
+            Err(_) => {
+                return Principal {
+                    caller: Caller::service(arn),
+                    policies: Arc::from(Vec::new()),
+                }
+            }
+        };
+        caller.userid = Some(user_id(&caller));
+        let policies = match (caller.kind, self.declared(&caller)) {
+            (PrincipalKind::AccountRoot, _) => Arc::from(Vec::new()),
+            (_, Some(d)) => {
+                caller.tags = d.tags.clone();
+                d.policies.clone()
+            }
+            (_, None) if !self.modelled => self.unmodelled.clone(),
+            (_, None) => Arc::from(Vec::new()),
+        };
+        Principal { caller, policies }
+    }
+}
+
+/// `aws:userid`: the account ID for a root user; for a user, an `AIDA…` unique ID; for a role
+/// or session, `AROA…` (with `:<session>` for a session). AWS assigns the IDs at creation;
+/// kmsim derives them from the ARN so they are stable and the same in every Region.
+fn user_id(caller: &Caller) -> String {
+    let unique = |prefix: &str, of: &str| {
+        const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let digest = Sha256::digest(of.as_bytes());
+        let tail: String = digest
+            .iter()
+            .take(17)
+            .map(|b| char::from(ALPHABET[usize::from(b % 32)]))
+            .collect();
+        format!("{prefix}{tail}")
+    };
+    match caller.kind {
+        PrincipalKind::AccountRoot => caller.account.clone().unwrap_or_default(),
+        PrincipalKind::User => unique("AIDA", &caller.arn),
+        PrincipalKind::Role => unique("AROA", &caller.principal_arn),
+        PrincipalKind::AssumedRole => {
+            let session = caller.arn.rsplit('/').next().unwrap_or_default();
+            format!("{}:{session}", unique("AROA", &caller.principal_arn))
+        }
+        PrincipalKind::Service => caller.arn.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALLOW_DECRYPT: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]}"#;
+
+    fn config() -> IamConfig {
+        IamConfig {
+            users: vec![IamPrincipalConfig {
+                arn: "arn:aws:iam::111122223333:user/alice".into(),
+                policies: vec![InlinePolicy {
+                    name: "use".into(),
+                    document: ALLOW_DECRYPT.into(),
+                }],
+                tags: [("team".to_string(), "payroll".to_string())].into(),
+            }],
+            roles: vec![IamPrincipalConfig {
+                arn: "arn:aws:iam::444455556666:role/ops/Admin".into(),
+                policies: vec![],
+                tags: BTreeMap::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn declared_principals_get_their_policies_and_tags() {
+        let iam = Iam::new(Some(&config()));
+        let alice = iam.principal("arn:aws:iam::111122223333:user/alice");
+        assert_eq!(alice.policies.len(), 1);
+        assert_eq!(
+            alice.caller.tags.get("team").map(String::as_str),
+            Some("payroll")
+        );
+        assert!(alice
+            .caller
+            .userid
+            .as_deref()
+            .is_some_and(|u| u.starts_with("AIDA")));
+        let session = iam.principal("arn:aws:sts::444455556666:assumed-role/Admin/s1");
+        assert_eq!(session.caller.kind, PrincipalKind::AssumedRole);
+        assert!(session
+            .caller
+            .userid
+            .as_deref()
+            .is_some_and(|u| u.ends_with(":s1")));
+        assert!(iam.declares("arn:aws:sts::444455556666:assumed-role/Admin/s1"));
+        assert!(iam.declares("arn:aws:iam::999988887777:root"));
+        assert!(!iam.declares("arn:aws:iam::111122223333:user/bob"));
+        assert!(iam
+            .principal("arn:aws:iam::111122223333:user/bob")
+            .policies
+            .is_empty());
+        let root = iam.principal("arn:aws:iam::111122223333:root");
+        assert!(root.policies.is_empty());
+        assert_eq!(root.caller.userid.as_deref(), Some("111122223333"));
+    }
+
+    #[test]
+    fn without_iam_every_principal_may_use_kms_through_iam() {
+        let iam = Iam::new(None);
+        assert!(iam.declares("arn:aws:iam::111122223333:role/anything"));
+        let p = iam.principal("arn:aws:iam::111122223333:role/anything");
+        assert_eq!(p.policies[0].name, UNMODELLED_POLICY);
+    }
+
+    #[test]
+    fn bad_principals_and_policies_are_refused_with_clear_errors() {
+        let ok = config();
+        assert_eq!(ok.check([]), Ok(()));
+        let err = ok
+            .check([(
+                "credentials for AKIA1",
+                "arn:aws:iam::111122223333:user/bob".to_string(),
+            )])
+            .unwrap_err();
+        assert!(err.contains("user/bob") && err.contains("AKIA1"), "{err}");
+        let mut bad = config();
+        bad.users[0].policies[0].document = "{nope".into();
+        let err = bad.check([]).unwrap_err();
+        assert!(err.contains("policy use does not parse"), "{err}");
+        let mut bad = config();
+        bad.users[0].policies[0].document =
+            r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"}]}"#
+                .into();
+        assert!(bad.check([]).is_err());
+        let mut bad = config();
+        bad.users[0].arn = "arn:aws:iam::111122223333:role/x".into();
+        assert!(bad.check([]).unwrap_err().contains("not an IAM user ARN"));
+        let mut bad = config();
+        bad.users.push(bad.users[0].clone());
+        assert!(bad.check([]).unwrap_err().contains("listed twice"));
+    }
+}

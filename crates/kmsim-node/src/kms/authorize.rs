@@ -1,0 +1,722 @@
+//! The authorization step every KMS operation passes before it does anything (called by
+//! [`KmsApi::consistent`], so both faces share it): who calls (the topology's IAM, `crate::iam`),
+//! what the operation acts on ([`acts`], one row per operation that is not "the key its `KeyId`
+//! names"), the condition keys (the request's members through one table, [`REQUEST_KEYS`], the
+//! key's own properties, and the global keys), and `kmsim_policy::evaluate` over the key's
+//! policy and grants as this Region's replicated state holds them.
+//!
+//! The request is read in its AWS JSON form (every `kmsim.kms.v1` request serializes to it), so
+//! a condition key is one table row, not code in each operation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use kmsim_core::ids::{AliasName, KeyRef, RefForms, Region};
+use kmsim_core::key::KeyRecord;
+use kmsim_core::KmsError;
+use kmsim_crypto::CiphertextBlob;
+use kmsim_policy::{
+    check_lockout_in, evaluate, Decision, Denied, Grant, GrantConstraints, KeyAccess, Policy,
+    PolicyError, RequestContext as PolicyContext,
+};
+
+use super::{Interface, KmsApi, RequestContext};
+use crate::iam::Principal;
+
+/// What an operation is authorized against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Acts {
+    /// Identity policies only, on resource `*`: the operation names no existing key.
+    Account,
+    /// The key its `KeyId` member names (key policy, identity policies, grants).
+    Key,
+    /// Decrypt: the key `KeyId` names, else the key its ciphertext names.
+    KeyOrCiphertext,
+    /// ReEncrypt: `kms:ReEncryptFrom` on the source key, `kms:ReEncryptTo` on the destination.
+    ReEncrypt,
+    /// Aliases: the alias (identity policies) and every key it targets or will target.
+    Alias,
+    /// RetireGrant: the key of the grant (its token or `KeyId`), the grant being retired named.
+    RetireGrant,
+    /// ReplicateKey: `kms:ReplicateKey` on the primary, and `kms:CreateKey` (plus
+    /// `kms:TagResource` with `Tags`) from identity policies as evaluated in the replica Region.
+    Replicate,
+}
+
+/// The one table of operations whose resource is not "the key `KeyId` names".
+fn acts(op: &str) -> Acts {
+    match op {
+        "CreateKey" | "ListKeys" | "ListAliases" | "GenerateRandom" | "ListRetirableGrants" => {
+            Acts::Account
+        }
+        "Decrypt" => Acts::KeyOrCiphertext,
+        "ReEncrypt" => Acts::ReEncrypt,
+        "CreateAlias" | "UpdateAlias" | "DeleteAlias" => Acts::Alias,
+        "RetireGrant" => Acts::RetireGrant,
+        "ReplicateKey" => Acts::Replicate,
+        _ => Acts::Key,
+    }
+}
+
+/// The operations whose requests carry an encryption context (`kms:EncryptionContext:<k>`,
+/// `kms:EncryptionContextKeys`, grant constraints), and the default `kms:EncryptionAlgorithm`.
+const ENCRYPTION_CONTEXT_OPERATIONS: &[&str] = &[
+    "Encrypt",
+    "Decrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+];
+
+/// How a request member becomes a condition key value.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// A string (or each string of a list: a multi-valued key).
+    Text,
+    /// A number.
+    Number,
+    /// A Boolean.
+    Bool,
+    /// Epoch seconds, as a date.
+    Date,
+}
+
+/// Request members that are condition keys, for every operation that has the member.
+const REQUEST_KEYS: &[(&str, &str, Kind)] = &[
+    ("EncryptionAlgorithm", "kms:EncryptionAlgorithm", Kind::Text),
+    ("SigningAlgorithm", "kms:SigningAlgorithm", Kind::Text),
+    ("MacAlgorithm", "kms:MacAlgorithm", Kind::Text),
+    ("MessageType", "kms:MessageType", Kind::Text),
+    ("KeyPairSpec", "kms:DataKeyPairSpec", Kind::Text),
+    (
+        "KeyAgreementAlgorithm",
+        "kms:KeyAgreementAlgorithm",
+        Kind::Text,
+    ),
+    ("ExpirationModel", "kms:ExpirationModel", Kind::Text),
+    ("ValidTo", "kms:ValidTo", Kind::Date),
+    ("WrappingAlgorithm", "kms:WrappingAlgorithm", Kind::Text),
+    ("WrappingKeySpec", "kms:WrappingKeySpec", Kind::Text),
+    (
+        "PendingWindowInDays",
+        "kms:ScheduleKeyDeletionPendingWindowInDays",
+        Kind::Number,
+    ),
+    (
+        "RotationPeriodInDays",
+        "kms:RotationPeriodInDays",
+        Kind::Number,
+    ),
+    (
+        "BypassPolicyLockoutSafetyCheck",
+        "kms:BypassPolicyLockoutSafetyCheck",
+        Kind::Bool,
+    ),
+    ("ReplicaRegion", "kms:ReplicaRegion", Kind::Text),
+    ("PrimaryRegion", "kms:PrimaryRegion", Kind::Text),
+    ("GranteePrincipal", "kms:GranteePrincipal", Kind::Text),
+    ("RetiringPrincipal", "kms:RetiringPrincipal", Kind::Text),
+    ("Operations", "kms:GrantOperations", Kind::Text),
+    ("TagKeys", "aws:TagKeys", Kind::Text),
+];
+
+/// Defaults AWS puts in the context when the member is absent, by operation.
+fn default_keys(op: &str) -> &'static [(&'static str, &'static str)] {
+    match op {
+        o if ENCRYPTION_CONTEXT_OPERATIONS.contains(&o) || o == "ReEncrypt" => {
+            &[("kms:EncryptionAlgorithm", "SYMMETRIC_DEFAULT")]
+        }
+        "Sign" | "Verify" => &[("kms:MessageType", "RAW")],
+        "CreateKey" => &[
+            ("kms:KeySpec", "SYMMETRIC_DEFAULT"),
+            ("kms:KeyOrigin", "AWS_KMS"),
+            ("kms:BypassPolicyLockoutSafetyCheck", "false"),
+        ],
+        "PutKeyPolicy" => &[("kms:BypassPolicyLockoutSafetyCheck", "false")],
+        _ => &[],
+    }
+}
+
+/// One decision the operation needs.
+struct Check {
+    /// `kms:<Action>`.
+    action: String,
+    /// What it is on.
+    target: Target,
+    /// `aws:RequestedRegion` when not this Region (ReplicateKey's replica-side checks).
+    region: Option<Region>,
+    /// The member holding this check's encryption context, if it takes one.
+    context_member: Option<&'static str>,
+    /// The member holding this check's encryption algorithm (ReEncrypt's two sides).
+    algorithm_member: Option<&'static str>,
+    /// The grant a RetireGrant retires.
+    retiring_grant: Option<String>,
+}
+
+impl Check {
+    fn new(action: &str, target: Target) -> Check {
+        Check {
+            action: format!("kms:{action}"),
+            target,
+            region: None,
+            context_member: None,
+            algorithm_member: None,
+            retiring_grant: None,
+        }
+    }
+}
+
+/// What one check is on.
+enum Target {
+    /// Resource `*`, identity policies only.
+    Account,
+    /// An alias ARN, identity policies only (key policies do not govern aliases).
+    Alias(String),
+    /// A key of this Region, and the `KeyId` as the request gave it (for `kms:RequestAlias`).
+    Key(Arc<KeyRecord>, Option<String>),
+}
+
+/// Parsed key policies by text, so a policy is parsed once, not on every request.
+#[derive(Default)]
+pub struct PolicyCache {
+    parsed: Mutex<HashMap<String, Arc<Result<Policy, PolicyError>>>>,
+}
+
+/// Policies the cache holds before it is emptied.
+const POLICY_CACHE_LIMIT: usize = 4096;
+
+impl PolicyCache {
+    fn get(&self, text: &str) -> Arc<Result<Policy, PolicyError>> {
+        let mut map = self.parsed.lock().expect("invariant: lock not poisoned");
+        if let Some(p) = map.get(text) {
+            return p.clone();
+        }
+        if map.len() >= POLICY_CACHE_LIMIT {
+            map.clear();
+        }
+        let p = Arc::new(Policy::parse(text));
+        map.insert(text.to_string(), p.clone());
+        p
+    }
+}
+
+impl std::fmt::Debug for PolicyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PolicyCache")
+    }
+}
+
+/// A string member of the request.
+fn member<'a>(body: &'a Value, name: &str) -> Option<&'a str> {
+    body.get(name).and_then(Value::as_str)
+}
+
+/// A map member of strings (an encryption context).
+fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `Tags` (`[{TagKey, TagValue}]`) as pairs.
+fn tags_member(body: &Value) -> Option<Vec<(String, String)>> {
+    let list = body.get("Tags")?.as_array()?;
+    Some(
+        list.iter()
+            .filter_map(|t| {
+                Some((
+                    t.get("TagKey")?.as_str()?.to_string(),
+                    t.get("TagValue")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                ))
+            })
+            .collect(),
+    )
+}
+
+impl KmsApi {
+    /// Authorizes one request of operation `op`: `Ok` to proceed, else the
+    /// `AccessDeniedException` the caller gets (nothing has happened yet). A key the request
+    /// names that cannot be resolved is not judged here: the operation answers for it
+    /// (`NotFoundException`, `InvalidArnException`, …), as AWS does for keys of the caller's
+    /// own account.
+    pub fn authorize<Req: serde::Serialize>(
+        &self,
+        op: &str,
+        ctx: &RequestContext,
+        req: &Req,
+    ) -> Result<(), KmsError> {
+        let body = serde_json::to_value(req).unwrap_or(Value::Null);
+        let principal = self.iam.principal(&ctx.principal_arn);
+        let base = self.base_context(op, ctx, &principal, &body);
+        for check in self.checks(op, &body)? {
+            self.decide(&check, &base, &principal, &body)?;
+        }
+        Ok(())
+    }
+
+    /// The checks `op` needs on this request (keys resolved in this Region's state).
+    fn checks(&self, op: &str, body: &Value) -> Result<Vec<Check>, KmsError> {
+        let key = |member_name: &str| -> Option<Target> {
+            let named = member(body, member_name)?;
+            let k = self.resolve(named, RefForms::KeyOrAlias).ok()?;
+            Some(Target::Key(k, Some(named.to_string())))
+        };
+        let mut checks = Vec::new();
+        match acts(op) {
+            Acts::Account => checks.push(Check::new(op, Target::Account)),
+            Acts::Key => {
+                if let Some(t) = key("KeyId") {
+                    checks.push(Check::new(op, t));
+                }
+            }
+            Acts::KeyOrCiphertext => {
+                if let Some(t) = key("KeyId").or_else(|| self.ciphertext_key(body)) {
+                    checks.push(Check::new(op, t));
+                }
+            }
+            Acts::ReEncrypt => {
+                if let Some(t) = key("SourceKeyId").or_else(|| self.ciphertext_key(body)) {
+                    let mut c = Check::new("ReEncryptFrom", t);
+                    c.context_member = Some("SourceEncryptionContext");
+                    c.algorithm_member = Some("SourceEncryptionAlgorithm");
+                    checks.push(c);
+                }
+                if let Some(t) = key("DestinationKeyId") {
+                    let mut c = Check::new("ReEncryptTo", t);
+                    c.context_member = Some("DestinationEncryptionContext");
+                    c.algorithm_member = Some("DestinationEncryptionAlgorithm");
+                    checks.push(c);
+                }
+            }
+            Acts::Alias => {
+                let Some(name) = member(body, "AliasName").and_then(|n| AliasName::parse(n).ok())
+                else {
+                    return Ok(checks);
+                };
+                checks.push(Check::new(op, Target::Alias(self.scope.alias_arn(&name))));
+                // The key the alias points at now (UpdateAlias, DeleteAlias), then the new one.
+                if let Some(current) = self.read(|s| s.alias(&name))? {
+                    if let Some(k) = self.read(|s| s.key(&current.target))? {
+                        checks.push(Check::new(op, Target::Key(k, None)));
+                    }
+                }
+                if let Some(t) = key("TargetKeyId") {
+                    checks.push(Check::new(op, t));
+                }
+            }
+            Acts::RetireGrant => {
+                let named = match member(body, "GrantToken") {
+                    Some(token) => super::tokens::open_grant_token(&self.materials, token)
+                        .ok()
+                        .and_then(|(id, grant)| Some((self.read(|s| s.key(&id)).ok()??, grant))),
+                    None => member(body, "KeyId")
+                        .and_then(|k| self.resolve(k, RefForms::KeyOnly).ok())
+                        .zip(member(body, "GrantId").map(String::from)),
+                };
+                if let Some((k, grant)) = named {
+                    let mut c = Check::new(op, Target::Key(k, None));
+                    c.retiring_grant = Some(grant);
+                    checks.push(c);
+                }
+            }
+            Acts::Replicate => {
+                let Some(t) = key("KeyId") else {
+                    return Ok(checks);
+                };
+                checks.push(Check::new(op, t));
+                // IAM is global: the identity policies the replica Region would evaluate are
+                // the ones this Region has (the same topology), judged for that Region.
+                let Some(region) =
+                    member(body, "ReplicaRegion").and_then(|r| Region::parse(r).ok())
+                else {
+                    return Ok(checks);
+                };
+                let mut create = Check::new("CreateKey", Target::Account);
+                create.region = Some(region.clone());
+                checks.push(create);
+                if tags_member(body).is_some_and(|t| !t.is_empty()) {
+                    let mut tag = Check::new("TagResource", Target::Account);
+                    tag.region = Some(region);
+                    checks.push(tag);
+                }
+            }
+        }
+        Ok(checks)
+    }
+
+    /// The key a symmetric `CiphertextBlob` names (Decrypt and ReEncrypt without a key).
+    fn ciphertext_key(&self, body: &Value) -> Option<Target> {
+        let blob = base64_decode(member(body, "CiphertextBlob")?)?;
+        let parsed = CiphertextBlob::parse(&blob).ok()?;
+        let id = kmsim_core::ids::KeyId::parse(parsed.key_id())?;
+        Some(Target::Key(self.read(|s| s.key(&id)).ok()??, None))
+    }
+
+    /// The context every check of one request starts from: the caller's keys, the global keys
+    /// and the request's members.
+    fn base_context(
+        &self,
+        op: &str,
+        ctx: &RequestContext,
+        principal: &Principal,
+        body: &Value,
+    ) -> PolicyContext {
+        let now_ms = self.clock.now_ms();
+        let mut c = PolicyContext::new(principal.caller.clone(), &format!("kms:{op}"), "*")
+            .with("aws:RequestedRegion", self.scope.region.as_str())
+            .with(
+                "aws:CurrentTime",
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            )
+            .with("aws:EpochTime", now_ms / 1000)
+            .with(
+                "aws:SecureTransport",
+                match ctx.interface {
+                    Interface::Grpc => self.secure_transport.grpc,
+                    Interface::AwsJson => self.secure_transport.aws_json,
+                },
+            );
+        if let Some(ip) = ctx
+            .source_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+        {
+            c = c.with("aws:SourceIp", ip);
+        }
+        for (k, v) in default_keys(op) {
+            c = match *v {
+                "false" => c.with(k, false),
+                v => c.with(k, v),
+            };
+        }
+        for (name, key, kind) in REQUEST_KEYS {
+            let Some(v) = body.get(*name).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            c = match (kind, v) {
+                (Kind::Text, Value::String(s)) => c.with(key, s.as_str()),
+                (Kind::Text, Value::Array(list)) => {
+                    c.with_values(key, list.iter().filter_map(Value::as_str))
+                }
+                (Kind::Number, Value::Number(n)) => c.with(key, n.as_f64().unwrap_or(0.0)),
+                (Kind::Bool, Value::Bool(b)) => c.with(key, *b),
+                (Kind::Date, Value::Number(n)) => {
+                    let nanos = (n.as_f64().unwrap_or(0.0) * 1e9) as i128;
+                    match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+                        Ok(d) => c.with(key, d),
+                        Err(_) => c,
+                    }
+                }
+                _ => c,
+            };
+        }
+        if let Some(tags) = tags_member(body) {
+            c = c.with_values("aws:TagKeys", tags.iter().map(|(k, _)| k.as_str()));
+            for (k, v) in &tags {
+                c = c.with(&format!("aws:RequestTag/{k}"), v.as_str());
+            }
+        }
+        if op == "CreateKey" {
+            let spec = member(body, "KeySpec").or(member(body, "CustomerMasterKeySpec"));
+            if let Some(spec) = spec {
+                c = c.with("kms:KeySpec", spec);
+            }
+            let usage = member(body, "KeyUsage").or(match spec {
+                None | Some("SYMMETRIC_DEFAULT") => Some("ENCRYPT_DECRYPT"),
+                _ => None,
+            });
+            if let Some(u) = usage {
+                c = c.with("kms:KeyUsage", u);
+            }
+            if let Some(o) = member(body, "Origin") {
+                c = c.with("kms:KeyOrigin", o);
+            }
+            let multi = body
+                .get("MultiRegion")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            c = c.with("kms:MultiRegion", multi);
+            if multi {
+                c = c.with("kms:MultiRegionKeyType", "PRIMARY");
+            }
+        }
+        if op == "CreateGrant" {
+            c = c.with("kms:GrantIsForAWSResource", false);
+            if let Some(cons) = body.get("Constraints").and_then(Value::as_object) {
+                let mut types = Vec::new();
+                let mut pairs = BTreeMap::new();
+                for t in ["EncryptionContextSubset", "EncryptionContextEquals"] {
+                    if let Some(m) = cons.get(t).filter(|m| !m.is_null()) {
+                        types.push(t);
+                        pairs.extend(string_map(Some(m)));
+                    }
+                }
+                c = c.with_values("kms:GrantConstraintType", types);
+                if !pairs.is_empty() {
+                    c = c.with_encryption_context(pairs);
+                }
+            }
+        }
+        if ENCRYPTION_CONTEXT_OPERATIONS.contains(&op) {
+            c = c.with_encryption_context(string_map(body.get("EncryptionContext")));
+        }
+        c
+    }
+
+    /// Judges one check and turns a refusal into `AccessDeniedException`.
+    fn decide(
+        &self,
+        check: &Check,
+        base: &PolicyContext,
+        principal: &Principal,
+        body: &Value,
+    ) -> Result<(), KmsError> {
+        let (resource, key) = match &check.target {
+            Target::Account => ("*".to_string(), None),
+            Target::Alias(arn) => (arn.clone(), None),
+            Target::Key(k, _) => (self.arn(k), Some(k)),
+        };
+        let mut ctx = base.for_action(&check.action, &resource);
+        if let Some(region) = &check.region {
+            ctx = ctx.with("aws:RequestedRegion", region.as_str());
+        }
+        if let Some(m) = check.context_member {
+            ctx = ctx.with_encryption_context(string_map(body.get(m)));
+        }
+        if let Some(m) = check.algorithm_member {
+            ctx = ctx.with(
+                "kms:EncryptionAlgorithm",
+                member(body, m).unwrap_or("SYMMETRIC_DEFAULT"),
+            );
+        }
+        if let Some(g) = &check.retiring_grant {
+            ctx = ctx.with_retiring_grant(g);
+        }
+        let decision = match (&check.target, key) {
+            (Target::Key(k, named), Some(_)) => {
+                ctx = self.key_context(ctx, k, named.as_deref(), body)?;
+                self.judge_key(k, principal, &ctx)?
+            }
+            _ => self.judge_identity(principal, &ctx),
+        };
+        match decision.access_denied_message(&ctx) {
+            None => Ok(()),
+            Some(message) => {
+                tracing::debug!(action = %ctx.action, resource = %ctx.resource, caller = %ctx.caller.arn, %decision, "access denied");
+                Err(KmsError::AccessDenied(message))
+            }
+        }
+    }
+
+    /// Adds the keys a key supplies: its spec, usage, origin, multi-Region type, tags and
+    /// aliases, and `kms:RequestAlias` when the request named it by an alias.
+    fn key_context(
+        &self,
+        mut ctx: PolicyContext,
+        k: &KeyRecord,
+        named: Option<&str>,
+        body: &Value,
+    ) -> Result<PolicyContext, KmsError> {
+        let shared = &k.shared;
+        ctx = ctx
+            .with("kms:KeySpec", shared.key_spec.as_str())
+            .with("kms:KeyUsage", shared.key_usage.as_str())
+            .with("kms:KeyOrigin", shared.origin.as_str())
+            .with("kms:MultiRegion", shared.mrk.is_some());
+        if let Some(m) = &shared.mrk {
+            let kind = if m.primary == self.scope.region {
+                "PRIMARY"
+            } else {
+                "REPLICA"
+            };
+            ctx = ctx.with("kms:MultiRegionKeyType", kind);
+        }
+        for t in &k.regional.tags {
+            ctx = ctx.with(&format!("aws:ResourceTag/{}", t.key), t.value.as_str());
+        }
+        let aliases = self.read(|s| s.aliases_of(&k.key_id))?;
+        ctx = ctx.with_values(
+            "kms:ResourceAliases",
+            aliases.iter().map(|a| a.name.as_str().to_string()),
+        );
+        if let Some(Ok(KeyRef::Alias(alias))) =
+            named.map(|n| KeyRef::parse(n, &self.scope, RefForms::KeyOrAlias))
+        {
+            ctx = ctx.with("kms:RequestAlias", alias.as_str());
+        }
+        if ctx.action == "kms:ReEncryptFrom" || ctx.action == "kms:ReEncryptTo" {
+            let dest = member(body, "DestinationKeyId")
+                .and_then(|d| self.resolve(d, RefForms::KeyOrAlias).ok());
+            let same = dest.is_some_and(|d| d.key_id == k.key_id)
+                && member(body, "SourceKeyId").is_none_or(|s| {
+                    self.resolve(s, RefForms::KeyOrAlias)
+                        .is_ok_and(|s| s.key_id == k.key_id)
+                });
+            ctx = ctx.with("kms:ReEncryptOnSameKey", same);
+        }
+        Ok(ctx)
+    }
+
+    /// The decision for a key: its policy, the caller's identity policies, its grants.
+    fn judge_key(
+        &self,
+        k: &KeyRecord,
+        principal: &Principal,
+        ctx: &PolicyContext,
+    ) -> Result<Decision, KmsError> {
+        let parsed = self.policies.get(&k.regional.policy);
+        let Ok(policy) = parsed.as_ref() else {
+            // A stored policy this evaluator cannot read allows nothing.
+            return Ok(Decision::Deny(Denied::NoResourcePolicyAllows));
+        };
+        let grants: Vec<Grant> =
+            self.read(|s| s.grants_of(&k.key_id))?
+                .into_iter()
+                .map(|g| Grant {
+                    grant_id: g.grant_id,
+                    grantee_principal: g.grantee,
+                    retiring_principal: g.retiring,
+                    operations: g
+                        .operations
+                        .iter()
+                        .map(|o| o.as_str().to_string())
+                        .collect(),
+                    constraints: g.constraints.filter(|c| !c.is_empty()).map(|c| {
+                        GrantConstraints {
+                            encryption_context_equals: (!c.equals.is_empty()).then_some(c.equals),
+                            encryption_context_subset: (!c.subset.is_empty()).then_some(c.subset),
+                        }
+                    }),
+                })
+                .collect();
+        Ok(evaluate(
+            &KeyAccess {
+                key_policy: policy,
+                identity_policies: &principal.policies,
+                grants: &grants,
+            },
+            ctx,
+        ))
+    }
+
+    /// The decision for a request on no key (resource `*`) or on an alias: identity policies
+    /// alone, as if a key policy delegated everything to the caller's account (a root user is
+    /// allowed, a service principal is not).
+    fn judge_identity(&self, principal: &Principal, ctx: &PolicyContext) -> Decision {
+        let Some(root) = principal.caller.account_root_arn() else {
+            return Decision::Deny(Denied::NoResourcePolicyAllows);
+        };
+        let text = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{root}"}},"Action":"*","Resource":"*"}}]}}"#
+        );
+        let parsed = self.policies.get(&text);
+        match parsed.as_ref() {
+            Ok(delegation) => evaluate(
+                &KeyAccess {
+                    key_policy: delegation,
+                    identity_policies: &principal.policies,
+                    grants: &[],
+                },
+                ctx,
+            ),
+            Err(_) => Decision::Deny(Denied::NoResourcePolicyAllows),
+        }
+    }
+
+    /// The policy lockout safety check of CreateKey, PutKeyPolicy and ReplicateKey: `policy`
+    /// (already checked by `validate_policy`) must parse as a key policy, and, unless `bypass`,
+    /// let the caller call `kms:PutKeyPolicy` on `key_arn` afterwards (judged with the
+    /// request's condition keys, `aws:RequestedRegion` being `region`).
+    pub(super) fn check_new_key_policy(
+        &self,
+        ctx: &RequestContext,
+        op: &str,
+        policy: &str,
+        key_arn: &str,
+        region: &Region,
+        bypass: bool,
+    ) -> Result<(), KmsError> {
+        let parsed = self.policies.get(policy);
+        let parsed = match parsed.as_ref() {
+            Ok(p) => p,
+            Err(e) => return Err(KmsError::MalformedPolicyDocument(e.to_string())),
+        };
+        parsed
+            .validate_key_policy()
+            .map_err(|e| KmsError::MalformedPolicyDocument(e.to_string()))?;
+        if bypass {
+            return Ok(());
+        }
+        let principal = self.iam.principal(&ctx.principal_arn);
+        let request = self
+            .base_context(op, ctx, &principal, &Value::Null)
+            .with("aws:RequestedRegion", region.as_str());
+        check_lockout_in(parsed, &request, &principal.policies, key_arn)
+            .map_err(|e| KmsError::MalformedPolicyDocument(e.to_string()))
+    }
+}
+
+/// Standard base64 (the AWS JSON form of blobs).
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
+}
+
+/// Whether each face of this node is reached over TLS (`aws:SecureTransport`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SecureTransport {
+    /// The gRPC face: mutual TLS when the topology has `[tls]`.
+    pub grpc: bool,
+    /// The AWS JSON face: HTTPS with `[tls] aws_https`.
+    pub aws_json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_operations_that_name_no_key_are_judged_on_the_account() {
+        for op in crate::aws::dispatch::OPERATIONS {
+            let account = acts(op) == Acts::Account;
+            let expected = matches!(
+                *op,
+                "CreateKey" | "ListKeys" | "ListAliases" | "GenerateRandom" | "ListRetirableGrants"
+            );
+            assert_eq!(account, expected, "{op}");
+        }
+        assert_eq!(acts("ReplicateKey"), Acts::Replicate);
+        assert_eq!(acts("Encrypt"), Acts::Key);
+    }
+
+    #[test]
+    fn request_members_become_condition_keys() {
+        let body = serde_json::json!({
+            "Tags": [{"TagKey": "team", "TagValue": "blue"}],
+            "Operations": ["Decrypt", "Encrypt"],
+        });
+        assert_eq!(
+            tags_member(&body),
+            Some(vec![("team".to_string(), "blue".to_string())])
+        );
+        assert!(REQUEST_KEYS
+            .iter()
+            .any(|(m, k, _)| *m == "ReplicaRegion" && *k == "kms:ReplicaRegion"));
+        assert_eq!(
+            string_map(Some(&serde_json::json!({"tenant": "a", "n": 1}))),
+            [("tenant".to_string(), "a".to_string())].into()
+        );
+    }
+}
