@@ -146,8 +146,14 @@ pub async fn run(this: LeaderWatch, mut stop: watch::Receiver<bool>) {
         };
         // The probe crosses the same injected link faults as Raft's messages.
         let link = format!("{}/{leader}", region.name);
-        let answered = faults.before_send(&link).await.is_ok()
-            && peer_status(&dialer, &addr, probe_timeout).await.is_some();
+        let probe = async {
+            faults.before_send(&link).await.is_ok()
+                && peer_status(&dialer, &addr, probe_timeout).await.is_some()
+        };
+        // A delayed link counts against the same deadline as a slow answer.
+        let answered = tokio::time::timeout(probe_timeout, probe)
+            .await
+            .unwrap_or(false);
         if answered {
             // The leader answers: slow or cut off from this member only; not for this watch.
             next_call = Instant::now() + probe_timeout;
