@@ -23,6 +23,10 @@ pub const MEMBERSHIP: &[u8] = b"s/membership";
 pub const SNAPSHOT_HEAD: &[u8] = b"s/snapshot-head";
 /// How many application records the current snapshot holds (u64).
 pub const SNAPSHOT_RECORDS: &[u8] = b"s/snapshot-records";
+/// While a snapshot is being installed: its head (the snapshot whose stored chunks the
+/// application records are being replaced with). Present at start-up, the install is finished
+/// from those chunks before anything else.
+pub const INSTALLING: &[u8] = b"s/installing";
 /// The current snapshot as versions before 0.12 stored it (metadata and data in one value);
 /// read once at start-up to move it to the chunked layout, then deleted.
 pub const LEGACY_SNAPSHOT: &[u8] = b"s/snapshot";

@@ -22,7 +22,6 @@ use crate::application::AppWrite;
 use crate::application::Application;
 use crate::batch;
 use crate::codec;
-use crate::codec::SnapshotBlob;
 use crate::codec::SnapshotHead;
 use crate::codec::StoredSnapshot;
 use crate::engine::for_each_page;
@@ -50,6 +49,9 @@ const SCAN_PAGE: usize = 4096;
 /// write, so applies and log appends interleave with it instead of queueing behind one write
 /// of the whole state.
 const STORED_CHUNK_BYTES: usize = 1 << 20;
+
+/// Bytes of application records per engine batch when a snapshot is installed.
+const INSTALL_BATCH_BYTES: usize = 8 << 20;
 
 /// Stored chunks read per engine call when loading a snapshot's data.
 const CHUNK_PAGE: usize = 16;
@@ -119,6 +121,7 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
     /// (replacing whatever `app` held), writing what `app` asks for.
     pub fn new(engine: Arc<E>, app: Arc<RwLock<A>>) -> Result<Self, StoreError> {
         migrate_legacy_snapshot(engine.as_ref())?;
+        finish_interrupted_install(engine.as_ref())?;
         open_app(&engine, &mut *write_lock(&app)?)?;
         let snapshot_records = match engine.get(keys::SNAPSHOT_RECORDS)? {
             Some(bytes) => codec::decode("snapshot record count", &bytes)?,
@@ -301,43 +304,44 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
         Ok(true)
     }
 
+    /// Installs a snapshot received from the leader, in bounded engine batches (the records
+    /// are read from the received bytes one at a time, never collected):
+    ///
+    /// 1. the data goes into the chunk slot the current snapshot does not use, one chunk per
+    ///    write (as a build stores its data);
+    /// 2. one durable batch records the install ([`keys::INSTALLING`], the new head) and drops
+    ///    the application records;
+    /// 3. the snapshot's records go in, [`INSTALL_BATCH_BYTES`] per batch;
+    /// 4. one durable batch sets the applied log id, the membership and the head, drops the
+    ///    other slot and the install record.
+    ///
+    /// A crash between 2 and 4 leaves the install record: opening the store finishes the
+    /// install from the stored chunks ([`finish_interrupted_install`]) before anything reads
+    /// the state, so no state between two snapshots is ever served.
     fn install(&self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<(), StoreError> {
-        let blob: SnapshotBlob = codec::decode("snapshot blob", &data)?;
-        if blob.last_applied != meta.last_log_id || blob.last_membership != meta.last_membership {
+        let (last_applied, last_membership, _) = codec::open_snapshot_blob(&data)?;
+        if last_applied != meta.last_log_id || last_membership != meta.last_membership {
             return Err(StoreError::corrupt(format!(
                 "snapshot {} data does not match its meta",
                 meta.snapshot_id
             )));
         }
-        let records = blob.records.len() as u64;
-        let mut ops = Vec::with_capacity(blob.records.len() + 8);
-        ops.push(WriteOp::DeleteRange {
-            from: keys::APP_PREFIX.to_vec(),
-            to: keys::APP_END.to_vec(),
-        });
-        ops.extend(blob.records.into_iter().map(|(key, value)| WriteOp::Put {
-            key: keys::app_key(&key),
-            value,
-        }));
-        ops.push(WriteOp::Put {
-            key: keys::APPLIED.to_vec(),
-            value: codec::encode("applied log id", &meta.last_log_id)?,
-        });
-        ops.push(WriteOp::Put {
-            key: keys::MEMBERSHIP.to_vec(),
-            value: codec::encode("membership", &meta.last_membership)?,
-        });
-        ops.push(WriteOp::DeleteRange {
-            from: keys::CHUNK_PREFIX.to_vec(),
-            to: keys::CHUNK_END.to_vec(),
-        });
-        ops.extend(chunk_ops(0, &data));
-        ops.extend(head_ops(meta, 0, &data, records)?);
         let _storing = lock(&self.store_lock)?;
+        let slot = match read_snapshot_head(self.engine.as_ref())? {
+            Some(c) if c.slot == 0 => 1,
+            _ => 0,
+        };
+        self.engine.write(vec![clear_slot(slot)], false)?;
+        for op in chunk_ops(slot, &data) {
+            self.engine.write(vec![op], false)?;
+        }
+        let head = SnapshotHead {
+            meta: meta.clone(),
+            slot,
+            len: data.len() as u64,
+        };
         let mut app = write_lock(&self.app)?;
-        // Durable: after this returns openraft may purge the log the snapshot replaces and
-        // tell the leader the entries are here; losing the install would leave a hole.
-        self.engine.write(ops, true)?;
+        let records = ingest_snapshot(self.engine.as_ref(), &head, &data)?;
         open_app(&self.engine, &mut *app)?;
         self.snapshot_records.store(records, Ordering::Relaxed);
         tracing::info!(snapshot_id = %meta.snapshot_id, records, "installed snapshot");
@@ -415,6 +419,83 @@ fn open_app<E: KvEngine, A: Application>(engine: &Arc<E>, app: &mut A) -> Result
         tracing::info!(records = writes.len(), "application upgraded its records");
         engine.write(app_ops(writes).collect(), true)?;
     }
+    Ok(())
+}
+
+/// Replaces the application records with those of the snapshot `head` names, whose encoded
+/// blob is `data` (already stored in `head.slot`), and makes it the current snapshot: steps 2
+/// to 4 of [`StateMachineStore::install`]. Returns the number of records.
+fn ingest_snapshot<E: KvEngine + ?Sized>(
+    engine: &E,
+    head: &SnapshotHead,
+    data: &[u8],
+) -> Result<u64, StoreError> {
+    let (_, _, records) = codec::open_snapshot_blob(data)?;
+    let count = records.remaining() as u64;
+    // Durable: from here on the records are not a state of the machine until the last batch.
+    engine.write(
+        vec![
+            WriteOp::Put {
+                key: keys::INSTALLING.to_vec(),
+                value: codec::encode("snapshot being installed", head)?,
+            },
+            WriteOp::DeleteRange {
+                from: keys::APP_PREFIX.to_vec(),
+                to: keys::APP_END.to_vec(),
+            },
+        ],
+        true,
+    )?;
+    let mut batch = Vec::new();
+    let mut bytes = 0usize;
+    for record in records {
+        let (key, value) = record?;
+        bytes += key.len() + value.len();
+        batch.push(WriteOp::Put {
+            key: keys::app_key(key),
+            value: value.to_vec(),
+        });
+        if bytes >= INSTALL_BATCH_BYTES {
+            engine.write(std::mem::take(&mut batch), false)?;
+            bytes = 0;
+        }
+    }
+    let mut last = batch;
+    last.extend([
+        WriteOp::Put {
+            key: keys::APPLIED.to_vec(),
+            value: codec::encode("applied log id", &head.meta.last_log_id)?,
+        },
+        WriteOp::Put {
+            key: keys::MEMBERSHIP.to_vec(),
+            value: codec::encode("membership", &head.meta.last_membership)?,
+        },
+        clear_slot(1 - head.slot),
+        WriteOp::Delete {
+            key: keys::INSTALLING.to_vec(),
+        },
+    ]);
+    last.extend(head_ops(&head.meta, head.slot, data, count)?);
+    // Durable: after this returns openraft may purge the log the snapshot replaces and tell
+    // the leader the entries are here; losing the install would leave a hole.
+    engine.write(last, true)?;
+    Ok(count)
+}
+
+/// Finishes a snapshot install a crash interrupted (the install record is present), from the
+/// data stored in its slot; nothing when there is none.
+fn finish_interrupted_install<E: KvEngine + ?Sized>(engine: &E) -> Result<(), StoreError> {
+    let Some(bytes) = engine.get(keys::INSTALLING)? else {
+        return Ok(());
+    };
+    let head: SnapshotHead = codec::decode("snapshot being installed", &bytes)?;
+    let data = read_chunks(engine, &head)?;
+    let records = ingest_snapshot(engine, &head, &data)?;
+    tracing::warn!(
+        snapshot_id = %head.meta.snapshot_id,
+        records,
+        "finished a snapshot install that was interrupted"
+    );
     Ok(())
 }
 

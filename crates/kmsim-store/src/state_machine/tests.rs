@@ -57,6 +57,25 @@ fn add(term: u64, index: u64, name: &[u8], amount: u64) -> Entry {
     }
 }
 
+type Sm = StateMachineStore<MemKvEngine, CounterApp>;
+
+/// A snapshot built now.
+async fn build(sm: &mut Sm) -> crate::types::Snapshot {
+    sm.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build")
+}
+
+/// The current snapshot (there must be one).
+async fn current_of(sm: &mut Sm) -> crate::types::Snapshot {
+    sm.get_current_snapshot()
+        .await
+        .expect("current")
+        .expect("some snapshot")
+}
+
 fn voters(ids: &[u64]) -> Vec<BTreeSet<u64>> {
     vec![ids.iter().copied().collect()]
 }
@@ -151,12 +170,7 @@ async fn snapshot_installed_into_a_fresh_store_reproduces_records_and_applied_id
         ])
         .await
         .expect("apply");
-    let snapshot = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .expect("build");
+    let snapshot = build(&mut leader).await;
     assert_eq!(snapshot.meta.last_log_id, Some(log_id(2, 1, 3)));
     assert_eq!(snapshot.meta.snapshot_id, "2-3-1");
 
@@ -180,22 +194,14 @@ async fn snapshot_installed_into_a_fresh_store_reproduces_records_and_applied_id
         follower.applied_state().await.expect("applied"),
         leader.applied_state().await.expect("applied")
     );
-    let current = follower
-        .get_current_snapshot()
-        .await
-        .expect("current")
-        .expect("some snapshot");
+    let current = current_of(&mut follower).await;
     assert_eq!(current.meta, snapshot.meta);
 
     // The installed state, including the current snapshot, survives a restart.
     drop(follower);
     let ((_, mut restarted), restarted_app) = open(&follower_engine);
     assert_eq!(counters(&restarted_app), counters(&leader_app));
-    let current = restarted
-        .get_current_snapshot()
-        .await
-        .expect("current")
-        .expect("some snapshot");
+    let current = current_of(&mut restarted).await;
     assert_eq!(current.meta, snapshot.meta);
 }
 
@@ -208,11 +214,7 @@ async fn current_snapshot_and_counter_survive_a_restart() {
     drop(sm);
 
     let ((_, mut sm), _) = open(&engine);
-    let current = sm
-        .get_current_snapshot()
-        .await
-        .expect("current")
-        .expect("some snapshot");
+    let current = current_of(&mut sm).await;
     assert_eq!(current.meta, first.meta);
     assert_eq!(current.snapshot.into_inner(), first.snapshot.into_inner());
     let second = sm.build_snapshot().await.expect("build");
@@ -427,11 +429,7 @@ async fn a_snapshot_larger_than_a_chunk_is_stored_in_chunks_and_read_back_after_
 
     drop(sm);
     let ((_, mut sm), _) = open(&engine);
-    let current = sm
-        .get_current_snapshot()
-        .await
-        .expect("current")
-        .expect("some snapshot");
+    let current = current_of(&mut sm).await;
     assert_eq!(current.meta, second.meta);
     assert_eq!(current.snapshot.into_inner(), second_data);
 }
@@ -471,11 +469,7 @@ async fn a_snapshot_stored_in_one_value_moves_to_chunks_when_the_store_opens() {
 
     let ((_, mut sm), _) = open(&engine);
     assert_eq!(engine.get(keys::LEGACY_SNAPSHOT).expect("get"), None);
-    let current = sm
-        .get_current_snapshot()
-        .await
-        .expect("current")
-        .expect("some snapshot");
+    let current = current_of(&mut sm).await;
     assert_eq!(current.meta, built.meta);
     assert_eq!(current.snapshot.into_inner(), built.snapshot.into_inner());
     assert_eq!(
@@ -640,12 +634,7 @@ async fn the_observer_hears_of_every_apply_build_and_install_and_clones_share_it
     .expect("apply");
     sm.apply(Vec::new()).await.expect("an empty apply");
     // The builder is a clone: it reports too.
-    let snapshot = sm
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .expect("build");
+    let snapshot = build(&mut sm).await;
     let mut receiving = sm.begin_receiving_snapshot().await.expect("begin");
     *receiving = Cursor::new(snapshot.snapshot.into_inner());
     sm.install_snapshot(&snapshot.meta, receiving)
@@ -655,4 +644,74 @@ async fn the_observer_hears_of_every_apply_build_and_install_and_clones_share_it
         *recorder.0.lock().expect("lock"),
         ["applied 2", "applied 0", "Build", "Install"]
     );
+}
+
+/// A crash in the middle of an install (the install record written, the old records dropped,
+/// part of the new ones in): opening the store finishes the install from the stored chunks,
+/// so the state is the snapshot's, never a mix.
+#[tokio::test]
+async fn an_install_interrupted_by_a_crash_is_finished_when_the_store_opens() {
+    let leader_engine = MemKvEngine::new();
+    let ((_, mut leader), leader_app) = open(&leader_engine);
+    let mut entries = vec![membership_ent::<TypeConfig>(2, 1, 1, voters(&[1, 2]))];
+    for i in 0..50u64 {
+        entries.push(add(2, 2 + i, format!("k{i}").as_bytes(), i + 1));
+    }
+    leader.apply(entries).await.expect("apply");
+    let snapshot = build(&mut leader).await;
+    let data = snapshot.snapshot.into_inner();
+
+    let follower_engine = MemKvEngine::new();
+    {
+        let ((_, mut follower), _) = open(&follower_engine);
+        follower
+            .apply(vec![add(1, 1, b"stale", 1)])
+            .await
+            .expect("apply");
+    }
+    // What `install` writes before the crash: the chunks, the install record with the old
+    // records dropped, and the first record of the snapshot.
+    let head = codec::SnapshotHead {
+        meta: snapshot.meta.clone(),
+        slot: 0,
+        len: data.len() as u64,
+    };
+    for op in super::chunk_ops(0, &data) {
+        follower_engine.write(vec![op], false).expect("chunk");
+    }
+    let (_, _, mut records) = codec::open_snapshot_blob(&data).expect("blob");
+    let (key, value) = records.next().expect("a record").expect("readable");
+    follower_engine
+        .write(
+            vec![
+                WriteOp::Put {
+                    key: keys::INSTALLING.to_vec(),
+                    value: codec::encode("head", &head).expect("encode"),
+                },
+                WriteOp::DeleteRange {
+                    from: keys::APP_PREFIX.to_vec(),
+                    to: keys::APP_END.to_vec(),
+                },
+                WriteOp::Put {
+                    key: keys::app_key(key),
+                    value: value.to_vec(),
+                },
+            ],
+            true,
+        )
+        .expect("partial install");
+
+    let ((_, mut reopened), reopened_app) = open(&follower_engine);
+    assert_eq!(counters(&reopened_app), counters(&leader_app));
+    assert_eq!(counters(&reopened_app).len(), 50);
+    assert_eq!(
+        reopened.applied_state().await.expect("applied"),
+        leader.applied_state().await.expect("applied")
+    );
+    let current = current_of(&mut reopened).await;
+    assert_eq!(current.meta, snapshot.meta);
+    assert!(follower_engine
+        .get(keys::INSTALLING)
+        .expect("get")
+        .is_none());
 }
