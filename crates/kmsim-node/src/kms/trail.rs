@@ -8,6 +8,7 @@
 //! audit log, and no intermediate `serde_json::Value` is built.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::ser::{
     Serialize, SerializeMap, SerializeSeq, SerializeStruct, SerializeStructVariant, SerializeTuple,
@@ -35,7 +36,7 @@ pub const SECRET_MEMBERS: &[&str] = &[
 /// rest with lowerCamelCase member names (map keys, such as an encryption context's, are
 /// caller data and kept verbatim). JSON text.
 pub fn request_parameters<Req: Serialize>(req: &Req) -> String {
-    serde_json::to_string(&Trail(req)).unwrap_or_else(|_| "null".into())
+    serde_json::to_string(&Trail::<_>::new(req)).unwrap_or_else(|_| "null".into())
 }
 
 /// CloudTrail's `responseElements` holding one KeyMetadata (`keyMetadata` of CreateKey,
@@ -47,7 +48,7 @@ pub fn key_metadata_elements(
     md: &pb::KeyMetadata,
     extra: &[(&str, serde_json::Value)],
 ) -> String {
-    let mut md = serde_json::to_value(Trail(md)).unwrap_or(serde_json::Value::Null);
+    let mut md = serde_json::to_value(Trail::<_>::new(md)).unwrap_or(serde_json::Value::Null);
     if let Some(m) = md.as_object_mut() {
         for date in ["creationDate", "deletionDate", "validTo"] {
             if let Some(secs) = m.get(date).and_then(|v| v.as_f64()) {
@@ -64,13 +65,51 @@ pub fn key_metadata_elements(
     serde_json::Value::Object(out).to_string()
 }
 
-/// The `Serialize` view of a value that CloudTrail records: struct members named
-/// lowerCamelCase, [`SECRET_MEMBERS`] left out, everything else as it is.
-pub struct Trail<'a, T: ?Sized>(pub &'a T);
+/// Which struct members a serialized [`Trail`] view keeps, and how it names them.
+pub trait View {
+    /// Whether member `name` is left out, never serialized (so never encoded or copied).
+    fn leaves_out(name: &str) -> bool;
+    /// Whether member names are written lowerCamelCase (else as they are: AWS JSON's).
+    const LOWER_CAMEL: bool;
+}
 
-impl<T: ?Sized + Serialize> Serialize for Trail<'_, T> {
+/// What CloudTrail records: lowerCamelCase names, [`SECRET_MEMBERS`] left out.
+pub struct CloudTrail;
+
+impl View for CloudTrail {
+    fn leaves_out(name: &str) -> bool {
+        SECRET_MEMBERS.contains(&name)
+    }
+    const LOWER_CAMEL: bool = true;
+}
+
+/// What authorization reads (`authorize.rs`): AWS JSON names, the request's payloads left out
+/// (no condition key reads a plaintext, message, signature, MAC, key material or token), the
+/// `CiphertextBlob` kept (it names the key of a Decrypt without `KeyId`).
+pub struct Conditions;
+
+impl View for Conditions {
+    fn leaves_out(name: &str) -> bool {
+        name != "CiphertextBlob" && SECRET_MEMBERS.contains(&name)
+    }
+    const LOWER_CAMEL: bool = false;
+}
+
+/// The `Serialize` view of a value that `V` says: struct members `V` leaves out are skipped
+/// before they are serialized, names cased as `V` says, everything else as it is. By default
+/// what CloudTrail records.
+pub struct Trail<'a, T: ?Sized, V: View = CloudTrail>(pub &'a T, PhantomData<V>);
+
+impl<'a, T: ?Sized, V: View> Trail<'a, T, V> {
+    /// The view `V` of `value`.
+    pub fn new(value: &'a T) -> Self {
+        Trail(value, PhantomData)
+    }
+}
+
+impl<T: ?Sized + Serialize, V: View> Serialize for Trail<'_, T, V> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(TrailSerializer(s))
+        self.0.serialize(TrailSerializer::<S, V>(s, PhantomData))
     }
 }
 
@@ -93,13 +132,19 @@ impl Serialize for LowerCamel {
     }
 }
 
-struct TrailSerializer<S>(S);
+struct TrailSerializer<S, V>(S, PhantomData<V>);
 
 /// A compound serializer whose elements are wrapped in [`Trail`] again.
-struct Nested<C>(C);
+struct Nested<C, V>(C, PhantomData<V>);
 
-/// A struct written as a map: renamed members, secrets left out.
-struct Members<M>(M);
+impl<C, V> Nested<C, V> {
+    fn new(inner: C) -> Self {
+        Nested(inner, PhantomData)
+    }
+}
+
+/// A struct written as a map: members named and left out as `V` says.
+struct Members<M, V>(M, PhantomData<V>);
 
 macro_rules! forward {
     ($($method:ident($ty:ty)),* $(,)?) => {
@@ -109,16 +154,16 @@ macro_rules! forward {
     };
 }
 
-impl<S: Serializer> Serializer for TrailSerializer<S> {
+impl<S: Serializer, V: View> Serializer for TrailSerializer<S, V> {
     type Ok = S::Ok;
     type Error = S::Error;
-    type SerializeSeq = Nested<S::SerializeSeq>;
-    type SerializeTuple = Nested<S::SerializeTuple>;
-    type SerializeTupleStruct = Nested<S::SerializeTupleStruct>;
-    type SerializeTupleVariant = Nested<S::SerializeTupleVariant>;
-    type SerializeMap = Nested<S::SerializeMap>;
-    type SerializeStruct = Members<S::SerializeMap>;
-    type SerializeStructVariant = Nested<S::SerializeStructVariant>;
+    type SerializeSeq = Nested<S::SerializeSeq, V>;
+    type SerializeTuple = Nested<S::SerializeTuple, V>;
+    type SerializeTupleStruct = Nested<S::SerializeTupleStruct, V>;
+    type SerializeTupleVariant = Nested<S::SerializeTupleVariant, V>;
+    type SerializeMap = Nested<S::SerializeMap, V>;
+    type SerializeStruct = Members<S::SerializeMap, V>;
+    type SerializeStructVariant = Nested<S::SerializeStructVariant, V>;
 
     forward!(
         serialize_bool(bool),
@@ -143,7 +188,7 @@ impl<S: Serializer> Serializer for TrailSerializer<S> {
     }
 
     fn serialize_some<T: ?Sized + Serialize>(self, v: &T) -> Result<S::Ok, S::Error> {
-        self.0.serialize_some(&Trail(v))
+        self.0.serialize_some(&Trail::<_, V>::new(v))
     }
 
     fn serialize_unit(self) -> Result<S::Ok, S::Error> {
@@ -164,7 +209,8 @@ impl<S: Serializer> Serializer for TrailSerializer<S> {
         name: &'static str,
         v: &T,
     ) -> Result<S::Ok, S::Error> {
-        self.0.serialize_newtype_struct(name, &Trail(v))
+        self.0
+            .serialize_newtype_struct(name, &Trail::<_, V>::new(v))
     }
 
     fn serialize_newtype_variant<T: ?Sized + Serialize>(
@@ -175,15 +221,15 @@ impl<S: Serializer> Serializer for TrailSerializer<S> {
         v: &T,
     ) -> Result<S::Ok, S::Error> {
         self.0
-            .serialize_newtype_variant(name, index, variant, &Trail(v))
+            .serialize_newtype_variant(name, index, variant, &Trail::<_, V>::new(v))
     }
 
     fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
-        self.0.serialize_seq(len).map(Nested)
+        self.0.serialize_seq(len).map(Nested::new)
     }
 
     fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, S::Error> {
-        self.0.serialize_tuple(len).map(Nested)
+        self.0.serialize_tuple(len).map(Nested::new)
     }
 
     fn serialize_tuple_struct(
@@ -191,7 +237,7 @@ impl<S: Serializer> Serializer for TrailSerializer<S> {
         name: &'static str,
         len: usize,
     ) -> Result<Self::SerializeTupleStruct, S::Error> {
-        self.0.serialize_tuple_struct(name, len).map(Nested)
+        self.0.serialize_tuple_struct(name, len).map(Nested::new)
     }
 
     fn serialize_tuple_variant(
@@ -203,11 +249,11 @@ impl<S: Serializer> Serializer for TrailSerializer<S> {
     ) -> Result<Self::SerializeTupleVariant, S::Error> {
         self.0
             .serialize_tuple_variant(name, index, variant, len)
-            .map(Nested)
+            .map(Nested::new)
     }
 
     fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
-        self.0.serialize_map(len).map(Nested)
+        self.0.serialize_map(len).map(Nested::new)
     }
 
     fn serialize_struct(
@@ -215,8 +261,8 @@ impl<S: Serializer> Serializer for TrailSerializer<S> {
         _name: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeStruct, S::Error> {
-        // The length is unknown: secret members are left out.
-        self.0.serialize_map(None).map(Members)
+        // The length is unknown: members are left out.
+        self.0.serialize_map(None).map(|m| Members(m, PhantomData))
     }
 
     fn serialize_struct_variant(
@@ -228,11 +274,11 @@ impl<S: Serializer> Serializer for TrailSerializer<S> {
     ) -> Result<Self::SerializeStructVariant, S::Error> {
         self.0
             .serialize_struct_variant(name, index, variant, len)
-            .map(Nested)
+            .map(Nested::new)
     }
 }
 
-impl<M: SerializeMap> SerializeStruct for Members<M> {
+impl<M: SerializeMap, V: View> SerializeStruct for Members<M, V> {
     type Ok = M::Ok;
     type Error = M::Error;
 
@@ -241,10 +287,15 @@ impl<M: SerializeMap> SerializeStruct for Members<M> {
         key: &'static str,
         value: &T,
     ) -> Result<(), M::Error> {
-        if SECRET_MEMBERS.contains(&key) {
+        if V::leaves_out(key) {
             return Ok(());
         }
-        self.0.serialize_entry(&LowerCamel(key), &Trail(value))
+        if V::LOWER_CAMEL {
+            self.0
+                .serialize_entry(&LowerCamel(key), &Trail::<_, V>::new(value))
+        } else {
+            self.0.serialize_entry(key, &Trail::<_, V>::new(value))
+        }
     }
 
     fn end(self) -> Result<M::Ok, M::Error> {
@@ -254,12 +305,12 @@ impl<M: SerializeMap> SerializeStruct for Members<M> {
 
 macro_rules! nested {
     ($trait:ident, $method:ident) => {
-        impl<C: $trait> $trait for Nested<C> {
+        impl<C: $trait, V: View> $trait for Nested<C, V> {
             type Ok = C::Ok;
             type Error = C::Error;
 
             fn $method<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), C::Error> {
-                self.0.$method(&Trail(v))
+                self.0.$method(&Trail::<_, V>::new(v))
             }
 
             fn end(self) -> Result<C::Ok, C::Error> {
@@ -274,7 +325,7 @@ nested!(SerializeTuple, serialize_element);
 nested!(SerializeTupleStruct, serialize_field);
 nested!(SerializeTupleVariant, serialize_field);
 
-impl<C: SerializeMap> SerializeMap for Nested<C> {
+impl<C: SerializeMap, V: View> SerializeMap for Nested<C, V> {
     type Ok = C::Ok;
     type Error = C::Error;
 
@@ -284,7 +335,7 @@ impl<C: SerializeMap> SerializeMap for Nested<C> {
     }
 
     fn serialize_value<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_value(&Trail(v))
+        self.0.serialize_value(&Trail::<_, V>::new(v))
     }
 
     fn end(self) -> Result<C::Ok, C::Error> {
@@ -292,7 +343,7 @@ impl<C: SerializeMap> SerializeMap for Nested<C> {
     }
 }
 
-impl<C: SerializeStructVariant> SerializeStructVariant for Nested<C> {
+impl<C: SerializeStructVariant, V: View> SerializeStructVariant for Nested<C, V> {
     type Ok = C::Ok;
     type Error = C::Error;
 
@@ -301,10 +352,10 @@ impl<C: SerializeStructVariant> SerializeStructVariant for Nested<C> {
         key: &'static str,
         v: &T,
     ) -> Result<(), C::Error> {
-        if SECRET_MEMBERS.contains(&key) {
+        if V::leaves_out(key) {
             return self.0.skip_field(key);
         }
-        self.0.serialize_field(key, &Trail(v))
+        self.0.serialize_field(key, &Trail::<_, V>::new(v))
     }
 
     fn end(self) -> Result<C::Ok, C::Error> {
@@ -348,6 +399,40 @@ mod tests {
         let v: Value = serde_json::from_str(&request_parameters(&tagged)).unwrap();
         assert_eq!(v["tags"][0]["tagKey"], "team");
         assert_eq!(v["tags"][0]["tagValue"], "kms");
+    }
+
+    #[test]
+    fn the_conditions_view_keeps_aws_names_and_the_ciphertext_and_drops_payloads() {
+        let req = pb::EncryptRequest {
+            key_id: Some("alias/a".into()),
+            plaintext: Some(b"secret".to_vec()),
+            encryption_context: [("Purpose".to_string(), "Test".to_string())].into(),
+            grant_tokens: vec!["token".into()],
+            encryption_algorithm: None,
+            dry_run: None,
+        };
+        let v = serde_json::to_value(Trail::<_, Conditions>::new(&req)).unwrap();
+        assert_eq!(v["KeyId"], "alias/a");
+        assert_eq!(v["EncryptionContext"]["Purpose"], "Test");
+        assert!(
+            v.get("Plaintext").is_none() && v.get("GrantTokens").is_none(),
+            "{v}"
+        );
+        let dec = pb::DecryptRequest {
+            ciphertext_blob: Some(b"blob".to_vec()),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(Trail::<_, Conditions>::new(&dec)).unwrap();
+        assert_eq!(v["CiphertextBlob"], "YmxvYg==");
+        let tagged = pb::TagResourceRequest {
+            key_id: Some("k".into()),
+            tags: vec![pb::Tag {
+                tag_key: Some("team".into()),
+                tag_value: Some("kms".into()),
+            }],
+        };
+        let v = serde_json::to_value(Trail::<_, Conditions>::new(&tagged)).unwrap();
+        assert_eq!(v["Tags"][0]["TagKey"], "team");
     }
 
     #[test]
