@@ -84,10 +84,14 @@ impl ElectionGuard {
         }
     }
 
-    /// Told the leader's commit index of every AppendEntries this member receives.
+    /// Told the leader's commit index of every AppendEntries this member accepts. A member
+    /// still deciding needs the peers no more: a leader reached it, so the Region exists, and
+    /// it abstains until it has applied up to that leader's commit index (at once, in a Region
+    /// being created). Without this, an empty member whose peers were slow to answer `Status`
+    /// withheld its vote for as long, even with its log caught up.
     pub fn saw_leader_commit(&self, leader_commit: Option<u64>) {
         let mut phase = self.phase();
-        if let Phase::Abstaining { target: None } = *phase {
+        if let Phase::Abstaining { target: None } | Phase::Deciding = *phase {
             let target = leader_commit.unwrap_or(0);
             tracing::info!(
                 target,
@@ -225,6 +229,17 @@ mod tests {
         assert!(g.may_vote(Some(80)).is_ok());
         // Once voting, it stays voting.
         assert!(g.may_vote(None).is_ok());
+    }
+
+    #[test]
+    fn a_leader_reaching_a_deciding_member_decides_for_it() {
+        let g = ElectionGuard::new(true);
+        g.saw_leader_commit(Some(7));
+        assert!(g.may_vote(Some(6)).is_err());
+        // The peers' answer, later, changes nothing.
+        g.decided(false);
+        assert!(g.may_vote(Some(6)).is_err());
+        assert!(g.may_vote(Some(7)).is_ok());
     }
 
     #[test]
