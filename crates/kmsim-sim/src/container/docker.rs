@@ -90,6 +90,24 @@ impl Docker {
             self.run(&args)?;
         }
         if !found.networks.is_empty() {
+            // Every container of the cluster is gone, but Docker can keep a removed
+            // container's endpoint on a network for a moment (more often after `network
+            // disconnect`/`connect`, as `kmsim chaos cut` does), and `network rm` then refuses
+            // ("has active endpoints"). The networks are the cluster's own: what is still
+            // attached to them is such a stale endpoint, and is forced off.
+            for network in &found.networks {
+                let attached = self.run(&[
+                    "network",
+                    "inspect",
+                    "-f",
+                    "{{range .Containers}}{{.Name}} {{end}}",
+                    network,
+                ])?;
+                for endpoint in attached.split_whitespace() {
+                    // One Docker released meanwhile is fine: `network rm` says if any is left.
+                    let _ = self.run(&["network", "disconnect", "-f", network, endpoint]);
+                }
+            }
             let mut args = vec!["network", "rm"];
             args.extend(found.networks.iter().map(String::as_str));
             self.run(&args)?;
