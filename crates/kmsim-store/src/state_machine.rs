@@ -291,11 +291,7 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
             Some(c) if c.slot == 0 => 1,
             _ => 0,
         };
-        // Whatever a build interrupted by a crash left in the slot.
-        self.engine.write(vec![clear_slot(slot)], false)?;
-        for op in chunk_ops(slot, data) {
-            self.engine.write(vec![op], false)?;
-        }
+        store_chunks(self.engine.as_ref(), slot, data)?;
         let mut ops = head_ops(meta, slot, data, records)?;
         if let Some(c) = current {
             ops.push(clear_slot(c.slot));
@@ -331,10 +327,7 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
             Some(c) if c.slot == 0 => 1,
             _ => 0,
         };
-        self.engine.write(vec![clear_slot(slot)], false)?;
-        for op in chunk_ops(slot, &data) {
-            self.engine.write(vec![op], false)?;
-        }
+        store_chunks(self.engine.as_ref(), slot, &data)?;
         let head = SnapshotHead {
             meta: meta.clone(),
             slot,
@@ -370,6 +363,17 @@ fn chunk_ops(slot: u8, data: &[u8]) -> impl Iterator<Item = WriteOp> + '_ {
             key: keys::chunk_key(slot, index),
             value: chunk.to_vec(),
         })
+}
+
+/// Stores `data` in `slot`, one chunk per engine write (applies and appends interleave with
+/// it), after clearing whatever an earlier write interrupted by a crash left there. Not
+/// durable: the batch that makes the slot current is.
+fn store_chunks<E: KvEngine + ?Sized>(engine: &E, slot: u8, data: &[u8]) -> Result<(), StoreError> {
+    engine.write(vec![clear_slot(slot)], false)?;
+    for op in chunk_ops(slot, data) {
+        engine.write(vec![op], false)?;
+    }
+    Ok(())
 }
 
 /// The op deleting every chunk of `slot`.
