@@ -697,7 +697,12 @@ async fn a_wiped_follower_is_caught_up_by_a_snapshot_and_the_log_after_it() {
     let target = r.status(leader).await.last_applied_index;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let s = r.status(wiped).await;
+        // The restarted node may not serve yet: an unanswered Status is "not yet".
+        let s = AdminServiceClient::new(r.channel(wiped))
+            .status(StatusRequest {})
+            .await
+            .map(tonic::Response::into_inner)
+            .unwrap_or_default();
         if s.last_applied_index >= target && s.key_count == keys.len() as u64 {
             assert!(
                 s.snapshot_index.is_some(),
