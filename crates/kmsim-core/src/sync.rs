@@ -23,6 +23,9 @@ pub enum SyncMessage {
         create: Option<ReplicaSpec>,
         /// UpdatePrimaryRegion: the destination takes over as primary at `shared.mrk.epoch`.
         promote: bool,
+        /// Where and when the change this message carries was committed, when the sending
+        /// leader knows it (it was the leader then): for the receiver's lag metric and trace.
+        origin: Option<ChangeOrigin>,
     },
     /// ReplicateKey, during the request: the destination checks that it can hold the replica
     /// (the key ID is free there, or already a replica of this primary being created; the
@@ -70,6 +73,17 @@ pub enum SyncMessage {
         /// What happened.
         kind: NoticeKind,
     },
+}
+
+/// The commit of a change on the primary's Region, as a [`SyncMessage::Key`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeOrigin {
+    /// The W3C `traceparent` of the request that made the change (none for the leader's own
+    /// tasks, such as automatic rotation).
+    pub traceparent: Option<String>,
+    /// When the sending Region's leader committed it: host wall-clock time in ms since the Unix
+    /// epoch (not the Region's simulated clock, whose offset an experiment may skew).
+    pub committed_unix_ms: u64,
 }
 
 /// What a replica Region reports to its primary.

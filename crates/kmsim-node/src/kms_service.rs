@@ -74,9 +74,11 @@ macro_rules! grpc_service {
             $(
                 async fn $method(&self, req: Request<pb::$req>) -> Result<Response<pb::$resp>, Status> {
                     let ctx = self.context(&req);
+                    let trace = crate::trace::extract(req.metadata());
                     let api = &self.api;
-                    let result = api
-                        .consistent(stringify!($name), &ctx, req.into_inner(), |r| api.$method(&ctx, r))
+                    let call = api
+                        .consistent(stringify!($name), &ctx, req.into_inner(), |r| api.$method(&ctx, r));
+                    let result = crate::trace::scope(trace, "grpc", stringify!($name), call)
                         .await
                         .map(Response::new)
                         .map_err(|e| status_from_error(&e));

@@ -11,7 +11,8 @@
 //! (jittered retry delays), [`faults`] (injected link faults), [`lifecycle`] (deletion windows,
 //! automatic rotation, expiry of imported material), [`sync`] (the synchronizer), [`lock_file`]
 //! (waiting, at start-up, for a previous process's lock on the data directory), [`metrics`]
-//! (the Prometheus metrics every node and the gateway serve at `GET /metrics`).
+//! (the Prometheus metrics every node and the gateway serve at `GET /metrics`), [`trace`] (the
+//! W3C trace context carried across processes and Regions).
 //!
 //! This crate is generic over `kmsim_store::KvEngine`; it never links RocksDB and never parses
 //! command-line flags or installs a tracing subscriber (the binary does).
@@ -22,6 +23,7 @@ pub mod aws;
 pub mod backoff;
 pub mod call_log;
 pub mod clock;
+pub mod commit_origins;
 pub mod config;
 pub mod entropy;
 pub mod error;
@@ -45,6 +47,7 @@ pub mod rejoin;
 pub mod snapshot_policy;
 pub mod sync;
 pub mod tls;
+pub mod trace;
 mod wire;
 
 #[cfg(test)]

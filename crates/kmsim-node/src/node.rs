@@ -301,7 +301,7 @@ pub async fn run_node_with_key<E: KvEngine>(
         &format!("{region}/{node_id}"),
         faults.clone(),
         dialer.clone(),
-        metrics,
+        metrics.clone(),
     ));
     if let Some(l) = aws_listener {
         // HTTPS with the node's certificate when the topology asks for it.
@@ -357,7 +357,12 @@ pub async fn run_node_with_key<E: KvEngine>(
             Duration::from_millis(topology.sync.session_key_ms),
         ));
         tasks.spawn(sessions.clone().run(stop_rx.clone()));
-        SyncServiceServer::new(SyncServiceImpl::new(api.clone(), id, sessions))
+        SyncServiceServer::new(SyncServiceImpl::new(
+            api.clone(),
+            id,
+            sessions,
+            metrics.sync_lag.clone(),
+        ))
     });
     // With `[tls]`: mutual TLS (a client certificate from the CA, or no handshake) and
     // admission by the certificate's identity, before any handler runs.

@@ -31,10 +31,12 @@ use kmsim_proto::status::error_from_status;
 use kmsim_store::{BatchError, BatchLimits, Batcher, Raft};
 
 use crate::backoff::Backoff;
+use crate::commit_origins::CommitOrigins;
 use crate::entropy::Entropy;
 use crate::faults::FaultTable;
 use crate::network::{channel, never_connected};
 use crate::tls::Dialer;
+use crate::trace;
 
 /// The most times a write may be forwarded before it is refused (guards against loops while
 /// leadership moves).
@@ -77,6 +79,8 @@ pub struct Proposer {
     dialer: Dialer,
     /// `kmsim_raft_proposals_failed_total`: proposals of this node that were not committed.
     failed: Counter,
+    /// The origins of the changes to primary keys this node committed as leader.
+    origins: CommitOrigins,
 }
 
 impl Proposer {
@@ -92,13 +96,20 @@ impl Proposer {
         Proposer {
             batcher: Batcher::spawn(raft.clone(), BATCH_LIMITS),
             raft,
-            region,
             faults,
             leaders: Mutex::new(HashMap::new()),
             entropy: Entropy,
             dialer,
             failed,
+            origins: CommitOrigins::new(&region),
+            region,
         }
+    }
+
+    /// The origins of the changes to primary keys this node committed as leader (what the
+    /// synchronizer reports with them).
+    pub fn origins(&self) -> &CommitOrigins {
+        &self.origins
     }
 
     /// This node's Raft (its metrics say who leads and what is applied).
@@ -164,7 +175,11 @@ impl Proposer {
                         "the write was not committed within {} s; its outcome is unknown",
                         CLIENT_WRITE_TIMEOUT.as_secs()
                     ))),
-                    Ok(Ok(written)) => Attempt::Done((written.index, written.response)),
+                    Ok(Ok(written)) => {
+                        trace::step("committed", &format!("log index {}", written.index));
+                        self.origins.committed(&written.response);
+                        Attempt::Done((written.index, written.response))
+                    }
                     Ok(Err(BatchError::Raft(e))) => match *e {
                         RaftError::APIError(ClientWriteError::ForwardToLeader(_))
                             if !forwardable =>
@@ -193,14 +208,13 @@ impl Proposer {
                 async move {
                     let (command, request_id) =
                         forward.expect("invariant: only forwardable writes reach a remote");
-                    let r = client
-                        .propose(ProposeRequest {
-                            command,
-                            hops,
-                            request_id,
-                        })
-                        .await?
-                        .into_inner();
+                    let mut req = tonic::Request::new(ProposeRequest {
+                        command,
+                        hops,
+                        request_id,
+                    });
+                    trace::inject(req.metadata_mut());
+                    let r = client.propose(req).await?.into_inner();
                     Ok((r.log_index, r.result))
                 }
             },

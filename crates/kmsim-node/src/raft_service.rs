@@ -184,6 +184,7 @@ impl RaftService for RaftServiceImpl {
         &self,
         req: Request<ProposeRequest>,
     ) -> Result<Response<ProposeResponse>, Status> {
+        let trace = crate::trace::extract(req.metadata());
         let req = req.into_inner();
         let request_id = RequestId::from_slice(&req.request_id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -194,11 +195,9 @@ impl RaftService for RaftServiceImpl {
             }
             _ => Status::invalid_argument(e.to_string()),
         })?;
-        match self
-            .proposer
-            .propose_forwarded(cmd, request_id, req.hops)
-            .await
-        {
+        let write = self.proposer.propose_forwarded(cmd, request_id, req.hops);
+        let detail = format!("request {request_id}, hop {}", req.hops);
+        match crate::trace::scope(trace, "forwarded-write", &detail, write).await {
             Ok((log_index, result)) => Ok(Response::new(ProposeResponse { result, log_index })),
             Err(e) => Err(status_from_error(&e)),
         }

@@ -437,6 +437,10 @@ fn encoded_key_message() -> Vec<u8> {
         shared: Box::new(k.shared.clone()),
         create: k.regional.sync.creating.get(&region("eu-west-1")).cloned(),
         promote: false,
+        origin: Some(crate::sync::ChangeOrigin {
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            committed_unix_ms: 1_700_000_000_000,
+        }),
     })
 }
 

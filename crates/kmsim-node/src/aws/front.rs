@@ -33,6 +33,7 @@ use crate::faults::FaultTable;
 use crate::kms::{KmsApi, RequestContext};
 use crate::metrics::NodeMetrics;
 use crate::tls::Dialer;
+use crate::trace::{self, TraceContext, TRACEPARENT};
 
 /// The AWS JSON front of one process: a node (with its Region's KMS) or the gateway (none).
 pub struct AwsFront {
@@ -101,7 +102,7 @@ impl AwsFront {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         if let Some(probe) = probes::route(&parts) {
             // A probe's body (it should have none) is read like a refused request's, so the
             // connection can serve the next request; a large one closes it.
@@ -117,7 +118,41 @@ impl AwsFront {
         let counted = self.metrics.api.begin();
         let operation =
             dispatch::metric_operation(parts.headers.get("x-amz-target").map(|v| v.as_bytes()));
+        // The trace the request belongs to. A client's `traceparent` is passed on unchanged (it
+        // may be among the signed headers); one is added when absent, so the node this request
+        // is forwarded to continues the same trace.
+        let traced = parts.headers.get(TRACEPARENT).map(|v| v.as_bytes());
+        let trace = TraceContext::from_header(traced);
+        if traced.is_none() {
+            if let Ok(v) = HeaderValue::from_str(&trace.header()) {
+                parts.headers.insert(TRACEPARENT, v);
+            }
+        }
         let request_id = uuid::Uuid::new_v4().to_string();
+        let resp = trace::scope(
+            trace,
+            "aws-json",
+            operation,
+            self.answer(parts, body, remote, connection, &request_id),
+        )
+        .await;
+        counted.end(operation, ErrorCode::of(&resp));
+        resp
+    }
+
+    /// Answers a request that is not a probe (the rest of [`AwsFront::handle`]).
+    async fn answer<B>(
+        &self,
+        parts: Parts,
+        body: B,
+        remote: Option<SocketAddr>,
+        connection: usize,
+        request_id: &str,
+    ) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let (outcome, body_read) = match self.admit(&parts) {
             // A declared length over the limit: refused unread.
             Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => (Err(e), false),
@@ -134,7 +169,7 @@ impl AwsFront {
             ),
             Ok(auth) => match self.read_body(body, MAX_BODY_BYTES).await {
                 Ok(body) => (
-                    self.serve(&parts, body, &auth, remote, connection, &request_id)
+                    self.serve(&parts, body, &auth, remote, connection, request_id)
                         .await,
                     true,
                 ),
@@ -149,14 +184,13 @@ impl AwsFront {
                     status = e.status.as_u16(),
                     "aws request refused"
                 );
-                error_response(&e, &request_id)
+                error_response(&e, request_id)
             }
         };
         if !body_read {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        counted.end(operation, ErrorCode::of(&resp));
         resp
     }
 

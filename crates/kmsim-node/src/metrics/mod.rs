@@ -73,6 +73,23 @@ pub struct OperationLabels {
     pub operation: &'static str,
 }
 
+/// Buckets of `kmsim_sync_lag_seconds`: 1 ms to 33 s, doubling.
+fn sync_lag_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Labels of `kmsim_sync_lag_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LagLabels {
+    /// The Region the change was committed in (the key's primary).
+    pub source: String,
+    /// The Region that applied it (this node's).
+    pub destination: String,
+}
+
+/// `kmsim_sync_lag_seconds`, by Region pair.
+pub type SyncLag = Family<LagLabels, Histogram, fn() -> Histogram>;
+
 /// Labels of `kmsim_raft_snapshot_duration_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SnapshotLabels {
@@ -242,11 +259,16 @@ impl Default for ApiMetrics {
 pub struct ApiRequest<'a> {
     metrics: &'a ApiMetrics,
     started: Instant,
+    /// False when the process counts no requests (`trace::request_telemetry`).
+    counting: bool,
 }
 
 impl ApiRequest<'_> {
     /// Counts the request as answered with `code` (`ok` or the AWS error code).
     pub fn end(self, operation: &'static str, code: &'static str) {
+        if !self.counting {
+            return;
+        }
         let took = self.started.elapsed().as_secs_f64();
         self.metrics
             .requests
@@ -261,7 +283,9 @@ impl ApiRequest<'_> {
 
 impl Drop for ApiRequest<'_> {
     fn drop(&mut self) {
-        self.metrics.inflight.dec();
+        if self.counting {
+            self.metrics.inflight.dec();
+        }
     }
 }
 
@@ -270,10 +294,14 @@ impl ApiMetrics {
     /// totals when it [ends](ApiRequest::end) (a request whose client went away meanwhile is
     /// only in flight while it was).
     pub fn begin(&self) -> ApiRequest<'_> {
-        self.inflight.inc();
+        let counting = crate::trace::request_telemetry();
+        if counting {
+            self.inflight.inc();
+        }
         ApiRequest {
             metrics: self,
             started: Instant::now(),
+            counting,
         }
     }
 
@@ -415,6 +443,9 @@ pub struct NodeMetrics {
     pub api: ApiMetrics,
     /// Synchronizer deliveries (registered on nodes only).
     pub sync_deliveries: Family<DeliveryLabels, Counter>,
+    /// From a change's commit in its primary's Region to its apply in this node's Region
+    /// (registered on nodes only; observed by the node that received the synchronization).
+    pub sync_lag: SyncLag,
     /// The node's scrape-time figures, once the node is wired.
     sampler: Arc<OnceLock<Arc<dyn Sampler>>>,
 }
@@ -434,6 +465,11 @@ impl NodeMetrics {
             "kmsim_sync_deliveries",
             "Synchronizer messages sent to another Region, by destination and result",
             m.sync_deliveries.clone(),
+        );
+        m.registry.register(
+            "kmsim_sync_lag_seconds",
+            "Time from a change's commit in the primary key's Region to its apply in this Region, measured by the receiving node from the commit time the synchronization carries",
+            m.sync_lag.clone(),
         );
         m.registry
             .register_collector(Box::new(SampleCollector(m.sampler.clone())));
@@ -457,6 +493,7 @@ impl NodeMetrics {
             raft: RaftMetrics::default(),
             api: ApiMetrics::default(),
             sync_deliveries: Family::default(),
+            sync_lag: Family::new_with_constructor(sync_lag_buckets),
             sampler: Arc::new(OnceLock::new()),
         };
         m.api.register(&mut m.registry);

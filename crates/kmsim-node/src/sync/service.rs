@@ -6,6 +6,7 @@
 
 use crate::kms::internal;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -25,13 +26,19 @@ use super::envelope::{answer, open, Bundle};
 use super::material_check::check_materials;
 use super::session::SessionKeys;
 use super::SyncIdentity;
+use crate::commit_origins::unix_ms_now;
 use crate::kms::KmsApi;
+use crate::metrics::{LagLabels, SyncLag};
+use crate::trace::{self, TraceContext};
 
 /// Receives synchronizations and notices from other Regions.
 pub struct SyncServiceImpl {
     api: Arc<KmsApi>,
     id: Arc<SyncIdentity>,
     sessions: Arc<SessionKeys>,
+    /// `kmsim_sync_lag_seconds`: observed for every change applied here whose commit time the
+    /// message carries.
+    lag: SyncLag,
 }
 
 impl SyncServiceImpl {
@@ -40,15 +47,62 @@ impl SyncServiceImpl {
         api: Arc<KmsApi>,
         id: Arc<SyncIdentity>,
         sessions: Arc<SessionKeys>,
+        lag: SyncLag,
     ) -> SyncServiceImpl {
-        SyncServiceImpl { api, id, sessions }
+        SyncServiceImpl {
+            api,
+            id,
+            sessions,
+            lag,
+        }
     }
 
+    /// Applies a message in the trace of the change it carries (a new trace when it has
+    /// none), and observes the lag of a change it applied.
+    async fn apply_traced(
+        &self,
+        source: &str,
+        message: SyncMessage,
+        secret: Bundle,
+    ) -> Result<SyncReply, Status> {
+        let origin = match &message {
+            SyncMessage::Key { origin, .. } => origin.clone(),
+            _ => None,
+        };
+        let trace = TraceContext::from_header(
+            origin
+                .as_ref()
+                .and_then(|o| o.traceparent.as_deref())
+                .map(str::as_bytes),
+        );
+        let detail = format!("from {source}");
+        let applied = AtomicBool::new(false);
+        let reply = trace::scope(
+            trace,
+            "sync-apply",
+            &detail,
+            self.apply(source, message, secret, &applied),
+        )
+        .await?;
+        if let Some(o) = origin.filter(|_| applied.load(Ordering::Relaxed)) {
+            let lag_ms = unix_ms_now().saturating_sub(o.committed_unix_ms);
+            self.lag
+                .get_or_create(&LagLabels {
+                    source: source.to_string(),
+                    destination: self.id.region.clone(),
+                })
+                .observe(lag_ms as f64 / 1000.0);
+        }
+        Ok(reply)
+    }
+
+    /// Applies a message; `applied` is set when it changed this Region's state through Raft.
     async fn apply(
         &self,
         source: &str,
         message: SyncMessage,
         secret: Bundle,
+        applied: &AtomicBool,
     ) -> Result<SyncReply, Status> {
         let region = |r: &str| Region::parse(r).map_err(|_| Status::invalid_argument("bad Region"));
         let creating = matches!(message, SyncMessage::CreateReplica { .. });
@@ -58,6 +112,7 @@ impl SyncServiceImpl {
                 shared,
                 create,
                 promote,
+                origin: _,
             } => {
                 // Material is checked against the commitments of the set before anything is
                 // stored: even a certified Region cannot plant other material for a version.
@@ -188,7 +243,10 @@ impl SyncServiceImpl {
             }
         };
         match self.api.proposer.propose(&cmd).await {
-            Ok(CommandOutput::Sync(reply)) => Ok(reply),
+            Ok(CommandOutput::Sync(reply)) => {
+                applied.store(true, Ordering::Relaxed);
+                Ok(reply)
+            }
             Ok(other) => Err(Status::internal(format!("unexpected output {other:?}"))),
             // A definite refusal of a replica request is part of the authenticated answer,
             // passed on to the ReplicateKey caller; anything else may be retried.
@@ -227,7 +285,7 @@ impl SyncService for SyncServiceImpl {
             ));
         }
         let reply = self
-            .apply(&env.source, opened.message, opened.secret)
+            .apply_traced(&env.source, opened.message, opened.secret)
             .await?;
         Ok(Response::new(answer(&env, &reply, &opened.answer_key)))
     }

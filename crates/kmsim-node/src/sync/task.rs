@@ -33,6 +33,7 @@ use super::envelope::{pack, Bundle};
 use super::link::SyncLink;
 use crate::backoff::jittered;
 use crate::kms::KmsApi;
+use crate::trace::{self, TraceContext};
 
 /// Timing of the synchronizer (topology `[sync]`).
 #[derive(Debug, Clone, Copy)]
@@ -343,22 +344,34 @@ pub(crate) async fn deliver_key(
             secret.0.push((*version, raw.expose().to_vec()));
         }
     }
+    let origin = api.proposer.origins().get(key_id, m.stamp());
+    // The change's trace, when it came from a traced request this node committed.
+    let trace = origin
+        .as_ref()
+        .and_then(|o| o.traceparent.as_deref())
+        .and_then(|t| TraceContext::parse(t.as_bytes()));
     let message = SyncMessage::Key {
         key_id: key_id.clone(),
         shared: Box::new(key.shared.clone()),
         create: key.regional.sync.creating.get(dest).cloned(),
         promote,
+        origin,
     };
-    let reply = link
-        .send(
-            &api.entropy,
-            dest,
-            key_id,
-            pack(m.stamp()),
-            &message,
-            &secret,
-        )
-        .await;
+    let send = link.send(
+        &api.entropy,
+        dest,
+        key_id,
+        pack(m.stamp()),
+        &message,
+        &secret,
+    );
+    let reply = match trace {
+        Some(t) => {
+            let detail = format!("{key_id} to {dest}");
+            trace::scope(t, "sync-send", &detail, send).await
+        }
+        None => send.await,
+    };
     // The plaintext copies of the material are wiped (and were never logged) here.
     drop(secret);
     let reply = reply?;

@@ -1,0 +1,283 @@
+//! Trace context across processes and Regions: the W3C Trace Context `traceparent`
+//! (<https://www.w3.org/TR/trace-context/>), carried
+//! - in the `traceparent` header of AWS JSON requests (from the client, through the gateway and
+//!   a relay to another Region: the header is passed on as it came, or added when it was absent);
+//! - in the `traceparent` metadata of gRPC calls (the KMS face, and a write a follower forwards
+//!   to its leader);
+//! - in a synchronization from a primary's Region ([`kmsim_core::sync::ChangeOrigin`]), from the
+//!   commit of the change on the primary's leader to its apply in the replica's Region.
+//!
+//! Each process handling a traced request runs it in [`scope`]: a task-local context (what the
+//! next hop is sent) and a `trace` span whose `trace_id` field every log line of the request
+//! carries. Each hop also logs one line at `debug` on the target [`HOP_TARGET`]
+//! (`KMSIM_LOG=info,kmsim::hop=debug` shows them), so one trace ID finds the request in the logs
+//! of the node that received it, the leader that committed it and the Region it was
+//! synchronized to.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::OnceLock;
+
+use tracing::Instrument;
+
+/// The header (AWS JSON) and metadata key (gRPC) that carry the context.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// The log target of the one line each hop writes (at `debug`).
+pub const HOP_TARGET: &str = "kmsim::hop";
+
+/// One position in a trace: the trace, the span that called us, and the sampled flag.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    /// The trace ID (never all zeros).
+    pub trace_id: [u8; 16],
+    /// The caller's span ID (never all zeros).
+    pub span_id: [u8; 8],
+    /// The trace flags (bit 0: sampled).
+    pub flags: u8,
+}
+
+tokio::task_local! {
+    static CURRENT: TraceContext;
+}
+
+impl TraceContext {
+    /// A new trace, started here (sampled).
+    pub fn new_root() -> TraceContext {
+        let mut trace_id: [u8; 16] = rand::random();
+        trace_id[0] |= 1;
+        TraceContext {
+            trace_id,
+            span_id: new_span_id(),
+            flags: 1,
+        }
+    }
+
+    /// The context to send to the next hop: the same trace, a new span of ours.
+    pub fn child(&self) -> TraceContext {
+        TraceContext {
+            span_id: new_span_id(),
+            ..*self
+        }
+    }
+
+    /// Parses a `traceparent` value. Versions above `00` are read by their first four fields,
+    /// as the specification asks; version `ff`, wrong lengths, upper-case or non-hex digits and
+    /// all-zero IDs are refused (`None`: the receiver starts a new trace).
+    pub fn parse(value: &[u8]) -> Option<TraceContext> {
+        let s = std::str::from_utf8(value).ok()?;
+        let version = s.get(0..2)?;
+        let rest = s.get(2..)?;
+        let v = hex_bytes::<1>(version)?[0];
+        if v == 0xff {
+            return None;
+        }
+        // Version 00 is exactly 55 characters; a later version may append `-` and more.
+        if (v == 0 && s.len() != 55) || s.len() < 55 || (s.len() > 55 && s.as_bytes()[55] != b'-') {
+            return None;
+        }
+        let mut fields = rest.get(..53)?.split('-');
+        if !fields.next()?.is_empty() {
+            return None;
+        }
+        let trace_id = hex_bytes::<16>(fields.next()?)?;
+        let span_id = hex_bytes::<8>(fields.next()?)?;
+        let flags = hex_bytes::<1>(fields.next()?)?[0];
+        if trace_id == [0; 16] || span_id == [0; 8] {
+            return None;
+        }
+        Some(TraceContext {
+            trace_id,
+            span_id,
+            flags,
+        })
+    }
+
+    /// The trace ID as 32 lower-case hex digits (what the logs show).
+    pub fn trace_id_hex(&self) -> String {
+        hex::encode(self.trace_id)
+    }
+
+    /// The `traceparent` value (version 00).
+    pub fn header(&self) -> String {
+        format!(
+            "00-{}-{}-{:02x}",
+            hex::encode(self.trace_id),
+            hex::encode(self.span_id),
+            self.flags
+        )
+    }
+
+    /// The context a request came with (`traceparent` header or metadata value), or a new
+    /// trace when it had none or an invalid one.
+    pub fn from_header(value: Option<&[u8]>) -> TraceContext {
+        value
+            .and_then(TraceContext::parse)
+            .unwrap_or_else(TraceContext::new_root)
+    }
+}
+
+impl fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.header())
+    }
+}
+
+fn new_span_id() -> [u8; 8] {
+    let mut id: [u8; 8] = rand::random();
+    id[0] |= 1;
+    id
+}
+
+/// Exactly `2 * N` lower-case hex digits.
+fn hex_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let mut out = [0u8; N];
+    hex::decode_to_slice(s, &mut out).ok()?;
+    Some(out)
+}
+
+/// The context of the request this task is handling, if it is handling one.
+pub fn current() -> Option<TraceContext> {
+    CURRENT.try_with(|c| *c).ok()
+}
+
+/// Whether this process traces and counts every request: true unless the environment sets
+/// `KMSIM_REQUEST_TELEMETRY=off`, which `scripts/telemetry-cost.sh` uses to measure what the
+/// per-request work of traces and API metrics costs (docs/PERFORMANCE.md). Read once.
+pub fn request_telemetry() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("KMSIM_REQUEST_TELEMETRY").as_deref() != Ok("off"))
+}
+
+/// Runs `fut` as part of trace `ctx`: [`current`] returns it, and every log line inside
+/// carries `trace_id` (the `trace` span). `hop` names this hop in its `debug` line on
+/// [`HOP_TARGET`], with `detail`. Without [`request_telemetry`], only runs `fut`.
+pub async fn scope<F: Future>(
+    ctx: TraceContext,
+    hop: &'static str,
+    detail: &str,
+    fut: F,
+) -> F::Output {
+    if !request_telemetry() {
+        return fut.await;
+    }
+    let span = tracing::info_span!("trace", trace_id = %ctx.trace_id_hex());
+    span.in_scope(|| tracing::debug!(target: HOP_TARGET, hop, detail, "hop"));
+    CURRENT.scope(ctx, fut.instrument(span)).await
+}
+
+/// Logs one more step of the current trace's hop on [`HOP_TARGET`] (e.g. the leader's
+/// commit), inside the span [`scope`] opened.
+pub fn step(hop: &'static str, detail: &str) {
+    tracing::debug!(target: HOP_TARGET, hop, detail, "hop");
+}
+
+/// Adds the current context (a child span of it) to outgoing gRPC metadata.
+pub fn inject(metadata: &mut tonic::metadata::MetadataMap) {
+    if let Some(ctx) = current() {
+        if let Ok(v) = ctx.child().header().parse() {
+            metadata.insert(TRACEPARENT, v);
+        }
+    }
+}
+
+/// The context of an incoming gRPC call (`traceparent` metadata), or a new trace.
+pub fn extract(metadata: &tonic::metadata::MetadataMap) -> TraceContext {
+    TraceContext::from_header(metadata.get(TRACEPARENT).map(|v| v.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const EXAMPLE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn the_specification_example_round_trips() {
+        let ctx = TraceContext::parse(EXAMPLE.as_bytes()).unwrap();
+        assert_eq!(ctx.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(hex::encode(ctx.span_id), "00f067aa0ba902b7");
+        assert_eq!(ctx.flags, 1);
+        assert_eq!(ctx.header(), EXAMPLE);
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        for bad in [
+            "",
+            "00",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+        ] {
+            assert_eq!(TraceContext::parse(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_later_version_is_read_by_its_first_fields() {
+        let later = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds";
+        let ctx = TraceContext::parse(later.as_bytes()).unwrap();
+        assert_eq!(ctx.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+
+    #[test]
+    fn a_child_keeps_the_trace_and_changes_the_span() {
+        let root = TraceContext::new_root();
+        let child = root.child();
+        assert_eq!(child.trace_id, root.trace_id);
+        assert_ne!(child.span_id, root.span_id);
+        assert_eq!(TraceContext::parse(child.header().as_bytes()), Some(child));
+    }
+
+    #[tokio::test]
+    async fn the_scope_is_what_current_returns() {
+        assert_eq!(current(), None);
+        let ctx = TraceContext::new_root();
+        let seen = scope(ctx, "test", "", async { current() }).await;
+        assert_eq!(seen, Some(ctx));
+        let mut md = tonic::metadata::MetadataMap::new();
+        scope(ctx, "test", "", async { inject(&mut md) }).await;
+        assert_eq!(extract(&md).trace_id, ctx.trace_id);
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_any_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let _ = TraceContext::parse(&bytes);
+        }
+
+        #[test]
+        fn every_valid_context_round_trips(t in any::<[u8; 16]>(), s in any::<[u8; 8]>(), f in any::<u8>()) {
+            prop_assume!(t != [0; 16] && s != [0; 8]);
+            let ctx = TraceContext { trace_id: t, span_id: s, flags: f };
+            prop_assert_eq!(TraceContext::parse(ctx.header().as_bytes()), Some(ctx));
+        }
+
+        #[test]
+        fn near_misses_of_a_valid_value_are_refused_or_read_exactly(i in 0usize..55, c in any::<u8>()) {
+            let mut v = EXAMPLE.as_bytes().to_vec();
+            v[i] = c;
+            if let Some(ctx) = TraceContext::parse(&v) {
+                // Only a change that is still a valid value is accepted, and read as written
+                // (a version other than 00 is written back as 00).
+                let header = ctx.header();
+                prop_assert_eq!(&header.as_bytes()[2..], &v[2..]);
+            }
+        }
+    }
+}
