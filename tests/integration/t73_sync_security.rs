@@ -150,6 +150,7 @@ async fn forged_replayed_and_tampered_sync_messages_are_refused() {
         shared: Box::new(shared(version, period)),
         create: None,
         promote: false,
+        origin: None,
     };
     let (genuine, genuine_key) =
         seal_to(&c, &a, B, &key, 100, &message(100, 200), &Bundle::default()).await;
@@ -234,6 +235,7 @@ async fn forged_replayed_and_tampered_sync_messages_are_refused() {
         shared: Box::new(usurp),
         create: None,
         promote: false,
+        origin: None,
     };
     let (usurper, _) = seal_to(&c, &other, B, &key, 101, &usurp, &Bundle::default()).await;
     assert!(deliver(&c, usurper).await.is_err());
@@ -250,6 +252,7 @@ async fn forged_replayed_and_tampered_sync_messages_are_refused() {
             shared: Box::new(s),
             create: None,
             promote: false,
+            origin: None,
         }
     };
     for (material_id, why) in [
