@@ -1,11 +1,12 @@
-//! Where and when this Region's leader committed the latest change of each multi-Region
+//! Where and when this Region's leader proposed the latest change of each multi-Region
 //! primary key it holds: the origin a synchronization to the replicas reports
 //! ([`kmsim_core::sync::ChangeOrigin`]), so the replica's Region can measure the lag from the
 //! commit here to its own apply (`kmsim_sync_lag_seconds`) and log the change's trace.
 //!
-//! Kept in memory on the node that committed the change, bounded; a node that becomes leader
-//! later, or restarts, does not know the origin of changes committed before, and sends them
-//! without one (the receiver then observes no lag for them).
+//! The time is the host's wall clock when the leader proposed the write (a commit takes
+//! milliseconds more). Kept in memory on the node that committed the change, bounded; a node
+//! that becomes leader later, or restarts, does not know the origin of changes committed before,
+//! and sends them without one (the receiver then observes no lag for them).
 
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
@@ -20,10 +21,21 @@ use kmsim_core::sync::ChangeOrigin;
 /// How many keys' latest changes are remembered.
 const CAPACITY: usize = 16_384;
 
-/// The origins of the latest committed changes of primary keys, by key.
+/// What is known of one key's latest change.
+#[derive(Default)]
+struct Latest {
+    /// The change that made the (epoch, version) the key has, when this node committed it.
+    settled: Option<((u64, u64), ChangeOrigin)>,
+    /// A write this node is committing now: its stamp is not known until it is applied, and
+    /// the synchronizer (woken by the apply) may deliver the change before the proposer hears
+    /// the result, so a delivery of a stamp newer than the settled one takes this origin.
+    pending: Option<ChangeOrigin>,
+}
+
+/// The origins of the latest changes of primary keys this node committed as leader, by key.
 pub struct CommitOrigins {
     region: String,
-    latest: Mutex<LruCache<KeyId, ((u64, u64), ChangeOrigin)>>,
+    latest: Mutex<LruCache<KeyId, Latest>>,
 }
 
 impl CommitOrigins {
@@ -37,42 +49,53 @@ impl CommitOrigins {
         }
     }
 
-    /// Notes a write this node committed as leader, from its encoded result: a primary
-    /// multi-Region key of this Region at a new (epoch, version) is remembered with the
-    /// current trace and the time now.
-    pub fn committed(&self, result: &[u8]) {
-        let Ok(CommandOutput::Key(key)) = decode_result(result) else {
-            return;
-        };
-        let Some(m) = &key.shared.mrk else {
-            return;
-        };
-        if m.primary.as_str() != self.region {
-            return;
-        }
-        let mut latest = self.latest.lock().expect("invariant: lock not poisoned");
-        // A write that left the stamp as it was (e.g. a Regional property) keeps the origin of
-        // the change that made that stamp.
-        if latest
-            .peek(&key.key_id)
-            .is_some_and(|(s, _)| *s == m.stamp())
-        {
-            return;
-        }
+    /// A write about `key_id` is being committed by this node now, in the current trace.
+    pub fn proposing(&self, key_id: &KeyId) {
         let origin = ChangeOrigin {
             traceparent: crate::trace::current().map(|t| t.child().header()),
             committed_unix_ms: unix_ms_now(),
         };
-        latest.put(key.key_id.clone(), (m.stamp(), origin));
+        let mut latest = self.latest.lock().expect("invariant: lock not poisoned");
+        latest
+            .get_or_insert_mut(key_id.clone(), Latest::default)
+            .pending = Some(origin);
+    }
+
+    /// The write about `key_id` ended: `result` is its encoded result when it was committed.
+    /// A primary multi-Region key of this Region at a new (epoch, version) settles with the
+    /// write's origin; a write that left the stamp as it was keeps the earlier origin.
+    pub fn ended(&self, key_id: &KeyId, result: Option<&[u8]>) {
+        let mut latest = self.latest.lock().expect("invariant: lock not poisoned");
+        let Some(entry) = latest.get_mut(key_id) else {
+            return;
+        };
+        let Some(origin) = entry.pending.take() else {
+            return;
+        };
+        let Some(Ok(CommandOutput::Key(key))) = result.map(decode_result) else {
+            return;
+        };
+        let Some(m) = key
+            .shared
+            .mrk
+            .as_ref()
+            .filter(|m| m.primary.as_str() == self.region)
+        else {
+            return;
+        };
+        if entry.settled.as_ref().is_none_or(|(s, _)| *s != m.stamp()) {
+            entry.settled = Some((m.stamp(), origin));
+        }
     }
 
     /// The origin of the change that made `key_id`'s shared properties `stamp`, if this node
-    /// committed it.
+    /// committed it (or is committing a change of the key now).
     pub fn get(&self, key_id: &KeyId, stamp: (u64, u64)) -> Option<ChangeOrigin> {
         let mut latest = self.latest.lock().expect("invariant: lock not poisoned");
-        match latest.get(key_id) {
+        let entry = latest.get(key_id)?;
+        match &entry.settled {
             Some((s, origin)) if *s == stamp => Some(origin.clone()),
-            _ => None,
+            _ => entry.pending.clone(),
         }
     }
 }

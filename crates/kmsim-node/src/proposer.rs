@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tonic::transport::Channel;
 use tonic::Status;
 
+use kmsim_core::ids::KeyId;
 use kmsim_core::state::{
     decode_result, encode_command, Command, CommandResult, ForwardedCommand, RequestId,
     MAX_COMMAND_BYTES,
@@ -133,9 +134,12 @@ impl Proposer {
         let forward = ForwardedCommand::new(cmd.clone())
             .ok()
             .map(|f| (f, RequestId(self.entropy.bytes())));
-        let (log_index, bytes) = self.write(payload, forward, 0).await.inspect_err(|_| {
-            self.failed.inc();
-        })?;
+        let (log_index, bytes) = self
+            .write(payload, forward, cmd.key_id(), 0)
+            .await
+            .inspect_err(|_| {
+                self.failed.inc();
+            })?;
         // A forwarded write is applied on the leader first. Wait until this node has applied it
         // too, so the caller reads its own write from this node; if it cannot, the caller
         // hears that the outcome is not known here.
@@ -153,7 +157,9 @@ impl Proposer {
         hops: u32,
     ) -> Result<(u64, Vec<u8>), KmsError> {
         let payload = encode_command(&cmd.clone().into_log_command(request_id));
-        self.write(payload, Some((cmd, request_id)), hops).await
+        let key_id = cmd.command().key_id().cloned();
+        self.write(payload, Some((cmd, request_id)), key_id.as_ref(), hops)
+            .await
     }
 
     /// Appends `payload` on the leader, here (within [`CLIENT_WRITE_TIMEOUT`]) or by forwarding
@@ -162,6 +168,7 @@ impl Proposer {
         &self,
         payload: Vec<u8>,
         forward: Option<(ForwardedCommand, RequestId)>,
+        key_id: Option<&KeyId>,
         hops: u32,
     ) -> Result<(u64, Vec<u8>), KmsError> {
         let forwardable = forward.is_some();
@@ -169,15 +176,25 @@ impl Proposer {
         self.at_leader(
             hops,
             || async {
+                if let Some(k) = key_id {
+                    self.origins.proposing(k);
+                }
                 let write = self.batcher.write(payload.clone());
-                match tokio::time::timeout(CLIENT_WRITE_TIMEOUT, write).await {
+                let written = tokio::time::timeout(CLIENT_WRITE_TIMEOUT, write).await;
+                if let Some(k) = key_id {
+                    let result = match &written {
+                        Ok(Ok(w)) => Some(w.response.as_slice()),
+                        _ => None,
+                    };
+                    self.origins.ended(k, result);
+                }
+                match written {
                     Err(_) => Attempt::Fail(KmsError::DependencyTimeout(format!(
                         "the write was not committed within {} s; its outcome is unknown",
                         CLIENT_WRITE_TIMEOUT.as_secs()
                     ))),
                     Ok(Ok(written)) => {
                         trace::step("committed", &format!("log index {}", written.index));
-                        self.origins.committed(&written.response);
                         Attempt::Done((written.index, written.response))
                     }
                     Ok(Err(BatchError::Raft(e))) => match *e {
