@@ -108,9 +108,9 @@ fn title_line(model: &Model) -> Line<'static> {
     let down = model.nodes.iter().filter(|n| n.role == Role::Down).count();
     let mut spans = vec![Span::styled(model.title.clone(), BOLD)];
     let mut summary = format!(
-        "  {} Regions, {} nodes",
-        model.regions.len(),
-        model.nodes.len()
+        "  {}, {}",
+        counted(model.regions.len(), "Region"),
+        counted(model.nodes.len(), "node")
     );
     if down == 0 {
         spans.push(Span::raw(summary));
@@ -124,6 +124,14 @@ fn title_line(model: &Model) -> Line<'static> {
         None => "  rates after the next sample".to_string(),
     }));
     Line::from(spans)
+}
+
+/// `1 node`, `3 nodes`.
+fn counted(n: usize, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
 }
 
 /// A bordered box titled `title`.
@@ -613,6 +621,7 @@ mod tests {
         assert!(lines[0].starts_with("kmsim top"), "{lines:?}");
         // An empty model (before the first sample) draws too.
         let empty = render_text(&Model::default(), 60);
+        assert!(empty.contains("0 Regions, 0 nodes"), "{empty}");
         assert!(empty.contains("no Region pairs"), "{empty}");
     }
 
