@@ -9,7 +9,7 @@
 //!   and error rates and p99 latencies over the interval between them ([`histogram`] turns
 //!   counter and bucket increases into rates and quantiles), the synchronizer's backlog and lag
 //!   per Region pair, the injected faults ([`faults`] groups them).
-//! - [`render`]: draws a model with ratatui widgets into any frame: the terminal of
+//! - [`render`](mod@render): draws a model with ratatui widgets into any frame: the terminal of
 //!   `kmsim top`, a test backend, or the plain text of `kmsim top --once`.
 //!
 //! The binary owns the terminal (raw mode, alternate screen, keys); this module never touches it.
