@@ -4,7 +4,7 @@
 //! ([`render_text`]).
 
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Widget};
@@ -80,8 +80,12 @@ fn heights(model: &Model) -> [u16; 5] {
 }
 
 /// Draws `model` into `area` of `buf`.
+/// On a terminal shorter than the model, the nodes box gives up rows first (down to one), so
+/// the Regions, the synchronizer and the faults stay in view; its title says how many it shows.
 fn render_into(model: &Model, area: Rect, buf: &mut Buffer) {
-    let [title, regions, nodes, pairs, faults] = heights(model);
+    let [title, regions, mut nodes, pairs, faults] = heights(model);
+    let missing = (title + regions + nodes + pairs + faults).saturating_sub(area.height);
+    nodes = nodes.saturating_sub(missing).max(nodes.min(4));
     let [title_area, regions_area, nodes_area, pairs_area, faults_area] = Layout::vertical([
         Constraint::Length(title),
         Constraint::Length(regions),
@@ -89,10 +93,12 @@ fn render_into(model: &Model, area: Rect, buf: &mut Buffer) {
         Constraint::Length(pairs),
         Constraint::Length(faults),
     ])
+    .flex(Flex::Start)
     .areas(area);
     Paragraph::new(title_line(model)).render(title_area, buf);
     regions_table(model).render(regions_area, buf);
-    nodes_table(&model.nodes).render(nodes_area, buf);
+    let shown = usize::from(nodes_area.height.saturating_sub(3));
+    nodes_table(&model.nodes, shown).render(nodes_area, buf);
     pairs_table(&model.pairs).render(pairs_area, buf);
     faults_list(&model.faults).render(faults_area, buf);
 }
@@ -234,7 +240,8 @@ fn traffic_cells(t: &Traffic) -> [Cell<'static>; 3] {
     ]
 }
 
-fn nodes_table(nodes: &[NodeRow]) -> Table<'static> {
+/// The nodes box; `shown` rows fit in it.
+fn nodes_table(nodes: &[NodeRow], shown: usize) -> Table<'static> {
     let names: Vec<String> = nodes
         .iter()
         .map(|n| format!("{}/{}", n.region, n.id))
@@ -281,7 +288,11 @@ fn nodes_table(nodes: &[NodeRow]) -> Table<'static> {
             2,
         ))
         .column_spacing(2)
-        .block(boxed("Nodes"))
+        .block(boxed(&if shown < nodes.len() {
+            format!("Nodes ({shown} of {} shown)", nodes.len())
+        } else {
+            "Nodes".to_string()
+        }))
 }
 
 fn pairs_table(pairs: &[PairRow]) -> Table<'static> {
@@ -614,10 +625,26 @@ mod tests {
     }
 
     #[test]
-    fn a_small_terminal_gets_what_fits() {
-        let mut terminal = Terminal::new(TestBackend::new(40, 10)).unwrap();
-        terminal.draw(|frame| render(frame, &model())).unwrap();
-        let lines = buffer_lines(terminal.backend().buffer());
+    fn a_short_terminal_drops_node_rows_first_and_a_tall_one_leaves_blank_below() {
+        let draw = |width, height| {
+            let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+            terminal.draw(|frame| render(frame, &model())).unwrap();
+            buffer_lines(terminal.backend().buffer())
+        };
+        // 30 lines needed, 25 there: the nodes box shows 4 of its 9 rows, the rest all of theirs.
+        let short = draw(100, 25);
+        assert!(
+            short[8].starts_with("┌ Nodes (4 of 9 shown) "),
+            "{short:#?}"
+        );
+        assert!(short[13].starts_with("│eu-west-1/1 "), "{short:#?}");
+        assert!(short[15].starts_with("┌ Synchronizer "), "{short:#?}");
+        assert!(short[24].starts_with("└"), "{short:#?}");
+        let tall = draw(100, 40);
+        assert!(tall[29].starts_with("└"), "{tall:#?}");
+        assert!(tall[30..].iter().all(|l| l.trim().is_empty()), "{tall:#?}");
+        // Narrower than the tables: cut at the right edge, the title first on its line.
+        let lines = draw(40, 10);
         assert!(lines[0].starts_with("kmsim top"), "{lines:?}");
         // An empty model (before the first sample) draws too.
         let empty = render_text(&Model::default(), 60);
