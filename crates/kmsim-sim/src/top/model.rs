@@ -343,7 +343,7 @@ fn sync_pairs(
                                 s.has(&[("destination", &destination), ("result", "failed")])
                             })
                         })
-                        .sum::<f64>()
+                        .fold(0.0, |total, v| total + v)
                         / secs
                 })
             });
@@ -703,6 +703,8 @@ kmsim_api_request_duration_seconds_count{region="gateway",node="gateway",operati
                 },
             ]
         );
+        // No failed deliveries is 0, not -0 (which would print as "-0.0").
+        assert!(m.pairs[0].failed.is_some_and(f64::is_sign_positive));
         assert_eq!(
             m.faults,
             vec![FaultRow {
