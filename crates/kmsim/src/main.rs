@@ -62,8 +62,8 @@ enum Command {
     Down(cmd::DownArgs),
     /// Show every node of a cluster: Region, id, PID, role, term, applied index, address.
     Status(cmd::status::StatusArgs),
-    /// Watch a running cluster live: every Region and node, request rates and p99 latencies,
-    /// the synchronizer's backlog and lag, injected faults (`q` quits; `--once` prints a frame).
+    // No doc comment here: a variant's would replace TopArgs' (its first paragraph is the line
+    // in `kmsim --help`, the whole of it `kmsim top --help`).
     Top(cmd::top::TopArgs),
     /// Call the KMS API of a cluster, with the AWS CLI's operation names, flags and JSON output.
     Kms(cmd::kms::KmsArgs),

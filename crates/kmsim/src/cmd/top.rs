@@ -21,15 +21,20 @@ use kmsim_sim::bench::parse_duration;
 use kmsim_sim::cluster::ClusterDir;
 use kmsim_sim::top::{render, render_text, ClusterSample, Model, Sampler};
 
-/// Shows every Region and node of a running cluster, refreshed every interval, until `q`, Esc
-/// or Ctrl-C.
+/// Watch a running cluster live: every Region and node, request rates and p99 latencies, the
+/// synchronizer's backlog and lag, injected faults (`q` quits; `--once` prints one frame).
+///
+/// Refreshed every interval until `q`, Esc or Ctrl-C (SIGTERM too); the terminal is put back
+/// as it was on every way out.
 ///
 /// Regions: leader, term, nodes answering, and the AWS JSON requests their nodes answered over
 /// the last interval: per second, errors per second, p99 latency (the gateway on its own row).
-/// Nodes: role (or down), term, the leader it follows, applied log index and how far behind the
-/// most advanced node of its Region, requests per second, faulty outgoing links. Synchronizer,
-/// per pair of Regions: deliveries pending, failed deliveries per second, p99 lag. Faults: the
-/// links `kmsim chaos` made faulty.
+///
+/// Nodes: role (or down), term, the leader it follows, applied log index and how far behind
+/// the most advanced node of its Region, requests per second, faulty outgoing links.
+///
+/// Synchronizer, per pair of Regions: deliveries pending, failed deliveries per second, p99
+/// lag. Faults: the links `kmsim chaos` made faulty.
 ///
 /// Read from every node's admin Status and GetLinkFaults and from the `GET /metrics` of every
 /// node and of the gateway; rates come from two samples, so they appear from the second one on.
