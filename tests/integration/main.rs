@@ -36,6 +36,7 @@ mod t60_security;
 mod t61_limits;
 mod t62_secrets;
 mod t63_authorization;
+mod t65_top;
 mod t66_traces;
 mod t70_multi_region;
 mod t71_multi_region_faults;

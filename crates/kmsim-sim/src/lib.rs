@@ -3,7 +3,8 @@
 //! ([`health`]), clusters as Docker containers ([`container`]: image, compose project), the
 //! benchmark load generator ([`bench`]) and its SigV4-signing AWS JSON client
 //! ([`aws_client`]), the synchronizer's lag measurement ([`sync_lag`]), and the reader of the
-//! nodes' and the gateway's `GET /metrics` ([`scrape`]).
+//! nodes' and the gateway's `GET /metrics` ([`scrape`]), and the sampling, model and drawing of
+//! `kmsim top` ([`top`]).
 //!
 //! Depends on `kmsim-node` for the topology format and on `kmsim-proto` for clients; never on
 //! RocksDB.
@@ -16,3 +17,4 @@ pub mod health;
 pub mod process;
 pub mod scrape;
 pub mod sync_lag;
+pub mod top;

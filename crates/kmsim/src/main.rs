@@ -62,6 +62,9 @@ enum Command {
     Down(cmd::DownArgs),
     /// Show every node of a cluster: Region, id, PID, role, term, applied index, address.
     Status(cmd::status::StatusArgs),
+    // No doc comment here: a variant's would replace TopArgs' (its first paragraph is the line
+    // in `kmsim --help`, the whole of it `kmsim top --help`).
+    Top(cmd::top::TopArgs),
     /// Call the KMS API of a cluster, with the AWS CLI's operation names, flags and JSON output.
     Kms(cmd::kms::KmsArgs),
     /// Measure a running cluster: throughput and latency percentiles of KMS operations.
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Gateway(a) => cmd::gateway::run(a),
         Command::Down(a) => cmd::down(a),
         Command::Status(a) => cmd::status::run(a),
+        Command::Top(a) => cmd::top::run(a),
         Command::Kms(a) => cmd::kms::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Chaos(a) => cmd::chaos::run(a),

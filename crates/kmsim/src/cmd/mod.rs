@@ -11,6 +11,7 @@ pub mod kms;
 pub mod node;
 pub mod scenario;
 pub mod status;
+pub mod top;
 pub mod up;
 
 use std::path::PathBuf;
