@@ -1,7 +1,7 @@
 //! A docker-compose project (file format 3.8, as docker-compose 1.29 reads it) for a
 //! topology whose nodes run one per container ([`Addressing::Containers`]): the compose file
 //! and, beside it, the topology and every key and certificate (made by
-//! [`ClusterDir::create_with`], the one place a cluster's secrets are made).
+//! [`crate::cluster::ClusterDir::create_with`], the one place a cluster's secrets are made).
 //!
 //! ```text
 //! <dir>/docker-compose.yml   services, networks, volumes (no secret: may be committed)
@@ -27,10 +27,8 @@ use std::path::{Path, PathBuf};
 use kmsim_node::config::Topology;
 
 use super::image::{CLUSTER_DIR, IMAGE_BINARY};
-use super::{ContainerError, CLUSTER_LABEL, NODE_LABEL, REGION_LABEL};
-use crate::cluster::{
-    container_name, io, Addressing, ClusterDir, CONTAINER_AWS_PORT, DEFAULT_AWS_PORT,
-};
+use super::{project, ContainerError, CLUSTER_LABEL, NODE_LABEL, REGION_LABEL};
+use crate::cluster::{container_name, io, Addressing, CONTAINER_AWS_PORT, DEFAULT_AWS_PORT};
 
 /// The compose file's name.
 pub const COMPOSE_FILE: &str = "docker-compose.yml";
@@ -103,19 +101,10 @@ pub fn write_project(
     spec: &ComposeSpec,
 ) -> Result<Project, ContainerError> {
     check_cluster_name(&spec.cluster)?;
-    let cluster_dir = ClusterDir::new(dir);
-    let created_secrets = !cluster_dir.topology_path().exists();
-    if created_secrets {
-        cluster_dir.create_with(
-            regions,
-            &Addressing::Containers {
-                prefix: spec.cluster.clone(),
-            },
-            false,
-            false,
-        )?;
-    }
-    let topology = written_topology(&cluster_dir.topology_path())?;
+    let addressing = Addressing::Containers {
+        prefix: spec.cluster.clone(),
+    };
+    let (created_secrets, topology) = project::cluster_files(dir, regions, &addressing)?;
     let compose = compose_file(&topology, spec)?;
     let compose_path = dir.join(COMPOSE_FILE);
     std::fs::write(&compose_path, compose)
@@ -127,19 +116,11 @@ pub fn write_project(
     })
 }
 
-/// The topology file as written: relative paths kept (they are relative to the cluster
-/// directory inside every container too).
-fn written_topology(path: &Path) -> Result<Topology, ContainerError> {
-    let text = std::fs::read_to_string(path).map_err(io(format!("read {}", path.display())))?;
-    Topology::parse(&text).map_err(|e| ContainerError::Invalid(format!("{}: {e}", path.display())))
-}
-
 /// The compose file of `topology` (written by [`write_project`]) for `spec`.
 pub fn compose_file(topology: &Topology, spec: &ComposeSpec) -> Result<String, ContainerError> {
     let c = &spec.cluster;
-    let tls = topology.tls.as_ref().ok_or_else(|| {
-        ContainerError::Invalid("the topology has no [tls] table: containers need one".into())
-    })?;
+    let tls = project::tls_of(topology)?;
+    project::check_hosts(topology, |r, id| container_name(c, r, id), "--name")?;
     let nodes: usize = topology.regions.iter().map(|r| r.nodes.len()).sum();
     let mut y = String::new();
     let w = &mut y;
@@ -169,20 +150,8 @@ pub fn compose_file(topology: &Topology, spec: &ComposeSpec) -> Result<String, C
     for r in &topology.regions {
         for n in &r.nodes {
             let name = container_name(c, &r.name, n.id);
-            let expected = format!("{name}:");
-            if !n.advertise_addr().starts_with(&expected) {
-                return Err(ContainerError::Invalid(format!(
-                    "the topology was written for another cluster name (node {}/{} is reached at {}, not {name}); remove it or pass that name",
-                    r.name,
-                    n.id,
-                    n.advertise_addr()
-                )));
-            }
             let aws_port = n.aws_listen.map(|a| a.port()).unwrap_or(CONTAINER_AWS_PORT);
-            let (cert, key) = tls.node_files(&r.name, n.id);
-            let mut files = vec![r.domain_key_file.clone()];
-            files.extend(r.transport_key_file.clone());
-            files.extend([tls.ca_cert(), cert, key]);
+            let files = project::node_files(tls, r, n.id);
             let command = [
                 "node",
                 "--topology",
@@ -221,7 +190,6 @@ pub fn compose_file(topology: &Topology, spec: &ComposeSpec) -> Result<String, C
         .as_ref()
         .map(|e| e.listen.port())
         .unwrap_or(DEFAULT_AWS_PORT);
-    let (gw_cert, gw_key) = tls.gateway_files();
     service(
         w,
         &Service {
@@ -231,7 +199,7 @@ pub fn compose_file(topology: &Topology, spec: &ComposeSpec) -> Result<String, C
             health_url: format!("http://127.0.0.1:{gw_port}/readyz"),
             labels: vec![(CLUSTER_LABEL, c.clone()), (NODE_LABEL, "gateway".into())],
             networks: vec![format!("{c}-inter")],
-            files: &[tls.ca_cert(), gw_cert, gw_key],
+            files: &project::gateway_files(tls),
             volume: None,
             ports: Some(format!("127.0.0.1:{}:{gw_port}", spec.aws_port)),
         },
