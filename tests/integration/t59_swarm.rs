@@ -1,8 +1,8 @@
-//! The multi-host path, on one host: the compose project of `kmsim deploy compose` deployed
-//! unchanged as a Docker Swarm stack (`docker stack deploy`), every node ready on the stack's
-//! overlay networks, a key used through the gateway's published port, and a teardown that
-//! removes the stack, the cluster's labelled volumes and, only if this test made it, the
-//! single-node swarm (`docker swarm leave --force`) and its `docker_gwbridge` network.
+//! The multi-host path, on one host: the project of `kmsim deploy compose --swarm`
+//! (docker-stack.yml) deployed as a Docker Swarm stack (`docker stack deploy`), every node ready
+//! on the stack's overlay networks, a key used through the gateway's published port, and a
+//! teardown that removes the stack, the cluster's labelled volumes and, only if this test made
+//! it, the single-node swarm (`docker swarm leave --force`) and its `docker_gwbridge` network.
 //! Skipped, with a message, where no Docker engine answers or the engine is in a swarm this
 //! test may not deploy to (a worker, or a swarm that is pending or locked).
 
@@ -99,12 +99,20 @@ async fn a_compose_project_deployed_as_a_swarm_stack_serves_through_its_gateway(
         "inactive false" => true,
         "active true" => false,
         other => {
-            eprintln!("skipped: this engine's swarm state is `{other}` (not inactive, nor a manager)");
+            eprintln!(
+                "skipped: this engine's swarm state is `{other}` (not inactive, nor a manager)"
+            );
             return;
         }
     };
     let gwbridge_existed = !docker
-        .run(&["network", "ls", "-q", "--filter", &format!("name=^{GWBRIDGE}$")])
+        .run(&[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name=^{GWBRIDGE}$"),
+        ])
         .unwrap()
         .is_empty();
     let cluster = format!("kmsim-t59s-{}", std::process::id());
@@ -134,6 +142,7 @@ async fn a_compose_project_deployed_as_a_swarm_stack_serves_through_its_gateway(
     kmsim(&[
         "deploy",
         "compose",
+        "--swarm",
         "--out",
         &out,
         "--regions",
@@ -146,7 +155,7 @@ async fn a_compose_project_deployed_as_a_swarm_stack_serves_through_its_gateway(
         &port.to_string(),
     ]);
     // The image exists only on this engine: no registry to resolve it against.
-    let file = tmp.path().join("docker-compose.yml");
+    let file = tmp.path().join("docker-stack.yml");
     docker
         .run(&[
             "stack",

@@ -68,6 +68,13 @@ struct ComposeArgs {
     /// The image every container runs.
     #[arg(long, default_value_t = image::default_tag())]
     image: String,
+    /// Write docker-stack.yml for a Docker Swarm (`docker stack deploy --resolve-image never
+    /// -c docker-stack.yml <name>`) instead of docker-compose.yml: the same services, with
+    /// health checks on /healthz (Swarm gives a task its DNS name only once healthy, and a node
+    /// becomes ready only after reaching the others by name), the gateway's port published in
+    /// host mode (Swarm ignores a host address: every address of the host), no container_name.
+    #[arg(long)]
+    swarm: bool,
 }
 
 #[derive(Args)]
@@ -161,15 +168,28 @@ fn compose_cmd(a: ComposeArgs) -> anyhow::Result<ExitCode> {
         image: a.image,
         aws_port: a.aws_port,
     };
-    let p = compose::write_project(&a.out, &a.shape.regions(), &spec)?;
+    let p = if a.swarm {
+        compose::write_stack(&a.out, &a.shape.regions(), &spec)?
+    } else {
+        compose::write_project(&a.out, &a.shape.regions(), &spec)?
+    };
     secrets_line(p.created_secrets, &a.out);
     outln!("wrote {}", p.compose_file.display());
-    outln!(
-        "start: docker-compose -p {} -f {} up -d   (image {}: `kmsim image build`)",
-        spec.cluster,
-        p.compose_file.display(),
-        spec.image
-    );
+    if a.swarm {
+        outln!(
+            "start: docker stack deploy --resolve-image never -c {} {}   (image {} on every host: `kmsim image build`)",
+            p.compose_file.display(),
+            spec.cluster,
+            spec.image
+        );
+    } else {
+        outln!(
+            "start: docker-compose -p {} -f {} up -d   (image {}: `kmsim image build`)",
+            spec.cluster,
+            p.compose_file.display(),
+            spec.image
+        );
+    }
     outln!(
         "AWS endpoint for every Region: http://127.0.0.1:{} (access key test, secret test)",
         spec.aws_port
