@@ -2,7 +2,8 @@
 # Creates (once) the virtualenv of the Python suite outside the clone and installs the pinned
 # packages of tests/python/requirements.txt into it: boto3/botocore, the AWS CLI (awscli), the
 # AWS Encryption SDK 4.x with the Material Providers Library, the DynamoDB Encryption Client
-# (dynamodb-encryption-sdk), cryptography and pytest.
+# (dynamodb-encryption-sdk), cryptography, pytest, and kubernetes-validate (the Kubernetes schemas
+# the manifests of `kmsim deploy kubernetes` are checked against).
 # Where: $KMSIM_VENV, default /var/tmp/kmsim-venv. Reinstalls only when the requirements change.
 # Prints the virtualenv's path on stdout (everything else goes to stderr).
 set -euo pipefail

@@ -32,6 +32,7 @@ mod t56_health;
 mod t57_metrics;
 mod t58_state_on_disk;
 mod t59_containers;
+mod t59_swarm;
 mod t60_security;
 mod t61_limits;
 mod t62_secrets;

@@ -729,6 +729,24 @@ impl RegionConfig {
         self.nodes.iter().find(|n| n.id == id)
     }
 
+    /// The node whose advertised address has the host `name`, or a host whose first DNS label
+    /// is `name` (`kmsim-us-east-1-2` finds `kmsim-us-east-1-2.kmsim-us-east-1-peers.…:4601`):
+    /// how a Kubernetes pod, which knows only its own name, finds its entry. `None` when no
+    /// node or more than one matches.
+    pub fn node_by_host(&self, name: &str) -> Option<&NodeEntry> {
+        if name.is_empty() {
+            return None;
+        }
+        let mut found = self.nodes.iter().filter(|n| {
+            let host = crate::tls::issue::host_of(&n.advertise_addr());
+            host == name || host.split('.').next() == Some(name)
+        });
+        match (found.next(), found.next()) {
+            (Some(n), None) => Some(n),
+            _ => None,
+        }
+    }
+
     /// The environment variable that may carry this Region's domain key.
     pub fn domain_key_env(&self) -> String {
         format!(
@@ -830,6 +848,36 @@ session_token = "tok"
             "listen = \"127.0.0.1:4601\"\naws_listen = \"127.0.0.1:4601\""
         ))
         .is_err());
+    }
+
+    #[test]
+    fn a_node_is_found_by_its_advertised_host_or_its_first_label() {
+        let mut t = Topology::parse(SAMPLE).unwrap();
+        let r = &mut t.regions[0];
+        let mut second = r.nodes[0].clone();
+        second.id = 2;
+        second.advertise = Some("k-us-east-1-2.peers.ns.svc.cluster.local:4601".into());
+        r.nodes[0].advertise = Some("k-us-east-1-1.peers.ns.svc.cluster.local:4601".into());
+        let mut tenth = second.clone();
+        tenth.id = 10;
+        tenth.advertise = Some("k-us-east-1-10.peers.ns.svc.cluster.local:4601".into());
+        r.nodes.extend([second, tenth]);
+        let id = |name: &str| r.node_by_host(name).map(|n| n.id);
+        assert_eq!(id("k-us-east-1-1"), Some(1));
+        assert_eq!(id("k-us-east-1-2.peers.ns.svc.cluster.local"), Some(2));
+        assert_eq!(id("k-us-east-1-10"), Some(10));
+        for none in [
+            "",
+            "k-us-east-1",
+            "k-us-east-1-3",
+            "peers",
+            "k-us-east-1-1.peers.ns",
+        ] {
+            assert_eq!(id(none), None, "{none}");
+        }
+        // A name two nodes answer to is no answer.
+        r.nodes[1].advertise = Some("k-us-east-1-1.other:4601".into());
+        assert!(r.node_by_host("k-us-east-1-1").is_none());
     }
 
     #[test]

@@ -28,6 +28,8 @@ use kmsim_node::key_files::wrap_transport_key;
 use kmsim_node::tls::issue::cluster_files;
 use kmsim_node::tls::{Dialer, TlsSettings};
 
+use crate::container::kubernetes::PodNames;
+
 /// The gateway's port unless told otherwise (`kmsim up --aws-port`).
 pub const DEFAULT_AWS_PORT: u16 = 4599;
 
@@ -69,6 +71,12 @@ pub enum Addressing {
         /// The cluster's name, the first part of every container's name.
         prefix: String,
     },
+    /// One Kubernetes pod per node (`kmsim deploy kubernetes`): listening as for
+    /// [`Addressing::Containers`], but reached by the stable DNS name its StatefulSet gives the
+    /// pod ([`PodNames::node_host`], e.g.
+    /// `kmsim-us-east-1-2.kmsim-us-east-1-peers.kmsim.svc.cluster.local`), which its
+    /// certificate carries as a DNS SAN; the gateway listens on 0.0.0.0:4599.
+    Kubernetes(PodNames),
 }
 
 /// The name (and DNS name, on the cluster's networks) of a node's container:
@@ -242,8 +250,8 @@ impl ClusterDir {
     /// with a domain key and a transport key per Region and a trust anchor per partition. The
     /// credentials are [`default_credentials`]. A cluster CA signs one certificate per node, one
     /// for the operator and one for the gateway ([`write_certificates`]); with `aws_tls` the AWS
-    /// endpoints serve HTTPS. The one way a cluster's secrets are made: `kmsim up` (processes)
-    /// and `kmsim deploy compose` (containers) both come here.
+    /// endpoints serve HTTPS. The one way a cluster's secrets are made: `kmsim up` (processes),
+    /// `kmsim deploy compose` (containers) and `kmsim deploy kubernetes` (pods) all come here.
     pub fn create_with(
         &self,
         regions: &[(String, usize)],
@@ -259,8 +267,8 @@ impl ClusterDir {
         }
         let dirs: &[&str] = match addressing {
             Addressing::Loopback { .. } => &["keys", "nodes", "logs", "pids"],
-            // Containers keep their data in volumes and log to Docker.
-            Addressing::Containers { .. } => &["keys"],
+            // Containers keep their data in volumes and log to their runtime.
+            Addressing::Containers { .. } | Addressing::Kubernetes(_) => &["keys"],
         };
         for d in dirs {
             std::fs::create_dir_all(self.root.join(d))
@@ -276,7 +284,7 @@ impl ClusterDir {
         }
         let mut port = match addressing {
             Addressing::Loopback { base_port, .. } => *base_port,
-            Addressing::Containers { .. } => 0,
+            Addressing::Containers { .. } | Addressing::Kubernetes(_) => 0,
         };
         // With port 0, every listener stays bound until all ports are chosen, so the OS cannot
         // hand the same free port out twice.
@@ -289,6 +297,13 @@ impl ClusterDir {
         };
         let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
         let any = |port: u16| SocketAddr::from(([0, 0, 0, 0], port));
+        // A node in its own network namespace: every port on 0.0.0.0, reached by `host`.
+        let named = |host: String| NodeAddrs {
+            listen: any(CONTAINER_GRPC_PORT),
+            aws_listen: any(CONTAINER_AWS_PORT),
+            advertise: Some(format!("{host}:{CONTAINER_GRPC_PORT}")),
+            aws_advertise: Some(format!("{host}:{CONTAINER_AWS_PORT}")),
+        };
         let mut node_addrs = |region: &str, id: u64| -> Result<NodeAddrs, ClusterError> {
             match addressing {
                 Addressing::Loopback { base_port: 0, .. } => Ok(NodeAddrs {
@@ -312,15 +327,8 @@ impl ClusterDir {
                         aws_advertise: None,
                     })
                 }
-                Addressing::Containers { prefix } => {
-                    let host = container_name(prefix, region, id);
-                    Ok(NodeAddrs {
-                        listen: any(CONTAINER_GRPC_PORT),
-                        aws_listen: any(CONTAINER_AWS_PORT),
-                        advertise: Some(format!("{host}:{CONTAINER_GRPC_PORT}")),
-                        aws_advertise: Some(format!("{host}:{CONTAINER_AWS_PORT}")),
-                    })
-                }
+                Addressing::Containers { prefix } => Ok(named(container_name(prefix, region, id))),
+                Addressing::Kubernetes(names) => Ok(named(names.node_host(region, id))),
             }
         };
         let mut region_cfgs = Vec::new();
@@ -390,7 +398,7 @@ impl ClusterDir {
         let gateway = match addressing {
             Addressing::Loopback { aws_port: 0, .. } => free_addr()?,
             Addressing::Loopback { aws_port, .. } => loopback(*aws_port),
-            Addressing::Containers { .. } => any(DEFAULT_AWS_PORT),
+            Addressing::Containers { .. } | Addressing::Kubernetes(_) => any(DEFAULT_AWS_PORT),
         };
         let account = "111122223333";
         let tls = TlsSettings {

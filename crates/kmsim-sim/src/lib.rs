@@ -1,6 +1,7 @@
 //! The launcher and the tools around a local cluster: data directory layout and topology
 //! creation ([`cluster`]), node processes and PID files ([`process`]), health checks
-//! ([`health`]), clusters as Docker containers ([`container`]: image, compose project), the
+//! ([`health`]), clusters as containers ([`container`]: image, compose project, Kubernetes
+//! manifests), the
 //! benchmark load generator ([`bench`]) and its SigV4-signing AWS JSON client
 //! ([`aws_client`]), the synchronizer's lag measurement ([`sync_lag`]), and the reader of the
 //! nodes' and the gateway's `GET /metrics` ([`scrape`]), and the sampling, model and drawing of

@@ -1,7 +1,7 @@
 //! A docker-compose project (file format 3.8, as docker-compose 1.29 reads it) for a
 //! topology whose nodes run one per container ([`Addressing::Containers`]): the compose file
 //! and, beside it, the topology and every key and certificate (made by
-//! [`ClusterDir::create_with`], the one place a cluster's secrets are made).
+//! [`crate::cluster::ClusterDir::create_with`], the one place a cluster's secrets are made).
 //!
 //! ```text
 //! <dir>/docker-compose.yml   services, networks, volumes (no secret: may be committed)
@@ -27,13 +27,30 @@ use std::path::{Path, PathBuf};
 use kmsim_node::config::Topology;
 
 use super::image::{CLUSTER_DIR, IMAGE_BINARY};
-use super::{ContainerError, CLUSTER_LABEL, NODE_LABEL, REGION_LABEL};
-use crate::cluster::{
-    container_name, io, Addressing, ClusterDir, CONTAINER_AWS_PORT, DEFAULT_AWS_PORT,
-};
+use super::{project, ContainerError, CLUSTER_LABEL, NODE_LABEL, REGION_LABEL};
+use crate::cluster::{container_name, io, Addressing, CONTAINER_AWS_PORT, DEFAULT_AWS_PORT};
 
 /// The compose file's name.
 pub const COMPOSE_FILE: &str = "docker-compose.yml";
+
+/// The name of the same project's file for `docker stack deploy` ([`Flavor::Swarm`]).
+pub const STACK_FILE: &str = "docker-stack.yml";
+
+/// Who runs the compose file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// docker-compose on one host: health checks on `/readyz` (a healthy container is a ready
+    /// node), the gateway published on `127.0.0.1` only.
+    Compose,
+    /// A Docker Swarm stack (`docker stack deploy`), the path to many hosts. Swarm puts a task
+    /// in its service's DNS only once it is healthy, and a node is ready only once its Region has
+    /// elected a leader, which needs the other nodes' names: so the health check asks
+    /// `/healthz` (the process serves). Swarm ignores a published port's host address, so the
+    /// gateway is published in `host` mode (on every address of the host: the routing mesh did
+    /// not answer on 127.0.0.1 on the engine tested); `container_name` is left out (Swarm names
+    /// its tasks).
+    Swarm,
+}
 
 /// The cluster name unless told otherwise (`kmsim deploy compose --name`).
 pub const DEFAULT_CLUSTER: &str = "kmsim";
@@ -102,22 +119,35 @@ pub fn write_project(
     regions: &[(String, usize)],
     spec: &ComposeSpec,
 ) -> Result<Project, ContainerError> {
+    write_flavor(dir, regions, spec, Flavor::Compose)
+}
+
+/// [`write_project`] for a Docker Swarm stack: the same topology and keys, and
+/// [`STACK_FILE`] instead of the compose file ([`Flavor::Swarm`]).
+pub fn write_stack(
+    dir: &Path,
+    regions: &[(String, usize)],
+    spec: &ComposeSpec,
+) -> Result<Project, ContainerError> {
+    write_flavor(dir, regions, spec, Flavor::Swarm)
+}
+
+fn write_flavor(
+    dir: &Path,
+    regions: &[(String, usize)],
+    spec: &ComposeSpec,
+    flavor: Flavor,
+) -> Result<Project, ContainerError> {
     check_cluster_name(&spec.cluster)?;
-    let cluster_dir = ClusterDir::new(dir);
-    let created_secrets = !cluster_dir.topology_path().exists();
-    if created_secrets {
-        cluster_dir.create_with(
-            regions,
-            &Addressing::Containers {
-                prefix: spec.cluster.clone(),
-            },
-            false,
-            false,
-        )?;
-    }
-    let topology = written_topology(&cluster_dir.topology_path())?;
-    let compose = compose_file(&topology, spec)?;
-    let compose_path = dir.join(COMPOSE_FILE);
+    let addressing = Addressing::Containers {
+        prefix: spec.cluster.clone(),
+    };
+    let (created_secrets, topology) = project::cluster_files(dir, regions, &addressing)?;
+    let compose = render(&topology, spec, flavor)?;
+    let compose_path = dir.join(match flavor {
+        Flavor::Compose => COMPOSE_FILE,
+        Flavor::Swarm => STACK_FILE,
+    });
     std::fs::write(&compose_path, compose)
         .map_err(io(format!("write {}", compose_path.display())))?;
     Ok(Project {
@@ -127,19 +157,20 @@ pub fn write_project(
     })
 }
 
-/// The topology file as written: relative paths kept (they are relative to the cluster
-/// directory inside every container too).
-fn written_topology(path: &Path) -> Result<Topology, ContainerError> {
-    let text = std::fs::read_to_string(path).map_err(io(format!("read {}", path.display())))?;
-    Topology::parse(&text).map_err(|e| ContainerError::Invalid(format!("{}: {e}", path.display())))
-}
-
 /// The compose file of `topology` (written by [`write_project`]) for `spec`.
 pub fn compose_file(topology: &Topology, spec: &ComposeSpec) -> Result<String, ContainerError> {
+    render(topology, spec, Flavor::Compose)
+}
+
+/// The compose file of `topology` for `spec`, as `flavor` runs it.
+pub fn render(
+    topology: &Topology,
+    spec: &ComposeSpec,
+    flavor: Flavor,
+) -> Result<String, ContainerError> {
     let c = &spec.cluster;
-    let tls = topology.tls.as_ref().ok_or_else(|| {
-        ContainerError::Invalid("the topology has no [tls] table: containers need one".into())
-    })?;
+    let tls = project::tls_of(topology)?;
+    project::check_hosts(topology, |r, id| container_name(c, r, id), "--name")?;
     let nodes: usize = topology.regions.iter().map(|r| r.nodes.len()).sum();
     let mut y = String::new();
     let w = &mut y;
@@ -157,7 +188,23 @@ pub fn compose_file(topology: &Topology, spec: &ComposeSpec) -> Result<String, C
         w,
         "# (`kmsim deploy compose --out DIR` writes them; they are secrets, never committed)."
     );
-    let _ = writeln!(w, "# Start: docker-compose -p {c} up -d");
+    let probe = match flavor {
+        Flavor::Compose => {
+            let _ = writeln!(w, "# Start: docker-compose -p {c} up -d");
+            "readyz"
+        }
+        Flavor::Swarm => {
+            let _ = writeln!(
+                w,
+                "# Start: docker stack deploy --resolve-image never -c {STACK_FILE} {c}"
+            );
+            let _ = writeln!(
+                w,
+                "# (health checks ask /healthz: Swarm gives a task a DNS name only once healthy)"
+            );
+            "healthz"
+        }
+    };
     let _ = writeln!(
         w,
         "# AWS endpoint for every Region: http://127.0.0.1:{} (access key test, secret test)",
@@ -169,20 +216,8 @@ pub fn compose_file(topology: &Topology, spec: &ComposeSpec) -> Result<String, C
     for r in &topology.regions {
         for n in &r.nodes {
             let name = container_name(c, &r.name, n.id);
-            let expected = format!("{name}:");
-            if !n.advertise_addr().starts_with(&expected) {
-                return Err(ContainerError::Invalid(format!(
-                    "the topology was written for another cluster name (node {}/{} is reached at {}, not {name}); remove it or pass that name",
-                    r.name,
-                    n.id,
-                    n.advertise_addr()
-                )));
-            }
             let aws_port = n.aws_listen.map(|a| a.port()).unwrap_or(CONTAINER_AWS_PORT);
-            let (cert, key) = tls.node_files(&r.name, n.id);
-            let mut files = vec![r.domain_key_file.clone()];
-            files.extend(r.transport_key_file.clone());
-            files.extend([tls.ca_cert(), cert, key]);
+            let files = project::node_files(tls, r, n.id);
             let command = [
                 "node",
                 "--topology",
@@ -199,7 +234,7 @@ pub fn compose_file(topology: &Topology, spec: &ComposeSpec) -> Result<String, C
                     name: &name,
                     image: &spec.image,
                     command: &command,
-                    health_url: format!("http://127.0.0.1:{aws_port}/readyz"),
+                    health_url: format!("http://127.0.0.1:{aws_port}/{probe}"),
                     labels: vec![
                         (CLUSTER_LABEL, c.clone()),
                         (REGION_LABEL, r.name.clone()),
@@ -212,6 +247,7 @@ pub fn compose_file(topology: &Topology, spec: &ComposeSpec) -> Result<String, C
                         format!("{CLUSTER_DIR}/{}", n.data_dir.display()),
                     )),
                     ports: None,
+                    flavor,
                 },
             );
         }
@@ -221,19 +257,19 @@ pub fn compose_file(topology: &Topology, spec: &ComposeSpec) -> Result<String, C
         .as_ref()
         .map(|e| e.listen.port())
         .unwrap_or(DEFAULT_AWS_PORT);
-    let (gw_cert, gw_key) = tls.gateway_files();
     service(
         w,
         &Service {
             name: &format!("{c}-gateway"),
             image: &spec.image,
             command: &["gateway", "--topology", &topo_file].map(String::from),
-            health_url: format!("http://127.0.0.1:{gw_port}/readyz"),
+            health_url: format!("http://127.0.0.1:{gw_port}/{probe}"),
             labels: vec![(CLUSTER_LABEL, c.clone()), (NODE_LABEL, "gateway".into())],
             networks: vec![format!("{c}-inter")],
-            files: &[tls.ca_cert(), gw_cert, gw_key],
+            files: &project::gateway_files(tls),
             volume: None,
-            ports: Some(format!("127.0.0.1:{}:{gw_port}", spec.aws_port)),
+            ports: Some((spec.aws_port, gw_port)),
+            flavor,
         },
     );
     let _ = writeln!(w, "networks:");
@@ -274,8 +310,11 @@ struct Service<'a> {
     files: &'a [PathBuf],
     /// A named volume and where it is mounted.
     volume: Option<(String, String)>,
-    /// A published port (`host_ip:host_port:container_port`).
-    ports: Option<String>,
+    /// A published port (host, container): on 127.0.0.1 for docker-compose, in `host` mode for
+    /// Swarm.
+    ports: Option<(u16, u16)>,
+    /// Who runs the file.
+    flavor: Flavor,
 }
 
 fn service(w: &mut String, s: &Service) {
@@ -288,7 +327,9 @@ fn service(w: &mut String, s: &Service) {
     };
     let _ = writeln!(w, "  {}:", s.name);
     let _ = writeln!(w, "    image: \"{}\"", s.image);
-    let _ = writeln!(w, "    container_name: {}", s.name);
+    if s.flavor == Flavor::Compose {
+        let _ = writeln!(w, "    container_name: {}", s.name);
+    }
     let _ = writeln!(w, "    hostname: {}", s.name);
     let _ = writeln!(w, "    command: [{}]", list(s.command));
     let _ = writeln!(w, "    environment:");
@@ -312,9 +353,19 @@ fn service(w: &mut String, s: &Service) {
     for n in &s.networks {
         let _ = writeln!(w, "      - {n}");
     }
-    if let Some(p) = &s.ports {
+    if let Some((host, container)) = s.ports {
         let _ = writeln!(w, "    ports:");
-        let _ = writeln!(w, "      - \"{p}\"");
+        match s.flavor {
+            Flavor::Compose => {
+                let _ = writeln!(w, "      - \"127.0.0.1:{host}:{container}\"");
+            }
+            Flavor::Swarm => {
+                let _ = writeln!(w, "      - target: {container}");
+                let _ = writeln!(w, "        published: {host}");
+                let _ = writeln!(w, "        protocol: tcp");
+                let _ = writeln!(w, "        mode: host");
+            }
+        }
     }
     let _ = writeln!(w, "    volumes:");
     for f in s.files {
@@ -415,6 +466,40 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    #[test]
+    fn the_stack_file_is_the_compose_file_with_liveness_checks_a_host_mode_port_and_no_container_names(
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let (p, compose) = default_project(tmp.path());
+        let spec = ComposeSpec::default_for_version();
+        let stack = write_stack(tmp.path(), &default_regions(), &spec).unwrap();
+        assert!(!stack.created_secrets, "the same topology and keys");
+        assert_eq!(stack.topology, p.topology);
+        let text = std::fs::read_to_string(tmp.path().join(STACK_FILE)).unwrap();
+        assert!(
+            !text.contains("container_name") && !text.contains("/readyz"),
+            "{text}"
+        );
+        assert_eq!(text.matches("/healthz\"]").count(), 10, "{text}");
+        assert!(
+            text.contains("        published: 4599\n        protocol: tcp\n        mode: host\n")
+        );
+        // Line for line the same services, networks and volumes otherwise.
+        let strip = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| !l.starts_with('#') && !l.contains("container_name"))
+                .map(|l| l.replace("/readyz", "/healthz"))
+                .collect()
+        };
+        let (a, b) = (strip(&compose), strip(&text));
+        let differ: Vec<&str> = a
+            .iter()
+            .filter(|l| !b.contains(l))
+            .map(String::as_str)
+            .collect();
+        assert_eq!(differ, ["      - \"127.0.0.1:4599:4599\""]);
     }
 
     #[test]

@@ -1,14 +1,19 @@
 //! Clusters as Docker containers: the Docker CLI ([`docker`]), the `FROM scratch` image built
 //! from the release binary ([`image`]) and the docker-compose project of a topology
 //! ([`compose`]), that project run as a cluster ([`runtime`]), and faults at the runtime and
-//! network level on it ([`faults`]). Everything this module creates carries the label
-//! [`CLUSTER_LABEL`] with the cluster's name, and is found and removed by it.
+//! network level on it ([`faults`]); the same nodes as Kubernetes pods ([`kubernetes`], its
+//! manifests written by [`yaml`]), and the files both kinds of project share ([`project`]).
+//! Everything this module creates carries the label [`CLUSTER_LABEL`] with the cluster's name,
+//! and is found and removed by it.
 
 pub mod compose;
 pub mod docker;
 pub mod faults;
 pub mod image;
+pub mod kubernetes;
+pub mod project;
 pub mod runtime;
+pub mod yaml;
 
 /// The label every container, network and volume of a cluster carries, with the cluster's
 /// name as its value.

@@ -36,8 +36,13 @@ pub struct NodeArgs {
     #[arg(long)]
     region: Option<String>,
     /// This node's Raft id within the Region.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "hostname")]
     id: Option<u64>,
+    /// Instead of --id: the node of the Region whose advertised address has this host, or a
+    /// host whose first DNS label is this (a Kubernetes StatefulSet pod passes its own name,
+    /// `$(KMSIM_POD_NAME)`, and is found by its stable DNS name in the topology).
+    #[arg(long)]
+    hostname: Option<String>,
     /// How long to wait at start-up for another process to release the RocksDB lock of this
     /// node's data directory (`<data_dir>/LOCK`) before failing with the holder's pid, e.g.
     /// 500ms, 10s [default: KMSIM_LOCK_WAIT, else 10s]. Nodes started by `kmsim up`, `node
@@ -102,8 +107,12 @@ pub fn run(a: NodeArgs) -> anyhow::Result<ExitCode> {
         None => {
             let topology = a.topology.context("--topology is required to run a node")?;
             let region = a.region.context("--region is required to run a node")?;
-            let id = a.id.context("--id is required to run a node")?;
-            serve(topology, region, id, lock_wait(a.lock_wait)?)
+            let who = match (a.id, a.hostname) {
+                (Some(id), _) => Who::Id(id),
+                (None, Some(host)) => Who::Host(host),
+                (None, None) => anyhow::bail!("--id or --hostname is required to run a node"),
+            };
+            serve(topology, region, who, lock_wait(a.lock_wait)?)
         }
     }
 }
@@ -181,18 +190,40 @@ fn log_tail(path: &std::path::Path, lines: usize) -> String {
 /// The file RocksDB locks in a database directory.
 const ROCKSDB_LOCK_FILE: &str = "LOCK";
 
+/// How a starting node names itself in the topology.
+enum Who {
+    /// By its Raft id (`--id`).
+    Id(u64),
+    /// By its advertised host (`--hostname`).
+    Host(String),
+}
+
 fn serve(
     topology_path: PathBuf,
     region: String,
-    id: u64,
+    who: Who,
     lock_wait: Duration,
 ) -> anyhow::Result<ExitCode> {
     super::init_logging();
     let topology = Topology::load(&topology_path)?;
-    let entry = topology
+    let r = topology
         .region(&region)
-        .and_then(|r| r.node(id))
-        .with_context(|| format!("node {region}/{id} is not in {}", topology_path.display()))?;
+        .with_context(|| format!("region {region} is not in {}", topology_path.display()))?;
+    let entry = match &who {
+        Who::Id(id) => r
+            .node(*id)
+            .with_context(|| format!("node {region}/{id} is not in {}", topology_path.display()))?,
+        Who::Host(host) => r.node_by_host(host).with_context(|| {
+            format!(
+                "no node of {region} in {} is advertised as {host} (or {host}.…)",
+                topology_path.display()
+            )
+        })?,
+    };
+    let id = entry.id;
+    if let Who::Host(host) = &who {
+        tracing::info!(region = %region, node_id = id, host = %host, "found this node by its hostname");
+    }
     std::fs::create_dir_all(&entry.data_dir)
         .with_context(|| format!("create data dir {}", entry.data_dir.display()))?;
     // A predecessor killed a moment ago may still be exiting with the lock held.
