@@ -50,7 +50,13 @@ impl CommitOrigins {
     }
 
     /// A write about `key_id` is being committed by this node now, in the current trace.
+    /// Only multi-Region keys (`mrk-…`) are remembered: no other key is ever synchronized, and
+    /// writes of single-Region keys must neither pay for a result decode nor evict the origins
+    /// of multi-Region keys from the cache.
     pub fn proposing(&self, key_id: &KeyId) {
+        if !key_id.is_multi_region() {
+            return;
+        }
         let origin = ChangeOrigin {
             traceparent: crate::trace::current().map(|t| t.child().header()),
             committed_unix_ms: unix_ms_now(),
@@ -65,6 +71,9 @@ impl CommitOrigins {
     /// A primary multi-Region key of this Region at a new (epoch, version) settles with the
     /// write's origin; a write that left the stamp as it was keeps the earlier origin.
     pub fn ended(&self, key_id: &KeyId, result: Option<&[u8]>) {
+        if !key_id.is_multi_region() {
+            return;
+        }
         let mut latest = self.latest.lock().expect("invariant: lock not poisoned");
         let Some(entry) = latest.get_mut(key_id) else {
             return;
