@@ -38,7 +38,7 @@ impl Drop for Teardown {
 }
 
 /// A port free on 127.0.0.1 right now (the gateway publishes it).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -100,26 +100,8 @@ async fn a_two_region_compose_cluster_serves_multi_region_keys_and_leaves_nothin
         .iter()
         .flat_map(|r| (1..=3).map(|id| container_name(&cluster, r, id)))
         .collect();
-    for node in &nodes {
-        wait_for(
-            Duration::from_secs(120),
-            &format!("{node} ready"),
-            || async {
-                let node = node.clone();
-                tokio::task::spawn_blocking(move || ready_inside(&node, CONTAINER_AWS_PORT))
-                    .await
-                    .unwrap()
-                    .then_some(())
-            },
-        )
-        .await;
-    }
+    wait_ready(&nodes, port, Duration::from_secs(30)).await;
     let gateway = format!("http://127.0.0.1:{port}");
-    wait_for(Duration::from_secs(30), "the gateway ready", || async {
-        let r = http_get(&format!("{gateway}/readyz"), None, Duration::from_secs(2)).await;
-        (r.ok()?.0 == 200).then_some(())
-    })
-    .await;
     eprintln!(
         "2 Regions x 3 containers ready {:.1} s after `docker-compose up`",
         started.elapsed().as_secs_f64()
@@ -321,4 +303,29 @@ async fn up_with_the_docker_runtime_serves_and_down_removes_exactly_its_labelled
     let down = kmsim(&["down", "--data-dir", &data, "--volumes"]);
     assert!(down.contains("3 volumes"), "{down}");
     assert!(docker.cluster_objects(&cluster).unwrap().is_empty());
+}
+
+/// Waits until every container of `nodes` answers `/readyz` 200 inside (at most 120 s each),
+/// then the gateway published on `127.0.0.1:port` (at most `gateway_timeout`).
+pub async fn wait_ready(nodes: &[String], port: u16, gateway_timeout: Duration) {
+    for node in nodes {
+        wait_for(
+            Duration::from_secs(120),
+            &format!("{node} ready"),
+            || async {
+                let node = node.clone();
+                tokio::task::spawn_blocking(move || ready_inside(&node, CONTAINER_AWS_PORT))
+                    .await
+                    .unwrap()
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    let gateway = format!("http://127.0.0.1:{port}");
+    wait_for(gateway_timeout, "the gateway ready", || async {
+        let r = http_get(&format!("{gateway}/readyz"), None, Duration::from_secs(2)).await;
+        (r.ok()?.0 == 200).then_some(())
+    })
+    .await;
 }

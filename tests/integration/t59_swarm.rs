@@ -10,13 +10,11 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kms::primitives::Blob;
 
-use kmsim_sim::cluster::CONTAINER_AWS_PORT;
 use kmsim_sim::container::docker::Docker;
-use kmsim_sim::container::runtime::ready_inside;
 use kmsim_sim::container::{CLUSTER_LABEL, REGION_LABEL};
-use kmsim_sim::health::http_get;
 
 use crate::harness::{kmsim, kmsim_exe, sdk_client, wait_for};
+use crate::t59_containers::{free_port, wait_ready};
 
 const US: &str = "us-east-1";
 
@@ -68,15 +66,6 @@ impl Drop for Teardown {
             }
         }
     }
-}
-
-/// A port free on 127.0.0.1 right now (the gateway publishes it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -183,26 +172,8 @@ async fn a_compose_project_deployed_as_a_swarm_stack_serves_through_its_gateway(
         async move { (ids.len() == 3).then_some(ids) }
     })
     .await;
-    for node in &nodes {
-        wait_for(
-            Duration::from_secs(120),
-            &format!("{node} ready"),
-            || async {
-                let node = node.clone();
-                tokio::task::spawn_blocking(move || ready_inside(&node, CONTAINER_AWS_PORT))
-                    .await
-                    .unwrap()
-                    .then_some(())
-            },
-        )
-        .await;
-    }
+    wait_ready(&nodes, port, Duration::from_secs(60)).await;
     let gateway = format!("http://127.0.0.1:{port}");
-    wait_for(Duration::from_secs(60), "the gateway ready", || async {
-        let r = http_get(&format!("{gateway}/readyz"), None, Duration::from_secs(2)).await;
-        (r.ok()?.0 == 200).then_some(())
-    })
-    .await;
     eprintln!(
         "a 3-node swarm stack ready {:.1} s after the start (swarm init: {init})",
         started.elapsed().as_secs_f64()
