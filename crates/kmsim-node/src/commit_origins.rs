@@ -58,7 +58,7 @@ impl CommitOrigins {
             return;
         }
         let origin = ChangeOrigin {
-            traceparent: crate::trace::current().map(|t| t.child().header()),
+            traceparent: crate::trace::current().map(|t| t.header()),
             committed_unix_ms: unix_ms_now(),
         };
         let mut latest = self.latest.lock().expect("invariant: lock not poisoned");

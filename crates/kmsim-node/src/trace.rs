@@ -7,18 +7,26 @@
 //! - in a synchronization from a primary's Region ([`kmsim_core::sync::ChangeOrigin`]), from the
 //!   commit of the change on the primary's leader to its apply in the replica's Region.
 //!
-//! Each process handling a traced request runs it in [`scope`]: a task-local context (what the
-//! next hop is sent) and a `trace` span whose `trace_id` field every log line of the request
-//! carries. Each hop also logs one line at `debug` on the target [`HOP_TARGET`]
-//! (`KMSIM_LOG=info,kmsim::hop=debug` shows them), so one trace ID finds the request in the logs
-//! of the node that received it, the leader that committed it and the Region it was
-//! synchronized to.
+//! Each process handling a traced request runs it in [`scope`]: a `trace` span whose `trace_id`
+//! field every log line of the request carries, and a task-local context naming that span (what
+//! the next hop is sent as its parent). Each hop also logs one line at `debug` on the target
+//! [`HOP_TARGET`] (`KMSIM_LOG=info,kmsim::hop=debug` shows them), so one trace ID finds the
+//! request in the logs of the node that received it, the leader that committed it and the Region
+//! it was synchronized to.
+//!
+//! When the process exports spans over OTLP (the `tracing-opentelemetry` layer is installed,
+//! `kmsim node --otlp-endpoint`), the `trace` span is also an OpenTelemetry span: named after
+//! the hop, a child of the caller's span, and its own span ID is what the next hop receives, so
+//! a collector assembles the hops of all processes and Regions into one tree. Without the layer
+//! the span ID sent on is a fresh random one, as the specification allows.
 
 use std::fmt;
 use std::future::Future;
 use std::sync::OnceLock;
 
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The header (AWS JSON) and metadata key (gRPC) that carry the context.
 pub const TRACEPARENT: &str = "traceparent";
@@ -108,12 +116,21 @@ impl TraceContext {
         )
     }
 
-    /// The context a request came with (`traceparent` header or metadata value), or a new
-    /// trace when it had none or an invalid one.
-    pub fn from_header(value: Option<&[u8]>) -> TraceContext {
-        value
-            .and_then(TraceContext::parse)
-            .unwrap_or_else(TraceContext::new_root)
+    /// The context a request came with (`traceparent` header or metadata value); `None` when
+    /// it had none or an invalid one (the request then starts a new trace in [`scope`]).
+    pub fn from_header(value: Option<&[u8]>) -> Option<TraceContext> {
+        value.and_then(TraceContext::parse)
+    }
+
+    /// This context as OpenTelemetry's, received from another process.
+    fn remote(&self) -> opentelemetry::Context {
+        opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+            TraceId::from_bytes(self.trace_id),
+            SpanId::from_bytes(self.span_id),
+            TraceFlags::new(self.flags),
+            true,
+            TraceState::default(),
+        ))
     }
 }
 
@@ -156,11 +173,12 @@ pub fn request_telemetry() -> bool {
     *ON.get_or_init(|| std::env::var("KMSIM_REQUEST_TELEMETRY").as_deref() != Ok("off"))
 }
 
-/// Runs `fut` as part of trace `ctx`: [`current`] returns it, and every log line inside
-/// carries `trace_id` (the `trace` span). `hop` names this hop in its `debug` line on
-/// [`HOP_TARGET`], with `detail`. Without [`request_telemetry`], only runs `fut`.
+/// Runs `fut` as one hop of trace `parent` (a new trace when `None`): [`current`] returns this
+/// hop's context, and every log line inside carries `trace_id` (the `trace` span). `hop` names
+/// this hop, in its `debug` line on [`HOP_TARGET`] (with `detail`) and as the span's name when
+/// spans are exported. Without [`request_telemetry`], only runs `fut`.
 pub async fn scope<F: Future>(
-    ctx: TraceContext,
+    parent: Option<TraceContext>,
     hop: &'static str,
     detail: &str,
     fut: F,
@@ -168,9 +186,49 @@ pub async fn scope<F: Future>(
     if !request_telemetry() {
         return fut.await;
     }
-    let span = tracing::info_span!("trace", trace_id = %ctx.trace_id_hex());
+    let span = tracing::info_span!(
+        "trace",
+        trace_id = tracing::field::Empty,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        kmsim.detail = tracing::field::Empty,
+    );
+    let ctx = own_context(&span, parent, hop, detail);
+    span.record("trace_id", tracing::field::display(ctx.trace_id_hex()));
     span.in_scope(|| tracing::debug!(target: HOP_TARGET, hop, detail, "hop"));
     CURRENT.scope(ctx, fut.instrument(span)).await
+}
+
+/// The context of this hop's `span`: the OpenTelemetry span's when spans are exported (made a
+/// child of `parent`, named `hop`), else `parent`'s trace with a fresh span ID.
+fn own_context(
+    span: &tracing::Span,
+    parent: Option<TraceContext>,
+    hop: &'static str,
+    detail: &str,
+) -> TraceContext {
+    let exported = match parent {
+        Some(p) => span.set_parent(p.remote()).is_ok(),
+        None => span.set_parent(opentelemetry::Context::new()).is_ok(),
+    };
+    if exported {
+        span.record("otel.name", hop);
+        span.record("otel.kind", "server");
+        span.record("kmsim.detail", detail);
+        let otel = span.context();
+        let sc = otel.span().span_context().clone();
+        if sc.is_valid() {
+            return TraceContext {
+                trace_id: sc.trace_id().to_bytes(),
+                span_id: sc.span_id().to_bytes(),
+                flags: sc.trace_flags().to_u8(),
+            };
+        }
+    }
+    match parent {
+        Some(p) => p.child(),
+        None => TraceContext::new_root(),
+    }
 }
 
 /// Logs one more step of the current trace's hop on [`HOP_TARGET`] (e.g. the leader's
@@ -179,17 +237,18 @@ pub fn step(hop: &'static str, detail: &str) {
     tracing::debug!(target: HOP_TARGET, hop, detail, "hop");
 }
 
-/// Adds the current context (a child span of it) to outgoing gRPC metadata.
+/// Adds the current context (this hop's span, the next hop's parent) to outgoing gRPC
+/// metadata.
 pub fn inject(metadata: &mut tonic::metadata::MetadataMap) {
     if let Some(ctx) = current() {
-        if let Ok(v) = ctx.child().header().parse() {
+        if let Ok(v) = ctx.header().parse() {
             metadata.insert(TRACEPARENT, v);
         }
     }
 }
 
-/// The context of an incoming gRPC call (`traceparent` metadata), or a new trace.
-pub fn extract(metadata: &tonic::metadata::MetadataMap) -> TraceContext {
+/// The context of an incoming gRPC call (`traceparent` metadata), if it carried a valid one.
+pub fn extract(metadata: &tonic::metadata::MetadataMap) -> Option<TraceContext> {
     TraceContext::from_header(metadata.get(TRACEPARENT).map(|v| v.as_bytes()))
 }
 
@@ -247,12 +306,24 @@ mod tests {
     #[tokio::test]
     async fn the_scope_is_what_current_returns() {
         assert_eq!(current(), None);
-        let ctx = TraceContext::new_root();
-        let seen = scope(ctx, "test", "", async { current() }).await;
-        assert_eq!(seen, Some(ctx));
+        let parent = TraceContext::new_root();
+        let seen = scope(Some(parent), "test", "", async { current() })
+            .await
+            .unwrap();
+        assert_eq!(seen.trace_id, parent.trace_id);
+        assert_ne!(
+            seen.span_id, parent.span_id,
+            "this hop has a span of its own"
+        );
         let mut md = tonic::metadata::MetadataMap::new();
-        scope(ctx, "test", "", async { inject(&mut md) }).await;
-        assert_eq!(extract(&md).trace_id, ctx.trace_id);
+        let ours = scope(Some(parent), "test", "", async {
+            inject(&mut md);
+            current()
+        })
+        .await;
+        assert_eq!(extract(&md), ours, "the next hop's parent is this hop");
+        let root = scope(None, "test", "", async { current() }).await.unwrap();
+        assert_ne!(root.trace_id, parent.trace_id, "no parent: a new trace");
     }
 
     proptest! {

@@ -119,22 +119,23 @@ impl AwsFront {
         let operation =
             dispatch::metric_operation(parts.headers.get("x-amz-target").map(|v| v.as_bytes()));
         // The trace the request belongs to. A client's `traceparent` is passed on unchanged (it
-        // may be among the signed headers); one is added when absent, so the node this request
-        // is forwarded to continues the same trace.
+        // may be among the signed headers); when absent, this hop's is added, so the node this
+        // request is forwarded to continues the same trace.
         let traced = parts.headers.get(TRACEPARENT).map(|v| v.as_bytes());
-        let trace = TraceContext::from_header(traced);
-        if traced.is_none() {
-            if let Ok(v) = HeaderValue::from_str(&trace.header()) {
-                parts.headers.insert(TRACEPARENT, v);
-            }
-        }
+        let parent = TraceContext::from_header(traced);
+        let add_header = traced.is_none();
         let request_id = uuid::Uuid::new_v4().to_string();
-        let resp = trace::scope(
-            trace,
-            "aws-json",
-            operation,
-            self.answer(parts, body, remote, connection, &request_id),
-        )
+        let resp = trace::scope(parent, "aws-json", operation, async {
+            if add_header {
+                if let Some(v) =
+                    trace::current().and_then(|c| HeaderValue::from_str(&c.header()).ok())
+                {
+                    parts.headers.insert(TRACEPARENT, v);
+                }
+            }
+            self.answer(parts, body, remote, connection, &request_id)
+                .await
+        })
         .await;
         counted.end(operation, ErrorCode::of(&resp));
         resp

@@ -27,7 +27,7 @@ use kmsim_core::ids::{KeyId, Region};
 use kmsim_core::key::Origin;
 use kmsim_core::state::mrk::rotation_ready;
 use kmsim_core::state::{Command, KmsState};
-use kmsim_core::sync::{Notice, SyncMessage, SyncReply};
+use kmsim_core::sync::{ChangeOrigin, Notice, SyncMessage, SyncReply};
 
 use super::envelope::{pack, Bundle};
 use super::link::SyncLink;
@@ -350,25 +350,34 @@ pub(crate) async fn deliver_key(
         .as_ref()
         .and_then(|o| o.traceparent.as_deref())
         .and_then(|t| TraceContext::parse(t.as_bytes()));
-    let message = SyncMessage::Key {
-        key_id: key_id.clone(),
-        shared: Box::new(key.shared.clone()),
-        create: key.regional.sync.creating.get(dest).cloned(),
-        promote,
-        origin,
+    let key_state = &key;
+    let send = async {
+        // Inside the `sync-send` span (when traced), the receiver's parent is this hop.
+        let origin = origin.map(|o| ChangeOrigin {
+            traceparent: trace::current().map(|c| c.header()).or(o.traceparent),
+            ..o
+        });
+        let message = SyncMessage::Key {
+            key_id: key_id.clone(),
+            shared: Box::new(key_state.shared.clone()),
+            create: key_state.regional.sync.creating.get(dest).cloned(),
+            promote,
+            origin,
+        };
+        link.send(
+            &api.entropy,
+            dest,
+            key_id,
+            pack(m.stamp()),
+            &message,
+            &secret,
+        )
+        .await
     };
-    let send = link.send(
-        &api.entropy,
-        dest,
-        key_id,
-        pack(m.stamp()),
-        &message,
-        &secret,
-    );
     let reply = match trace {
         Some(t) => {
             let detail = format!("{key_id} to {dest}");
-            trace::scope(t, "sync-send", &detail, send).await
+            trace::scope(Some(t), "sync-send", &detail, send).await
         }
         None => send.await,
     };

@@ -25,13 +25,29 @@ pub struct GatewayArgs {
     /// Address to listen on [default: the topology's `[endpoint] listen`].
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Export the spans of traced requests to this OpenTelemetry collector (OTLP over gRPC,
+    /// an http:// URL such as http://127.0.0.1:4317) [default: KMSIM_OTLP_ENDPOINT, else no
+    /// export]. See docs/OBSERVABILITY.md.
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
 }
 
 /// `kmsim gateway`
 pub fn run(a: GatewayArgs) -> anyhow::Result<ExitCode> {
-    super::init_logging();
-    let topology = Topology::load(&a.topology)?;
     let rt = super::runtime()?;
+    let otlp = super::logging::otlp_endpoint(a.otlp_endpoint)?.map(|e| {
+        let service = super::logging::Service {
+            name: "kmsim-gateway",
+            instance: "gateway".to_string(),
+            region: None,
+        };
+        (e, service)
+    });
+    let _telemetry = {
+        let _in_runtime = rt.enter();
+        super::logging::init(otlp)?
+    };
+    let topology = Topology::load(&a.topology)?;
     rt.block_on(kmsim_node::aws::run_gateway(
         topology,
         a.listen,

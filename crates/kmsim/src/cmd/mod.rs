@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod health;
 pub mod image;
 pub mod kms;
+pub mod logging;
 pub mod node;
 pub mod scenario;
 pub mod status;
@@ -62,29 +63,6 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
-}
-
-/// Logs to stderr; `KMSIM_LOG` sets the filter (default `info,openraft=warn`;
-/// `info,kmsim::hop=debug` adds one line per hop of every traced request), and
-/// `KMSIM_LOG_FORMAT=json` writes one JSON object per line (its `spans` carry `trace_id`)
-/// instead of text.
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KMSIM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match std::env::var("KMSIM_LOG_FORMAT").as_deref() {
-        Ok("json") => logs.json().init(),
-        Ok("text") | Err(_) => logs.init(),
-        Ok(other) => {
-            logs.init();
-            tracing::warn!(
-                format = other,
-                "KMSIM_LOG_FORMAT is json or text; writing text"
-            );
-        }
-    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C: how a node or the gateway is told to stop.

@@ -49,6 +49,12 @@ pub struct NodeArgs {
     /// restart` and `chaos restart-region` inherit KMSIM_LOCK_WAIT.
     #[arg(long, value_parser = parse_duration)]
     lock_wait: Option<Duration>,
+    /// Export the spans of traced requests to this OpenTelemetry collector (OTLP over gRPC,
+    /// an http:// URL such as http://127.0.0.1:4317) [default: KMSIM_OTLP_ENDPOINT, else no
+    /// export]. Nodes started by `kmsim up`, `node restart` and `chaos restart-region` inherit
+    /// KMSIM_OTLP_ENDPOINT. See docs/OBSERVABILITY.md.
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
 }
 
 /// How long a starting node waits for its RocksDB lock unless told otherwise.
@@ -112,7 +118,13 @@ pub fn run(a: NodeArgs) -> anyhow::Result<ExitCode> {
                 (None, Some(host)) => Who::Host(host),
                 (None, None) => anyhow::bail!("--id or --hostname is required to run a node"),
             };
-            serve(topology, region, who, lock_wait(a.lock_wait)?)
+            serve(
+                topology,
+                region,
+                who,
+                lock_wait(a.lock_wait)?,
+                a.otlp_endpoint,
+            )
         }
     }
 }
@@ -203,8 +215,9 @@ fn serve(
     region: String,
     who: Who,
     lock_wait: Duration,
+    otlp_flag: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    super::init_logging();
+    let otlp = super::logging::otlp_endpoint(otlp_flag)?;
     let topology = Topology::load(&topology_path)?;
     let r = topology
         .region(&region)
@@ -221,6 +234,16 @@ fn serve(
         })?,
     };
     let id = entry.id;
+    let rt = super::runtime()?;
+    let service = super::logging::Service {
+        name: "kmsim-node",
+        instance: format!("{region}/{id}"),
+        region: Some(region.clone()),
+    };
+    let _telemetry = {
+        let _in_runtime = rt.enter();
+        super::logging::init(otlp.map(|e| (e, service)))?
+    };
     if let Who::Host(host) = &who {
         tracing::info!(region = %region, node_id = id, host = %host, "found this node by its hostname");
     }
@@ -233,7 +256,6 @@ fn serve(
         kmsim_node::lock_file::POLL_INTERVAL,
     )?;
     let engine = Arc::new(RocksKvEngine::open(&entry.data_dir)?);
-    let rt = super::runtime()?;
     rt.block_on(async move {
         kmsim_node::run_node(topology, &region, id, engine, super::stop_signal()).await
     })?;

@@ -29,7 +29,9 @@ use kmsim_sim::process::{
 /// (principal `arn:aws:iam::111122223333:root`). Waits until every Region has elected a
 /// leader and the gateway listens, prints the nodes, the endpoint and the environment lines for
 /// AWS clients, then stays in the foreground until Ctrl-C (which stops every process cleanly),
-/// or returns at once with `--detach` (stop later with `kmsim down`).
+/// or returns at once with `--detach` (stop later with `kmsim down`). The processes inherit
+/// the environment: `KMSIM_LOG`, `KMSIM_LOG_FORMAT`, and `KMSIM_OTLP_ENDPOINT` (export every
+/// request's spans to an OpenTelemetry collector, e.g. http://127.0.0.1:4317).
 #[derive(Args)]
 pub struct UpArgs {
     #[command(flatten)]
