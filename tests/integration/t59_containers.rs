@@ -196,9 +196,73 @@ async fn a_two_region_compose_cluster_serves_multi_region_keys_and_leaves_nothin
         .run(&["inspect", "-f", "{{.State.Paused}}", &node])
         .unwrap();
     assert_eq!(paused, "false");
-    // The application-level link faults need the nodes' admin ports: refused with a reason.
-    let link = kmsim_fails(&["chaos", "partition", US, EU, "--data-dir", &out]);
-    assert!(link.contains("runs in containers"), "{link}");
+    // The client commands run unchanged on this data directory, relayed into the cluster's
+    // networks (the nodes publish no port): status sees every node and one leader per Region,
+    // kms describes the key in its replica Region, the application-level link faults are set
+    // and cleared, and bench loads the Region.
+    wait_for(
+        Duration::from_secs(60),
+        "one leader per Region in `kmsim status`",
+        || async {
+            let status = kmsim(&["status", "--json", "--data-dir", &out]);
+            let rows: Vec<serde_json::Value> =
+                serde_json::from_str(&status).unwrap_or_else(|e| panic!("{e}: {status}"));
+            let nodes: Vec<&serde_json::Value> =
+                rows.iter().filter(|r| r["kind"] == "node").collect();
+            assert_eq!(nodes.len(), 6, "{status}");
+            let leaders = |region: &str| {
+                nodes
+                    .iter()
+                    .filter(|r| r["region"] == region && r["role"] == "leader")
+                    .count()
+            };
+            (leaders(US) == 1 && leaders(EU) == 1).then_some(())
+        },
+    )
+    .await;
+    let described = kmsim(&[
+        "kms",
+        "describe-key",
+        "--key-id",
+        &key,
+        "--region",
+        EU,
+        "--data-dir",
+        &out,
+    ]);
+    let described: serde_json::Value = serde_json::from_str(&described).unwrap();
+    assert_eq!(described["KeyMetadata"]["KeyId"], key.as_str());
+    // 3 × 3 node pairs, each way.
+    let parted = kmsim(&["chaos", "partition", US, EU, "--data-dir", &out]);
+    assert!(parted.contains("18 link(s) set"), "{parted}");
+    let shown = kmsim(&["chaos", "show", "--data-dir", &out]);
+    assert_eq!(shown.matches("PARTITIONED").count(), 18, "{shown}");
+    kmsim(&["chaos", "heal", "--data-dir", &out]);
+    let shown = kmsim(&["chaos", "show", "--data-dir", &out]);
+    assert!(!shown.contains("PARTITIONED"), "{shown}");
+    let bench = kmsim(&[
+        "bench",
+        "--data-dir",
+        &out,
+        "--region",
+        US,
+        "--workload",
+        "encrypt",
+        "--concurrency",
+        "4",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--max-ops",
+        "2000",
+        "--json",
+    ]);
+    let runs: serde_json::Value = serde_json::from_str(&bench).unwrap();
+    assert!(runs[0]["ops"].as_u64().unwrap_or(0) > 0, "{bench}");
+    // `scenario failover` signals processes by PID file: refused with a reason.
+    let failover = kmsim_fails(&["scenario", "failover", "--data-dir", &out]);
+    assert!(failover.contains("run in containers"), "{failover}");
 
     // Every object of the cluster carries its label, and removing by label leaves nothing.
     let objects = docker.cluster_objects(&cluster).unwrap();

@@ -2,7 +2,8 @@
 //! from the release binary ([`image`]) and the docker-compose project of a topology
 //! ([`compose`]), that project run as a cluster ([`runtime`]), and faults at the runtime and
 //! network level on it ([`faults`]); the same nodes as Kubernetes pods ([`kubernetes`], its
-//! manifests written by [`yaml`]), and the files both kinds of project share ([`project`]).
+//! manifests written by [`yaml`]), and the files both kinds of project share ([`project`]);
+//! the client commands run inside the cluster's networks ([`relay`]).
 //! Everything this module creates carries the label [`CLUSTER_LABEL`] with the cluster's name,
 //! and is found and removed by it.
 
@@ -12,6 +13,7 @@ pub mod faults;
 pub mod image;
 pub mod kubernetes;
 pub mod project;
+pub mod relay;
 pub mod runtime;
 pub mod yaml;
 

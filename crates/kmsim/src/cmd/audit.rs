@@ -166,6 +166,9 @@ async fn region_log(
 
 /// `kmsim audit`
 pub fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
+    if let Some(code) = super::relayed(&a.data_dir)? {
+        return Ok(code);
+    }
     let dir = ClusterDir::new(&a.data_dir);
     let dialer = dir.operator_dialer()?;
     let topo = dir.topology()?;

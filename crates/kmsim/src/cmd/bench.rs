@@ -119,6 +119,13 @@ struct Levels(Vec<usize>);
 
 /// `kmsim bench`
 pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    // Against the topology of a cluster in containers, from inside its networks; explicit
+    // --endpoint addresses are loaded from here.
+    if a.endpoints.is_empty() {
+        if let Some(code) = super::relayed(&a.data_dir)? {
+            return Ok(code);
+        }
+    }
     if a.duration.is_zero() {
         anyhow::bail!("--duration must be more than 0");
     }

@@ -21,7 +21,8 @@ use kmsim_sim::process::{kill_nodes, running_pid, KILL_WAIT};
 
 /// Injects faults into a running cluster, at three layers.
 ///
-/// Application (`link`, `partition`, `heal`, `show`; clusters of processes): every node applies
+/// Application (`link`, `partition`, `heal`, `show`; processes, and containers, where the
+/// command runs in a throwaway container on the cluster's networks): every node applies
 /// the profile of each of its outgoing links (delay, jitter, loss, partition) to every message
 /// it sends on it: Raft RPCs and forwarded writes inside a Region, and the synchronizer's
 /// messages between Regions and AWS JSON requests relayed to another Region. A SIDE is a node
@@ -124,6 +125,21 @@ const CONTAINER_READY_WAIT: Duration = Duration::from_secs(60);
 
 /// `kmsim chaos …`
 pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
+    // The application-level link faults are set through each node's admin API: on a cluster
+    // in containers they are set from inside its networks (the command relayed there, where
+    // it runs as on processes). The runtime and network faults act on the containers from here.
+    let app_level = matches!(
+        a.action,
+        ChaosAction::Link { .. }
+            | ChaosAction::Partition { .. }
+            | ChaosAction::Heal
+            | ChaosAction::Show
+    );
+    if app_level {
+        if let Some(code) = super::relayed(&a.data_dir)? {
+            return Ok(code);
+        }
+    }
     let dir = ClusterDir::new(&a.data_dir);
     let nodes = dir.nodes()?;
     let containers = ContainerCluster::open(&a.data_dir, &dir.topology()?)?;
@@ -196,7 +212,7 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
-    if let Some(c) = &containers {
+    if let Some(c) = containers.as_ref().filter(|_| !app_level) {
         return run_on_containers(c, &a.action, side);
     }
     match &a.action {
@@ -321,8 +337,8 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The faults on a cluster in containers: runtime and network level. The application-level
-/// link faults need each node's admin port, which the containers do not publish.
+/// The faults on a cluster in containers: runtime and network level. (The application-level
+/// link faults are relayed into the cluster's networks by [`run`].)
 fn run_on_containers(
     c: &ContainerCluster,
     action: &ChaosAction,
@@ -385,10 +401,7 @@ fn run_on_containers(
         | ChaosAction::Partition { .. }
         | ChaosAction::Heal
         | ChaosAction::Show => anyhow::bail!(
-            "the cluster {} runs in containers, which do not publish their admin ports: the \
-             application-level link faults (`link`, `partition`, `heal`, `show`) are for \
-             clusters of processes; use `chaos cut`/`reconnect` (network) or \
-             `pause`/`resume`/`kill-region` (runtime)",
+            "internal: the link faults of {} are set from inside its networks ([`run`])",
             c.name
         ),
     }

@@ -15,7 +15,8 @@ pub mod status;
 pub mod top;
 pub mod up;
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -63,6 +64,21 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+/// On a cluster in containers, runs this command line again inside the cluster's networks
+/// (`kmsim_sim::container::relay`: its nodes publish no port) and returns that run's exit code;
+/// `None` when the command is to run here.
+pub fn relayed(data_dir: &Path) -> anyhow::Result<Option<ExitCode>> {
+    use kmsim_sim::container::{docker::Docker, relay};
+    if !relay::needed(data_dir) {
+        return Ok(None);
+    }
+    let topology = ClusterDir::new(data_dir).topology()?;
+    let docker = Docker::connect()?;
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let code = relay::run(&docker, data_dir, &topology, &args)?;
+    Ok(Some(ExitCode::from(u8::try_from(code).unwrap_or(1))))
 }
 
 /// Resolves on SIGTERM or Ctrl-C: how a node or the gateway is told to stop.

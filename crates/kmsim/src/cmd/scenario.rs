@@ -131,6 +131,22 @@ fn spread_line(what: &str, d: &Spread) -> String {
 
 /// `kmsim scenario …`
 pub fn run_scenario(a: ScenarioArgs) -> anyhow::Result<ExitCode> {
+    // sync-lag talks to the nodes' APIs: on a cluster in containers it runs inside the
+    // cluster's networks. failover signals the leader's process by its PID file.
+    match a.scenario {
+        Scenario::SyncLag { .. } => {
+            if let Some(code) = super::relayed(&a.data_dir)? {
+                return Ok(code);
+            }
+        }
+        Scenario::Failover { .. } => anyhow::ensure!(
+            !kmsim_sim::container::runtime::is_compose_project(&a.data_dir),
+            "`scenario failover` signals the leader's process by its PID file, and the nodes in \
+             {} run in containers: measure a failover there with `kmsim chaos kill-region` or \
+             `pause` (docker kill, docker pause) while `kmsim bench` runs",
+            a.data_dir.display()
+        ),
+    }
     let dir = ClusterDir::new(&a.data_dir);
     match a.scenario {
         Scenario::SyncLag {

@@ -28,6 +28,9 @@ pub struct StatusArgs {
 
 /// `kmsim status`
 pub fn run(a: StatusArgs) -> anyhow::Result<ExitCode> {
+    if let Some(code) = super::relayed(&a.data_dir)? {
+        return Ok(code);
+    }
     let dir = ClusterDir::new(&a.data_dir);
     let nodes = dir.nodes()?;
     let dialer = dir.operator_dialer()?;

@@ -73,6 +73,9 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 
 /// `kmsim top`
 pub fn run(a: TopArgs) -> anyhow::Result<ExitCode> {
+    if let Some(code) = super::relayed(&a.data_dir)? {
+        return Ok(code);
+    }
     let dir = ClusterDir::new(&a.data_dir);
     // Fails here, before the terminal changes, when there is no cluster.
     dir.topology()?;
