@@ -4,8 +4,8 @@
 //! manifests), the
 //! benchmark load generator ([`bench`]) and its SigV4-signing AWS JSON client
 //! ([`aws_client`]), the synchronizer's lag measurement ([`sync_lag`]), and the reader of the
-//! nodes' and the gateway's `GET /metrics` ([`scrape`]), and the sampling, model and drawing of
-//! `kmsim top` ([`top`]).
+//! nodes' and the gateway's `GET /metrics` ([`scrape`]), the Prometheus discovery file `kmsim
+//! up` writes ([`prometheus_sd`]), and the sampling, model and drawing of `kmsim top` ([`top`]).
 //!
 //! Depends on `kmsim-node` for the topology format and on `kmsim-proto` for clients; never on
 //! RocksDB.
@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod container;
 pub mod health;
 pub mod process;
+pub mod prometheus_sd;
 pub mod scrape;
 pub mod sync_lag;
 pub mod top;

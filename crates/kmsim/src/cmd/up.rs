@@ -16,22 +16,26 @@ use kmsim_sim::health::{wait_healthy, wait_listening};
 use kmsim_sim::process::{
     gateway_pid, running_pid, start_gateway, start_node, stop_gateway, stop_node,
 };
+use kmsim_sim::prometheus_sd;
 
 /// Starts every node of a local cluster as a separate `kmsim node` process. On first use it
 /// writes the topology (`topology.toml`), one domain key per Region (`keys/<region>.key`,
 /// mode 0600) and a cluster CA with a certificate per node, one for the operator and one for
 /// the gateway (`keys/tls/`, 0600: every gRPC link is mutual TLS, and the CLI dials as the
 /// operator) into the data directory; later runs start the cluster found there and ignore
-/// `--regions`, `--nodes`, `--base-port` and `--aws-port`. Every node also serves the KMS API
-/// as AWS JSON 1.1 with SigV4 (on its gRPC port + 100), and a gateway process (`kmsim gateway`,
-/// `pids/gateway.pid`, `logs/gateway.log`) serves all Regions on one endpoint,
-/// http://127.0.0.1:4599 by default; new clusters accept access key `test`, secret `test`
-/// (principal `arn:aws:iam::111122223333:root`). Waits until every Region has elected a
-/// leader and the gateway listens, prints the nodes, the endpoint and the environment lines for
-/// AWS clients, then stays in the foreground until Ctrl-C (which stops every process cleanly),
-/// or returns at once with `--detach` (stop later with `kmsim down`). The processes inherit
-/// the environment: `KMSIM_LOG`, `KMSIM_LOG_FORMAT`, and `KMSIM_OTLP_ENDPOINT` (export every
-/// request's spans to an OpenTelemetry collector, e.g. http://127.0.0.1:4317).
+/// `--regions`, `--nodes`, `--base-port` and `--aws-port`. Every run (re)writes
+/// `prometheus/targets.json`, a Prometheus file_sd list of every node's and the gateway's
+/// `/metrics`, with the CA certificate beside it (deploy/observability/ reads them). Every
+/// node also serves the KMS API as AWS JSON 1.1 with SigV4 (on its gRPC port + 100), and a
+/// gateway process (`kmsim gateway`, `pids/gateway.pid`, `logs/gateway.log`) serves all
+/// Regions on one endpoint, http://127.0.0.1:4599 by default; new clusters accept access key
+/// `test`, secret `test` (principal `arn:aws:iam::111122223333:root`). Waits until every
+/// Region has elected a leader and the gateway listens, prints the nodes, the endpoint and the
+/// environment lines for AWS clients, then stays in the foreground until Ctrl-C (which stops
+/// every process cleanly), or returns at once with `--detach` (stop later with `kmsim down`).
+/// The processes inherit the environment: `KMSIM_LOG`, `KMSIM_LOG_FORMAT`, and
+/// `KMSIM_OTLP_ENDPOINT` (export every request's spans to an OpenTelemetry collector, e.g.
+/// http://127.0.0.1:4317).
 #[derive(Args)]
 pub struct UpArgs {
     #[command(flatten)]
@@ -122,6 +126,12 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("the gateway of this cluster is already running; use `kmsim down` first");
     }
     let topology = dir.topology()?;
+    // From the topology being started, every time: an edited topology is followed.
+    let targets = prometheus_sd::write(
+        dir.root(),
+        &topology,
+        &prometheus_sd::process_targets(&topology),
+    )?;
     let exe = std::env::current_exe()?;
     let stop_all = || {
         let _ = stop_gateway(&dir);
@@ -183,6 +193,10 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
     );
     print_aws_endpoints(&topology);
     outln!(
+        "Prometheus targets (file_sd, every node and the gateway): {}",
+        targets.display()
+    );
+    outln!(
         "try:  kmsim kms create-key --data-dir {}",
         a.data_dir.display()
     );
@@ -239,6 +253,15 @@ fn run_docker(a: UpArgs) -> anyhow::Result<ExitCode> {
             a.data_dir.display()
         );
     }
+    // Only the gateway is published on the host; the nodes are reached on the cluster's
+    // networks alone (deploy/observability/README.md).
+    let cluster_dir = ClusterDir::new(&a.data_dir);
+    let loaded = cluster_dir.topology()?;
+    let targets = prometheus_sd::write(
+        cluster_dir.root(),
+        &loaded,
+        &prometheus_sd::container_targets(&loaded, aws_port),
+    )?;
     let rt = super::runtime()?;
     let mut signals = {
         let _guard = rt.enter();
@@ -287,6 +310,10 @@ fn run_docker(a: UpArgs) -> anyhow::Result<ExitCode> {
             .first()
             .map(|r| r.name.as_str())
             .unwrap_or("us-east-1")
+    );
+    outln!(
+        "Prometheus targets (file_sd, the gateway only: the nodes' ports are not published): {}",
+        targets.display()
     );
     if a.detach {
         outln!(
