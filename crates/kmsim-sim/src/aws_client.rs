@@ -372,6 +372,17 @@ pub struct Connection {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
 }
 
+/// Why [`Connection::try_send`] got no answer.
+#[derive(Debug)]
+pub enum SendFailure {
+    /// The connection was closed (by the endpoint, after an answer with `Connection: close`, or
+    /// idle) before any byte of the request was written: the request, unsent, which can go
+    /// out on another connection without being a retry.
+    NotSent(Box<Request<Full<Bytes>>>),
+    /// The request was written (or may have been) and no whole answer came back.
+    Failed(ClientError),
+}
+
 impl Connection {
     /// Sends a request on this connection and reads the whole answer.
     pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Answer, ClientError> {
@@ -388,6 +399,27 @@ impl Connection {
             read_answer(resp).await
         };
         with_deadline(fut).await
+    }
+
+    /// Waits until the connection can take a request: false when it is closed (the endpoint
+    /// closed it after its last answer, or while idle), true otherwise.
+    pub async fn ready(&mut self) -> bool {
+        self.sender.ready().await.is_ok()
+    }
+
+    /// Sends a request on this connection (call [`Connection::ready`] first) and reads the
+    /// whole answer, telling a request that never went out from one whose answer was lost.
+    /// No deadline: the caller bounds the call.
+    pub async fn try_send(&mut self, req: Request<Full<Bytes>>) -> Result<Answer, SendFailure> {
+        match self.sender.try_send_request(req).await {
+            Ok(resp) => read_answer(resp).await.map_err(SendFailure::Failed),
+            Err(mut e) => match e.take_message() {
+                Some(req) => Err(SendFailure::NotSent(Box::new(req))),
+                None => Err(SendFailure::Failed(ClientError::Transport(
+                    e.into_error().to_string(),
+                ))),
+            },
+        }
     }
 }
 

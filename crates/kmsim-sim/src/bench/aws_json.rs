@@ -1,5 +1,6 @@
 //! The AWS JSON side of the load generator: the standard KMS calls, signed with SigV4, over
-//! keep-alive HTTP/1.1, to one or more endpoint URLs (tasks round-robin over them). It uses
+//! HTTP/1.1 (one connection per task, kept alive as long as the endpoint allows and reopened
+//! when it closes it), to one or more endpoint URLs (tasks round-robin over them). It uses
 //! nothing kmsim-specific, so the same runs can load any AWS-compatible KMS endpoint.
 
 use std::sync::Arc;
@@ -8,6 +9,8 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
 use rand::RngCore;
 use serde_json::{json, Value};
 
@@ -16,9 +19,9 @@ use kmsim_node::backoff::Backoff;
 
 use super::{
     check_run, run_clients, skipped, BenchClient, BenchError, BenchResult, Fixture, RunConfig,
-    Workload, BENCH_KEY_DESCRIPTION, MAX_PAYLOAD_BYTES, MESSAGE_BYTES, SETUP_TIMEOUT,
+    Workload, BENCH_KEY_DESCRIPTION, CALL_TIMEOUT, MAX_PAYLOAD_BYTES, MESSAGE_BYTES, SETUP_TIMEOUT,
 };
-use crate::aws_client::{AwsJsonClient, ClientError, Connection};
+use crate::aws_client::{Answer, AwsJsonClient, Connection, SendFailure};
 
 /// Successive successful reads of a new key each endpoint must answer before the runs start
 /// (an endpoint may spread calls over several nodes, which apply the key independently).
@@ -227,12 +230,69 @@ impl Bodies {
     }
 }
 
-/// One task's client: its own keep-alive connection (opened on first use, reopened after a
-/// failure), the signer, and the run's bodies.
+/// One task's client: its own HTTP/1.1 connection, kept alive between calls, opened on first use
+/// and opened again whenever the endpoint has closed it (moto's server, Werkzeug's, answers
+/// every request with `Connection: close`) or a failed call left it unusable; the signer; the
+/// run's bodies.
+///
+/// Not hyper-util's pooled client: its pool silently resends a request that went into a
+/// connection closing under it, and opens connections where nothing counts them. Here the task
+/// knows whether its request left: one that never went out is sent on a new connection (a
+/// reconnection, not an error); one whose answer was lost is an error, never resent.
 struct AwsClient {
     client: AwsJsonClient,
     connection: Option<Connection>,
+    /// Connections this task has opened.
+    opened: u64,
     bodies: Arc<Bodies>,
+}
+
+impl AwsClient {
+    /// The task's connection, ready for a request: the one it has, or a new one when it has
+    /// none or the endpoint closed it.
+    async fn ready_connection(&mut self) -> Result<&mut Connection, String> {
+        let mut kept = self.connection.take();
+        if let Some(c) = &mut kept {
+            if !c.ready().await {
+                kept = None;
+            }
+        }
+        let conn = match kept {
+            Some(c) => c,
+            None => {
+                let c = self
+                    .client
+                    .connect()
+                    .await
+                    .map_err(|_| "ConnectError".to_string())?;
+                self.opened += 1;
+                c
+            }
+        };
+        Ok(self.connection.insert(conn))
+    }
+
+    /// Sends `req` and reads its answer; a request that did not go out (the connection closed
+    /// first) goes out on a new connection, once.
+    async fn exchange(&mut self, mut req: Request<Full<Bytes>>) -> Result<Answer, String> {
+        for _ in 0..2 {
+            let conn = self.ready_connection().await?;
+            match conn.try_send(req).await {
+                Ok(answer) => return Ok(answer),
+                Err(SendFailure::NotSent(unsent)) => {
+                    self.connection = None;
+                    req = *unsent;
+                }
+                Err(SendFailure::Failed(_)) => {
+                    self.connection = None;
+                    return Err("TransportError".to_string());
+                }
+            }
+        }
+        // Even a new connection closed before the request went out: not the endpoint's
+        // ordinary closing any more.
+        Err("TransportError".to_string())
+    }
 }
 
 impl BenchClient for AwsClient {
@@ -252,27 +312,22 @@ impl BenchClient for AwsClient {
             .client
             .signed(operation, body.clone())
             .map_err(|_| "SigningError".to_string())?;
-        let conn = match &mut self.connection {
-            Some(c) => c,
-            None => self.connection.insert(
-                self.client
-                    .connect()
-                    .await
-                    .map_err(|_| "ConnectError".to_string())?,
-            ),
+        let answer = match tokio::time::timeout(CALL_TIMEOUT, self.exchange(req)).await {
+            Ok(answer) => answer?,
+            Err(_) => {
+                // The abandoned request left the connection unusable.
+                self.connection = None;
+                return Err("Timeout".to_string());
+            }
         };
-        let answer = conn.send(req).await;
-        if answer.is_err() {
-            self.connection = None;
+        match answer.error_code() {
+            None => Ok(()),
+            Some(code) => Err(code),
         }
-        match answer {
-            Ok(a) => match a.error_code() {
-                None => Ok(()),
-                Some(code) => Err(code),
-            },
-            Err(ClientError::Timeout(_)) => Err("Timeout".to_string()),
-            Err(_) => Err("TransportError".to_string()),
-        }
+    }
+
+    fn reconnections(&self) -> u64 {
+        self.opened.saturating_sub(1)
     }
 }
 
@@ -292,6 +347,7 @@ pub async fn run_workload(
         .map(|i| AwsClient {
             client: clients[i % clients.len()].clone(),
             connection: None,
+            opened: 0,
             bodies: bodies.clone(),
         })
         .collect();

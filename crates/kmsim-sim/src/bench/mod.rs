@@ -2,11 +2,15 @@
 //!
 //! A benchmark is a list of runs, one per (workload, concurrency). [`setup`] creates one
 //! symmetric key and one ciphertext; [`run_workload`] then drives N tokio tasks that call the
-//! Region's nodes round-robin in a closed loop, and returns a [`BenchResult`]. Every run stops by
-//! itself: at the end of its duration or after `max_ops` calls, whichever comes first, and every
-//! call has a deadline. Latency is recorded for every call (successes and errors) in
-//! microseconds, per task, and merged at the end; calls that start during the warmup are not
-//! counted. Failed calls are counted per AWS error code, never dropped.
+//! Region's nodes round-robin and returns a [`BenchResult`]. By default the loop is closed (each
+//! task makes its next call as soon as the last one answered); with a rate it is open
+//! ([`schedule`]): calls are due at fixed intervals from the run's start and each one's latency
+//! is counted from when it was due, so a stalled endpoint cannot hide its stall by slowing the
+//! generator down (coordinated omission). Every run stops by itself: at the end of its duration
+//! or after `max_ops` calls, whichever comes first, and every call has a deadline. Latency is
+//! recorded for every call (successes and errors) in microseconds, per task, and merged at the
+//! end ([`histogram`] is its JSON form); calls that start (or, open loop, are due) during the
+//! warmup are not counted. Failed calls are counted per AWS error code, never dropped.
 //!
 //! The generator runs on the same machine as the cluster, so it competes with the nodes for CPU
 //! and its figures include that. It only talks to loopback endpoints.
@@ -17,14 +21,14 @@
 pub mod aws_json;
 pub mod failover;
 pub mod grpc;
+pub mod histogram;
+pub mod runner;
+pub mod schedule;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -32,6 +36,9 @@ use serde::Serialize;
 use kmsim_core::KmsError;
 
 pub use grpc::{run_workload, setup};
+pub use histogram::HistogramReport;
+pub use runner::{check_run, run_clients, skipped, BenchClient};
+pub use schedule::{parse_rate, Schedule};
 
 /// Description of every key the benchmark creates, so they are easy to recognise later.
 pub const BENCH_KEY_DESCRIPTION: &str = "kmsim bench";
@@ -356,6 +363,9 @@ pub struct RunConfig {
     pub warmup: Duration,
     /// Cap on calls of the whole run, warmup included.
     pub max_ops: u64,
+    /// Open loop: calls per second across every task (at most `concurrency` in flight);
+    /// `None` for the closed loop.
+    pub rate: Option<u64>,
 }
 
 /// What every run works on, made once by [`setup`].
@@ -401,14 +411,18 @@ pub struct BenchResult {
     pub ops: u64,
     /// Failed calls in the measured window.
     pub errors: u64,
-    /// Failed calls per AWS error code (transport failures appear as
-    /// `DependencyTimeoutException` or `KMSInternalException`).
+    /// Failed calls per AWS error code; failures of the client itself have their own codes:
+    /// `TransportError` (the request went out and no answer came back), `Timeout` (no answer
+    /// within the call's deadline), `ConnectError` (no connection could be opened).
     pub error_codes: BTreeMap<String, u64>,
     /// Length of the measured window, in seconds.
     pub elapsed_s: f64,
     /// Successful calls per second of the measured window.
     pub ops_per_s: f64,
-    /// Median latency of every call (successes and errors), in milliseconds.
+    /// Calls (successes and errors) per second of the measured window: the rate achieved.
+    pub calls_per_s: f64,
+    /// Median latency of every call (successes and errors), in milliseconds; in an open-loop
+    /// run counted from when the call was due.
     pub p50_ms: f64,
     /// 99th percentile latency, in milliseconds.
     pub p99_ms: f64,
@@ -418,9 +432,36 @@ pub struct BenchResult {
     pub max_ms: f64,
     /// True when the run stopped because it reached `max_ops`, not its duration.
     pub hit_max_ops: bool,
+    /// Connections opened again during measured calls because the endpoint had closed the
+    /// previous one (`Connection: close`, an idle close) or a failed call left it unusable; a
+    /// call that had to wait for one is not an error. Counted over AWS JSON only (gRPC
+    /// channels reconnect by themselves).
+    pub reconnections: u64,
+    /// The latency of every measured call (successes and errors), in microseconds: from when it
+    /// was due in an open-loop run, from when it started in a closed-loop one.
+    pub histogram: HistogramReport,
+    /// The open loop's own figures; absent for a closed-loop run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_loop: Option<OpenLoopReport>,
     /// Why the run was not made (e.g. Sign without a signing key); `None` for a run made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+}
+
+/// What an open-loop run (`--rate`) adds to its result.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenLoopReport {
+    /// The calls per second asked for.
+    pub rate: u64,
+    /// Measured calls that started more than [`schedule::LATE_AFTER`] after they were due
+    /// (every task was busy, or the machine did not run the generator in time).
+    pub late: u64,
+    /// Calls due before the run's end that never started: the schedule's backlog when the
+    /// run stopped (0 when the endpoint kept up).
+    pub backlog: u64,
+    /// The latency of the same calls counted from when each actually started (the service
+    /// time, what a closed loop would report), in microseconds.
+    pub service_histogram: HistogramReport,
 }
 
 /// An empty latency histogram in microseconds, 3 significant digits.
@@ -441,163 +482,6 @@ pub fn percentiles_ms(h: &Histogram<u64>) -> (f64, f64, f64, f64) {
         ms(h.value_at_quantile(0.999)),
         ms(h.max()),
     )
-}
-
-/// What one task saw.
-#[derive(Debug)]
-struct TaskStats {
-    /// Latency of every measured call, in microseconds.
-    latency: Histogram<u64>,
-    /// Successful measured calls.
-    ok: u64,
-    /// Failed measured calls per AWS error code.
-    errors: BTreeMap<String, u64>,
-    /// Whether this task stopped on the call cap.
-    hit_max_ops: bool,
-}
-
-impl TaskStats {
-    fn new() -> TaskStats {
-        TaskStats {
-            latency: new_histogram(),
-            ok: 0,
-            errors: BTreeMap::new(),
-            hit_max_ops: false,
-        }
-    }
-
-    /// Adds another task's figures to these.
-    fn merge(&mut self, other: TaskStats) {
-        // Both histograms have the same bounds, so adding cannot fail; saturate rather than
-        // lose a task if it ever did.
-        if self.latency.add(&other.latency).is_err() {
-            for v in other.latency.iter_recorded() {
-                self.latency
-                    .saturating_record_n(v.value_iterated_to(), v.count_at_value());
-            }
-        }
-        self.ok += other.ok;
-        for (code, n) in other.errors {
-            *self.errors.entry(code).or_default() += n;
-        }
-        self.hit_max_ops |= other.hit_max_ops;
-    }
-
-    /// The result of a run whose merged figures these are.
-    fn into_result(self, cfg: &RunConfig, nodes: usize, elapsed: Duration) -> BenchResult {
-        let (p50_ms, p99_ms, p999_ms, max_ms) = percentiles_ms(&self.latency);
-        let secs = elapsed.as_secs_f64();
-        BenchResult {
-            workload: cfg.workload,
-            concurrency: cfg.concurrency,
-            nodes,
-            ops: self.ok,
-            errors: self.errors.values().sum(),
-            error_codes: self.errors,
-            elapsed_s: secs,
-            ops_per_s: if secs > 0.0 {
-                self.ok as f64 / secs
-            } else {
-                0.0
-            },
-            p50_ms,
-            p99_ms,
-            p999_ms,
-            max_ms,
-            hit_max_ops: self.hit_max_ops,
-            skipped: None,
-        }
-    }
-}
-
-/// One task's connection to the endpoint under test: makes one call of a workload.
-pub trait BenchClient: Send + 'static {
-    /// Makes one call of `workload`; `Err` carries the AWS error code.
-    fn call(&mut self, workload: Workload) -> impl Future<Output = Result<(), String>> + Send;
-}
-
-/// The closed loop of one task: call, record, repeat until `end` or until the run's call count
-/// reaches `max_ops`.
-async fn task_loop<C: BenchClient>(
-    mut client: C,
-    workload: Workload,
-    measure_from: Instant,
-    end: Instant,
-    issued: Arc<AtomicU64>,
-    max_ops: u64,
-) -> TaskStats {
-    let mut stats = TaskStats::new();
-    loop {
-        if Instant::now() >= end {
-            break;
-        }
-        if issued.fetch_add(1, Ordering::Relaxed) >= max_ops {
-            stats.hit_max_ops = true;
-            break;
-        }
-        let started = Instant::now();
-        let outcome = client.call(workload).await;
-        if started < measure_from {
-            continue;
-        }
-        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        stats.latency.saturating_record(us.max(1));
-        match outcome {
-            Ok(()) => stats.ok += 1,
-            Err(code) => *stats.errors.entry(code).or_default() += 1,
-        }
-    }
-    stats
-}
-
-/// Runs one (workload, concurrency) with one client per task and returns its figures; the
-/// run lasts `warmup + duration` at most and issues at most `max_ops` calls.
-pub async fn run_clients<C: BenchClient>(
-    clients: Vec<C>,
-    cfg: &RunConfig,
-    nodes: usize,
-) -> Result<BenchResult, BenchError> {
-    let issued = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let measure_from = start + cfg.warmup;
-    let end = measure_from + cfg.duration;
-    let mut tasks = tokio::task::JoinSet::new();
-    for client in clients {
-        tasks.spawn(task_loop(
-            client,
-            cfg.workload,
-            measure_from,
-            end,
-            issued.clone(),
-            cfg.max_ops,
-        ));
-    }
-    let mut total = TaskStats::new();
-    while let Some(joined) = tasks.join_next().await {
-        let stats =
-            joined.map_err(|e| BenchError::Invalid(format!("a benchmark task failed: {e}")))?;
-        total.merge(stats);
-    }
-    let elapsed = Instant::now().saturating_duration_since(measure_from);
-    Ok(total.into_result(cfg, nodes, elapsed))
-}
-
-/// Refuses a run with no endpoint or no task.
-pub fn check_run(endpoints: usize, cfg: &RunConfig) -> Result<(), BenchError> {
-    if endpoints == 0 {
-        return Err(BenchError::Invalid("no endpoints to benchmark".into()));
-    }
-    if cfg.concurrency == 0 {
-        return Err(BenchError::Invalid("concurrency must be at least 1".into()));
-    }
-    Ok(())
-}
-
-/// The result of a run that could not be made, and why (e.g. Sign without a signing key).
-pub fn skipped(cfg: &RunConfig, nodes: usize, why: String) -> BenchResult {
-    let mut r = TaskStats::new().into_result(cfg, nodes, Duration::ZERO);
-    r.skipped = Some(why);
-    r
 }
 
 #[cfg(test)]
@@ -626,43 +510,6 @@ mod tests {
         for bad in ["", "0", "1,,8", "1,1", "4097", "a", "-1", "1.5"] {
             assert!(parse_concurrency_list(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn merged_histograms_report_percentiles_of_all_tasks_in_ms() {
-        let mut a = TaskStats::new();
-        let mut b = TaskStats::new();
-        // Task a: 900 calls of 1 ms; task b: 98 calls of 10 ms and two of 250 ms.
-        a.latency.saturating_record_n(1_000, 900);
-        a.ok = 899;
-        b.latency.saturating_record_n(10_000, 98);
-        b.latency.saturating_record_n(250_000, 2);
-        b.ok = 98;
-        b.errors.insert("ThrottlingException".into(), 2);
-        a.errors.insert("ThrottlingException".into(), 1);
-        a.merge(b);
-        let cfg = RunConfig {
-            workload: Workload::Encrypt,
-            concurrency: 2,
-            duration: Duration::from_secs(2),
-            warmup: Duration::ZERO,
-            max_ops: 10,
-        };
-        let r = a.into_result(&cfg, 3, Duration::from_secs(2));
-        assert_eq!(r.ops, 997);
-        assert_eq!(r.errors, 3);
-        assert_eq!(r.error_codes.get("ThrottlingException"), Some(&3));
-        assert!((r.ops_per_s - 498.5).abs() < 1e-9);
-        let close = |x: f64, want: f64| (x - want).abs() <= want * 0.002;
-        assert!(close(r.p50_ms, 1.0), "p50 {}", r.p50_ms);
-        assert!(close(r.p99_ms, 10.0), "p99 {}", r.p99_ms);
-        assert!(close(r.p999_ms, 250.0), "p999 {}", r.p999_ms);
-        assert!(close(r.max_ms, 250.0), "max {}", r.max_ms);
-        assert_eq!(percentiles_ms(&new_histogram()), (0.0, 0.0, 0.0, 0.0));
-        // Latencies past the histogram's bound saturate instead of being lost.
-        let mut h = new_histogram();
-        h.saturating_record(u64::MAX);
-        assert_eq!(h.len(), 1);
     }
 
     #[test]

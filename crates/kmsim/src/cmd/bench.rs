@@ -12,7 +12,8 @@ use kmsim_node::tls::Dialer;
 use kmsim_sim::aws_client::{AwsJsonClient, Signer};
 use kmsim_sim::bench::{
     aws_json, check_loopback, check_loopback_url, grpc, parse_concurrency_list, parse_duration,
-    plan, BenchResult, Fixture, Protocol, RunConfig, Workload, WorkloadChoice, MAX_PAYLOAD_BYTES,
+    parse_rate, plan, BenchResult, Fixture, Protocol, RunConfig, Workload, WorkloadChoice,
+    MAX_PAYLOAD_BYTES,
 };
 use kmsim_sim::cluster::ClusterDir;
 
@@ -26,7 +27,8 @@ Raft). `all` runs encrypt, decrypt, generate-data-key, sign and generate-mac at 
 --concurrency level, and over grpc create-key at the levels up to 8 (by default 1 and 8).
 
 Protocols: grpc (kmsim.kms.v1 to the nodes of one Region, host:port endpoints) and aws-json (AWS \
-JSON 1.1 over keep-alive HTTP/1.1, every request signed with SigV4 by the aws-sigv4 crate, \
+JSON 1.1 over HTTP/1.1, one connection per task kept alive as long as the endpoint allows, every \
+request signed with SigV4 by the aws-sigv4 crate, \
 http://host:port endpoints, or https://host:port trusting the CA of --data-dir's cluster, \
 started with --aws-tls). Over grpc the calls use the cluster's operator certificate (mutual TLS). \
 aws-json uses only standard KMS calls (CreateKey, DescribeKey, \
@@ -36,14 +38,35 @@ endpoints of the nodes of one Region of --data-dir; `--endpoint http://127.0.0.1
 the gateway. Requests are signed for --region (default: the Region loaded, else us-east-1) with \
 --access-key-id/--secret-access-key (default: the topology's first credentials, else test/test).
 
+Over aws-json a task opens a new connection whenever the endpoint has closed its last one \
+(servers that answer every request with Connection: close, such as moto's, or that drop idle \
+connections): a call whose request had not gone out yet is sent on the new connection and \
+counted as a reconnection (RECONN), not an error; a call whose answer was lost is an error \
+(TransportError), never resent. Other client-side error codes: Timeout (no answer within the \
+call's deadline), ConnectError (no connection could be opened).
+
 Setup creates one symmetric key, described \"kmsim bench\", one ciphertext, an ECC_NIST_P384 \
 SIGN_VERIFY key for sign and an HMAC_256 key for generate-mac (over aws-json, an endpoint that \
 refuses one of these, e.g. with UnsupportedOperationException, gets the runs that need it \
 reported as skipped, with the answer; the other runs are unaffected). Each run then starts N concurrent tasks, spread round-robin over \
 the endpoints (followers serve crypto from their applied state), each with one call in flight \
-at a time. Calls started during \
---warmup are not counted. Latency is recorded for every call, successes and errors alike; failed \
-calls are counted per AWS error code.
+at a time. Closed loop (the default): each task makes its next call as soon as the last one \
+answered, and latency runs from a call's start. Open loop (--rate R): call k is due k/R seconds \
+after the run's start, whatever happened to the calls before it; the tasks take the \
+due calls in order (so at most N are in flight and nothing queues in memory), and latency runs \
+from when the call was due, so time a call spent waiting for a free task counts (coordinated \
+omission corrected, as wrk2 does); the timer's resolution adds up to 1 ms. An open-loop run \
+also reports the calls that started more than 1 ms late, the achieved rate, the service time \
+(latency from the actual start) and the backlog: calls due before the end that never started \
+because every task was busy (the endpoint, or the generator at this concurrency, could not keep \
+up). Calls started (open loop: due) during --warmup are not counted. Latency is recorded for \
+every call, successes and errors alike; failed calls are counted per AWS error code.
+
+--json prints one object per run with the figures of the table, reconnections, and histogram: \
+the latency HdrHistogram (microseconds) in its standard interchange form (V2 compressed, \
+base64: hdr_v2_compressed_base64, readable by any HdrHistogram implementation) with a \
+percentile table (percentiles_us: p50, p90, p99, p99.9, p99.99, max); an open-loop run adds \
+open_loop: rate, late, backlog and service_histogram (same form).
 
 Bounded: every run stops by itself after --warmup + --duration or after --max-ops calls \
 (warmup included), whichever comes first, and every call has a 10 s deadline. CreateKey runs \
@@ -108,6 +131,11 @@ pub struct BenchArgs {
     /// create-key].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_ops: Option<u64>,
+    /// Open loop: calls per second across every task, due at fixed intervals from each run's
+    /// start, latency counted from when each was due (--concurrency then caps the calls in
+    /// flight); without it, every task calls in a closed loop.
+    #[arg(long, value_name = "CALLS_PER_S", value_parser = parse_rate)]
+    rate: Option<u64>,
     /// Print a JSON array of result objects instead of a table.
     #[arg(long)]
     json: bool,
@@ -147,9 +175,14 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
                 duration: a.duration,
                 warmup: a.warmup,
                 max_ops: a.max_ops.unwrap_or(workload.default_max_ops()),
+                rate: a.rate,
+            };
+            let pace = match a.rate {
+                Some(r) => format!(", open loop at {r} calls/s"),
+                None => String::new(),
             };
             eprintln!(
-                "running {workload} at concurrency {concurrency} (at most {} calls)",
+                "running {workload} at concurrency {concurrency}{pace} (at most {} calls)",
                 cfg.max_ops
             );
             results.push(match &target {
@@ -316,10 +349,11 @@ fn region_nodes(a: &BenchArgs) -> anyhow::Result<(String, Vec<kmsim_node::config
     Ok((region, entries))
 }
 
-/// One line per run, then the error codes of the runs that had errors.
+/// One line per run, a line of open-loop figures under each open-loop run, then the error
+/// codes of the runs that had errors.
 fn print_table(results: &[BenchResult]) {
     outln!(
-        "{:<18} {:>5} {:>10} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "{:<18} {:>5} {:>10} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7}",
         "WORKLOAD",
         "CONC",
         "OPS",
@@ -328,7 +362,8 @@ fn print_table(results: &[BenchResult]) {
         "P50 ms",
         "P99 ms",
         "P999 ms",
-        "MAX ms"
+        "MAX ms",
+        "RECONN"
     );
     for r in results {
         if let Some(why) = &r.skipped {
@@ -340,7 +375,7 @@ fn print_table(results: &[BenchResult]) {
             continue;
         }
         outln!(
-            "{:<18} {:>5} {:>10} {:>7} {:>10.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3}{}",
+            "{:<18} {:>5} {:>10} {:>7} {:>10.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>7}{}",
             r.workload.name(),
             r.concurrency,
             r.ops,
@@ -350,12 +385,33 @@ fn print_table(results: &[BenchResult]) {
             r.p99_ms,
             r.p999_ms,
             r.max_ms,
+            r.reconnections,
             if r.hit_max_ops {
                 "  (stopped at --max-ops)"
             } else {
                 ""
             }
         );
+        if let Some(open) = &r.open_loop {
+            let ms = |us: u64| us as f64 / 1000.0;
+            let service = &open.service_histogram.percentiles_us;
+            outln!(
+                "{:<18} open loop at {}/s: achieved {:.1} calls/s, {} started late, backlog {}; service time p50 {:.3} p99 {:.3} max {:.3} ms{}",
+                "",
+                open.rate,
+                r.calls_per_s,
+                open.late,
+                open.backlog,
+                ms(service.p50),
+                ms(service.p99),
+                ms(service.max),
+                if open.backlog > 0 {
+                    "  (could not keep up: raise --concurrency or lower --rate)"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     for r in results.iter().filter(|r| r.errors > 0) {
         let codes: Vec<String> = r
