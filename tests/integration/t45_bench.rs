@@ -218,7 +218,7 @@ fn answer_once(mut conn: TcpStream, seen: &Seen, drop_every: u64) {
         "trentservice.createkey" | "trentservice.describekey" => metadata,
         "trentservice.encrypt" => {
             let n = seen.encrypts.fetch_add(1, Ordering::SeqCst);
-            if drop_every > 0 && n > 0 && n % drop_every == 0 {
+            if drop_every > 0 && n > 0 && n.is_multiple_of(drop_every) {
                 seen.dropped.fetch_add(1, Ordering::SeqCst);
                 return;
             }

@@ -261,7 +261,7 @@ async fn a_two_region_compose_cluster_serves_multi_region_keys_and_leaves_nothin
     let runs: serde_json::Value = serde_json::from_str(&bench).unwrap();
     assert!(runs[0]["ops"].as_u64().unwrap_or(0) > 0, "{bench}");
     // `scenario failover` signals processes by PID file: refused with a reason.
-    let failover = kmsim_fails(&["scenario", "failover", "--data-dir", &out]);
+    let failover = kmsim_fails(&["scenario", "failover", "--mode", "kill", "--data-dir", &out]);
     assert!(failover.contains("run in containers"), "{failover}");
 
     // Every object of the cluster carries its label, and removing by label leaves nothing.

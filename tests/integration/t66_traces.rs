@@ -29,6 +29,9 @@ use crate::t70_multi_region::{create_mrk, replicate, A, B};
 /// The trace this test sends (W3C's example trace ID).
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
+/// The client's span in that trace (the parent of the first hop).
+const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
 /// The log of node `id` of `region`.
 fn log_of(c: &Cluster, region: &str, id: u64) -> String {
     let path = ClusterDir::new(c.data_dir()).log_path(&Cluster::name(region, id));
@@ -78,6 +81,23 @@ async fn lag_count(c: &Cluster) -> f64 {
     n
 }
 
+/// Sends RotateKeyOnDemand for `key_id` to a follower of A, in trace [`TRACE_ID`] with the
+/// client's span [`CLIENT_SPAN`] as parent; returns (A's leader, that follower).
+async fn rotate_through_a_follower(c: &Cluster, key_id: &str) -> (u64, u64) {
+    let leader = c.leader(A).await;
+    let follower = c.ids(A).into_iter().find(|&id| id != leader).unwrap();
+    let client = c.raw(&c.aws_url(A, follower), A);
+    let body = Bytes::from(json!({ "KeyId": key_id }).to_string());
+    let mut req = client.signed("RotateKeyOnDemand", body).unwrap();
+    req.headers_mut().insert(
+        "traceparent",
+        HeaderValue::from_str(&format!("00-{TRACE_ID}-{CLIENT_SPAN}-01")).unwrap(),
+    );
+    let answer = client.send(req).await.unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.error_message());
+    (leader, follower)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trace_id_is_found_in_the_logs_of_every_hop_and_the_sync_lag_is_measured() {
     let c = Cluster::start_with_env(
@@ -100,17 +120,7 @@ async fn a_trace_id_is_found_in_the_logs_of_every_hop_and_the_sync_lag_is_measur
     .await;
 
     // RotateKeyOnDemand on the primary, sent to a follower of A with a trace.
-    let leader = c.leader(A).await;
-    let follower = c.ids(A).into_iter().find(|&id| id != leader).unwrap();
-    let client = c.raw(&c.aws_url(A, follower), A);
-    let body = Bytes::from(json!({ "KeyId": key_id }).to_string());
-    let mut req = client.signed("RotateKeyOnDemand", body).unwrap();
-    req.headers_mut().insert(
-        "traceparent",
-        HeaderValue::from_str(&format!("00-{TRACE_ID}-00f067aa0ba902b7-01")).unwrap(),
-    );
-    let answer = client.send(req).await.unwrap();
-    assert_eq!(answer.status, 200, "{}", answer.error_message());
+    let (leader, follower) = rotate_through_a_follower(&c, &key_id).await;
 
     // The follower that received it, the leader that committed it (forwarded to it), and
     // a node of B that applied the new material's synchronization: each logged the trace.
@@ -228,19 +238,9 @@ async fn spans_exported_over_otlp_form_one_tree_across_processes_and_regions() {
     replicate(&c, &key_id, A, B, "Enabled").await;
 
     // A rotation sent to a follower of A, with the client's span as parent.
-    let client_span = hex::decode("00f067aa0ba902b7").unwrap();
+    let client_span = hex::decode(CLIENT_SPAN).unwrap();
     let trace_id = hex::decode(TRACE_ID).unwrap();
-    let leader = c.leader(A).await;
-    let follower = c.ids(A).into_iter().find(|&id| id != leader).unwrap();
-    let client = c.raw(&c.aws_url(A, follower), A);
-    let body = Bytes::from(json!({ "KeyId": key_id }).to_string());
-    let mut req = client.signed("RotateKeyOnDemand", body).unwrap();
-    req.headers_mut().insert(
-        "traceparent",
-        HeaderValue::from_str(&format!("00-{TRACE_ID}-00f067aa0ba902b7-01")).unwrap(),
-    );
-    let answer = client.send(req).await.unwrap();
-    assert_eq!(answer.status, 200, "{}", answer.error_message());
+    let (leader, follower) = rotate_through_a_follower(&c, &key_id).await;
 
     // The follower's hop is the client's child; the leader's commit the follower's; the
     // leader's delivery to B the commit's; and B's apply the delivery's.
@@ -249,32 +249,20 @@ async fn spans_exported_over_otlp_form_one_tree_across_processes_and_regions() {
         "the hops of the rotation, exported by both Regions",
         || async {
             let spans = spans_of(&received, &trace_id);
-            let named = |instance: Option<String>, name: &str, parents: &[Vec<u8>]| {
+            let named = |instance: Option<String>, name: &str, parent: &[u8]| {
                 spans
                     .iter()
                     .find(|(i, n, _, p)| {
                         instance.as_ref().is_none_or(|want| want == i)
                             && n == name
-                            && parents.contains(p)
+                            && p.as_slice() == parent
                     })
                     .cloned()
             };
-            let front = named(
-                Some(format!("{A}/{follower}")),
-                "aws-json",
-                &[client_span.clone()],
-            )?;
-            let write = named(
-                Some(format!("{A}/{leader}")),
-                "forwarded-write",
-                &[front.2.clone()],
-            )?;
-            let send = named(
-                Some(format!("{A}/{leader}")),
-                "sync-send",
-                &[write.2.clone()],
-            )?;
-            let apply = named(None, "sync-apply", &[send.2.clone()])?;
+            let front = named(Some(format!("{A}/{follower}")), "aws-json", &client_span)?;
+            let write = named(Some(format!("{A}/{leader}")), "forwarded-write", &front.2)?;
+            let send = named(Some(format!("{A}/{leader}")), "sync-send", &write.2)?;
+            let apply = named(None, "sync-apply", &send.2)?;
             Some((front, write, send, apply))
         },
     )

@@ -36,10 +36,17 @@ const PASSED_ENV: &[&str] = &[
     "KMSIM_BENCH_SESSION_TOKEN",
 ];
 
+/// Whether this process is a relayed command, inside a cluster's networks: the topology's
+/// addresses are then the cluster's own containers, on networks kmsim created (`kmsim bench`
+/// loads them, where elsewhere it loads loopback addresses only).
+pub fn in_cluster() -> bool {
+    std::env::var_os(IN_CLUSTER_ENV).is_some()
+}
+
 /// Whether a command on `data_dir` must run in the cluster's networks: the directory holds a
 /// cluster in containers and this process is not already the relayed command.
 pub fn needed(data_dir: &Path) -> bool {
-    is_compose_project(data_dir) && std::env::var_os(IN_CLUSTER_ENV).is_none()
+    is_compose_project(data_dir) && !in_cluster()
 }
 
 /// The networks of a cluster in containers: the inter-Region network, then each Region's.
@@ -182,6 +189,6 @@ mod tests {
             nets.len(),
             "every network of the project, no other"
         );
-        assert!(needed(tmp.path()) || std::env::var_os(IN_CLUSTER_ENV).is_some());
+        assert!(needed(tmp.path()) || in_cluster());
     }
 }

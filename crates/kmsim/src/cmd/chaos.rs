@@ -142,7 +142,12 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
     }
     let dir = ClusterDir::new(&a.data_dir);
     let nodes = dir.nodes()?;
-    let containers = ContainerCluster::open(&a.data_dir, &dir.topology()?)?;
+    // (In the relay container, where the link faults run, there is no docker to ask.)
+    let containers = if app_level {
+        None
+    } else {
+        ContainerCluster::open(&a.data_dir, &dir.topology()?)?
+    };
     let side = |spec: &str| -> anyhow::Result<Vec<NodeName>> {
         let picked: Vec<NodeName> = match spec.split_once('/') {
             Some(_) => {
@@ -212,7 +217,7 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
-    if let Some(c) = containers.as_ref().filter(|_| !app_level) {
+    if let Some(c) = &containers {
         return run_on_containers(c, &a.action, side);
     }
     match &a.action {
