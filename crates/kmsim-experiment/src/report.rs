@@ -1,0 +1,1 @@
+//! The report (to be written).

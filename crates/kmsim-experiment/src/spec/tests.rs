@@ -1,0 +1,172 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+version = 1
+name = "minimal"
+[cluster]
+regions = ["us-east-1", "eu-west-1"]
+[workload]
+duration = "30s"
+rate = "100/s"
+mix = { encrypt = 3, decrypt = 1 }
+"#;
+
+fn with(extra: &str) -> String {
+    format!("{MINIMAL}\n{extra}")
+}
+
+fn field_of(text: &str) -> String {
+    match Experiment::parse(text, false) {
+        Err(SpecError::Invalid { field, .. }) => field,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_minimal_file_gets_the_documented_defaults() {
+    let e = Experiment::parse(MINIMAL, false).expect("valid");
+    assert_eq!(e.cluster.nodes, 3);
+    assert_eq!(e.workload.arrival, Arrival::Rate(100));
+    assert_eq!(e.workload.clients, ["us-east-1", "eu-west-1"]);
+    assert_eq!(e.workload.settle, Duration::from_secs(10));
+    assert_eq!(
+        e.workload.mix,
+        [(Operation::Decrypt, 1), (Operation::Encrypt, 3)]
+    );
+    assert!(e.links.is_empty() && e.faults.is_empty() && e.probes.is_empty());
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_line() {
+    let err = Experiment::parse(&with("[workload.extra]\nx = 1"), false);
+    assert!(matches!(err, Err(SpecError::Syntax(_))), "{err:?}");
+    let err =
+        Experiment::parse(&MINIMAL.replace("rate =", "rates ="), false).expect_err("unknown key");
+    let text = err.to_string();
+    assert!(text.contains("rates") && text.contains("line"), "{text}");
+}
+
+#[test]
+fn bad_values_name_their_field() {
+    assert_eq!(
+        field_of(&MINIMAL.replace("version = 1", "version = 2")),
+        "version"
+    );
+    assert_eq!(
+        field_of(&MINIMAL.replace("\"eu-west-1\"]", "\"mars\"]")),
+        "cluster.regions[1]"
+    );
+    assert_eq!(
+        field_of(&MINIMAL.replace("rate = \"100/s\"", "rate = \"100/s\"\nconcurrency = 4")),
+        "workload"
+    );
+    assert_eq!(
+        field_of(&MINIMAL.replace("decrypt = 1", "decrypt = 1, paint = 2")),
+        "workload.mix.paint"
+    );
+    assert_eq!(
+        field_of(&with(
+            "[[fault]]\naction = \"kill\"\nnode = \"us-east-1/4\"\nat = \"1s\""
+        )),
+        "fault[0].node"
+    );
+    assert_eq!(
+        field_of(&with(
+            "[[fault]]\naction = \"kill\"\nregion = \"us-east-1\"\nat = \"1s\"\nloss = 0.5"
+        )),
+        "fault[0].loss"
+    );
+    assert_eq!(
+        field_of(&with(
+            "[[fault]]\naction = \"pause\"\npick = \"leader\"\nat = \"1s\""
+        )),
+        "fault[0].region"
+    );
+    assert_eq!(
+        field_of(&with(
+            "[[fault]]\naction = \"kill\"\nregion = \"us-east-1\"\nat = \"40s\""
+        )),
+        "fault[0].at"
+    );
+    assert_eq!(
+        field_of(&with(
+            "[[fault]]\naction = \"kill\"\nregion = \"us-east-1\"\nat = \"1s\"\nevery = \"5s\""
+        )),
+        "fault[0].every"
+    );
+    assert_eq!(
+        field_of(&with("[[fault]]\naction = \"partition\"\nfrom = \"us-east-1\"\nto = \"us-east-1\"\nat = \"1s\"")),
+        "fault[0]"
+    );
+    assert_eq!(
+        field_of(&with("[[fault]]\naction = \"melt\"\nat = \"1s\"")),
+        "fault[0].action"
+    );
+    assert_eq!(
+        field_of(&with("[[probe]]\nname = \"p\"\nwindow = \"5s\"")),
+        "probe[0]"
+    );
+    assert_eq!(
+        field_of(&with("[links]\npreset = \"aws-like\"\n[[links.link]]\nfrom = \"us-east-1\"\nto = \"eu-west-1\"\nloss = 2.0")),
+        "links.link[0].loss"
+    );
+    assert_eq!(
+        field_of(&MINIMAL.replace("name = \"minimal\"", "name = \"../x\"")),
+        "name"
+    );
+}
+
+#[test]
+fn links_start_from_the_preset_and_lines_override_it() {
+    let e = Experiment::parse(
+        &with("[links]\npreset = \"aws-like\"\n[[links.link]]\nfrom = \"us-east-1\"\nto = \"eu-west-1\"\ndelay = \"5ms\"\nboth_ways = false"),
+        false,
+    )
+    .expect("valid");
+    assert_eq!(e.links.len(), 2);
+    let get = |from: &str| e.links.iter().find(|l| l.from == from).expect("set");
+    assert_eq!(get("us-east-1").delay, Duration::from_millis(5));
+    assert_eq!(
+        get("eu-west-1").delay,
+        Duration::from_millis(35),
+        "the preset's"
+    );
+}
+
+#[test]
+fn quick_scales_the_fault_schedule_with_the_duration() {
+    let text = with(
+        "[[fault]]\naction = \"kill\"\nregion = \"us-east-1\"\npick = \"leader\"\nat = \"10s\"\nfor = \"6s\"\n[quick]\nduration = \"15s\"\nrate = \"20/s\"",
+    );
+    let full = Experiment::parse(&text, false).expect("valid");
+    let quick = Experiment::parse(&text, true).expect("valid");
+    assert!(!full.quick && quick.quick);
+    assert_eq!(quick.workload.duration, Duration::from_secs(15));
+    assert_eq!(quick.workload.arrival, Arrival::Rate(20));
+    assert_eq!(quick.faults[0].at, Duration::from_secs(5));
+    assert_eq!(quick.faults[0].lasts, Some(Duration::from_secs(3)));
+    assert_eq!(
+        quick.faults[0].action,
+        FaultAction::Kill(NodeTarget::Leader("us-east-1".into()))
+    );
+    assert!(
+        Experiment::parse(MINIMAL, true).is_err(),
+        "no [quick] table"
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn parsing_any_text_never_panics(s in "\\PC{0,200}") {
+        let _ = Experiment::parse(&s, false);
+    }
+
+    #[test]
+    fn mutating_a_valid_file_never_panics(i in 0usize..400, c in proptest::char::any()) {
+        let mut chars: Vec<char> = MINIMAL.chars().collect();
+        let i = i % chars.len();
+        chars[i] = c;
+        let text: String = chars.into_iter().collect();
+        let _ = Experiment::parse(&text, true);
+    }
+}
