@@ -1,0 +1,202 @@
+//! `convergence`: the shared properties of every multi-Region key agree in every Region
+//! within `checks.convergence` of the heal.
+
+use std::collections::BTreeSet;
+
+use super::{is_multi_region, key_of, plural, Facts, Input, Status, Verdict};
+use crate::history::{KeyView, Phase};
+
+const NAME: &str = "convergence";
+
+/// The shared properties a Region shows: primary Region, the set's Regions (primary and
+/// replicas) and, when read, the rotations.
+fn shared(v: &KeyView) -> (Option<&str>, BTreeSet<&str>) {
+    let mut members: BTreeSet<&str> = v.replica_regions.iter().map(String::as_str).collect();
+    if let Some(p) = v.primary_region.as_deref() {
+        members.insert(p);
+    }
+    (v.primary_region.as_deref(), members)
+}
+
+/// Checks, for each multi-Region key, that every Region holding it shows the same primary
+/// Region, the same replica Regions and (where read) the same number of rotations; that the
+/// Regions holding it are exactly the primary and its replicas; and that every observation of
+/// it was read within `checks.convergence` of the Heal phase's start (the runner records the
+/// first read of the state all Regions converged to).
+///
+/// Single-Region keys share nothing and are not counted. Without a Heal phase record the bound
+/// is not checked and a history that otherwise agrees is `Unknown`.
+pub fn convergence(input: &Input) -> Verdict {
+    let f = Facts::new(input.records);
+    let bound = input.experiment.checks.convergence;
+    let heal = f.phases.get(&Phase::Heal).copied();
+    let mut keys = 0usize;
+    let mut slowest = 0u64;
+    let mut problems: Vec<(String, String)> = Vec::new();
+    for key_id in f.key_ids() {
+        if !is_multi_region(key_id) {
+            continue;
+        }
+        let obs: Vec<_> = f.observations(key_id).collect();
+        let held: Vec<(&str, &KeyView)> = obs
+            .iter()
+            .filter_map(|(r, o)| o.view.map(|v| (*r, v)))
+            .collect();
+        if held.is_empty() {
+            continue;
+        }
+        keys += 1;
+        let mut problem = None;
+        let first = shared(held[0].1);
+        if let Some((r, _)) = held.iter().find(|(_, v)| shared(v) != first) {
+            problem = Some(format!(
+                "{key_id}: {} and {r} disagree on primary or replicas",
+                held[0].0
+            ));
+        }
+        let rotations: BTreeSet<u32> = held.iter().filter_map(|(_, v)| v.rotations).collect();
+        if problem.is_none() && rotations.len() > 1 {
+            let r: Vec<String> = rotations.iter().map(u32::to_string).collect();
+            problem = Some(format!(
+                "{key_id}: Regions show {} rotations",
+                r.join(" or ")
+            ));
+        }
+        let holders: BTreeSet<&str> = held.iter().map(|(r, _)| *r).collect();
+        if problem.is_none() && holders != first.1 {
+            let h: Vec<&str> = holders.iter().copied().collect();
+            let m: Vec<&str> = first.1.iter().copied().collect();
+            problem = Some(format!(
+                "{key_id}: held in {} but the set is {}",
+                h.join(", "),
+                m.join(", ")
+            ));
+        }
+        if let Some(heal) = heal {
+            let late = obs
+                .iter()
+                .map(|(_, o)| o.at.saturating_sub(heal))
+                .max()
+                .unwrap_or(0);
+            slowest = slowest.max(late);
+            if problem.is_none() && u128::from(late) > bound.as_micros() {
+                problem = Some(format!(
+                    "{key_id}: agreed {:.1} s after the heal, over {:.1} s",
+                    late as f64 / 1e6,
+                    bound.as_secs_f64()
+                ));
+            }
+        }
+        if let Some(p) = problem {
+            problems.push((key_id.to_string(), p));
+        }
+    }
+    let checked = format!("{} in every Region", plural(keys, "multi-Region key"));
+    if problems.is_empty() {
+        return match heal {
+            Some(_) => Verdict::new(
+                NAME,
+                Status::Pass,
+                format!(
+                    "{checked}: agreed within {:.1} s of the heal (bound {:.1} s)",
+                    slowest as f64 / 1e6,
+                    bound.as_secs_f64()
+                ),
+                Vec::new(),
+            ),
+            None => Verdict::new(
+                NAME,
+                Status::Unknown,
+                format!("{checked}: agreed, but no heal phase was recorded to time it"),
+                Vec::new(),
+            ),
+        };
+    }
+    let bad: BTreeSet<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
+    let ops = f
+        .ops
+        .iter()
+        .filter(|op| op.ok() && op.operation().is_write())
+        .filter(|op| key_of(op).is_some_and(|(_, k)| bad.contains(k)))
+        .map(|op| op.id)
+        .collect();
+    let what: Vec<&str> = problems.iter().take(3).map(|(_, p)| p.as_str()).collect();
+    Verdict::new(
+        NAME,
+        Status::Fail,
+        format!(
+            "{checked}: {} not converged: {}",
+            problems.len(),
+            what.join("; ")
+        ),
+        ops,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::forge::{self, id, AP, EU, HEAL, MRK};
+    use crate::history::{Observation, Record};
+
+    #[test]
+    fn the_good_history_converges() {
+        let v = forge::run(&forge::good(), convergence);
+        assert_eq!(v.status, Status::Pass, "{v:?}");
+        assert_eq!(
+            v.summary,
+            "1 multi-Region key in every Region: agreed within 2.0 s of the heal (bound 15.0 s)"
+        );
+    }
+
+    #[test]
+    fn a_replica_with_another_replica_list_fails() {
+        let mut records = forge::good();
+        if let Some(v) = forge::view_mut(&mut records, MRK, AP) {
+            v.replica_regions = vec![AP.into()];
+        }
+        let v = forge::run(&records, convergence);
+        assert_eq!(v.status, Status::Fail);
+        assert!(v.summary.contains("disagree"), "{}", v.summary);
+        assert!(v.ops.contains(&id::REPLICATE_AP), "{v:?}");
+    }
+
+    #[test]
+    fn lagging_rotations_membership_or_a_late_agreement_fail() {
+        let mut records = forge::good();
+        if let Some(v) = forge::view_mut(&mut records, MRK, AP) {
+            v.rotations = Some(0);
+        }
+        let v = forge::run(&records, convergence);
+        assert_eq!(v.status, Status::Fail);
+        assert!(v.summary.contains("0 or 1 rotations"), "{}", v.summary);
+
+        let mut records = forge::good();
+        *forge::view_mut(&mut records, MRK, AP) = None;
+        let v = forge::run(&records, convergence);
+        assert_eq!(v.status, Status::Fail);
+        assert!(
+            v.summary
+                .contains("held in eu-west-1, us-east-1 but the set is"),
+            "{}",
+            v.summary
+        );
+
+        let mut records = forge::good();
+        for r in &mut records {
+            if let Record::Observation(Observation::Key { region, at, .. }) = r {
+                if region == EU {
+                    *at = HEAL + 16_000_000;
+                }
+            }
+        }
+        let v = forge::run(&records, convergence);
+        assert_eq!(v.status, Status::Fail);
+        assert!(
+            v.summary
+                .contains("agreed 16.0 s after the heal, over 15.0 s"),
+            "{}",
+            v.summary
+        );
+    }
+}
