@@ -264,3 +264,40 @@ proptest! {
         prop_assert_eq!(v.status, Status::Fail, "{:?}", v);
     }
 }
+
+#[test]
+fn a_long_history_is_decided_within_the_budget() {
+    // 3,000 calls (those the model refuses recorded as failed), each overlapping its
+    // neighbours on either side.
+    let steps: Vec<_> = (0..3000u32)
+        .map(|i| {
+            let x = i.wrapping_mul(2_654_435_761);
+            let b = |s: u32| (x >> s) as u8;
+            (
+                b(0),
+                b(8),
+                b(16),
+                b(24),
+                25_000 + (i % 7) as u16 * 2000,
+                25_000,
+            )
+        })
+        .collect();
+    let records = sequential(&steps);
+    let v = forge::run(&records, linearizable_keys);
+    assert_eq!(v.status, Status::Pass, "{v:?}");
+    let kept = records
+        .iter()
+        .filter(|r| match r {
+            // Refused calls took no effect; an unknown read says nothing.
+            Record::Op(op) => match op.call {
+                Call::DescribeKey { .. } => op.ok(),
+                _ => !matches!(op.outcome, Outcome::Failed { .. }),
+            },
+            _ => false,
+        })
+        .count();
+    assert!(kept > 500, "most calls are kept: {kept}");
+    let head = format!("1 key, {} management ops", crate::check::count(kept));
+    assert!(v.summary.starts_with(&head), "{}", v.summary);
+}
