@@ -958,11 +958,11 @@ fn fault(
 ) -> Result<FaultSpec, SpecError> {
     let f = format!("fault[{i}]");
     let ends = |key: &str| -> Result<String, SpecError> {
-        Ok(match key {
+        match key {
             "from" => x.from.clone(),
             _ => x.to.clone(),
         }
-        .ok_or_else(|| invalid(format!("{f}.{key}"), "missing"))?)
+        .ok_or_else(|| invalid(format!("{f}.{key}"), "missing"))
     };
     let action = match x.action.as_str() {
         "kill" | "pause" => {
