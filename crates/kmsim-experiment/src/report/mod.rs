@@ -25,6 +25,7 @@ use crate as kx;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
@@ -32,12 +33,11 @@ use std::time::Duration;
 
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
-use hdrhistogram::Histogram;
 
 use crate::check::Verdict;
 use crate::history::Record;
 use crate::schedule::Schedule;
-use crate::spec::Experiment;
+use crate::spec::{Experiment, Operation};
 
 pub use html::html;
 pub use results::{
@@ -114,17 +114,17 @@ fn file_part(s: &str) -> String {
 fn write_latency_logs(dir: &Path, input: &ReportInput<'_>, r: &Results) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     let start = r.workload.start_us;
-    for stats in &r.operations {
-        let mut seconds: Vec<Histogram<u64>> = Vec::new();
-        for op in results::workload_ops(input.records)
-            .filter(|o| o.operation() == stats.operation && o.region == stats.region)
-        {
-            let i = usize::try_from(op.due.saturating_sub(start) / 1_000_000).unwrap_or(0);
-            if seconds.len() <= i {
-                seconds.resize_with(i + 1, histogram);
-            }
-            seconds[i].saturating_record(op.latency());
-        }
+    // (second, latency) per (operation, Region), in one pass over the history.
+    let mut groups: BTreeMap<(Operation, &str), Vec<(u64, u64)>> = BTreeMap::new();
+    for op in results::workload_ops(input.records) {
+        groups
+            .entry((op.operation(), op.region.as_str()))
+            .or_default()
+            .push((op.due.saturating_sub(start) / 1_000_000, op.latency()));
+    }
+    for ((operation, region), mut calls) in groups {
+        // One histogram at a time: a long run has thousands of seconds.
+        calls.sort_unstable();
         let mut out = Vec::new();
         let mut serializer = V2DeflateSerializer::new();
         let mut builder = IntervalLogWriterBuilder::new();
@@ -135,8 +135,8 @@ fn write_latency_logs(dir: &Path, input: &ReportInput<'_>, r: &Results) -> io::R
                  was due; one histogram per second, timestamps in seconds since the workload \
                  started ({})",
                 input.experiment.name,
-                stats.operation.name(),
-                stats.region,
+                operation.name(),
+                region,
                 input.started_at
             ))
             .with_max_value_divisor(1000.0);
@@ -144,24 +144,22 @@ fn write_latency_logs(dir: &Path, input: &ReportInput<'_>, r: &Results) -> io::R
         log.write_comment(
             "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"",
         )?;
-        let tag = Tag::new(stats.operation.name());
-        for (i, h) in seconds.iter().enumerate() {
-            if h.is_empty() {
-                continue;
+        let tag = Tag::new(operation.name());
+        let mut h = histogram();
+        for (i, (second, latency)) in calls.iter().enumerate() {
+            h.saturating_record(*latency);
+            if calls.get(i + 1).is_none_or(|next| next.0 != *second) {
+                log.write_histogram(
+                    &h,
+                    Duration::from_secs(*second),
+                    Duration::from_secs(1),
+                    tag,
+                )
+                .map_err(|e| io::Error::other(format!("{e:?}")))?;
+                h.reset();
             }
-            log.write_histogram(
-                h,
-                Duration::from_secs(i as u64),
-                Duration::from_secs(1),
-                tag,
-            )
-            .map_err(|e| io::Error::other(format!("{e:?}")))?;
         }
-        let name = format!(
-            "{}-{}.hlog",
-            file_part(&stats.region),
-            file_part(stats.operation.name())
-        );
+        let name = format!("{}-{}.hlog", file_part(region), file_part(operation.name()));
         let mut f = io::BufWriter::new(fs::File::create(dir.join(name))?);
         f.write_all(&out)?;
         f.flush()?;
