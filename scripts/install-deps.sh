@@ -3,7 +3,8 @@
 # clang/libclang (bindgen for RocksDB), openssl (the independent implementation the
 # integration tests check kmsim's cryptography against), Debian's prometheus (the `prometheus`
 # server and `promtool` that tests/integration/t64_prometheus.rs runs against a `kmsim up`
-# cluster and deploy/observability/), cargo-nextest and cargo-deny (each if missing).
+# cluster and deploy/observability/), Debian's chromium (the experiment report's screenshot
+# test), cargo-nextest and cargo-deny (each if missing).
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 
@@ -44,6 +45,18 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
     $SUDO rm -f "$policy"
     trap - EXIT
   fi
+fi
+
+# Debian's chromium: crates/kmsim-experiment/tests/report_in_chromium.rs opens an experiment's
+# report.html in headless Chromium, takes a screenshot and checks that its SVG plots rendered.
+# Without recommends (no extensions, drivers or desktop services); the plots' labels are set in
+# the font fontconfig brings (fonts-dejavu-core), so no font package is added.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium (headless, for the experiment report's screenshot test)"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

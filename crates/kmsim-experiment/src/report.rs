@@ -1,1 +1,0 @@
-//! The report (to be written).
