@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use kmsim_core::ids::Region;
@@ -286,14 +286,11 @@ impl ClusterDir {
             Addressing::Loopback { base_port, .. } => *base_port,
             Addressing::Containers { .. } | Addressing::Kubernetes(_) => 0,
         };
-        // With port 0, every listener stays bound until all ports are chosen, so the OS cannot
-        // hand the same free port out twice.
-        let mut held: Vec<TcpListener> = Vec::new();
+        // With port 0, ports are chosen below the OS's ephemeral range and claimed for this
+        // cluster (`ports.rs`), so a node killed and started again finds its port free.
+        let mut claims = crate::ports::PortClaims::new(&self.root);
         let mut free_addr = || -> Result<SocketAddr, ClusterError> {
-            let l = TcpListener::bind("127.0.0.1:0").map_err(io("find a free port"))?;
-            let a = l.local_addr().map_err(io("find a free port"))?;
-            held.push(l);
-            Ok(a)
+            claims.take().map_err(io("find a free port"))
         };
         let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
         let any = |port: u16| SocketAddr::from(([0, 0, 0, 0], port));
@@ -431,6 +428,14 @@ impl ClusterDir {
         // The topology holds the secret access key: owner-only, like the key files.
         write_secret_file(&self.topology_path(), topo.to_toml().trim_end())?;
         self.topology()
+    }
+
+    /// Writes `topology` over the cluster's (owner-only, as it holds the secret access key),
+    /// after checking it parses.
+    pub fn write_topology(&self, topology: &Topology) -> Result<(), ClusterError> {
+        let text = topology.to_toml();
+        Topology::parse(&text).map_err(|e| ClusterError::Invalid(e.to_string()))?;
+        write_secret_file(&self.topology_path(), text.trim_end())
     }
 
     /// Every node of the topology.

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod cluster;
 pub mod container;
 pub mod health;
+pub mod ports;
 pub mod process;
 pub mod prometheus_sd;
 pub mod scrape;
