@@ -446,3 +446,36 @@ async fn with_deadline(
         .await
         .map_err(|_| ClientError::Timeout(CALL_TIMEOUT))?
 }
+
+/// A client of a cluster's gateway (its single AWS endpoint), signing with the topology's
+/// first credentials for `region`, trusting the cluster's CA when the endpoint is HTTPS. The
+/// gateway must listen on loopback (load is only ever sent there).
+pub fn gateway_client(
+    dir: &crate::cluster::ClusterDir,
+    region: &str,
+) -> Result<AwsJsonClient, String> {
+    let topology = dir.topology().map_err(|e| e.to_string())?;
+    let endpoint = topology
+        .endpoint
+        .as_ref()
+        .ok_or("the cluster has no gateway ([endpoint] in its topology)")?;
+    let url = format!("{}://{}", topology.aws_scheme(), endpoint.listen);
+    if !endpoint.listen.ip().is_loopback() {
+        return Err(format!("the gateway {url} is not on a loopback address"));
+    }
+    let cred = topology
+        .credentials
+        .first()
+        .ok_or("the topology has no credentials to sign with")?;
+    let signer = Signer {
+        access_key_id: cred.access_key_id.clone(),
+        secret_access_key: cred.secret_access_key.expose().to_string(),
+        session_token: cred.session_token.as_ref().map(|t| t.expose().to_string()),
+        region: region.to_string(),
+    };
+    let ca = match topology.tls.as_ref() {
+        Some(t) if t.aws_https => Some(t.read_ca().map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    AwsJsonClient::with_ca(&url, signer, ca.as_deref()).map_err(|e| e.to_string())
+}

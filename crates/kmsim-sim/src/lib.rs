@@ -14,6 +14,7 @@ pub mod aws_client;
 pub mod bench;
 pub mod cluster;
 pub mod container;
+pub mod experiment;
 pub mod health;
 pub mod ports;
 pub mod process;

@@ -217,6 +217,107 @@ fn wait_gone(
     }
 }
 
+/// Why a node did not come back in [`restart_nodes`].
+#[derive(Debug, thiserror::Error)]
+pub enum RestartError {
+    /// Reading the cluster or starting the process failed.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The node exited before answering; the end of its log.
+    #[error("{node} (pid {pid}) exited before answering; the end of {log}:\n{tail}")]
+    Exited {
+        /// The node.
+        node: NodeName,
+        /// Its PID.
+        pid: u32,
+        /// Its log file.
+        log: String,
+        /// The log's last lines.
+        tail: String,
+    },
+    /// The node did not answer in time.
+    #[error("{node} (pid {pid}) did not answer within {wait:?}; see {log}")]
+    Silent {
+        /// The node.
+        node: NodeName,
+        /// Its PID.
+        pid: u32,
+        /// How long it was given.
+        wait: Duration,
+        /// Its log file.
+        log: String,
+    },
+}
+
+/// Starts these nodes again with `exe` (SIGKILL first for any still running, waiting until it
+/// has exited) and waits until each answers `Status`, at most `answer_wait` each (a node first
+/// waits up to its KMSIM_LOCK_WAIT for its RocksDB lock). Fails at once, with the end of its
+/// log, for a node that exits first. Returns each node's new PID.
+pub async fn restart_nodes(
+    exe: &Path,
+    dir: &ClusterDir,
+    names: &[NodeName],
+    answer_wait: Duration,
+) -> Result<Vec<(NodeName, u32)>, RestartError> {
+    let nodes = dir.nodes()?;
+    let mut started = Vec::new();
+    for name in names {
+        let entry = nodes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, e)| e.clone())
+            .ok_or_else(|| ClusterError::Invalid(format!("{name} is not in the topology")))?;
+        if running_pid(dir, name).is_some() {
+            let (d, n) = (dir.clone(), name.clone());
+            tokio::task::spawn_blocking(move || signal_node(&d, &n, Signal::SIGKILL, KILL_WAIT))
+                .await
+                .map_err(|e| ClusterError::Invalid(e.to_string()))??;
+        }
+        let pid = start_node(exe, dir, name)?;
+        started.push((name.clone(), entry.advertise_addr(), pid));
+    }
+    let dialer = dir.operator_dialer()?;
+    let mut out = Vec::new();
+    for (name, addr, pid) in started {
+        let deadline = tokio::time::Instant::now() + answer_wait;
+        let log = dir.log_path(&name);
+        loop {
+            if crate::health::node_status(&dialer, &addr, Duration::from_millis(500))
+                .await
+                .is_some()
+            {
+                break;
+            }
+            if !is_alive(pid) {
+                return Err(RestartError::Exited {
+                    node: name,
+                    pid,
+                    log: log.display().to_string(),
+                    tail: log_tail(&log, 5),
+                });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RestartError::Silent {
+                    node: name,
+                    pid,
+                    wait: answer_wait,
+                    log: log.display().to_string(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        out.push((name, pid));
+    }
+    Ok(out)
+}
+
+/// The last `lines` lines of a log file (for an error message).
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// Stops a node: SIGTERM, then SIGKILL if it does not stop within 10 s.
 pub fn stop_node(dir: &ClusterDir, n: &NodeName) -> Result<bool, ClusterError> {
     match signal_node(dir, n, Signal::SIGTERM, Duration::from_secs(10)) {

@@ -81,6 +81,8 @@ enum Command {
     Image(cmd::image::ImageArgs),
     /// Write deployment files: a docker-compose project for a topology.
     Deploy(cmd::deploy::DeployArgs),
+    /// Run declared experiments: workload, seeded faults, probes, checkers and a report.
+    Experiment(cmd::experiment::ExperimentArgs),
 }
 
 /// Where `up`, `down`, `status`, `node kill|restart` and `kms` find the cluster by default.
@@ -108,6 +110,7 @@ fn main() -> ExitCode {
         Command::Health(a) => cmd::health::run(a),
         Command::Image(a) => cmd::image::run(a),
         Command::Deploy(a) => cmd::deploy::run(a),
+        Command::Experiment(a) => cmd::experiment::run(a),
     };
     let code = match result {
         Ok(code) => code,

@@ -39,7 +39,7 @@ use serde_json::json;
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::{StatusRequest, StatusResponse};
 
-use crate::aws_client::{AwsJsonClient, ClientError, Connection, Signer};
+use crate::aws_client::{AwsJsonClient, ClientError, Connection};
 use crate::cluster::{ClusterDir, NodeName};
 use crate::health::wait_healthy_regions;
 use crate::process::{running_pid, signal_node, start_node};
@@ -215,30 +215,7 @@ pub async fn run(
     if !(1..=MAX_CONCURRENCY).contains(&cfg.concurrency) {
         return Err(format!("--concurrency must be 1 to {MAX_CONCURRENCY}"));
     }
-    let topology = dir.topology().map_err(|e| e.to_string())?;
-    let endpoint = topology
-        .endpoint
-        .as_ref()
-        .ok_or("the cluster has no gateway ([endpoint] in its topology)")?;
-    let url = format!("{}://{}", topology.aws_scheme(), endpoint.listen);
-    if !endpoint.listen.ip().is_loopback() {
-        return Err(format!("the gateway {url} is not on a loopback address"));
-    }
-    let cred = topology
-        .credentials
-        .first()
-        .ok_or("the topology has no credentials to sign with")?;
-    let signer = Signer {
-        access_key_id: cred.access_key_id.clone(),
-        secret_access_key: cred.secret_access_key.expose().to_string(),
-        session_token: cred.session_token.as_ref().map(|t| t.expose().to_string()),
-        region: cfg.region.clone(),
-    };
-    let ca = match topology.tls.as_ref() {
-        Some(t) if t.aws_https => Some(t.read_ca().map_err(|e| e.to_string())?),
-        _ => None,
-    };
-    let client = AwsJsonClient::with_ca(&url, signer, ca.as_deref()).map_err(|e| e.to_string())?;
+    let client = crate::aws_client::gateway_client(dir, &cfg.region)?;
     let nodes: Vec<(NodeName, String)> = dir
         .nodes()
         .map_err(|e| e.to_string())?

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod bench;
 pub mod chaos;
 pub mod deploy;
+pub mod experiment;
 pub mod gateway;
 pub mod health;
 pub mod image;

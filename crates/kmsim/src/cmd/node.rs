@@ -12,8 +12,7 @@ use nix::sys::signal::Signal;
 use kmsim_node::config::Topology;
 use kmsim_sim::bench::parse_duration;
 use kmsim_sim::cluster::{ClusterDir, NodeName};
-use kmsim_sim::health::node_status;
-use kmsim_sim::process::{is_alive, running_pid, signal_node, start_node, KILL_WAIT};
+use kmsim_sim::process::{signal_node, KILL_WAIT};
 use kmsim_store_rocks::RocksKvEngine;
 
 use super::DataDirArg;
@@ -138,65 +137,19 @@ fn restart(node: &str, dir: &DataDirArg) -> anyhow::Result<ExitCode> {
 /// Starts these nodes again (SIGKILL first for any still running) and waits until each
 /// answers `Status`; prints one line per node.
 pub fn restart_nodes(cluster: &ClusterDir, names: &[NodeName]) -> anyhow::Result<()> {
-    let nodes = cluster.nodes()?;
     let exe = std::env::current_exe()?;
-    let mut started = Vec::new();
-    for name in names {
-        let entry = nodes
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, e)| e.clone())
-            .with_context(|| format!("{name} is not in the topology"))?;
-        if running_pid(cluster, name).is_some() {
-            signal_node(cluster, name, Signal::SIGKILL, KILL_WAIT)?;
-        }
-        let pid = start_node(&exe, cluster, name)?;
-        started.push((name, entry.advertise_addr(), pid));
-    }
-    let rt = super::runtime()?;
-    let dialer = cluster.operator_dialer()?;
     // A node may first wait for its lock (it inherits KMSIM_LOCK_WAIT), then needs to start.
     let answer_wait = lock_wait(None)? + Duration::from_secs(30);
-    for (name, addr, pid) in started {
-        let up = rt.block_on(async {
-            let deadline = tokio::time::Instant::now() + answer_wait;
-            while tokio::time::Instant::now() < deadline {
-                if node_status(&dialer, &addr, Duration::from_millis(500))
-                    .await
-                    .is_some()
-                {
-                    return Some(true);
-                }
-                if !is_alive(pid) {
-                    return Some(false);
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            None
-        });
-        let log = cluster.log_path(name);
-        match up {
-            Some(true) => {}
-            Some(false) => anyhow::bail!(
-                "{name} (pid {pid}) exited before answering; the end of {}:\n{}",
-                log.display(),
-                log_tail(&log, 5)
-            ),
-            None => anyhow::bail!(
-                "{name} (pid {pid}) did not answer within {answer_wait:?}; see {}",
-                log.display()
-            ),
-        }
+    let started = super::runtime()?.block_on(kmsim_sim::process::restart_nodes(
+        &exe,
+        cluster,
+        names,
+        answer_wait,
+    ))?;
+    for (name, pid) in started {
         outln!("restarted {name} (pid {pid})");
     }
     Ok(())
-}
-
-/// The last `lines` lines of a node's log (for an error message).
-fn log_tail(path: &std::path::Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// The file RocksDB locks in a database directory.

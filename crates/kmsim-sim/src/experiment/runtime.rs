@@ -1,0 +1,221 @@
+//! The runtime interface: everything an experiment does to a cluster, and nothing else. The
+//! runner, its workload and its observations go through a [`Runtime`] only, so the same
+//! experiment runs on local processes ([`ProcessRuntime`]), and later on containers or a
+//! simulated runtime, by implementing this trait.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
+use kmsim_proto::admin::v1::{ClearLinkFaultsRequest, LinkProfile, SetLinkFaultsRequest};
+use nix::sys::signal::Signal;
+
+use crate::aws_client::AwsJsonClient;
+use crate::cluster::{ClusterDir, NodeName};
+use crate::health::node_status;
+use crate::process::{kill_nodes, restart_nodes, running_pid, KILL_WAIT};
+
+/// A link setting: messages from `from` to `to` get `profile`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkSetting {
+    /// The sending node.
+    pub from: NodeName,
+    /// The receiving node.
+    pub to: NodeName,
+    /// What happens to its messages (all zero: healthy).
+    pub profile: LinkProfile,
+}
+
+/// What an experiment can do to a cluster.
+pub trait Runtime: Send + Sync {
+    /// `processes`, `docker`, …: recorded in the results.
+    fn name(&self) -> &'static str;
+
+    /// Every node, by Region.
+    fn nodes(&self) -> Vec<NodeName>;
+
+    /// A client of the cluster's AWS endpoint, signing for `region`.
+    fn client(&self, region: &str) -> Result<AwsJsonClient, String>;
+
+    /// The node that leads `region` now, as its answering nodes agree (`None` when none does).
+    fn leader(&self, region: &str) -> impl Future<Output = Option<NodeName>> + Send;
+
+    /// Kills these nodes (SIGKILL; peers see refused connections) and waits until they are gone.
+    fn kill(&self, nodes: &[NodeName]) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Starts these nodes again and waits until each answers.
+    fn restart(&self, nodes: &[NodeName]) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Freezes a node (SIGSTOP): its connections stay open and nothing answers.
+    fn pause(&self, node: &NodeName) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Thaws a paused node.
+    fn resume(&self, node: &NodeName) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Applies link settings (the nodes' application-level fault layer).
+    fn set_links(
+        &self,
+        settings: &[LinkSetting],
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Removes every link fault of every node that answers.
+    fn clear_links(&self) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// A cluster of local processes started by `kmsim up` (PID files in its data directory).
+pub struct ProcessRuntime {
+    dir: ClusterDir,
+    /// The `kmsim` binary that starts nodes again.
+    exe: PathBuf,
+    nodes: Vec<(NodeName, String)>,
+    dialer: kmsim_node::tls::Dialer,
+}
+
+/// How long a restarted node may take to answer.
+const RESTART_WAIT: Duration = Duration::from_secs(40);
+
+/// Deadline of one admin call.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl ProcessRuntime {
+    /// The cluster in `dir`, whose nodes `exe` (a `kmsim` binary) restarts.
+    pub fn open(dir: ClusterDir, exe: PathBuf) -> Result<ProcessRuntime, String> {
+        let nodes = dir
+            .nodes()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(n, e)| (n, e.advertise_addr()))
+            .collect();
+        let dialer = dir.operator_dialer().map_err(|e| e.to_string())?;
+        Ok(ProcessRuntime {
+            dir,
+            exe,
+            nodes,
+            dialer,
+        })
+    }
+
+    fn addr(&self, n: &NodeName) -> Result<String, String> {
+        self.nodes
+            .iter()
+            .find(|(m, _)| m == n)
+            .map(|(_, a)| a.clone())
+            .ok_or_else(|| format!("{n} is not in the topology"))
+    }
+
+    async fn admin(
+        &self,
+        n: &NodeName,
+    ) -> Result<AdminServiceClient<tonic::transport::Channel>, String> {
+        let addr = self.addr(n)?;
+        let ep = self
+            .dialer
+            .endpoint(&addr)
+            .map_err(|e| e.to_string())?
+            .connect_timeout(ADMIN_TIMEOUT)
+            .timeout(ADMIN_TIMEOUT);
+        let ch = ep
+            .connect()
+            .await
+            .map_err(|e| format!("cannot reach {n} at {addr}: {e}"))?;
+        Ok(AdminServiceClient::new(ch))
+    }
+
+    fn signal(&self, node: &NodeName, sig: Signal) -> Result<(), String> {
+        let pid = running_pid(&self.dir, node)
+            .ok_or_else(|| format!("{node} is not running (no live PID file)"))?;
+        let raw = i32::try_from(pid).map_err(|_| format!("pid {pid} out of range"))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), sig)
+            .map_err(|e| format!("signal {node} (pid {pid}): {e}"))
+    }
+}
+
+impl Runtime for ProcessRuntime {
+    fn name(&self) -> &'static str {
+        "processes"
+    }
+
+    fn nodes(&self) -> Vec<NodeName> {
+        self.nodes.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    fn client(&self, region: &str) -> Result<AwsJsonClient, String> {
+        crate::aws_client::gateway_client(&self.dir, region)
+    }
+
+    async fn leader(&self, region: &str) -> Option<NodeName> {
+        let mut seen: Option<u64> = None;
+        for (n, addr) in self.nodes.iter().filter(|(n, _)| n.region == region) {
+            let Some(s) = node_status(&self.dialer, addr, Duration::from_millis(500)).await else {
+                continue;
+            };
+            if s.role == "leader" {
+                return Some(n.clone());
+            }
+            if seen.is_none() {
+                seen = s.leader_id;
+            }
+        }
+        seen.map(|id| NodeName {
+            region: region.to_string(),
+            id,
+        })
+    }
+
+    async fn kill(&self, nodes: &[NodeName]) -> Result<(), String> {
+        let dir = self.dir.clone();
+        let nodes = nodes.to_vec();
+        tokio::task::spawn_blocking(move || kill_nodes(&dir, &nodes, KILL_WAIT))
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn restart(&self, nodes: &[NodeName]) -> Result<(), String> {
+        restart_nodes(&self.exe, &self.dir, nodes, RESTART_WAIT)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn pause(&self, node: &NodeName) -> Result<(), String> {
+        self.signal(node, Signal::SIGSTOP)
+    }
+
+    async fn resume(&self, node: &NodeName) -> Result<(), String> {
+        self.signal(node, Signal::SIGCONT)
+    }
+
+    async fn set_links(&self, settings: &[LinkSetting]) -> Result<(), String> {
+        for s in settings {
+            let mut c = self.admin(&s.from).await?;
+            c.set_link_faults(SetLinkFaultsRequest {
+                peer: s.to.to_string(),
+                profile: Some(s.profile),
+            })
+            .await
+            .map_err(|e| format!("set the link {} -> {}: {}", s.from, s.to, e.message()))?;
+        }
+        Ok(())
+    }
+
+    async fn clear_links(&self) -> Result<(), String> {
+        let mut failed = Vec::new();
+        for (n, _) in &self.nodes {
+            let cleared = match self.admin(n).await {
+                Ok(mut c) => c.clear_link_faults(ClearLinkFaultsRequest {}).await.is_ok(),
+                Err(_) => false,
+            };
+            if !cleared {
+                failed.push(n.to_string());
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("could not heal {}", failed.join(", ")))
+        }
+    }
+}
