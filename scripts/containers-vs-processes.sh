@@ -48,12 +48,4 @@ for round in $(seq 1 "$rounds"); do
     fi
   done
 done
-python3 - "$results" <<'PY'
-import statistics, sys
-by = {"processes": [], "docker": []}
-for line in open(sys.argv[1]):
-    runtime, ops = line.split()
-    by[runtime].append(float(ops))
-p, d = statistics.median(by["processes"]), statistics.median(by["docker"])
-print(f"median: processes {p:.0f}/s, containers {d:.0f}/s: containers/processes = {d / p:.2f}")
-PY
+python3 scripts/lib/medians.py "$results" processes docker "Encrypt/s through the gateway"

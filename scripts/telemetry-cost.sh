@@ -3,7 +3,9 @@
 # throughput at concurrency 64 over AWS JSON against the three nodes of one Region, with every
 # request traced and counted (the default) and with `KMSIM_REQUEST_TELEMETRY=off`, alternating
 # ROUNDS times in one run, each round on a new cluster. Prints one line per round and mode, then
-# the median ops/s of each mode and the cost. Stops every cluster it started.
+# the medians of each mode: Encrypt/s (the cost is 1 minus on/off) and the nodes' CPU time per
+# call (user + system of the three node processes over the whole bench, divided by the calls
+# made; steadier than throughput on a busy machine). Stops every cluster it started.
 #
 #   scripts/telemetry-cost.sh [ROUNDS] [SECONDS]     defaults: 3 rounds of 20 s
 #
@@ -21,25 +23,39 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The nodes' CPU time (user + system, from /proc/PID/stat) of a cluster, in microseconds.
+node_cpu_us() {
+  python3 - "$1" <<'PY'
+import glob, os, sys
+tick = os.sysconf("SC_CLK_TCK")
+total = 0
+for f in glob.glob(os.path.join(sys.argv[1], "pids", "*.pid")):
+    if f.endswith("gateway.pid"):
+        continue
+    pid = open(f).read().split()[0]
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    total += int(fields[11]) + int(fields[12])
+print(total * 1_000_000 // tick)
+PY
+}
+
 for round in $(seq 1 "$rounds"); do
   for mode in on off; do
     rm -rf "$dir/cluster"
     KMSIM_REQUEST_TELEMETRY="$mode" "$bin" up --data-dir "$dir/cluster" --regions us-east-1 \
       --nodes 3 --base-port 0 --aws-port 0 --detach >/dev/null
-    ops=$("$bin" bench --data-dir "$dir/cluster" --protocol aws-json --workload encrypt \
-      --concurrency 64 --duration "${seconds}s" --warmup 3s --json |
-      python3 -c 'import json,sys; r=json.load(sys.stdin); r=r if isinstance(r,list) else r["results"]; print(round(r[0]["ops_per_s"]))')
-    echo "round $round telemetry $mode: $ops Encrypt/s"
-    echo "$mode $ops" >>"$results"
+    before=$(node_cpu_us "$dir/cluster")
+    report=$("$bin" bench --data-dir "$dir/cluster" --protocol aws-json --workload encrypt \
+      --concurrency 64 --duration "${seconds}s" --warmup 3s --json)
+    after=$(node_cpu_us "$dir/cluster")
+    # Calls made over the whole bench (warmup included) from the measured rate, and the nodes'
+    # CPU time per call.
+    line=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r=r if isinstance(r,list) else r["results"]; r=r[0]; calls=r["calls_per_s"]*(float(sys.argv[2])+3); print(round(r["ops_per_s"]), round((int(sys.argv[4])-int(sys.argv[3]))/calls, 1))' \
+      "$report" "$seconds" "$before" "$after")
+    read -r ops cpu <<<"$line"
+    echo "round $round telemetry $mode: $ops Encrypt/s, $cpu µs of node CPU per call"
+    echo "$mode $ops $cpu" >>"$results"
     "$bin" down --data-dir "$dir/cluster" >/dev/null
   done
 done
-python3 - "$results" <<'PY'
-import statistics, sys
-by = {"on": [], "off": []}
-for line in open(sys.argv[1]):
-    mode, ops = line.split()
-    by[mode].append(float(ops))
-on, off = statistics.median(by["on"]), statistics.median(by["off"])
-print(f"median: telemetry on {on:.0f}/s, off {off:.0f}/s: cost {100 * (off - on) / off:.1f}%")
-PY
+python3 scripts/lib/medians.py "$results" off on "Encrypt/s" "node CPU µs per call"

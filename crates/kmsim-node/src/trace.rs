@@ -22,6 +22,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
@@ -108,12 +109,26 @@ impl TraceContext {
 
     /// The `traceparent` value (version 00).
     pub fn header(&self) -> String {
-        format!(
-            "00-{}-{}-{:02x}",
-            hex::encode(self.trace_id),
-            hex::encode(self.span_id),
-            self.flags
-        )
+        String::from_utf8_lossy(&self.header_bytes()).into_owned()
+    }
+
+    /// The `traceparent` value as an HTTP header value, made without allocating on the way.
+    pub fn header_value(&self) -> http::HeaderValue {
+        http::HeaderValue::from_bytes(&self.header_bytes())
+            .expect("invariant: a traceparent is visible ASCII")
+    }
+
+    /// `00-<trace id>-<span id>-<flags>`, lower-case hex, 55 bytes.
+    fn header_bytes(&self) -> [u8; 55] {
+        let mut out = [b'-'; 55];
+        out[..2].copy_from_slice(b"00");
+        hex::encode_to_slice(self.trace_id, &mut out[3..35])
+            .expect("invariant: 16 bytes are 32 hex digits");
+        hex::encode_to_slice(self.span_id, &mut out[36..52])
+            .expect("invariant: 8 bytes are 16 hex digits");
+        hex::encode_to_slice([self.flags], &mut out[53..55])
+            .expect("invariant: 1 byte is 2 hex digits");
+        out
     }
 
     /// The context a request came with (`traceparent` header or metadata value); `None` when
@@ -165,6 +180,27 @@ pub fn current() -> Option<TraceContext> {
     CURRENT.try_with(|c| *c).ok()
 }
 
+/// The trace ID written as 32 hex digits into a log line, without an intermediate `String`.
+struct TraceIdHex([u8; 16]);
+
+impl fmt::Display for TraceIdHex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 32];
+        hex::encode_to_slice(self.0, &mut buf).map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// Set once the process exports spans (the `tracing-opentelemetry` layer is installed).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Tells [`scope`] that spans are exported, so it makes each hop's span an OpenTelemetry span
+/// (named, parented, its ID sent on). The binary calls it when it installs the OTLP layer;
+/// without it, a hop's span only carries the trace ID for the logs.
+pub fn set_exporting() {
+    EXPORTING.store(true, Ordering::Relaxed);
+}
+
 /// Whether this process traces and counts every request: true unless the environment sets
 /// `KMSIM_REQUEST_TELEMETRY=off`, which `scripts/telemetry-cost.sh` uses to measure what the
 /// per-request work of traces and API metrics costs (docs/PERFORMANCE.md). Read once.
@@ -186,6 +222,17 @@ pub async fn scope<F: Future>(
     if !request_telemetry() {
         return fut.await;
     }
+    if !EXPORTING.load(Ordering::Relaxed) {
+        // The span only carries the trace ID into the log lines: its fields are written once,
+        // at creation, and the span ID sent on is a fresh one.
+        let ctx = match parent {
+            Some(p) => p.child(),
+            None => TraceContext::new_root(),
+        };
+        let span = tracing::info_span!("trace", trace_id = %TraceIdHex(ctx.trace_id));
+        span.in_scope(|| tracing::debug!(target: HOP_TARGET, hop, detail, "hop"));
+        return CURRENT.scope(ctx, fut.instrument(span)).await;
+    }
     let span = tracing::info_span!(
         "trace",
         trace_id = tracing::field::Empty,
@@ -194,7 +241,10 @@ pub async fn scope<F: Future>(
         kmsim.detail = tracing::field::Empty,
     );
     let ctx = own_context(&span, parent, hop, detail);
-    span.record("trace_id", tracing::field::display(ctx.trace_id_hex()));
+    span.record(
+        "trace_id",
+        tracing::field::display(TraceIdHex(ctx.trace_id)),
+    );
     span.in_scope(|| tracing::debug!(target: HOP_TARGET, hop, detail, "hop"));
     CURRENT.scope(ctx, fut.instrument(span)).await
 }
@@ -337,6 +387,11 @@ mod tests {
             prop_assume!(t != [0; 16] && s != [0; 8]);
             let ctx = TraceContext { trace_id: t, span_id: s, flags: f };
             prop_assert_eq!(TraceContext::parse(ctx.header().as_bytes()), Some(ctx));
+            let expected = format!("00-{}-{}-{:02x}", hex::encode(t), hex::encode(s), f);
+            prop_assert_eq!(ctx.header(), expected.clone());
+            let value = ctx.header_value();
+            prop_assert_eq!(value.as_bytes(), expected.as_bytes());
+            prop_assert_eq!(TraceIdHex(t).to_string(), hex::encode(t));
         }
 
         #[test]

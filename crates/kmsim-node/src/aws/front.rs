@@ -127,10 +127,8 @@ impl AwsFront {
         let request_id = uuid::Uuid::new_v4().to_string();
         let resp = trace::scope(parent, "aws-json", operation, async {
             if add_header {
-                if let Some(v) =
-                    trace::current().and_then(|c| HeaderValue::from_str(&c.header()).ok())
-                {
-                    parts.headers.insert(TRACEPARENT, v);
+                if let Some(c) = trace::current() {
+                    parts.headers.insert(TRACEPARENT, c.header_value());
                 }
             }
             self.answer(parts, body, remote, connection, &request_id)

@@ -108,6 +108,7 @@ pub fn init(otlp: Option<(String, Service)>) -> anyhow::Result<Telemetry> {
                 .with_tracer(tracer)
                 .with_level(true)
                 .with_filter(filter::filter_fn(exported));
+            kmsim_node::trace::set_exporting();
             (Some(layer), Some(provider))
         }
         None => (None, None),
