@@ -96,6 +96,12 @@ pub enum NoticeKind {
         /// Its KeyMaterialId.
         material_id: String,
     },
+    /// The replica has been `Creating` for a while: does the primary list it? The primary
+    /// answers [`SyncReply::Noted`] when it does, [`SyncReply::UnknownKey`] when it does not
+    /// (the ReplicateKey that created it never committed there), and the replica Region then
+    /// takes the record back. Asked, not queued: the replica's synchronizer sends it while the
+    /// record stays `Creating`.
+    ReplicaCreating,
 }
 
 /// The receiver's answer to a [`SyncMessage`].

@@ -55,7 +55,11 @@ pub(super) fn key_entries(k: &KeyRecord, here: &Region) -> BTreeSet<Vec<u8>> {
         }
     }
     let primary_here = k.shared.mrk.as_ref().is_some_and(|m| m.primary == *here);
-    if primary_here || k.regional.sync.handover.is_some() {
+    // A replica still `Creating` is the synchronizer's too: if its primary never committed
+    // the ReplicateKey that made it, the synchronizer takes it back.
+    let creating_replica =
+        !primary_here && k.shared.mrk.is_some() && k.regional.state == KeyState::Creating;
+    if primary_here || k.regional.sync.handover.is_some() || creating_replica {
         entries.insert([SYNC_PREFIX, id].concat());
     }
     entries

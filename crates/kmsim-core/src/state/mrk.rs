@@ -687,14 +687,30 @@ impl KmsState {
         changes: &mut Vec<RecordChange>,
     ) -> CommandResult {
         let Some(existing) = self.key(key_id) else {
-            // The key is gone here too: nothing to update.
-            return Ok(CommandOutput::Sync(SyncReply::Noted));
+            // The key is gone here too: nothing to update (and a replica being created for it
+            // has no set to join).
+            return Ok(CommandOutput::Sync(match kind {
+                NoticeKind::ReplicaCreating => SyncReply::UnknownKey,
+                _ => SyncReply::Noted,
+            }));
         };
         let primary = existing.shared.mrk.as_ref().map(|m| m.primary.clone());
         if primary.as_ref() != Some(&self.scope.region) {
             return Ok(CommandOutput::Sync(SyncReply::NotPrimary { primary }));
         }
         match kind {
+            NoticeKind::ReplicaCreating => {
+                let listed = existing
+                    .shared
+                    .mrk
+                    .as_ref()
+                    .is_some_and(|m| m.replicas.contains(from));
+                return Ok(CommandOutput::Sync(if listed {
+                    SyncReply::Noted
+                } else {
+                    SyncReply::UnknownKey
+                }));
+            }
             NoticeKind::ReplicaDeleted => {
                 self.replica_gone(key_id, from, now_ms, changes)?;
             }

@@ -648,6 +648,63 @@ fn an_abandoned_replica_goes_only_while_it_is_creating_for_that_primary() {
     assert_eq!(b.key(&id).unwrap().regional.state, KeyState::Enabled);
 }
 
+/// The replica Region asks the primary about a replica of `id` it holds `Creating`.
+fn ask_about_creating(a: &mut KmsState, id: &KeyId) -> SyncReply {
+    let (r, _) = a.apply(&Command::ApplyNotice {
+        key_id: id.clone(),
+        from: region("eu-west-1"),
+        kind: crate::sync::NoticeKind::ReplicaCreating,
+        now_ms: 50,
+    });
+    let CommandOutput::Sync(reply) = r.unwrap() else {
+        panic!("not a sync answer")
+    };
+    reply
+}
+
+#[test]
+fn a_replica_whose_replicate_key_never_committed_on_the_primary_is_found_and_taken_back() {
+    let (mut a, mut b, id) = two_regions();
+    // The replica Region committed the replica, then the primary's node died before its own
+    // commit: the primary does not list it.
+    let shared = a.replication_plan(&id, &region("eu-west-1")).unwrap();
+    b.apply(&Command::CreateReplica {
+        key_id: id.clone(),
+        source: region("us-east-1"),
+        shared: Box::new(shared),
+        spec: spec(),
+        now_ms: 5,
+    })
+    .0
+    .unwrap();
+    // The synchronizer of the replica Region sees it (a sync key while Creating).
+    assert!(b.sync_keys().iter().any(|k| k.key_id == id));
+    assert_eq!(ask_about_creating(&mut a, &id), SyncReply::UnknownKey);
+    b.apply(&Command::AbandonReplica {
+        key_id: id.clone(),
+        source: region("us-east-1"),
+        now_ms: 6,
+    })
+    .0
+    .unwrap();
+    assert!(b.key(&id).is_none());
+    assert!(!b.sync_keys().iter().any(|k| k.key_id == id));
+    // Had the primary committed after all, its synchronization creates the replica again.
+    a.apply(&Command::ReplicateKey {
+        key_id: id.clone(),
+        replica: region("eu-west-1"),
+        spec: spec(),
+    })
+    .0
+    .unwrap();
+    assert_eq!(ask_about_creating(&mut a, &id), SyncReply::Noted);
+    sync(&mut a, &mut b, &id, false);
+    assert_eq!(b.key(&id).unwrap().regional.state, KeyState::Enabled);
+    // A key the primary no longer has at all: unknown too.
+    let gone = KeyId::parse("mrk-00000000000000000000000000000000").unwrap();
+    assert_eq!(ask_about_creating(&mut a, &gone), SyncReply::UnknownKey);
+}
+
 #[test]
 fn a_replica_request_that_does_not_name_the_destination_or_its_sender_is_refused() {
     let (a, mut b, id) = two_regions();

@@ -8,7 +8,9 @@
 //!   every `anti_entropy` interval, every pair regardless (anti-entropy repairs anything lost);
 //! - every hand-over in flight on a demoted primary (the promotion to deliver);
 //! - every queued notice (replica deleted, material imported);
-//! - every rotation whose new material every replica now holds (proposes its promotion).
+//! - every rotation whose new material every replica now holds (proposes its promotion);
+//! - every replica here still `Creating` long after it was made (asks its primary whether the
+//!   ReplicateKey committed there, and takes the record back when it did not).
 //!
 //! Needed work is started before anti-entropy and has its own permits: anti-entropy runs at
 //! most `ANTI_ENTROPY_IN_FLIGHT` deliveries at once, so a cluster with many keys never makes
@@ -24,10 +26,10 @@ use openraft::ServerState;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 
 use kmsim_core::ids::{KeyId, Region};
-use kmsim_core::key::Origin;
+use kmsim_core::key::{KeyState, Origin};
 use kmsim_core::state::mrk::rotation_ready;
 use kmsim_core::state::{Command, KmsState};
-use kmsim_core::sync::{ChangeOrigin, Notice, SyncMessage, SyncReply};
+use kmsim_core::sync::{ChangeOrigin, Notice, NoticeKind, SyncMessage, SyncReply};
 
 use super::envelope::{pack, Bundle};
 use super::link::SyncLink;
@@ -78,7 +80,17 @@ enum Target {
     Notice(u64),
     /// The promotion of a rotation's material version to current, proposed in this Region.
     Promote(KeyId, u32),
+    /// A replica here still `Creating` after [`ORPHAN_GRACE_MS`]: ask its primary (the
+    /// Region) whether it lists the replica, and take the record back if it does not.
+    Creating(KeyId, Region),
 }
+
+/// How long a replica may stay `Creating` (Region time) before its primary is asked whether
+/// the ReplicateKey that made it committed there. Longer than a ReplicateKey request takes
+/// unless faults slow it down (the primary commits within the request); should one take
+/// longer, the record may be taken back before the primary commits, and the primary's first
+/// synchronization then creates the replica again.
+const ORPHAN_GRACE_MS: i64 = 10_000;
 
 /// How one delivery ended.
 struct Outcome {
@@ -142,7 +154,8 @@ pub async fn run(
         }
         let now = Instant::now();
         // A state that cannot be read offers no work (the failure is logged where it happens).
-        let mut jobs = api.read(|s| plan(s, &region)).unwrap_or_default();
+        let now_ms = api.clock.now_ms();
+        let mut jobs = api.read(|s| plan(s, &region, now_ms)).unwrap_or_default();
         // Needed work first (a stable sort keeps the state's order within each kind).
         jobs.sort_by_key(|(_, needed)| !needed);
         for (target, needed) in jobs {
@@ -209,10 +222,22 @@ fn finish(memory: &mut Memory, o: Outcome, settings: &SyncSettings) {
 
 /// The work the replicated state asks for: deliveries and promotions, each with whether it
 /// is needed now or only due for anti-entropy.
-fn plan(s: &KmsState, region: &Region) -> Vec<(Target, bool)> {
+fn plan(s: &KmsState, region: &Region, now_ms: i64) -> Vec<(Target, bool)> {
     let mut jobs = key_jobs(s, region);
     for n in s.outbox() {
         jobs.push((Target::Notice(n.seq), true));
+    }
+    // Replicas left `Creating`: asked about at the anti-entropy pace (not needed work).
+    for k in s.sync_keys() {
+        let Some(m) = k.shared.mrk.as_ref() else {
+            continue;
+        };
+        if m.primary != *region
+            && k.regional.state == KeyState::Creating
+            && now_ms.saturating_sub(k.regional.creation_ms) >= ORPHAN_GRACE_MS
+        {
+            jobs.push((Target::Creating(k.key_id.clone(), m.primary.clone()), false));
+        }
     }
     jobs
 }
@@ -278,6 +303,40 @@ async fn deliver(api: &KmsApi, link: &SyncLink, target: &Target) -> Result<(), S
                 .await
                 .map(|_| ())
                 .map_err(|e| format!("rotation promotion not committed: {e}"))
+        }
+        Target::Creating(key_id, primary) => {
+            let message = SyncMessage::Notice {
+                key_id: key_id.clone(),
+                from: api.scope.region.clone(),
+                kind: NoticeKind::ReplicaCreating,
+            };
+            let reply = link
+                .send(
+                    &api.entropy,
+                    primary,
+                    key_id,
+                    0,
+                    &message,
+                    &Bundle::default(),
+                )
+                .await?;
+            if reply != SyncReply::UnknownKey {
+                return Ok(());
+            }
+            // The primary does not list this Region: the ReplicateKey that created the record
+            // never committed there. If it still does later, its synchronization creates the
+            // replica again (`ApplySync` of a set that lists this Region).
+            let cmd = Command::AbandonReplica {
+                key_id: key_id.clone(),
+                source: primary.clone(),
+                now_ms: api.clock.now_ms(),
+            };
+            api.proposer
+                .propose(&cmd)
+                .await
+                .map_err(|e| format!("abandoning the replica not committed: {e}"))?;
+            tracing::info!(key_id = %key_id, primary = %primary, "removed a replica left Creating: its primary never committed the ReplicateKey");
+            Ok(())
         }
         Target::Notice(seq) => {
             let Some(n): Option<Notice> =
