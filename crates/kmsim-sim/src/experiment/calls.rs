@@ -426,9 +426,13 @@ pub fn apply(
 ) {
     let ok = match outcome {
         Outcome::Ok { reply } => reply,
-        Outcome::Failed { .. } => {
+        Outcome::Failed { code, .. } => {
             if let (Call::ReplicateKey { replica_region, .. }, Some(key_id)) = (&p.call, &p.managed)
             {
+                if code == "AlreadyExistsException" {
+                    // The Region holds the key already: it stays claimed.
+                    return;
+                }
                 // Refused: the Region may be tried again.
                 if let Some(m) = book
                     .managed
