@@ -113,8 +113,14 @@ fn a_region_outage_passes_every_checker_and_is_reported() {
     assert!(replica_ok_during_outage > 0);
 
     let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
-    // Latency, throughput and availability plots (no sync-lag samples are recorded yet).
-    assert_eq!(html.matches("<svg").count(), 3, "three plots");
+    // Latency, throughput, sync lag (the nodes' histograms) and availability.
+    assert_eq!(html.matches("<svg").count(), 4, "four plots");
+    let lag = r["sync_lag"].as_array().expect("sync_lag");
+    assert!(
+        lag.iter()
+            .any(|p| p["source"] == "us-east-1" && p["destination"] == "eu-west-1"),
+        "{lag:?}"
+    );
     for heading in [
         "Latency over time",
         "Throughput",

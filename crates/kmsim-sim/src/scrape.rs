@@ -334,6 +334,84 @@ fn parse_labels(mut s: &str) -> Result<(BTreeMap<String, String>, &str), String>
     }
 }
 
+/// A client of every node's `/metrics` in the cluster in `dir` (its AWS endpoint, plain or
+/// HTTPS with the cluster's CA; `/metrics` needs no signature).
+pub fn node_metrics_clients(
+    dir: &crate::cluster::ClusterDir,
+) -> Result<Vec<(crate::cluster::NodeName, AwsJsonClient)>, String> {
+    let topology = dir.topology().map_err(|e| e.to_string())?;
+    let scheme = topology.aws_scheme();
+    let ca = match topology.tls.as_ref() {
+        Some(t) if scheme == "https" => Some(t.read_ca().map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for (name, entry) in dir.nodes().map_err(|e| e.to_string())? {
+        let Some(addr) = entry.aws_advertise_addr() else {
+            continue;
+        };
+        let client = AwsJsonClient::with_ca(
+            &format!("{scheme}://{addr}"),
+            crate::aws_client::Signer::new("kmsim", "kmsim", &name.region),
+            ca.as_deref(),
+        )
+        .map_err(|e| format!("{name} at {addr}: {e}"))?;
+        out.push((name, client));
+    }
+    Ok(out)
+}
+
+/// The synchronizer's lag per Region pair as the nodes measured it (`kmsim_sync_lag_seconds`),
+/// from scrapes of every node: for each pair, the node of the receiving Region with the most
+/// observations (every node of a Region applies each change; one is enough), its histogram
+/// turned into samples at the buckets' upper bounds, in microseconds. Pairs with no
+/// observation are left out.
+pub fn sync_lag_samples(scrapes: &[Scrape]) -> Vec<(String, String, Vec<u64>)> {
+    let mut best: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
+    for s in scrapes {
+        let mut pairs: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
+        for b in s.select("kmsim_sync_lag_seconds_bucket", &[]) {
+            let le = match b.label("le") {
+                "+Inf" => f64::INFINITY,
+                v => v.parse().unwrap_or(f64::INFINITY),
+            };
+            pairs
+                .entry((
+                    b.label("source").to_string(),
+                    b.label("destination").to_string(),
+                ))
+                .or_default()
+                .push((le, b.value));
+        }
+        for (pair, mut buckets) in pairs {
+            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let count = buckets.last().map_or(0.0, |b| b.1);
+            let held = best.get(&pair).and_then(|b| b.last()).map_or(0.0, |b| b.1);
+            if count > held {
+                best.insert(pair, buckets);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for ((source, destination), buckets) in best {
+        let mut samples = Vec::new();
+        let mut below = 0.0;
+        let mut last_bound = 0.0;
+        for (le, cumulative) in buckets {
+            let n = (cumulative - below).max(0.0) as u64;
+            below = cumulative;
+            // The +Inf bucket's observations are above the last bound: placed at twice it.
+            let bound = if le.is_finite() { le } else { last_bound * 2.0 };
+            last_bound = bound;
+            samples.extend(std::iter::repeat_n((bound * 1e6) as u64, n as usize));
+        }
+        if !samples.is_empty() {
+            out.push((source, destination, samples));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,5 +500,36 @@ odd{v="say \"hi\"\\\n"} -Inf 1700000000000
         refused("# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n");
         refused("# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_count 3\n");
         refused("# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_count 1\n");
+    }
+
+    #[test]
+    fn sync_lag_takes_the_busiest_node_of_each_pair_and_places_samples_at_bucket_bounds() {
+        let node = |n: u32| {
+            format!(
+                "# TYPE kmsim_sync_lag_seconds histogram\n\
+                 kmsim_sync_lag_seconds_bucket{{source=\"us-east-1\",destination=\"eu-west-1\",le=\"0.001\"}} 0\n\
+                 kmsim_sync_lag_seconds_bucket{{source=\"us-east-1\",destination=\"eu-west-1\",le=\"0.064\"}} {n}\n\
+                 kmsim_sync_lag_seconds_bucket{{source=\"us-east-1\",destination=\"eu-west-1\",le=\"0.128\"}} {}\n\
+                 kmsim_sync_lag_seconds_bucket{{source=\"us-east-1\",destination=\"eu-west-1\",le=\"+Inf\"}} {}\n\
+                 kmsim_sync_lag_seconds_sum{{source=\"us-east-1\",destination=\"eu-west-1\"}} 1\n\
+                 kmsim_sync_lag_seconds_count{{source=\"us-east-1\",destination=\"eu-west-1\"}} {}\n",
+                n + 1,
+                n + 1,
+                n + 1
+            )
+        };
+        let scrapes = [
+            Scrape::parse(&node(2)).expect("valid"),
+            Scrape::parse(&node(5)).expect("valid"),
+        ];
+        let lag = sync_lag_samples(&scrapes);
+        assert_eq!(lag.len(), 1);
+        let (source, destination, samples) = &lag[0];
+        assert_eq!(
+            (source.as_str(), destination.as_str()),
+            ("us-east-1", "eu-west-1")
+        );
+        assert_eq!(samples, &[64_000, 64_000, 64_000, 64_000, 64_000, 128_000]);
+        assert!(sync_lag_samples(&[]).is_empty());
     }
 }

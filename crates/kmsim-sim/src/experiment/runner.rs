@@ -44,6 +44,8 @@ pub struct RunOutcome {
     pub verdicts: Vec<Verdict>,
     /// The probe that stopped the run, if one did.
     pub aborted: Option<String>,
+    /// The synchronizer's lag per Region pair, as the nodes measured it.
+    pub sync_lag: Vec<kmsim_experiment::report::PairLag>,
 }
 
 impl RunOutcome {
@@ -206,6 +208,18 @@ pub async fn run<R: Runtime + 'static>(
         .map_err(|err| err.to_string())?
         .map_err(|err| format!("write {}: {err}", path.display()))?;
     let aborted = result?;
+    let sync_lag = rt
+        .sync_lag()
+        .await
+        .into_iter()
+        .map(
+            |(source, destination, samples_us)| kmsim_experiment::report::PairLag {
+                source,
+                destination,
+                samples_us,
+            },
+        )
+        .collect();
     let file = std::fs::File::open(&path).map_err(|err| format!("{}: {err}", path.display()))?;
     let records = history::read(std::io::BufReader::new(file))?;
     let verdicts = check::run_all(&check::Input {
@@ -218,6 +232,7 @@ pub async fn run<R: Runtime + 'static>(
         records,
         verdicts,
         aborted,
+        sync_lag,
     })
 }
 

@@ -61,6 +61,10 @@ pub trait Runtime: Send + Sync {
 
     /// Removes every link fault of every node that answers.
     fn clear_links(&self) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// The synchronizer's lag per Region pair (source, destination, samples in µs) as the
+    /// nodes measured it since they started (`kmsim_sync_lag_seconds`); empty when unknown.
+    fn sync_lag(&self) -> impl Future<Output = Vec<(String, String, Vec<u64>)>> + Send;
 }
 
 /// A cluster of local processes started by `kmsim up` (PID files in its data directory).
@@ -199,6 +203,19 @@ impl Runtime for ProcessRuntime {
             .map_err(|e| format!("set the link {} -> {}: {}", s.from, s.to, e.message()))?;
         }
         Ok(())
+    }
+
+    async fn sync_lag(&self) -> Vec<(String, String, Vec<u64>)> {
+        let Ok(clients) = crate::scrape::node_metrics_clients(&self.dir) else {
+            return Vec::new();
+        };
+        let mut scrapes = Vec::new();
+        for (_, c) in &clients {
+            if let Ok(s) = crate::scrape::scrape(c).await {
+                scrapes.push(s);
+            }
+        }
+        crate::scrape::sync_lag_samples(&scrapes)
     }
 
     async fn clear_links(&self) -> Result<(), String> {

@@ -242,7 +242,7 @@ fn run_one(
         schedule: &outcome.schedule,
         records: &outcome.records,
         verdicts: &outcome.verdicts,
-        sync_lag: &[],
+        sync_lag: &outcome.sync_lag,
         started_at,
         runtime: "processes".into(),
         aborted: outcome.aborted.clone(),
