@@ -263,29 +263,9 @@ pub fn plan(
     }
 }
 
-/// Parses a duration such as `10s`, `500ms`, `1.5s`, `2m` or `1h`; a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration; use e.g. 10s, 500ms, 2m"))?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit '{other}' in '{s}'; use ms, s, m or h"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("'{s}' is out of range"))
-}
+/// Parses a duration such as `10s`, `500ms`, `1.5s`, `2m` or `1h`; a bare number is seconds
+/// (one reader of times with units for the whole command line and the experiment files).
+pub use kmsim_experiment::units::parse_duration;
 
 /// Parses a comma separated list of concurrency levels such as `1,8,64`; each between 1 and
 /// [`MAX_CONCURRENCY`], no duplicates, order kept.

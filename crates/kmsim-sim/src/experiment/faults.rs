@@ -52,22 +52,8 @@ pub(super) async fn apply_schedule<R: Runtime>(
                 let o = &schedule.occurrences[i];
                 let began = rec.now();
                 let (what, result) = begin(rt.as_ref(), e, &o.act).await;
-                progress(&format!(
-                    "{:>6.1}s fault {i}: {what}{}",
-                    t.as_secs_f64(),
-                    result
-                        .as_ref()
-                        .err()
-                        .map(|e| format!(" (failed: {e})"))
-                        .unwrap_or_default()
-                ));
-                rec.record(Record::Fault(FaultEvent {
-                    occurrence: i,
-                    edge: Edge::Start,
-                    at: began,
-                    what,
-                    error: result.as_ref().err().cloned(),
-                }));
+                let error = result.as_ref().err().cloned();
+                edge(rec, progress, i, Edge::Start, (t, began), what, error);
                 active[i] = result.ok();
             }
             Step::End(i) => {
@@ -307,21 +293,39 @@ pub(super) async fn undo<R: Runtime>(
             )
         }
     };
+    let shown = Duration::from_micros(at);
+    edge(rec, progress, i, Edge::End, (shown, at), what, result.err());
+}
+
+/// Reports one edge of occurrence `i` on the terminal (at `when.0`) and in the history (at
+/// `when.1`, the run's clock).
+fn edge(
+    rec: &Recorder,
+    progress: &(dyn Fn(&str) + Send + Sync),
+    i: usize,
+    edge: Edge,
+    when: (Duration, u64),
+    what: String,
+    error: Option<String>,
+) {
+    let label = match edge {
+        Edge::Start => "fault",
+        Edge::End => "end of fault",
+    };
+    let failed = error
+        .as_ref()
+        .map(|e| format!(" (failed: {e})"))
+        .unwrap_or_default();
     progress(&format!(
-        "{:>6.1}s end of fault {i}: {what}{}",
-        Duration::from_micros(at).as_secs_f64(),
-        result
-            .as_ref()
-            .err()
-            .map(|e| format!(" (failed: {e})"))
-            .unwrap_or_default()
+        "{:>6.1}s {label} {i}: {what}{failed}",
+        when.0.as_secs_f64()
     ));
     rec.record(Record::Fault(FaultEvent {
         occurrence: i,
-        edge: Edge::End,
-        at,
+        edge,
+        at: when.1,
         what,
-        error: result.err(),
+        error,
     }));
 }
 
