@@ -1,9 +1,10 @@
 //! A cluster in Docker containers: the image built from this test binary's kmsim, a
 //! 2-Region × 3-node compose project written by `kmsim deploy compose` on networks it creates,
 //! every node ready, multi-Region keys through the gateway with the AWS SDK for Rust, faults
-//! through the network and the runtime (`kmsim chaos cut`/`reconnect`, `kill-region`/
-//! `restart-region`, `pause`/`resume`), and a teardown that removes exactly the cluster's
-//! labelled containers, networks and volumes.
+//! through the network and the runtime (`kmsim chaos cut`/`reconnect` of the replica's Region
+//! and of the primary's, `kill-region`/`restart-region`, `pause`/`resume`), `kmsim scenario
+//! failover` killing and pausing a leader's container, an experiment on the docker runtime,
+//! and a teardown that removes exactly the cluster's labelled containers, networks and volumes.
 //! Skipped, with a message, where no Docker engine answers.
 
 use std::path::Path;
@@ -13,12 +14,13 @@ use std::time::{Duration, Instant};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::KeyState;
 
-use kmsim_sim::cluster::{container_name, CONTAINER_AWS_PORT};
+use kmsim_experiment::history;
+use kmsim_sim::cluster::{container_name, ClusterDir, CONTAINER_AWS_PORT};
 use kmsim_sim::container::docker::Docker;
-use kmsim_sim::container::runtime::ready_inside;
+use kmsim_sim::container::runtime::{cluster_name, ready_inside};
 use kmsim_sim::health::http_get;
 
-use crate::harness::{kmsim, kmsim_exe, kmsim_fails, sdk_client, wait_for};
+use crate::harness::{kmsim, kmsim_exe, sdk_client, wait_for};
 
 const US: &str = "us-east-1";
 const EU: &str = "eu-west-1";
@@ -165,6 +167,56 @@ async fn a_two_region_compose_cluster_serves_multi_region_keys_and_leaves_nothin
         eu.describe_key().key_id(&key).send().await.ok().map(|_| ())
     })
     .await;
+    // The primary's Region cut off: the replica Region keeps decrypting what the primary
+    // sealed and keeps encrypting, while the primary is out of reach. Reconnected, a rotation
+    // at the primary reaches the replica: the set converges.
+    let sealed_in_us = us
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"before the cut".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let cut = kmsim(&["chaos", "cut", US, "--data-dir", &out]);
+    assert_eq!(cut.matches("disconnected ").count(), 3, "{cut}");
+    let opened = eu
+        .decrypt()
+        .ciphertext_blob(sealed_in_us.ciphertext_blob().unwrap().clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.plaintext().unwrap().as_ref(), b"before the cut");
+    let sealed_in_eu = eu
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"during the cut".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert!(sealed_in_eu.ciphertext_blob().is_some());
+    let refused = us.describe_key().key_id(&key).send().await.unwrap_err();
+    assert_eq!(
+        refused.into_service_error().meta().code(),
+        Some("DependencyTimeoutException")
+    );
+    kmsim(&["chaos", "reconnect", US, "--data-dir", &out]);
+    wait_for(Duration::from_secs(60), "US reachable again", || async {
+        us.describe_key().key_id(&key).send().await.ok().map(|_| ())
+    })
+    .await;
+    let opened = us
+        .decrypt()
+        .ciphertext_blob(sealed_in_eu.ciphertext_blob().unwrap().clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.plaintext().unwrap().as_ref(), b"during the cut");
+    us.rotate_key_on_demand().key_id(&key).send().await.unwrap();
+    wait_for(Duration::from_secs(60), "the rotation in EU", || async {
+        let rotations = eu.list_key_rotations().key_id(&key).send().await.ok()?;
+        (rotations.rotations().len() == 1).then_some(())
+    })
+    .await;
     // At the runtime level: a Region's containers killed, then started on their volumes.
     let killed = kmsim(&["chaos", "kill-region", EU, "--data-dir", &out]);
     assert_eq!(killed.matches("killed ").count(), 3, "{killed}");
@@ -260,9 +312,39 @@ async fn a_two_region_compose_cluster_serves_multi_region_keys_and_leaves_nothin
     ]);
     let runs: serde_json::Value = serde_json::from_str(&bench).unwrap();
     assert!(runs[0]["ops"].as_u64().unwrap_or(0) > 0, "{bench}");
-    // `scenario failover` signals processes by PID file: refused with a reason.
-    let failover = kmsim_fails(&["scenario", "failover", "--mode", "kill", "--data-dir", &out]);
-    assert!(failover.contains("run in containers"), "{failover}");
+    // `scenario failover` on containers, from the host: the leader's container killed (then
+    // started again on its volume) and, in a second run, paused (then unpaused). Each time
+    // another node leads, writes through the gateway are acknowledged again, and the old
+    // leader rejoins as a follower.
+    for mode in ["kill", "freeze"] {
+        let json = kmsim(&[
+            "scenario",
+            "failover",
+            "--mode",
+            mode,
+            "--rounds",
+            "1",
+            "--region",
+            US,
+            "--concurrency",
+            "2",
+            "--before",
+            "500ms",
+            "--after",
+            "500ms",
+            "--freeze-for",
+            "2s",
+            "--json",
+            "--data-dir",
+            &out,
+        ]);
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let round = &report["rounds"][0];
+        assert_eq!(round["recovered"], true, "{mode}: {report}");
+        assert_ne!(round["new_leader"], round["old_leader"], "{mode}: {report}");
+        assert_eq!(round["old_leader_role"], "follower", "{mode}: {report}");
+        assert!(round["acked"].as_u64().unwrap() > 0, "{mode}: {report}");
+    }
 
     // Every object of the cluster carries its label, and removing by label leaves nothing.
     let objects = docker.cluster_objects(&cluster).unwrap();
@@ -392,4 +474,50 @@ pub async fn wait_ready(nodes: &[String], port: u16, gateway_timeout: Duration) 
         (r.ok()?.0 == 200).then_some(())
     })
     .await;
+}
+
+#[test]
+fn an_experiment_runs_unchanged_on_the_docker_runtime() {
+    if docker_or_skip().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let run = Command::new(kmsim_exe())
+        .args(["experiment", "run", "gray-leader", "--quick", "--seed", "5"])
+        .args(["--runtime", "docker", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "{text}");
+    assert!(
+        text.contains("--runtime docker"),
+        "the replay command: {text}"
+    );
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["passed"], true, "{results}");
+    assert_eq!(results["runtime"], "docker", "{results}");
+    // The leader's container was paused (docker pause) and unpaused, without error.
+    let f = std::fs::File::open(out.join("history.jsonl")).unwrap();
+    let records = history::read(std::io::BufReader::new(f)).unwrap();
+    let faults: Vec<&history::FaultEvent> = records
+        .iter()
+        .filter_map(|r| match r {
+            history::Record::Fault(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    assert!(faults.iter().all(|f| f.error.is_none()), "{faults:?}");
+    // Nothing of the run's cluster is left behind.
+    let topology = ClusterDir::new(out.join("cluster")).topology().unwrap();
+    let cluster = cluster_name(&topology).unwrap();
+    let docker = Docker::connect().unwrap();
+    assert!(docker.cluster_objects(&cluster).unwrap().is_empty());
 }

@@ -463,6 +463,16 @@ pub fn gateway_client(
     if !endpoint.listen.ip().is_loopback() {
         return Err(format!("the gateway {url} is not on a loopback address"));
     }
+    signed_client(&topology, &url, region)
+}
+
+/// A client of the AWS endpoint at `url`, signing for `region` with the topology's first
+/// credentials and trusting its CA when its AWS endpoints speak HTTPS.
+pub fn signed_client(
+    topology: &kmsim_node::config::Topology,
+    url: &str,
+    region: &str,
+) -> Result<AwsJsonClient, String> {
     let cred = topology
         .credentials
         .first()
@@ -477,5 +487,5 @@ pub fn gateway_client(
         Some(t) if t.aws_https => Some(t.read_ca().map_err(|e| e.to_string())?),
         _ => None,
     };
-    AwsJsonClient::with_ca(&url, signer, ca.as_deref()).map_err(|e| e.to_string())
+    AwsJsonClient::with_ca(url, signer, ca.as_deref()).map_err(|e| e.to_string())
 }

@@ -247,6 +247,21 @@ impl Dialer {
                 .tls_config(ClientTlsConfig::clone(tls)),
         }
     }
+
+    /// An endpoint that connects to `addr` and, with TLS, verifies the server's certificate
+    /// for `server_name`: for a node reached at an address its certificate does not name
+    /// (a container's address on its network, where the certificate names the container).
+    pub fn endpoint_to(
+        &self,
+        addr: &str,
+        server_name: &str,
+    ) -> Result<Endpoint, tonic::transport::Error> {
+        match &self.tls {
+            None => Endpoint::from_shared(format!("http://{addr}")),
+            Some(tls) => Endpoint::from_shared(format!("https://{addr}"))?
+                .tls_config(ClientTlsConfig::clone(tls).domain_name(server_name)),
+        }
+    }
 }
 
 /// The TLS settings of a node's gRPC server: its certificate, and client certificates

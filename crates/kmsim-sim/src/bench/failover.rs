@@ -1,16 +1,17 @@
 //! The measurement behind `kmsim scenario failover`: how long acknowledged writes stop when a
-//! Region's leader dies (SIGKILL) or freezes (SIGSTOP, a gray failure: its connections stay
-//! open), as an AWS client of the gateway sees it.
+//! Region's leader dies or freezes (a gray failure: its connections stay open), as an AWS
+//! client of the gateway sees it. It runs on any [`Runtime`]: on local processes the leader is
+//! SIGKILLed or SIGSTOPped, in containers it is `docker kill`ed or `docker pause`d.
 //!
 //! Each round: `concurrency` writers call CreateKey through the gateway (AWS JSON, SigV4, one
 //! keep-alive connection each, so the gateway spreads them over the Region's nodes), in a
 //! closed loop; a failed call is retried after [`RETRY_PAUSE`] (the figures are the cluster's,
 //! not a client backoff's). After `before` of steady writes the Region's leader (the node
-//! whose admin `Status` says so) is signalled: `kill` SIGKILLs it, `freeze` SIGSTOPs it for
-//! `freeze_for`, then SIGCONTs it. The writers go on until writes are acknowledged again and
+//! whose admin `Status` says so) is faulted: `kill` kills it, `freeze` pauses it for
+//! `freeze_for`, then resumes it. The writers go on until writes are acknowledged again and
 //! `after` more has passed (at most [`ROUND_LIMIT`]); then the round is over, a killed node is
-//! started again (with the binary it ran), and the next round waits until the Region is
-//! healthy and the old leader follows and has caught up.
+//! started again, and the next round waits until the Region is healthy and the old leader
+//! follows and has caught up.
 //!
 //! Per round: the *pause*, the longest gap between successive acknowledged writes from the
 //! last one acknowledged before the fault on (what an application sees stop); the time from
@@ -18,31 +19,26 @@
 //! [`POLL`]); and until the first acknowledgement of a call started after the fault
 //! (*first ack*). Over the rounds: p50/p99/max of each.
 //!
-//! Only processes whose PID file the launcher wrote and whose command line is this cluster's
-//! node are ever signalled ([`crate::process::running_pid`]). Bounded: at most
-//! [`MAX_ROUNDS`] rounds, each at most [`ROUND_LIMIT`] of writing and at most
-//! [`MAX_WRITES_PER_ROUND`] calls; every key it creates stays in the cluster.
+//! Only the runtime's own nodes are ever faulted (processes by the launcher's PID files,
+//! containers by the cluster's names). Bounded: at most [`MAX_ROUNDS`] rounds, each at most
+//! [`ROUND_LIMIT`] of writing and at most [`MAX_WRITES_PER_ROUND`] calls; every key it
+//! creates stays in the cluster.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde::Serialize;
 use serde_json::json;
 
-use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::{StatusRequest, StatusResponse};
 
 use crate::aws_client::{AwsJsonClient, ClientError, Connection};
-use crate::cluster::{ClusterDir, NodeName};
-use crate::health::wait_healthy_regions;
-use crate::process::{running_pid, signal_node, start_node};
+use crate::cluster::NodeName;
+use crate::experiment::Runtime;
 
 /// The most rounds one run makes.
 pub const MAX_ROUNDS: usize = 100;
@@ -54,6 +50,8 @@ pub const ROUND_LIMIT: Duration = Duration::from_secs(30);
 pub const MAX_WRITES_PER_ROUND: u64 = 20_000;
 /// How long a writer waits after a failed call before the next one.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(10);
+/// How long one `Status` call may take.
+const POLL_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often the survivors' `Status` is polled for a new leader.
 pub const POLL: Duration = Duration::from_millis(10);
 /// How long to wait for the Region to be healthy (and the old leader caught up) between rounds.
@@ -201,12 +199,11 @@ struct Writers {
     outcomes: Mutex<Vec<Outcome>>,
 }
 
-/// Runs the scenario against the cluster in `dir`; `exe` starts a killed node again when its
-/// own binary cannot be found. `progress` is told each round's figures as they come.
-pub async fn run(
-    dir: &ClusterDir,
+/// Runs the scenario on the cluster `rt` operates (local processes or containers). `progress`
+/// is told each round's figures as they come.
+pub async fn run<R: Runtime + 'static>(
+    rt: Arc<R>,
     cfg: &FailoverConfig,
-    exe: &Path,
     mut progress: impl FnMut(&RoundReport),
 ) -> Result<FailoverReport, String> {
     if !(1..=MAX_ROUNDS).contains(&cfg.rounds) {
@@ -215,13 +212,11 @@ pub async fn run(
     if !(1..=MAX_CONCURRENCY).contains(&cfg.concurrency) {
         return Err(format!("--concurrency must be 1 to {MAX_CONCURRENCY}"));
     }
-    let client = crate::aws_client::gateway_client(dir, &cfg.region)?;
-    let nodes: Vec<(NodeName, String)> = dir
+    let client = rt.client(&cfg.region)?;
+    let nodes: Vec<NodeName> = rt
         .nodes()
-        .map_err(|e| e.to_string())?
         .into_iter()
-        .filter(|(n, _)| n.region == cfg.region)
-        .map(|(n, e)| (n, e.advertise_addr()))
+        .filter(|n| n.region == cfg.region)
         .collect();
     if nodes.len() < 3 {
         return Err(format!(
@@ -232,7 +227,7 @@ pub async fn run(
     }
     let mut rounds = Vec::with_capacity(cfg.rounds);
     for round in 1..=cfg.rounds {
-        let r = one_round(dir, cfg, exe, &client, &nodes, round).await?;
+        let r = one_round(&rt, cfg, &client, &nodes, round).await?;
         progress(&r);
         rounds.push(r);
     }
@@ -250,57 +245,51 @@ pub async fn run(
     })
 }
 
-/// Waits until the Region is healthy and every node has applied what its leader had; returns
-/// the statuses of its nodes.
-async fn healthy(dir: &ClusterDir, region: &str) -> Result<Vec<StatusResponse>, String> {
+/// Waits until every node of the Region answers, all name the same leader, and every node
+/// has applied what its leader had; returns their statuses.
+async fn healthy<R: Runtime>(rt: &R, nodes: &[NodeName]) -> Result<Vec<StatusResponse>, String> {
     let deadline = Instant::now() + HEAL_TIMEOUT;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let all = wait_healthy_regions(dir, Some(region), left)
-            .await
-            .map_err(|e| e.to_string())?;
-        let leader_applied = all
-            .iter()
-            .find(|s| s.role == "leader")
-            .and_then(|s| s.last_applied_index);
-        if all.iter().all(|s| s.last_applied_index >= leader_applied) {
+        let mut all = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            if let Some(s) = rt.status(n, POLL_TIMEOUT).await {
+                all.push(s);
+            }
+        }
+        let leader = all.iter().find(|s| s.role == "leader");
+        let whole = all.len() == nodes.len()
+            && leader.is_some_and(|l| {
+                all.iter().all(|s| {
+                    s.leader_id == Some(l.node_id) && s.last_applied_index >= l.last_applied_index
+                })
+            });
+        if whole {
             return Ok(all);
         }
         if Instant::now() > deadline {
             return Err(format!(
-                "the nodes of {region} did not catch up with their leader within {HEAL_TIMEOUT:?}"
+                "the Region did not heal within {HEAL_TIMEOUT:?}: {} of {} nodes answer{}",
+                all.len(),
+                nodes.len(),
+                if leader.is_some() {
+                    ", not all follow the leader or have caught up with it"
+                } else {
+                    ", none leads"
+                }
             ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-/// Sends SIGCONT to a frozen node when dropped (so no error path leaves it stopped).
-struct Thaw(Option<i32>);
-
-impl Thaw {
-    fn now(&mut self) {
-        if let Some(pid) = self.0.take() {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
-        }
-    }
-}
-
-impl Drop for Thaw {
-    fn drop(&mut self) {
-        self.now();
-    }
-}
-
-async fn one_round(
-    dir: &ClusterDir,
+async fn one_round<R: Runtime + 'static>(
+    rt: &Arc<R>,
     cfg: &FailoverConfig,
-    exe: &Path,
     client: &AwsJsonClient,
-    nodes: &[(NodeName, String)],
+    nodes: &[NodeName],
     round: usize,
 ) -> Result<RoundReport, String> {
-    let statuses = healthy(dir, &cfg.region).await?;
+    let statuses = healthy(rt.as_ref(), nodes).await?;
     let leader = statuses
         .iter()
         .find(|s| s.role == "leader")
@@ -310,20 +299,12 @@ async fn one_round(
         region: cfg.region.clone(),
         id: old,
     };
-    let pid = running_pid(dir, &name).ok_or_else(|| {
-        format!("{name} leads but its PID file names no running node of this cluster")
-    })?;
-    // The binary the node runs, to start it again with the same one.
-    let node_exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .ok()
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from(exe));
-    let dialer = dir.operator_dialer().map_err(|e| e.to_string())?;
-    let survivors: Vec<String> = nodes
-        .iter()
-        .filter(|(n, _)| n.id != old)
-        .map(|(_, a)| a.clone())
-        .collect();
+    // The election, as the survivors report it (one kept connection each: a new TLS
+    // handshake per poll would load the nodes being measured).
+    let mut admins = Vec::new();
+    for n in nodes.iter().filter(|n| n.id != old) {
+        admins.push(rt.admin(n).await?);
+    }
 
     let writers = Arc::new(Writers {
         stop: AtomicBool::new(false),
@@ -345,38 +326,20 @@ async fn one_round(
 
     tokio::time::sleep(cfg.before).await;
     let fault_at = start.elapsed();
-    let mut thaw = Thaw(None);
-    let killer = match cfg.mode {
+    let (killer, mut frozen) = match cfg.mode {
         FaultMode::Kill => {
-            let (dir, name) = (dir.clone(), name.clone());
-            Some(tokio::task::spawn_blocking(move || {
-                signal_node(&dir, &name, Signal::SIGKILL, Duration::from_secs(10))
-            }))
+            let (rt, name) = (rt.clone(), name.clone());
+            let kill = tokio::spawn(async move { rt.kill(&[name]).await });
+            (Some(kill), None)
         }
-        FaultMode::Freeze => {
-            kill(Pid::from_raw(pid as i32), Signal::SIGSTOP)
-                .map_err(|e| format!("SIGSTOP {name} (pid {pid}): {e}"))?;
-            thaw = Thaw(Some(pid as i32));
-            None
-        }
+        FaultMode::Freeze => (None, Some(rt.pause(&name).await)),
     };
-    // The election, as the survivors report it (one kept connection each: a new TLS
-    // handshake per poll would load the nodes being measured).
-    let mut admins = Vec::new();
-    for addr in &survivors {
-        let ch = dialer
-            .endpoint(addr)
-            .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_millis(500))
-            .timeout(Duration::from_millis(500))
-            .connect_lazy();
-        admins.push(AdminServiceClient::new(ch));
-    }
     let election = tokio::spawn(async move {
         let since_fault = || start.elapsed().saturating_sub(fault_at);
         while since_fault() < ROUND_LIMIT {
             for admin in &mut admins {
-                if let Ok(s) = admin.status(StatusRequest {}).await {
+                let asked = tokio::time::timeout(POLL_TIMEOUT, admin.status(StatusRequest {}));
+                if let Ok(Ok(s)) = asked.await {
                     let s = s.into_inner();
                     if s.role == "leader" {
                         return Some((since_fault(), s.node_id));
@@ -388,15 +351,16 @@ async fn one_round(
         None
     });
 
-    // Write until acknowledged again (and resumed, frozen), then `after` more.
+    // Write until acknowledged again (and resumed, frozen), then `after` more. A node that
+    // was frozen is always thawed before this returns, whatever failed.
     let limit = fault_at + ROUND_LIMIT;
     let mut resumed_at = None;
     let mut recovered_at = None;
+    let mut thawed = Ok(());
     loop {
         let now = start.elapsed();
-        if cfg.mode == FaultMode::Freeze && resumed_at.is_none() && now >= fault_at + cfg.freeze_for
-        {
-            thaw.now();
+        if frozen.is_some() && now >= fault_at + cfg.freeze_for {
+            thawed = thaw(rt.as_ref(), &name, frozen.take()).await;
             resumed_at = Some(now);
         }
         if recovered_at.is_none() {
@@ -414,15 +378,18 @@ async fn one_round(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    thaw.now();
+    if frozen.is_some() {
+        thawed = thaw(rt.as_ref(), &name, frozen.take()).await;
+    }
     writers.stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
     }
+    thawed?;
     if let Some(k) = killer {
         k.await
             .map_err(|e| e.to_string())?
-            .map_err(|e| format!("SIGKILL {name}: {e}"))?;
+            .map_err(|e| format!("kill {name}: {e}"))?;
     }
     let election = election.await.ok().flatten();
     let end = start.elapsed();
@@ -448,9 +415,11 @@ async fn one_round(
 
     // Heal: a killed node is started again; then the Region must be whole again.
     if cfg.mode == FaultMode::Kill {
-        start_node(&node_exe, dir, &name).map_err(|e| format!("restart {name}: {e}"))?;
+        rt.restart(std::slice::from_ref(&name))
+            .await
+            .map_err(|e| format!("restart {name}: {e}"))?;
     }
-    let healed = healthy(dir, &cfg.region).await?;
+    let healed = healthy(rt.as_ref(), nodes).await?;
     let old_leader_role = healed
         .iter()
         .find(|s| s.node_id == old)
@@ -473,6 +442,23 @@ async fn one_round(
         recovered,
         old_leader_role,
     })
+}
+
+/// Resumes a node that `paused` (the outcome of pausing it) froze; a failed pause is the
+/// error then.
+async fn thaw<R: Runtime>(
+    rt: &R,
+    node: &NodeName,
+    paused: Option<Result<(), String>>,
+) -> Result<(), String> {
+    match paused {
+        Some(Ok(())) => rt
+            .resume(node)
+            .await
+            .map_err(|e| format!("resume {node}: {e}")),
+        Some(Err(e)) => Err(format!("pause {node}: {e}")),
+        None => Ok(()),
+    }
 }
 
 /// The end of the first acknowledged call started at or after `fault_at`.

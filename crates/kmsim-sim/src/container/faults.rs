@@ -16,13 +16,14 @@
 //! cluster's name, which the topology carries.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use kmsim_node::config::Topology;
 
 use super::docker::Docker;
-use super::runtime::{cluster_name, is_compose_project};
+use super::runtime::{cluster_name, is_compose_project, ready_inside};
 use super::ContainerError;
-use crate::cluster::{container_name, NodeName};
+use crate::cluster::{container_name, NodeName, CONTAINER_AWS_PORT};
 
 /// What a runtime-level fault does to a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +110,118 @@ impl ContainerCluster {
         self.docker
             .run(&[action.verb(), &self.container(node)])
             .map(|_| ())
+    }
+
+    /// The address (`ip:port`) at which the host reaches `node`'s gRPC listener: its
+    /// container's address on the inter-Region network, which is not internal, so the host
+    /// has a route to it (a Region's own network is internal). Read anew on each call: a
+    /// container started again may be given another address. Fails while the node is cut off
+    /// from that network or its container is not running.
+    pub fn grpc_address(&self, node: &NodeName) -> Result<String, ContainerError> {
+        let port = self
+            .topology
+            .region(&node.region)
+            .and_then(|r| r.node(node.id))
+            .map(|n| n.listen.port())
+            .ok_or_else(|| ContainerError::Invalid(format!("the cluster has no node {node}")))?;
+        let container = self.container(node);
+        let format = format!(
+            "{{{{with index .NetworkSettings.Networks \"{}\"}}}}{{{{.IPAddress}}}}{{{{end}}}}",
+            self.inter()
+        );
+        let ip = self.docker.run(&["inspect", "-f", &format, &container])?;
+        if ip.is_empty() {
+            return Err(ContainerError::Invalid(format!(
+                "{container} has no address on {} (cut off, or not running)",
+                self.inter()
+            )));
+        }
+        Ok(format!("{ip}:{port}"))
+    }
+
+    /// The gateway's AWS endpoint as published on the host (`<scheme>://127.0.0.1:<port>`).
+    pub fn gateway_url(&self) -> Result<String, ContainerError> {
+        let gateway = format!("{}-gateway", self.name);
+        let port = self
+            .topology
+            .endpoint
+            .as_ref()
+            .map(|e| e.listen.port())
+            .ok_or_else(|| ContainerError::Invalid("the topology has no gateway".into()))?;
+        let published = self
+            .docker
+            .run(&["port", &gateway, &format!("{port}/tcp")])?;
+        let addr = published
+            .lines()
+            .find(|l| l.starts_with("127.0.0.1:"))
+            .ok_or_else(|| {
+                ContainerError::Invalid(format!(
+                    "{gateway} publishes no port on 127.0.0.1 ({published:?})"
+                ))
+            })?;
+        Ok(format!("{}://{addr}", self.topology.aws_scheme()))
+    }
+
+    /// Kills the containers of `nodes` (`docker kill`) and waits, at most `timeout`, until none
+    /// of them runs: on return their processes are gone.
+    pub fn kill_and_wait(
+        &self,
+        nodes: &[NodeName],
+        timeout: Duration,
+    ) -> Result<(), ContainerError> {
+        self.act_and_wait(
+            ContainerAction::Kill,
+            nodes,
+            timeout,
+            "stopped running",
+            |c| {
+                Ok(self
+                    .docker
+                    .run(&["inspect", "-f", "{{.State.Running}}", c])?
+                    == "false")
+            },
+        )
+    }
+
+    /// Starts the containers of `nodes` again (`docker start`, on their volumes) and waits, at
+    /// most `timeout` in all, until each answers 200 on `/readyz`.
+    pub fn start_and_wait(
+        &self,
+        nodes: &[NodeName],
+        timeout: Duration,
+    ) -> Result<(), ContainerError> {
+        self.act_and_wait(ContainerAction::Start, nodes, timeout, "ready", |c| {
+            Ok(ready_inside(c, CONTAINER_AWS_PORT))
+        })
+    }
+
+    /// Applies `action` to the container of each of `nodes`, then waits, at most `timeout` in
+    /// all, until `done` holds for each container (`state` says what was waited for).
+    fn act_and_wait(
+        &self,
+        action: ContainerAction,
+        nodes: &[NodeName],
+        timeout: Duration,
+        state: &str,
+        done: impl Fn(&str) -> Result<bool, ContainerError>,
+    ) -> Result<(), ContainerError> {
+        for n in nodes {
+            self.act(action, n)?;
+        }
+        let deadline = Instant::now() + timeout;
+        for n in nodes {
+            let container = self.container(n);
+            while !done(&container)? {
+                if Instant::now() > deadline {
+                    return Err(ContainerError::Invalid(format!(
+                        "{n} ({container}) not {state} within {timeout:?} of `docker {}` (see `docker logs {container}`)",
+                        action.verb()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
     }
 
     /// The (network, container) pairs a cut of `target` removes and a reconnect restores.

@@ -1,19 +1,24 @@
 //! The runtime interface: everything an experiment does to a cluster, and nothing else. The
 //! runner, its workload and its observations go through a [`Runtime`] only, so the same
-//! experiment runs on local processes ([`ProcessRuntime`]), and later on containers or a
-//! simulated runtime, by implementing this trait.
+//! experiment runs on local processes ([`ProcessRuntime`]), on containers
+//! ([`super::DockerRuntime`]), and later on a simulated runtime, by implementing this trait.
+//! A runtime provides the lifecycle of its nodes (kill, restart, pause, resume), the AWS
+//! endpoint, and where its nodes' admin API is reached; what goes through the admin API
+//! (status, leader, link faults) is written once, here, on top of [`Runtime::admin`].
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
-use kmsim_proto::admin::v1::{ClearLinkFaultsRequest, LinkProfile, SetLinkFaultsRequest};
+use kmsim_proto::admin::v1::{
+    ClearLinkFaultsRequest, LinkProfile, SetLinkFaultsRequest, StatusRequest, StatusResponse,
+};
 use nix::sys::signal::Signal;
+use tonic::transport::Channel;
 
 use crate::aws_client::AwsJsonClient;
 use crate::cluster::{ClusterDir, NodeName};
-use crate::health::node_status;
 use crate::process::{kill_nodes, restart_nodes, running_pid, KILL_WAIT};
 
 /// A link setting: messages from `from` to `to` get `profile`.
@@ -38,16 +43,63 @@ pub trait Runtime: Send + Sync {
     /// A client of the cluster's AWS endpoint, signing for `region`.
     fn client(&self, region: &str) -> Result<AwsJsonClient, String>;
 
-    /// The node that leads `region` now, as its answering nodes agree (`None` when none does).
-    fn leader(&self, region: &str) -> impl Future<Output = Option<NodeName>> + Send;
+    /// A client of `node`'s admin API, connected (each call bounded by a few seconds).
+    fn admin(
+        &self,
+        node: &NodeName,
+    ) -> impl Future<Output = Result<AdminServiceClient<Channel>, String>> + Send;
 
-    /// Kills these nodes (SIGKILL; peers see refused connections) and waits until they are gone.
+    /// `node`'s admin `Status`, or `None` when it does not answer within `timeout`.
+    fn status(
+        &self,
+        node: &NodeName,
+        timeout: Duration,
+    ) -> impl Future<Output = Option<StatusResponse>> + Send {
+        async move {
+            tokio::time::timeout(timeout, async {
+                let mut c = self.admin(node).await.ok()?;
+                c.status(StatusRequest {})
+                    .await
+                    .ok()
+                    .map(|r| r.into_inner())
+            })
+            .await
+            .ok()
+            .flatten()
+        }
+    }
+
+    /// The node that leads `region` now: one that says it leads, else the leader the first
+    /// answering node names (`None` when none answers or knows one).
+    fn leader(&self, region: &str) -> impl Future<Output = Option<NodeName>> + Send {
+        async move {
+            let mut seen: Option<u64> = None;
+            for n in self.nodes().into_iter().filter(|n| n.region == region) {
+                let Some(s) = self.status(&n, Duration::from_millis(500)).await else {
+                    continue;
+                };
+                if s.role == "leader" {
+                    return Some(n);
+                }
+                if seen.is_none() {
+                    seen = s.leader_id;
+                }
+            }
+            seen.map(|id| NodeName {
+                region: region.to_string(),
+                id,
+            })
+        }
+    }
+
+    /// Kills these nodes (SIGKILL, `docker kill`; peers see refused connections) and waits
+    /// until they are gone.
     fn kill(&self, nodes: &[NodeName]) -> impl Future<Output = Result<(), String>> + Send;
 
     /// Starts these nodes again and waits until each answers.
     fn restart(&self, nodes: &[NodeName]) -> impl Future<Output = Result<(), String>> + Send;
 
-    /// Freezes a node (SIGSTOP): its connections stay open and nothing answers.
+    /// Freezes a node (SIGSTOP, `docker pause`): its connections stay open and nothing answers.
     fn pause(&self, node: &NodeName) -> impl Future<Output = Result<(), String>> + Send;
 
     /// Thaws a paused node.
@@ -57,10 +109,41 @@ pub trait Runtime: Send + Sync {
     fn set_links(
         &self,
         settings: &[LinkSetting],
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        async move {
+            for s in settings {
+                let mut c = self.admin(&s.from).await?;
+                c.set_link_faults(SetLinkFaultsRequest {
+                    peer: s.to.to_string(),
+                    profile: Some(s.profile),
+                })
+                .await
+                .map_err(|e| format!("set the link {} -> {}: {}", s.from, s.to, e.message()))?;
+            }
+            Ok(())
+        }
+    }
 
     /// Removes every link fault of every node that answers.
-    fn clear_links(&self) -> impl Future<Output = Result<(), String>> + Send;
+    fn clear_links(&self) -> impl Future<Output = Result<(), String>> + Send {
+        async move {
+            let mut failed = Vec::new();
+            for n in self.nodes() {
+                let cleared = match self.admin(&n).await {
+                    Ok(mut c) => c.clear_link_faults(ClearLinkFaultsRequest {}).await.is_ok(),
+                    Err(_) => false,
+                };
+                if !cleared {
+                    failed.push(n.to_string());
+                }
+            }
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("could not heal {}", failed.join(", ")))
+            }
+        }
+    }
 
     /// The synchronizer's lag per Region pair (source, destination, samples in µs) as the
     /// nodes measured it since they started (`kmsim_sync_lag_seconds`); empty when unknown.
@@ -108,24 +191,6 @@ impl ProcessRuntime {
             .ok_or_else(|| format!("{n} is not in the topology"))
     }
 
-    async fn admin(
-        &self,
-        n: &NodeName,
-    ) -> Result<AdminServiceClient<tonic::transport::Channel>, String> {
-        let addr = self.addr(n)?;
-        let ep = self
-            .dialer
-            .endpoint(&addr)
-            .map_err(|e| e.to_string())?
-            .connect_timeout(ADMIN_TIMEOUT)
-            .timeout(ADMIN_TIMEOUT);
-        let ch = ep
-            .connect()
-            .await
-            .map_err(|e| format!("cannot reach {n} at {addr}: {e}"))?;
-        Ok(AdminServiceClient::new(ch))
-    }
-
     fn signal(&self, node: &NodeName, sig: Signal) -> Result<(), String> {
         let pid = running_pid(&self.dir, node)
             .ok_or_else(|| format!("{node} is not running (no live PID file)"))?;
@@ -148,23 +213,19 @@ impl Runtime for ProcessRuntime {
         crate::aws_client::gateway_client(&self.dir, region)
     }
 
-    async fn leader(&self, region: &str) -> Option<NodeName> {
-        let mut seen: Option<u64> = None;
-        for (n, addr) in self.nodes.iter().filter(|(n, _)| n.region == region) {
-            let Some(s) = node_status(&self.dialer, addr, Duration::from_millis(500)).await else {
-                continue;
-            };
-            if s.role == "leader" {
-                return Some(n.clone());
-            }
-            if seen.is_none() {
-                seen = s.leader_id;
-            }
-        }
-        seen.map(|id| NodeName {
-            region: region.to_string(),
-            id,
-        })
+    async fn admin(&self, node: &NodeName) -> Result<AdminServiceClient<Channel>, String> {
+        let addr = self.addr(node)?;
+        let ep = self
+            .dialer
+            .endpoint(&addr)
+            .map_err(|e| e.to_string())?
+            .connect_timeout(ADMIN_TIMEOUT)
+            .timeout(ADMIN_TIMEOUT);
+        let ch = ep
+            .connect()
+            .await
+            .map_err(|e| format!("cannot reach {node} at {addr}: {e}"))?;
+        Ok(AdminServiceClient::new(ch))
     }
 
     async fn kill(&self, nodes: &[NodeName]) -> Result<(), String> {
@@ -192,19 +253,6 @@ impl Runtime for ProcessRuntime {
         self.signal(node, Signal::SIGCONT)
     }
 
-    async fn set_links(&self, settings: &[LinkSetting]) -> Result<(), String> {
-        for s in settings {
-            let mut c = self.admin(&s.from).await?;
-            c.set_link_faults(SetLinkFaultsRequest {
-                peer: s.to.to_string(),
-                profile: Some(s.profile),
-            })
-            .await
-            .map_err(|e| format!("set the link {} -> {}: {}", s.from, s.to, e.message()))?;
-        }
-        Ok(())
-    }
-
     async fn sync_lag(&self) -> Vec<(String, String, Vec<u64>)> {
         let Ok(clients) = crate::scrape::node_metrics_clients(&self.dir) else {
             return Vec::new();
@@ -216,23 +264,5 @@ impl Runtime for ProcessRuntime {
             }
         }
         crate::scrape::sync_lag_samples(&scrapes)
-    }
-
-    async fn clear_links(&self) -> Result<(), String> {
-        let mut failed = Vec::new();
-        for (n, _) in &self.nodes {
-            let cleared = match self.admin(n).await {
-                Ok(mut c) => c.clear_link_faults(ClearLinkFaultsRequest {}).await.is_ok(),
-                Err(_) => false,
-            };
-            if !cleared {
-                failed.push(n.to_string());
-            }
-        }
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("could not heal {}", failed.join(", ")))
-        }
     }
 }

@@ -16,7 +16,6 @@ use kmsim_proto::admin::v1::{
 use kmsim_sim::bench::parse_duration;
 use kmsim_sim::cluster::{ClusterDir, NodeName};
 use kmsim_sim::container::faults::{ContainerAction, ContainerCluster, CutTarget};
-use kmsim_sim::container::runtime::ready_inside;
 use kmsim_sim::process::{kill_nodes, running_pid, KILL_WAIT};
 
 /// Injects faults into a running cluster, at three layers.
@@ -122,6 +121,8 @@ enum ChaosAction {
 
 /// How long `restart-region` waits for the containers of a Region to be ready.
 const CONTAINER_READY_WAIT: Duration = Duration::from_secs(60);
+/// How long killed containers may take to stop running.
+const CONTAINER_KILL_WAIT: Duration = Duration::from_secs(20);
 
 /// `kmsim chaos …`
 pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
@@ -358,28 +359,17 @@ fn run_on_containers(
     };
     match action {
         ChaosAction::KillRegion { region } => {
-            for n in side(region)? {
-                c.act(ContainerAction::Kill, &n)?;
-                outln!("killed {n} ({})", c.container(&n));
+            let names = side(region)?;
+            c.kill_and_wait(&names, CONTAINER_KILL_WAIT)?;
+            for n in &names {
+                outln!("killed {n} ({})", c.container(n));
             }
         }
         ChaosAction::RestartRegion { region } => {
             let names = side(region)?;
+            c.start_and_wait(&names, CONTAINER_READY_WAIT)?;
             for n in &names {
-                c.act(ContainerAction::Start, n)?;
-            }
-            let deadline = std::time::Instant::now() + CONTAINER_READY_WAIT;
-            for n in &names {
-                let container = c.container(n);
-                while !ready_inside(&container, kmsim_sim::cluster::CONTAINER_AWS_PORT) {
-                    anyhow::ensure!(
-                        std::time::Instant::now() < deadline,
-                        "{n} ({container}) not ready within {CONTAINER_READY_WAIT:?} \
-                         (see `docker logs {container}`)"
-                    );
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                outln!("{n} ready ({container})");
+                outln!("{n} ready ({})", c.container(n));
             }
         }
         ChaosAction::Pause { node } | ChaosAction::Resume { node } => {

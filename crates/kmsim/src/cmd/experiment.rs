@@ -11,7 +11,8 @@ use kmsim_experiment::check::{Status, Verdict};
 use kmsim_experiment::report::{self, ReportInput};
 use kmsim_experiment::Experiment;
 use kmsim_sim::cluster::ClusterDir;
-use kmsim_sim::experiment::{ProcessRuntime, RunOptions};
+use kmsim_sim::container::compose::{self, ComposeSpec};
+use kmsim_sim::experiment::{DockerRuntime, ProcessRuntime, RunOptions, Runtime};
 
 /// The experiments shipped with kmsim (`experiments/*.toml`), by name.
 pub const LIBRARY: &[(&str, &str)] = &[
@@ -67,9 +68,12 @@ enum ExperimentAction {
         /// Run the file's [quick] variant: shorter, with the fault schedule scaled to it.
         #[arg(long)]
         quick: bool,
-        /// Where the nodes run. Only `processes` for now: a new local cluster in
-        /// <out>/cluster, stopped at the end.
-        #[arg(long, default_value = "processes", value_parser = ["processes"])]
+        /// Where the nodes run: `processes` (a new local cluster) or `docker` (a new cluster in
+        /// containers, one per node, from the image `kmsim image build` makes, built or reused
+        /// first; named kmsim-x<pid>). Either way the cluster's files are in <out>/cluster and
+        /// it is removed at the end (with its volumes, for docker). The same experiment file
+        /// runs on both; kill is SIGKILL or `docker kill`, pause SIGSTOP or `docker pause`.
+        #[arg(long, default_value = "processes", value_parser = ["processes", "docker"])]
         runtime: String,
     },
     /// Judges a recorded run again: runs the checkers on DIR/history.jsonl with the
@@ -100,8 +104,8 @@ pub fn run(a: ExperimentArgs) -> anyhow::Result<ExitCode> {
             seed,
             out,
             quick,
-            runtime: _,
-        } => run_one(&file, seed, out, quick),
+            runtime,
+        } => run_one(&file, seed, out, quick, runtime == "docker"),
     }
 }
 
@@ -132,6 +136,8 @@ fn load(file: &str) -> anyhow::Result<(String, String)> {
 struct OwnCluster {
     exe: PathBuf,
     dir: PathBuf,
+    /// In containers: remove the volumes too (the run's data is in its history).
+    volumes: bool,
 }
 
 impl Drop for OwnCluster {
@@ -140,6 +146,7 @@ impl Drop for OwnCluster {
             .arg("down")
             .arg("--data-dir")
             .arg(&self.dir)
+            .args(self.volumes.then_some("--volumes"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
@@ -151,6 +158,7 @@ fn run_one(
     seed: Option<u64>,
     out: Option<PathBuf>,
     quick: bool,
+    docker: bool,
 ) -> anyhow::Result<ExitCode> {
     let (source, text) = load(file)?;
     let e = Experiment::parse(&text, quick).with_context(|| source.clone())?;
@@ -174,6 +182,9 @@ fn run_one(
     if quick {
         command.push_str(" --quick");
     }
+    if docker {
+        command.push_str(" --runtime docker");
+    }
     outln!(
         "experiment {} (seed {seed}), output in {}",
         e.name,
@@ -189,7 +200,18 @@ fn run_one(
         .iter()
         .map(|r| (r.clone(), e.cluster.nodes as usize))
         .collect();
-    let mut topology = dir.create(&regions, 0, 0, false, false)?;
+    // The cluster's files first, so that the run's seed and Raft timings are in its topology
+    // before any node starts.
+    let name = format!("kmsim-x{}", std::process::id());
+    let mut topology = if docker {
+        let spec = ComposeSpec {
+            cluster: name.clone(),
+            ..ComposeSpec::default_for_version()
+        };
+        compose::write_project(&cluster_dir, &regions, &spec)?.topology
+    } else {
+        dir.create(&regions, 0, 0, false, false)?
+    };
     topology.fault_seed = seed;
     if let Some(t) = &e.cluster.raft {
         topology.raft.heartbeat_ms = t.heartbeat.as_millis() as u64;
@@ -201,13 +223,22 @@ fn run_one(
     let _cluster = OwnCluster {
         exe: exe.clone(),
         dir: cluster_dir.clone(),
+        volumes: docker,
     };
     let up_log = out.join("up.log");
-    let status = Command::new(&exe)
-        .arg("up")
+    let mut up = Command::new(&exe);
+    up.arg("up")
         .arg("--data-dir")
         .arg(&cluster_dir)
-        .arg("--detach")
+        .arg("--detach");
+    if docker {
+        up.args(["--runtime", "docker", "--name", &name, "--aws-port", "0"])
+            .arg("--regions")
+            .arg(e.cluster.regions.join(","))
+            .arg("--nodes")
+            .arg(e.cluster.nodes.to_string());
+    }
+    let status = up
         .stdout(std::fs::File::create(&up_log)?)
         .stderr(Stdio::inherit())
         .status()?;
@@ -217,24 +248,41 @@ fn run_one(
         up_log.display()
     );
     outln!(
-        "cluster: {} × {} nodes in {}",
+        "cluster: {} × {} nodes {} in {}",
         e.cluster.regions.join(", "),
         e.cluster.nodes,
+        if docker {
+            "in containers"
+        } else {
+            "as processes"
+        },
         cluster_dir.display()
     );
     let started_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     let rt = super::runtime()?;
-    let runtime = Arc::new(ProcessRuntime::open(dir, exe).map_err(|m| anyhow::anyhow!(m))?);
     let opts = RunOptions {
         seed,
         out: out.clone(),
         progress: Box::new(|line| outln!("{line}")),
     };
-    let outcome = rt
-        .block_on(kmsim_sim::experiment::run(&e, runtime, &opts))
-        .map_err(|m| anyhow::anyhow!(m))?;
+    let (outcome, runtime_name) = if docker {
+        let runtime = Arc::new(DockerRuntime::open(&dir).map_err(|m| anyhow::anyhow!(m))?);
+        let name = runtime.name();
+        (
+            rt.block_on(kmsim_sim::experiment::run(&e, runtime, &opts)),
+            name,
+        )
+    } else {
+        let runtime = Arc::new(ProcessRuntime::open(dir, exe).map_err(|m| anyhow::anyhow!(m))?);
+        let name = runtime.name();
+        (
+            rt.block_on(kmsim_sim::experiment::run(&e, runtime, &opts)),
+            name,
+        )
+    };
+    let outcome = outcome.map_err(|m| anyhow::anyhow!(m))?;
     let input = ReportInput {
         experiment: &e,
         seed,
@@ -244,7 +292,7 @@ fn run_one(
         verdicts: &outcome.verdicts,
         sync_lag: &outcome.sync_lag,
         started_at,
-        runtime: "processes".into(),
+        runtime: runtime_name.into(),
         aborted: outcome.aborted.clone(),
     };
     report::write_all(&out, &input)

@@ -1,9 +1,10 @@
 //! `kmsim scenario …`: measurement programs that drive a running cluster through a sequence
-//! and report figures (never run by the test suite; bounded in count and time).
+//! and report figures (bounded in count and time).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -11,6 +12,7 @@ use clap::{Args, Subcommand};
 use kmsim_sim::bench::failover::{self, FailoverConfig, FaultMode, RoundReport, Spread};
 use kmsim_sim::bench::parse_duration;
 use kmsim_sim::cluster::ClusterDir;
+use kmsim_sim::experiment::{DockerRuntime, ProcessRuntime};
 use kmsim_sim::sync_lag::{run, SyncLagConfig, MAX_KEYS};
 
 /// Measurement programs against a running cluster.
@@ -56,18 +58,22 @@ enum Scenario {
     /// Failover of a Region's leader, as a client of the gateway sees it. Each round runs
     /// --concurrency writers of CreateKey through the gateway (AWS JSON, one connection each; a
     /// failed call is retried after 10 ms), finds the Region's leader (admin Status) and, after
-    /// --before, SIGKILLs it (--mode kill: started again, with the binary it ran, after the
-    /// round) or SIGSTOPs it for --freeze-for then SIGCONTs it (--mode freeze: a gray failure,
-    /// its connections stay open). Writing goes on until writes are acknowledged again, and
+    /// --before, kills it (--mode kill: SIGKILL, or `docker kill` of its container; started
+    /// again after the round) or freezes it for --freeze-for then thaws it (--mode freeze:
+    /// SIGSTOP and SIGCONT, or `docker pause` and `unpause`; a gray failure, its connections
+    /// stay open). Writing goes on until writes are acknowledged again, and
     /// --after more (at most 30 s). Per round: the pause (longest gap between acknowledged
     /// writes, from the last one before the fault on), the election (fault until a surviving
     /// node reports itself leader, polled every 10 ms) and the first acknowledgement of a call
     /// started after the fault; then p50/p99/max over the rounds. Between rounds the Region
     /// must be healthy again, the old leader following and caught up. Only the nodes the
-    /// launcher started (PID files checked against /proc) are signalled. Keys stay in the
-    /// cluster (at most 20,000 per round).
+    /// launcher started (PID files checked against /proc) or the cluster's own containers are
+    /// faulted; on containers the command runs on the host and reaches the nodes' admin API
+    /// at their addresses on the cluster's inter-Region network. Keys stay in the cluster (at
+    /// most 20,000 per round).
     Failover {
-        /// kill (SIGKILL, restarted after the round) or freeze (SIGSTOP, then SIGCONT).
+        /// kill (SIGKILL or docker kill, started again after the round) or freeze (SIGSTOP or
+        /// docker pause, then resumed).
         #[arg(long, value_parser = FaultMode::from_str)]
         mode: FaultMode,
         /// Rounds (1 to 100).
@@ -132,20 +138,15 @@ fn spread_line(what: &str, d: &Spread) -> String {
 /// `kmsim scenario …`
 pub fn run_scenario(a: ScenarioArgs) -> anyhow::Result<ExitCode> {
     // sync-lag talks to the nodes' APIs: on a cluster in containers it runs inside the
-    // cluster's networks. failover signals the leader's process by its PID file.
+    // cluster's networks. failover kills or pauses containers with the Docker CLI, so it
+    // runs on the host (`DockerRuntime`).
     match a.scenario {
         Scenario::SyncLag { .. } => {
             if let Some(code) = super::relayed(&a.data_dir)? {
                 return Ok(code);
             }
         }
-        Scenario::Failover { .. } => anyhow::ensure!(
-            !kmsim_sim::container::runtime::is_compose_project(&a.data_dir),
-            "`scenario failover` signals the leader's process by its PID file, and the nodes in \
-             {} run in containers: measure a failover there with `kmsim chaos kill-region` or \
-             `pause` (docker kill, docker pause) while `kmsim bench` runs",
-            a.data_dir.display()
-        ),
+        Scenario::Failover { .. } => {}
     }
     let dir = ClusterDir::new(&a.data_dir);
     match a.scenario {
@@ -257,26 +258,40 @@ pub fn run_scenario(a: ScenarioArgs) -> anyhow::Result<ExitCode> {
                 after,
                 freeze_for,
             };
-            let exe = std::env::current_exe()?;
+            let in_containers = kmsim_sim::container::runtime::is_compose_project(&a.data_dir);
             if !json {
                 outln!(
                     "failover ({}), {}, {} round(s), {} writer(s) of CreateKey through the gateway",
-                    match mode {
-                        FaultMode::Kill => "SIGKILL of the leader, restarted after each round",
-                        FaultMode::Freeze => "SIGSTOP of the leader, SIGCONT after --freeze-for",
+                    match (mode, in_containers) {
+                        (FaultMode::Kill, false) =>
+                            "SIGKILL of the leader, restarted after each round",
+                        (FaultMode::Freeze, false) =>
+                            "SIGSTOP of the leader, SIGCONT after --freeze-for",
+                        (FaultMode::Kill, true) =>
+                            "docker kill of the leader's container, started after each round",
+                        (FaultMode::Freeze, true) =>
+                            "docker pause of the leader's container, unpaused after --freeze-for",
                     },
                     cfg.region,
                     rounds,
                     concurrency
                 );
             }
-            let report = super::runtime()?
-                .block_on(failover::run(&dir, &cfg, &exe, |r| {
-                    if !json {
-                        outln!("{}", round_line(r));
-                    }
-                }))
-                .map_err(anyhow::Error::msg)?;
+            let print = |r: &RoundReport| {
+                if !json {
+                    outln!("{}", round_line(r));
+                }
+            };
+            let rt = super::runtime()?;
+            let report = if in_containers {
+                let runtime = DockerRuntime::open(&dir).map_err(anyhow::Error::msg)?;
+                rt.block_on(failover::run(Arc::new(runtime), &cfg, print))
+            } else {
+                let exe = std::env::current_exe()?;
+                let runtime = ProcessRuntime::open(dir, exe).map_err(anyhow::Error::msg)?;
+                rt.block_on(failover::run(Arc::new(runtime), &cfg, print))
+            }
+            .map_err(anyhow::Error::msg)?;
             if json {
                 outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
