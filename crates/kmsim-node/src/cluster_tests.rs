@@ -76,6 +76,7 @@ impl Region {
             endpoint: None,
             credentials: Vec::new(),
             iam: None,
+            sts: None,
             trust_anchors: Vec::new(),
             sync: Default::default(),
             audit: Default::default(),
@@ -746,6 +747,7 @@ async fn grpc_callers_are_authorized_by_key_policy_identity_policy_and_lockout_c
                         .into(),
                 }],
                 tags: Default::default(),
+                ..Default::default()
             }],
             roles: vec![],
         });
