@@ -289,6 +289,12 @@ pub fn check_headers<'a>(
             &amz_date[..8]
         )));
     }
+    // An access key that is neither the topology's nor possibly a role session's (which comes
+    // with its token) is refused first, as before sessions existed.
+    let token = headers.get("x-amz-security-token").map(|v| v.as_bytes());
+    if store.get(&auth.access_key_id).is_none() && (token.is_none() || store.sessions().is_none()) {
+        return Err(KmsError::UnrecognizedClient(INVALID_TOKEN.into()));
+    }
     let signed: Vec<String> = auth.signed_header_names().collect();
     let is_signed = |name: &str| signed.iter().any(|h| h == name);
     if !is_signed("host") {
@@ -308,10 +314,7 @@ pub fn check_headers<'a>(
             )));
         }
     }
-    let credential = store.resolve(
-        &auth.access_key_id,
-        headers.get("x-amz-security-token").map(|v| v.as_bytes()),
-    )?;
+    let credential = store.resolve(&auth.access_key_id, token)?;
     Ok(HeaderCheck {
         credential,
         amz_date,

@@ -60,6 +60,32 @@ const UNMODELLED: &[&str] = &[
     "ProvidedContexts",
 ];
 
+/// Every code an STS error of kmsim carries.
+const CODES: &[&str] = &[
+    "AccessDenied",
+    "ValidationError",
+    "InvalidAction",
+    "MissingAuthenticationToken",
+    "IncompleteSignature",
+    "SignatureDoesNotMatch",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "Throttling",
+    "ServiceUnavailable",
+    "InternalFailure",
+];
+
+/// The code of an STS XML error body (a relayed answer), as one of [`CODES`].
+pub fn error_code_of(body: &[u8]) -> Option<&'static str> {
+    let text = std::str::from_utf8(body).ok()?;
+    if !text.starts_with("<ErrorResponse") {
+        return None;
+    }
+    let start = text.find("<Code>")? + "<Code>".len();
+    let end = text[start..].find("</Code>")? + start;
+    CODES.iter().find(|c| **c == &text[start..end]).copied()
+}
+
 /// An STS error: HTTP status, Query-protocol code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StsError {
@@ -478,6 +504,9 @@ mod tests {
         assert_eq!(e.status(), StatusCode::FORBIDDEN);
         assert_eq!(e.headers()[header::CONTENT_TYPE], "text/xml");
         assert_eq!(ErrorCode::of(&e), "AccessDenied");
+        let body = body_of(e);
+        assert_eq!(error_code_of(&body), Some("AccessDenied"));
+        assert_eq!(error_code_of(b"{}"), None);
         assert_eq!(xml("<a & 'b'>"), "&lt;a &amp; &apos;b&apos;&gt;");
         assert_eq!(iso8601(1_573_306_481_999), "2019-11-09T13:34:41Z");
         let id = new_access_key_id(&mut rand::thread_rng());
@@ -518,6 +547,16 @@ mod tests {
             HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
         );
         assert!(is_query(&h));
+    }
+
+    fn body_of(r: Response<Body>) -> Bytes {
+        use http_body_util::BodyExt as _;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(r.into_body().collect())
+            .expect("body")
+            .to_bytes()
     }
 
     proptest! {
