@@ -288,11 +288,16 @@ async fn assume_role_is_judged_by_the_trust_policy_and_the_callers_identity_poli
     let c = Cluster::start_edited(&[A], 1, principals);
     // No trust policy names bob, and the account delegation needs his identity policy: he
     // has one for Delegated, so only Reader is refused to him.
-    let a = assume(&c, "bob", "Reader", "s")
+    let a = assume(&c, "bob", "Reader", "sess")
         .await
         .err()
         .expect("refused");
-    assert_eq!(a.status.as_u16(), 403);
+    assert_eq!(
+        a.status.as_u16(),
+        403,
+        "{}",
+        String::from_utf8_lossy(&a.body)
+    );
     let (code, message) = sts_error(&a);
     assert_eq!(code, "AccessDenied");
     assert_eq!(
@@ -303,9 +308,9 @@ async fn assume_role_is_judged_by_the_trust_policy_and_the_callers_identity_poli
             arn("role", "Reader")
         )
     );
-    assert!(assume(&c, "bob", "Delegated", "s").await.is_ok());
+    assert!(assume(&c, "bob", "Delegated", "sess").await.is_ok());
     // Alice's identity policy allows Reader only: the account-only trust of Delegated refuses.
-    let a = assume(&c, "alice", "Delegated", "s")
+    let a = assume(&c, "alice", "Delegated", "sess")
         .await
         .err()
         .expect("refused");
@@ -323,7 +328,7 @@ async fn assume_role_is_judged_by_the_trust_policy_and_the_callers_identity_poli
         "test",
         None,
         &format!(
-            "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=s",
+            "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=sess",
             arn("role", "Reader")
         ),
     )
@@ -335,7 +340,7 @@ async fn assume_role_is_judged_by_the_trust_policy_and_the_callers_identity_poli
             "Roles may not be assumed by root accounts.".into()
         )
     );
-    let a = assume(&c, "alice", "Nobody", "s")
+    let a = assume(&c, "alice", "Nobody", "sess")
         .await
         .err()
         .expect("refused");
