@@ -22,8 +22,8 @@ pub struct IamArgs {
 
 #[derive(Subcommand)]
 enum IamCommand {
-    /// Judge a request's authorization as the Region would, without making it (AWS's policy
-    /// simulator, for KMS keys).
+    // No doc comment here: a variant's would replace SimulateArgs' (its first paragraph is the
+    // line in `kmsim iam --help`, the whole of it `kmsim iam simulate --help`).
     Simulate(SimulateArgs),
 }
 
