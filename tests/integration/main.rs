@@ -37,6 +37,7 @@ mod t60_security;
 mod t61_limits;
 mod t62_secrets;
 mod t63_authorization;
+mod t63_sts;
 mod t64_prometheus;
 mod t65_top;
 mod t66_traces;

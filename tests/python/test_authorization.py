@@ -1,6 +1,7 @@
 """Authorization with boto3 and two principals of the topology's `[iam]`: a cluster of its own
-(one Region, one node) whose topology gets two users and their access keys before it starts.
-The refusals below exist only because kmsim evaluates policies: the test fails without them."""
+(one Region, one node) whose topology gets two users, their access keys and a role the reader
+may assume (STS `AssumeRole` on the same endpoint) before it starts. The refusals below exist
+only because kmsim evaluates policies: the test fails without them."""
 
 import json
 import pathlib
@@ -18,6 +19,7 @@ REGION = "us-east-1"
 ACCOUNT = "111122223333"
 WRITER = f"arn:aws:iam::{ACCOUNT}:user/writer"
 READER = f"arn:aws:iam::{ACCOUNT}:user/reader"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/Encryptor"
 
 # The writer may create keys and encrypt; the reader may decrypt, only with its team's context.
 IAM = f'''
@@ -43,6 +45,14 @@ tags = {{ team = "payroll" }}
 [[iam.users.policies]]
 name = "read-own-team"
 document = '{{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*", "Condition": {{"StringEquals": {{"kms:EncryptionContext:team": "${{aws:PrincipalTag/team}}"}}}}}}]}}'
+
+# The reader may assume Encryptor (its trust policy names the reader); its sessions may encrypt.
+[[iam.roles]]
+arn = "{ROLE}"
+trust_policy = '{{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Principal": {{"AWS": "{READER}"}}, "Action": "sts:AssumeRole"}}]}}'
+[[iam.roles.policies]]
+name = "encrypt"
+document = '{{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Action": ["kms:Encrypt", "kms:DescribeKey"], "Resource": "*"}}]}}'
 '''
 
 
@@ -75,6 +85,14 @@ def client(endpoint, key, secret):
     return boto3.client(
         "kms", region_name=REGION, endpoint_url=endpoint,
         aws_access_key_id=key, aws_secret_access_key=secret,
+        config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 1}),
+    )
+
+
+def sts_client(endpoint, key, secret, token=None):
+    return boto3.client(
+        "sts", region_name=REGION, endpoint_url=endpoint,
+        aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token,
         config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 1}),
     )
 
@@ -121,3 +139,58 @@ def test_two_principals_get_what_their_policies_allow_and_nothing_more(endpoint)
     assert denied(lambda: writer.encrypt(KeyId=key, Plaintext=b"x")).endswith(
         "because no resource-based policy allows the kms:Encrypt action")
     assert reader.encrypt(KeyId=key, Plaintext=b"now mine")["KeyId"] == arn
+
+
+def test_a_role_session_from_sts_assume_role_acts_as_the_role(endpoint):
+    writer = client(endpoint, "AKIAWRITER", "writer-secret")
+    key = writer.create_key(Description="role session")["KeyMetadata"]["KeyId"]
+    arn = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key}"
+    reader_sts = sts_client(endpoint, "AKIAREADER", "reader-secret")
+    assert reader_sts.get_caller_identity()["Arn"] == READER
+
+    out = reader_sts.assume_role(RoleArn=ROLE, RoleSessionName="py-session", DurationSeconds=900)
+    session_arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/Encryptor/py-session"
+    assert out["AssumedRoleUser"]["Arn"] == session_arn
+    assert out["AssumedRoleUser"]["AssumedRoleId"].endswith(":py-session")
+    creds = out["Credentials"]
+    assert creds["AccessKeyId"].startswith("ASIA")
+    assert creds["Expiration"].tzinfo is not None
+    session = boto3.session.Session(
+        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"], region_name=REGION)
+    config = botocore.config.Config(retries={"mode": "standard", "max_attempts": 1})
+    identity = session.client("sts", endpoint_url=endpoint, config=config).get_caller_identity()
+    assert identity["Arn"] == session_arn
+    assert identity["Account"] == ACCOUNT
+    assert identity["UserId"].startswith("AROA") and identity["UserId"].endswith(":py-session")
+
+    # The session may do what the role's policy allows, and nothing its user could.
+    kms = session.client("kms", endpoint_url=endpoint, config=config)
+    blob = kms.encrypt(KeyId=key, Plaintext=b"through a role")["CiphertextBlob"]
+    message = denied(lambda: kms.decrypt(CiphertextBlob=blob))
+    assert message == (f"User: {session_arn} is not authorized to perform: kms:Decrypt on resource: {arn} "
+                       "because no identity-based policy allows the kms:Decrypt action")
+
+    # A forged token is refused as AWS refuses one.
+    token = creds["SessionToken"]
+    forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    forged_kms = boto3.client(
+        "kms", region_name=REGION, endpoint_url=endpoint, config=config,
+        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=forged)
+    with pytest.raises(ClientError) as e:
+        forged_kms.encrypt(KeyId=key, Plaintext=b"x")
+    assert e.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    assert e.value.response["Error"]["Message"] == "The security token included in the request is invalid."
+
+    # The trust policy names the reader only: the writer, and the root user, are refused.
+    writer_sts = sts_client(endpoint, "AKIAWRITER", "writer-secret")
+    with pytest.raises(ClientError) as e:
+        writer_sts.assume_role(RoleArn=ROLE, RoleSessionName="nope")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    assert e.value.response["Error"]["Message"].startswith(
+        f"User: {WRITER} is not authorized to perform: sts:AssumeRole on resource: {ROLE}")
+    with pytest.raises(ClientError) as e:
+        sts_client(endpoint, "test", "test").assume_role(RoleArn=ROLE, RoleSessionName="root")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    assert e.value.response["Error"]["Message"] == "Roles may not be assumed by root accounts."

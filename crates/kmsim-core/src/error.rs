@@ -109,6 +109,8 @@ kms_errors! {
     InvalidSignature => "InvalidSignatureException", 400, false;
     /// SigV4: the access key (or session token) is not known.
     UnrecognizedClient => "UnrecognizedClientException", 400, false;
+    /// SigV4: the session token of temporary credentials (STS AssumeRole) has expired.
+    ExpiredToken => "ExpiredTokenException", 400, false;
     /// The service failed internally (the Region has no leader, a store failed).
     Internal => "KMSInternalException", 500, true;
     /// A dependency (here: the Region's Raft leader) did not answer in time.
@@ -154,6 +156,7 @@ impl KmsError {
             IncompleteSignature,
             InvalidSignature,
             UnrecognizedClient,
+            ExpiredToken,
             Internal,
             DependencyTimeout,
             KeyUnavailable

@@ -315,4 +315,14 @@ impl AdminService for AdminServiceImpl {
             .collect();
         Ok(Response::new(pb::GetLinkFaultsResponse { links }))
     }
+
+    async fn simulate_authorization(
+        &self,
+        req: Request<pb::SimulateAuthorizationRequest>,
+    ) -> Result<Response<pb::SimulateAuthorizationResponse>, Status> {
+        crate::iam_simulate::simulate(&self.api, req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|e| status_from_error(&e))
+    }
 }

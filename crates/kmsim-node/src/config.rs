@@ -73,6 +73,12 @@ pub struct Topology {
     /// implicit identity policy allowing `kms:*`, so only key policies restrict it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iam: Option<crate::iam::IamConfig>,
+    /// STS (`AssumeRole`): the key that seals session tokens, the same for every node of every
+    /// Region and for the gateway, so any of them accepts a role session's credentials without
+    /// replicating anything. Default: none, and `AssumeRole` is refused (`GetCallerIdentity`
+    /// works); `kmsim up` writes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts: Option<StsSettings>,
     /// The public key (hex of DER SubjectPublicKeyInfo) of each partition's trust anchor,
     /// which certifies the transport keys of that partition's Regions. `kmsim up` creates one
     /// per partition and keeps its private half in `keys/trust-anchor-<partition>.key`.
@@ -98,6 +104,16 @@ pub struct Topology {
     pub tls: Option<crate::tls::TlsSettings>,
     /// The Regions.
     pub regions: Vec<RegionConfig>,
+}
+
+/// The `[sts]` table: where the session-token key is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StsSettings {
+    /// The file holding the key (64 hex characters, mode 0600), relative to the topology's
+    /// directory (required; `kmsim up` writes `keys/sts.key`). The environment variable
+    /// `KMSIM_STS_KEY` (hex), when set, is used instead.
+    pub key_file: PathBuf,
 }
 
 /// One partition's trust anchor.
@@ -519,6 +535,9 @@ impl Topology {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
+        if let Some(s) = self.sts.as_mut().filter(|s| s.key_file.is_relative()) {
+            s.key_file = base.join(&s.key_file);
+        }
         if let Some(t) = self.tls.as_mut().filter(|t| t.dir.is_relative()) {
             t.dir = base.join(&t.dir);
         }

@@ -35,7 +35,7 @@ pub struct IamConfig {
 }
 
 /// One IAM user or role.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IamPrincipalConfig {
     /// Its ARN: `arn:aws:iam::<acct>:user/<path/>name` or `…:role/<path/>name` (required). The
@@ -47,6 +47,47 @@ pub struct IamPrincipalConfig {
     /// Its tags, the values of `aws:PrincipalTag/<k>` (default none).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// A role's trust policy (JSON text): who may assume it with STS `AssumeRole`. Its
+    /// statements name a `Principal` and have no `Resource` (they are about the role). Default:
+    /// none, and nobody may assume the role. Users have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_policy: Option<String>,
+    /// A role's longest session, in seconds, 3600 to 43200 (AWS's `MaxSessionDuration`;
+    /// default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_session_duration: Option<u32>,
+}
+
+/// A role's default and AWS's bounds of `MaxSessionDuration`, in seconds.
+pub const DEFAULT_MAX_SESSION_SECS: u32 = 3600;
+const MAX_SESSION_RANGE: std::ops::RangeInclusive<u32> = 3600..=43200;
+
+/// Reads a role trust policy. IAM refuses a `Resource` in one ("Has prohibited field
+/// Resource"); each statement is about the role, so it is read as a key policy whose statements
+/// have `"Resource": "*"` (the evaluator's "this resource"), principals required. AWS evaluates
+/// trust policies with the rules of KMS key policies (a statement naming the caller allows it
+/// in the role's account; one naming only the account delegates to the caller's identity
+/// policies; another account's caller needs both), so the one evaluator serves both.
+pub fn parse_trust_policy(text: &str) -> Result<Policy, String> {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("trust policy is not JSON: {e}"))?;
+    let statements = match doc.get_mut("Statement") {
+        Some(serde_json::Value::Array(list)) => list.iter_mut().collect::<Vec<_>>(),
+        Some(one) => vec![one],
+        None => Vec::new(),
+    };
+    for st in statements {
+        let Some(st) = st.as_object_mut() else {
+            continue;
+        };
+        if st.contains_key("Resource") || st.contains_key("NotResource") {
+            return Err("Has prohibited field Resource".into());
+        }
+        st.insert("Resource".into(), serde_json::Value::from("*"));
+    }
+    let policy = Policy::parse(&doc.to_string()).map_err(|e| e.to_string())?;
+    policy.validate_key_policy().map_err(|e| e.to_string())?;
+    Ok(policy)
 }
 
 /// One named identity policy.
@@ -110,6 +151,26 @@ impl IamConfig {
                             format!("iam: {}: policy {} does not parse: {e}", p.arn, policy.name)
                         })?;
                 }
+                if kind == PrincipalKind::User
+                    && (p.trust_policy.is_some() || p.max_session_duration.is_some())
+                {
+                    return Err(format!(
+                        "iam: {}: only roles have a trust_policy or max_session_duration",
+                        p.arn
+                    ));
+                }
+                if let Some(t) = &p.trust_policy {
+                    parse_trust_policy(t)
+                        .map_err(|e| format!("iam: {}: trust_policy: {e}", p.arn))?;
+                }
+                if p.max_session_duration
+                    .is_some_and(|d| !MAX_SESSION_RANGE.contains(&d))
+                {
+                    return Err(format!(
+                        "iam: {}: max_session_duration must be 3600 to 43200 seconds",
+                        p.arn
+                    ));
+                }
                 if p.tags.keys().any(|k| k.is_empty() || k.len() > 128) {
                     return Err(format!(
                         "iam: {}: tag keys must be 1 to 128 characters",
@@ -139,13 +200,35 @@ fn role_key(caller: &Caller, arn: &str) -> (String, String) {
 /// A declared principal, ready for evaluation.
 #[derive(Debug, Clone)]
 struct Declared {
+    /// Its ARN as declared (with its path).
+    arn: String,
     policies: Arc<[IdentityPolicy]>,
     tags: BTreeMap<String, String>,
+    /// A role's trust policy.
+    trust: Option<Arc<Policy>>,
+    /// A role's longest session, seconds.
+    max_session_secs: u32,
+}
+
+/// A declared role, as STS `AssumeRole` needs it.
+#[derive(Debug, Clone)]
+pub struct Role {
+    /// Its trust policy (`None`: nobody may assume it).
+    pub trust: Option<Arc<Policy>>,
+    /// Its longest session, seconds.
+    pub max_session_secs: u32,
 }
 
 impl Declared {
     fn new(p: &IamPrincipalConfig) -> Declared {
         Declared {
+            arn: p.arn.clone(),
+            trust: p
+                .trust_policy
+                .as_deref()
+                .and_then(|t| parse_trust_policy(t).ok())
+                .map(Arc::new),
+            max_session_secs: p.max_session_duration.unwrap_or(DEFAULT_MAX_SESSION_SECS),
             // Checked at load; a document that does not parse is left out rather than fail.
             policies: p
                 .policies
@@ -231,6 +314,20 @@ impl Iam {
         }
     }
 
+    /// The role `role_arn` names exactly (path included), if declared.
+    pub fn role(&self, role_arn: &str) -> Option<Role> {
+        let caller = Caller::from_arn(role_arn)
+            .ok()
+            .filter(|c| c.kind == PrincipalKind::Role)?;
+        self.roles
+            .get(&role_key(&caller, role_arn))
+            .filter(|d| d.arn == role_arn)
+            .map(|d| Role {
+                trust: d.trust.clone(),
+                max_session_secs: d.max_session_secs,
+            })
+    }
+
     /// Whether `arn` is a principal this IAM knows: a root, or a declared user, role or session
     /// of a declared role (any principal that parses when IAM is not modelled).
     pub fn declares(&self, arn: &str) -> bool {
@@ -309,11 +406,13 @@ mod tests {
                     document: ALLOW_DECRYPT.into(),
                 }],
                 tags: [("team".to_string(), "payroll".to_string())].into(),
+                ..Default::default()
             }],
             roles: vec![IamPrincipalConfig {
                 arn: "arn:aws:iam::444455556666:role/ops/Admin".into(),
                 policies: vec![],
                 tags: BTreeMap::new(),
+                ..Default::default()
             }],
         }
     }

@@ -3,7 +3,8 @@
 //! task and the synchronizer between Regions.
 //!
 //! Modules: [`config`] (topology file), [`key_files`] (domain and transport key files),
-//! [`iam`] (the topology's principals and identity policies), [`node`] (wiring and bootstrap), [`kms`] (operations), [`kms_service`], [`raft_service`],
+//! [`iam`] (the topology's principals and identity policies), [`iam_simulate`] (the policy
+//! simulator of the admin API), [`node`] (wiring and bootstrap), [`kms`] (operations), [`kms_service`], [`raft_service`],
 //! [`admin_service`] (gRPC faces), [`aws`] (the AWS JSON 1.1 face with SigV4, Region routing
 //! and the gateway), [`proposer`] (writes from any node), [`read_index`] (read indexes shared
 //! by concurrent reads that must not be stale), [`network`] (Raft client), [`app`] (state
@@ -30,6 +31,7 @@ pub mod error;
 pub mod faults;
 pub mod heavy;
 pub mod iam;
+pub mod iam_simulate;
 pub mod key_files;
 pub mod kms;
 pub mod kms_service;

@@ -302,7 +302,7 @@ pub async fn run_node_with_key<E: KvEngine>(
         faults.clone(),
         dialer.clone(),
         metrics.clone(),
-    ));
+    )?);
     if let Some(l) = aws_listener {
         // HTTPS with the node's certificate when the topology asks for it.
         let tls = match topology.tls.as_ref().filter(|t| t.aws_https) {

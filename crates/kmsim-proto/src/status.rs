@@ -38,7 +38,8 @@ fn grpc_code(e: &KmsError) -> Code {
         KmsError::MissingAuthenticationToken(_)
         | KmsError::IncompleteSignature(_)
         | KmsError::InvalidSignature(_)
-        | KmsError::UnrecognizedClient(_) => Code::Unauthenticated,
+        | KmsError::UnrecognizedClient(_)
+        | KmsError::ExpiredToken(_) => Code::Unauthenticated,
         KmsError::Disabled(_)
         | KmsError::InvalidState(_)
         | KmsError::DryRunOperation(_)

@@ -83,6 +83,18 @@ impl Signer {
         body: &[u8],
         time: SystemTime,
     ) -> Result<(), ClientError> {
+        self.sign_for("kms", req, body, time)
+    }
+
+    /// [`Signer::sign`] for the SigV4 service `service` (`kms`, or `sts` for STS on the same
+    /// endpoint).
+    pub fn sign_for(
+        &self,
+        service: &str,
+        req: &mut Request<Full<Bytes>>,
+        body: &[u8],
+        time: SystemTime,
+    ) -> Result<(), ClientError> {
         let identity = Credentials::new(
             &self.access_key_id,
             &self.secret_access_key,
@@ -94,7 +106,7 @@ impl Signer {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
-            .name("kms")
+            .name(service)
             .time(time)
             .settings(SigningSettings::default())
             .build()
@@ -299,6 +311,24 @@ impl AwsJsonClient {
     ) -> Result<Request<Full<Bytes>>, ClientError> {
         let mut req = self.unsigned(operation, body.clone());
         self.signer.sign(&mut req, &body, SystemTime::now())?;
+        Ok(req)
+    }
+
+    /// An STS request (the AWS Query protocol: `form` is the form-encoded body, e.g.
+    /// `Action=GetCallerIdentity&Version=2011-06-15`), signed now for the service `sts`.
+    pub fn signed_sts(&self, form: &str) -> Result<Request<Full<Bytes>>, ClientError> {
+        let body = Bytes::from(form.to_string());
+        let mut req = Request::new(Full::new(body.clone()));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = self.uri.clone();
+        let h = req.headers_mut();
+        h.insert(http::header::HOST, self.host.clone());
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        self.signer
+            .sign_for("sts", &mut req, &body, SystemTime::now())?;
         Ok(req)
     }
 

@@ -392,6 +392,12 @@ impl ClusterDir {
                 public_key: hex::encode(anchor.public_key_der()),
             });
         }
+        // The key of STS session tokens: every node and the gateway read it.
+        let sts_rel = PathBuf::from("keys").join("sts.key");
+        write_secret_file(
+            &self.root.join(&sts_rel),
+            &DomainKey::generate(&mut rand::rngs::OsRng).to_hex(),
+        )?;
         let gateway = match addressing {
             Addressing::Loopback { aws_port: 0, .. } => free_addr()?,
             Addressing::Loopback { aws_port, .. } => loopback(*aws_port),
@@ -414,6 +420,9 @@ impl ClusterDir {
             endpoint: Some(EndpointConfig { listen: gateway }),
             credentials: vec![default_credentials(account)],
             iam: None,
+            sts: Some(kmsim_node::config::StsSettings {
+                key_file: sts_rel.clone(),
+            }),
             trust_anchors,
             sync: SyncTiming::default(),
             audit: kmsim_node::config::AuditSettings::default(),

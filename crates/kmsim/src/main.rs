@@ -83,6 +83,9 @@ enum Command {
     Deploy(cmd::deploy::DeployArgs),
     /// Run declared experiments: workload, seeded faults, probes, checkers and a report.
     Experiment(cmd::experiment::ExperimentArgs),
+    /// IAM of a running cluster: `simulate` judges a principal's request on a key as the
+    /// Region would (decision, deciding statement or grant, reason).
+    Iam(cmd::iam::IamArgs),
 }
 
 /// Where `up`, `down`, `status`, `node kill|restart` and `kms` find the cluster by default.
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
         Command::Image(a) => cmd::image::run(a),
         Command::Deploy(a) => cmd::deploy::run(a),
         Command::Experiment(a) => cmd::experiment::run(a),
+        Command::Iam(a) => cmd::iam::run(a),
     };
     let code = match result {
         Ok(code) => code,

@@ -1,15 +1,30 @@
-//! The credentials AWS JSON clients sign with (the topology's `[[credentials]]`), and a cache of
-//! SigV4 signing keys so that the four-step HMAC derivation runs once per key, day and Region
-//! rather than once per request.
+//! The credentials AWS clients sign with: the topology's `[[credentials]]`, and the temporary
+//! credentials of STS role sessions, whose session token carries them sealed
+//! ([`super::session_token`]); and a cache of SigV4 signing keys so that the four-step HMAC
+//! derivation runs once per key, day, Region and service rather than once per request.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use kmsim_core::KmsError;
+use subtle::ConstantTimeEq;
+
+use super::session_token::SessionKey;
 use crate::config::{CredentialEntry, Secret};
 
 /// The SigV4 service name of KMS (the 4th element of the credential scope).
 pub const SERVICE: &str = "kms";
+
+/// The SigV4 service name of STS, served on the same endpoint.
+pub const STS_SERVICE: &str = "sts";
+
+/// The AWS message of an unknown access key or a wrong session token.
+pub const INVALID_TOKEN: &str = "The security token included in the request is invalid.";
+
+/// The AWS message of a session token past its expiry.
+pub const EXPIRED_TOKEN: &str = "The security token included in the request is expired";
 
 /// Signing keys kept before the cache is emptied (one per access key × day × Region in use).
 const SIGNING_KEY_CACHE_LIMIT: usize = 4096;
@@ -23,8 +38,10 @@ pub struct Credential {
     secret: Secret,
     /// The principal the requests act as.
     pub principal_arn: String,
-    /// The session token the requests must carry, for temporary credentials.
+    /// The session token the requests must carry, for temporary credentials of the topology.
     session_token: Option<Secret>,
+    /// When a role session's credentials expire (epoch ms, the Region's simulated clock).
+    pub expires_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -43,11 +60,15 @@ impl Credential {
     }
 }
 
-/// Every credential of the topology, by access key id, with the signing-key cache. `Debug` names
-/// the access keys and the number of cached signing keys, never a secret or a derived key.
+/// Every credential of the topology, by access key id, the key that opens session tokens,
+/// and the signing-key cache. `Debug` names the access keys and the number of cached signing
+/// keys, never a secret or a derived key.
 pub struct CredentialStore {
     by_key: HashMap<String, Credential>,
-    /// Derived signing keys by `access key/yyyymmdd/region` (the secret is fixed per access key).
+    /// The key of STS session tokens (the topology's `[sts]`), if any.
+    sessions: Option<SessionKey>,
+    /// Derived signing keys by `access key/yyyymmdd/region/service` (the secret is fixed per
+    /// access key).
     signing_keys: Mutex<HashMap<String, [u8; 32]>>,
 }
 
@@ -77,30 +98,81 @@ impl CredentialStore {
                             secret: e.secret_access_key.clone(),
                             principal_arn: e.principal_arn.clone(),
                             session_token: e.session_token.clone(),
+                            expires_ms: None,
                         },
                     )
                 })
                 .collect(),
+            sessions: None,
             signing_keys: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The credential of an access key id.
+    /// The same store, also accepting the role sessions whose tokens `key` sealed.
+    pub fn with_sessions(mut self, key: Option<SessionKey>) -> CredentialStore {
+        self.sessions = key;
+        self
+    }
+
+    /// The key of session tokens, if the topology has one.
+    pub fn sessions(&self) -> Option<&SessionKey> {
+        self.sessions.as_ref()
+    }
+
+    /// The credential of an access key id of the topology.
     pub fn get(&self, access_key_id: &str) -> Option<&Credential> {
         self.by_key.get(access_key_id)
     }
 
+    /// The credential a request claims with its access key and session token (`token`, the
+    /// `X-Amz-Security-Token` value): a topology credential, whose session token (if it has
+    /// one) must be the one sent and which refuses any other; else a role session, whose token
+    /// must open for this access key. Anything else is `UnrecognizedClientException`. Expiry
+    /// is checked later, against the Region's clock.
+    pub fn resolve(
+        &self,
+        access_key_id: &str,
+        token: Option<&[u8]>,
+    ) -> Result<Cow<'_, Credential>, KmsError> {
+        let invalid = || KmsError::UnrecognizedClient(INVALID_TOKEN.into());
+        if let Some(cred) = self.by_key.get(access_key_id) {
+            let ok = match (cred.session_token(), token) {
+                (None, None) => true,
+                (Some(want), Some(got)) => bool::from(want.as_bytes().ct_eq(got)),
+                _ => false,
+            };
+            return if ok {
+                Ok(Cow::Borrowed(cred))
+            } else {
+                Err(invalid())
+            };
+        }
+        let (Some(key), Some(token)) = (&self.sessions, token) else {
+            return Err(invalid());
+        };
+        let session = key.open(token, access_key_id).ok_or_else(invalid)?;
+        let principal_arn = session.principal_arn().ok_or_else(invalid)?;
+        Ok(Cow::Owned(Credential {
+            access_key_id: access_key_id.to_string(),
+            secret: session.secret_access_key,
+            principal_arn,
+            session_token: None,
+            expires_ms: Some(session.expires_ms),
+        }))
+    }
+
     /// The SigV4 signing key of `cred` for one day (`yyyymmdd`, whose first second is
-    /// `day_start_secs`) and Region, derived with `aws_sigv4::sign::v4::generate_signing_key`
-    /// on first use and cached.
+    /// `day_start_secs`), Region and service, derived with
+    /// `aws_sigv4::sign::v4::generate_signing_key` on first use and cached.
     pub fn signing_key(
         &self,
         cred: &Credential,
         date: &str,
         day_start_secs: i64,
         region: &str,
+        service: &str,
     ) -> [u8; 32] {
-        let cache_key = format!("{}/{date}/{region}", cred.access_key_id);
+        let cache_key = format!("{}/{date}/{region}/{service}", cred.access_key_id);
         if let Some(k) = self
             .signing_keys
             .lock()
@@ -110,7 +182,7 @@ impl CredentialStore {
             return *k;
         }
         let day = UNIX_EPOCH + Duration::from_secs(u64::try_from(day_start_secs).unwrap_or(0));
-        let derived = derive(cred.secret.expose(), day, region);
+        let derived = derive(cred.secret.expose(), day, region, service);
         let mut cache = self
             .signing_keys
             .lock()
@@ -123,9 +195,9 @@ impl CredentialStore {
     }
 }
 
-/// The signing key of `secret` for the day of `day` and `region` (service `kms`).
-fn derive(secret: &str, day: SystemTime, region: &str) -> [u8; 32] {
-    let key = aws_sigv4::sign::v4::generate_signing_key(secret, day, region, SERVICE);
+/// The signing key of `secret` for the day of `day`, `region` and `service`.
+fn derive(secret: &str, day: SystemTime, region: &str, service: &str) -> [u8; 32] {
+    let key = aws_sigv4::sign::v4::generate_signing_key(secret, day, region, service);
     let mut out = [0u8; 32];
     out.copy_from_slice(key.as_ref());
     out
@@ -151,18 +223,26 @@ mod tests {
         let s = store();
         let cred = s.get("AKIDEXAMPLE").expect("known");
         let day = 1_440_892_800; // 2015-08-30T00:00:00Z
-        let k1 = s.signing_key(cred, "20150830", day, "us-east-1");
-        let k2 = s.signing_key(cred, "20150830", day, "us-east-1");
+        let k1 = s.signing_key(cred, "20150830", day, "us-east-1", SERVICE);
+        let k2 = s.signing_key(cred, "20150830", day, "us-east-1", SERVICE);
         assert_eq!(k1, k2);
         assert_eq!(
             k1,
             derive(
                 "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
                 UNIX_EPOCH + Duration::from_secs(day as u64),
-                "us-east-1"
+                "us-east-1",
+                SERVICE
             )
         );
-        assert_ne!(k1, s.signing_key(cred, "20150830", day, "eu-west-1"));
+        assert_ne!(
+            k1,
+            s.signing_key(cred, "20150830", day, "eu-west-1", SERVICE)
+        );
+        assert_ne!(
+            k1,
+            s.signing_key(cred, "20150830", day, "us-east-1", STS_SERVICE)
+        );
         assert!(s.get("nobody").is_none());
     }
 
@@ -187,7 +267,7 @@ mod tests {
         for akid in ["AKIDEXAMPLE", "ASIATEMP"] {
             let cred = s.get(akid).expect("known");
             for region in ["us-east-1", "eu-west-1"] {
-                derived.push(s.signing_key(cred, "20150830", 1_440_892_800, region));
+                derived.push(s.signing_key(cred, "20150830", 1_440_892_800, region, SERVICE));
             }
         }
         let printed = [

@@ -19,17 +19,20 @@ use http_body_util::{BodyExt, Limited};
 
 use kmsim_core::KmsError;
 
-use super::credentials::CredentialStore;
+use super::credentials::{CredentialStore, STS_SERVICE};
 use super::dispatch;
 use super::errors::{
     error_response, json_response, Body, ErrorCode, FrontError, CONTENT_TYPE, MAX_BODY_BYTES,
 };
 use super::probes;
 use super::router::{Route, Router, FORWARDED_HEADER};
+use super::session_token::SessionKey;
 use super::sigv4::{self, Authorization, Caller, Now, SignedRequest};
+use super::sts::{self, StsError};
 use crate::clock::SimClock;
 use crate::config::{EndpointLimits, Topology};
 use crate::faults::FaultTable;
+use crate::key_files::KeyFileError;
 use crate::kms::{KmsApi, RequestContext};
 use crate::metrics::NodeMetrics;
 use crate::tls::Dialer;
@@ -39,7 +42,7 @@ use crate::trace::{self, TraceContext, TRACEPARENT};
 pub struct AwsFront {
     /// This node's KMS; `None` in the gateway, which forwards every request.
     local: Option<Arc<KmsApi>>,
-    /// The topology's credentials.
+    /// The topology's credentials and the key that opens role sessions' tokens.
     credentials: CredentialStore,
     /// Region routing and forwarding.
     router: Router,
@@ -55,7 +58,7 @@ pub struct AwsFront {
 impl AwsFront {
     /// The front of a node (`local` is its KMS, `me` its `REGION/ID`) or of the gateway (`local`
     /// is `None`, `me` is `gateway`); `dialer` relays requests for other Regions; `metrics`
-    /// counts its requests.
+    /// counts its requests. Fails when the topology's STS key (`[sts]`) cannot be read.
     pub fn new(
         topology: &Topology,
         local: Option<Arc<KmsApi>>,
@@ -63,17 +66,18 @@ impl AwsFront {
         faults: Arc<FaultTable>,
         dialer: Dialer,
         metrics: Arc<NodeMetrics>,
-    ) -> AwsFront {
+    ) -> Result<AwsFront, KeyFileError> {
         let local_region = local.as_ref().map(|a| a.scope.region.to_string());
         let clock = local.as_ref().map(|a| a.clock.clone()).unwrap_or_default();
-        AwsFront {
+        let sessions = SessionKey::load(topology.sts.as_ref())?;
+        Ok(AwsFront {
             local,
-            credentials: CredentialStore::new(&topology.credentials),
+            credentials: CredentialStore::new(&topology.credentials).with_sessions(sessions),
             router: Router::new(topology, local_region, me, faults, dialer),
             clock,
             limits: topology.limits.clone(),
             metrics,
-        }
+        })
     }
 
     /// The endpoint's limits.
@@ -152,6 +156,8 @@ impl AwsFront {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        // STS requests (the Query protocol) get their errors as STS XML.
+        let query = sts::is_query(&parts.headers);
         let (outcome, body_read) = match self.admit(&parts) {
             // A declared length over the limit: refused unread.
             Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => (Err(e), false),
@@ -183,7 +189,11 @@ impl AwsFront {
                     status = e.status.as_u16(),
                     "aws request refused"
                 );
-                error_response(&e, request_id)
+                if query {
+                    sts::error_response(&StsError::from_front(e.status, &e.error), request_id)
+                } else {
+                    error_response(&e, request_id)
+                }
             }
         };
         if !body_read {
@@ -246,6 +256,7 @@ impl AwsFront {
                     .as_ref()
                     .ok_or_else(|| KmsError::Internal("no local Region in this process".into()))?;
                 let caller = self.verify_local(parts, &body, auth)?;
+                let is_sts = auth.service == STS_SERVICE;
                 let ctx = RequestContext::aws_json(
                     request_id.to_string(),
                     caller.principal_arn,
@@ -256,6 +267,15 @@ impl AwsFront {
                         .get(header::USER_AGENT)
                         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
                 );
+                if is_sts {
+                    let sessions = self.credentials.sessions();
+                    return Ok(
+                        match sts::serve(api, sessions, &ctx, &parts.headers, &body) {
+                            Ok(xml) => sts::xml_response(StatusCode::OK, xml, request_id),
+                            Err(e) => sts::error_response(&e, request_id),
+                        },
+                    );
+                }
                 let request = match decode_verified(parts, &body) {
                     Ok(request) => request,
                     Err(e) => {

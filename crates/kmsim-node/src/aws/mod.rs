@@ -7,7 +7,8 @@
 //! [`front`] (envelope, body bound, SigV4 scope) → [`router`] (served here, or relayed as-is
 //! over mutual TLS to a node of the Region its credential scope names, whose [`relay`] service
 //! hands it to its own front) → [`sigv4`] (signature, clock, session
-//! token, against [`credentials`]) → [`dispatch`] (generated from the one operation list: JSON
+//! token, against [`credentials`] and role sessions' [`session_token`]s) → [`sts`] for the
+//! SigV4 service `sts` (AssumeRole, GetCallerIdentity), else [`dispatch`] (generated from the one operation list: JSON
 //! ↔ `kmsim.kms.v1` messages ↔ [`crate::kms::KmsApi`]) → [`errors`] (the AWS error body and
 //! the headers of every response). No operation logic lives here.
 
@@ -21,7 +22,9 @@ pub mod probes;
 pub mod relay;
 pub mod router;
 pub mod server;
+pub mod session_token;
 pub mod sigv4;
+pub mod sts;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -69,7 +72,7 @@ pub async fn run_gateway(
         faults,
         dialer,
         metrics,
-    ));
+    )?);
     let tls = match topology.tls.as_ref().filter(|t| t.aws_https) {
         Some(t) => Some(
             t.read_pair(&t.gateway_files())

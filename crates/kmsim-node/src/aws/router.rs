@@ -365,10 +365,13 @@ fn response(relayed: RelayResponse) -> Result<Response<Body>, FrontError> {
     Ok(out)
 }
 
-/// The AWS error code of a relayed error answer (its body's `__type`), as one of the codes
-/// kmsim knows (`KMSInternalException` for anything else), so the metrics' label values stay
+/// The AWS error code of a relayed error answer (its body's `__type`, or an STS error's
+/// `<Code>`), as one of the codes kmsim knows (`KMSInternalException` for anything else), so the metrics' label values stay
 /// a known set.
 fn relayed_error_code(body: &[u8]) -> &'static str {
+    if let Some(code) = super::sts::error_code_of(body) {
+        return code;
+    }
     let code = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("__type")?.as_str().map(str::to_string))

@@ -4,7 +4,7 @@
 //!
 //! The algorithm (AWS's "Signature Version 4", header form, as KMS clients use it):
 //!
-//! 1. `Authorization: AWS4-HMAC-SHA256 Credential=AKID/YYYYMMDD/REGION/kms/aws4_request,
+//! 1. `Authorization: AWS4-HMAC-SHA256 Credential=AKID/YYYYMMDD/REGION/SERVICE/aws4_request,
 //!    SignedHeaders=h1;h2;…, Signature=<64 hex>`; `X-Amz-Date: YYYYMMDD'T'HHMMSS'Z'` is
 //!    required and its date must be the scope's. `SignedHeaders` must name `host` and
 //!    `x-amz-date`, and each of `x-amz-target`, `content-type` and `x-amz-security-token` that
@@ -17,10 +17,11 @@
 //!    `SignedHeaders` list as sent; the lowercase hex SHA-256 of the body. When the request
 //!    carries `X-Amz-Content-Sha256` it must equal that hash.
 //! 3. String to sign: `AWS4-HMAC-SHA256`, the `X-Amz-Date` value, the scope
-//!    `YYYYMMDD/REGION/kms/aws4_request`, and the hex SHA-256 of the canonical request, joined
+//!    `YYYYMMDD/REGION/SERVICE/aws4_request`, and the hex SHA-256 of the canonical request, joined
 //!    by `\n`.
-//! 4. Signing key: `aws_sigv4::sign::v4::generate_signing_key(secret, day, region, "kms")`,
-//!    cached per access key, day and Region ([`CredentialStore::signing_key`]); signature:
+//! 4. Signing key: `aws_sigv4::sign::v4::generate_signing_key(secret, day, region, service)`
+//!    (service `kms`, or `sts` for STS on the same endpoint), cached per access key, day,
+//!    Region and service ([`CredentialStore::signing_key`]); signature:
 //!    `aws_sigv4::sign::v4::calculate_signature(key, string_to_sign)`, compared with
 //!    [`subtle::ConstantTimeEq`].
 //!
@@ -32,6 +33,8 @@
 //! simulated clock **or** of the host clock, so that clients keep working after an experiment
 //! has moved the simulated clock forward with `AdvanceClock` (they sign with the host's time).
 
+use std::borrow::Cow;
+
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -39,7 +42,8 @@ use subtle::ConstantTimeEq;
 use kmsim_core::KmsError;
 
 use super::amz_date::{format_amz_date, parse_amz_date};
-use super::credentials::{Credential, CredentialStore, SERVICE};
+pub use super::credentials::INVALID_TOKEN;
+use super::credentials::{Credential, CredentialStore, EXPIRED_TOKEN, SERVICE, STS_SERVICE};
 use super::errors::truncate;
 
 /// The only signing algorithm accepted.
@@ -54,9 +58,6 @@ pub const MAX_SKEW_SECS: i64 = 15 * 60;
 /// The AWS message of a signature that does not match.
 pub const SIGNATURE_MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
 
-/// The AWS message of an unknown access key or a wrong session token.
-pub const INVALID_TOKEN: &str = "The security token included in the request is invalid.";
-
 /// The parts of a SigV4 `Authorization` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorization {
@@ -66,7 +67,7 @@ pub struct Authorization {
     pub date: String,
     /// The scope's Region: where the request is served.
     pub region: String,
-    /// The scope's service (must be `kms`).
+    /// The scope's service (must be `kms`, or `sts` for STS on the same endpoint).
     pub service: String,
     /// The scope's terminator (must be `aws4_request`).
     pub terminator: String,
@@ -188,7 +189,7 @@ pub fn check_scope(
             truncate(&auth.terminator, 64)
         )));
     }
-    if auth.service != SERVICE {
+    if auth.service != SERVICE && auth.service != STS_SERVICE {
         return Err(KmsError::InvalidSignature(format!(
             "Credential should be scoped to correct service: '{SERVICE}'. "
         )));
@@ -242,8 +243,8 @@ pub enum Collapse {
 /// What [`check_headers`] established about a request before its body is read.
 #[derive(Debug, Clone)]
 pub struct HeaderCheck<'a> {
-    /// The credential the request claims.
-    pub credential: &'a Credential,
+    /// The credential the request claims (a role session's is opened from its token).
+    pub credential: Cow<'a, Credential>,
     /// The `X-Amz-Date` value.
     pub amz_date: String,
     /// `X-Amz-Date` in seconds since the epoch.
@@ -288,9 +289,12 @@ pub fn check_headers<'a>(
             &amz_date[..8]
         )));
     }
-    let Some(credential) = store.get(&auth.access_key_id) else {
+    // An access key that is neither the topology's nor possibly a role session's (which comes
+    // with its token) is refused first, as before sessions existed.
+    let token = headers.get("x-amz-security-token").map(|v| v.as_bytes());
+    if store.get(&auth.access_key_id).is_none() && (token.is_none() || store.sessions().is_none()) {
         return Err(KmsError::UnrecognizedClient(INVALID_TOKEN.into()));
-    };
+    }
     let signed: Vec<String> = auth.signed_header_names().collect();
     let is_signed = |name: &str| signed.iter().any(|h| h == name);
     if !is_signed("host") {
@@ -310,7 +314,7 @@ pub fn check_headers<'a>(
             )));
         }
     }
-    check_session_token(credential.session_token(), headers)?;
+    let credential = store.resolve(&auth.access_key_id, token)?;
     Ok(HeaderCheck {
         credential,
         amz_date,
@@ -335,6 +339,13 @@ pub fn verify(
         signed,
     } = check_headers(store, auth, req.headers)?;
     check_clock(request_secs, &amz_date, now)?;
+    // A role session's credentials end at their expiry on the Region's (simulated) clock.
+    if cred
+        .expires_ms
+        .is_some_and(|exp| now.simulated.saturating_mul(1000) >= exp)
+    {
+        return Err(KmsError::ExpiredToken(EXPIRED_TOKEN.into()));
+    }
     let payload_hash = hex::encode(Sha256::digest(req.body));
     if let Some(claimed) = req.headers.get("x-amz-content-sha256") {
         if claimed.as_bytes() != payload_hash.as_bytes() {
@@ -345,7 +356,7 @@ pub fn verify(
         }
     }
     let day_start = request_secs - request_secs.rem_euclid(86_400);
-    let key = store.signing_key(cred, &auth.date, day_start, &auth.region);
+    let key = store.signing_key(&cred, &auth.date, day_start, &auth.region, &auth.service);
     let mut tries = vec![Collapse::Spaces];
     if signed_values_have_other_whitespace(req.headers, &signed) {
         tries.push(Collapse::AllWhitespace);
@@ -369,22 +380,6 @@ pub fn verify(
         }
     }
     Err(KmsError::InvalidSignature(SIGNATURE_MISMATCH.into()))
-}
-
-/// A credential with a session token needs that token (signed: [`check_headers`] checked that
-/// a token present is); one without refuses any token.
-fn check_session_token(expected: Option<&str>, headers: &HeaderMap) -> Result<(), KmsError> {
-    let sent = headers.get("x-amz-security-token").map(|v| v.as_bytes());
-    let ok = match (expected, sent) {
-        (None, None) => true,
-        (Some(want), Some(got)) => bool::from(want.as_bytes().ct_eq(got)),
-        _ => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(KmsError::UnrecognizedClient(INVALID_TOKEN.into()))
-    }
 }
 
 /// The request date must be within [`MAX_SKEW_SECS`] of the simulated or the host clock; the

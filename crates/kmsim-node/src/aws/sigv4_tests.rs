@@ -10,6 +10,7 @@ use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
 
 use super::*;
+use crate::aws::session_token::{Session, SessionKey};
 use crate::config::{CredentialEntry, Secret};
 
 const NOW: i64 = 1_796_119_200; // 2026-12-01T10:00:00Z
@@ -29,6 +30,11 @@ fn store() -> CredentialStore {
             session_token: Some(Secret::new("the-session-token")),
         },
     ])
+    .with_sessions(Some(session_key()))
+}
+
+fn session_key() -> SessionKey {
+    SessionKey::new(kmsim_crypto::DomainKey::from_bytes(&[9; 32]).unwrap())
 }
 
 /// A request as a client would send it, before signing.
@@ -235,6 +241,83 @@ fn unknown_keys_wrong_secrets_and_tokens() {
         "test",
         Some("the-session-token"),
         "eu-west-1",
+        NOW,
+    );
+    assert_eq!(code(check(&h, b"{}", NOW)), "UnrecognizedClientException");
+}
+
+#[test]
+fn a_role_session_signs_with_its_sealed_credentials_until_it_expires() {
+    let req = base_request(b"{}");
+    let session = Session {
+        role_arn: "arn:aws:iam::111122223333:role/app/Reader".into(),
+        session_name: "job-7".into(),
+        expires_ms: (NOW + 900) * 1000,
+        secret_access_key: Secret::new("session-secret"),
+    };
+    let token = session_key().seal(&session, "ASIASESSION", &mut rand::thread_rng());
+    let ok = signed(
+        &req,
+        "ASIASESSION",
+        "session-secret",
+        Some(&token),
+        "us-east-1",
+        NOW,
+    );
+    assert_eq!(
+        check(&ok, b"{}", NOW).unwrap().principal_arn,
+        "arn:aws:sts::111122223333:assumed-role/Reader/job-7"
+    );
+    // At its expiry, on the Region's clock (a request signed then, with the host's time).
+    let late = signed(
+        &req,
+        "ASIASESSION",
+        "session-secret",
+        Some(&token),
+        "us-east-1",
+        NOW + 900,
+    );
+    let e = check(&late, b"{}", NOW + 900).unwrap_err();
+    assert_eq!(e.code(), "ExpiredTokenException");
+    assert_eq!(
+        e.message(),
+        "The security token included in the request is expired"
+    );
+    // The wrong secret, another access key, or an altered token.
+    let h = signed(&req, "ASIASESSION", "other", Some(&token), "us-east-1", NOW);
+    assert_eq!(code(check(&h, b"{}", NOW)), "InvalidSignatureException");
+    let h = signed(
+        &req,
+        "ASIAOTHER",
+        "session-secret",
+        Some(&token),
+        "us-east-1",
+        NOW,
+    );
+    assert_eq!(code(check(&h, b"{}", NOW)), "UnrecognizedClientException");
+    let mut forged = token.clone().into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let h = signed(
+        &req,
+        "ASIASESSION",
+        "session-secret",
+        Some(&forged),
+        "us-east-1",
+        NOW,
+    );
+    let e = check(&h, b"{}", NOW).unwrap_err();
+    assert_eq!(e.code(), "UnrecognizedClientException");
+    assert_eq!(e.message(), INVALID_TOKEN);
+    assert!(!e.message().contains("session-secret"));
+    // No token at all: an unknown access key.
+    let h = signed(
+        &req,
+        "ASIASESSION",
+        "session-secret",
+        None,
+        "us-east-1",
         NOW,
     );
     assert_eq!(code(check(&h, b"{}", NOW)), "UnrecognizedClientException");

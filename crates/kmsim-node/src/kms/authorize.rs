@@ -183,6 +183,19 @@ enum Target {
     Key(Arc<KeyRecord>, Option<String>),
 }
 
+/// One check of a simulated request (`KmsApi::simulate`).
+#[derive(Debug, Clone)]
+pub struct Simulated {
+    /// The action judged (`kms:Decrypt`, `kms:ReEncryptFrom`, …).
+    pub action: String,
+    /// The resource it was judged on (a key ARN, an alias ARN, or `*`).
+    pub resource: String,
+    /// The decision, naming the statement or grant that decided.
+    pub decision: Decision,
+    /// AWS's `AccessDeniedException` message when refused.
+    pub message: Option<String>,
+}
+
 /// Parsed key policies by text, so a policy is parsed once, not on every request.
 #[derive(Default)]
 pub struct PolicyCache {
@@ -488,6 +501,26 @@ impl KmsApi {
         principal: &Principal,
         body: &Value,
     ) -> Result<(), KmsError> {
+        let (ctx, decision) = self.judge(check, base, principal, body, &[])?;
+        match decision.access_denied_message(&ctx) {
+            None => Ok(()),
+            Some(message) => {
+                tracing::debug!(action = %ctx.action, resource = %ctx.resource, caller = %ctx.caller.arn, %decision, "access denied");
+                Err(KmsError::AccessDenied(message))
+            }
+        }
+    }
+
+    /// The decision of one check, and the request context it was judged with; `overrides`
+    /// (condition keys a simulation sets) are applied last.
+    fn judge(
+        &self,
+        check: &Check,
+        base: &PolicyContext,
+        principal: &Principal,
+        body: &Value,
+        overrides: &[(String, String)],
+    ) -> Result<(PolicyContext, Decision), KmsError> {
         let (resource, key) = match &check.target {
             Target::Account => ("*".to_string(), None),
             Target::Alias(arn) => (arn.clone(), None),
@@ -509,18 +542,76 @@ impl KmsApi {
         if let Some(g) = &check.retiring_grant {
             ctx = ctx.with_retiring_grant(g);
         }
+        if let (Target::Key(k, named), Some(_)) = (&check.target, key) {
+            ctx = self.key_context(ctx, k, named.as_deref(), body)?;
+        }
+        for (k, v) in overrides {
+            ctx = ctx.with(k, v.as_str());
+        }
         let decision = match (&check.target, key) {
-            (Target::Key(k, named), Some(_)) => {
-                ctx = self.key_context(ctx, k, named.as_deref(), body)?;
-                self.judge_key(k, principal, &ctx)?
-            }
+            (Target::Key(k, _), Some(_)) => self.judge_key(k, principal, &ctx)?,
             _ => self.judge_identity(principal, &ctx),
         };
-        match decision.access_denied_message(&ctx) {
+        Ok((ctx, decision))
+    }
+
+    /// What `kmsim iam simulate` asks: every check operation `op` needs for a request `body`
+    /// (its AWS JSON form) by the caller of `ctx`, judged exactly as [`KmsApi::authorize`]
+    /// would on this Region's state, each with its decision and, when refused, AWS's message.
+    /// `overrides` set condition keys after the request's own (e.g. `aws:SourceIp`).
+    pub fn simulate(
+        &self,
+        op: &str,
+        ctx: &RequestContext,
+        body: &Value,
+        overrides: &[(String, String)],
+    ) -> Result<Vec<Simulated>, KmsError> {
+        let principal = self.iam.principal(&ctx.principal_arn);
+        let base = self.base_context(op, ctx, &principal, body);
+        let mut out = Vec::new();
+        for check in self.checks(op, body)? {
+            let (c, decision) = self.judge(&check, &base, &principal, body, overrides)?;
+            out.push(Simulated {
+                action: c.action.clone(),
+                resource: c.resource.clone(),
+                message: decision.access_denied_message(&c),
+                decision,
+            });
+        }
+        Ok(out)
+    }
+
+    /// STS `AssumeRole`: whether the caller of `ctx` may assume `role_arn` under its `trust`
+    /// policy, judged by the one evaluator as a key policy is (with the caller's identity
+    /// policies; see `crate::iam::parse_trust_policy`), with the global condition keys and
+    /// `extra` (`sts:RoleSessionName`, `sts:ExternalId`). A refusal is `AccessDenied`'s text.
+    pub fn authorize_assume_role(
+        &self,
+        ctx: &RequestContext,
+        role_arn: &str,
+        trust: &Policy,
+        extra: &[(&str, &str)],
+    ) -> Result<(), String> {
+        let principal = self.iam.principal(&ctx.principal_arn);
+        let mut c = self
+            .base_context("AssumeRole", ctx, &principal, &Value::Null)
+            .for_action("sts:AssumeRole", role_arn);
+        for (k, v) in extra {
+            c = c.with(k, *v);
+        }
+        let decision = evaluate(
+            &KeyAccess {
+                key_policy: trust,
+                identity_policies: &principal.policies,
+                grants: &[],
+            },
+            &c,
+        );
+        match decision.access_denied_message(&c) {
             None => Ok(()),
             Some(message) => {
-                tracing::debug!(action = %ctx.action, resource = %ctx.resource, caller = %ctx.caller.arn, %decision, "access denied");
-                Err(KmsError::AccessDenied(message))
+                tracing::debug!(caller = %c.caller.arn, role = role_arn, %decision, "assume role denied");
+                Err(message)
             }
         }
     }

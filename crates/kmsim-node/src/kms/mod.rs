@@ -35,7 +35,7 @@ use crate::entropy::Entropy;
 use crate::material::MaterialCache;
 use crate::proposer::Proposer;
 
-pub use authorize::{PolicyCache, SecureTransport};
+pub use authorize::{PolicyCache, SecureTransport, Simulated};
 pub use context::{Interface, RequestContext};
 pub use convert::key_metadata;
 

@@ -217,7 +217,7 @@ pub fn render(
         for n in &r.nodes {
             let name = container_name(c, &r.name, n.id);
             let aws_port = n.aws_listen.map(|a| a.port()).unwrap_or(CONTAINER_AWS_PORT);
-            let files = project::node_files(tls, r, n.id);
+            let files = project::node_files(tls, topology.sts.as_ref(), r, n.id);
             let command = [
                 "node",
                 "--topology",
@@ -266,7 +266,7 @@ pub fn render(
             health_url: format!("http://127.0.0.1:{gw_port}/{probe}"),
             labels: vec![(CLUSTER_LABEL, c.clone()), (NODE_LABEL, "gateway".into())],
             networks: vec![format!("{c}-inter")],
-            files: &project::gateway_files(tls),
+            files: &project::gateway_files(tls, topology.sts.as_ref()),
             volume: None,
             ports: Some((spec.aws_port, gw_port)),
             flavor,

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kmsim_node::config::{RegionConfig, Topology};
+use kmsim_node::config::{RegionConfig, StsSettings, Topology};
 use kmsim_node::tls::issue::host_of;
 use kmsim_node::tls::TlsSettings;
 
@@ -64,18 +64,29 @@ pub fn tls_of(topology: &Topology) -> Result<&TlsSettings, ContainerError> {
 }
 
 /// The files of the cluster directory that node `id` of `r` reads, relative to it: its
-/// Region's domain key and transport key, the CA certificate, its own certificate and key.
-pub fn node_files(tls: &TlsSettings, r: &RegionConfig, id: u64) -> Vec<PathBuf> {
+/// Region's domain key and transport key, the STS session-token key (`sts`), the CA
+/// certificate, its own certificate and key.
+pub fn node_files(
+    tls: &TlsSettings,
+    sts: Option<&StsSettings>,
+    r: &RegionConfig,
+    id: u64,
+) -> Vec<PathBuf> {
     let (cert, key) = tls.node_files(&r.name, id);
     let mut files = vec![r.domain_key_file.clone()];
     files.extend(r.transport_key_file.clone());
+    files.extend(sts.map(|s| s.key_file.clone()));
     files.extend([tls.ca_cert(), cert, key]);
     files
 }
 
-/// The files the gateway reads besides the topology: the CA certificate, its own certificate
-/// and key. Trust-anchor keys and the CA key are read by no process.
-pub fn gateway_files(tls: &TlsSettings) -> Vec<PathBuf> {
+/// The files the gateway reads besides the topology: the STS session-token key (`sts`; the
+/// gateway opens session tokens to check a request's headers before it relays it), the CA
+/// certificate, its own certificate and key. Trust-anchor keys and the CA key are read by no
+/// process.
+pub fn gateway_files(tls: &TlsSettings, sts: Option<&StsSettings>) -> Vec<PathBuf> {
     let (cert, key) = tls.gateway_files();
-    vec![tls.ca_cert(), cert, key]
+    let mut files: Vec<PathBuf> = sts.map(|s| s.key_file.clone()).into_iter().collect();
+    files.extend([tls.ca_cert(), cert, key]);
+    files
 }

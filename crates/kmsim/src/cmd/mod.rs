@@ -7,6 +7,7 @@ pub mod deploy;
 pub mod experiment;
 pub mod gateway;
 pub mod health;
+pub mod iam;
 pub mod image;
 pub mod kms;
 pub mod logging;

@@ -150,7 +150,7 @@ impl SecretFiles {
         let tls = project::tls_of(topology)?;
         let mut files = Vec::new();
         for n in &r.nodes {
-            for f in project::node_files(tls, r, n.id) {
+            for f in project::node_files(tls, topology.sts.as_ref(), r, n.id) {
                 if f != r.domain_key_file && !files.contains(&f) {
                     files.push(f);
                 }
@@ -166,7 +166,11 @@ impl SecretFiles {
 
     fn gateway(topology: &Topology, names: &PodNames) -> Result<SecretFiles, ContainerError> {
         let tls = project::tls_of(topology)?;
-        SecretFiles::of(names.gateway_secret(), &project::gateway_files(tls), None)
+        SecretFiles::of(
+            names.gateway_secret(),
+            &project::gateway_files(tls, topology.sts.as_ref()),
+            None,
+        )
     }
 
     fn of(

@@ -339,7 +339,7 @@ fn every_secret_and_file_a_pod_reads_is_generated_and_mounted_where_the_topology
         let in_pod = |f: &Path| format!("{CLUSTER_DIR}/{}", f.display());
         assert!(readable.contains(&format!("{CLUSTER_DIR}/topology.toml")));
         let mut wanted: Vec<String> = match s(&c["args"][0]) {
-            "gateway" => project::gateway_files(tls)
+            "gateway" => project::gateway_files(tls, topo.sts.as_ref())
                 .iter()
                 .map(|f| in_pod(f))
                 .collect(),
@@ -351,7 +351,7 @@ fn every_secret_and_file_a_pod_reads_is_generated_and_mounted_where_the_topology
                 region
                     .nodes
                     .iter()
-                    .flat_map(|n| project::node_files(tls, region, n.id))
+                    .flat_map(|n| project::node_files(tls, topo.sts.as_ref(), region, n.id))
                     .filter(|f| *f != region.domain_key_file)
                     .map(|f| in_pod(&f))
                     .collect()
