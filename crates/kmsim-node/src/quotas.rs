@@ -257,7 +257,10 @@ fn shared_quota(op: &str, req: &dyn Any) -> Option<usize> {
         }
         _ => return None,
     };
-    quota_index(name)
+    SHARED_QUOTAS
+        .iter()
+        .position(|s| *s == name)
+        .map(|i| OPERATIONS.len() + i)
 }
 
 /// The account a call is charged to: the one its caller's ARN names
