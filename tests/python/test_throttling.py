@@ -28,7 +28,7 @@ def counting_client(region, attempts):
     `attempts`: botocore emits `before-send.kms.<Operation>` once per request it sends."""
     kms = boto3.client(
         "kms", region_name=region,
-        config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 3}),
+        config=botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 3}),
     )
 
     def count(event_name, **_):
