@@ -11,7 +11,7 @@ use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::Client;
 
-use crate::harness::{kmsim, kmsim_fails, wait_for, Cluster};
+use crate::harness::{kmsim, kmsim_fails, Cluster};
 
 const A: &str = "us-east-1";
 const B: &str = "eu-west-1";
@@ -154,6 +154,7 @@ async fn quotas_are_each_regions_own_and_answered_as_aws_answers() {
         .unwrap()
         .clone();
     let (admitted, throttled, elapsed) = encrypt_burst(&clients, &primary, 240).await;
+    eprintln!("Encrypt at {ENCRYPT_RATE}/s over 3 nodes: {admitted} admitted, {throttled} throttled in {elapsed:?}");
     // Never more than the burst (one second of each node's share) plus the rate since.
     let bound = ENCRYPT_RATE + ENCRYPT_RATE * elapsed.as_secs_f64();
     assert!(
