@@ -73,6 +73,19 @@ fn throttle_args<'a>(data: &'a str, region: &'a str, args: &[&'a str]) -> Vec<&'
     all
 }
 
+/// A ciphertext of a few bytes under `key`.
+async fn ciphertext(kms: &Client, key: &str) -> Blob {
+    kms.encrypt()
+        .key_id(key)
+        .plaintext(Blob::new(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob()
+        .unwrap()
+        .clone()
+}
+
 async fn create_key(kms: &Client) -> Result<String, String> {
     kms.create_key()
         .send()
@@ -143,16 +156,7 @@ async fn quotas_are_each_regions_own_and_answered_as_aws_answers() {
 
     // --- Request quota: Encrypt at 30/s for us-east-1, spread over its three nodes.
     let clients = node_clients(&c, A);
-    let blob = clients[0]
-        .encrypt()
-        .key_id(&primary)
-        .plaintext(Blob::new(b"x".to_vec()))
-        .send()
-        .await
-        .unwrap()
-        .ciphertext_blob()
-        .unwrap()
-        .clone();
+    let blob = ciphertext(&clients[0], &primary).await;
     let (admitted, throttled, elapsed) = encrypt_burst(&clients, &primary, 240).await;
     eprintln!("Encrypt at {ENCRYPT_RATE}/s over 3 nodes: {admitted} admitted, {throttled} throttled in {elapsed:?}");
     // Never more than the burst (one second of each node's share) plus the rate since.
@@ -179,16 +183,7 @@ async fn quotas_are_each_regions_own_and_answered_as_aws_answers() {
     assert_eq!(admitted_b, 15);
 
     // --- Run time: chaos throttle turns Decrypt off in eu-west-1 only, then back on.
-    let blob_b = b
-        .encrypt()
-        .key_id(&own[0])
-        .plaintext(Blob::new(b"y".to_vec()))
-        .send()
-        .await
-        .unwrap()
-        .ciphertext_blob()
-        .unwrap()
-        .clone();
+    let blob_b = ciphertext(&b, &own[0]).await;
     let decrypt_b = || async {
         b.decrypt()
             .ciphertext_blob(blob_b.clone())
