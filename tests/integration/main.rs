@@ -35,6 +35,7 @@ mod t59_containers;
 mod t59_swarm;
 mod t60_security;
 mod t61_limits;
+mod t61_quotas;
 mod t62_secrets;
 mod t63_authorization;
 mod t63_sts;

@@ -63,6 +63,30 @@ pub fn role_name(s: ServerState) -> &'static str {
 
 #[tonic::async_trait]
 impl AdminService for AdminServiceImpl {
+    async fn set_throttle(
+        &self,
+        req: Request<pb::SetThrottleRequest>,
+    ) -> Result<Response<pb::SetThrottleResponse>, Status> {
+        let req = req.into_inner();
+        let quota = Some(req.quota.as_str()).filter(|q| !q.is_empty());
+        self.api
+            .quotas
+            .set_throttle(quota, req.rate)
+            .map_err(Status::invalid_argument)?;
+        tracing::info!(quota = quota.unwrap_or("every operation"), rate = ?req.rate, "request quota set");
+        let (rates, share) = self.api.quotas.in_force();
+        Ok(Response::new(pb::SetThrottleResponse {
+            quotas: rates
+                .into_iter()
+                .map(|(quota, rate)| pb::QuotaInForce {
+                    quota: quota.to_string(),
+                    rate,
+                })
+                .collect(),
+            share,
+        }))
+    }
+
     async fn status(
         &self,
         _req: Request<pb::StatusRequest>,

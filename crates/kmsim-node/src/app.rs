@@ -45,7 +45,8 @@ impl KmsApp {
         KmsApp {
             state: KmsState::new(scope)
                 .with_audit_retention(topology.audit.region_retention_events)
-                .with_key_cache(topology.caches.key_records),
+                .with_key_cache(topology.caches.key_records)
+                .with_resource_quotas(topology.quotas.resources.to_state()),
             clock,
             wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             last_command_index: 0,

@@ -82,6 +82,7 @@ impl Region {
             audit: Default::default(),
             limits: Default::default(),
             caches: Default::default(),
+            quotas: Default::default(),
             tls: None,
             regions: vec![RegionConfig {
                 name: "us-east-1".into(),

@@ -96,6 +96,15 @@ pub struct Topology {
     /// Sizes of every node's in-memory caches.
     #[serde(default, skip_serializing_if = "CacheSettings::is_default")]
     pub caches: CacheSettings,
+    /// Request and resource quotas (`crate::quotas`): `quotas = "aws"` turns AWS's request
+    /// quotas on, a `[quotas]` table also overrides them by name and sets the resource quotas.
+    /// Default: no request quota, AWS's resource quotas.
+    #[serde(
+        default,
+        deserialize_with = "read_quotas",
+        skip_serializing_if = "QuotaSettings::is_default"
+    )]
+    pub quotas: QuotaSettings,
     /// Transport security: mutual TLS on every gRPC link, admission by certificate identity,
     /// HTTPS for the AWS endpoints on request (`crate::tls`). Without it every link is
     /// plaintext and every service admits anyone: for hand-written single-node topologies only;
@@ -221,6 +230,173 @@ fn default_material_keys() -> usize {
 
 fn default_key_records() -> usize {
     kmsim_core::state::DEFAULT_KEY_CACHE
+}
+
+/// Whether AWS's request quotas apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestQuotaMode {
+    /// No request quota but those named in `[quotas.overrides]` (the default).
+    #[default]
+    Off,
+    /// AWS's request quotas (kms-api.md §8.1), with `[quotas.overrides]` over them.
+    Aws,
+}
+
+/// The `[quotas]` table, or the string `quotas = "aws"` (the same as `[quotas] requests =
+/// "aws"`):
+///
+/// ```toml
+/// [quotas]
+/// requests = "aws"            # or "off" (default): AWS's request quotas
+/// [quotas.overrides]          # requests per second for the whole Region, by quota name
+/// Encrypt = 50                # an operation (its own bucket), or a shared quota:
+/// CryptographicOperationsSymmetric = 1000
+/// "GenerateDataKeyPair/RSA_2048" = 2
+/// [quotas.resources]
+/// keys_per_region = 5         # default 100000
+/// aliases_per_key = 50        # default 50
+/// grants_per_key = 50000      # default 50000
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSettings {
+    /// Whether AWS's request quotas apply (default `off`).
+    #[serde(default)]
+    pub requests: RequestQuotaMode,
+    /// Requests per second for the whole Region, by quota: an operation (e.g. `Encrypt`) or a
+    /// shared quota (`crate::quotas::SHARED_QUOTAS`). Applies whatever `requests` says
+    /// (default: none).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub overrides: std::collections::BTreeMap<String, f64>,
+    /// The resource quotas (default: AWS's).
+    #[serde(default, skip_serializing_if = "ResourceQuotaSettings::is_default")]
+    pub resources: ResourceQuotaSettings,
+}
+
+impl QuotaSettings {
+    /// True for the defaults (the table is then left out of a written topology).
+    pub fn is_default(&self) -> bool {
+        *self == QuotaSettings::default()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for (name, rate) in &self.overrides {
+            if crate::quotas::quota_index(name).is_none() {
+                return Err(format!(
+                    "quotas.overrides: {}",
+                    crate::quotas::unknown_quota(name)
+                ));
+            }
+            if !rate.is_finite() || *rate < 0.0 {
+                return Err(format!(
+                    "quotas.overrides: {name} must be 0 or more requests per second"
+                ));
+            }
+        }
+        let r = &self.resources;
+        if r.keys_per_region == 0 || r.aliases_per_key == 0 || r.grants_per_key == 0 {
+            return Err("quotas.resources: every quota must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// `quotas = "aws"` (or `"off"`) stands for `[quotas] requests = "aws"`.
+impl<'de> Deserialize<'de> for QuotaSettingsWire {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = QuotaSettings;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"off\", \"aws\" or a [quotas] table")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<QuotaSettings, E> {
+                let requests = match v {
+                    "off" => RequestQuotaMode::Off,
+                    "aws" => RequestQuotaMode::Aws,
+                    other => {
+                        return Err(E::custom(format!(
+                            "quotas = \"{other}\": expected \"off\", \"aws\" or a [quotas] table"
+                        )))
+                    }
+                };
+                Ok(QuotaSettings {
+                    requests,
+                    ..QuotaSettings::default()
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<QuotaSettings, A::Error> {
+                QuotaSettings::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_any(Visit).map(QuotaSettingsWire)
+    }
+}
+
+/// The form [`Topology::quotas`] is read in (a string or a table).
+struct QuotaSettingsWire(QuotaSettings);
+
+fn read_quotas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<QuotaSettings, D::Error> {
+    QuotaSettingsWire::deserialize(d).map(|w| w.0)
+}
+
+/// The `[quotas.resources]` table: AWS's adjustable resource quotas (the key policy size,
+/// 32 KiB, is not adjustable and not here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceQuotaSettings {
+    /// Keys in each Region, in any key state; each key of a multi-Region set counts once, in
+    /// its own Region (default 100000).
+    #[serde(default = "default_keys_per_region")]
+    pub keys_per_region: u64,
+    /// Aliases per key (default 50).
+    #[serde(default = "default_aliases_per_key")]
+    pub aliases_per_key: usize,
+    /// Grants per key (default 50000).
+    #[serde(default = "default_grants_per_key")]
+    pub grants_per_key: usize,
+}
+
+impl Default for ResourceQuotaSettings {
+    fn default() -> Self {
+        ResourceQuotaSettings {
+            keys_per_region: default_keys_per_region(),
+            aliases_per_key: default_aliases_per_key(),
+            grants_per_key: default_grants_per_key(),
+        }
+    }
+}
+
+impl ResourceQuotaSettings {
+    /// True for AWS's values.
+    pub fn is_default(&self) -> bool {
+        *self == ResourceQuotaSettings::default()
+    }
+
+    /// The quotas the Region's state machine checks.
+    pub fn to_state(&self) -> kmsim_core::state::ResourceQuotas {
+        kmsim_core::state::ResourceQuotas {
+            keys_per_region: self.keys_per_region,
+            aliases_per_key: self.aliases_per_key,
+            grants_per_key: self.grants_per_key,
+        }
+    }
+}
+
+fn default_keys_per_region() -> u64 {
+    kmsim_core::state::MAX_KEYS_PER_REGION
+}
+
+fn default_aliases_per_key() -> usize {
+    kmsim_core::state::MAX_ALIASES_PER_KEY
+}
+
+fn default_grants_per_key() -> usize {
+    kmsim_core::grant::MAX_GRANTS_PER_KEY
 }
 
 /// The `[audit]` table: retention of the Region's replicated log and of every node's call log.
@@ -589,6 +765,7 @@ impl Topology {
                     .into(),
             );
         }
+        self.quotas.check().map_err(ConfigError::Invalid)?;
         if self.caches.material_keys == 0 {
             return bad("caches: material_keys must be at least 1".into());
         }
@@ -799,6 +976,46 @@ data_dir = "data/us-east-1/node-1"
         assert_eq!(t.regions[0].nodes[0].advertise_addr(), "127.0.0.1:4601");
         assert_eq!(t.regions[0].domain_key_env(), "KMSIM_DOMAIN_KEY_US_EAST_1");
         assert_eq!(Topology::parse(&t.to_toml()).unwrap(), t);
+    }
+
+    #[test]
+    fn quotas_read_as_a_string_or_a_table_and_unknown_names_are_refused() {
+        // Top-level keys go before the first table.
+        let with = |head: &str, tail: &str| format!("{head}\n{SAMPLE}\n{tail}");
+        let t = Topology::parse(&with("quotas = \"aws\"", "")).unwrap();
+        assert_eq!(t.quotas.requests, RequestQuotaMode::Aws);
+        assert!(t.quotas.overrides.is_empty());
+        assert_eq!(Topology::parse(&t.to_toml()).unwrap(), t);
+        assert_eq!(
+            Topology::parse(SAMPLE).unwrap().quotas,
+            QuotaSettings::default()
+        );
+        let table = "[quotas]\nrequests = \"off\"\n[quotas.overrides]\nEncrypt = 50\n\
+                     \"GenerateDataKeyPair/RSA_2048\" = 2.5\n[quotas.resources]\nkeys_per_region = 5\n";
+        let t = Topology::parse(&with("", table)).unwrap();
+        assert_eq!(t.quotas.requests, RequestQuotaMode::Off);
+        assert_eq!(t.quotas.overrides["Encrypt"], 50.0);
+        assert_eq!(t.quotas.overrides["GenerateDataKeyPair/RSA_2048"], 2.5);
+        assert_eq!(t.quotas.resources.keys_per_region, 5);
+        assert_eq!(t.quotas.resources.grants_per_key, 50_000);
+        assert_eq!(Topology::parse(&t.to_toml()).unwrap(), t);
+        for (bad, why) in [
+            (with("quotas = \"lots\"", ""), "expected \"off\", \"aws\""),
+            (
+                with("", "[quotas.overrides]\nEncrypts = 5\n"),
+                "'Encrypts' is no KMS operation",
+            ),
+            (with("", "[quotas.overrides]\nEncrypt = -1\n"), "0 or more"),
+            (with("", "[quotas]\nrequest = \"aws\"\n"), "unknown field"),
+            (with("", "[quotas.resources]\nkeys = 5\n"), "unknown field"),
+            (
+                with("", "[quotas.resources]\nkeys_per_region = 0\n"),
+                "at least 1",
+            ),
+        ] {
+            let e = Topology::parse(&bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     const AWS: &str = r#"

@@ -43,6 +43,7 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod proposer;
+pub mod quotas;
 pub mod raft_service;
 pub mod read_index;
 pub mod rejoin;

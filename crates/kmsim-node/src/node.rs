@@ -252,6 +252,12 @@ pub async fn run_node_with_key<E: KvEngine>(
             grpc: topology.tls.is_some(),
             aws_json: topology.aws_scheme() == "https",
         },
+        quotas: Arc::new(crate::quotas::Quotas::new(
+            region,
+            &topology.account,
+            &topology.quotas,
+            u32::try_from(region_cfg.nodes.len()).unwrap_or(u32::MAX),
+        )),
     });
     let wake = api.app.read().expect("invariant: lock not poisoned").wake();
     metrics.set_sampler(Arc::new(NodeSampler {
@@ -285,6 +291,11 @@ pub async fn run_node_with_key<E: KvEngine>(
     tasks.spawn(crate::metrics::raft_watch::follow(
         raft.clone(),
         metrics.raft.clone(),
+        stop_rx.clone(),
+    ));
+    tasks.spawn(crate::quotas::follow_voters(
+        raft.clone(),
+        api.quotas.clone(),
         stop_rx.clone(),
     ));
     tasks.spawn(crate::snapshot_policy::run(

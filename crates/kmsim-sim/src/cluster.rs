@@ -428,6 +428,7 @@ impl ClusterDir {
             audit: kmsim_node::config::AuditSettings::default(),
             limits: kmsim_node::config::EndpointLimits::default(),
             caches: kmsim_node::config::CacheSettings::default(),
+            quotas: kmsim_node::config::QuotaSettings::default(),
             tls: Some(tls),
             regions: region_cfgs,
         };

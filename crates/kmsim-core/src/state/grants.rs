@@ -1,7 +1,7 @@
 //! Applying grant commands, and reading grants.
 
 use crate::error::KmsError;
-use crate::grant::{GrantRecord, MAX_GRANTS_PER_KEY};
+use crate::grant::GrantRecord;
 use crate::ids::KeyId;
 use crate::key_state::{check, Operation};
 
@@ -107,9 +107,10 @@ impl KmsState {
                 grant.grant_id
             )));
         }
-        if self.grants_of(&grant.key_id).len() >= MAX_GRANTS_PER_KEY {
+        let quota = self.quotas.grants_per_key;
+        if self.grants_of(&grant.key_id).len() >= quota {
             return Err(KmsError::LimitExceeded(format!(
-                "The key {arn} already has {MAX_GRANTS_PER_KEY} grants"
+                "The key {arn} already has {quota} grants"
             )));
         }
         self.records.put_encoded(

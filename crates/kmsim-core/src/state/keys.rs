@@ -13,7 +13,7 @@ use crate::sync::NoticeKind;
 use super::mrk::has_replicas;
 use super::{
     alias_record_key, grant_record_key, index, AliasRecord, CommandOutput, CommandResult, KmsState,
-    RecordChange, DAY_MS, MAX_ALIASES_PER_KEY,
+    RecordChange, DAY_MS,
 };
 
 impl KmsState {
@@ -32,6 +32,7 @@ impl KmsState {
                 self.scope.key_arn(&key.key_id)
             )));
         }
+        self.key_room()?;
         Ok(self.put_key(key.clone(), changes))
     }
 
@@ -180,9 +181,10 @@ impl KmsState {
     }
 
     fn alias_room(&self, target: &KeyId) -> Result<(), KmsError> {
-        if self.aliases_of(target).len() >= MAX_ALIASES_PER_KEY {
+        let quota = self.quotas.aliases_per_key;
+        if self.aliases_of(target).len() >= quota {
             return Err(KmsError::LimitExceeded(format!(
-                "The key {} already has {MAX_ALIASES_PER_KEY} aliases",
+                "The key {} already has {quota} aliases",
                 self.scope.key_arn(target)
             )));
         }

@@ -59,8 +59,35 @@ pub const DAY_MS: i64 = 86_400_000;
 /// The largest clock offset the Region applies: a hundred years (of 366 days), so that no
 /// date computed from the clock overflows (`AdvanceClock` refuses larger steps first).
 pub const MAX_CLOCK_OFFSET_MS: i64 = 100 * 366 * DAY_MS;
-/// The most aliases one key may have.
+/// The most aliases one key may have (AWS's resource quota "Aliases per KMS key").
 pub const MAX_ALIASES_PER_KEY: usize = 50;
+/// The most customer managed keys one account may have in one Region (AWS's resource quota
+/// "AWS KMS keys"; every key of a multi-Region set counts once, in its own Region).
+pub const MAX_KEYS_PER_REGION: u64 = 100_000;
+
+/// The Region's resource quotas: AWS's values unless the topology's `[quotas.resources]`
+/// changes them. Every node of a Region reads the same topology, so apply, which checks them,
+/// stays deterministic. (The key policy size, 32 KiB, is not adjustable in AWS and is not
+/// here.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceQuotas {
+    /// Keys in the Region, in any key state ([`MAX_KEYS_PER_REGION`]).
+    pub keys_per_region: u64,
+    /// Aliases per key ([`MAX_ALIASES_PER_KEY`]).
+    pub aliases_per_key: usize,
+    /// Grants per key ([`crate::grant::MAX_GRANTS_PER_KEY`]).
+    pub grants_per_key: usize,
+}
+
+impl Default for ResourceQuotas {
+    fn default() -> Self {
+        ResourceQuotas {
+            keys_per_region: MAX_KEYS_PER_REGION,
+            aliases_per_key: MAX_ALIASES_PER_KEY,
+            grants_per_key: crate::grant::MAX_GRANTS_PER_KEY,
+        }
+    }
+}
 
 /// One alias.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +140,8 @@ pub struct KmsState {
     /// Keys by key state (states with none left out).
     key_states: BTreeMap<KeyState, u64>,
     clock_offset_ms: i64,
+    /// The resource quotas apply checks.
+    quotas: ResourceQuotas,
     /// Recent forwarded writes by request ID, applied once each (bounded, held in memory).
     requests: requests::Requests,
 }
@@ -129,8 +158,35 @@ impl KmsState {
             audit_first: 0,
             key_states: BTreeMap::new(),
             clock_offset_ms: 0,
+            quotas: ResourceQuotas::default(),
             requests: requests::Requests::default(),
         }
+    }
+
+    /// Sets the resource quotas apply checks (AWS's by default). Applies from the next
+    /// command: keys, aliases and grants already held are kept even beyond a lower quota.
+    pub fn with_resource_quotas(mut self, quotas: ResourceQuotas) -> KmsState {
+        self.quotas = quotas;
+        self
+    }
+
+    /// The resource quotas apply checks.
+    pub fn resource_quotas(&self) -> ResourceQuotas {
+        self.quotas
+    }
+
+    /// `LimitExceededException` when the Region holds as many keys as its quota allows, so
+    /// one more (a new key, or a replica arriving from another Region) would exceed it. The
+    /// message is the one AWS answered CreateKey with (recorded in a public CI log).
+    pub fn key_room(&self) -> Result<(), KmsError> {
+        let usage = self.key_count() as u64;
+        if usage >= self.quotas.keys_per_region {
+            return Err(KmsError::LimitExceeded(format!(
+                "Key quota for this account in this region is {} but the current usage is {usage}.",
+                self.quotas.keys_per_region
+            )));
+        }
+        Ok(())
     }
 
     /// Sets how many audit events the Region keeps (at least 1). Applies from the next event

@@ -370,6 +370,8 @@ impl KmsState {
     /// before proposing (the dry run) and apply checks it again.
     pub fn replica_slot(&self, key_id: &KeyId, primary: &Region) -> Result<Option<i64>, KmsError> {
         let Some(existing) = self.key(key_id) else {
+            // A new replica is a new key of this Region: it counts toward this Region's quota.
+            self.key_room()?;
             return Ok(None);
         };
         let same_primary = existing
@@ -469,6 +471,7 @@ impl KmsState {
             let Some(spec) = create.filter(|_| !promote && m.replicas.contains(&here)) else {
                 return Ok(CommandOutput::Sync(SyncReply::UnknownKey));
             };
+            self.key_room()?;
             let state = if shared.origin == Origin::External {
                 KeyState::PendingImport
             } else {

@@ -845,3 +845,74 @@ fn wrappers_inside_wrappers_are_refused_at_apply() {
     assert!(r.is_err());
     assert_eq!(s.key_count(), 0);
 }
+
+#[test]
+fn resource_quotas_from_the_topology_refuse_the_next_key_alias_and_grant() {
+    let quotas = ResourceQuotas {
+        keys_per_region: 2,
+        aliases_per_key: 1,
+        grants_per_key: 1,
+    };
+    let mut s = KmsState::new(scope()).with_resource_quotas(quotas);
+    let mut store = BTreeMap::new();
+    for n in 0..2 {
+        apply_and_check(&mut s, &mut store, &Command::CreateKey { key: key(n) }).unwrap();
+    }
+    let third = apply_and_check(&mut s, &mut store, &Command::CreateKey { key: key(2) });
+    let e = third.unwrap_err();
+    assert_eq!(e.code(), "LimitExceededException");
+    assert_eq!(
+        e.message(),
+        "Key quota for this account in this region is 2 but the current usage is 2."
+    );
+    // A key pending deletion still counts (AWS counts keys in every key state).
+    let id = key(0).key_id;
+    apply_and_check(
+        &mut s,
+        &mut store,
+        &Command::ScheduleKeyDeletion {
+            key_id: id.clone(),
+            window_days: 10,
+            now_ms: 1,
+        },
+    )
+    .unwrap();
+    assert!(s.key_room().is_err());
+    // One alias and one grant per key, then LimitExceededException.
+    let target = key(1).key_id;
+    let alias = |n: &str| Command::CreateAlias {
+        name: AliasName::parse(n).unwrap(),
+        target: target.clone(),
+        now_ms: 1,
+    };
+    apply_and_check(&mut s, &mut store, &alias("alias/one")).unwrap();
+    let e = apply_and_check(&mut s, &mut store, &alias("alias/two")).unwrap_err();
+    assert_eq!(e.code(), "LimitExceededException");
+    assert!(e.message().contains("already has 1 aliases"), "{e}");
+    apply_and_check(
+        &mut s,
+        &mut store,
+        &Command::CreateGrant {
+            grant: grant(&target, 1, None),
+        },
+    )
+    .unwrap();
+    let e = apply_and_check(
+        &mut s,
+        &mut store,
+        &Command::CreateGrant {
+            grant: grant(&target, 2, None),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "LimitExceededException");
+    // The defaults are AWS's.
+    assert_eq!(
+        ResourceQuotas::default(),
+        ResourceQuotas {
+            keys_per_region: 100_000,
+            aliases_per_key: 50,
+            grants_per_key: 50_000
+        }
+    );
+}

@@ -781,3 +781,41 @@ fn a_synchronization_cannot_change_the_material_of_a_version_the_region_holds() 
     assert!(external.regional.materials.is_empty());
     assert_eq!(external.shared, renamed);
 }
+
+#[test]
+fn a_replica_into_a_region_at_its_key_quota_is_refused_and_the_primary_is_untouched() {
+    let (mut a, b, id) = two_regions();
+    let quotas = ResourceQuotas {
+        keys_per_region: 1,
+        ..ResourceQuotas::default()
+    };
+    let mut b = b.with_resource_quotas(quotas);
+    // eu-west-1 already holds one key of its own: its quota of 1 is used up.
+    b.apply(&Command::CreateKey { key: key(7) }).0.unwrap();
+    let refused = b.replica_slot(&id, &region("us-east-1")).unwrap_err();
+    assert_eq!(refused.code(), "LimitExceededException");
+    assert_eq!(
+        refused.message(),
+        "Key quota for this account in this region is 1 but the current usage is 1."
+    );
+    // Apply checks it too (the dry run and the commit may be apart).
+    let shared = a.replication_plan(&id, &region("eu-west-1")).unwrap();
+    let (r, changes) = b.apply(&Command::CreateReplica {
+        key_id: id.clone(),
+        source: region("us-east-1"),
+        shared: Box::new(shared),
+        spec: spec(),
+        now_ms: 5,
+    });
+    assert_eq!(r.unwrap_err().code(), "LimitExceededException");
+    assert!(changes
+        .iter()
+        .all(|c| !format!("{c:?}").contains("key/mrk-")));
+    assert!(b.key(&id).is_none());
+    assert_eq!(b.key_count(), 1);
+    // The primary's Region has its own quota: untouched, the set still has no replica.
+    let primary = a.key(&id).unwrap();
+    assert!(primary.shared.mrk.as_ref().unwrap().replicas.is_empty());
+    a.apply(&Command::CreateKey { key: key(8) }).0.unwrap();
+    assert_eq!(a.key_count(), 2);
+}

@@ -71,6 +71,8 @@ pub struct KmsApi {
     pub policies: PolicyCache,
     /// Whether each face is reached over TLS (`aws:SecureTransport`).
     pub secure_transport: SecureTransport,
+    /// The Region's request quotas, as this node enforces its share of them.
+    pub quotas: Arc<crate::quotas::Quotas>,
 }
 
 /// The operations whose successful calls the Region's replicated log records (through
@@ -176,11 +178,13 @@ impl KmsApi {
         call: F,
     ) -> Result<Resp, KmsError>
     where
-        Req: Clone + serde::Serialize,
+        Req: Clone + serde::Serialize + 'static,
         Resp: 'static,
         F: Fn(Req) -> Fut,
         Fut: std::future::Future<Output = Result<Resp, KmsError>>,
     {
+        // The Region's request quotas, before any work (throttled calls are not recorded).
+        self.quotas.admit(op, &ctx.principal_arn, &req)?;
         // Built before the call consumes the request: only the members CloudTrail records.
         let params = self.calls.as_ref().map(|_| trail::request_parameters(&req));
         // Authorization first, on the state the operation then reads; a refusal changes

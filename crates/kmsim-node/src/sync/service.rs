@@ -166,8 +166,14 @@ impl SyncServiceImpl {
                 spec,
             } => {
                 // The dry run: everything this Region can check before committing anything.
+                // AWS counts a ReplicateKey as two CreateKey calls in the replica's Region
+                // (one of them this dry run), charged to its quota here.
                 let source = region(source)?;
-                let checked = validate_policy(&spec.policy)
+                let checked = self
+                    .api
+                    .quotas
+                    .admit_on_behalf("CreateKey", 2)
+                    .and_then(|()| validate_policy(&spec.policy))
                     .and_then(|()| validate_tags(&spec.tags, "tags"))
                     .and_then(|()| self.api.read(|s| s.replica_slot(&key_id, &source))?);
                 match checked {
@@ -217,6 +223,11 @@ impl SyncServiceImpl {
                         crate::kms::Interface::AwsJson
                     },
                 };
+                // AWS counts an UpdatePrimaryRegion once in each of its two Regions: this is
+                // the new primary's.
+                if let Err(e) = self.api.quotas.admit(&operation, &ctx.principal_arn, &()) {
+                    return Ok(refused(&e));
+                }
                 // Read-your-writes for a policy just changed here.
                 self.api
                     .reads

@@ -12,6 +12,7 @@ use clap::{Args, Subcommand};
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::{
     ClearLinkFaultsRequest, GetLinkFaultsRequest, LinkProfile, SetLinkFaultsRequest,
+    SetThrottleRequest,
 };
 use kmsim_sim::bench::parse_duration;
 use kmsim_sim::cluster::{ClusterDir, NodeName};
@@ -32,6 +33,10 @@ use kmsim_sim::process::{kill_nodes, running_pid, KILL_WAIT};
 /// SIGKILL (`docker kill`) makes peers see refused connections at once; a pause (SIGSTOP, or
 /// `docker pause`) is a gray failure: the process keeps its connections open and never
 /// answers, so peers see timeouts.
+///
+/// Request quotas (`throttle`; processes and containers): a Region's requests per second, for
+/// one operation, a shared quota or every operation, answered `ThrottlingException` (`Rate
+/// exceeded`) beyond it, as AWS throttles, so client retry and backoff can be studied.
 ///
 /// Network (`cut`, `reconnect`; clusters in containers, `kmsim up --runtime docker`): a Region
 /// cut off leaves the inter-Region network (its nodes still reach each other), a node cut off
@@ -117,6 +122,29 @@ enum ChaosAction {
         /// REGION or REGION/ID.
         side: String,
     },
+    /// Sets a Region's request quota at run time, on every node of the Region (each enforces
+    /// its share, RATE / nodes). Works whether or not the topology turns quotas on (`quotas =
+    /// "aws"`); it takes precedence over the topology's values until cleared. Calls beyond it
+    /// are answered `ThrottlingException` (`Rate exceeded`). Nodes restarted later start
+    /// from the topology's quotas.
+    Throttle {
+        /// The Region.
+        #[arg(long)]
+        region: String,
+        /// The quota: an operation (e.g. Encrypt) or a shared quota
+        /// (CryptographicOperationsSymmetric, CryptographicOperationsRsa,
+        /// CryptographicOperationsEcc, CryptographicOperationsMlDsa,
+        /// GenerateDataKeyPair/<KeyPairSpec>). Without it: every operation, each at RATE.
+        #[arg(long)]
+        operation: Option<String>,
+        /// Requests per second for the whole Region (0 refuses every call), or `off` to clear
+        /// the run-time rate (without --operation: every run-time rate).
+        #[arg(long, required_unless_present = "clear")]
+        rate: Option<String>,
+        /// The same as `--rate off`.
+        #[arg(long, conflicts_with = "rate")]
+        clear: bool,
+    },
 }
 
 /// How long `restart-region` waits for the containers of a Region to be ready.
@@ -135,6 +163,7 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
             | ChaosAction::Partition { .. }
             | ChaosAction::Heal
             | ChaosAction::Show
+            | ChaosAction::Throttle { .. }
     );
     if app_level {
         if let Some(code) = super::relayed(&a.data_dir)? {
@@ -288,6 +317,47 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
             }
         };
         match &a.action {
+            ChaosAction::Throttle {
+                region,
+                operation,
+                rate,
+                clear,
+            } => {
+                anyhow::ensure!(
+                    !region.contains('/'),
+                    "--region {region}: a quota is the whole Region's, name a Region (e.g. us-east-1)"
+                );
+                let rate = throttle_rate(rate.as_deref(), *clear)?;
+                if let Some(op) = operation {
+                    anyhow::ensure!(
+                        kmsim_node::quotas::quota_index(op).is_some(),
+                        "{}",
+                        kmsim_node::quotas::unknown_quota(op)
+                    );
+                }
+                let mut out = String::new();
+                for n in side(region)? {
+                    let mut c = client(&n).await?;
+                    let r = c
+                        .set_throttle(SetThrottleRequest {
+                            quota: operation.clone().unwrap_or_default(),
+                            rate,
+                        })
+                        .await
+                        .with_context(|| format!("setting the quota on {n}"))?
+                        .into_inner();
+                    out = format!("{region}: {} node(s) share the Region's rates\n", r.share);
+                    for q in r.quotas {
+                        out.push_str(&format!("  {} {}/s\n", q.quota, q.rate));
+                    }
+                }
+                let what = operation.as_deref().unwrap_or("every operation");
+                match rate {
+                    Some(r) => outln!("{what} in {region}: {r} requests per second"),
+                    None => outln!("{what} in {region}: run-time rate cleared"),
+                }
+                crate::stdout::write_bytes(out.as_bytes());
+            }
             ChaosAction::Heal => {
                 for (n, _) in &nodes {
                     match client(n).await {
@@ -395,10 +465,45 @@ fn run_on_containers(
         ChaosAction::Link { .. }
         | ChaosAction::Partition { .. }
         | ChaosAction::Heal
-        | ChaosAction::Show => anyhow::bail!(
+        | ChaosAction::Show
+        | ChaosAction::Throttle { .. } => anyhow::bail!(
             "internal: the link faults of {} are set from inside its networks ([`run`])",
             c.name
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The rate of `chaos throttle`: requests per second, or `None` for `off` / `--clear`.
+fn throttle_rate(rate: Option<&str>, clear: bool) -> anyhow::Result<Option<f64>> {
+    match rate {
+        _ if clear => Ok(None),
+        None | Some("off") => Ok(None),
+        Some(r) => {
+            let v: f64 = r
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+                .with_context(|| {
+                    format!("--rate {r}: expected requests per second (0 or more) or `off`")
+                })?;
+            Ok(Some(v))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::throttle_rate;
+
+    #[test]
+    fn throttle_rates_are_numbers_or_off() {
+        assert_eq!(throttle_rate(Some("2.5"), false).unwrap(), Some(2.5));
+        assert_eq!(throttle_rate(Some("0"), false).unwrap(), Some(0.0));
+        assert_eq!(throttle_rate(Some("off"), false).unwrap(), None);
+        assert_eq!(throttle_rate(None, true).unwrap(), None);
+        for bad in ["-1", "fast", "NaN", "inf"] {
+            assert!(throttle_rate(Some(bad), false).is_err(), "{bad}");
+        }
+    }
 }
