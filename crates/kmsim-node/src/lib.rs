@@ -30,6 +30,7 @@ pub mod error;
 pub mod faults;
 pub mod heavy;
 pub mod iam;
+pub mod inject;
 pub mod key_files;
 pub mod kms;
 pub mod kms_service;
