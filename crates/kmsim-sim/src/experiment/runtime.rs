@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
-use kmsim_proto::admin::v1::{ClearLinkFaultsRequest, LinkProfile, SetLinkFaultsRequest};
+use kmsim_proto::admin::v1::{ApiFault, ClearLinkFaultsRequest, LinkProfile, SetLinkFaultsRequest};
 use nix::sys::signal::Signal;
 
 use crate::aws_client::AwsJsonClient;
 use crate::cluster::{ClusterDir, NodeName};
 use crate::health::node_status;
+use crate::node_hooks::{admin_client, all_set, RegionHooks};
 use crate::process::{kill_nodes, restart_nodes, running_pid, KILL_WAIT};
 
 /// A link setting: messages from `from` to `to` get `profile`.
@@ -62,6 +63,37 @@ pub trait Runtime: Send + Sync {
     /// Removes every link fault of every node that answers.
     fn clear_links(&self) -> impl Future<Output = Result<(), String>> + Send;
 
+    /// Moves `region`'s replicated clock forward by `by_ms` for good (it never goes back).
+    fn jump_clock(
+        &self,
+        region: &str,
+        by_ms: i64,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Skews the clock of every node of `region` (node-local, not replicated); `0, 0` takes
+    /// the skew back.
+    fn skew_clock(
+        &self,
+        region: &str,
+        skew_ms: i64,
+        drift_ms_per_s: i64,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Pauses (`true`) or resumes `region`'s synchronizer on every one of its nodes.
+    fn pause_sync(
+        &self,
+        region: &str,
+        paused: bool,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Sets an API fault rule on every node of `region` (a rule of 0 % removes the rule of
+    /// its operation and kind).
+    fn inject(
+        &self,
+        region: &str,
+        fault: &ApiFault,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
     /// The synchronizer's lag per Region pair (source, destination, samples in µs) as the
     /// nodes measured it since they started (`kmsim_sync_lag_seconds`); empty when unknown.
     fn sync_lag(&self) -> impl Future<Output = Vec<(String, String, Vec<u64>)>> + Send;
@@ -78,9 +110,6 @@ pub struct ProcessRuntime {
 
 /// How long a restarted node may take to answer.
 const RESTART_WAIT: Duration = Duration::from_secs(40);
-
-/// Deadline of one admin call.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl ProcessRuntime {
     /// The cluster in `dir`, whose nodes `exe` (a `kmsim` binary) restarts.
@@ -113,17 +142,16 @@ impl ProcessRuntime {
         n: &NodeName,
     ) -> Result<AdminServiceClient<tonic::transport::Channel>, String> {
         let addr = self.addr(n)?;
-        let ep = self
-            .dialer
-            .endpoint(&addr)
-            .map_err(|e| e.to_string())?
-            .connect_timeout(ADMIN_TIMEOUT)
-            .timeout(ADMIN_TIMEOUT);
-        let ch = ep
-            .connect()
+        admin_client(&self.dialer, &addr)
             .await
-            .map_err(|e| format!("cannot reach {n} at {addr}: {e}"))?;
-        Ok(AdminServiceClient::new(ch))
+            .map_err(|e| format!("{n}: {e}"))
+    }
+
+    fn hooks(&self) -> RegionHooks<'_> {
+        RegionHooks {
+            dialer: &self.dialer,
+            nodes: &self.nodes,
+        }
     }
 
     fn signal(&self, node: &NodeName, sig: Signal) -> Result<(), String> {
@@ -203,6 +231,33 @@ impl Runtime for ProcessRuntime {
             .map_err(|e| format!("set the link {} -> {}: {}", s.from, s.to, e.message()))?;
         }
         Ok(())
+    }
+
+    async fn jump_clock(&self, region: &str, by_ms: i64) -> Result<(), String> {
+        self.hooks().jump_clock(region, by_ms).await.map(|_| ())
+    }
+
+    async fn skew_clock(
+        &self,
+        region: &str,
+        skew_ms: i64,
+        drift_ms_per_s: i64,
+    ) -> Result<(), String> {
+        let r = self
+            .hooks()
+            .skew_clock(region, skew_ms, drift_ms_per_s)
+            .await?;
+        all_set("clock skew", &r)
+    }
+
+    async fn pause_sync(&self, region: &str, paused: bool) -> Result<(), String> {
+        let r = self.hooks().pause_sync(region, paused).await?;
+        all_set("synchronizer pause", &r)
+    }
+
+    async fn inject(&self, region: &str, fault: &ApiFault) -> Result<(), String> {
+        let r = self.hooks().inject(Some(region), fault).await?;
+        all_set("API fault", &r)
     }
 
     async fn sync_lag(&self) -> Vec<(String, String, Vec<u64>)> {
