@@ -235,6 +235,8 @@ struct WorkloadFile {
     #[serde(default = "default_plaintext")]
     plaintext_bytes: u32,
     mix: BTreeMap<String, u32>,
+    #[serde(default)]
+    retries: u32,
 }
 
 fn default_settle() -> Span {
@@ -454,6 +456,8 @@ pub struct Workload {
     pub plaintext_bytes: u32,
     /// Relative weights of the operations (only those above 0).
     pub mix: Vec<(Operation, u32)>,
+    /// How many times a client sends a throttled call again (0: never, the default).
+    pub retries: u32,
 }
 
 /// Which node a node fault hits.
@@ -956,6 +960,11 @@ fn workload(w: WorkloadFile, c: &ClusterSpec) -> Result<Workload, SpecError> {
         cross_region: w.cross_region,
         plaintext_bytes: w.plaintext_bytes,
         mix,
+        retries: if w.retries <= 10 {
+            w.retries
+        } else {
+            return Err(invalid("workload.retries", "at most 10"));
+        },
     })
 }
 

@@ -9,6 +9,7 @@ pub mod calls;
 mod clients;
 mod faults;
 mod observe;
+mod retries;
 pub mod runner;
 pub mod runtime;
 
