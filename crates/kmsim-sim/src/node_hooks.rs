@@ -96,6 +96,30 @@ impl RegionHooks<'_> {
         Err(format!("cannot move the clock of {region}: {last}"))
     }
 
+    /// Runs `set` on the admin API of every node of `region` (of the cluster when `None`). A
+    /// node that refuses the setting as invalid (`INVALID_ARGUMENT`) fails the whole call at
+    /// once with its reason; any other failure is that node's.
+    async fn each<F, Fut, T>(&self, region: Option<&str>, set: F) -> Result<PerNode, String>
+    where
+        F: Fn(AdminServiceClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        let mut out = Vec::new();
+        for (n, addr) in self.of(region)? {
+            let r = match admin_client(self.dialer, addr).await {
+                Ok(c) => match set(c).await {
+                    Err(s) if s.code() == tonic::Code::InvalidArgument => {
+                        return Err(s.message().to_string())
+                    }
+                    r => r.map(|_| ()).map_err(|s| s.message().to_string()),
+                },
+                Err(e) => Err(e),
+            };
+            out.push((n.clone(), r));
+        }
+        Ok(out)
+    }
+
     /// Sets the same clock skew on every node of `region` (0, 0 takes it back).
     pub async fn skew_clock(
         &self,
@@ -103,83 +127,41 @@ impl RegionHooks<'_> {
         skew_ms: i64,
         drift_ms_per_s: i64,
     ) -> Result<PerNode, String> {
-        let mut out = Vec::new();
-        for (n, addr) in self.of(Some(region))? {
-            let r = match admin_client(self.dialer, addr).await {
-                Ok(mut c) => match c
-                    .set_clock_skew(SetClockSkewRequest {
-                        skew_ms,
-                        drift_ms_per_s,
-                    })
-                    .await
-                {
-                    Err(s) if s.code() == tonic::Code::InvalidArgument => {
-                        return Err(s.message().to_string())
-                    }
-                    r => r.map(|_| ()).map_err(|s| s.message().to_string()),
-                },
-                Err(e) => Err(e),
-            };
-            out.push((n.clone(), r));
-        }
-        Ok(out)
+        self.each(Some(region), |mut c| async move {
+            c.set_clock_skew(SetClockSkewRequest {
+                skew_ms,
+                drift_ms_per_s,
+            })
+            .await
+        })
+        .await
     }
 
     /// Pauses or resumes the synchronizer of every node of `region`.
     pub async fn pause_sync(&self, region: &str, paused: bool) -> Result<PerNode, String> {
-        let mut out = Vec::new();
-        for (n, addr) in self.of(Some(region))? {
-            let r = match admin_client(self.dialer, addr).await {
-                Ok(mut c) => c
-                    .set_sync_paused(SetSyncPausedRequest { paused })
-                    .await
-                    .map(|_| ())
-                    .map_err(|s| s.message().to_string()),
-                Err(e) => Err(e),
-            };
-            out.push((n.clone(), r));
-        }
-        Ok(out)
+        self.each(Some(region), |mut c| async move {
+            c.set_sync_paused(SetSyncPausedRequest { paused }).await
+        })
+        .await
     }
 
     /// Sets an API fault rule on every node of `region` (every node of the cluster when
     /// `None`). A rule the node refuses fails at once with its reason.
     pub async fn inject(&self, region: Option<&str>, fault: &ApiFault) -> Result<PerNode, String> {
-        let mut out = Vec::new();
-        for (n, addr) in self.of(region)? {
-            let r = match admin_client(self.dialer, addr).await {
-                Ok(mut c) => match c
-                    .set_api_fault(SetApiFaultRequest {
-                        fault: Some(fault.clone()),
-                    })
-                    .await
-                {
-                    Err(s) if s.code() == tonic::Code::InvalidArgument => {
-                        return Err(s.message().to_string())
-                    }
-                    r => r.map(|_| ()).map_err(|s| s.message().to_string()),
-                },
-                Err(e) => Err(e),
-            };
-            out.push((n.clone(), r));
-        }
-        Ok(out)
+        self.each(region, |mut c| async move {
+            c.set_api_fault(SetApiFaultRequest {
+                fault: Some(fault.clone()),
+            })
+            .await
+        })
+        .await
     }
 
     /// Removes every API fault rule of every node of `region` (of the cluster when `None`).
     pub async fn clear_injected(&self, region: Option<&str>) -> Result<PerNode, String> {
-        let mut out = Vec::new();
-        for (n, addr) in self.of(region)? {
-            let r = match admin_client(self.dialer, addr).await {
-                Ok(mut c) => c
-                    .clear_api_faults(ClearApiFaultsRequest {})
-                    .await
-                    .map(|_| ())
-                    .map_err(|s| s.message().to_string()),
-                Err(e) => Err(e),
-            };
-            out.push((n.clone(), r));
-        }
-        Ok(out)
+        self.each(region, |mut c| async move {
+            c.clear_api_faults(ClearApiFaultsRequest {}).await
+        })
+        .await
     }
 }
