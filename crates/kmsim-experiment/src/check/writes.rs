@@ -36,11 +36,16 @@ pub fn no_lost_writes(input: &Input) -> Verdict {
     let mut rotations: BTreeMap<&str, (u32, BTreeSet<&str>, Vec<u64>)> = BTreeMap::new();
     let mut promotions: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
     // Keys a Region's own clock may have deleted: scheduled there (acknowledged or unknown),
-    // then the Region's clock moved ahead by a fault by at least the window.
+    // then the Region's clock moved ahead by a fault by at least the window. Not a primary
+    // acknowledged PendingReplicaDeletion: it has no deletion date until its replicas are gone.
     let expired: BTreeSet<(&str, &str)> = f
         .ops
         .iter()
-        .filter(|op| !matches!(op.outcome, Outcome::Failed { .. }))
+        .filter(|op| match &op.outcome {
+            Outcome::Failed { .. } => false,
+            Outcome::Ok { reply } => reply.state.as_deref() != Some("PendingReplicaDeletion"),
+            Outcome::Unknown { .. } => true,
+        })
         .filter_map(|op| match (&op.call, key_of(op)) {
             (Call::ScheduleKeyDeletion { days, .. }, Some((region, key_id)))
                 if clock_advance_after(input, &f, region, op.start)

@@ -307,3 +307,27 @@ proptest::proptest! {
         let _ = Experiment::parse(&text, true);
     }
 }
+
+#[test]
+fn every_library_experiment_parses_in_full_and_quick() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("the library") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable");
+        for quick in [false, true] {
+            let e = Experiment::parse(&text, quick)
+                .unwrap_or_else(|err| panic!("{} (quick {quick}): {err}", path.display()));
+            assert!(
+                e.workload.duration <= Duration::from_secs(120),
+                "{}",
+                path.display()
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen >= 7, "{seen} experiments");
+}
