@@ -224,7 +224,7 @@ fn throttled_calls_are_retried_and_show_in_the_figures() {
             _ => None,
         })
         .collect();
-    let throttled = |op: &&history::Op| matches!(&op.outcome, history::Outcome::Failed { code, .. } if code == "ThrottlingException");
+    let throttled = |op: &&&history::Op| matches!(&op.outcome, history::Outcome::Failed { code, .. } if code == "ThrottlingException");
     let in_us = ops
         .iter()
         .filter(|o| o.region == "us-east-1")

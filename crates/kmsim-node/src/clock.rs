@@ -121,6 +121,12 @@ impl SimClock {
         host + self.offset_ms.load(Ordering::Acquire) + skew
     }
 
+    /// The host's own time in ms, with neither the Region's offset nor this node's skew (SigV4
+    /// accepts a request signed with either this or [`SimClock::now_ms`]).
+    pub fn host_ms(&self) -> i64 {
+        host_now_ms()
+    }
+
     /// This node's skew (zero when none is set).
     pub fn skew(&self) -> ClockSkew {
         *self.skew.read().expect("invariant: lock not poisoned")

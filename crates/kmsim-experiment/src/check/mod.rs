@@ -223,6 +223,10 @@ pub(crate) fn occurrence_windows(input: &Input, f: &Facts) -> Option<Vec<(usize,
     Some(w)
 }
 
+/// How long after its start edge a Region-wide node hook (a clock skew) may take effect: the
+/// runner sets it node by node through the admin API.
+const APPLY_SLACK: Micros = 2_000_000;
+
 /// How far the faults moved `region`'s clock ahead after `since` (history clock), in ms, at
 /// most: a clock jump that started then by its amount, a skew that started then by its
 /// largest value, a skew already active then by what its drift added afterwards. A key
@@ -239,7 +243,13 @@ pub(crate) fn clock_advance_after(input: &Input, f: &Facts, region: &str, since:
             let act = &input.schedule.occurrences.get(i)?.act;
             // A fault never ended lasts to the observation: count its drift to the heal only.
             let e = e.min(f.phases.get(&Phase::Heal).copied().unwrap_or(e));
-            Some(if s >= since {
+            // When the fault took effect is known only within bounds: after its start edge (when
+            // the runner began applying it), before a jump's end edge (recorded once applied),
+            // and, for a skew, within APPLY_SLACK of its start (the time to reach every node).
+            let may_follow = s >= since
+                || (act.is_instant() && e >= since)
+                || since.saturating_sub(s) < APPLY_SLACK;
+            Some(if may_follow {
                 act.clock_advance_ms(region, span(s, e))
             } else if e > since {
                 act.clock_advance_ms(region, span(s, e))
