@@ -43,6 +43,7 @@ mod t64_prometheus;
 mod t65_top;
 mod t66_traces;
 mod t67_experiments;
+mod t68_node_hooks;
 mod t70_multi_region;
 mod t71_multi_region_faults;
 mod t72_multi_region_lifecycle;

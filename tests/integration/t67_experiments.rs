@@ -183,6 +183,85 @@ fn a_frozen_leader_fails_over_and_loses_nothing() {
     assert!(writes > 0, "management writes were acknowledged");
 }
 
+#[test]
+fn throttled_calls_are_retried_and_show_in_the_figures() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("run");
+    let (ok, text) = run_experiment(&[
+        "throttling-retries",
+        "--quick",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(ok, "the run failed:\n{text}");
+    let r = results(&out);
+    for checker in ["no-lost-writes", "decrypt-everywhere", "availability"] {
+        assert_eq!(verdict(&r, checker), "pass", "{checker}: {r}");
+    }
+    let recs = records(&out);
+    let edges: Vec<&history::FaultEvent> = recs
+        .iter()
+        .filter_map(|x| match x {
+            Record::Fault(f) if f.error.is_none() => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        edges.iter().any(|f| f.edge == Edge::Start
+            && f.what == "inject ThrottlingException on 20% of every operation in us-east-1"),
+        "{edges:?}"
+    );
+    assert!(
+        edges.iter().any(|f| f.edge == Edge::End),
+        "the rule removed: {edges:?}"
+    );
+    let ops: Vec<&history::Op> = recs
+        .iter()
+        .filter_map(|x| match x {
+            Record::Op(op) if op.phase == history::Phase::Workload => Some(op),
+            _ => None,
+        })
+        .collect();
+    let throttled = |op: &&&history::Op| matches!(&op.outcome, history::Outcome::Failed { code, .. } if code == "ThrottlingException");
+    let in_us = ops
+        .iter()
+        .filter(|o| o.region == "us-east-1")
+        .filter(throttled)
+        .count();
+    let in_eu = ops
+        .iter()
+        .filter(|o| o.region == "eu-west-1")
+        .filter(throttled)
+        .count();
+    assert!(
+        in_us > 0 && in_eu == 0,
+        "throttled: us-east-1 {in_us}, eu-west-1 {in_eu}"
+    );
+    // A throttled attempt is followed by a retry of the same client, due when the first was.
+    let retried = ops
+        .iter()
+        .filter(throttled)
+        .filter(|t| {
+            ops.iter()
+                .any(|o| o.client == t.client && o.due == t.due && o.start > t.end)
+        })
+        .count();
+    assert!(retried > 0, "no throttled call was retried");
+    let counted: u64 = r["operations"]
+        .as_array()
+        .expect("operations")
+        .iter()
+        .filter(|o| o["region"] == "us-east-1")
+        .filter_map(|o| o["failed"]["ThrottlingException"].as_u64())
+        .sum();
+    assert_eq!(
+        counted as usize, in_us,
+        "results.json counts every throttle"
+    );
+}
+
 /// A small experiment whose availability rule cannot hold (the only Region of its clients is
 /// killed), and, with `abort`, a probe that stops it.
 fn doomed(abort: bool) -> String {

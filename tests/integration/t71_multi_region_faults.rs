@@ -10,12 +10,12 @@ use kmsim_proto::kms::v1 as pb;
 use crate::harness::{kmsim, ok, wait_for, Cluster};
 use crate::t70_multi_region::{create_mrk, decrypt, replicate, view, A, ALL, B, C};
 
-pub fn chaos(c: &Cluster, args: &[&str]) {
+pub fn chaos(c: &Cluster, args: &[&str]) -> String {
     let dir = c.data_dir();
     let mut all = vec!["chaos"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--data-dir", &dir]);
-    kmsim(&all);
+    kmsim(&all)
 }
 
 /// How many Regions describe their key of the set as the primary.

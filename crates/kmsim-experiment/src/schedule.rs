@@ -94,6 +94,74 @@ pub enum Act {
         /// Loss probability.
         loss: f64,
     },
+    /// Move a Region's replicated clock forward for good; nothing to undo.
+    ClockJump {
+        /// The Region.
+        region: String,
+        /// By how much (ms).
+        by_ms: i64,
+    },
+    /// Skew every node of a Region; take the skew back at the end.
+    ClockSkew {
+        /// The Region.
+        region: String,
+        /// The skew when it starts (ms).
+        skew_ms: i64,
+        /// Its growth per real second (ms).
+        drift_ms_per_s: i64,
+    },
+    /// Pause a Region's synchronizer; resume it at the end.
+    PauseSync {
+        /// The Region.
+        region: String,
+    },
+    /// Answer a share of a Region's calls with an error; remove the rule at the end.
+    InjectError {
+        /// The Region.
+        region: String,
+        /// Only this operation (AWS name), or every one.
+        operation: Option<String>,
+        /// The AWS error code.
+        error: String,
+        /// The share, in percent.
+        percent: f64,
+    },
+    /// Delay a share of a Region's calls; remove the rule at the end.
+    InjectLatency {
+        /// The Region.
+        region: String,
+        /// Only this operation (AWS name), or every one.
+        operation: Option<String>,
+        /// The delay (ms).
+        delay_ms: u64,
+        /// The share, in percent.
+        percent: f64,
+    },
+}
+
+impl Act {
+    /// Whether the act is done once it starts (a clock jump): it has nothing to undo, and its
+    /// fault window is the moment it was applied.
+    pub fn is_instant(&self) -> bool {
+        matches!(self, Act::ClockJump { .. })
+    }
+
+    /// How far the act moves `region`'s clock ahead at most over `lasting` (0 when it does
+    /// not touch that Region's clock): a jump by its amount, a skew by its largest value.
+    pub fn clock_advance_ms(&self, region: &str, lasting: Duration) -> i64 {
+        match self {
+            Act::ClockJump { region: r, by_ms } if r == region => *by_ms,
+            Act::ClockSkew {
+                region: r,
+                skew_ms,
+                drift_ms_per_s,
+            } if r == region => {
+                let drift = (*drift_ms_per_s).max(0) as f64 * lasting.as_secs_f64();
+                (*skew_ms as f64 + drift).max(0.0) as i64
+            }
+            _ => 0,
+        }
+    }
 }
 
 /// One occurrence of a fault line.
@@ -139,8 +207,11 @@ impl Schedule {
             let mut start = f.at;
             let mut repeat = 0u32;
             loop {
-                let end = f.lasts.map(|l| start + l).filter(|t| *t < duration);
                 let act = resolve(&f.action, e, &mut rng);
+                let end = match act.is_instant() {
+                    true => Some(start),
+                    false => f.lasts.map(|l| start + l).filter(|t| *t < duration),
+                };
                 occurrences.push(Occurrence {
                     fault: i,
                     repeat,
@@ -256,6 +327,44 @@ fn resolve(a: &FaultAction, e: &Experiment, rng: &mut ChaCha8Rng) -> Act {
             delay_ms: delay.as_millis() as u64,
             jitter_ms: jitter.as_millis() as u64,
             loss: *loss,
+        },
+        FaultAction::ClockJump { region, by } => Act::ClockJump {
+            region: region.clone(),
+            by_ms: by.as_millis() as i64,
+        },
+        FaultAction::ClockSkew {
+            region,
+            skew_ms,
+            drift_ms_per_s,
+        } => Act::ClockSkew {
+            region: region.clone(),
+            skew_ms: *skew_ms,
+            drift_ms_per_s: *drift_ms_per_s,
+        },
+        FaultAction::PauseSync(region) => Act::PauseSync {
+            region: region.clone(),
+        },
+        FaultAction::InjectError {
+            region,
+            operation,
+            error,
+            percent,
+        } => Act::InjectError {
+            region: region.clone(),
+            operation: operation.map(|o| o.name().to_string()),
+            error: error.code().to_string(),
+            percent: *percent,
+        },
+        FaultAction::InjectLatency {
+            region,
+            operation,
+            delay,
+            percent,
+        } => Act::InjectLatency {
+            region: region.clone(),
+            operation: operation.map(|o| o.name().to_string()),
+            delay_ms: delay.as_millis() as u64,
+            percent: *percent,
         },
     }
 }

@@ -235,6 +235,8 @@ struct WorkloadFile {
     #[serde(default = "default_plaintext")]
     plaintext_bytes: u32,
     mix: BTreeMap<String, u32>,
+    #[serde(default)]
+    retries: u32,
 }
 
 fn default_settle() -> Span {
@@ -280,6 +282,16 @@ struct FaultFile {
     jitter: Option<Span>,
     #[serde(default)]
     loss: Option<f64>,
+    #[serde(default)]
+    by: Option<String>,
+    #[serde(default)]
+    drift: Option<String>,
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    percent: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -444,6 +456,8 @@ pub struct Workload {
     pub plaintext_bytes: u32,
     /// Relative weights of the operations (only those above 0).
     pub mix: Vec<(Operation, u32)>,
+    /// How many times a client sends a throttled call again (0: never, the default).
+    pub retries: u32,
 }
 
 /// Which node a node fault hits.
@@ -511,6 +525,68 @@ pub enum FaultAction {
         /// Loss probability.
         loss: f64,
     },
+    /// The Region's replicated clock moved forward for good (AdvanceClock); it never goes
+    /// back, so the fault has no `for`.
+    ClockJump {
+        /// The Region.
+        region: String,
+        /// How far.
+        by: Duration,
+    },
+    /// Every node of the Region skewed (node-local, not replicated); taken back when it ends.
+    ClockSkew {
+        /// The Region.
+        region: String,
+        /// The skew when it starts, in ms (negative: behind).
+        skew_ms: i64,
+        /// How much the skew grows per real second, in ms.
+        drift_ms_per_s: i64,
+    },
+    /// The Region's synchronizer paused (nothing crosses to or from it); resumed when it ends.
+    PauseSync(String),
+    /// A share of the Region's calls (of one operation, or all) answered with an error before
+    /// they run; removed when it ends.
+    InjectError {
+        /// The Region.
+        region: String,
+        /// Only this operation (every one when `None`).
+        operation: Option<Operation>,
+        /// The error.
+        error: InjectedError,
+        /// The share of the calls, in percent.
+        percent: f64,
+    },
+    /// A share of the Region's calls (of one operation, or all) delayed before they run;
+    /// removed when it ends.
+    InjectLatency {
+        /// The Region.
+        region: String,
+        /// Only this operation (every one when `None`).
+        operation: Option<Operation>,
+        /// The added delay.
+        delay: Duration,
+        /// The share of the calls, in percent.
+        percent: f64,
+    },
+}
+
+/// The error an `inject-error` fault answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum InjectedError {
+    /// `ThrottlingException` ("Rate exceeded"), which AWS clients retry with backoff.
+    Throttling,
+    /// `KMSInternalException`, a server fault, also retried.
+    Internal,
+}
+
+impl InjectedError {
+    /// The AWS error code.
+    pub fn code(self) -> &'static str {
+        match self {
+            InjectedError::Throttling => "ThrottlingException",
+            InjectedError::Internal => "KMSInternalException",
+        }
+    }
 }
 
 /// One line of the fault schedule.
@@ -884,6 +960,11 @@ fn workload(w: WorkloadFile, c: &ClusterSpec) -> Result<Workload, SpecError> {
         cross_region: w.cross_region,
         plaintext_bytes: w.plaintext_bytes,
         mix,
+        retries: if w.retries <= 10 {
+            w.retries
+        } else {
+            return Err(invalid("workload.retries", "at most 10"));
+        },
     })
 }
 
@@ -934,6 +1015,11 @@ fn only(f: &str, x: &FaultFile, allowed: &[&str]) -> Result<(), SpecError> {
         ("delay", x.delay.is_some()),
         ("jitter", x.jitter.is_some()),
         ("loss", x.loss.is_some()),
+        ("by", x.by.is_some()),
+        ("drift", x.drift.is_some()),
+        ("operation", x.operation.is_some()),
+        ("error", x.error.is_some()),
+        ("percent", x.percent.is_some()),
     ];
     for (key, set) in present {
         if set && !allowed.contains(&key) {
@@ -948,6 +1034,47 @@ fn only(f: &str, x: &FaultFile, allowed: &[&str]) -> Result<(), SpecError> {
         }
     }
     Ok(())
+}
+
+/// The `region` a Region-wide fault needs.
+fn required_region(f: &str, x: &FaultFile, c: &ClusterSpec) -> Result<String, SpecError> {
+    let r = x
+        .region
+        .as_deref()
+        .ok_or_else(|| invalid(format!("{f}.region"), "missing"))?;
+    region_of(&format!("{f}.region"), r, c)
+}
+
+/// The `operation` an injected fault is limited to: one of the workload's, by its AWS name.
+fn injected_operation(f: &str, x: &FaultFile) -> Result<Option<Operation>, SpecError> {
+    match x.operation.as_deref() {
+        None => Ok(None),
+        Some(name) => Operation::ALL
+            .into_iter()
+            .find(|o| o.name() == name)
+            .map(Some)
+            .ok_or_else(|| {
+                invalid(
+                    format!("{f}.operation"),
+                    format!(
+                        "'{name}' is not a workload operation; use one of {}",
+                        Operation::ALL.map(|o| o.name()).join(", ")
+                    ),
+                )
+            }),
+    }
+}
+
+/// The `percent` of an injected fault: above 0, at most 100.
+fn percent_of(f: &str, p: Option<f64>) -> Result<f64, SpecError> {
+    match p {
+        Some(p) if p > 0.0 && p <= 100.0 => Ok(p),
+        Some(_) => Err(invalid(format!("{f}.percent"), "above 0, at most 100")),
+        None => Err(invalid(
+            format!("{f}.percent"),
+            "missing (e.g. percent = 20)",
+        )),
+    }
 }
 
 fn fault(
@@ -1005,10 +1132,105 @@ fn fault(
                 loss: loss_of(&format!("{f}.loss"), x.loss.unwrap_or(0.0))?,
             }
         }
+        "clock-jump" => {
+            only(&f, &x, &["region", "by"])?;
+            if x.lasts.is_some() || x.every.is_some() {
+                return Err(invalid(
+                    format!("{f}.for"),
+                    "a clock jump is never undone (a Region's clock never goes back), so it \
+                     takes no `for` or `every`; for a while, use clock-skew",
+                ));
+            }
+            let by =
+                x.by.as_deref()
+                    .ok_or_else(|| invalid(format!("{f}.by"), "missing (e.g. by = \"8d\")"))?;
+            let by = crate::units::parse_duration(by).map_err(|m| invalid(format!("{f}.by"), m))?;
+            if by < Duration::from_millis(1) || by > Duration::from_secs(10 * 366 * 86_400) {
+                return Err(invalid(format!("{f}.by"), "from 1ms to ten years"));
+            }
+            FaultAction::ClockJump {
+                region: required_region(&f, &x, c)?,
+                by,
+            }
+        }
+        "clock-skew" => {
+            only(&f, &x, &["region", "by", "drift"])?;
+            let skew_ms = match &x.by {
+                Some(b) => {
+                    crate::units::parse_signed_ms(b).map_err(|m| invalid(format!("{f}.by"), m))?
+                }
+                None => 0,
+            };
+            let drift_ms_per_s = match &x.drift {
+                Some(d) => {
+                    let v = crate::units::parse_drift(d)
+                        .map_err(|m| invalid(format!("{f}.drift"), m))?;
+                    if v.abs() > 86_400_000 {
+                        return Err(invalid(format!("{f}.drift"), "at most a day per second"));
+                    }
+                    v
+                }
+                None => 0,
+            };
+            if skew_ms == 0 && drift_ms_per_s == 0 {
+                return Err(invalid(
+                    format!("{f}.by"),
+                    "give a skew (by = \"2h\", \"-30m\") and/or a drift (drift = \"1h/s\")",
+                ));
+            }
+            FaultAction::ClockSkew {
+                region: required_region(&f, &x, c)?,
+                skew_ms,
+                drift_ms_per_s,
+            }
+        }
+        "pause-sync" => {
+            only(&f, &x, &["region"])?;
+            FaultAction::PauseSync(required_region(&f, &x, c)?)
+        }
+        "inject-error" => {
+            only(&f, &x, &["region", "operation", "error", "percent"])?;
+            let error = match x.error.as_deref() {
+                Some("ThrottlingException") => InjectedError::Throttling,
+                Some("KMSInternalException") => InjectedError::Internal,
+                Some(other) => {
+                    return Err(invalid(
+                        format!("{f}.error"),
+                        format!("'{other}': use ThrottlingException or KMSInternalException"),
+                    ))
+                }
+                None => return Err(invalid(format!("{f}.error"), "missing")),
+            };
+            FaultAction::InjectError {
+                region: required_region(&f, &x, c)?,
+                operation: injected_operation(&f, &x)?,
+                error,
+                percent: percent_of(&f, x.percent)?,
+            }
+        }
+        "inject-latency" => {
+            only(&f, &x, &["region", "operation", "delay", "percent"])?;
+            let delay = x
+                .delay
+                .ok_or_else(|| invalid(format!("{f}.delay"), "missing (e.g. delay = \"200ms\")"))?
+                .0;
+            if delay < Duration::from_millis(1) || delay > Duration::from_secs(60) {
+                return Err(invalid(format!("{f}.delay"), "from 1ms to 60s"));
+            }
+            FaultAction::InjectLatency {
+                region: required_region(&f, &x, c)?,
+                operation: injected_operation(&f, &x)?,
+                delay,
+                percent: percent_of(&f, x.percent.or(Some(100.0)))?,
+            }
+        }
         other => {
             return Err(invalid(
                 format!("{f}.action"),
-                format!("'{other}': use kill, pause, kill-region, partition or link"),
+                format!(
+                    "'{other}': use kill, pause, kill-region, partition, link, clock-jump, \
+                     clock-skew, pause-sync, inject-error or inject-latency"
+                ),
             ))
         }
     };

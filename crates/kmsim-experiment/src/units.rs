@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
-/// Parses a duration with its unit: `ms`, `s` (or none), `m`, `h`; decimals allowed (`1.5s`).
+/// Parses a duration with its unit: `ms`, `s` (or none), `m`, `h`, `d`; decimals allowed
+/// (`1.5s`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let split = t
@@ -22,14 +23,48 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "" | "s" => 1.0,
         "m" => 60.0,
         "h" => 3600.0,
+        "d" => 86_400.0,
         other => {
             return Err(format!(
-                "unknown unit '{other}' in '{s}'; use ms, s, m or h"
+                "unknown unit '{other}' in '{s}'; use ms, s, m, h or d"
             ))
         }
     };
     Duration::try_from_secs_f64(value * scale).map_err(|_| format!("'{s}' is out of range"))
 }
+
+/// Parses a signed duration in whole milliseconds: [`parse_duration`] after an optional `+`
+/// or `-` (`-2h`, `+3d`), within ±ten years.
+pub fn parse_signed_ms(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'-') => (-1, &t[1..]),
+        Some(b'+') => (1, &t[1..]),
+        _ => (1, t),
+    };
+    let d = parse_duration(rest)?;
+    if d > Duration::from_secs(TEN_YEARS_S) {
+        return Err(format!("'{s}' is beyond ten years"));
+    }
+    Ok(sign * d.as_millis() as i64)
+}
+
+/// Parses a drift rate, a signed duration gained per unit of real time (`1h/s`, `-30m/m`),
+/// in milliseconds per real second.
+pub fn parse_drift(s: &str) -> Result<i64, String> {
+    let usage = || format!("'{s}' is not a drift; use e.g. 1h/s, 10m/m, -2d/h");
+    let (amount, per) = s.trim().rsplit_once('/').ok_or_else(usage)?;
+    let per_s = match per.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(usage()),
+    };
+    Ok(parse_signed_ms(amount)? / per_s)
+}
+
+/// Ten 366-day years, in seconds: the bound of a signed duration.
+const TEN_YEARS_S: u64 = 10 * 366 * 86_400;
 
 /// Writes a duration the way [`parse_duration`] reads it back (`1500ms`, `20s`).
 pub fn format_duration(d: Duration) -> String {
@@ -115,6 +150,20 @@ mod tests {
     }
 
     #[test]
+    fn signed_durations_and_drifts_read_their_units() {
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_signed_ms("-2h"), Ok(-7_200_000));
+        assert_eq!(parse_signed_ms("+3d"), Ok(3 * 86_400_000));
+        assert_eq!(parse_signed_ms("500ms"), Ok(500));
+        assert!(parse_signed_ms("--1s").is_err());
+        assert!(parse_signed_ms("4000d").is_err(), "beyond ten years");
+        assert_eq!(parse_drift("1h/s"), Ok(3_600_000));
+        assert_eq!(parse_drift("-1d/m"), Ok(-1_440_000));
+        assert!(parse_drift("1h").is_err());
+        assert!(parse_drift("1h/d").is_err());
+    }
+
+    #[test]
     fn rates_read_their_units() {
         assert_eq!(parse_rate("200/s"), Ok(200));
         assert_eq!(parse_rate("7"), Ok(7));
@@ -133,6 +182,15 @@ mod tests {
         fn parsing_any_text_never_panics(s in "\\PC{0,20}") {
             let _ = parse_duration(&s);
             let _ = parse_rate(&s);
+            let _ = parse_signed_ms(&s);
+            let _ = parse_drift(&s);
+        }
+
+        #[test]
+        fn a_signed_duration_reads_back(ms in -864_000_000i64..864_000_000) {
+            let d = format_duration(Duration::from_millis(ms.unsigned_abs()));
+            let text = if ms < 0 { format!("-{d}") } else { d };
+            prop_assert_eq!(parse_signed_ms(&text), Ok(ms));
         }
     }
 }

@@ -15,8 +15,9 @@ use kmsim_proto::admin::v1::admin_service_server::AdminService;
 use kmsim_proto::status::status_from_error;
 use kmsim_store::Raft;
 
-use crate::clock::advanced_offset;
+use crate::clock::{advanced_offset, ClockSkew};
 use crate::faults::{FaultTable, LinkProfile};
+use crate::inject::{Effect, Rule};
 use crate::kms::KmsApi;
 
 /// Serves the admin API of one node.
@@ -111,6 +112,8 @@ impl AdminService for AdminServiceImpl {
             key_count,
             material_cache_keys: self.api.materials.len() as u64,
             material_cache_capacity: self.api.materials.capacity() as u64,
+            clock_skew_ms: self.api.clock.skew_ms(),
+            sync_paused: self.api.sync.as_ref().is_some_and(|l| l.paused()),
         }))
     }
 
@@ -349,4 +352,132 @@ impl AdminService for AdminServiceImpl {
             .map(Response::new)
             .map_err(|e| status_from_error(&e))
     }
+
+    async fn set_clock_skew(
+        &self,
+        req: Request<pb::SetClockSkewRequest>,
+    ) -> Result<Response<pb::SetClockSkewResponse>, Status> {
+        let req = req.into_inner();
+        let skew =
+            ClockSkew::new(req.skew_ms, req.drift_ms_per_s).map_err(Status::invalid_argument)?;
+        tracing::info!(
+            skew_ms = req.skew_ms,
+            drift_ms_per_s = req.drift_ms_per_s,
+            "clock skew set"
+        );
+        self.api.clock.set_skew(skew);
+        Ok(Response::new(pb::SetClockSkewResponse {
+            clock_now: self.api.clock.now_secs(),
+            clock_skew_ms: self.api.clock.skew_ms(),
+        }))
+    }
+
+    async fn set_sync_paused(
+        &self,
+        req: Request<pb::SetSyncPausedRequest>,
+    ) -> Result<Response<pb::SetSyncPausedResponse>, Status> {
+        let paused = req.into_inner().paused;
+        let link = self.api.sync.as_ref().ok_or_else(|| {
+            Status::failed_precondition(
+                "this node runs no synchronizer (its Region has no transport key)",
+            )
+        })?;
+        tracing::info!(paused, "synchronizer pause set");
+        link.set_paused(paused);
+        if !paused {
+            // Deliver what waited at once.
+            self.api
+                .app
+                .read()
+                .expect("invariant: lock not poisoned")
+                .wake()
+                .notify_one();
+        }
+        Ok(Response::new(pb::SetSyncPausedResponse {}))
+    }
+
+    async fn set_api_fault(
+        &self,
+        req: Request<pb::SetApiFaultRequest>,
+    ) -> Result<Response<pb::SetApiFaultResponse>, Status> {
+        let f = req.into_inner().fault.unwrap_or_default();
+        let rule = api_fault_rule(&f).map_err(Status::invalid_argument)?;
+        tracing::info!(?rule, "API fault set");
+        self.api
+            .injected
+            .set(rule)
+            .map_err(Status::invalid_argument)?;
+        Ok(Response::new(pb::SetApiFaultResponse {}))
+    }
+
+    async fn clear_api_faults(
+        &self,
+        _req: Request<pb::ClearApiFaultsRequest>,
+    ) -> Result<Response<pb::ClearApiFaultsResponse>, Status> {
+        tracing::info!("all API faults cleared");
+        self.api.injected.clear();
+        Ok(Response::new(pb::ClearApiFaultsResponse {}))
+    }
+
+    async fn get_api_faults(
+        &self,
+        _req: Request<pb::GetApiFaultsRequest>,
+    ) -> Result<Response<pb::GetApiFaultsResponse>, Status> {
+        let faults = self
+            .api
+            .injected
+            .list()
+            .into_iter()
+            .map(|r| {
+                let (error, delay_ms) = match r.effect {
+                    Effect::Throttling => ("ThrottlingException".to_string(), 0),
+                    Effect::Internal => ("KMSInternalException".to_string(), 0),
+                    Effect::Delay(d) => (String::new(), d.as_millis() as u64),
+                };
+                pb::ApiFault {
+                    operation: r.operation.unwrap_or_default(),
+                    error,
+                    delay_ms,
+                    percent: r.percent,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::GetApiFaultsResponse { faults }))
+    }
+}
+
+/// An API fault rule from its admin form, or why it is refused.
+fn api_fault_rule(f: &pb::ApiFault) -> Result<Rule, String> {
+    let operation = match f.operation.as_str() {
+        "" => None,
+        op if crate::aws::dispatch::OPERATIONS.contains(&op) => Some(op.to_string()),
+        other => {
+            return Err(format!(
+                "operation '{other}' is not a KMS operation (e.g. Encrypt, CreateKey)"
+            ))
+        }
+    };
+    let effect = match (f.error.as_str(), f.delay_ms) {
+        ("ThrottlingException", 0) => Effect::Throttling,
+        ("KMSInternalException", 0) => Effect::Internal,
+        ("", d) if d > 0 => Effect::Delay(Duration::from_millis(d)),
+        ("", _) => return Err("give an error or a delay_ms above 0".into()),
+        (e, 0) => {
+            return Err(format!(
+                "error '{e}' cannot be injected; use ThrottlingException or KMSInternalException"
+            ))
+        }
+        _ => return Err("give an error or a delay, not both".into()),
+    };
+    if f.delay_ms > 60_000 {
+        return Err(format!(
+            "delay_ms must be at most 60000, got {}",
+            f.delay_ms
+        ));
+    }
+    Ok(Rule {
+        operation,
+        effect,
+        percent: f.percent,
+    })
 }

@@ -32,6 +32,7 @@ pub mod faults;
 pub mod heavy;
 pub mod iam;
 pub mod iam_simulate;
+pub mod inject;
 pub mod key_files;
 pub mod kms;
 pub mod kms_service;

@@ -219,6 +219,10 @@ pub async fn run_node_with_key<E: KvEngine>(
         materials,
         clock,
         entropy: Entropy,
+        // Its own stream of the node's fault seed: injections do not shift the links' draws.
+        injected: Arc::new(crate::inject::ApiFaults::new(
+            fault_seed(topology.fault_seed, region, node_id) ^ 0x696e_6a65_6374,
+        )),
         regions: topology
             .regions
             .iter()

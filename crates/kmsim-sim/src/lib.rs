@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod container;
 pub mod experiment;
 pub mod health;
+pub mod node_hooks;
 pub mod ports;
 pub mod process;
 pub mod prometheus_sd;

@@ -1,51 +1,20 @@
 //! `availability`: each Region's share of successful calls, against the experiment's rules.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use super::{count, Facts, Input, Status, Verdict};
-use crate::history::{Edge, Micros, Phase, Record};
+use super::{count, occurrence_windows, Facts, Input, Status, Verdict};
+use crate::history::{Micros, Phase};
 use crate::spec::During;
 
 const NAME: &str = "availability";
 
-/// The windows (absolute, in the history's clock) during which a fault was active: from the
-/// recorded fault events when there are any (a fault that failed to apply is left out, one
-/// never ended lasts to the heal), else from the schedule, placed at the workload's start.
+/// The windows (absolute, in the history's clock) during which a fault was active, merged
+/// ([`occurrence_windows`]).
 fn windows(input: &Input, f: &Facts) -> Option<Vec<(Micros, Micros)>> {
-    let workload = f.phases.get(&Phase::Workload).copied();
-    let heal = f.phases.get(&Phase::Heal).copied().unwrap_or(Micros::MAX);
-    let mut starts: HashMap<usize, Micros> = HashMap::new();
-    let mut w: Vec<(Micros, Micros)> = Vec::new();
-    let mut recorded = false;
-    for r in input.records {
-        let Record::Fault(e) = r else { continue };
-        recorded = true;
-        if e.error.is_some() {
-            continue;
-        }
-        match e.edge {
-            Edge::Start => {
-                starts.insert(e.occurrence, e.at);
-            }
-            Edge::End => {
-                if let Some(s) = starts.remove(&e.occurrence) {
-                    w.push((s, e.at));
-                }
-            }
-        }
-    }
-    if recorded {
-        w.extend(starts.into_values().map(|s| (s, heal)));
-    } else {
-        let base = workload?;
-        let us = |d: std::time::Duration| base.saturating_add(d.as_micros() as Micros);
-        w = input
-            .schedule
-            .fault_windows()
-            .into_iter()
-            .map(|(s, e)| (us(s), us(e)))
-            .collect();
-    }
+    let mut w: Vec<(Micros, Micros)> = occurrence_windows(input, f)?
+        .into_iter()
+        .map(|(_, s, e)| (s, e))
+        .collect();
     w.sort_unstable();
     let mut merged: Vec<(Micros, Micros)> = Vec::new();
     for (s, e) in w {
@@ -188,7 +157,7 @@ pub fn availability(input: &Input) -> Verdict {
 mod tests {
     use super::*;
     use crate::check::forge::{self, id};
-    use crate::history::FaultEvent;
+    use crate::history::{Edge, FaultEvent, Record};
 
     #[test]
     fn the_good_history_meets_its_rule() {

@@ -21,7 +21,7 @@
 //! | RotateKeyOnDemand | `primary = R`, `R ∉ pending` | none |
 //! | ScheduleKeyDeletion | `R ∈ holders`, `R ∉ pending` | `pending += R` |
 //! | DescribeKey (a read) | `R ∈ holders`; its state is a deletion state iff `R ∈ pending` | none |
-//! | the observations after the heal (a read after every call) | the Regions observed hold the key iff in `holders`, are pending deletion iff in `pending`, and name `primary` when they all name one | none |
+//! | the observations after the heal (a read after every call) | the Regions observed hold the key iff in `holders`, are pending deletion iff in `pending`, and name `primary` when they all name one; a key pending deletion in a Region whose clock a fault moved ahead by 7 days or more may be gone | none |
 //!
 //! So a history where two Regions acted as primary at once (say a rotation acknowledged in
 //! the old primary's Region after a promotion was acknowledged) is not linearizable.
@@ -41,7 +41,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::{is_pending_deletion, key_of, plural, Facts, Input, Status, Verdict};
+use super::{
+    clock_advance_after, is_pending_deletion, key_of, plural, Facts, Input, Status, Verdict,
+};
 use crate::history::{Call, Micros, Op, Outcome};
 
 const NAME: &str = "linearizable-keys";
@@ -86,6 +88,9 @@ enum Act {
         known: u32,
         holders: u32,
         pending: u32,
+        /// Regions whose clock a fault moved ahead by at least AWS's shortest window (7
+        /// days): a key pending deletion there may have been deleted by that clock.
+        expirable: u32,
     },
 }
 
@@ -141,9 +146,13 @@ impl State {
                 known,
                 holders,
                 pending,
-            } => ok(self.holders & known == holders
-                && self.pending & known == pending
-                && primary.is_none_or(|p| p == self.primary)),
+                expirable,
+            } => {
+                let gone = self.pending & expirable & known & !holders;
+                ok((self.holders & !gone) & known == holders
+                    && (self.pending & !gone) & known == pending
+                    && primary.is_none_or(|p| p == self.primary))
+            }
         }
     }
 }
@@ -333,6 +342,14 @@ pub fn linearizable_keys_with_budget(input: &Input, budget: u64) -> Verdict {
         });
     }
     histories.retain(|k, _| created.contains(k));
+    let mut expirable = 0u32;
+    for r in &input.experiment.cluster.regions {
+        if clock_advance_after(input, &f, r, 0) >= 7 * 86_400_000 {
+            if let Some(i) = regions.index(r) {
+                expirable |= bit(i);
+            }
+        }
+    }
     let (mut ops, mut out_of_budget, mut not) = (0usize, Vec::new(), Vec::new());
     let mut blame = Vec::new();
     for (key_id, entries) in &mut histories {
@@ -368,6 +385,7 @@ pub fn linearizable_keys_with_budget(input: &Input, budget: u64) -> Verdict {
                     known,
                     holders,
                     pending,
+                    expirable,
                 },
             });
         }

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::history::{Call, KeyView, Micros, Observation, Op, Outcome, Phase, Record};
+use crate::history::{Call, Edge, KeyView, Micros, Observation, Op, Outcome, Phase, Record};
 use crate::schedule::Schedule;
 use crate::spec::Experiment;
 
@@ -177,6 +177,88 @@ pub fn key_of(op: &Op) -> Option<(&str, &str)> {
 pub(crate) struct KeyObs<'a> {
     pub at: Micros,
     pub view: Option<&'a KeyView>,
+}
+
+/// Each fault occurrence that took effect, with its window (absolute, in the history's
+/// clock): from the recorded fault events when there are any (a fault that failed to apply is
+/// left out, one never ended lasts to the heal), else from the schedule, placed at the
+/// workload's start. `None` when neither can be placed.
+pub(crate) fn occurrence_windows(input: &Input, f: &Facts) -> Option<Vec<(usize, Micros, Micros)>> {
+    let heal = f.phases.get(&Phase::Heal).copied().unwrap_or(Micros::MAX);
+    let mut starts: HashMap<usize, Micros> = HashMap::new();
+    let mut w: Vec<(usize, Micros, Micros)> = Vec::new();
+    let mut recorded = false;
+    for r in input.records {
+        let Record::Fault(e) = r else { continue };
+        recorded = true;
+        if e.error.is_some() {
+            continue;
+        }
+        match e.edge {
+            Edge::Start => {
+                starts.insert(e.occurrence, e.at);
+            }
+            Edge::End => {
+                if let Some(s) = starts.remove(&e.occurrence) {
+                    w.push((e.occurrence, s, e.at));
+                }
+            }
+        }
+    }
+    if recorded {
+        w.extend(starts.into_iter().map(|(i, s)| (i, s, heal)));
+    } else {
+        let base = f.phases.get(&Phase::Workload).copied()?;
+        let us = |d: std::time::Duration| base.saturating_add(d.as_micros() as Micros);
+        let duration = input.schedule.duration;
+        w = input
+            .schedule
+            .occurrences
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (i, us(o.start), us(o.end.unwrap_or(duration))))
+            .collect();
+    }
+    w.sort_unstable_by_key(|(i, s, _)| (*s, *i));
+    Some(w)
+}
+
+/// How long after its start edge a Region-wide node hook (a clock skew) may take effect: the
+/// runner sets it node by node through the admin API.
+const APPLY_SLACK: Micros = 2_000_000;
+
+/// How far the faults moved `region`'s clock ahead after `since` (history clock), in ms, at
+/// most: a clock jump that started then by its amount, a skew that started then by its
+/// largest value, a skew already active then by what its drift added afterwards. A key
+/// scheduled for deletion at `since` with a window shorter than this may be gone from the
+/// Region when it is observed: its clock, not a fault of the system, deleted it.
+pub(crate) fn clock_advance_after(input: &Input, f: &Facts, region: &str, since: Micros) -> i64 {
+    let Some(windows) = occurrence_windows(input, f) else {
+        return 0;
+    };
+    let span = |a: Micros, b: Micros| std::time::Duration::from_micros(b.saturating_sub(a));
+    windows
+        .into_iter()
+        .filter_map(|(i, s, e)| {
+            let act = &input.schedule.occurrences.get(i)?.act;
+            // A fault never ended lasts to the observation: count its drift to the heal only.
+            let e = e.min(f.phases.get(&Phase::Heal).copied().unwrap_or(e));
+            // When the fault took effect is known only within bounds: after its start edge (when
+            // the runner began applying it), before a jump's end edge (recorded once applied),
+            // and, for a skew, within APPLY_SLACK of its start (the time to reach every node).
+            let may_follow = s >= since
+                || (act.is_instant() && e >= since)
+                || since.saturating_sub(s) < APPLY_SLACK;
+            Some(if may_follow {
+                act.clock_advance_ms(region, span(s, e))
+            } else if e > since {
+                act.clock_advance_ms(region, span(s, e))
+                    - act.clock_advance_ms(region, span(s, since))
+            } else {
+                0
+            })
+        })
+        .sum()
 }
 
 /// A Region's last Decrypt observation of a ciphertext.

@@ -2,30 +2,60 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{is_pending_deletion, key_of, plural, Facts, Input, Status, Verdict};
+use super::{
+    clock_advance_after, is_pending_deletion, key_of, plural, Facts, Input, Status, Verdict,
+};
 use crate::history::{Call, Op, Outcome};
 
 const NAME: &str = "no-lost-writes";
+
+/// A day of simulated time, in ms.
+const DAY_MS: i64 = 86_400_000;
 
 /// Checks every acknowledged management write against the observations after the heal:
 ///
 /// - CreateKey: the key exists in the Region it was created in;
 /// - ReplicateKey: the replica exists in its Region;
 /// - CreateAlias: the alias is in the key's alias list in the key's Region;
-/// - ScheduleKeyDeletion: the key is `PendingDeletion` (or `PendingReplicaDeletion`);
+/// - ScheduleKeyDeletion: the key is `PendingDeletion` (or `PendingReplicaDeletion`), and a
+///   primary `PendingDeletion` has no replicas left; or it is gone when a clock fault moved the
+///   Region's clock ahead by at least its window after the call started;
 /// - RotateKeyOnDemand: in each Region where a rotation of the key was acknowledged, the
 ///   rotations observed (when read) are at least the rotations acknowledged for the key;
 /// - UpdatePrimaryRegion: every Region holding the key names as primary the target of an
 ///   acknowledged UpdatePrimaryRegion that no other acknowledged one follows in real time, or
 ///   of an unknown one (which may have taken effect last).
 ///
-/// A key the Region was not asked about counts as lost. Unknown calls are never required.
+/// A key the Region was not asked about counts as lost, unless that Region's clock may have
+/// deleted it (a ScheduleKeyDeletion there, then a clock fault moving the Region ahead by at
+/// least its window). Unknown calls are never required.
 pub fn no_lost_writes(input: &Input) -> Verdict {
     let f = Facts::new(input.records);
     let mut checked = 0usize;
     let mut lost: Vec<(u64, String)> = Vec::new();
     let mut rotations: BTreeMap<&str, (u32, BTreeSet<&str>, Vec<u64>)> = BTreeMap::new();
     let mut promotions: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
+    // Keys a Region's own clock may have deleted: scheduled there (acknowledged or unknown),
+    // then the Region's clock moved ahead by a fault by at least the window. Not a primary
+    // acknowledged PendingReplicaDeletion: it has no deletion date until its replicas are gone.
+    let expired: BTreeSet<(&str, &str)> = f
+        .ops
+        .iter()
+        .filter(|op| match &op.outcome {
+            Outcome::Failed { .. } => false,
+            Outcome::Ok { reply } => reply.state.as_deref() != Some("PendingReplicaDeletion"),
+            Outcome::Unknown { .. } => true,
+        })
+        .filter_map(|op| match (&op.call, key_of(op)) {
+            (Call::ScheduleKeyDeletion { days, .. }, Some((region, key_id)))
+                if clock_advance_after(input, &f, region, op.start)
+                    >= i64::from(*days) * DAY_MS =>
+            {
+                Some((key_id, region))
+            }
+            _ => None,
+        })
+        .collect();
     for op in &f.ops {
         if !op.operation().is_write() {
             continue;
@@ -46,25 +76,43 @@ pub fn no_lost_writes(input: &Input) -> Verdict {
             continue;
         }
         checked += 1;
+        // A view, or (as if held) a key its Region's clock may have deleted.
+        let gone = |r: &str| expired.contains(&(key_id, r));
         let held = |r: &str| f.view(key_id, r);
         let problem = match &op.call {
-            Call::CreateKey { .. } => held(region)
-                .is_none()
+            Call::CreateKey { .. } => (held(region).is_none() && !gone(region))
                 .then(|| format!("key {key_id} lost in {region}")),
-            Call::ReplicateKey { replica_region, .. } => held(replica_region)
-                .is_none()
-                .then(|| format!("replica {key_id} lost in {replica_region}")),
+            Call::ReplicateKey { replica_region, .. } => (held(replica_region).is_none()
+                && !gone(replica_region))
+            .then(|| format!("replica {key_id} lost in {replica_region}")),
             Call::CreateAlias { alias, .. } => match held(region) {
                 Some(v) if v.aliases.contains(alias) => None,
+                None if gone(region) => None,
                 _ => Some(format!("{alias} of {key_id} lost in {region}")),
             },
             Call::ScheduleKeyDeletion { .. } => match held(region) {
+                // AWS's multi-Region rule: a primary waits in PendingReplicaDeletion until its
+                // last replica is deleted.
+                Some(v)
+                    if v.state == "PendingDeletion"
+                        && v.multi_region_type.as_deref() == Some("PRIMARY")
+                        && !v.replica_regions.is_empty() =>
+                {
+                    Some(format!(
+                        "primary {key_id} PendingDeletion in {region} while it has replicas ({})",
+                        v.replica_regions.join(", ")
+                    ))
+                }
                 Some(v) if is_pending_deletion(&v.state) => None,
                 Some(v) => Some(format!(
                     "deletion of {key_id} lost in {region} ({})",
                     v.state
                 )),
-                None => Some(format!("key {key_id} gone from {region}")),
+                // Deleted by the Region's clock, moved ahead past the window by a fault.
+                None if gone(region) => None,
+                None => Some(format!(
+                    "key {key_id} gone from {region} before its window ended"
+                )),
             },
             Call::RotateKeyOnDemand { .. } => {
                 let r = rotations.entry(key_id).or_default();
@@ -165,7 +213,7 @@ pub fn no_lost_writes(input: &Input) -> Verdict {
 mod tests {
     use super::*;
     use crate::check::forge::{self, id, AP, DOOMED, EU, MRK, SINGLE, US};
-    use crate::history::{Phase, Reply};
+    use crate::history::{Phase, Record, Reply};
 
     #[test]
     fn the_good_history_loses_nothing() {
@@ -211,6 +259,76 @@ mod tests {
                 id::ROTATE,
                 id::SCHEDULE_DOOMED
             ]
+        );
+    }
+
+    /// `no_lost_writes` on `records`, with the forged experiment plus one clock fault.
+    fn with_clock_fault(records: &[Record], fault: &str) -> Verdict {
+        let text = format!("{}\n[[fault]]\n{fault}", forge::EXPERIMENT);
+        let e = crate::spec::Experiment::parse(&text, false).expect("valid");
+        let schedule = crate::schedule::Schedule::expand(&e, 1);
+        no_lost_writes(&Input {
+            experiment: &e,
+            schedule: &schedule,
+            records,
+        })
+    }
+
+    #[test]
+    fn a_key_gone_before_its_window_fails_unless_its_regions_clock_moved_past_it_after() {
+        let mut records = forge::good();
+        *forge::view_mut(&mut records, DOOMED, US) = None;
+        let v = forge::run(&records, no_lost_writes);
+        assert_eq!(v.status, Status::Fail);
+        // Its CreateKey (in the setup) and its ScheduleKeyDeletion.
+        assert_eq!(v.ops.len(), 2, "{v:?}");
+        assert_eq!(v.ops[1], id::SCHEDULE_DOOMED);
+        assert!(
+            v.summary.contains("before its window ended"),
+            "{}",
+            v.summary
+        );
+        // us-east-1's clock jumped 8 days after the call (the schedule starts at 1 s + 40 s;
+        // the call was made at 35 s): deleted by its clock.
+        let jump = "action = \"clock-jump\"\nregion = \"us-east-1\"\nby = \"8d\"\nat = \"40s\"";
+        assert_eq!(with_clock_fault(&records, jump).status, Status::Pass);
+        // Nor when the jump began less than 2 s before the call (a jump's end edge, recorded
+        // once it is applied, lies after the call's start in a history the runner wrote; here
+        // without fault events the schedule places it, so only the slack applies).
+        assert_eq!(
+            with_clock_fault(&records, &jump.replace("40s", "33s")).status,
+            Status::Pass
+        );
+        // Not when the jump came before the call, was too short, or moved another Region.
+        for fault in [
+            jump.replace("40s", "20s"),
+            jump.replace("8d", "6d"),
+            jump.replace("us-east-1", "eu-west-1"),
+        ] {
+            let v = with_clock_fault(&records, &fault);
+            assert_eq!(v.status, Status::Fail, "{fault}");
+        }
+        // A skew counts by its largest value: 5 days and 1 day per second for 3 s.
+        let skew = "action = \"clock-skew\"\nregion = \"us-east-1\"\nby = \"5d\"\ndrift = \"1d/s\"\nat = \"40s\"\nfor = \"3s\"";
+        assert_eq!(with_clock_fault(&records, skew).status, Status::Pass);
+        let short = skew.replace("for = \"3s\"", "for = \"1s\"");
+        assert_eq!(with_clock_fault(&records, &short).status, Status::Fail);
+    }
+
+    #[test]
+    fn a_primary_pending_deletion_with_replicas_fails() {
+        let mut records = forge::good();
+        if let Some(v) = forge::view_mut(&mut records, DOOMED, US) {
+            v.multi_region_type = Some("PRIMARY".into());
+            v.replica_regions = vec![EU.into()];
+        }
+        let v = forge::run(&records, no_lost_writes);
+        assert_eq!(v.status, Status::Fail);
+        assert!(
+            v.summary
+                .contains("PendingDeletion in us-east-1 while it has replicas"),
+            "{}",
+            v.summary
         );
     }
 

@@ -155,6 +155,143 @@ fn quick_scales_the_fault_schedule_with_the_duration() {
     );
 }
 
+fn one_fault(lines: &str) -> String {
+    with(&format!("[[fault]]\nat = \"5s\"\n{lines}"))
+}
+
+#[test]
+fn node_hook_faults_read_into_their_actions() {
+    let parsed = |lines: &str| {
+        let e = Experiment::parse(&one_fault(lines), false).expect("valid");
+        e.faults[0].clone()
+    };
+    let jump = parsed("action = \"clock-jump\"\nregion = \"eu-west-1\"\nby = \"8d\"");
+    assert_eq!(
+        jump.action,
+        FaultAction::ClockJump {
+            region: "eu-west-1".into(),
+            by: Duration::from_secs(8 * 86_400)
+        }
+    );
+    let skew = parsed(
+        "action = \"clock-skew\"\nregion = \"us-east-1\"\nby = \"-2h\"\ndrift = \"1d/s\"\nfor = \"10s\"",
+    );
+    assert_eq!(
+        skew.action,
+        FaultAction::ClockSkew {
+            region: "us-east-1".into(),
+            skew_ms: -7_200_000,
+            drift_ms_per_s: 86_400_000
+        }
+    );
+    assert_eq!(skew.lasts, Some(Duration::from_secs(10)));
+    assert_eq!(
+        parsed("action = \"pause-sync\"\nregion = \"us-east-1\"\nfor = \"3s\"").action,
+        FaultAction::PauseSync("us-east-1".into())
+    );
+    assert_eq!(
+        parsed(
+            "action = \"inject-error\"\nregion = \"us-east-1\"\noperation = \"Encrypt\"\nerror = \"ThrottlingException\"\npercent = 20"
+        )
+        .action,
+        FaultAction::InjectError {
+            region: "us-east-1".into(),
+            operation: Some(Operation::Encrypt),
+            error: InjectedError::Throttling,
+            percent: 20.0
+        }
+    );
+    assert_eq!(
+        parsed("action = \"inject-latency\"\nregion = \"eu-west-1\"\ndelay = \"200ms\"").action,
+        FaultAction::InjectLatency {
+            region: "eu-west-1".into(),
+            operation: None,
+            delay: Duration::from_millis(200),
+            percent: 100.0
+        }
+    );
+    let e = Experiment::parse(
+        &one_fault("action = \"inject-error\"\nregion = \"us-east-1\"\nerror = \"KMSInternalException\"\npercent = 5"),
+        false,
+    )
+    .expect("valid");
+    let s = crate::schedule::Schedule::expand(&e, 1);
+    assert!(matches!(
+        &s.occurrences[0].act,
+        crate::schedule::Act::InjectError { error, operation: None, .. } if error == "KMSInternalException"
+    ));
+}
+
+#[test]
+fn node_hook_faults_refuse_bad_values_naming_their_field() {
+    let refused = |lines: &str| field_of(&one_fault(lines));
+    assert_eq!(
+        refused("action = \"clock-jump\"\nregion = \"eu-west-1\"\nby = \"8d\"\nfor = \"5s\""),
+        "fault[0].for",
+        "a jump is never undone"
+    );
+    assert_eq!(
+        refused("action = \"clock-jump\"\nregion = \"eu-west-1\""),
+        "fault[0].by"
+    );
+    assert_eq!(
+        refused("action = \"clock-jump\"\nregion = \"eu-west-1\"\nby = \"-8d\""),
+        "fault[0].by",
+        "a jump goes forward"
+    );
+    assert_eq!(
+        refused("action = \"clock-jump\"\nby = \"8d\""),
+        "fault[0].region"
+    );
+    assert_eq!(
+        refused("action = \"clock-skew\"\nregion = \"mars\"\nby = \"2h\""),
+        "fault[0].region"
+    );
+    assert_eq!(
+        refused("action = \"clock-skew\"\nregion = \"us-east-1\""),
+        "fault[0].by"
+    );
+    assert_eq!(
+        refused("action = \"clock-skew\"\nregion = \"us-east-1\"\ndrift = \"1h\""),
+        "fault[0].drift"
+    );
+    assert_eq!(
+        refused("action = \"pause-sync\"\nregion = \"us-east-1\"\nby = \"1s\""),
+        "fault[0].by",
+        "a key the action does not take"
+    );
+    assert_eq!(
+        refused("action = \"inject-error\"\nregion = \"us-east-1\"\nerror = \"NotFoundException\"\npercent = 5"),
+        "fault[0].error"
+    );
+    assert_eq!(
+        refused(
+            "action = \"inject-error\"\nregion = \"us-east-1\"\nerror = \"ThrottlingException\""
+        ),
+        "fault[0].percent"
+    );
+    assert_eq!(
+        refused("action = \"inject-error\"\nregion = \"us-east-1\"\nerror = \"ThrottlingException\"\npercent = 120"),
+        "fault[0].percent"
+    );
+    assert_eq!(
+        refused("action = \"inject-error\"\nregion = \"us-east-1\"\noperation = \"Frobnicate\"\nerror = \"ThrottlingException\"\npercent = 5"),
+        "fault[0].operation"
+    );
+    assert_eq!(
+        refused("action = \"inject-latency\"\nregion = \"us-east-1\""),
+        "fault[0].delay"
+    );
+    assert_eq!(
+        refused("action = \"inject-latency\"\nregion = \"us-east-1\"\ndelay = \"2m\""),
+        "fault[0].delay"
+    );
+    assert_eq!(
+        refused("action = \"clock-warp\"\nregion = \"us-east-1\""),
+        "fault[0].action"
+    );
+}
+
 proptest::proptest! {
     #[test]
     fn parsing_any_text_never_panics(s in "\\PC{0,200}") {
@@ -169,4 +306,28 @@ proptest::proptest! {
         let text: String = chars.into_iter().collect();
         let _ = Experiment::parse(&text, true);
     }
+}
+
+#[test]
+fn every_library_experiment_parses_in_full_and_quick() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("the library") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable");
+        for quick in [false, true] {
+            let e = Experiment::parse(&text, quick)
+                .unwrap_or_else(|err| panic!("{} (quick {quick}): {err}", path.display()));
+            assert!(
+                e.workload.duration <= Duration::from_secs(120),
+                "{}",
+                path.display()
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen >= 7, "{seen} experiments");
 }

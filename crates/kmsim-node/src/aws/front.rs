@@ -315,7 +315,7 @@ impl AwsFront {
         let now_ms = self.clock.now_ms();
         let now = Now {
             simulated: now_ms.div_euclid(1000),
-            host: (now_ms - self.clock.offset_ms()).div_euclid(1000),
+            host: self.clock.host_ms().div_euclid(1000),
         };
         Ok(sigv4::verify(
             &self.credentials,

@@ -55,6 +55,8 @@ pub struct KmsApi {
     pub clock: SimClock,
     /// Randomness.
     pub entropy: Entropy,
+    /// Injected API errors and delays (`kmsim chaos inject`), checked before every operation.
+    pub injected: Arc<crate::inject::ApiFaults>,
     /// The partition of every Region of the topology (ReplicateKey refuses other partitions).
     pub regions: std::collections::BTreeMap<String, String>,
     /// The Regions of the topology that run no synchronizer (no transport key): no
@@ -198,7 +200,11 @@ impl KmsApi {
                 run.await
             }
         };
-        let out = self.consistent_run(op, req, authorized).await;
+        // Injected faults first: an injected error runs nothing, so it commits nothing.
+        let out = match self.injected.before(op).await {
+            Err(e) => Err(e),
+            Ok(()) => self.consistent_run(op, req, authorized).await,
+        };
         if let Some(params) = params {
             self.record_call(op, ctx, params, &out).await;
         }

@@ -44,6 +44,9 @@ pub struct SyncLink {
     /// Whether the synchronizer task runs (set by [`SyncLink::task_started`]'s guard): a node
     /// whose task ended (a panic, a stop) is not ready (`GET /readyz`).
     task_running: AtomicBool,
+    /// Paused by a chaos fault (admin `SetSyncPaused`): nothing is sent to or accepted from
+    /// another Region; the work stays in the replicated state and is delivered on resume.
+    paused: AtomicBool,
 }
 
 /// Marks the synchronizer task of a [`SyncLink`] as running until it is dropped (also when the
@@ -73,6 +76,7 @@ impl SyncLink {
             sessions: Mutex::new(HashMap::new()),
             deliveries,
             task_running: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
         }
     }
 
@@ -85,6 +89,16 @@ impl SyncLink {
     /// Whether the synchronizer task runs.
     pub fn task_running(&self) -> bool {
         self.task_running.load(Ordering::Acquire)
+    }
+
+    /// Pauses (`true`) or resumes this node's synchronization with other Regions.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release);
+    }
+
+    /// Whether this node's synchronization is paused.
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
     }
 
     fn cached_session(&self, peer: &str) -> Option<Vec<u8>> {
@@ -151,6 +165,12 @@ impl SyncLink {
         // Every way out of the block is one delivery, counted below.
         let sent: Result<SyncReply, String> = async {
             let id = &self.id;
+            if self.paused() {
+                return Err(format!(
+                    "the synchronizer of {} is paused (injected fault)",
+                    id.region
+                ));
+            }
             let nodes = id.peers.get(dest.as_str()).cloned().unwrap_or_default();
             if nodes.is_empty() {
                 return Err(format!("no nodes known for {dest}"));

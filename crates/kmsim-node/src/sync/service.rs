@@ -278,6 +278,12 @@ fn refused(e: &KmsError) -> SyncReply {
 #[tonic::async_trait]
 impl SyncService for SyncServiceImpl {
     async fn deliver(&self, req: Request<SyncEnvelope>) -> Result<Response<SyncEnvelope>, Status> {
+        if self.api.sync.as_ref().is_some_and(|l| l.paused()) {
+            return Err(Status::unavailable(format!(
+                "the synchronizer of {} is paused (injected fault)",
+                self.id.region
+            )));
+        }
         let env = req.into_inner();
         let opened = open::<SyncMessage>(&self.id, &self.sessions, &env).map_err(|refusal| {
             tracing::warn!(peer = %env.source, key_id = %env.key_id, why = ?refusal, "refused a synchronization message");

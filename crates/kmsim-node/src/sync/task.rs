@@ -152,6 +152,10 @@ pub async fn run(
             memory = Memory::default();
             continue;
         }
+        // Paused (a chaos fault): the work stays in the state; the resume wakes the task.
+        if link.paused() {
+            continue;
+        }
         let now = Instant::now();
         // A state that cannot be read offers no work (the failure is logged where it happens).
         let now_ms = api.clock.now_ms();

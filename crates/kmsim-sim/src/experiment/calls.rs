@@ -409,7 +409,8 @@ fn reply_of(v: &Value) -> Reply {
             .and_then(Value::as_str)
             .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
             .map(|p| digest(&p)),
-        state: s(meta.and_then(|m| m.get("KeyState"))),
+        // ScheduleKeyDeletion answers its KeyState beside the KeyId, not in a KeyMetadata.
+        state: s(meta.and_then(|m| m.get("KeyState"))).or_else(|| s(v.get("KeyState"))),
     }
 }
 
@@ -481,5 +482,22 @@ pub fn apply(
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schedule_key_deletion_answer_gives_its_key_state() {
+        let r = reply_of(&json!({
+            "KeyId": "arn:aws:kms:us-east-1:111122223333:key/mrk-1",
+            "KeyState": "PendingReplicaDeletion",
+            "PendingWindowInDays": 7
+        }));
+        assert_eq!(r.state.as_deref(), Some("PendingReplicaDeletion"));
+        let r = reply_of(&json!({ "KeyMetadata": { "Arn": "a", "KeyState": "Enabled" } }));
+        assert_eq!(r.state.as_deref(), Some("Enabled"));
     }
 }

@@ -12,7 +12,8 @@ use kmsim_experiment::schedule;
 use kmsim_experiment::spec::{Arrival, Experiment};
 
 use super::calls::{self, KeyBook, Planned};
-use super::runner::{call, Caller, Recorder};
+use super::retries::call_retrying;
+use super::runner::{Caller, Recorder};
 use crate::aws_client::AwsJsonClient;
 
 /// Most calls in flight per client Region in the open loop (a call due while all are busy
@@ -58,7 +59,7 @@ pub(super) fn spawn_clients(
                                 client: client_id,
                                 phase: Phase::Workload,
                             };
-                            call(&rec, client, &book, who, due, planned).await;
+                            call_retrying(&rec, client, &book, who, due, planned, w.retries).await;
                         }
                     });
                 }
@@ -122,6 +123,7 @@ async fn open_loop(
             .collect::<Vec<_>>(),
     ));
     let mut rng = schedule::stream(seed, &format!("client/{region}/open"));
+    let retries = w.retries;
     let mut k: u64 = 0;
     let mut inflight = tokio::task::JoinSet::new();
     loop {
@@ -159,7 +161,8 @@ async fn open_loop(
                 client: id,
                 phase: Phase::Workload,
             };
-            call(&rec, &clients[&region], &book, who, due, planned).await;
+            let client = &clients[&region];
+            call_retrying(&rec, client, &book, who, due, planned, retries).await;
             free_ids.lock().expect("invariant: never poisoned").push(id);
             drop(permit);
         });

@@ -12,19 +12,19 @@
 use std::time::Duration;
 
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
+use kmsim_proto::admin::v1::ApiFault;
 use tonic::transport::Channel;
 
 use super::runtime::Runtime;
 use crate::aws_client::{signed_client, AwsJsonClient};
 use crate::cluster::{ClusterDir, NodeName, CONTAINER_AWS_PORT};
 use crate::container::faults::{ContainerAction, ContainerCluster};
+use crate::node_hooks::{admin_client, all_set, RegionHooks};
 
 /// How long a container started again may take to be ready.
 const RESTART_WAIT: Duration = Duration::from_secs(60);
 /// How long killed containers may take to stop running.
 const KILL_WAIT: Duration = Duration::from_secs(20);
-/// Deadline of one admin call.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A cluster whose nodes run in containers, operated from the host.
 pub struct DockerRuntime {
@@ -32,6 +32,8 @@ pub struct DockerRuntime {
     topology: kmsim_node::config::Topology,
     dialer: kmsim_node::tls::Dialer,
     gateway: String,
+    /// Each node's container name, which its certificate carries.
+    container_of: Box<dyn Fn(&NodeName) -> String + Send + Sync>,
 }
 
 impl DockerRuntime {
@@ -48,7 +50,9 @@ impl DockerRuntime {
             })?;
         let gateway = cluster.gateway_url().map_err(|e| e.to_string())?;
         let dialer = dir.operator_dialer().map_err(|e| e.to_string())?;
+        let c = cluster.clone();
         Ok(DockerRuntime {
+            container_of: Box::new(move |n| c.container(n)),
             cluster,
             topology,
             dialer,
@@ -66,6 +70,29 @@ impl DockerRuntime {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())
+    }
+}
+
+impl DockerRuntime {
+    /// The nodes of `region` with their addresses now (those that have one).
+    async fn addresses(&self, region: &str) -> Vec<(NodeName, String)> {
+        let mut out = Vec::new();
+        for n in self.nodes().into_iter().filter(|n| n.region == region) {
+            let m = n.clone();
+            if let Ok(addr) = self.docker(move |c| c.grpc_address(&m)).await {
+                out.push((n, addr));
+            }
+        }
+        out
+    }
+
+    /// The Region-wide node hooks over `nodes`, verifying each node as its container.
+    fn hooks<'a>(&'a self, nodes: &'a [(NodeName, String)]) -> RegionHooks<'a> {
+        RegionHooks {
+            dialer: &self.dialer,
+            nodes,
+            server_name: Some(self.container_of.as_ref()),
+        }
     }
 }
 
@@ -94,16 +121,43 @@ impl Runtime for DockerRuntime {
     async fn admin(&self, node: &NodeName) -> Result<AdminServiceClient<Channel>, String> {
         let n = node.clone();
         let addr = self.docker(move |c| c.grpc_address(&n)).await?;
-        let ch = self
-            .dialer
-            .endpoint_to(&addr, &self.cluster.container(node))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(ADMIN_TIMEOUT)
-            .timeout(ADMIN_TIMEOUT)
-            .connect()
+        admin_client(&self.dialer, &addr, Some(&self.cluster.container(node)))
             .await
-            .map_err(|e| format!("cannot reach {node} at {addr}: {e}"))?;
-        Ok(AdminServiceClient::new(ch))
+            .map_err(|e| format!("{node}: {e}"))
+    }
+
+    async fn jump_clock(&self, region: &str, by_ms: i64) -> Result<(), String> {
+        let nodes = self.addresses(region).await;
+        self.hooks(&nodes)
+            .jump_clock(region, by_ms)
+            .await
+            .map(|_| ())
+    }
+
+    async fn skew_clock(
+        &self,
+        region: &str,
+        skew_ms: i64,
+        drift_ms_per_s: i64,
+    ) -> Result<(), String> {
+        let nodes = self.addresses(region).await;
+        let r = self
+            .hooks(&nodes)
+            .skew_clock(region, skew_ms, drift_ms_per_s)
+            .await?;
+        all_set("clock skew", &r)
+    }
+
+    async fn pause_sync(&self, region: &str, paused: bool) -> Result<(), String> {
+        let nodes = self.addresses(region).await;
+        let r = self.hooks(&nodes).pause_sync(region, paused).await?;
+        all_set("synchronizer pause", &r)
+    }
+
+    async fn inject(&self, region: &str, fault: &ApiFault) -> Result<(), String> {
+        let nodes = self.addresses(region).await;
+        let r = self.hooks(&nodes).inject(Some(region), fault).await?;
+        all_set("API fault", &r)
     }
 
     async fn kill(&self, nodes: &[NodeName]) -> Result<(), String> {

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use kmsim_experiment::history::{Edge, FaultEvent, Record};
 use kmsim_experiment::schedule::{Act, Schedule, Step, Target};
 use kmsim_experiment::spec::{Experiment, Side};
-use kmsim_proto::admin::v1::LinkProfile;
+use kmsim_proto::admin::v1::{ApiFault, LinkProfile};
 
 use super::runner::{base_links, Recorder};
 use super::runtime::{LinkSetting, Runtime};
@@ -54,6 +54,21 @@ pub(super) async fn apply_schedule<R: Runtime>(
                 let (what, result) = begin(rt.as_ref(), e, &o.act).await;
                 let error = result.as_ref().err().cloned();
                 edge(rec, progress, i, Edge::Start, (t, began), what, error);
+                if o.act.is_instant() && result.is_ok() {
+                    // Done once applied (a clock jump): its window closes at once.
+                    let at = rec.now();
+                    let what = "done (a clock jump is never undone)".to_string();
+                    edge(
+                        rec,
+                        progress,
+                        i,
+                        Edge::End,
+                        (Duration::from_micros(at), at),
+                        what,
+                        None,
+                    );
+                    continue;
+                }
                 active[i] = result.ok();
             }
             Step::End(i) => {
@@ -208,7 +223,105 @@ async fn begin<R: Runtime>(
                 r,
             )
         }
+        Act::ClockJump { region, by_ms } => (
+            format!("jump the clock of {region} by {}", days(*by_ms)),
+            rt.jump_clock(region, *by_ms)
+                .await
+                .map(|()| Resolved::none()),
+        ),
+        Act::ClockSkew {
+            region,
+            skew_ms,
+            drift_ms_per_s,
+        } => (
+            format!(
+                "skew the clock of {region} by {}{}",
+                days(*skew_ms),
+                match drift_ms_per_s {
+                    0 => String::new(),
+                    d => format!(", drifting {} per second", days(*d)),
+                }
+            ),
+            rt.skew_clock(region, *skew_ms, *drift_ms_per_s)
+                .await
+                .map(|()| Resolved::none()),
+        ),
+        Act::PauseSync { region } => (
+            format!("pause the synchronizer of {region}"),
+            rt.pause_sync(region, true).await.map(|()| Resolved::none()),
+        ),
+        Act::InjectError { region, .. } | Act::InjectLatency { region, .. } => {
+            let fault = api_fault(act, None);
+            (
+                format!("inject {} in {region}", injected(&fault)),
+                rt.inject(region, &fault).await.map(|()| Resolved::none()),
+            )
+        }
     }
+}
+
+impl Resolved {
+    /// A fault that hit no node or link of its own (a node hook set on a Region).
+    fn none() -> Resolved {
+        Resolved {
+            nodes: Vec::new(),
+            links: Vec::new(),
+        }
+    }
+}
+
+/// A signed span of simulated time, readable (`+8d`, `-2h`, `+1500ms`).
+fn days(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "+" };
+    let a = ms.unsigned_abs();
+    let text = match a {
+        a if a % 86_400_000 == 0 && a > 0 => format!("{}d", a / 86_400_000),
+        a if a % 3_600_000 == 0 && a > 0 => format!("{}h", a / 3_600_000),
+        a => kmsim_experiment::units::format_duration(Duration::from_millis(a)),
+    };
+    format!("{sign}{text}")
+}
+
+/// The API fault rule of an injection act; `percent` overrides its share (0 removes it).
+fn api_fault(act: &Act, percent: Option<f64>) -> ApiFault {
+    match act {
+        Act::InjectError {
+            operation,
+            error,
+            percent: p,
+            ..
+        } => ApiFault {
+            operation: operation.clone().unwrap_or_default(),
+            error: error.clone(),
+            delay_ms: 0,
+            percent: percent.unwrap_or(*p),
+        },
+        Act::InjectLatency {
+            operation,
+            delay_ms,
+            percent: p,
+            ..
+        } => ApiFault {
+            operation: operation.clone().unwrap_or_default(),
+            error: String::new(),
+            delay_ms: *delay_ms,
+            percent: percent.unwrap_or(*p),
+        },
+        _ => ApiFault::default(),
+    }
+}
+
+/// What an API fault rule does, for the history (`ThrottlingException on 20% of Encrypt`).
+fn injected(f: &ApiFault) -> String {
+    let effect = match f.error.as_str() {
+        "" => format!("{}ms delay", f.delay_ms),
+        e => e.to_string(),
+    };
+    let ops = match f.operation.as_str() {
+        "" => "every operation".to_string(),
+        op => op.to_string(),
+    };
+    format!("{effect} on {}% of {ops}", f.percent)
 }
 
 /// Sets `p` on the links between two sides; names what it did (`partition a <-> b`).
@@ -261,6 +374,22 @@ pub(super) async fn undo<R: Runtime>(
         .collect::<Vec<_>>()
         .join(", ");
     let (what, result) = match act {
+        Act::ClockJump { .. } => ("nothing to undo".to_string(), Ok(())),
+        Act::ClockSkew { region, .. } => (
+            format!("take back the clock skew of {region}"),
+            rt.skew_clock(region, 0, 0).await,
+        ),
+        Act::PauseSync { region } => (
+            format!("resume the synchronizer of {region}"),
+            rt.pause_sync(region, false).await,
+        ),
+        Act::InjectError { region, .. } | Act::InjectLatency { region, .. } => (
+            format!(
+                "stop injecting {} in {region}",
+                injected(&api_fault(act, None))
+            ),
+            rt.inject(region, &api_fault(act, Some(0.0))).await,
+        ),
         Act::Kill { .. } | Act::KillRegion { .. } => {
             (format!("restart {names}"), rt.restart(&r.nodes).await)
         }

@@ -11,6 +11,7 @@ mod clients;
 mod docker_runtime;
 mod faults;
 mod observe;
+mod retries;
 pub mod runner;
 pub mod runtime;
 

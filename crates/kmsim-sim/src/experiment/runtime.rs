@@ -12,13 +12,15 @@ use std::time::Duration;
 
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::{
-    ClearLinkFaultsRequest, LinkProfile, SetLinkFaultsRequest, StatusRequest, StatusResponse,
+    ApiFault, ClearLinkFaultsRequest, LinkProfile, SetLinkFaultsRequest, StatusRequest,
+    StatusResponse,
 };
 use nix::sys::signal::Signal;
 use tonic::transport::Channel;
 
 use crate::aws_client::AwsJsonClient;
 use crate::cluster::{ClusterDir, NodeName};
+use crate::node_hooks::{admin_client, all_set, RegionHooks};
 use crate::process::{kill_nodes, restart_nodes, running_pid, KILL_WAIT};
 
 /// A link setting: messages from `from` to `to` get `profile`.
@@ -145,6 +147,37 @@ pub trait Runtime: Send + Sync {
         }
     }
 
+    /// Moves `region`'s replicated clock forward by `by_ms` for good (it never goes back).
+    fn jump_clock(
+        &self,
+        region: &str,
+        by_ms: i64,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Skews the clock of every node of `region` (node-local, not replicated); `0, 0` takes
+    /// the skew back.
+    fn skew_clock(
+        &self,
+        region: &str,
+        skew_ms: i64,
+        drift_ms_per_s: i64,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Pauses (`true`) or resumes `region`'s synchronizer on every one of its nodes.
+    fn pause_sync(
+        &self,
+        region: &str,
+        paused: bool,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Sets an API fault rule on every node of `region` (a rule of 0 % removes the rule of
+    /// its operation and kind).
+    fn inject(
+        &self,
+        region: &str,
+        fault: &ApiFault,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
     /// The synchronizer's lag per Region pair (source, destination, samples in µs) as the
     /// nodes measured it since they started (`kmsim_sync_lag_seconds`); empty when unknown.
     fn sync_lag(&self) -> impl Future<Output = Vec<(String, String, Vec<u64>)>> + Send;
@@ -161,9 +194,6 @@ pub struct ProcessRuntime {
 
 /// How long a restarted node may take to answer.
 const RESTART_WAIT: Duration = Duration::from_secs(40);
-
-/// Deadline of one admin call.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl ProcessRuntime {
     /// The cluster in `dir`, whose nodes `exe` (a `kmsim` binary) restarts.
@@ -191,6 +221,14 @@ impl ProcessRuntime {
             .ok_or_else(|| format!("{n} is not in the topology"))
     }
 
+    fn hooks(&self) -> RegionHooks<'_> {
+        RegionHooks {
+            dialer: &self.dialer,
+            nodes: &self.nodes,
+            server_name: None,
+        }
+    }
+
     fn signal(&self, node: &NodeName, sig: Signal) -> Result<(), String> {
         let pid = running_pid(&self.dir, node)
             .ok_or_else(|| format!("{node} is not running (no live PID file)"))?;
@@ -215,17 +253,9 @@ impl Runtime for ProcessRuntime {
 
     async fn admin(&self, node: &NodeName) -> Result<AdminServiceClient<Channel>, String> {
         let addr = self.addr(node)?;
-        let ep = self
-            .dialer
-            .endpoint(&addr)
-            .map_err(|e| e.to_string())?
-            .connect_timeout(ADMIN_TIMEOUT)
-            .timeout(ADMIN_TIMEOUT);
-        let ch = ep
-            .connect()
+        admin_client(&self.dialer, &addr, None)
             .await
-            .map_err(|e| format!("cannot reach {node} at {addr}: {e}"))?;
-        Ok(AdminServiceClient::new(ch))
+            .map_err(|e| format!("{node}: {e}"))
     }
 
     async fn kill(&self, nodes: &[NodeName]) -> Result<(), String> {
@@ -251,6 +281,33 @@ impl Runtime for ProcessRuntime {
 
     async fn resume(&self, node: &NodeName) -> Result<(), String> {
         self.signal(node, Signal::SIGCONT)
+    }
+
+    async fn jump_clock(&self, region: &str, by_ms: i64) -> Result<(), String> {
+        self.hooks().jump_clock(region, by_ms).await.map(|_| ())
+    }
+
+    async fn skew_clock(
+        &self,
+        region: &str,
+        skew_ms: i64,
+        drift_ms_per_s: i64,
+    ) -> Result<(), String> {
+        let r = self
+            .hooks()
+            .skew_clock(region, skew_ms, drift_ms_per_s)
+            .await?;
+        all_set("clock skew", &r)
+    }
+
+    async fn pause_sync(&self, region: &str, paused: bool) -> Result<(), String> {
+        let r = self.hooks().pause_sync(region, paused).await?;
+        all_set("synchronizer pause", &r)
+    }
+
+    async fn inject(&self, region: &str, fault: &ApiFault) -> Result<(), String> {
+        let r = self.hooks().inject(Some(region), fault).await?;
+        all_set("API fault", &r)
     }
 
     async fn sync_lag(&self) -> Vec<(String, String, Vec<u64>)> {

@@ -11,8 +11,9 @@ use clap::{Args, Subcommand};
 
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::{
-    ClearLinkFaultsRequest, GetLinkFaultsRequest, LinkProfile, SetLinkFaultsRequest,
-    SetThrottleRequest,
+    ClearApiFaultsRequest, ClearLinkFaultsRequest, GetApiFaultsRequest, GetLinkFaultsRequest,
+    LinkProfile, SetClockSkewRequest, SetLinkFaultsRequest, SetSyncPausedRequest,
+    SetThrottleRequest, StatusRequest,
 };
 use kmsim_sim::bench::parse_duration;
 use kmsim_sim::cluster::{ClusterDir, NodeName};
@@ -41,6 +42,11 @@ use kmsim_sim::process::{kill_nodes, running_pid, KILL_WAIT};
 /// Network (`cut`, `reconnect`; clusters in containers, `kmsim up --runtime docker`): a Region
 /// cut off leaves the inter-Region network (its nodes still reach each other), a node cut off
 /// leaves both its networks; packets have no route, so peers see connections fail or time out.
+///
+/// Node hooks (`clock`, `sync`, `inject`; set on every node of a Region through its admin API,
+/// in memory, except a clock jump): a Region's clock jumped for good or skewed for a while, its
+/// synchronizer paused, a share of its API calls answered ThrottlingException or
+/// KMSInternalException, or delayed, before they run. `heal` removes these too.
 #[derive(Args)]
 pub struct ChaosArgs {
     #[command(subcommand)]
@@ -81,7 +87,8 @@ enum ChaosAction {
         /// The other side: REGION or REGION/ID.
         b: String,
     },
-    /// Removes every fault from every node.
+    /// Removes every fault from every node: link profiles, injected API faults, clock skews,
+    /// paused synchronizers (a clock jump stays: it never goes back).
     Heal,
     /// SIGKILLs every node of a Region (their data dirs are kept) and returns once every
     /// thread of each has exited, so their RocksDB locks are free (at most 30 s, then fails
@@ -97,7 +104,8 @@ enum ChaosAction {
         /// The Region.
         region: String,
     },
-    /// Lists the faulty links of every node.
+    /// Lists the faults of every node: its faulty links, injected API faults, clock skew and
+    /// whether its synchronizer is paused.
     Show,
     /// Freezes one node (SIGSTOP, or `docker pause` on a cluster in containers): a gray
     /// failure, its connections stay open and nothing answers. `resume` thaws it.
@@ -145,6 +153,32 @@ enum ChaosAction {
         #[arg(long, conflicts_with = "rate")]
         clear: bool,
     },
+    /// Moves a Region's simulated clock. `--jump 30d` moves its replicated clock forward for
+    /// good (AdvanceClock on its leader; never back): deletion windows, rotation periods,
+    /// imported material's expiry, `aws:CurrentTime` and audit times follow. `--skew 2h`
+    /// (or `-2h`, optionally `--drift 1h/s`) sets a skew on each of its nodes until `--clear`:
+    /// node-local, never replicated and lost on restart; a skewed node proposes dates (deletion
+    /// dates, creation dates), finds deletions and rotations due while it leads, evaluates
+    /// `aws:CurrentTime` and stamps audit records by its skewed clock. The Regions' clocks are
+    /// independent: moving one never moves another.
+    Clock(super::chaos_hooks::ClockArgs),
+    /// Pauses or resumes a Region's multi-Region key synchronization (`sync pause --region R`):
+    /// paused, its nodes send nothing to other Regions and refuse their deliveries, so no new
+    /// replica, shared-property change, rotation or deletion notice crosses in either
+    /// direction; nothing is lost, the work waits in each Region's replicated state and is
+    /// delivered on `sync resume`. ReplicateKey and UpdatePrimaryRegion, which must reach the
+    /// other Region before they answer, fail meanwhile.
+    Sync {
+        #[command(subcommand)]
+        action: super::chaos_hooks::SyncAction,
+    },
+    /// Injects API faults in a Region: `--error ThrottlingException|KMSInternalException
+    /// --percent P` answers that share of the calls (of `--operation OP`, else of every
+    /// operation) with the error before the operation runs, so nothing is committed;
+    /// `--delay 200ms` delays them. One rule per operation and kind (error or delay), the last
+    /// set wins; `--percent 0` removes it; `--clear` removes every rule. Draws are seeded (the
+    /// topology's fault_seed). Both faces (AWS JSON and gRPC) answer them.
+    Inject(super::chaos_hooks::InjectArgs),
 }
 
 /// How long `restart-region` waits for the containers of a Region to be ready.
@@ -164,6 +198,9 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
             | ChaosAction::Heal
             | ChaosAction::Show
             | ChaosAction::Throttle { .. }
+            | ChaosAction::Clock(_)
+            | ChaosAction::Sync { .. }
+            | ChaosAction::Inject(_)
     );
     if app_level {
         if let Some(code) = super::relayed(&a.data_dir)? {
@@ -300,6 +337,22 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
     }
     let rt = super::runtime()?;
     let dialer = dir.operator_dialer()?;
+    let admin_addrs: Vec<(NodeName, String)> = nodes
+        .iter()
+        .map(|(n, e)| (n.clone(), e.advertise_addr()))
+        .collect();
+    match &a.action {
+        ChaosAction::Clock(c) => {
+            return rt.block_on(super::chaos_hooks::clock(c, &dialer, &admin_addrs))
+        }
+        ChaosAction::Sync { action } => {
+            return rt.block_on(super::chaos_hooks::sync(action, &dialer, &admin_addrs))
+        }
+        ChaosAction::Inject(i) => {
+            return rt.block_on(super::chaos_hooks::inject(i, &dialer, &admin_addrs))
+        }
+        _ => {}
+    }
     rt.block_on(async {
         let client = |n: &NodeName| {
             let addr = addr(n);
@@ -363,6 +416,12 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
                     match client(n).await {
                         Ok(mut c) => {
                             c.clear_link_faults(ClearLinkFaultsRequest {}).await?;
+                            c.clear_api_faults(ClearApiFaultsRequest {}).await?;
+                            c.set_clock_skew(SetClockSkewRequest::default()).await?;
+                            // (A node without a synchronizer refuses; it has none to resume.)
+                            let _ = c
+                                .set_sync_paused(SetSyncPausedRequest { paused: false })
+                                .await;
                             outln!("healed {n}");
                         }
                         Err(e) => outln!("skipped {n}: {e:#}"),
@@ -377,6 +436,33 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
                         out.push_str(&format!("{n}: down\n"));
                         continue;
                     };
+                    if let Ok(st) = c.status(StatusRequest {}).await {
+                        let st = st.into_inner();
+                        if st.clock_skew_ms != 0 {
+                            out.push_str(&format!("{n}: clock skew {} ms\n", st.clock_skew_ms));
+                        }
+                        if st.sync_paused {
+                            out.push_str(&format!("{n}: synchronizer PAUSED\n"));
+                        }
+                    }
+                    for f in c
+                        .get_api_faults(GetApiFaultsRequest {})
+                        .await?
+                        .into_inner()
+                        .faults
+                    {
+                        let effect = if f.error.is_empty() {
+                            format!("{} ms delay", f.delay_ms)
+                        } else {
+                            f.error
+                        };
+                        let op = if f.operation.is_empty() {
+                            "every operation".to_string()
+                        } else {
+                            f.operation
+                        };
+                        out.push_str(&format!("{n}: inject {effect} on {}% of {op}\n", f.percent));
+                    }
                     for l in c
                         .get_link_faults(GetLinkFaultsRequest {})
                         .await?
@@ -466,7 +552,10 @@ fn run_on_containers(
         | ChaosAction::Partition { .. }
         | ChaosAction::Heal
         | ChaosAction::Show
-        | ChaosAction::Throttle { .. } => anyhow::bail!(
+        | ChaosAction::Throttle { .. }
+        | ChaosAction::Clock(_)
+        | ChaosAction::Sync { .. }
+        | ChaosAction::Inject(_) => anyhow::bail!(
             "internal: the link faults of {} are set from inside its networks ([`run`])",
             c.name
         ),

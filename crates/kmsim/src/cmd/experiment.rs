@@ -36,6 +36,14 @@ pub const LIBRARY: &[(&str, &str)] = &[
         "aws-like-latency",
         include_str!("../../../../experiments/aws-like-latency.toml"),
     ),
+    (
+        "clock-skew-deletion",
+        include_str!("../../../../experiments/clock-skew-deletion.toml"),
+    ),
+    (
+        "throttling-retries",
+        include_str!("../../../../experiments/throttling-retries.toml"),
+    ),
 ];
 
 /// Runs declared experiments: a cluster, a workload, a seeded fault schedule, steady-state

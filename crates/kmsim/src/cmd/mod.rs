@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod bench;
 pub mod chaos;
+pub mod chaos_hooks;
 pub mod deploy;
 pub mod experiment;
 pub mod gateway;

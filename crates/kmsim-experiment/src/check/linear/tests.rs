@@ -301,3 +301,25 @@ fn a_long_history_is_decided_within_the_budget() {
     let head = format!("1 key, {} management ops", crate::check::count(kept));
     assert!(v.summary.starts_with(&head), "{}", v.summary);
 }
+
+#[test]
+fn a_key_pending_deletion_may_be_gone_only_where_a_fault_moved_the_clock_a_week_ahead() {
+    let mut records = forge::good();
+    *forge::view_mut(&mut records, forge::DOOMED, US) = None;
+    assert_eq!(forge::run(&records, linearizable_keys).status, Status::Fail);
+    let check = |fault: &str| {
+        let text = format!("{}\n[[fault]]\n{fault}", forge::EXPERIMENT);
+        let e = crate::spec::Experiment::parse(&text, false).expect("valid");
+        let schedule = crate::schedule::Schedule::expand(&e, 1);
+        linearizable_keys(&Input {
+            experiment: &e,
+            schedule: &schedule,
+            records: &records,
+        })
+        .status
+    };
+    let jump = "action = \"clock-jump\"\nregion = \"us-east-1\"\nby = \"8d\"\nat = \"40s\"";
+    assert_eq!(check(jump), Status::Pass);
+    assert_eq!(check(&jump.replace("8d", "6d")), Status::Fail);
+    assert_eq!(check(&jump.replace("us-east-1", "eu-west-1")), Status::Fail);
+}
