@@ -2,12 +2,14 @@
 //!
 //! - [`runtime`]: the interface to the cluster (processes today) and nothing else;
 //! - [`calls`]: the workload's calls and the keys and ciphertexts its clients share;
+//! - [`live`]: what the run is doing now, for a progress display;
 //! - [`runner`]: the phases of a run (setup, workload with faults and probes, heal and settle,
 //!   observation) and the history it writes.
 
 pub mod calls;
 mod clients;
 mod faults;
+pub mod live;
 mod observe;
 pub mod runner;
 pub mod runtime;

@@ -13,6 +13,8 @@ use kmsim_experiment::Experiment;
 use kmsim_sim::cluster::ClusterDir;
 use kmsim_sim::experiment::{ProcessRuntime, RunOptions};
 
+mod progress;
+
 /// The experiments shipped with kmsim (`experiments/*.toml`), by name.
 pub const LIBRARY: &[(&str, &str)] = &[
     (
@@ -34,6 +36,10 @@ pub const LIBRARY: &[(&str, &str)] = &[
     (
         "aws-like-latency",
         include_str!("../../../../experiments/aws-like-latency.toml"),
+    ),
+    (
+        "primary-handover-partition",
+        include_str!("../../../../experiments/primary-handover-partition.toml"),
     ),
 ];
 
@@ -71,6 +77,11 @@ enum ExperimentAction {
         /// <out>/cluster, stopped at the end.
         #[arg(long, default_value = "processes", value_parser = ["processes"])]
         runtime: String,
+        /// Show the phase, elapsed time, ops/s, errors and active faults while it runs, on
+        /// stderr: `auto` when stderr is a terminal (redrawn in place), `always` (a line every
+        /// 5 s when not a terminal), or `never`.
+        #[arg(long, value_enum, default_value = "auto")]
+        progress: progress::When,
     },
     /// Judges a recorded run again: runs the checkers on DIR/history.jsonl with the
     /// experiment (DIR/experiment.toml) and the seed and variant it ran with (DIR/results.json);
@@ -101,7 +112,8 @@ pub fn run(a: ExperimentArgs) -> anyhow::Result<ExitCode> {
             out,
             quick,
             runtime: _,
-        } => run_one(&file, seed, out, quick),
+            progress,
+        } => run_one(&file, seed, out, quick, progress),
     }
 }
 
@@ -151,6 +163,7 @@ fn run_one(
     seed: Option<u64>,
     out: Option<PathBuf>,
     quick: bool,
+    when: progress::When,
 ) -> anyhow::Result<ExitCode> {
     let (source, text) = load(file)?;
     let e = Experiment::parse(&text, quick).with_context(|| source.clone())?;
@@ -227,14 +240,17 @@ fn run_one(
         .unwrap_or_default();
     let rt = super::runtime()?;
     let runtime = Arc::new(ProcessRuntime::open(dir, exe).map_err(|m| anyhow::anyhow!(m))?);
+    let live = Arc::new(kmsim_sim::experiment::live::Live::default());
+    let display = progress::Progress::start(when, live.clone());
     let opts = RunOptions {
         seed,
         out: out.clone(),
-        progress: Box::new(|line| outln!("{line}")),
+        progress: Box::new(display.printer()),
+        live,
     };
-    let outcome = rt
-        .block_on(kmsim_sim::experiment::run(&e, runtime, &opts))
-        .map_err(|m| anyhow::anyhow!(m))?;
+    let outcome = rt.block_on(kmsim_sim::experiment::run(&e, runtime, &opts));
+    display.finish();
+    let outcome = outcome.map_err(|m| anyhow::anyhow!(m))?;
     let input = ReportInput {
         experiment: &e,
         seed,
