@@ -131,21 +131,27 @@ pub enum Call {
         /// The key.
         key: String,
     },
-    /// Sign a message digest.
+    /// Sign a message (`MessageType` RAW).
     Sign {
         /// The key.
         key: String,
+        /// The message's digest.
+        #[serde(default)]
+        message: Digest,
     },
     /// GenerateMac.
     GenerateMac {
         /// The key.
         key: String,
+        /// The message's digest.
+        #[serde(default)]
+        message: Digest,
     },
     /// ReEncrypt the ciphertext op `of` returned to another key.
     ReEncrypt {
         /// The destination key.
         key: String,
-        /// The Encrypt whose ciphertext this is.
+        /// The Encrypt (or GenerateDataKey, or ReEncrypt) whose ciphertext this is.
         of: u64,
     },
     /// CreateKey.
@@ -255,6 +261,9 @@ pub struct Reply {
     /// The key's state (DescribeKey).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// The signature (Sign) or MAC (GenerateMac), base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 impl Reply {
@@ -290,7 +299,9 @@ pub enum Edge {
     End,
 }
 
-/// What the runner saw in a Region after the heal.
+/// What the runner saw in a Region after the heal. Every acknowledged result that another
+/// Region holding a related key must be able to use is tried there: a ciphertext is
+/// decrypted (`Decrypt`), a signature or a MAC verified (`Verify`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "what", rename_all = "snake_case")]
 pub enum Observation {
@@ -316,6 +327,18 @@ pub enum Observation {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         plaintext: Option<Digest>,
         /// The AWS error code, when it did not.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// Whether the signature (or MAC) op `of` produced verifies in `region` (Verify,
+    /// VerifyMac) for the message it was made for.
+    Verify {
+        /// The Region asked.
+        region: String,
+        /// The Sign or GenerateMac whose result was verified.
+        of: u64,
+        /// The AWS error code (`KMSInvalidSignatureException`, `KMSInvalidMacException`, …)
+        /// or `no answer: …`, when it did not verify; `None` when it did.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },

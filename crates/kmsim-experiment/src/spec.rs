@@ -47,11 +47,11 @@ pub enum Operation {
     Decrypt,
     /// GenerateDataKey (AES_256) under one of the keys.
     GenerateDataKey,
-    /// Sign with one of the workload's signing keys (ECC_NIST_P256).
+    /// Sign with one of the workload's signing keys (`sign_key_spec`, ECC_NIST_P256 by default).
     Sign,
-    /// GenerateMac with one of the workload's HMAC keys.
+    /// GenerateMac with one of the workload's HMAC keys (`mac_key_spec`, HMAC_256 by default).
     GenerateMac,
-    /// ReEncrypt a ciphertext to another key of the client's Region.
+    /// ReEncrypt a ciphertext (as Decrypt picks one) to another key of the client's Region.
     ReEncrypt,
     /// Create a key (multi-Region with the workload's share).
     CreateKey,
@@ -234,9 +234,21 @@ struct WorkloadFile {
     cross_region: f64,
     #[serde(default = "default_plaintext")]
     plaintext_bytes: u32,
+    #[serde(default = "default_sign_key_spec")]
+    sign_key_spec: String,
+    #[serde(default = "default_mac_key_spec")]
+    mac_key_spec: String,
     mix: BTreeMap<String, u32>,
     #[serde(default)]
     retries: u32,
+}
+
+fn default_sign_key_spec() -> String {
+    "ECC_NIST_P256".into()
+}
+
+fn default_mac_key_spec() -> String {
+    "HMAC_256".into()
 }
 
 fn default_settle() -> Span {
@@ -446,18 +458,82 @@ pub struct Workload {
     pub arrival: Arrival,
     /// The Regions whose endpoints clients call (every Region by default).
     pub clients: Vec<String>,
-    /// Keys created in the setup phase, per client Region.
+    /// Keys created in the setup phase, per client Region and per kind the mix needs
+    /// (symmetric always; signing keys for `sign`, HMAC keys for `generate_mac`).
     pub keys: u32,
     /// Share of those keys that are multi-Region (replicated into every client Region).
     pub multi_region: f64,
     /// Share of Decrypts given a ciphertext made in another Region (with a related key).
     pub cross_region: f64,
-    /// Plaintext size of Encrypt calls.
+    /// Plaintext size of Encrypt calls, and message size of Sign and GenerateMac calls.
     pub plaintext_bytes: u32,
+    /// The key spec of the keys `sign` uses (`ECC_NIST_P256` by default), one of
+    /// [`SIGNING_KEY_SPECS`].
+    pub sign_key_spec: String,
+    /// The key spec of the keys `generate_mac` uses (`HMAC_256` by default), one of
+    /// [`MAC_KEY_SPECS`].
+    pub mac_key_spec: String,
     /// Relative weights of the operations (only those above 0).
     pub mix: Vec<(Operation, u32)>,
     /// How many times a client sends a throttled call again (0: never, the default).
     pub retries: u32,
+}
+
+/// The key specs a workload's signing keys may have, each with the signing algorithm its
+/// Sign calls use (ECDSA with the curve's hash; RSASSA-PSS with SHA-256 for RSA).
+pub const SIGNING_KEY_SPECS: [(&str, &str); 7] = [
+    ("ECC_NIST_P256", "ECDSA_SHA_256"),
+    ("ECC_NIST_P384", "ECDSA_SHA_384"),
+    ("ECC_NIST_P521", "ECDSA_SHA_512"),
+    ("ECC_SECG_P256K1", "ECDSA_SHA_256"),
+    ("RSA_2048", "RSASSA_PSS_SHA_256"),
+    ("RSA_3072", "RSASSA_PSS_SHA_256"),
+    ("RSA_4096", "RSASSA_PSS_SHA_256"),
+];
+
+/// The key specs a workload's HMAC keys may have, each with its MAC algorithm.
+pub const MAC_KEY_SPECS: [(&str, &str); 4] = [
+    ("HMAC_224", "HMAC_SHA_224"),
+    ("HMAC_256", "HMAC_SHA_256"),
+    ("HMAC_384", "HMAC_SHA_384"),
+    ("HMAC_512", "HMAC_SHA_512"),
+];
+
+/// How many of `keys` keys are multi-Region with the share `multi_region`.
+fn multi_region_keys(keys: u32, multi_region: f64) -> u32 {
+    (f64::from(keys) * multi_region).round() as u32
+}
+
+impl Workload {
+    /// How many of each Region's setup keys (of each kind) are multi-Region: the first ones.
+    pub fn multi_region_keys(&self) -> u32 {
+        multi_region_keys(self.keys, self.multi_region)
+    }
+
+    /// The weight of `op` in the mix (0 when absent).
+    pub fn weight(&self, op: Operation) -> u32 {
+        self.mix
+            .iter()
+            .find(|(o, _)| *o == op)
+            .map_or(0, |(_, w)| *w)
+    }
+
+    /// The signing algorithm of the `sign` keys.
+    pub fn signing_algorithm(&self) -> &'static str {
+        algorithm_of(&SIGNING_KEY_SPECS, &self.sign_key_spec)
+    }
+
+    /// The MAC algorithm of the `generate_mac` keys.
+    pub fn mac_algorithm(&self) -> &'static str {
+        algorithm_of(&MAC_KEY_SPECS, &self.mac_key_spec)
+    }
+}
+
+fn algorithm_of(table: &[(&str, &'static str)], spec: &str) -> &'static str {
+    table
+        .iter()
+        .find(|(s, _)| *s == spec)
+        .map_or("", |(_, a)| *a)
 }
 
 /// Which node a node fault hits.
@@ -950,6 +1026,37 @@ fn workload(w: WorkloadFile, c: &ClusterSpec) -> Result<Workload, SpecError> {
             "give at least one operation a weight above 0",
         ));
     }
+    for (field, spec, table) in [
+        (
+            "workload.sign_key_spec",
+            &w.sign_key_spec,
+            &SIGNING_KEY_SPECS[..],
+        ),
+        ("workload.mac_key_spec", &w.mac_key_spec, &MAC_KEY_SPECS[..]),
+    ] {
+        if !table.iter().any(|(s, _)| s == spec) {
+            return Err(invalid(
+                field,
+                format!(
+                    "'{spec}': use {}",
+                    table.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    // A hand-over needs a multi-Region key with a replica: the setup replicates its
+    // multi-Region keys into the other client Regions.
+    let mrks = multi_region_keys(w.keys, w.multi_region);
+    if mix
+        .iter()
+        .any(|(o, _)| *o == Operation::UpdatePrimaryRegion)
+        && (clients.len() < 2 || mrks == 0)
+    {
+        return Err(invalid(
+            "workload.mix.update_primary_region",
+            "needs multi-Region keys with a replica: at least two client Regions and a multi_region share that makes at least one key",
+        ));
+    }
     Ok(Workload {
         duration: w.duration.0,
         settle: w.settle.0,
@@ -959,6 +1066,8 @@ fn workload(w: WorkloadFile, c: &ClusterSpec) -> Result<Workload, SpecError> {
         multi_region: w.multi_region,
         cross_region: w.cross_region,
         plaintext_bytes: w.plaintext_bytes,
+        sign_key_spec: w.sign_key_spec,
+        mac_key_spec: w.mac_key_spec,
         mix,
         retries: if w.retries <= 10 {
             w.retries

@@ -800,10 +800,18 @@ impl KmsState {
             set_replicas(m, to, &here);
             m.epoch += 1;
             let epoch = m.epoch;
+            // A primary still `Updating` from its own promotion (the old primary has not
+            // acknowledged the new epoch yet) hands over from the state it had before that
+            // promotion: no acknowledgement would end the promotion's wait once it is a
+            // replica again, so the hand-over's end restores that state instead.
+            let previous_state = match k.regional.sync.promoted.take() {
+                Some(p) => p.previous_state,
+                None => k.regional.state,
+            };
             k.regional.sync.handover = Some(Handover {
                 to: to.clone(),
                 epoch,
-                previous_state: k.regional.state,
+                previous_state,
             });
             k.regional.sync.acked.clear();
             k.regional.state = KeyState::Updating;

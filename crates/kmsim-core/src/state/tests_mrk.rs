@@ -298,6 +298,55 @@ fn a_hand_over_fences_the_old_primary_before_the_new_one_takes_over() {
 }
 
 #[test]
+fn a_new_primary_handed_back_before_its_promotion_was_acknowledged_ends_enabled() {
+    // Found by the primary-handover-partition experiment: eu-west-1, just promoted and still
+    // `Updating` until us-east-1 acknowledges the new epoch, hands the primary back at once.
+    let (mut a, mut b, id) = two_regions();
+    a.apply(&Command::ReplicateKey {
+        key_id: id.clone(),
+        replica: region("eu-west-1"),
+        spec: spec(),
+    })
+    .0
+    .unwrap();
+    sync(&mut a, &mut b, &id, false);
+    let begin = |to: &str| Command::BeginHandover {
+        key_id: id.clone(),
+        to: region(to),
+    };
+    let end = |epoch| Command::EndHandover {
+        key_id: id.clone(),
+        epoch,
+        promoted: true,
+    };
+    a.apply(&begin("eu-west-1")).0.unwrap();
+    sync(&mut a, &mut b, &id, true);
+    a.apply(&end(2)).0.unwrap();
+    assert_eq!(b.key(&id).unwrap().regional.state, KeyState::Updating);
+    // Back to us-east-1 before eu-west-1's first synchronization was acknowledged.
+    b.apply(&begin("us-east-1")).0.unwrap();
+    assert!(matches!(
+        sync(&mut b, &mut a, &id, true),
+        SyncReply::Applied { epoch: 3, .. }
+    ));
+    b.apply(&end(3)).0.unwrap();
+    let k = b.key(&id).unwrap();
+    assert_eq!(k.regional.state, KeyState::Enabled, "not left Updating");
+    assert!(k.regional.sync.promoted.is_none() && k.regional.sync.handover.is_none());
+    // us-east-1, the primary again, is Updating until eu-west-1 acknowledges epoch 3.
+    assert_eq!(a.key(&id).unwrap().regional.state, KeyState::Updating);
+    sync(&mut a, &mut b, &id, false);
+    assert_eq!(a.key(&id).unwrap().regional.state, KeyState::Enabled);
+    assert_eq!(b.key(&id).unwrap().regional.state, KeyState::Enabled);
+    // And eu-west-1 can be made the primary again.
+    a.apply(&begin("eu-west-1")).0.unwrap();
+    assert!(matches!(
+        sync(&mut a, &mut b, &id, true),
+        SyncReply::Applied { epoch: 4, .. }
+    ));
+}
+
+#[test]
 fn a_refused_promotion_is_fenced_and_the_old_primary_resumes_with_a_newer_epoch() {
     let (mut a, mut b, id) = two_regions();
     a.apply(&Command::ReplicateKey {

@@ -19,7 +19,8 @@ fn shared(v: &KeyView) -> (Option<&str>, BTreeSet<&str>) {
 }
 
 /// Checks, for each multi-Region key, that every Region holding it shows the same primary
-/// Region, the same replica Regions and (where read) the same number of rotations; that the
+/// Region, the same replica Regions and (where read) the same number of rotations; that none
+/// is left `Updating` or `Creating` (a hand-over or replication that never ended); that the
 /// Regions holding it are exactly the primary and its replicas; and that every observation of
 /// it was read within `checks.convergence` of the Heal phase's start (the runner records the
 /// first read of the state all Regions converged to).
@@ -61,6 +62,16 @@ pub fn convergence(input: &Input) -> Verdict {
                 "{key_id}: Regions show {} rotations",
                 r.join(" or ")
             ));
+        }
+        if problem.is_none() {
+            // A hand-over or a replication that never finished leaves a key in a transient
+            // state that refuses management calls.
+            if let Some((r, v)) = held
+                .iter()
+                .find(|(_, v)| v.state == "Updating" || v.state == "Creating")
+            {
+                problem = Some(format!("{key_id}: {r} still {}", v.state));
+            }
         }
         let holders: BTreeSet<&str> = held.iter().map(|(r, _)| *r).collect();
         if problem.is_none() && holders != first.1 {
@@ -198,5 +209,23 @@ mod tests {
             "{}",
             v.summary
         );
+    }
+
+    #[test]
+    fn a_key_left_updating_fails_even_when_the_regions_agree() {
+        // As the primary-handover-partition experiment found: a replica left `Updating` by a
+        // hand-over that never ended there.
+        let mut records = forge::good();
+        if let Some(v) = forge::view_mut(&mut records, MRK, forge::US) {
+            v.state = "Updating".into();
+        }
+        let v = forge::run(&records, convergence);
+        assert_eq!(v.status, Status::Fail);
+        assert!(
+            v.summary.contains("mrk-a: us-east-1 still Updating"),
+            "{}",
+            v.summary
+        );
+        assert!(v.ops.contains(&id::PROMOTE_EU), "{v:?}");
     }
 }

@@ -1,12 +1,12 @@
-//! `decrypt-everywhere`: every acknowledged ciphertext decrypts to its plaintext in every
-//! Region that holds a related key.
+//! `decrypt-everywhere`: every acknowledged ciphertext decrypts to its plaintext, and every
+//! acknowledged signature and MAC verifies, in every Region that holds a related key.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{
     count, is_multi_region, is_pending_deletion, key_of, plural, Facts, Input, Status, Verdict,
 };
-use crate::history::Call;
+use crate::history::{Call, Op, Outcome};
 
 const NAME: &str = "decrypt-everywhere";
 
@@ -17,33 +17,95 @@ struct Trouble {
     wrong: usize,
 }
 
-/// Checks that every acknowledged Encrypt has, in each Region that should decrypt it, a
-/// Decrypt observation that gave back its plaintext's digest.
+/// What an acknowledged op made that other Regions must be able to use.
+enum Made<'a> {
+    /// A ciphertext of this plaintext digest (`None`: its plaintext cannot be told).
+    Ciphertext(Option<&'a str>),
+    /// A signature or a MAC.
+    Signed,
+}
+
+/// The plaintext digest of the ciphertext each acknowledged Encrypt, GenerateDataKey and
+/// ReEncrypt made: Encrypt's request, GenerateDataKey's reply, and for ReEncrypt that of the
+/// ciphertext it re-encrypted (followed through chains of ReEncrypts).
+fn plaintexts<'a>(ops: &[&'a Op]) -> HashMap<u64, Option<&'a str>> {
+    let mut direct: HashMap<u64, Option<&'a str>> = HashMap::new();
+    let mut sources: HashMap<u64, u64> = HashMap::new();
+    for op in ops {
+        let Outcome::Ok { reply } = &op.outcome else {
+            continue;
+        };
+        match &op.call {
+            Call::Encrypt { plaintext, .. } => {
+                direct.insert(op.id, Some(plaintext.as_str()));
+            }
+            Call::GenerateDataKey { .. } => {
+                direct.insert(op.id, reply.plaintext.as_deref());
+            }
+            Call::ReEncrypt { of, .. } => {
+                sources.insert(op.id, *of);
+            }
+            _ => {}
+        }
+    }
+    let mut out = direct.clone();
+    for (id, first) in &sources {
+        let mut of = *first;
+        // A chain is at most as long as the ReEncrypts; a loop (a forged history) ends unknown.
+        let mut found = None;
+        for _ in 0..=sources.len() {
+            if let Some(p) = direct.get(&of) {
+                found = *p;
+                break;
+            }
+            match sources.get(&of) {
+                Some(next) => of = *next,
+                None => break,
+            }
+        }
+        out.insert(*id, found);
+    }
+    out
+}
+
+/// Checks that every acknowledged Encrypt, GenerateDataKey and ReEncrypt has, in each Region
+/// that should decrypt its ciphertext, a Decrypt observation that gave back its plaintext's
+/// digest; and that every acknowledged Sign and GenerateMac has, in each Region that should
+/// verify it, a Verify observation without an error.
 ///
-/// The Regions that should decrypt it: the Region of the Encrypt's key, and for a multi-Region
-/// key also every Region whose Key observation shows a related key; a Region whose key is
-/// pending deletion is left out (it refuses to decrypt by design). A missing observation, an
-/// error or a wrong digest fails.
+/// The Regions that should: the Region of the op's key, and for a multi-Region key also
+/// every Region whose Key observation shows a related key; a Region whose key is pending
+/// deletion is left out (it refuses by design). A missing observation, an error or a wrong
+/// digest fails.
 pub fn decrypt_everywhere(input: &Input) -> Verdict {
     let f = Facts::new(input.records);
-    let mut ciphertexts = 0usize;
-    let mut decrypts = 0usize;
+    let expected_plaintext = plaintexts(&f.ops);
+    let (mut ciphertexts, mut signed) = (0usize, 0usize);
+    let (mut decrypts, mut verifies) = (0usize, 0usize);
     let mut unresolved = Vec::new();
     let mut regions = BTreeSet::new();
     let mut trouble: BTreeMap<&str, Trouble> = BTreeMap::new();
     let mut bad = Vec::new();
     for op in &f.ops {
-        let Call::Encrypt { plaintext, .. } = &op.call else {
-            continue;
-        };
         if !op.ok() {
             continue;
         }
-        let Some((home, key_id)) = key_of(op) else {
+        let made = match &op.call {
+            Call::Encrypt { .. } | Call::GenerateDataKey { .. } | Call::ReEncrypt { .. } => {
+                Made::Ciphertext(expected_plaintext.get(&op.id).copied().flatten())
+            }
+            Call::Sign { .. } | Call::GenerateMac { .. } => Made::Signed,
+            _ => continue,
+        };
+        let key = key_of(op);
+        let (Some((home, key_id)), false) = (key, matches!(made, Made::Ciphertext(None))) else {
             unresolved.push(op.id);
             continue;
         };
-        ciphertexts += 1;
+        match made {
+            Made::Ciphertext(_) => ciphertexts += 1,
+            Made::Signed => signed += 1,
+        }
         let pending = |region: &str| {
             f.view(key_id, region)
                 .is_some_and(|v| is_pending_deletion(&v.state))
@@ -60,26 +122,51 @@ pub fn decrypt_everywhere(input: &Input) -> Verdict {
             }
         }
         for region in expected {
-            decrypts += 1;
             regions.insert(region);
-            let t = match f.decrypts.get(&(op.id, region)) {
-                None => &mut trouble.entry(region).or_default().missing,
-                Some(d) if d.error.is_some() => &mut trouble.entry(region).or_default().errors,
-                Some(d) if d.plaintext != Some(plaintext.as_str()) => {
-                    &mut trouble.entry(region).or_default().wrong
+            let t = match made {
+                Made::Ciphertext(plaintext) => {
+                    decrypts += 1;
+                    match f.decrypts.get(&(op.id, region)) {
+                        None => &mut trouble.entry(region).or_default().missing,
+                        Some(d) if d.error.is_some() => {
+                            &mut trouble.entry(region).or_default().errors
+                        }
+                        Some(d) if d.plaintext != plaintext => {
+                            &mut trouble.entry(region).or_default().wrong
+                        }
+                        Some(_) => continue,
+                    }
                 }
-                Some(_) => continue,
+                Made::Signed => {
+                    verifies += 1;
+                    match f.verifies.get(&(op.id, region)) {
+                        None => &mut trouble.entry(region).or_default().missing,
+                        Some(Some(_)) => &mut trouble.entry(region).or_default().errors,
+                        Some(None) => continue,
+                    }
+                }
             };
             *t += 1;
             bad.push(op.id);
         }
     }
-    let checked = format!(
-        "{}, {}: {}",
-        plural(ciphertexts, "ciphertext"),
-        plural(regions.len(), "Region"),
-        plural(decrypts, "decrypt")
-    );
+    let checked = if signed == 0 {
+        format!(
+            "{}, {}: {}",
+            plural(ciphertexts, "ciphertext"),
+            plural(regions.len(), "Region"),
+            plural(decrypts, "decrypt")
+        )
+    } else {
+        format!(
+            "{} and {}, {}: {} and {}",
+            plural(ciphertexts, "ciphertext"),
+            plural(signed, "signed message"),
+            plural(regions.len(), "Region"),
+            plural(decrypts, "decrypt"),
+            plural(verifies, "verification")
+        )
+    };
     if bad.is_empty() && unresolved.is_empty() {
         return Verdict::new(
             NAME,
@@ -106,8 +193,8 @@ pub fn decrypt_everywhere(input: &Input) -> Verdict {
         .collect();
     if !unresolved.is_empty() {
         parts.push(format!(
-            "{} with no key ARN",
-            plural(unresolved.len(), "Encrypt")
+            "{} with no key ARN or no known plaintext",
+            plural(unresolved.len(), "op")
         ));
     }
     bad.extend(unresolved);

@@ -32,6 +32,8 @@ mod writes;
 
 #[cfg(test)]
 mod forge;
+#[cfg(test)]
+mod handover;
 
 pub use availability::availability;
 pub use convergence::convergence;
@@ -153,8 +155,8 @@ pub fn key_of(op: &Op) -> Option<(&str, &str)> {
         Call::Encrypt { key, .. } => reply_key.unwrap_or(key),
         Call::Decrypt { key, .. }
         | Call::GenerateDataKey { key }
-        | Call::Sign { key }
-        | Call::GenerateMac { key }
+        | Call::Sign { key, .. }
+        | Call::GenerateMac { key, .. }
         | Call::ReEncrypt { key, .. }
         | Call::ReplicateKey { key, .. }
         | Call::RotateKeyOnDemand { key }
@@ -277,6 +279,8 @@ pub(crate) struct Facts<'a> {
     pub keys: BTreeMap<(&'a str, &'a str), KeyObs<'a>>,
     /// (Encrypt op id, Region) → the last observation.
     pub decrypts: HashMap<(u64, &'a str), DecryptObs<'a>>,
+    /// (Sign or GenerateMac op id, Region) → the last observation's error (`None`: verified).
+    pub verifies: HashMap<(u64, &'a str), Option<&'a str>>,
 }
 
 impl<'a> Facts<'a> {
@@ -286,6 +290,7 @@ impl<'a> Facts<'a> {
             phases: HashMap::new(),
             keys: BTreeMap::new(),
             decrypts: HashMap::new(),
+            verifies: HashMap::new(),
         };
         for r in records {
             match r {
@@ -316,6 +321,9 @@ impl<'a> Facts<'a> {
                         error: error.as_deref(),
                     };
                     f.decrypts.insert((*of, region.as_str()), obs);
+                }
+                Record::Observation(Observation::Verify { region, of, error }) => {
+                    f.verifies.insert((*of, region.as_str()), error.as_deref());
                 }
                 Record::Fault(_) | Record::Breach { .. } => {}
             }

@@ -329,5 +329,66 @@ fn every_library_experiment_parses_in_full_and_quick() {
         }
         seen += 1;
     }
-    assert!(seen >= 7, "{seen} experiments");
+    assert!(seen >= 8, "{seen} experiments");
+}
+
+#[test]
+fn signing_and_mac_key_specs_default_and_are_checked() {
+    let e = Experiment::parse(MINIMAL, false).expect("valid");
+    assert_eq!(e.workload.sign_key_spec, "ECC_NIST_P256");
+    assert_eq!(e.workload.signing_algorithm(), "ECDSA_SHA_256");
+    assert_eq!(e.workload.mac_key_spec, "HMAC_256");
+    assert_eq!(e.workload.mac_algorithm(), "HMAC_SHA_256");
+    let text = MINIMAL.replace(
+        "mix =",
+        "sign_key_spec = \"RSA_3072\"\nmac_key_spec = \"HMAC_512\"\nmix =",
+    );
+    let e = Experiment::parse(&text, false).expect("valid");
+    assert_eq!(e.workload.signing_algorithm(), "RSASSA_PSS_SHA_256");
+    assert_eq!(e.workload.mac_algorithm(), "HMAC_SHA_512");
+    let bad = MINIMAL.replace("mix =", "sign_key_spec = \"SYMMETRIC_DEFAULT\"\nmix =");
+    assert_eq!(field_of(&bad), "workload.sign_key_spec");
+    let bad = MINIMAL.replace("mix =", "mac_key_spec = \"HMAC_1\"\nmix =");
+    match Experiment::parse(&bad, false) {
+        Err(SpecError::Invalid { field, message }) => {
+            assert_eq!(field, "workload.mac_key_spec");
+            assert!(message.contains("HMAC_224, HMAC_256"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn every_operation_of_the_mix_is_read_and_a_hand_over_needs_a_replica() {
+    let all = Operation::ALL
+        .iter()
+        .map(|o| format!("{} = 1", o.mix_key()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = MINIMAL.replace("encrypt = 3, decrypt = 1", &all);
+    let e = Experiment::parse(&text, false).expect("valid");
+    assert_eq!(
+        e.workload
+            .mix
+            .iter()
+            .map(|(o, _)| *o)
+            .collect::<Vec<_>>()
+            .len(),
+        Operation::ALL.len()
+    );
+    assert_eq!(e.workload.weight(Operation::UpdatePrimaryRegion), 1);
+    assert_eq!(e.workload.weight(Operation::Sign), 1);
+    assert_eq!(e.workload.multi_region_keys(), 2, "half of 4 keys");
+    // One client Region: no Region to hand over to.
+    let one = text.replace("mix =", "clients = [\"us-east-1\"]\nmix =");
+    assert_eq!(field_of(&one), "workload.mix.update_primary_region");
+    // No multi-Region key.
+    let none = text.replace("mix =", "multi_region = 0.0\nmix =");
+    assert_eq!(field_of(&none), "workload.mix.update_primary_region");
+    // Without update_primary_region, both are fine.
+    let fine = MINIMAL.replace(
+        "mix =",
+        "multi_region = 0.0\nclients = [\"us-east-1\"]\nmix =",
+    );
+    assert!(Experiment::parse(&fine, false).is_ok());
 }

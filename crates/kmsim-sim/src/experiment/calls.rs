@@ -19,6 +19,54 @@ use crate::aws_client::{AwsJsonClient, ClientError};
 /// The ciphertexts kept per Region for Decrypt to pick from.
 const CIPHERTEXTS_KEPT: usize = 4096;
 
+/// What a setup key is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// `SYMMETRIC_DEFAULT`, `ENCRYPT_DECRYPT`: Encrypt, Decrypt, GenerateDataKey, ReEncrypt.
+    Symmetric,
+    /// An asymmetric `SIGN_VERIFY` key of the workload's `sign_key_spec`: Sign.
+    Sign,
+    /// An HMAC `GENERATE_VERIFY_MAC` key of the workload's `mac_key_spec`: GenerateMac.
+    Mac,
+}
+
+impl KeyKind {
+    /// The kinds of setup keys a workload needs: symmetric always (an operation with nothing
+    /// to act on becomes an Encrypt), the others when the mix has their operation.
+    pub fn needed(w: &Workload) -> Vec<KeyKind> {
+        let mut out = vec![KeyKind::Symmetric];
+        if w.weight(Operation::Sign) > 0 {
+            out.push(KeyKind::Sign);
+        }
+        if w.weight(Operation::GenerateMac) > 0 {
+            out.push(KeyKind::Mac);
+        }
+        out
+    }
+
+    /// The CreateKey call that makes a key of this kind.
+    pub fn create(self, multi_region: bool, w: &Workload) -> Planned {
+        let (spec, usage) = match self {
+            KeyKind::Symmetric => ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"),
+            KeyKind::Sign => (w.sign_key_spec.as_str(), "SIGN_VERIFY"),
+            KeyKind::Mac => (w.mac_key_spec.as_str(), "GENERATE_VERIFY_MAC"),
+        };
+        planned(
+            Call::CreateKey {
+                multi_region,
+                spec: spec.to_string(),
+            },
+            "CreateKey",
+            json!({
+                "MultiRegion": multi_region,
+                "Description": "kmsim experiment",
+                "KeySpec": spec,
+                "KeyUsage": usage,
+            }),
+        )
+    }
+}
+
 /// A key of the workload as one Region names it.
 #[derive(Clone, Debug)]
 pub struct KeyRef {
@@ -26,17 +74,36 @@ pub struct KeyRef {
     pub arn: String,
     /// Its ID (`mrk-…` for a multi-Region key).
     pub key_id: String,
+    /// What it is for.
+    pub kind: KeyKind,
+}
+
+/// Where the workload believes a multi-Region key's primary is going.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Handover {
+    /// Nowhere: `home` is its primary.
+    #[default]
+    None,
+    /// An UpdatePrimaryRegion to this Region is in flight.
+    InFlight(String),
+    /// An UpdatePrimaryRegion to this Region had no answer: it may have moved, or may still be
+    /// moving. The next `update_primary_region` from `home` sends the same request again
+    /// (kmsim waits for a hand-over under way; see docs/EXPERIMENTS.md).
+    InDoubt(String),
 }
 
 /// What the history knows about a key, for the observations after the heal.
 #[derive(Clone, Debug)]
 pub struct KnownKey {
-    /// The Region it was created in.
+    /// The Region of its primary as far as the workload knows: where it was created, or
+    /// where an acknowledged UpdatePrimaryRegion moved it.
     pub home: String,
-    /// Its ARN there.
+    /// Its ARN in the Region it was created in.
     pub arn: String,
     /// Multi-Region.
     pub multi_region: bool,
+    /// A primary hand-over under way or in doubt.
+    pub handover: Handover,
 }
 
 /// A ciphertext an acknowledged Encrypt or GenerateDataKey returned.
@@ -79,14 +146,15 @@ pub struct KeyBook {
 }
 
 impl KeyBook {
-    /// Adds a key of the setup: Region `region` encrypts with it.
-    pub fn add_crypto(&mut self, region: &str, arn: &str) {
+    /// Adds a key of the setup: Region `region` uses it for what `kind` says.
+    pub fn add_crypto(&mut self, region: &str, arn: &str, kind: KeyKind) {
         self.crypto
             .entry(region.to_string())
             .or_default()
             .push(KeyRef {
                 arn: arn.to_string(),
                 key_id: key_id_of(arn).to_string(),
+                kind,
             });
     }
 
@@ -98,8 +166,52 @@ impl KeyBook {
                 home: home.to_string(),
                 arn: arn.to_string(),
                 multi_region,
+                handover: Handover::None,
             },
         );
+    }
+
+    /// One of `region`'s setup keys of `kind`, chosen with `rng`.
+    fn key_of_kind(&self, region: &str, kind: KeyKind, rng: &mut ChaCha8Rng) -> Option<KeyRef> {
+        let keys: Vec<&KeyRef> = self
+            .crypto
+            .get(region)
+            .into_iter()
+            .flatten()
+            .filter(|k| k.kind == kind)
+            .collect();
+        keys.choose(rng).map(|k| (*k).clone())
+    }
+
+    /// A ciphertext for `region` to decrypt or re-encrypt: with the workload's `cross_region`
+    /// share one made in another Region under a key this Region holds a replica of (when there
+    /// is one), else one made here.
+    fn pick_ciphertext(
+        &self,
+        region: &str,
+        w: &Workload,
+        rng: &mut ChaCha8Rng,
+    ) -> Option<Ciphertext> {
+        let cross = rng.gen_bool(w.cross_region);
+        let source: Option<Ciphertext> = if cross {
+            let others: Vec<&Ciphertext> = self
+                .ciphertexts
+                .iter()
+                .filter(|(r, _)| r.as_str() != region)
+                .flat_map(|(_, q)| q.iter())
+                .filter(|c| c.multi_region && related_here(self, region, &c.key_id))
+                .collect();
+            others.choose(rng).map(|c| (*c).clone())
+        } else {
+            None
+        };
+        match source {
+            Some(s) => Some(s),
+            None => {
+                let q = self.ciphertexts.get(region)?;
+                q.get(rng.gen_range(0..q.len().max(1))).cloned()
+            }
+        }
     }
 
     /// Every acknowledged ciphertext is also kept by the runner; this is the pool to draw from.
@@ -148,19 +260,6 @@ pub fn pick(mix: &[(Operation, u32)], rng: &mut ChaCha8Rng) -> Operation {
     mix.first().map_or(Operation::Encrypt, |(o, _)| *o)
 }
 
-/// The operations the runner's workload can make today.
-pub const SUPPORTED: [Operation; 9] = [
-    Operation::Encrypt,
-    Operation::Decrypt,
-    Operation::GenerateDataKey,
-    Operation::CreateKey,
-    Operation::ReplicateKey,
-    Operation::RotateKeyOnDemand,
-    Operation::CreateAlias,
-    Operation::ScheduleKeyDeletion,
-    Operation::DescribeKey,
-];
-
 /// What one call will ask, chosen under the book's lock.
 #[derive(Clone, Debug)]
 pub struct Planned {
@@ -172,6 +271,17 @@ pub struct Planned {
     pub body: Value,
     /// For a managed key's change: its ID.
     managed: Option<String>,
+    /// For an UpdatePrimaryRegion: which key, to where, and whether it repeats one that had
+    /// no answer.
+    promotion: Option<Promotion>,
+}
+
+/// An UpdatePrimaryRegion the book follows.
+#[derive(Clone, Debug)]
+struct Promotion {
+    key_id: String,
+    to: String,
+    retry: bool,
 }
 
 /// A call with no managed key behind it.
@@ -181,6 +291,7 @@ pub fn planned(call: Call, operation: &'static str, body: Value) -> Planned {
         operation,
         body,
         managed: None,
+        promotion: None,
     }
 }
 
@@ -193,12 +304,8 @@ pub fn plan(
     book: &mut KeyBook,
     rng: &mut ChaCha8Rng,
 ) -> Option<Planned> {
-    let crypto_key = |book: &KeyBook, rng: &mut ChaCha8Rng| {
-        book.crypto
-            .get(region)
-            .and_then(|keys| keys.choose(rng))
-            .cloned()
-    };
+    let crypto_key =
+        |book: &KeyBook, rng: &mut ChaCha8Rng| book.key_of_kind(region, KeyKind::Symmetric, rng);
     Some(match op {
         Operation::Encrypt => {
             let key = crypto_key(book, rng)?;
@@ -225,35 +332,131 @@ pub fn plan(
             )
         }
         Operation::Decrypt => {
-            let cross = rng.gen_bool(w.cross_region);
-            let source: Option<Ciphertext> = if cross {
-                let others: Vec<&Ciphertext> = book
-                    .ciphertexts
-                    .iter()
-                    .filter(|(r, _)| r.as_str() != region)
-                    .flat_map(|(_, q)| q.iter())
-                    .filter(|c| c.multi_region && related_here(book, region, &c.key_id))
-                    .collect();
-                others.choose(rng).map(|c| (*c).clone())
-            } else {
-                None
-            };
-            let source = match source {
-                Some(s) => s,
-                None => {
-                    let q = book.ciphertexts.get(region)?;
-                    q.get(rng.gen_range(0..q.len().max(1)))?.clone()
-                }
-            };
+            let source = book.pick_ciphertext(region, w, rng)?;
             let key = arn_in(&source.arn, region);
-            Planned {
-                call: Call::Decrypt {
+            planned(
+                Call::Decrypt {
                     key: key.clone(),
                     of: source.of,
                 },
-                operation: "Decrypt",
-                body: json!({ "KeyId": key, "CiphertextBlob": source.blob }),
+                "Decrypt",
+                json!({ "KeyId": key, "CiphertextBlob": source.blob }),
+            )
+        }
+        Operation::ReEncrypt => {
+            let source = book.pick_ciphertext(region, w, rng)?;
+            let from = arn_in(&source.arn, region);
+            // Another of the Region's symmetric keys when it has one ("from one key to
+            // another"), else the same key (which AWS allows).
+            let others: Vec<&KeyRef> = book
+                .crypto
+                .get(region)
+                .into_iter()
+                .flatten()
+                .filter(|k| k.kind == KeyKind::Symmetric && k.key_id != source.key_id)
+                .collect();
+            let to = match others.choose(rng) {
+                Some(k) => k.arn.clone(),
+                None => from.clone(),
+            };
+            planned(
+                Call::ReEncrypt {
+                    key: to.clone(),
+                    of: source.of,
+                },
+                "ReEncrypt",
+                json!({
+                    "CiphertextBlob": source.blob,
+                    "SourceKeyId": from,
+                    "DestinationKeyId": to,
+                }),
+            )
+        }
+        Operation::Sign | Operation::GenerateMac => {
+            let sign = op == Operation::Sign;
+            let kind = if sign { KeyKind::Sign } else { KeyKind::Mac };
+            let key = book.key_of_kind(region, kind, rng)?;
+            let mut message = vec![0u8; w.plaintext_bytes as usize];
+            rng.fill_bytes(&mut message);
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&message);
+            let (key, message) = (key.arn, digest(&message));
+            if sign {
+                planned(
+                    Call::Sign {
+                        key: key.clone(),
+                        message,
+                    },
+                    "Sign",
+                    json!({
+                        "KeyId": key,
+                        "Message": b64,
+                        "MessageType": "RAW",
+                        "SigningAlgorithm": w.signing_algorithm(),
+                    }),
+                )
+            } else {
+                planned(
+                    Call::GenerateMac {
+                        key: key.clone(),
+                        message,
+                    },
+                    "GenerateMac",
+                    json!({ "KeyId": key, "Message": b64, "MacAlgorithm": w.mac_algorithm() }),
+                )
+            }
+        }
+        Operation::UpdatePrimaryRegion => {
+            // A setup key whose primary is here: first one whose earlier hand-over had no
+            // answer (the same request again), else one with no hand-over under way, to a
+            // Region holding a replica of it.
+            let mine = |h: fn(&Handover) -> Option<&String>| -> Vec<(String, String)> {
+                book.known
+                    .iter()
+                    .filter(|(_, k)| k.multi_region && k.home == region)
+                    .filter_map(|(id, k)| h(&k.handover).map(|to| (id.clone(), to.clone())))
+                    .collect()
+            };
+            let in_doubt = mine(|h| match h {
+                Handover::InDoubt(to) => Some(to),
+                _ => None,
+            });
+            let (key_id, to, retry) = match in_doubt.choose(rng) {
+                Some((key_id, to)) => (key_id.clone(), to.clone(), true),
+                None => {
+                    let fresh: Vec<(String, String)> = book
+                        .known
+                        .iter()
+                        .filter(|(id, k)| {
+                            k.multi_region
+                                && k.home == region
+                                && k.handover == Handover::None
+                                && related_here(book, region, id)
+                        })
+                        .flat_map(|(id, _)| {
+                            w.clients
+                                .iter()
+                                .filter(|t| t.as_str() != region && related_here(book, t, id))
+                                .map(|t| (id.clone(), t.clone()))
+                                .collect::<Vec<_>>()
+                        })
+                        .collect();
+                    let (key_id, to) = fresh.choose(rng)?.clone();
+                    (key_id, to, false)
+                }
+            };
+            let k = book.known.get_mut(&key_id)?;
+            // Claimed now, so no other client moves it or rotates it meanwhile.
+            k.handover = Handover::InFlight(to.clone());
+            let key = arn_in(&k.arn, region);
+            Planned {
+                call: Call::UpdatePrimaryRegion {
+                    key: key.clone(),
+                    primary_region: to.clone(),
+                },
+                operation: "UpdatePrimaryRegion",
+                body: json!({ "KeyId": key, "PrimaryRegion": to }),
                 managed: None,
+                promotion: Some(Promotion { key_id, to, retry }),
             }
         }
         Operation::CreateKey => {
@@ -298,17 +501,25 @@ pub fn plan(
                 operation: "ReplicateKey",
                 body: json!({ "KeyId": m.arn, "ReplicaRegion": target }),
                 managed: Some(key_id),
+                promotion: None,
             }
         }
         Operation::RotateKeyOnDemand => {
-            // A key this Region is the primary of (or owns), among those clients encrypt with,
-            // so ciphertexts under old and new material are decrypted everywhere afterwards.
+            // A symmetric key this Region is the primary of (or owns), among those clients
+            // encrypt with, so ciphertexts under old and new material are decrypted everywhere
+            // afterwards; not one being handed over (it is `Updating`, or its primary is in
+            // doubt).
             let own: Vec<&KeyRef> = book
                 .crypto
                 .get(region)
                 .into_iter()
                 .flatten()
-                .filter(|k| book.known.get(&k.key_id).is_some_and(|x| x.home == region))
+                .filter(|k| k.kind == KeyKind::Symmetric)
+                .filter(|k| {
+                    book.known
+                        .get(&k.key_id)
+                        .is_some_and(|x| x.home == region && x.handover == Handover::None)
+                })
                 .collect();
             let key = own.choose(rng)?.arn.clone();
             planned(
@@ -355,10 +566,6 @@ pub fn plan(
                 json!({ "KeyId": key.arn }),
             )
         }
-        Operation::Sign
-        | Operation::GenerateMac
-        | Operation::ReEncrypt
-        | Operation::UpdatePrimaryRegion => return None,
     })
 }
 
@@ -411,6 +618,7 @@ fn reply_of(v: &Value) -> Reply {
             .map(|p| digest(&p)),
         // ScheduleKeyDeletion answers its KeyState beside the KeyId, not in a KeyMetadata.
         state: s(meta.and_then(|m| m.get("KeyState"))).or_else(|| s(v.get("KeyState"))),
+        signature: s(v.get("Signature")).or_else(|| s(v.get("Mac"))),
     }
 }
 
@@ -425,6 +633,10 @@ pub fn apply(
     outcome: &Outcome,
     managed: bool,
 ) {
+    if let Some(p) = &p.promotion {
+        follow_promotion(book, p, outcome);
+        return;
+    }
     let ok = match outcome {
         Outcome::Ok { reply } => reply,
         Outcome::Failed { code, .. } => {
@@ -448,7 +660,7 @@ pub fn apply(
         Outcome::Unknown { .. } => return,
     };
     match &p.call {
-        Call::Encrypt { key, .. } | Call::GenerateDataKey { key } => {
+        Call::Encrypt { key, .. } | Call::GenerateDataKey { key } | Call::ReEncrypt { key, .. } => {
             if let Some(blob) = &ok.ciphertext {
                 let key_id = key_id_of(key).to_string();
                 let multi_region = key_id.starts_with("mrk-");
@@ -485,9 +697,82 @@ pub fn apply(
     }
 }
 
+/// Follows an UpdatePrimaryRegion's outcome in the book: acknowledged, the key's primary is
+/// the target; refused, it did not move (but a repeat refused with
+/// `UnsupportedOperationException`, "not a multi-region primary key", means the earlier
+/// unanswered one moved it: only the workload moves its keys, and it moves one at a time);
+/// without an answer, it is in doubt until a repeat is answered.
+fn follow_promotion(book: &mut KeyBook, p: &Promotion, outcome: &Outcome) {
+    let Some(k) = book.known.get_mut(&p.key_id) else {
+        return;
+    };
+    match outcome {
+        Outcome::Ok { .. } => {
+            k.home = p.to.clone();
+            k.handover = Handover::None;
+        }
+        Outcome::Failed { code, .. } => {
+            if p.retry && code == "UnsupportedOperationException" {
+                k.home = p.to.clone();
+            }
+            k.handover = Handover::None;
+        }
+        Outcome::Unknown { .. } => k.handover = Handover::InDoubt(p.to.clone()),
+    }
+}
+
+/// A signature or MAC an acknowledged Sign or GenerateMac returned, with what Verify or
+/// VerifyMac needs to check it in another Region.
+#[derive(Clone, Debug)]
+pub struct Signed {
+    /// The op that made it.
+    pub of: u64,
+    /// The key's ARN in the Region that made it.
+    pub arn: String,
+    /// `Verify` or `VerifyMac`.
+    pub operation: &'static str,
+    /// The request body without `KeyId`: the message, the algorithm and the signature.
+    pub body: Value,
+}
+
+/// What it takes to verify an acknowledged Sign's or GenerateMac's result elsewhere.
+pub fn signed(id: u64, p: &Planned, outcome: &Outcome) -> Option<Signed> {
+    let Outcome::Ok { reply } = outcome else {
+        return None;
+    };
+    let signature = reply.signature.clone()?;
+    let b = &p.body;
+    let (key, operation, body) = match &p.call {
+        Call::Sign { key, .. } => (
+            key,
+            "Verify",
+            json!({
+                "Message": b["Message"],
+                "MessageType": b["MessageType"],
+                "SigningAlgorithm": b["SigningAlgorithm"],
+                "Signature": signature,
+            }),
+        ),
+        Call::GenerateMac { key, .. } => (
+            key,
+            "VerifyMac",
+            json!({ "Message": b["Message"], "MacAlgorithm": b["MacAlgorithm"], "Mac": signature }),
+        ),
+        _ => return None,
+    };
+    Some(Signed {
+        of: id,
+        arn: key.clone(),
+        operation,
+        body,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kmsim_experiment::schedule;
+    use kmsim_experiment::Experiment;
 
     #[test]
     fn a_schedule_key_deletion_answer_gives_its_key_state() {
@@ -499,5 +784,223 @@ mod tests {
         assert_eq!(r.state.as_deref(), Some("PendingReplicaDeletion"));
         let r = reply_of(&json!({ "KeyMetadata": { "Arn": "a", "KeyState": "Enabled" } }));
         assert_eq!(r.state.as_deref(), Some("Enabled"));
+    }
+
+    const US: &str = "us-east-1";
+    const EU: &str = "eu-west-1";
+
+    fn workload(mix: &str) -> Workload {
+        Experiment::parse(
+            &format!(
+                "version = 1\nname = \"t\"\n[cluster]\nregions = [\"us-east-1\", \"eu-west-1\"]\n[workload]\nduration = \"10s\"\nrate = \"10/s\"\nkeys = 1\nmulti_region = 1.0\nmix = {{ {mix} }}\n"
+            ),
+            false,
+        )
+        .expect("valid")
+        .workload
+    }
+
+    fn arn(region: &str, key_id: &str) -> String {
+        format!("arn:aws:kms:{region}:111122223333:key/{key_id}")
+    }
+
+    /// A book as the setup leaves it: one multi-Region key of each kind made in us-east-1 and
+    /// replicated to eu-west-1, and a single-Region symmetric key in us-east-1.
+    fn book() -> KeyBook {
+        let mut b = KeyBook::default();
+        for (id, kind) in [
+            ("mrk-s", KeyKind::Symmetric),
+            ("mrk-g", KeyKind::Sign),
+            ("mrk-m", KeyKind::Mac),
+        ] {
+            b.add_known(US, &arn(US, id), true);
+            b.add_crypto(US, &arn(US, id), kind);
+            b.add_crypto(EU, &arn(EU, id), kind);
+        }
+        b.add_known(US, &arn(US, "single"), false);
+        b.add_crypto(US, &arn(US, "single"), KeyKind::Symmetric);
+        b
+    }
+
+    fn ok() -> Outcome {
+        Outcome::Ok {
+            reply: Reply::default(),
+        }
+    }
+
+    fn plan_n(op: Operation, region: &str, w: &Workload, b: &mut KeyBook) -> Vec<Planned> {
+        let mut rng = schedule::stream(7, "t");
+        (0..20)
+            .filter_map(|_| plan(op, region, w, b, &mut rng))
+            .collect()
+    }
+
+    #[test]
+    fn a_hand_over_moves_the_primary_the_book_follows() {
+        let w = workload("update_primary_region = 1, rotate_key_on_demand = 1");
+        let mut b = book();
+        let mut rng = schedule::stream(7, "t");
+        // Only the symmetric key rotates, and only where its primary is.
+        let rotations = plan_n(Operation::RotateKeyOnDemand, US, &w, &mut b);
+        assert!(!rotations.is_empty());
+        assert!(rotations
+            .iter()
+            .all(|p| matches!(&p.call, Call::RotateKeyOnDemand { key } if key.ends_with("mrk-s") || key.ends_with("single"))));
+        assert!(plan_n(Operation::RotateKeyOnDemand, EU, &w, &mut b).is_empty());
+
+        let p = plan(Operation::UpdatePrimaryRegion, US, &w, &mut b, &mut rng).expect("a key");
+        let Call::UpdatePrimaryRegion {
+            key,
+            primary_region,
+        } = &p.call
+        else {
+            panic!("{p:?}")
+        };
+        assert_eq!(primary_region, EU);
+        assert!(key.starts_with("arn:aws:kms:us-east-1:"), "{key}");
+        assert_eq!(p.body["PrimaryRegion"], EU);
+        let moved = key_id_of(key).to_string();
+        // While it is in flight nobody moves it again.
+        let others = plan_n(Operation::UpdatePrimaryRegion, US, &w, &mut b);
+        assert!(others.iter().all(
+            |o| !matches!(&o.call, Call::UpdatePrimaryRegion { key, .. } if key.ends_with(&moved))
+        ));
+        for o in &others {
+            apply(&mut b, US, 0, o, &ok(), true);
+        }
+
+        apply(&mut b, US, 1, &p, &ok(), true);
+        assert_eq!(b.known[&moved].home, EU);
+        assert_eq!(b.known[&moved].handover, Handover::None);
+        // Later calls follow the new primary: it moves back from eu-west-1 only.
+        let back = plan_n(Operation::UpdatePrimaryRegion, EU, &w, &mut b);
+        assert!(back.iter().any(|o| matches!(&o.call, Call::UpdatePrimaryRegion { key, primary_region } if key.starts_with("arn:aws:kms:eu-west-1:") && key.ends_with(&moved) && primary_region == US)));
+        assert!(plan_n(Operation::UpdatePrimaryRegion, US, &w, &mut b).is_empty());
+    }
+
+    #[test]
+    fn an_unanswered_hand_over_stays_in_doubt_until_a_repeat_is_answered() {
+        let w = workload("update_primary_region = 1");
+        let mut b = book();
+        let mut rng = schedule::stream(3, "t");
+        let p = plan(Operation::UpdatePrimaryRegion, US, &w, &mut b, &mut rng).expect("a key");
+        let moved = key_id_of(p.call_key()).to_string();
+        let unknown = Outcome::Unknown {
+            reason: "KMSInternalException: could not be reached yet".into(),
+        };
+        apply(&mut b, US, 1, &p, &unknown, true);
+        assert_eq!(b.known[&moved].home, US, "not known to have moved");
+        assert_eq!(b.known[&moved].handover, Handover::InDoubt(EU.into()));
+        // Not rotated while in doubt.
+        let rotations = plan_n(Operation::RotateKeyOnDemand, US, &w, &mut b);
+        assert!(rotations.iter().all(|r| !r.call_key().ends_with(&moved)));
+        // The next hand-over from us-east-1 repeats it.
+        let again = plan(Operation::UpdatePrimaryRegion, US, &w, &mut b, &mut rng).expect("a key");
+        assert_eq!(again.call, p.call);
+        // Refused as "not a multi-region primary key": the first one moved it.
+        let refused = Outcome::Failed {
+            code: "UnsupportedOperationException".into(),
+            message: format!("{} is not a multi-region primary key.", p.call_key()),
+        };
+        apply(&mut b, US, 2, &again, &refused, true);
+        assert_eq!(b.known[&moved].home, EU);
+        assert_eq!(b.known[&moved].handover, Handover::None);
+        // A first attempt refused leaves the primary where it was.
+        let p = plan(Operation::UpdatePrimaryRegion, US, &w, &mut b, &mut rng).expect("a key");
+        let other = key_id_of(p.call_key()).to_string();
+        assert_ne!(other, moved);
+        apply(&mut b, US, 3, &p, &refused, true);
+        assert_eq!(b.known[&other].home, US);
+    }
+
+    #[test]
+    fn signatures_macs_and_re_encryptions_use_their_keys() {
+        let w = workload("sign = 1, generate_mac = 1, re_encrypt = 1");
+        let mut b = book();
+        let mut rng = schedule::stream(5, "t");
+        let s = plan(Operation::Sign, EU, &w, &mut b, &mut rng).expect("a signing key");
+        assert_eq!(s.body["KeyId"], arn(EU, "mrk-g"));
+        assert_eq!(s.body["SigningAlgorithm"], "ECDSA_SHA_256");
+        assert_eq!(s.body["MessageType"], "RAW");
+        let reply = Outcome::Ok {
+            reply: Reply {
+                signature: Some("c2ln".into()),
+                ..Reply::default()
+            },
+        };
+        let v = signed(9, &s, &reply).expect("kept for the observations");
+        assert_eq!((v.of, v.operation), (9, "Verify"));
+        assert_eq!(v.body["Signature"], "c2ln");
+        assert_eq!(v.body["Message"], s.body["Message"]);
+        assert!(signed(9, &s, &unknown_outcome()).is_none());
+
+        let m = plan(Operation::GenerateMac, US, &w, &mut b, &mut rng).expect("an HMAC key");
+        assert_eq!(m.body["KeyId"], arn(US, "mrk-m"));
+        assert_eq!(m.body["MacAlgorithm"], "HMAC_SHA_256");
+        let v = signed(10, &m, &reply).expect("kept");
+        assert_eq!((v.operation, &v.body["Mac"]), ("VerifyMac", &"c2ln".into()));
+
+        // Nothing to re-encrypt yet; then an Encrypt's ciphertext, to another key.
+        assert!(plan(Operation::ReEncrypt, US, &w, &mut b, &mut rng).is_none());
+        let e = plan(Operation::Encrypt, US, &w, &mut b, &mut rng).expect("a key");
+        let made = Outcome::Ok {
+            reply: Reply {
+                ciphertext: Some("AQID".into()),
+                ..Reply::default()
+            },
+        };
+        apply(&mut b, US, 11, &e, &made, true);
+        let r = plan(Operation::ReEncrypt, US, &w, &mut b, &mut rng).expect("a ciphertext");
+        let Call::ReEncrypt { key, of } = &r.call else {
+            panic!("{r:?}")
+        };
+        assert_eq!(*of, 11);
+        assert_ne!(key_id_of(key), key_id_of(e.call_key()), "another key");
+        assert_eq!(r.body["CiphertextBlob"], "AQID");
+        assert_eq!(r.body["DestinationKeyId"], key.as_str());
+        // Its ciphertext joins the pool like any other.
+        apply(&mut b, US, 12, &r, &made, true);
+        assert!(b.ciphertexts[US].iter().any(|c| c.of == 12));
+    }
+
+    fn unknown_outcome() -> Outcome {
+        Outcome::Unknown {
+            reason: "timed out".into(),
+        }
+    }
+
+    #[test]
+    fn setup_keys_are_made_of_each_kind_the_mix_needs() {
+        let w = workload("encrypt = 1");
+        assert_eq!(KeyKind::needed(&w), [KeyKind::Symmetric]);
+        let w = workload("sign = 1, generate_mac = 2");
+        assert_eq!(
+            KeyKind::needed(&w),
+            [KeyKind::Symmetric, KeyKind::Sign, KeyKind::Mac]
+        );
+        let c = KeyKind::Mac.create(true, &w);
+        assert_eq!(c.body["KeySpec"], "HMAC_256");
+        assert_eq!(c.body["KeyUsage"], "GENERATE_VERIFY_MAC");
+        assert_eq!(c.body["MultiRegion"], true);
+        let c = KeyKind::Sign.create(false, &w);
+        assert_eq!(
+            c.call,
+            Call::CreateKey {
+                multi_region: false,
+                spec: "ECC_NIST_P256".into()
+            }
+        );
+    }
+
+    impl Planned {
+        /// The key the call names.
+        fn call_key(&self) -> &str {
+            match &self.call {
+                Call::UpdatePrimaryRegion { key, .. }
+                | Call::RotateKeyOnDemand { key }
+                | Call::Encrypt { key, .. } => key,
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

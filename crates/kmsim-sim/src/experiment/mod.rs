@@ -3,6 +3,7 @@
 //! - [`runtime`]: the interface to the cluster and nothing else, with [`ProcessRuntime`]
 //!   (local processes) and [`DockerRuntime`] (containers, operated from the host);
 //! - [`calls`]: the workload's calls and the keys and ciphertexts its clients share;
+//! - [`live`]: what the run is doing now, for a progress display;
 //! - [`runner`]: the phases of a run (setup, workload with faults and probes, heal and settle,
 //!   observation) and the history it writes.
 
@@ -10,6 +11,7 @@ pub mod calls;
 mod clients;
 mod docker_runtime;
 mod faults;
+pub mod live;
 mod observe;
 mod retries;
 pub mod runner;

@@ -1,5 +1,6 @@
 //! The observation phase after the heal: what every Region says about every key the history
-//! knows, and whether every acknowledged ciphertext decrypts where a related key is.
+//! knows, and whether every acknowledged ciphertext decrypts, and every acknowledged signature
+//! and MAC verifies, where a related key is.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -108,8 +109,8 @@ async fn read_until_agreed(
 }
 
 /// The observations: every key the history knows in every Region (read again until the
-/// Regions agree or the convergence bound passes), then every acknowledged ciphertext in every
-/// Region that holds a related key.
+/// Regions agree or the convergence bound passes), then every acknowledged ciphertext,
+/// signature and MAC in every Region that holds a related key.
 pub(super) async fn observe(
     e: &Experiment,
     clients: &Arc<BTreeMap<String, AwsJsonClient>>,
@@ -204,12 +205,51 @@ pub(super) async fn observe(
             });
         }
     }
+    // Every acknowledged signature and MAC, likewise: Verify or VerifyMac with the message.
+    let signed = rec
+        .signed
+        .lock()
+        .expect("invariant: never poisoned")
+        .clone();
+    for s in signed {
+        let key_id = calls::key_id_of(&s.arn).to_string();
+        for region in holders.get(&key_id).cloned().unwrap_or_default() {
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                break;
+            };
+            let client = clients[&region].clone();
+            let mut body = s.body.clone();
+            body["KeyId"] = calls::arn_in(&s.arn, &region).into();
+            let (operation, of, tx) = (s.operation, s.of, rec.tx.clone());
+            tasks.spawn(async move {
+                let error = match client.call(operation, &body).await {
+                    Ok(a) => match a.error_code() {
+                        None if a.json()["SignatureValid"] == true
+                            || a.json()["MacValid"] == true =>
+                        {
+                            None
+                        }
+                        None => Some(format!("{operation} answered without a valid flag")),
+                        Some(code) => Some(code),
+                    },
+                    Err(err) => Some(format!("no answer: {err}")),
+                };
+                let _ = tx.send(Record::Observation(Observation::Verify {
+                    region,
+                    of,
+                    error,
+                }));
+                drop(permit);
+            });
+        }
+    }
     while tasks.join_next().await.is_some() {}
 }
 
 impl Recorder {
-    /// Every acknowledged Encrypt so far: (op id, key ARN, ciphertext). Kept apart from the
-    /// book's bounded pool so the observation covers all of them.
+    /// Every acknowledged Encrypt, GenerateDataKey and ReEncrypt so far: (op id, key ARN,
+    /// ciphertext). Kept apart from the book's bounded pool so the observation covers all of
+    /// them.
     pub(super) fn acked_encrypts(&self) -> Vec<(u64, String, String)> {
         self.encrypts
             .lock()

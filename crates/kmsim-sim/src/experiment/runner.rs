@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Called with one line per phase and fault, for the terminal.
     pub progress: Box<dyn Fn(&str) + Send + Sync>,
+    /// Counters a progress display reads while the run goes (`Live::default()` when none).
+    pub live: Arc<super::live::Live>,
 }
 
 /// What a run produced.
@@ -89,8 +91,13 @@ pub(super) struct Recorder {
     pub(super) recent: Mutex<VecDeque<Recent>>,
     /// The longest probe window, in microseconds.
     pub(super) keep_us: u64,
-    /// Every acknowledged Encrypt: (op id, key ARN, ciphertext), for the observations.
+    /// Every acknowledged Encrypt, GenerateDataKey and ReEncrypt: (op id, key ARN,
+    /// ciphertext), for the observations.
     pub(super) encrypts: Mutex<Vec<(u64, String, String)>>,
+    /// Every acknowledged Sign and GenerateMac, for the observations.
+    pub(super) signed: Mutex<Vec<calls::Signed>>,
+    /// What a progress display shows.
+    pub(super) live: Arc<super::live::Live>,
 }
 
 impl Recorder {
@@ -103,13 +110,18 @@ impl Recorder {
     }
 
     pub(super) fn record(&self, r: Record) {
+        self.live.note(&r);
         // The writer outlives every sender; a send fails only after it stopped on an error,
         // which the run reports when it joins the writer.
         let _ = self.tx.send(r);
     }
 
     pub(super) fn op(&self, op: Op) {
-        if let (Call::Encrypt { key, .. }, Outcome::Ok { reply }) = (&op.call, &op.outcome) {
+        if let (
+            Call::Encrypt { key, .. } | Call::GenerateDataKey { key } | Call::ReEncrypt { key, .. },
+            Outcome::Ok { reply },
+        ) = (&op.call, &op.outcome)
+        {
             if let Some(blob) = &reply.ciphertext {
                 self.encrypts
                     .lock()
@@ -151,18 +163,6 @@ pub async fn run<R: Runtime + 'static>(
     rt: Arc<R>,
     opts: &RunOptions,
 ) -> Result<RunOutcome, String> {
-    if let Some((op, _)) = e
-        .workload
-        .mix
-        .iter()
-        .find(|(op, _)| !calls::SUPPORTED.contains(op))
-    {
-        return Err(format!(
-            "the runner's workload does not make {} calls yet; it makes {}",
-            op.name(),
-            calls::SUPPORTED.map(|o| o.name()).join(", ")
-        ));
-    }
     let nodes = rt.nodes();
     for r in &e.cluster.regions {
         let n = nodes.iter().filter(|x| &x.region == r).count();
@@ -200,6 +200,8 @@ pub async fn run<R: Runtime + 'static>(
         recent: Mutex::new(VecDeque::new()),
         keep_us,
         encrypts: Mutex::new(Vec::new()),
+        signed: Mutex::new(Vec::new()),
+        live: opts.live.clone(),
     });
     let result = phases(e, &rt, &schedule, &rec, opts).await;
     drop(rec);
@@ -353,6 +355,12 @@ pub(super) async fn call(
         &outcome,
         who.phase == Phase::Workload,
     );
+    if let Some(s) = calls::signed(id, &planned, &outcome) {
+        rec.signed
+            .lock()
+            .expect("invariant: never poisoned")
+            .push(s);
+    }
     let op = Op {
         id,
         client: who.client,
@@ -369,9 +377,9 @@ pub(super) async fn call(
     op
 }
 
-/// Creates the setup's keys: in each client Region, `keys` keys, the multi-Region ones
-/// replicated into every other client Region; each Region then encrypts with its own keys and
-/// the replicas it holds.
+/// Creates the setup's keys: in each client Region, `keys` keys of each kind the mix needs
+/// (symmetric; signing; HMAC), the multi-Region ones replicated into every other client
+/// Region; each Region then uses its own keys and the replicas it holds.
 async fn setup_keys(
     e: &Experiment,
     clients: &BTreeMap<String, AwsJsonClient>,
@@ -381,17 +389,13 @@ async fn setup_keys(
     let w = &e.workload;
     for region in &w.clients {
         let client = &clients[region];
-        let mrks = (f64::from(w.keys) * w.multi_region).round() as u32;
-        for k in 0..w.keys {
+        let mrks = w.multi_region_keys();
+        for (kind, k) in calls::KeyKind::needed(w)
+            .into_iter()
+            .flat_map(|kind| (0..w.keys).map(move |k| (kind, k)))
+        {
             let multi_region = k < mrks;
-            let planned = Planned::new(
-                Call::CreateKey {
-                    multi_region,
-                    spec: "SYMMETRIC_DEFAULT".into(),
-                },
-                "CreateKey",
-                serde_json::json!({ "MultiRegion": multi_region, "Description": "kmsim experiment" }),
-            );
+            let planned = kind.create(multi_region, w);
             let op = retry_setup(rec, client, book, region, planned).await?;
             let Outcome::Ok { reply } = &op.outcome else {
                 unreachable!("retry_setup returns acknowledged calls")
@@ -402,7 +406,7 @@ async fn setup_keys(
                 .ok_or("CreateKey answered without an Arn")?;
             {
                 let mut b = book.lock().expect("invariant: never poisoned");
-                b.add_crypto(region, &arn);
+                b.add_crypto(region, &arn, kind);
             }
             if multi_region {
                 for target in w.clients.iter().filter(|r| *r != region) {
@@ -416,7 +420,7 @@ async fn setup_keys(
                     );
                     retry_setup(rec, client, book, region, planned).await?;
                     let mut b = book.lock().expect("invariant: never poisoned");
-                    b.add_crypto(target, &calls::arn_in(&arn, target));
+                    b.add_crypto(target, &calls::arn_in(&arn, target), kind);
                 }
             }
         }

@@ -14,6 +14,8 @@ use kmsim_sim::cluster::ClusterDir;
 use kmsim_sim::container::compose::{self, ComposeSpec};
 use kmsim_sim::experiment::{DockerRuntime, ProcessRuntime, RunOptions, Runtime};
 
+mod progress;
+
 /// The experiments shipped with kmsim (`experiments/*.toml`), by name.
 pub const LIBRARY: &[(&str, &str)] = &[
     (
@@ -43,6 +45,10 @@ pub const LIBRARY: &[(&str, &str)] = &[
     (
         "throttling-retries",
         include_str!("../../../../experiments/throttling-retries.toml"),
+    ),
+    (
+        "primary-handover-partition",
+        include_str!("../../../../experiments/primary-handover-partition.toml"),
     ),
 ];
 
@@ -83,6 +89,11 @@ enum ExperimentAction {
         /// runs on both; kill is SIGKILL or `docker kill`, pause SIGSTOP or `docker pause`.
         #[arg(long, default_value = "processes", value_parser = ["processes", "docker"])]
         runtime: String,
+        /// Show the phase, elapsed time, ops/s, errors and active faults while it runs, on
+        /// stderr: `auto` when stderr is a terminal (redrawn in place), `always` (a line every
+        /// 5 s when not a terminal), or `never`.
+        #[arg(long, value_enum, default_value = "auto")]
+        progress: progress::When,
     },
     /// Judges a recorded run again: runs the checkers on DIR/history.jsonl with the
     /// experiment (DIR/experiment.toml) and the seed and variant it ran with (DIR/results.json);
@@ -113,7 +124,8 @@ pub fn run(a: ExperimentArgs) -> anyhow::Result<ExitCode> {
             out,
             quick,
             runtime,
-        } => run_one(&file, seed, out, quick, runtime == "docker"),
+            progress,
+        } => run_one(&file, seed, out, quick, runtime == "docker", progress),
     }
 }
 
@@ -167,6 +179,7 @@ fn run_one(
     out: Option<PathBuf>,
     quick: bool,
     docker: bool,
+    when: progress::When,
 ) -> anyhow::Result<ExitCode> {
     let (source, text) = load(file)?;
     let e = Experiment::parse(&text, quick).with_context(|| source.clone())?;
@@ -270,10 +283,13 @@ fn run_one(
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     let rt = super::runtime()?;
+    let live = Arc::new(kmsim_sim::experiment::live::Live::default());
+    let display = progress::Progress::start(when, live.clone());
     let opts = RunOptions {
         seed,
         out: out.clone(),
-        progress: Box::new(|line| outln!("{line}")),
+        progress: Box::new(display.printer()),
+        live,
     };
     let (outcome, runtime_name) = if docker {
         let runtime = Arc::new(DockerRuntime::open(&dir).map_err(|m| anyhow::anyhow!(m))?);
@@ -290,6 +306,7 @@ fn run_one(
             name,
         )
     };
+    display.finish();
     let outcome = outcome.map_err(|m| anyhow::anyhow!(m))?;
     let input = ReportInput {
         experiment: &e,
