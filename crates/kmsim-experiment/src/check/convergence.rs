@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{is_multi_region, key_of, plural, Facts, Input, Status, Verdict};
+use super::{key_of, plural, Facts, Input, Status, Verdict};
 use crate::history::{KeyView, Phase};
 
 const NAME: &str = "convergence";
@@ -34,18 +34,7 @@ pub fn convergence(input: &Input) -> Verdict {
     let mut keys = 0usize;
     let mut slowest = 0u64;
     let mut problems: Vec<(String, String)> = Vec::new();
-    for key_id in f.key_ids() {
-        if !is_multi_region(key_id) {
-            continue;
-        }
-        let obs: Vec<_> = f.observations(key_id).collect();
-        let held: Vec<(&str, &KeyView)> = obs
-            .iter()
-            .filter_map(|(r, o)| o.view.map(|v| (*r, v)))
-            .collect();
-        if held.is_empty() {
-            continue;
-        }
+    for (key_id, held) in f.held_sets() {
         keys += 1;
         let mut problem = None;
         let first = shared(held[0].1);
@@ -84,8 +73,8 @@ pub fn convergence(input: &Input) -> Verdict {
             ));
         }
         if let Some(heal) = heal {
-            let late = obs
-                .iter()
+            let late = f
+                .observations(key_id)
                 .map(|(_, o)| o.at.saturating_sub(heal))
                 .max()
                 .unwrap_or(0);

@@ -353,6 +353,23 @@ impl<'a> Facts<'a> {
     }
 
     /// Every observed key ID, once.
+    /// Every multi-Region key that some Region holds in its last observation, with the Regions
+    /// holding it and what each shows (the per-set view the primary and convergence checkers
+    /// judge).
+    pub fn held_sets(&self) -> Vec<(&'a str, Vec<(&'a str, &'a KeyView)>)> {
+        self.key_ids()
+            .into_iter()
+            .filter(|k| is_multi_region(k))
+            .filter_map(|k| {
+                let held: Vec<(&'a str, &'a KeyView)> = self
+                    .observations(k)
+                    .filter_map(|(r, o)| o.view.map(|v| (r, v)))
+                    .collect();
+                (!held.is_empty()).then_some((k, held))
+            })
+            .collect()
+    }
+
     pub fn key_ids(&self) -> Vec<&'a str> {
         let mut ids: Vec<&'a str> = self.keys.keys().map(|(k, _)| *k).collect();
         ids.dedup();

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{is_multi_region, key_of, plural, Facts, Input, Status, Verdict};
+use super::{key_of, plural, Facts, Input, Status, Verdict};
 
 const NAME: &str = "single-primary";
 
@@ -20,17 +20,7 @@ pub fn single_primary(input: &Input) -> Verdict {
     let f = Facts::new(input.records);
     let mut sets = 0usize;
     let mut problems: Vec<(String, String)> = Vec::new();
-    for key_id in f.key_ids() {
-        if !is_multi_region(key_id) {
-            continue;
-        }
-        let held: Vec<(&str, _)> = f
-            .observations(key_id)
-            .filter_map(|(r, o)| o.view.map(|v| (r, v)))
-            .collect();
-        if held.is_empty() {
-            continue;
-        }
+    for (key_id, held) in f.held_sets() {
         sets += 1;
         let primaries: Vec<&str> = held
             .iter()
