@@ -81,6 +81,36 @@ fn shade<'a, Y: Clone + 'a>(
     })
 }
 
+/// A chart on `area` with the report's caption, margins and label areas (`y_labels` wide).
+fn frame<'a, 'b>(
+    area: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: impl AsRef<str>,
+    y_labels: u32,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(area);
+    b.caption(caption, CAPTION)
+        .margin(10)
+        .margin_right(30)
+        .x_label_area_size(40)
+        .y_label_area_size(y_labels);
+    b
+}
+
+/// Draws the series' legend at `at`, in the report's style.
+fn legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    at: SeriesLabelPosition,
+) -> Drawn {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .label_font(FONT)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
 /// Latency over time, one panel per Region: every call (subsampled on long runs) by when it
 /// was due, coloured by outcome, with the per-second p99; log-scale y; faults shaded.
 pub(crate) fn latency(t: &Timeline) -> Result<String, String> {
@@ -92,16 +122,12 @@ pub(crate) fn latency(t: &Timeline) -> Result<String, String> {
             let top = s.points.iter().map(|p| p.1).fold(1.0_f64, f64::max) * 1.5;
             let low =
                 (s.points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min) / 1.5).clamp(0.01, 1.0);
-            let mut chart = ChartBuilder::on(area)
-                .caption(
-                    format!("{}: latency of each call (ms, log scale)", s.region),
-                    CAPTION,
-                )
-                .margin(10)
-                .margin_right(30)
-                .x_label_area_size(40)
-                .y_label_area_size(70)
-                .build_cartesian_2d(0.0..t.end_s, (low..top).log_scale())?;
+            let mut chart = frame(
+                area,
+                format!("{}: latency of each call (ms, log scale)", s.region),
+                70,
+            )
+            .build_cartesian_2d(0.0..t.end_s, (low..top).log_scale())?;
             chart.draw_series(shade(&t.windows, low, top))?;
             chart
                 .configure_mesh()
@@ -137,13 +163,7 @@ pub(crate) fn latency(t: &Timeline) -> Result<String, String> {
                 .legend(|(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2))
                 });
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font(FONT)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()?;
+            legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     })
@@ -162,12 +182,7 @@ pub(crate) fn throughput(t: &Timeline) -> Result<String, String> {
             .unwrap_or(0)
             .max(1) as f64
             * 1.15;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Throughput: calls per second by when they ended", CAPTION)
-            .margin(10)
-            .margin_right(30)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
+        let mut chart = frame(&root, "Throughput: calls per second by when they ended", 70)
             .build_cartesian_2d(0.0..t.end_s, 0.0..top)?;
         chart.draw_series(shade(&t.windows, 0.0, top))?;
         chart
@@ -201,13 +216,7 @@ pub(crate) fn throughput(t: &Timeline) -> Result<String, String> {
                     PathElement::new(vec![(x, y), (x + 8, y)], c.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(FONT)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
 }
@@ -230,16 +239,12 @@ pub(crate) fn sync_lag_cdf(pairs: &[PairLag]) -> Option<Result<String, String>> 
     let low = all().map(ms).fold(f64::INFINITY, f64::min) / 1.5;
     let high = all().map(ms).fold(0.0_f64, f64::max) * 1.5;
     Some(draw((WIDTH, 380), |root| {
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "Sync lag per Region pair: share of changes applied within x ms",
-                CAPTION,
-            )
-            .margin(10)
-            .margin_right(30)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d((low..high).log_scale(), 0.0..1.0)?;
+        let mut chart = frame(
+            &root,
+            "Sync lag per Region pair: share of changes applied within x ms",
+            70,
+        )
+        .build_cartesian_2d((low..high).log_scale(), 0.0..1.0)?;
         chart
             .configure_mesh()
             .x_desc("lag from commit in the source to apply in the destination (ms, log scale)")
@@ -264,13 +269,7 @@ pub(crate) fn sync_lag_cdf(pairs: &[PairLag]) -> Option<Result<String, String>> 
                     PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font(FONT)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     }))
 }
@@ -314,17 +313,13 @@ pub(crate) fn availability(t: &Timeline) -> Result<String, String> {
                 .unwrap_or_default(),
             _ => String::new(),
         };
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "Availability: share of calls acknowledged, per second",
-                CAPTION,
-            )
-            .margin(10)
-            .margin_right(30)
-            .x_label_area_size(40)
-            .y_label_area_size(110)
-            // An integer range is inclusive here: `0..rows - 1` makes `rows` segments.
-            .build_cartesian_2d(0.0..t.end_s, (0u32..rows - 1).into_segmented())?;
+        let mut chart = frame(
+            &root,
+            "Availability: share of calls acknowledged, per second",
+            110,
+        )
+        // An integer range is inclusive here: `0..rows - 1` makes `rows` segments.
+        .build_cartesian_2d(0.0..t.end_s, (0u32..rows - 1).into_segmented())?;
         chart
             .configure_mesh()
             .disable_y_mesh()
