@@ -43,45 +43,102 @@ pub async fn wait_healthy_regions(
     only: Option<&str>,
     timeout: Duration,
 ) -> Result<Vec<StatusResponse>, ClusterError> {
-    let deadline = Instant::now() + timeout;
     let mut nodes = dir.nodes()?;
     let dialer = dir.operator_dialer()?;
     if let Some(region) = only {
         nodes.retain(|(n, _)| n.region == region);
     }
-    loop {
+    let poll = || async {
         let mut all = Vec::new();
         for (_, entry) in &nodes {
-            if let Some(s) =
-                node_status(&dialer, &entry.advertise_addr(), Duration::from_millis(500)).await
-            {
+            let addr = entry.advertise_addr();
+            if let Some(s) = node_status(&dialer, &addr, Duration::from_millis(500)).await {
                 all.push(s);
             }
         }
-        let regions: std::collections::BTreeSet<&str> =
-            nodes.iter().map(|(n, _)| n.region.as_str()).collect();
-        let healthy = all.len() == nodes.len()
-            && regions.iter().all(|r| {
-                let in_region: Vec<&StatusResponse> =
-                    all.iter().filter(|s| s.region == *r).collect();
-                let leader = in_region
-                    .iter()
-                    .find(|s| s.role == "leader")
-                    .map(|s| s.node_id);
-                leader.is_some() && in_region.iter().all(|s| s.leader_id == leader)
-            });
-        if healthy {
-            return Ok(all);
-        }
-        if Instant::now() > deadline {
-            return Err(ClusterError::Invalid(format!(
-                "the cluster did not become healthy within {timeout:?} ({} of {} nodes answer); see the logs in {}",
-                all.len(),
-                nodes.len(),
+        all
+    };
+    let wanted = Health {
+        nodes: nodes.len(),
+        caught_up: false,
+    };
+    wait_until(wanted, poll, timeout, Duration::from_millis(100))
+        .await
+        .map_err(|why| {
+            ClusterError::Invalid(format!(
+                "the cluster did not become healthy within {timeout:?} ({why}); see the logs in {}",
                 dir.root().join("logs").display()
-            )));
+            ))
+        })
+}
+
+/// What healthy means for a set of nodes: how many there are, and whether each must also
+/// have applied everything its leader had applied.
+#[derive(Debug, Clone, Copy)]
+pub struct Health {
+    /// How many nodes must answer.
+    pub nodes: usize,
+    /// Every node must have applied up to its leader's applied index (a restarted node has
+    /// caught up), not only follow it.
+    pub caught_up: bool,
+}
+
+impl Health {
+    /// Judges the statuses that answered: `Ok` when all `nodes` answered and in every Region
+    /// one leader is followed by all its nodes (and, with `caught_up`, they have applied what
+    /// it had); else what is missing.
+    pub fn judge(&self, statuses: &[StatusResponse]) -> Result<(), String> {
+        if statuses.len() < self.nodes {
+            return Err(format!("{} of {} nodes answer", statuses.len(), self.nodes));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let regions: std::collections::BTreeSet<&str> =
+            statuses.iter().map(|s| s.region.as_str()).collect();
+        for region in regions {
+            let members: Vec<&StatusResponse> =
+                statuses.iter().filter(|s| s.region == region).collect();
+            let Some(leader) = members.iter().find(|s| s.role == "leader") else {
+                return Err(format!("no node of {region} leads"));
+            };
+            if !members.iter().all(|s| s.leader_id == Some(leader.node_id)) {
+                return Err(format!("not every node of {region} follows its leader"));
+            }
+            if self.caught_up
+                && !members
+                    .iter()
+                    .all(|s| s.last_applied_index >= leader.last_applied_index)
+            {
+                return Err(format!(
+                    "not every node of {region} has caught up with its leader"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Polls the nodes' statuses (`poll`, every `interval`) until they are healthy as `wanted`
+/// says, and returns them; after `timeout`, what was still missing.
+pub async fn wait_until<F, Fut>(
+    wanted: Health,
+    mut poll: F,
+    timeout: Duration,
+    interval: Duration,
+) -> Result<Vec<StatusResponse>, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Vec<StatusResponse>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let all = poll().await;
+        let why = match wanted.judge(&all) {
+            Ok(()) => return Ok(all),
+            Err(why) => why,
+        };
+        if Instant::now() > deadline {
+            return Err(why);
+        }
+        tokio::time::sleep(interval).await;
     }
 }
 
@@ -147,4 +204,69 @@ pub async fn http_get(
     tokio::time::timeout(timeout, call)
         .await
         .map_err(|_| format!("{url}: no answer within {timeout:?}"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(region: &str, id: u64, leader: Option<u64>, applied: u64) -> StatusResponse {
+        StatusResponse {
+            region: region.into(),
+            node_id: id,
+            role: if leader == Some(id) {
+                "leader"
+            } else {
+                "follower"
+            }
+            .into(),
+            leader_id: leader,
+            last_applied_index: Some(applied),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn healthy_needs_every_node_and_one_followed_leader_per_region() {
+        let three = Health {
+            nodes: 3,
+            caught_up: false,
+        };
+        let a = node("a", 1, Some(1), 10);
+        let b = node("a", 2, Some(1), 10);
+        let c = node("b", 1, Some(1), 4);
+        assert!(three.judge(&[a.clone(), b.clone(), c.clone()]).is_ok());
+        let missing = three.judge(&[a.clone(), b.clone()]).unwrap_err();
+        assert_eq!(missing, "2 of 3 nodes answer");
+        let split = node("a", 2, Some(2), 10);
+        assert!(three
+            .judge(&[a.clone(), split, c.clone()])
+            .unwrap_err()
+            .contains("follows its leader"));
+        let leaderless = node("b", 1, None, 4);
+        assert_eq!(
+            three.judge(&[a, b, leaderless]).unwrap_err(),
+            "no node of b leads"
+        );
+    }
+
+    #[test]
+    fn caught_up_also_needs_every_follower_at_its_leaders_applied_index() {
+        let leader = node("a", 1, Some(1), 10);
+        let behind = node("a", 2, Some(1), 9);
+        let statuses = [leader, behind];
+        let following = Health {
+            nodes: 2,
+            caught_up: false,
+        };
+        assert!(following.judge(&statuses).is_ok());
+        let caught_up = Health {
+            caught_up: true,
+            ..following
+        };
+        assert!(caught_up
+            .judge(&statuses)
+            .unwrap_err()
+            .contains("caught up"));
+    }
 }

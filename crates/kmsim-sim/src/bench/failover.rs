@@ -39,6 +39,7 @@ use kmsim_proto::admin::v1::{StatusRequest, StatusResponse};
 use crate::aws_client::{AwsJsonClient, ClientError, Connection};
 use crate::cluster::NodeName;
 use crate::experiment::Runtime;
+use crate::health::{wait_until, Health};
 
 /// The most rounds one run makes.
 pub const MAX_ROUNDS: usize = 100;
@@ -248,38 +249,22 @@ pub async fn run<R: Runtime + 'static>(
 /// Waits until every node of the Region answers, all name the same leader, and every node
 /// has applied what its leader had; returns their statuses.
 async fn healthy<R: Runtime>(rt: &R, nodes: &[NodeName]) -> Result<Vec<StatusResponse>, String> {
-    let deadline = Instant::now() + HEAL_TIMEOUT;
-    loop {
+    let poll = || async {
         let mut all = Vec::with_capacity(nodes.len());
         for n in nodes {
             if let Some(s) = rt.status(n, POLL_TIMEOUT).await {
                 all.push(s);
             }
         }
-        let leader = all.iter().find(|s| s.role == "leader");
-        let whole = all.len() == nodes.len()
-            && leader.is_some_and(|l| {
-                all.iter().all(|s| {
-                    s.leader_id == Some(l.node_id) && s.last_applied_index >= l.last_applied_index
-                })
-            });
-        if whole {
-            return Ok(all);
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "the Region did not heal within {HEAL_TIMEOUT:?}: {} of {} nodes answer{}",
-                all.len(),
-                nodes.len(),
-                if leader.is_some() {
-                    ", not all follow the leader or have caught up with it"
-                } else {
-                    ", none leads"
-                }
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        all
+    };
+    let wanted = Health {
+        nodes: nodes.len(),
+        caught_up: true,
+    };
+    wait_until(wanted, poll, HEAL_TIMEOUT, Duration::from_millis(50))
+        .await
+        .map_err(|why| format!("the Region did not heal within {HEAL_TIMEOUT:?}: {why}"))
 }
 
 async fn one_round<R: Runtime + 'static>(
