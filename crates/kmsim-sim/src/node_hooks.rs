@@ -67,7 +67,28 @@ pub fn all_set(what: &str, results: &PerNode) -> Result<(), String> {
     }
 }
 
-impl RegionHooks<'_> {
+impl<'a> RegionHooks<'a> {
+    /// The hooks of `nodes`, each node's certificate verified for its address's host.
+    pub fn new(dialer: &'a Dialer, nodes: &'a [(NodeName, String)]) -> RegionHooks<'a> {
+        RegionHooks {
+            dialer,
+            nodes,
+            server_name: None,
+        }
+    }
+
+    /// The same hooks, each node's certificate verified for the name `name` gives it (a
+    /// container reached at its address).
+    pub fn verified_as(
+        self,
+        name: &'a (dyn Fn(&NodeName) -> String + Send + Sync),
+    ) -> RegionHooks<'a> {
+        RegionHooks {
+            server_name: Some(name),
+            ..self
+        }
+    }
+
     fn name_of(&self, n: &NodeName) -> Option<String> {
         self.server_name.map(|f| f(n))
     }

@@ -88,11 +88,7 @@ impl DockerRuntime {
 
     /// The Region-wide node hooks over `nodes`, verifying each node as its container.
     fn hooks<'a>(&'a self, nodes: &'a [(NodeName, String)]) -> RegionHooks<'a> {
-        RegionHooks {
-            dialer: &self.dialer,
-            nodes,
-            server_name: Some(self.container_of.as_ref()),
-        }
+        RegionHooks::new(&self.dialer, nodes).verified_as(self.container_of.as_ref())
     }
 }
 

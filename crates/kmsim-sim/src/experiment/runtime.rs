@@ -21,7 +21,7 @@ use tonic::transport::Channel;
 use crate::aws_client::AwsJsonClient;
 use crate::cluster::{ClusterDir, NodeName};
 use crate::node_hooks::{admin_client, all_set, RegionHooks};
-use crate::process::{kill_nodes, restart_nodes, running_pid, KILL_WAIT};
+use crate::process::{kill_nodes, restart_nodes, signal_running, KILL_WAIT};
 
 /// A link setting: messages from `from` to `to` get `profile`.
 #[derive(Clone, Debug, PartialEq)]
@@ -222,19 +222,11 @@ impl ProcessRuntime {
     }
 
     fn hooks(&self) -> RegionHooks<'_> {
-        RegionHooks {
-            dialer: &self.dialer,
-            nodes: &self.nodes,
-            server_name: None,
-        }
+        RegionHooks::new(&self.dialer, &self.nodes)
     }
 
     fn signal(&self, node: &NodeName, sig: Signal) -> Result<(), String> {
-        let pid = running_pid(&self.dir, node)
-            .ok_or_else(|| format!("{node} is not running (no live PID file)"))?;
-        let raw = i32::try_from(pid).map_err(|_| format!("pid {pid} out of range"))?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), sig)
-            .map_err(|e| format!("signal {node} (pid {pid}): {e}"))
+        signal_running(&self.dir, node, sig).map(|_| ())
     }
 }
 

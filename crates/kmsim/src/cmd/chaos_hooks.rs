@@ -105,11 +105,7 @@ pub async fn clock(
     dialer: &Dialer,
     nodes: &[(NodeName, String)],
 ) -> anyhow::Result<ExitCode> {
-    let h = RegionHooks {
-        dialer,
-        nodes,
-        server_name: None,
-    };
+    let h = RegionHooks::new(dialer, nodes);
     if let Some(jump) = a.jump {
         let ms = i64::try_from(jump.as_millis()).unwrap_or(i64::MAX);
         let (leader, offset) = h
@@ -148,11 +144,7 @@ pub async fn sync(
     dialer: &Dialer,
     nodes: &[(NodeName, String)],
 ) -> anyhow::Result<ExitCode> {
-    let h = RegionHooks {
-        dialer,
-        nodes,
-        server_name: None,
-    };
+    let h = RegionHooks::new(dialer, nodes);
     let (region, paused) = match a {
         SyncAction::Pause { region } => (region, true),
         SyncAction::Resume { region } => (region, false),
@@ -175,11 +167,7 @@ pub async fn inject(
     dialer: &Dialer,
     nodes: &[(NodeName, String)],
 ) -> anyhow::Result<ExitCode> {
-    let h = RegionHooks {
-        dialer,
-        nodes,
-        server_name: None,
-    };
+    let h = RegionHooks::new(dialer, nodes);
     if a.clear {
         let results = h
             .clear_injected(a.region.as_deref())
