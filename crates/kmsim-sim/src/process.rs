@@ -112,6 +112,17 @@ pub fn running_pid(dir: &ClusterDir, n: &NodeName) -> Option<u32> {
     is_our_node(pid, dir, n).then_some(pid)
 }
 
+/// Sends `sig` to a running node of this cluster (found by its PID file and checked on
+/// /proc) and returns its PID at once: SIGSTOP and SIGCONT, which pause and resume a process
+/// (a signal that ends it goes through [`signal_node`], which waits for the exit).
+pub fn signal_running(dir: &ClusterDir, n: &NodeName, sig: Signal) -> Result<u32, String> {
+    let pid =
+        running_pid(dir, n).ok_or_else(|| format!("{n} is not running (no live PID file)"))?;
+    let raw = i32::try_from(pid).map_err(|_| format!("pid {pid} out of range"))?;
+    kill(Pid::from_raw(raw), sig).map_err(|e| format!("signal {n} (pid {pid}): {e}"))?;
+    Ok(pid)
+}
+
 /// True when `pid` runs `kmsim node` for this node of this cluster (checked on /proc).
 fn is_our_node(pid: u32, dir: &ClusterDir, n: &NodeName) -> bool {
     // A zombie has an empty command line: it is not running.

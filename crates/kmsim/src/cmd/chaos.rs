@@ -18,7 +18,7 @@ use kmsim_proto::admin::v1::{
 use kmsim_sim::bench::parse_duration;
 use kmsim_sim::cluster::{ClusterDir, NodeName};
 use kmsim_sim::container::faults::{ContainerAction, ContainerCluster, CutTarget};
-use kmsim_sim::process::{kill_nodes, running_pid, KILL_WAIT};
+use kmsim_sim::process::{kill_nodes, signal_running, KILL_WAIT};
 
 /// Injects faults into a running cluster, at three layers.
 ///
@@ -294,14 +294,11 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
                 nodes.iter().any(|(n, _)| *n == name),
                 "{name} is not in the topology"
             );
-            let pid = running_pid(&dir, &name)
-                .with_context(|| format!("{name} is not running (no live PID file)"))?;
             let (signal, done) = match &a.action {
                 ChaosAction::Pause { .. } => (nix::sys::signal::Signal::SIGSTOP, "paused"),
                 _ => (nix::sys::signal::Signal::SIGCONT, "resumed"),
             };
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid)?), signal)
-                .with_context(|| format!("signalling {name} (pid {pid})"))?;
+            let pid = signal_running(&dir, &name, signal).map_err(anyhow::Error::msg)?;
             outln!("{done} {name} (pid {pid})");
             return Ok(ExitCode::SUCCESS);
         }
