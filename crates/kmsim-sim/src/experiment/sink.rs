@@ -134,6 +134,7 @@ mod tests {
     }
 
     /// A writer that fails on its first write.
+    #[derive(Debug)]
     struct Broken;
     impl Write for Broken {
         fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
