@@ -25,18 +25,7 @@ trap cleanup EXIT
 
 # The nodes' CPU time (user + system, from /proc/PID/stat) of a cluster, in microseconds.
 node_cpu_us() {
-  python3 - "$1" <<'PY'
-import glob, os, sys
-tick = os.sysconf("SC_CLK_TCK")
-total = 0
-for f in glob.glob(os.path.join(sys.argv[1], "pids", "*.pid")):
-    if f.endswith("gateway.pid"):
-        continue
-    pid = open(f).read().split()[0]
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    total += int(fields[11]) + int(fields[12])
-print(total * 1_000_000 // tick)
-PY
+  python3 scripts/lib/cpu.py nodes "$1"
 }
 
 for round in $(seq 1 "$rounds"); do

@@ -453,6 +453,126 @@ impl Connection {
     }
 }
 
+/// Why [`OwnConnection::exchange`] got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The request never went out: no connection could be opened, or it could not be signed.
+    #[error("not sent: {0}")]
+    NotSent(ClientError),
+    /// The request went out (or may have) and no whole answer came back.
+    #[error("{0}")]
+    Lost(ClientError),
+}
+
+/// One caller's own HTTP/1.1 connection to an endpoint, kept alive between calls, opened on
+/// first use and opened again whenever the endpoint has closed it (moto's server, Werkzeug's,
+/// answers every request with `Connection: close`) or a failed call left it unusable.
+///
+/// Not hyper-util's pooled client: its pool silently resends a request that went into a
+/// connection closing under it, opens connections where nothing counts them, and costs more
+/// per request (a checkout and a check-in of a shared pool). Here the caller knows whether its
+/// request left: one that never went out is sent on a new connection (a reconnection, not an
+/// error); one whose answer was lost is an error, never resent.
+pub struct OwnConnection {
+    client: AwsJsonClient,
+    connection: Option<Connection>,
+    /// Connections opened so far.
+    opened: u64,
+}
+
+impl OwnConnection {
+    /// A caller of `client`'s endpoint, signing as `client` does; no connection yet.
+    pub fn new(client: AwsJsonClient) -> OwnConnection {
+        OwnConnection {
+            client,
+            connection: None,
+            opened: 0,
+        }
+    }
+
+    /// The client it signs and connects with.
+    pub fn client(&self) -> &AwsJsonClient {
+        &self.client
+    }
+
+    /// Connections opened so far.
+    pub fn opened(&self) -> u64 {
+        self.opened
+    }
+
+    /// Forgets the connection (after a call abandoned on it, which left it unusable).
+    pub fn drop_connection(&mut self) {
+        self.connection = None;
+    }
+
+    /// The connection, ready for a request: the one it has, or a new one when it has none or
+    /// the endpoint closed it.
+    async fn ready_connection(&mut self) -> Result<&mut Connection, ClientError> {
+        let mut kept = self.connection.take();
+        if let Some(c) = &mut kept {
+            if !c.ready().await {
+                kept = None;
+            }
+        }
+        let conn = match kept {
+            Some(c) => c,
+            None => {
+                let c = self.client.connect().await?;
+                self.opened += 1;
+                c
+            }
+        };
+        Ok(self.connection.insert(conn))
+    }
+
+    /// Sends `req` and reads its answer; a request that did not go out (the connection closed
+    /// first) goes out on a new connection, once. No deadline: the caller bounds the call (and
+    /// calls [`OwnConnection::drop_connection`] when it abandons one).
+    pub async fn exchange(
+        &mut self,
+        mut req: Request<Full<Bytes>>,
+    ) -> Result<Answer, ExchangeError> {
+        for _ in 0..2 {
+            let conn = self
+                .ready_connection()
+                .await
+                .map_err(ExchangeError::NotSent)?;
+            match conn.try_send(req).await {
+                Ok(answer) => return Ok(answer),
+                Err(SendFailure::NotSent(unsent)) => {
+                    self.connection = None;
+                    req = *unsent;
+                }
+                Err(SendFailure::Failed(e)) => {
+                    self.connection = None;
+                    return Err(ExchangeError::Lost(e));
+                }
+            }
+        }
+        // Even a new connection closed before the request went out: not the endpoint's
+        // ordinary closing any more.
+        Err(ExchangeError::Lost(ClientError::Transport(
+            "the endpoint closed a new connection before the request went out".into(),
+        )))
+    }
+
+    /// Calls `operation` with the JSON `body`, signed now, within the client's deadline (10 s).
+    pub async fn call(&mut self, operation: &str, body: Bytes) -> Result<Answer, ExchangeError> {
+        let req = self
+            .client
+            .signed(operation, body)
+            .map_err(ExchangeError::NotSent)?;
+        match tokio::time::timeout(CALL_TIMEOUT, self.exchange(req)).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                // The abandoned request left the connection unusable.
+                self.connection = None;
+                Err(ExchangeError::Lost(ClientError::Timeout(CALL_TIMEOUT)))
+            }
+        }
+    }
+}
+
 /// Reads a whole response.
 async fn read_answer(resp: http::Response<hyper::body::Incoming>) -> Result<Answer, ClientError> {
     let (parts, body) = resp.into_parts();

@@ -364,8 +364,10 @@ pub fn node_metrics_clients(
 /// The synchronizer's lag per Region pair as the nodes measured it (`kmsim_sync_lag_seconds`),
 /// from scrapes of every node: for each pair, the node of the receiving Region with the most
 /// observations (every node of a Region applies each change; one is enough), its histogram
-/// turned into samples at the buckets' upper bounds, in microseconds. Pairs with no
-/// observation are left out.
+/// turned into samples in microseconds, each bucket's observations spread evenly over the
+/// bucket (from its lower bound, exclusive, to its upper bound), as Prometheus's
+/// `histogram_quantile` interpolates; those above the last bound are placed at twice it. Pairs
+/// with no observation are left out.
 pub fn sync_lag_samples(scrapes: &[Scrape]) -> Vec<(String, String, Vec<u64>)> {
     let mut best: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
     for s in scrapes {
@@ -396,14 +398,20 @@ pub fn sync_lag_samples(scrapes: &[Scrape]) -> Vec<(String, String, Vec<u64>)> {
     for ((source, destination), buckets) in best {
         let mut samples = Vec::new();
         let mut below = 0.0;
-        let mut last_bound = 0.0;
+        let mut lower = 0.0;
         for (le, cumulative) in buckets {
             let n = (cumulative - below).max(0.0) as u64;
             below = cumulative;
-            // The +Inf bucket's observations are above the last bound: placed at twice it.
-            let bound = if le.is_finite() { le } else { last_bound * 2.0 };
-            last_bound = bound;
-            samples.extend(std::iter::repeat_n((bound * 1e6) as u64, n as usize));
+            if !le.is_finite() {
+                samples.extend(std::iter::repeat_n((lower * 2.0 * 1e6) as u64, n as usize));
+                continue;
+            }
+            // Sample i of n at lower + (i + 1) / n of the bucket's width: the last one at the
+            // upper bound, none at the lower bound (which belongs to the bucket below).
+            samples.extend(
+                (1..=n).map(|i| ((lower + (le - lower) * i as f64 / n as f64) * 1e6) as u64),
+            );
+            lower = le;
         }
         if !samples.is_empty() {
             out.push((source, destination, samples));
@@ -503,7 +511,7 @@ odd{v="say \"hi\"\\\n"} -Inf 1700000000000
     }
 
     #[test]
-    fn sync_lag_takes_the_busiest_node_of_each_pair_and_places_samples_at_bucket_bounds() {
+    fn sync_lag_takes_the_busiest_node_of_each_pair_and_spreads_samples_over_their_buckets() {
         let node = |n: u32| {
             format!(
                 "# TYPE kmsim_sync_lag_seconds histogram\n\
@@ -529,7 +537,8 @@ odd{v="say \"hi\"\\\n"} -Inf 1700000000000
             (source.as_str(), destination.as_str()),
             ("us-east-1", "eu-west-1")
         );
-        assert_eq!(samples, &[64_000, 64_000, 64_000, 64_000, 64_000, 128_000]);
+        // Five in (1 ms, 64 ms], evenly; one in (64 ms, 128 ms], at its upper bound.
+        assert_eq!(samples, &[13_600, 26_200, 38_800, 51_400, 64_000, 128_000]);
         assert!(sync_lag_samples(&[]).is_empty());
     }
 }

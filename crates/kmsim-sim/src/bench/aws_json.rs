@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
 use rand::RngCore;
 use serde_json::{json, Value};
 
@@ -21,7 +19,7 @@ use super::{
     check_run, run_clients, skipped, BenchClient, BenchError, BenchResult, Fixture, RunConfig,
     Workload, BENCH_KEY_DESCRIPTION, CALL_TIMEOUT, MAX_PAYLOAD_BYTES, MESSAGE_BYTES, SETUP_TIMEOUT,
 };
-use crate::aws_client::{Answer, AwsJsonClient, Connection, SendFailure};
+use crate::aws_client::{AwsJsonClient, ExchangeError, OwnConnection};
 
 /// Successive successful reads of a new key each endpoint must answer before the runs start
 /// (an endpoint may spread calls over several nodes, which apply the key independently).
@@ -230,69 +228,11 @@ impl Bodies {
     }
 }
 
-/// One task's client: its own HTTP/1.1 connection, kept alive between calls, opened on first use
-/// and opened again whenever the endpoint has closed it (moto's server, Werkzeug's, answers
-/// every request with `Connection: close`) or a failed call left it unusable; the signer; the
-/// run's bodies.
-///
-/// Not hyper-util's pooled client: its pool silently resends a request that went into a
-/// connection closing under it, and opens connections where nothing counts them. Here the task
-/// knows whether its request left: one that never went out is sent on a new connection (a
-/// reconnection, not an error); one whose answer was lost is an error, never resent.
+/// One task's client: its own connection (kept alive, reopened when the endpoint closes it;
+/// see [`OwnConnection`]), the signer, the run's bodies.
 struct AwsClient {
-    client: AwsJsonClient,
-    connection: Option<Connection>,
-    /// Connections this task has opened.
-    opened: u64,
+    conn: OwnConnection,
     bodies: Arc<Bodies>,
-}
-
-impl AwsClient {
-    /// The task's connection, ready for a request: the one it has, or a new one when it has
-    /// none or the endpoint closed it.
-    async fn ready_connection(&mut self) -> Result<&mut Connection, String> {
-        let mut kept = self.connection.take();
-        if let Some(c) = &mut kept {
-            if !c.ready().await {
-                kept = None;
-            }
-        }
-        let conn = match kept {
-            Some(c) => c,
-            None => {
-                let c = self
-                    .client
-                    .connect()
-                    .await
-                    .map_err(|_| "ConnectError".to_string())?;
-                self.opened += 1;
-                c
-            }
-        };
-        Ok(self.connection.insert(conn))
-    }
-
-    /// Sends `req` and reads its answer; a request that did not go out (the connection closed
-    /// first) goes out on a new connection, once.
-    async fn exchange(&mut self, mut req: Request<Full<Bytes>>) -> Result<Answer, String> {
-        for _ in 0..2 {
-            let conn = self.ready_connection().await?;
-            match conn.try_send(req).await {
-                Ok(answer) => return Ok(answer),
-                Err(SendFailure::NotSent(unsent)) => {
-                    self.connection = None;
-                    req = *unsent;
-                }
-                Err(SendFailure::Failed(_)) => {
-                    self.connection = None;
-                    return Err("TransportError".to_string());
-                }
-            }
-        }
-        // Even a new connection closed before the request went out: not the endpoint's
-        // ordinary closing any more.
-        Err("TransportError".to_string())
-    }
 }
 
 impl BenchClient for AwsClient {
@@ -309,14 +249,17 @@ impl BenchClient for AwsClient {
             Workload::DescribeMissingKey => ("DescribeKey", &b.describe_missing_key),
         };
         let req = self
-            .client
+            .conn
+            .client()
             .signed(operation, body.clone())
             .map_err(|_| "SigningError".to_string())?;
-        let answer = match tokio::time::timeout(CALL_TIMEOUT, self.exchange(req)).await {
-            Ok(answer) => answer?,
+        let answer = match tokio::time::timeout(CALL_TIMEOUT, self.conn.exchange(req)).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(ExchangeError::NotSent(_))) => return Err("ConnectError".to_string()),
+            Ok(Err(ExchangeError::Lost(_))) => return Err("TransportError".to_string()),
             Err(_) => {
                 // The abandoned request left the connection unusable.
-                self.connection = None;
+                self.conn.drop_connection();
                 return Err("Timeout".to_string());
             }
         };
@@ -327,7 +270,7 @@ impl BenchClient for AwsClient {
     }
 
     fn reconnections(&self) -> u64 {
-        self.opened.saturating_sub(1)
+        self.conn.opened().saturating_sub(1)
     }
 }
 
@@ -345,9 +288,7 @@ pub async fn run_workload(
     let bodies = Arc::new(Bodies::new(fixture));
     let tasks = (0..cfg.concurrency)
         .map(|i| AwsClient {
-            client: clients[i % clients.len()].clone(),
-            connection: None,
-            opened: 0,
+            conn: OwnConnection::new(clients[i % clients.len()].clone()),
             bodies: bodies.clone(),
         })
         .collect();

@@ -14,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 use kmsim_experiment::history::{Call, Digest, Outcome, Reply};
 use kmsim_experiment::spec::{Operation, Workload};
 
-use crate::aws_client::{AwsJsonClient, ClientError};
+use crate::aws_client::{ClientError, ExchangeError, OwnConnection};
 
 /// The ciphertexts kept per Region for Decrypt to pick from.
 const CIPHERTEXTS_KEPT: usize = 4096;
@@ -576,12 +576,15 @@ fn related_here(book: &KeyBook, region: &str, key_id: &str) -> bool {
         .is_some_and(|keys| keys.iter().any(|k| k.key_id == key_id))
 }
 
-/// Sends a planned call and turns the answer into the history's outcome.
-pub async fn send(client: &AwsJsonClient, p: &Planned) -> Outcome {
-    match client.call(p.operation, &p.body).await {
+/// Sends a planned call on the caller's connection and turns the answer into the history's
+/// outcome.
+pub async fn send(conn: &mut OwnConnection, p: &Planned) -> Outcome {
+    let body =
+        bytes::Bytes::from(serde_json::to_vec(&p.body).expect("invariant: JSON values serialize"));
+    match conn.call(p.operation, body).await {
         Ok(answer) => match answer.error_code() {
             None => Outcome::Ok {
-                reply: reply_of(&answer.json()),
+                reply: reply_of_body(&answer.body),
             },
             // A server-side error (`KMSInternalException`, `DependencyTimeoutException`: HTTP
             // 5xx) does not say the request had no effect: a write may have committed after
@@ -594,7 +597,12 @@ pub async fn send(client: &AwsJsonClient, p: &Planned) -> Outcome {
                 message: answer.error_message(),
             },
         },
-        Err(e @ (ClientError::Timeout(_) | ClientError::Transport(_))) => Outcome::Unknown {
+        // No connection to the endpoint (counted as before, when the pooled client reported it
+        // as a transport error), a lost connection, or no answer in time.
+        Err(
+            e @ (ExchangeError::Lost(_)
+            | ExchangeError::NotSent(ClientError::Timeout(_) | ClientError::Transport(_))),
+        ) => Outcome::Unknown {
             reason: e.to_string(),
         },
         Err(e) => Outcome::Failed {
@@ -604,10 +612,56 @@ pub async fn send(client: &AwsJsonClient, p: &Planned) -> Outcome {
     }
 }
 
+/// The fields of an answer the history keeps, read straight from its body (everything else
+/// in it skipped unparsed).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Wire {
+    key_metadata: Option<WireMeta>,
+    replica_key_metadata: Option<WireMeta>,
+    key_id: Option<String>,
+    ciphertext_blob: Option<String>,
+    plaintext: Option<String>,
+    key_state: Option<String>,
+    signature: Option<String>,
+    mac: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireMeta {
+    arn: Option<String>,
+    key_state: Option<String>,
+}
+
+/// The parts of an answer's body the history keeps: [`reply_of`] without building the whole
+/// JSON value, the same for every answer whose fields have the types AWS documents (any other
+/// goes through [`reply_of`]).
+fn reply_of_body(body: &[u8]) -> Reply {
+    let Ok(w) = serde_json::from_slice::<Wire>(body) else {
+        return reply_of(&serde_json::from_slice(body).unwrap_or(Value::Null));
+    };
+    let meta = w.key_metadata.or(w.replica_key_metadata);
+    let (arn, meta_state) = meta.map_or((None, None), |m| (m.arn, m.key_state));
+    Reply {
+        key: arn.or(w.key_id),
+        ciphertext: w.ciphertext_blob,
+        plaintext: w
+            .plaintext
+            .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
+            .map(|p| digest(&p)),
+        state: meta_state.or(w.key_state),
+        signature: w.signature.or(w.mac),
+    }
+}
+
 /// The parts of an answer the history keeps.
 fn reply_of(v: &Value) -> Reply {
     let s = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
-    let meta = v.get("KeyMetadata").or_else(|| v.get("ReplicaKeyMetadata"));
+    let meta = v
+        .get("KeyMetadata")
+        .filter(|m| !m.is_null())
+        .or_else(|| v.get("ReplicaKeyMetadata"));
     Reply {
         key: s(meta.and_then(|m| m.get("Arn"))).or_else(|| s(v.get("KeyId"))),
         ciphertext: s(v.get("CiphertextBlob")),
@@ -784,6 +838,86 @@ mod tests {
         assert_eq!(r.state.as_deref(), Some("PendingReplicaDeletion"));
         let r = reply_of(&json!({ "KeyMetadata": { "Arn": "a", "KeyState": "Enabled" } }));
         assert_eq!(r.state.as_deref(), Some("Enabled"));
+    }
+
+    #[test]
+    fn an_answer_read_from_its_body_gives_what_the_json_value_gives() {
+        let answers = [
+            json!({ "CiphertextBlob": "AQID", "KeyId": "arn:k", "EncryptionAlgorithm": "SYMMETRIC_DEFAULT" }),
+            json!({ "KeyMetadata": { "Arn": "arn:m", "KeyState": "Enabled", "MultiRegion": true }, "KeyId": "x" }),
+            json!({ "ReplicaKeyMetadata": { "Arn": "arn:r" }, "ReplicaPolicy": "{}" }),
+            json!({ "Plaintext": "aGVsbG8=", "KeyId": "arn:k" }),
+            json!({ "Plaintext": "not base64!" }),
+            json!({ "KeyId": "arn:k", "KeyState": "PendingDeletion", "PendingWindowInDays": 7 }),
+            json!({ "Signature": "c2ln" }),
+            json!({ "Mac": "bWFj" }),
+            // Types AWS never answers: read as the JSON value reads them.
+            json!({ "KeyMetadata": "odd", "KeyId": 5, "CiphertextBlob": ["x"] }),
+            json!({ "KeyMetadata": { "Arn": 1, "KeyState": "Enabled" } }),
+            json!([1, 2]),
+            json!({}),
+        ];
+        for v in answers {
+            let body = serde_json::to_vec(&v).expect("json");
+            assert_eq!(reply_of_body(&body), reply_of(&v), "{v}");
+        }
+        assert_eq!(reply_of_body(b"not json"), Reply::default());
+    }
+
+    /// A JSON value of any of the types a field could come with.
+    fn any_field() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[A-Za-z0-9+/=:-]{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("Arn".to_string()),
+                        Just("KeyState".to_string()),
+                        "[A-Z][a-z]{0,5}"
+                    ],
+                    inner,
+                    0..3
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_answer_body_reads_as_its_json_value_does(
+            fields in proptest::collection::btree_map(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("KeyMetadata".to_string()),
+                    proptest::strategy::Just("ReplicaKeyMetadata".to_string()),
+                    proptest::strategy::Just("KeyId".to_string()),
+                    proptest::strategy::Just("CiphertextBlob".to_string()),
+                    proptest::strategy::Just("Plaintext".to_string()),
+                    proptest::strategy::Just("KeyState".to_string()),
+                    proptest::strategy::Just("Signature".to_string()),
+                    proptest::strategy::Just("Mac".to_string()),
+                    "[A-Z][a-z]{0,6}",
+                ],
+                any_field(),
+                0..6,
+            ),
+            garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let v = Value::Object(fields.into_iter().collect());
+            let body = serde_json::to_vec(&v).expect("json");
+            proptest::prop_assert_eq!(reply_of_body(&body), reply_of(&v));
+            // Bytes that are not JSON at all never panic and read as an empty answer.
+            if serde_json::from_slice::<Value>(&garbage).is_err() {
+                proptest::prop_assert_eq!(reply_of_body(&garbage), Reply::default());
+            }
+        }
     }
 
     const US: &str = "us-east-1";

@@ -14,7 +14,7 @@ use kmsim_experiment::spec::{Arrival, Experiment};
 use super::calls::{self, KeyBook, Planned};
 use super::retries::call_retrying;
 use super::runner::{Caller, Recorder};
-use crate::aws_client::AwsJsonClient;
+use crate::aws_client::{AwsJsonClient, OwnConnection};
 
 /// Most calls in flight per client Region in the open loop (a call due while all are busy
 /// waits, and its latency counts from when it was due).
@@ -46,7 +46,7 @@ pub(super) fn spawn_clients(
                     let client_id = ri as u32 * 10_000 + i;
                     tasks.spawn(async move {
                         let mut rng = schedule::stream(seed, &format!("client/{region}/{i}"));
-                        let client = &clients[&region];
+                        let mut conn = OwnConnection::new(clients[&region].clone());
                         while Instant::now() < end && !*stop.borrow_and_update() {
                             let planned = {
                                 let mut b = book.lock().expect("invariant: never poisoned");
@@ -59,7 +59,8 @@ pub(super) fn spawn_clients(
                                 client: client_id,
                                 phase: Phase::Workload,
                             };
-                            call_retrying(&rec, client, &book, who, due, planned, w.retries).await;
+                            call_retrying(&rec, &mut conn, &book, who, due, planned, w.retries)
+                                .await;
                         }
                     });
                 }
@@ -117,9 +118,12 @@ async fn open_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(OPEN_LOOP_IN_FLIGHT));
-    let free_ids = Arc::new(Mutex::new(
+    // The clients of the loop: an id each (a client makes one call at a time) and its own
+    // connection.
+    let new_conn = || OwnConnection::new(clients[&region].clone());
+    let free = Arc::new(Mutex::new(
         (0..OPEN_LOOP_IN_FLIGHT as u32)
-            .map(|i| region_index * 10_000 + i)
+            .map(|i| (region_index * 10_000 + i, new_conn()))
             .collect::<Vec<_>>(),
     ));
     let mut rng = schedule::stream(seed, &format!("client/{region}/open"));
@@ -143,27 +147,28 @@ async fn open_loop(
             next_call(&w, &region, &mut b, &mut rng)
         };
         let Some(planned) = planned else { break };
-        let id = free_ids
+        // A permit is held, so a client is free.
+        let (id, mut conn) = free
             .lock()
             .expect("invariant: never poisoned")
             .pop()
-            .unwrap_or(region_index * 10_000 + OPEN_LOOP_IN_FLIGHT as u32);
-        let (clients, book, rec, region, free_ids) = (
-            clients.clone(),
-            book.clone(),
-            rec.clone(),
-            region.clone(),
-            free_ids.clone(),
-        );
+            .unwrap_or_else(|| {
+                (
+                    region_index * 10_000 + OPEN_LOOP_IN_FLIGHT as u32,
+                    new_conn(),
+                )
+            });
+        let (book, rec, region, free) = (book.clone(), rec.clone(), region.clone(), free.clone());
         inflight.spawn(async move {
             let who = Caller {
                 region: &region,
                 client: id,
                 phase: Phase::Workload,
             };
-            let client = &clients[&region];
-            call_retrying(&rec, client, &book, who, due, planned, retries).await;
-            free_ids.lock().expect("invariant: never poisoned").push(id);
+            call_retrying(&rec, &mut conn, &book, who, due, planned, retries).await;
+            free.lock()
+                .expect("invariant: never poisoned")
+                .push((id, conn));
             drop(permit);
         });
         while inflight.try_join_next().is_some() {}

@@ -5,7 +5,7 @@
 //! - [`calls`]: the workload's calls and the keys and ciphertexts its clients share;
 //! - [`live`]: what the run is doing now, for a progress display;
 //! - [`runner`]: the phases of a run (setup, workload with faults and probes, heal and settle,
-//!   observation) and the history it writes.
+//!   observation) and the history it writes (through `sink`: a buffer a writer thread drains).
 
 pub mod calls;
 mod clients;
@@ -16,6 +16,7 @@ mod observe;
 mod retries;
 pub mod runner;
 pub mod runtime;
+mod sink;
 
 pub use docker_runtime::DockerRuntime;
 pub use runner::{run, RunOptions, RunOutcome};

@@ -177,7 +177,7 @@ pub(super) async fn observe(
             let client = clients[&region].clone();
             let arn = calls::arn_in(&arn, &region);
             let blob = blob.clone();
-            let tx = rec.tx.clone();
+            let sink = rec.sink.clone();
             tasks.spawn(async move {
                 let body = serde_json::json!({ "KeyId": arn, "CiphertextBlob": blob });
                 let (plaintext, error) = match client.call("Decrypt", &body).await {
@@ -195,7 +195,7 @@ pub(super) async fn observe(
                     },
                     Err(err) => (None, Some(format!("no answer: {err}"))),
                 };
-                let _ = tx.send(Record::Observation(Observation::Decrypt {
+                sink.push(Record::Observation(Observation::Decrypt {
                     region,
                     of,
                     plaintext,
@@ -220,7 +220,7 @@ pub(super) async fn observe(
             let client = clients[&region].clone();
             let mut body = s.body.clone();
             body["KeyId"] = calls::arn_in(&s.arn, &region).into();
-            let (operation, of, tx) = (s.operation, s.of, rec.tx.clone());
+            let (operation, of, sink) = (s.operation, s.of, rec.sink.clone());
             tasks.spawn(async move {
                 let error = match client.call(operation, &body).await {
                     Ok(a) => match a.error_code() {
@@ -234,7 +234,7 @@ pub(super) async fn observe(
                     },
                     Err(err) => Some(format!("no answer: {err}")),
                 };
-                let _ = tx.send(Record::Observation(Observation::Verify {
+                sink.push(Record::Observation(Observation::Verify {
                     region,
                     of,
                     error,

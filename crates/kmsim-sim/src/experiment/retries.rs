@@ -9,11 +9,11 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use kmsim_experiment::history::{Op, Outcome};
+use kmsim_experiment::history::Outcome;
 
 use super::calls::{KeyBook, Planned};
-use super::runner::{call, Caller, Recorder};
-use crate::aws_client::AwsJsonClient;
+use super::runner::{make_call, Caller, Recorder};
+use crate::aws_client::OwnConnection;
 
 /// The first backoff; each next one doubles it.
 pub(super) const RETRY_BASE: Duration = Duration::from_millis(50);
@@ -29,23 +29,24 @@ pub(super) fn backoff(attempt: u32) -> Duration {
 }
 
 /// Makes a call, and again after a backoff while it is throttled, at most `retries` more
-/// times; returns the last attempt.
+/// times; records every attempt.
 pub(super) async fn call_retrying(
     rec: &Recorder,
-    client: &AwsJsonClient,
+    conn: &mut OwnConnection,
     book: &Mutex<KeyBook>,
     who: Caller<'_>,
     due: Instant,
     planned: Planned,
     retries: u32,
-) -> Op {
+) {
     let mut attempt = 0;
     loop {
-        let op = call(rec, client, book, who, due, planned.clone()).await;
+        let op = make_call(rec, conn, book, who, due, &planned).await;
         let throttled =
             matches!(&op.outcome, Outcome::Failed { code, .. } if code == "ThrottlingException");
+        rec.op(op);
         if !throttled || attempt >= retries {
-            return op;
+            return;
         }
         tokio::time::sleep(backoff(attempt)).await;
         attempt += 1;

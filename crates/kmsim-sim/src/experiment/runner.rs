@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use kmsim_experiment::check::{self, Verdict};
-use kmsim_experiment::history::{self, Call, HistoryWriter, Op, Outcome, Phase, Record};
+use kmsim_experiment::history::{self, Call, Op, Outcome, Phase, Record};
 use kmsim_experiment::schedule::Schedule;
 use kmsim_experiment::spec::{Arrival, Experiment, LinkSpec};
 use kmsim_proto::admin::v1::LinkProfile;
@@ -21,7 +21,8 @@ use super::clients::{run_probes, spawn_clients};
 use super::faults::{apply_schedule, undo, wait_leaders};
 use super::observe::observe;
 use super::runtime::{LinkSetting, Runtime};
-use crate::aws_client::AwsJsonClient;
+use super::sink::Sink;
+use crate::aws_client::{AwsJsonClient, OwnConnection};
 use crate::cluster::NodeName;
 
 /// What a run needs besides the experiment.
@@ -85,7 +86,8 @@ pub(super) struct Caller<'a> {
 /// The history's clock and sink, shared by every task of the run.
 pub(super) struct Recorder {
     pub(super) clock: Instant,
-    pub(super) tx: mpsc::UnboundedSender<Record>,
+    /// Where records go, on their way to `history.jsonl`.
+    pub(super) sink: Arc<Sink>,
     pub(super) next_id: std::sync::atomic::AtomicU64,
     /// Recent workload calls for the probes: (end, Region, operation, ok, latency).
     pub(super) recent: Mutex<VecDeque<Recent>>,
@@ -111,9 +113,9 @@ impl Recorder {
 
     pub(super) fn record(&self, r: Record) {
         self.live.note(&r);
-        // The writer outlives every sender; a send fails only after it stopped on an error,
-        // which the run reports when it joins the writer.
-        let _ = self.tx.send(r);
+        // A push is dropped only after the writer stopped on an error, which the run reports
+        // when it joins the writer.
+        self.sink.push(r);
     }
 
     pub(super) fn op(&self, op: Op) {
@@ -179,14 +181,11 @@ pub async fn run<R: Runtime + 'static>(
     let path = opts.out.join("history.jsonl");
     let file =
         std::fs::File::create(&path).map_err(|err| format!("create {}: {err}", path.display()))?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<Record>();
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let mut w = HistoryWriter::new(BufWriter::new(file));
-        while let Some(r) = rx.blocking_recv() {
-            w.write(&r)?;
-        }
-        w.finish().map(|_| ())
-    });
+    let sink = Arc::new(Sink::default());
+    let writer = {
+        let sink = sink.clone();
+        tokio::task::spawn_blocking(move || sink.write_all(BufWriter::new(file)).map(|_| ()))
+    };
     let keep_us = e
         .probes
         .iter()
@@ -195,7 +194,7 @@ pub async fn run<R: Runtime + 'static>(
         .unwrap_or(0);
     let rec = Arc::new(Recorder {
         clock: Instant::now(),
-        tx,
+        sink: sink.clone(),
         next_id: std::sync::atomic::AtomicU64::new(1),
         recent: Mutex::new(VecDeque::new()),
         keep_us,
@@ -205,6 +204,8 @@ pub async fn run<R: Runtime + 'static>(
     });
     let result = phases(e, &rt, &schedule, &rec, opts).await;
     drop(rec);
+    // Every task that records has ended with the phases.
+    sink.close();
     writer
         .await
         .map_err(|err| err.to_string())?
@@ -332,36 +333,36 @@ pub(super) fn base_links(links: &[LinkSpec], nodes: &[NodeName]) -> Vec<LinkSett
     out
 }
 
-/// Makes one call and records it.
-pub(super) async fn call(
+/// Makes one call, updates the book with its outcome and returns it, to be recorded.
+pub(super) async fn make_call(
     rec: &Recorder,
-    client: &AwsJsonClient,
+    conn: &mut OwnConnection,
     book: &Mutex<KeyBook>,
     who: Caller<'_>,
     due: Instant,
-    planned: Planned,
+    planned: &Planned,
 ) -> Op {
     let id = rec
         .next_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let start = rec.now();
-    let outcome = calls::send(client, &planned).await;
+    let outcome = calls::send(conn, planned).await;
     let end = rec.now();
     calls::apply(
         &mut book.lock().expect("invariant: never poisoned"),
         who.region,
         id,
-        &planned,
+        planned,
         &outcome,
         who.phase == Phase::Workload,
     );
-    if let Some(s) = calls::signed(id, &planned, &outcome) {
+    if let Some(s) = calls::signed(id, planned, &outcome) {
         rec.signed
             .lock()
             .expect("invariant: never poisoned")
             .push(s);
     }
-    let op = Op {
+    Op {
         id,
         client: who.client,
         phase: who.phase,
@@ -370,11 +371,9 @@ pub(super) async fn call(
         due: rec.at(due).min(start),
         start,
         end,
-        call: planned.call,
+        call: planned.call.clone(),
         outcome,
-    };
-    rec.op(op.clone());
-    op
+    }
 }
 
 /// Creates the setup's keys: in each client Region, `keys` keys of each kind the mix needs
@@ -388,7 +387,7 @@ async fn setup_keys(
 ) -> Result<(), String> {
     let w = &e.workload;
     for region in &w.clients {
-        let client = &clients[region];
+        let mut conn = OwnConnection::new(clients[region].clone());
         let mrks = w.multi_region_keys();
         for (kind, k) in calls::KeyKind::needed(w)
             .into_iter()
@@ -396,7 +395,7 @@ async fn setup_keys(
         {
             let multi_region = k < mrks;
             let planned = kind.create(multi_region, w);
-            let op = retry_setup(rec, client, book, region, planned).await?;
+            let op = retry_setup(rec, &mut conn, book, region, planned).await?;
             let Outcome::Ok { reply } = &op.outcome else {
                 unreachable!("retry_setup returns acknowledged calls")
             };
@@ -418,7 +417,7 @@ async fn setup_keys(
                         "ReplicateKey",
                         serde_json::json!({ "KeyId": arn, "ReplicaRegion": target }),
                     );
-                    retry_setup(rec, client, book, region, planned).await?;
+                    retry_setup(rec, &mut conn, book, region, planned).await?;
                     let mut b = book.lock().expect("invariant: never poisoned");
                     b.add_crypto(target, &calls::arn_in(&arn, target), kind);
                 }
@@ -465,7 +464,7 @@ async fn setup_keys(
 /// 20 tries.
 async fn retry_setup(
     rec: &Recorder,
-    client: &AwsJsonClient,
+    conn: &mut OwnConnection,
     book: &Mutex<KeyBook>,
     region: &str,
     planned: Planned,
@@ -478,7 +477,8 @@ async fn retry_setup(
             client: 0,
             phase: Phase::Setup,
         };
-        let op = call(rec, client, book, who, Instant::now(), planned.clone()).await;
+        let op = make_call(rec, conn, book, who, Instant::now(), &planned).await;
+        rec.op(op.clone());
         match &op.outcome {
             Outcome::Ok { .. } => {
                 if let Call::CreateKey { multi_region, .. } = &op.call {
