@@ -110,26 +110,6 @@ pub(crate) fn key_successor(key: &[u8]) -> Vec<u8> {
     next
 }
 
-/// Reads every pair in `[from, to)`, `page` pairs per engine call.
-pub(crate) fn scan_all<R: KvRead + ?Sized>(
-    reader: &R,
-    from: &[u8],
-    to: &[u8],
-    page: usize,
-) -> Result<Vec<KvPair>, StoreError> {
-    let mut out = Vec::new();
-    for_each_page(
-        from,
-        page,
-        |start, n| reader.scan(start, to, n),
-        |batch| {
-            out.extend(batch);
-            Ok(())
-        },
-    )?;
-    Ok(out)
-}
-
 /// Pages through a range from `from` on: `scan(start, n)` reads at most `n` pairs from `start`
 /// on, ascending, and each page read goes to `visit`, until a page comes back short.
 pub(crate) fn for_each_page(

@@ -47,6 +47,16 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// Reading or writing a snapshot's data failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The I/O error (it wraps the store's own error where the store failed).
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A blocking task of the store (a snapshot build) panicked or was cancelled.
     #[error("{what} failed: {source}")]
     Task {

@@ -16,6 +16,8 @@
 //! - [`state_machine`]: `RaftStateMachine` and `RaftSnapshotBuilder` hosting an `Application`.
 //! - [`application`]: the `Application` trait.
 //! - [`batch`]: the `Batcher`, which proposes many payloads in one entry.
+//! - [`snapshot_file`]: [`SnapshotFile`], openraft's `SnapshotData`: a snapshot's stored chunks,
+//!   read or written one at a time, and the leases of the chunk slots.
 //! - [`snapshot_guard`]: the bounds an incoming snapshot chunk is checked against.
 //! - [`keys`]: the key layout below; `codec` (private) holds the value encoding.
 //! - `testing` (feature `testing`): `CounterApp` and a runner of openraft's storage suite.
@@ -32,14 +34,18 @@
 //! | `s/membership`          | `StoredMembership<u64, BasicNode>`        | state machine, with the records |
 //! | `s/snapshot-head`       | current snapshot: meta, data slot, length | snapshot build / install |
 //! | `s/snapshot-records`    | u64: application records in that snapshot | with the head |
-//! | `c/` + slot + u32 BE    | 1 MiB chunk of that snapshot's data blob  | snapshot build / install |
+//! | `s/installing`          | head of the snapshot being installed      | snapshot install |
+//! | `c/` + slot + u32 BE    | chunk of a snapshot's data blob (chunk 0: its first bytes, then 1 MiB each) | snapshot build / receive |
 //! | `a/` + application key  | application record (application's bytes)  | state machine |
 //!
 //! The snapshot data blob is postcard of (last applied log id, membership, every `a/` record
-//! with the prefix stripped, ascending). A build reads it from an engine view on a blocking
-//! thread while applies go on, writes it chunk by chunk into the slot (0 or 1) the current
-//! snapshot does not use, then switches the head in one batch. (Before 0.12 the snapshot was
-//! one value under `s/snapshot`; opening a store moves it to the chunked layout.)
+//! with the prefix stripped, ascending). A build reads the records from an engine view on a
+//! blocking thread while applies go on and stores the blob as it encodes it, chunk by chunk,
+//! into a slot nobody uses (the header, known once the records are counted, into chunk 0
+//! last), then switches the head in one batch. A snapshot is sent and received through
+//! [`SnapshotFile`], which reads or writes the stored chunks one at a time: no node holds a
+//! snapshot whole in memory. (Before 0.12 the snapshot was one value under `s/snapshot`;
+//! opening a store moves it to the chunked layout.)
 //!
 //! # Durability
 //!
@@ -57,6 +63,7 @@ pub mod keys;
 pub mod log_store;
 pub mod mem_engine;
 pub mod observer;
+pub mod snapshot_file;
 pub mod snapshot_guard;
 pub mod state_machine;
 #[cfg(any(test, feature = "testing"))]
@@ -80,6 +87,7 @@ pub use error::StoreError;
 pub use log_store::LogStore;
 pub use mem_engine::MemKvEngine;
 pub use observer::{SnapshotKind, StoreObserver};
+pub use snapshot_file::SnapshotFile;
 pub use snapshot_guard::{ChunkError, SnapshotChunks, MAX_SNAPSHOT_BYTES};
 pub use state_machine::SnapshotSize;
 pub use state_machine::StateMachineStore;

@@ -1,16 +1,18 @@
 //! [`SnapshotChunks`]: the checks an `InstallSnapshot` chunk passes before openraft writes it.
 //!
-//! openraft 0.9 receives a snapshot into its `SnapshotData` (here a `Cursor<Vec<u8>>`) by
+//! openraft 0.9 receives a snapshot into its `SnapshotData` (here a
+//! [`SnapshotFile`](crate::SnapshotFile), which stores the bytes chunk by chunk as they come) by
 //! seeking to each chunk's `offset` and writing its bytes; the request declares no total size.
-//! A chunk at offset 2^50 would make the cursor grow to 2^50 bytes and abort the process.
-//! The leader's sender streams chunks in order from offset 0 and resends a chunk at the same
-//! offset after a failure, so a receiver can require exactly that: a new snapshot starts at 0,
-//! every chunk starts at or before the end of what was received, and the whole stays within
-//! [`MAX_SNAPSHOT_BYTES`]. Memory then grows only by bytes actually sent, up to the bound.
+//! The file refuses a write that leaves a gap or passes [`MAX_SNAPSHOT_BYTES`], but a refusal
+//! there is a storage error, which stops the Raft member: a peer's bad chunk must be refused
+//! before openraft writes it. The leader's sender streams chunks in order from offset 0 and
+//! resends a chunk at the same offset after a failure, so a receiver can require exactly that:
+//! a new snapshot starts at 0, every chunk starts at or before the end of what was received,
+//! and the whole stays within [`MAX_SNAPSHOT_BYTES`]. Disk then grows only by bytes actually
+//! sent, up to the bound; memory holds a chunk.
 
-/// The largest snapshot a node receives: 1 GiB. The Region's whole state is held in memory by
-/// every node anyway, and a snapshot is that state once; a Region near this size is far beyond
-/// what kmsim simulates.
+/// The largest snapshot a node receives: 1 GiB. A bound on what a peer can make a node store
+/// (received bytes go to disk a chunk at a time, not to memory).
 pub const MAX_SNAPSHOT_BYTES: u64 = 1 << 30;
 
 /// Why a chunk was refused.

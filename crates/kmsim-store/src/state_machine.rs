@@ -1,7 +1,7 @@
 //! [`StateMachineStore`]: openraft's state machine and snapshots, hosting an [`Application`].
 
 use std::fmt::Debug;
-use std::io::Cursor;
+use std::io::SeekFrom;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,16 +16,19 @@ use openraft::ErrorSubject;
 use openraft::ErrorVerb;
 use openraft::OptionalSend;
 use openraft::RaftSnapshotBuilder;
+use tokio::io::AsyncSeekExt;
+use tokio::io::AsyncWriteExt;
 
 use crate::application::AppRecords;
 use crate::application::AppWrite;
 use crate::application::Application;
 use crate::batch;
 use crate::codec;
+use crate::codec::BlobDecoder;
+use crate::codec::Piece;
 use crate::codec::SnapshotHead;
 use crate::codec::StoredSnapshot;
 use crate::engine::for_each_page;
-use crate::engine::scan_all;
 use crate::engine::KvEngine;
 use crate::engine::KvRead;
 use crate::engine::WriteOp;
@@ -33,6 +36,11 @@ use crate::error::StoreError;
 use crate::keys;
 use crate::observer::SnapshotKind;
 use crate::observer::StoreObserver;
+use crate::snapshot_file::chunk_op;
+use crate::snapshot_file::read_snapshot_head;
+use crate::snapshot_file::Lease;
+use crate::snapshot_file::SlotTable;
+use crate::snapshot_file::SnapshotFile;
 use crate::types::Entry;
 use crate::types::LogId;
 use crate::types::RaftResponse;
@@ -45,16 +53,14 @@ use crate::types::TypeConfig;
 /// Records read per engine call when snapshotting the application.
 const SCAN_PAGE: usize = 4096;
 
-/// Bytes of snapshot data per stored chunk. A build stores its data one chunk per engine
-/// write, so applies and log appends interleave with it instead of queueing behind one write
-/// of the whole state.
+/// Bytes of snapshot data per stored chunk (chunk 0 aside: see [`crate::snapshot_file`]). A
+/// build stores its data one chunk per engine write as it encodes it, so applies and log
+/// appends interleave with it, and neither it nor a sender or receiver holds more than a chunk
+/// or two of a snapshot.
 const STORED_CHUNK_BYTES: usize = 1 << 20;
 
 /// Bytes of application records per engine batch when a snapshot is installed.
 const INSTALL_BATCH_BYTES: usize = 8 << 20;
-
-/// Stored chunks read per engine call when loading a snapshot's data.
-const CHUNK_PAGE: usize = 16;
 
 /// The replicated state machine of one member: the application's records under `a/`, the
 /// applied log id and membership under `s/`, and the current snapshot (its head under `s/`,
@@ -68,7 +74,10 @@ const CHUNK_PAGE: usize = 16;
 /// application: it reads a [`KvEngine::view`] (taken between two batches) on a blocking thread
 /// while applies and reads go on. Storing a snapshot (the end of a build, and an install)
 /// holds `store_lock`, and a build never replaces a stored snapshot that is newer than its
-/// own (an install can land while a build runs: openraft builds in a separate task).
+/// own (an install can land while a build runs: openraft builds in a separate task). Builds,
+/// receives and readers of snapshots each lease their chunk slot from `slots`.
+///
+/// One store (with its clones) per engine at a time.
 pub struct StateMachineStore<E: KvEngine, A: Application> {
     /// Shared with the log store of the same member.
     engine: Arc<E>,
@@ -78,6 +87,8 @@ pub struct StateMachineStore<E: KvEngine, A: Application> {
     snapshot_counter: Arc<AtomicU64>,
     /// Held while a snapshot is stored.
     store_lock: Arc<Mutex<()>>,
+    /// The snapshot chunk slots and who uses them.
+    slots: Arc<SlotTable>,
     /// Records in the last snapshot built or installed.
     snapshot_records: Arc<AtomicU64>,
     /// Told how long applies and snapshots take (the node's metrics); none in tests.
@@ -104,6 +115,7 @@ impl<E: KvEngine, A: Application> Clone for StateMachineStore<E, A> {
             app: Arc::clone(&self.app),
             snapshot_counter: Arc::clone(&self.snapshot_counter),
             store_lock: Arc::clone(&self.store_lock),
+            slots: Arc::clone(&self.slots),
             snapshot_records: Arc::clone(&self.snapshot_records),
             observer: self.observer.clone(),
         }
@@ -120,8 +132,19 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
     /// Opens the state machine stored in `engine` and opens `app` over its records
     /// (replacing whatever `app` held), writing what `app` asks for.
     pub fn new(engine: Arc<E>, app: Arc<RwLock<A>>) -> Result<Self, StoreError> {
+        Self::with_chunk_bytes(engine, app, STORED_CHUNK_BYTES)
+    }
+
+    /// [`new`](Self::new), storing snapshots in chunks of `chunk_bytes` (tests use small ones;
+    /// a store must be opened with the chunk size its snapshots were stored with).
+    fn with_chunk_bytes(
+        engine: Arc<E>,
+        app: Arc<RwLock<A>>,
+        chunk_bytes: usize,
+    ) -> Result<Self, StoreError> {
         migrate_legacy_snapshot(engine.as_ref())?;
         finish_interrupted_install(engine.as_ref())?;
+        clear_unused_slots(engine.as_ref())?;
         open_app(&engine, &mut *write_lock(&app)?)?;
         let snapshot_records = match engine.get(keys::SNAPSHOT_RECORDS)? {
             Some(bytes) => codec::decode("snapshot record count", &bytes)?,
@@ -131,11 +154,13 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
             Some(head) => snapshot_counter_of(&head.meta.snapshot_id).saturating_add(1),
             None => 1,
         };
+        let slots = SlotTable::new(engine.clone(), chunk_bytes);
         Ok(Self {
             engine,
             app,
             snapshot_counter: Arc::new(AtomicU64::new(next_counter)),
             store_lock: Arc::new(Mutex::new(())),
+            slots,
             snapshot_records: Arc::new(AtomicU64::new(snapshot_records)),
             observer: None,
         })
@@ -233,10 +258,22 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
 
     /// Builds a snapshot of the state at the moment it starts; blocking (run it off the async
     /// workers). Applies go on meanwhile: see the type's docs.
+    ///
+    /// The records are encoded as they are read and stored as each chunk fills, into a slot
+    /// leased for the build; the header goes into chunk 0 last. The returned snapshot reads
+    /// them back from the slot.
     fn build(&self) -> Result<Snapshot, StoreError> {
         let view = self.engine.view()?;
         let (last_applied, last_membership) = read_applied_state(view.as_ref())?;
-        let (data, records) = encode_snapshot(view.as_ref(), &last_applied, &last_membership)?;
+        let lease = self.slots.lease_for_writing()?;
+        let engine = self.engine.as_ref();
+        let (len, records) = encode_snapshot(
+            view.as_ref(),
+            &last_applied,
+            &last_membership,
+            self.slots.chunk_bytes(),
+            |index, data| engine.write(vec![chunk_op(lease.slot(), index, data)], false),
+        )?;
         drop(view);
         let counter = self.snapshot_counter.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last_applied {
@@ -248,35 +285,35 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
             last_membership,
             snapshot_id,
         };
-        let stored = self.store_built(&meta, &data, records)?;
+        let stored = self.store_built(&meta, lease.slot(), len, records)?;
         if stored {
             self.snapshot_records.store(records, Ordering::Relaxed);
         }
         tracing::info!(
             snapshot_id = %meta.snapshot_id,
             records,
-            bytes = data.len(),
+            bytes = len,
             stored,
             "built snapshot"
         );
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(SnapshotFile::reader(lease.into_reader()?, len)),
         })
     }
 
-    /// Stores a built snapshot as the current one, unless the current one is newer (an
-    /// install that landed while this one was built); says whether it did.
+    /// Makes a built snapshot, stored in `slot`, the current one, unless the current one is
+    /// newer (an install that landed while this one was built); says whether it did.
     ///
-    /// The data goes into the slot the current snapshot does not use, one chunk per engine
-    /// write; then one batch points the head at it and drops the other slot. Not durable,
-    /// like `apply`: the snapshot is derived from durable log and state, and the log purge
-    /// that follows it is a durable write, which makes this one durable too (prefix
-    /// durability).
+    /// One batch points the head at it and drops the slot of the one it replaces (unless that
+    /// one is being sent; then the last reader drops it). Not durable, like `apply`: the
+    /// snapshot is derived from durable log and state, and the log purge that follows it is a
+    /// durable write, which makes this one durable too (prefix durability).
     fn store_built(
         &self,
         meta: &SnapshotMeta,
-        data: &[u8],
+        slot: u8,
+        len: u64,
         records: u64,
     ) -> Result<bool, StoreError> {
         let _storing = lock(&self.store_lock)?;
@@ -287,35 +324,34 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
         {
             return Ok(false);
         }
-        let slot = match &current {
-            Some(c) if c.slot == 0 => 1,
-            _ => 0,
-        };
-        store_chunks(self.engine.as_ref(), slot, data)?;
-        let mut ops = head_ops(meta, slot, data, records)?;
-        if let Some(c) = current {
-            ops.push(clear_slot(c.slot));
-        }
-        self.engine.write(ops, false)?;
+        self.slots
+            .switch_head(head_ops(meta, slot, len, records)?, slot, false)?;
         Ok(true)
     }
 
-    /// Installs a snapshot received from the leader, in bounded engine batches (the records
-    /// are read from the received bytes one at a time, never collected):
+    /// Installs a snapshot whose data, `len` bytes, was received into the slot `lease` holds,
+    /// in bounded engine batches (the records are decoded from the stored chunks one at a
+    /// time, never collected):
     ///
-    /// 1. the data goes into the chunk slot the current snapshot does not use, one chunk per
-    ///    write (as a build stores its data);
+    /// 1. (done while receiving: the data went into a free slot, a chunk per write;)
     /// 2. one durable batch records the install ([`keys::INSTALLING`], the new head) and drops
     ///    the application records;
     /// 3. the snapshot's records go in, [`INSTALL_BATCH_BYTES`] per batch;
     /// 4. one durable batch sets the applied log id, the membership and the head, drops the
-    ///    other slot and the install record.
+    ///    previous snapshot's slot and the install record.
     ///
     /// A crash between 2 and 4 leaves the install record: opening the store finishes the
     /// install from the stored chunks ([`finish_interrupted_install`]) before anything reads
     /// the state, so no state between two snapshots is ever served.
-    fn install(&self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<(), StoreError> {
-        let (last_applied, last_membership, _) = codec::open_snapshot_blob(&data)?;
+    fn install(&self, meta: &SnapshotMeta, lease: &Lease, len: u64) -> Result<(), StoreError> {
+        let head = SnapshotHead {
+            meta: meta.clone(),
+            slot: lease.slot(),
+            len,
+        };
+        let engine = self.engine.as_ref();
+        let (last_applied, last_membership, records) =
+            codec::open_snapshot_blob(stored_chunks(engine, &head), len)?;
         if last_applied != meta.last_log_id || last_membership != meta.last_membership {
             return Err(StoreError::corrupt(format!(
                 "snapshot {} data does not match its meta",
@@ -323,71 +359,106 @@ impl<E: KvEngine, A: Application> StateMachineStore<E, A> {
             )));
         }
         let _storing = lock(&self.store_lock)?;
-        let slot = match read_snapshot_head(self.engine.as_ref())? {
-            Some(c) if c.slot == 0 => 1,
-            _ => 0,
-        };
-        store_chunks(self.engine.as_ref(), slot, &data)?;
-        let head = SnapshotHead {
-            meta: meta.clone(),
-            slot,
-            len: data.len() as u64,
-        };
         let mut app = write_lock(&self.app)?;
-        let records = ingest_snapshot(self.engine.as_ref(), &head, &data)?;
+        let records = ingest_snapshot(engine, &head, records, |ops| {
+            self.slots.switch_head(ops, head.slot, true)
+        })?;
         open_app(&self.engine, &mut *app)?;
         self.snapshot_records.store(records, Ordering::Relaxed);
-        tracing::info!(snapshot_id = %meta.snapshot_id, records, "installed snapshot");
+        tracing::info!(snapshot_id = %meta.snapshot_id, records, bytes = len, "installed snapshot");
         Ok(())
     }
 
+    /// The whole data of a snapshot to install, stored in a slot of this store: `file` itself
+    /// when it received the data (the last chunk is stored now), else a copy of what `file`
+    /// reads (a snapshot of another store, as openraft's storage suite hands over).
+    async fn received(&self, mut file: Box<SnapshotFile>) -> Result<(Arc<Lease>, u64), StoreError> {
+        let io_error = |source| StoreError::Io {
+            what: "receiving a snapshot",
+            source,
+        };
+        if file.writes_into(&self.slots) {
+            file.shutdown().await.map_err(io_error)?;
+            return (*file).into_received();
+        }
+        let mut copy = SnapshotFile::writer(self.slots.lease_for_writing()?);
+        file.seek(SeekFrom::Start(0)).await.map_err(io_error)?;
+        tokio::io::copy(&mut *file, &mut copy)
+            .await
+            .map_err(io_error)?;
+        copy.shutdown().await.map_err(io_error)?;
+        copy.into_received()
+    }
+
+    /// Receives (if needed) and installs a snapshot: see [`install`](Self::install).
+    async fn install_file(
+        &self,
+        meta: &SnapshotMeta,
+        file: Box<SnapshotFile>,
+    ) -> Result<(), StoreError> {
+        let (lease, len) = self.received(file).await?;
+        let this = self.clone();
+        let meta = meta.clone();
+        // Writing the whole state is long disk work: off the async workers.
+        tokio::task::spawn_blocking(move || this.install(&meta, &lease, len))
+            .await
+            .map_err(|source| StoreError::Task {
+                what: "snapshot install",
+                source,
+            })?
+    }
+
     fn current_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
-        // One view: the head and the chunks it names, even if a build replaces them meanwhile.
-        let view = self.engine.view()?;
-        let Some(head) = read_snapshot_head(view.as_ref())? else {
+        // The lease keeps the slot as it is while the snapshot is read, even if a newer one
+        // becomes current meanwhile.
+        let Some((head, lease)) = self.slots.open_current()? else {
             return Ok(None);
         };
-        let data = read_chunks(view.as_ref(), &head)?;
         Ok(Some(Snapshot {
             meta: head.meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(SnapshotFile::reader(lease, head.len)),
         }))
     }
 }
 
-/// The ops storing `data` in chunks of `slot`.
-fn chunk_ops(slot: u8, data: &[u8]) -> impl Iterator<Item = WriteOp> + '_ {
-    data.chunks(STORED_CHUNK_BYTES)
+/// The ops storing `data` in chunks of `slot`, every one `chunk_bytes` long but the last.
+fn chunk_ops(slot: u8, data: &[u8], chunk_bytes: usize) -> impl Iterator<Item = WriteOp> + '_ {
+    data.chunks(chunk_bytes)
         .zip(0u32..)
-        .map(move |(chunk, index)| WriteOp::Put {
-            key: keys::chunk_key(slot, index),
-            value: chunk.to_vec(),
-        })
+        .map(move |(chunk, index)| chunk_op(slot, index, chunk.to_vec()))
 }
 
-/// Stores `data` in `slot`, one chunk per engine write (applies and appends interleave with
-/// it), after clearing whatever an earlier write interrupted by a crash left there. Not
-/// durable: the batch that makes the slot current is.
-fn store_chunks<E: KvEngine + ?Sized>(engine: &E, slot: u8, data: &[u8]) -> Result<(), StoreError> {
-    engine.write(vec![clear_slot(slot)], false)?;
-    for op in chunk_ops(slot, data) {
-        engine.write(vec![op], false)?;
-    }
-    Ok(())
+/// Deletes the chunks of every slot but the current snapshot's: what a build or receive that
+/// a crash or a restart interrupted left.
+fn clear_unused_slots<E: KvEngine + ?Sized>(engine: &E) -> Result<(), StoreError> {
+    let ops = match read_snapshot_head(engine)? {
+        Some(head) => {
+            let (from, to) = keys::chunk_range(head.slot);
+            vec![
+                WriteOp::DeleteRange {
+                    from: keys::CHUNK_PREFIX.to_vec(),
+                    to: from,
+                },
+                WriteOp::DeleteRange {
+                    from: to,
+                    to: keys::CHUNK_END.to_vec(),
+                },
+            ]
+        }
+        None => vec![WriteOp::DeleteRange {
+            from: keys::CHUNK_PREFIX.to_vec(),
+            to: keys::CHUNK_END.to_vec(),
+        }],
+    };
+    engine.write(ops, false)
 }
 
-/// The op deleting every chunk of `slot`.
-fn clear_slot(slot: u8) -> WriteOp {
-    let (from, to) = keys::chunk_range(slot);
-    WriteOp::DeleteRange { from, to }
-}
-
-/// The op making the snapshot `meta`, whose `data` is in `slot`, the current one.
-fn head_op(meta: &SnapshotMeta, slot: u8, data: &[u8]) -> Result<WriteOp, StoreError> {
+/// The op making the snapshot `meta`, whose `len` bytes of data are in `slot`, the current one.
+fn head_op(meta: &SnapshotMeta, slot: u8, len: u64) -> Result<WriteOp, StoreError> {
     let head = SnapshotHead {
         meta: meta.clone(),
         slot,
-        len: data.len() as u64,
+        len,
     };
     Ok(WriteOp::Put {
         key: keys::SNAPSHOT_HEAD.to_vec(),
@@ -400,11 +471,11 @@ fn head_op(meta: &SnapshotMeta, slot: u8, data: &[u8]) -> Result<WriteOp, StoreE
 fn head_ops(
     meta: &SnapshotMeta,
     slot: u8,
-    data: &[u8],
+    len: u64,
     records: u64,
 ) -> Result<Vec<WriteOp>, StoreError> {
     Ok(vec![
-        head_op(meta, slot, data)?,
+        head_op(meta, slot, len)?,
         WriteOp::Put {
             key: keys::SNAPSHOT_RECORDS.to_vec(),
             value: codec::encode("snapshot record count", &records)?,
@@ -426,15 +497,20 @@ fn open_app<E: KvEngine, A: Application>(engine: &Arc<E>, app: &mut A) -> Result
     Ok(())
 }
 
-/// Replaces the application records with those of the snapshot `head` names, whose encoded
-/// blob is `data` (already stored in `head.slot`), and makes it the current snapshot: steps 2
-/// to 4 of [`StateMachineStore::install`]. Returns the number of records.
-fn ingest_snapshot<E: KvEngine + ?Sized>(
+/// Replaces the application records with those of the snapshot `head` names, which `records`
+/// decodes from its stored chunks, and makes it the current snapshot with `finish` (which
+/// writes the last batch it is given, durably): steps 2 to 4 of
+/// [`StateMachineStore::install`]. Returns the number of records.
+fn ingest_snapshot<E, F>(
     engine: &E,
     head: &SnapshotHead,
-    data: &[u8],
-) -> Result<u64, StoreError> {
-    let (_, _, records) = codec::open_snapshot_blob(data)?;
+    mut records: BlobDecoder<F>,
+    finish: impl FnOnce(Vec<WriteOp>) -> Result<(), StoreError>,
+) -> Result<u64, StoreError>
+where
+    E: KvEngine + ?Sized,
+    F: FnMut() -> Piece,
+{
     let count = records.remaining() as u64;
     // Durable: from here on the records are not a state of the machine until the last batch.
     engine.write(
@@ -452,12 +528,11 @@ fn ingest_snapshot<E: KvEngine + ?Sized>(
     )?;
     let mut batch = Vec::new();
     let mut bytes = 0usize;
-    for record in records {
-        let (key, value) = record?;
+    while let Some((key, value)) = records.next_record()? {
         bytes += key.len() + value.len();
         batch.push(WriteOp::Put {
-            key: keys::app_key(key),
-            value: value.to_vec(),
+            key: keys::app_key(&key),
+            value,
         });
         if bytes >= INSTALL_BATCH_BYTES {
             engine.write(std::mem::take(&mut batch), false)?;
@@ -474,15 +549,14 @@ fn ingest_snapshot<E: KvEngine + ?Sized>(
             key: keys::MEMBERSHIP.to_vec(),
             value: codec::encode("membership", &head.meta.last_membership)?,
         },
-        clear_slot(1 - head.slot),
         WriteOp::Delete {
             key: keys::INSTALLING.to_vec(),
         },
     ]);
-    last.extend(head_ops(&head.meta, head.slot, data, count)?);
+    last.extend(head_ops(&head.meta, head.slot, head.len, count)?);
     // Durable: after this returns openraft may purge the log the snapshot replaces and tell
     // the leader the entries are here; losing the install would leave a hole.
-    engine.write(last, true)?;
+    finish(last)?;
     Ok(count)
 }
 
@@ -493,8 +567,9 @@ fn finish_interrupted_install<E: KvEngine + ?Sized>(engine: &E) -> Result<(), St
         return Ok(());
     };
     let head: SnapshotHead = codec::decode("snapshot being installed", &bytes)?;
-    let data = read_chunks(engine, &head)?;
-    let records = ingest_snapshot(engine, &head, &data)?;
+    let (_, _, records) = codec::open_snapshot_blob(stored_chunks(engine, &head), head.len)?;
+    // The slot of the snapshot it replaces is cleared with every unused one after this.
+    let records = ingest_snapshot(engine, &head, records, |ops| engine.write(ops, true))?;
     tracing::warn!(
         snapshot_id = %head.meta.snapshot_id,
         records,
@@ -516,59 +591,80 @@ fn app_ops(writes: Vec<AppWrite>) -> impl Iterator<Item = WriteOp> {
     })
 }
 
-/// Encodes the snapshot blob of `reader`'s application records, page by page; returns the
-/// data and the number of records.
-///
-/// One buffer: the records are encoded after room for the largest header (the record count
-/// is known only at the end), then the header is written just before them and the unused
-/// room is removed, so the blob is never held twice.
+/// Encodes the snapshot blob of `reader`'s application records page by page, handing each
+/// stored chunk to `store` (index, bytes) as soon as it is complete: the records in chunks 1,
+/// 2, … of `chunk_bytes`, then the header, known once they are counted, as chunk 0. Returns
+/// the blob's length and the number of records.
 fn encode_snapshot<R: KvRead + ?Sized>(
     reader: &R,
     last_applied: &Option<LogId>,
     last_membership: &StoredMembership,
-) -> Result<(Vec<u8>, u64), StoreError> {
-    let room = codec::snapshot_blob_header(last_applied, last_membership, usize::MAX)?.len();
-    let mut data = vec![0u8; room];
-    let mut count = 0usize;
+    chunk_bytes: usize,
+    mut store: impl FnMut(u32, Vec<u8>) -> Result<(), StoreError>,
+) -> Result<(u64, u64), StoreError> {
+    let mut encoder = codec::BlobEncoder::new(chunk_bytes);
+    let mut next = 1u32;
+    let mut len = 0u64;
+    let mut put = |index: &mut u32, chunk: Vec<u8>| {
+        len += chunk.len() as u64;
+        store(*index, chunk)?;
+        *index = index
+            .checked_add(1)
+            .ok_or_else(|| StoreError::corrupt("a snapshot of more than 2^32 chunks"))?;
+        Ok::<_, StoreError>(())
+    };
     for_each_page(
         keys::APP_PREFIX,
         SCAN_PAGE,
         |start, n| reader.scan(start, keys::APP_END, n),
         |page| {
-            count += page.len();
             for (key, value) in &page {
-                data = codec::append_snapshot_record(
-                    std::mem::take(&mut data),
-                    app_key_of(key)?,
-                    value,
-                )?;
+                encoder.record(app_key_of(key)?, value)?;
+                while let Some(chunk) = encoder.take_full() {
+                    put(&mut next, chunk)?;
+                }
             }
             Ok(())
         },
     )?;
-    let header = codec::snapshot_blob_header(last_applied, last_membership, count)?;
-    let unused = room - header.len();
-    data[unused..room].copy_from_slice(&header);
-    data.drain(..unused);
-    Ok((data, count as u64))
+    let (header, rest, records) = encoder.finish(last_applied, last_membership)?;
+    if !rest.is_empty() {
+        put(&mut next, rest)?;
+    }
+    put(&mut 0, header)?;
+    Ok((len, records))
 }
 
-/// The stored data of the snapshot `head` names, checked against its length.
-fn read_chunks<R: KvRead + ?Sized>(reader: &R, head: &SnapshotHead) -> Result<Vec<u8>, StoreError> {
-    let (from, to) = keys::chunk_range(head.slot);
-    let mut data = Vec::with_capacity(usize::try_from(head.len).unwrap_or(0));
-    for (_, chunk) in scan_all(reader, &from, &to, CHUNK_PAGE)? {
-        data.extend_from_slice(&chunk);
+/// The stored chunks of the snapshot `head` names, one per call, in order, checked against its
+/// length (a [`Piece`] source for [`codec::open_snapshot_blob`]).
+fn stored_chunks<'a, R: KvRead + ?Sized>(
+    reader: &'a R,
+    head: &'a SnapshotHead,
+) -> impl FnMut() -> Piece + 'a {
+    let mut index = 0u32;
+    let mut read = 0u64;
+    move || {
+        if read >= head.len {
+            return Ok(None);
+        }
+        let chunk = reader
+            .get(&keys::chunk_key(head.slot, index))?
+            .ok_or_else(|| {
+                StoreError::corrupt(format!(
+                    "snapshot {} has {read} bytes stored of {}",
+                    head.meta.snapshot_id, head.len
+                ))
+            })?;
+        read += chunk.len() as u64;
+        if read > head.len {
+            return Err(StoreError::corrupt(format!(
+                "snapshot {} has more than its {} bytes stored",
+                head.meta.snapshot_id, head.len
+            )));
+        }
+        index = index.saturating_add(1);
+        Ok(Some(chunk))
     }
-    if data.len() as u64 != head.len {
-        return Err(StoreError::corrupt(format!(
-            "snapshot {} has {} bytes stored of {}",
-            head.meta.snapshot_id,
-            data.len(),
-            head.len
-        )));
-    }
-    Ok(data)
 }
 
 /// Moves a snapshot stored in one value (before 0.12) to the chunked layout, in one durable
@@ -582,8 +678,8 @@ fn migrate_legacy_snapshot<E: KvEngine + ?Sized>(engine: &E) -> Result<(), Store
         from: keys::CHUNK_PREFIX.to_vec(),
         to: keys::CHUNK_END.to_vec(),
     }];
-    ops.extend(chunk_ops(0, &legacy.data));
-    ops.push(head_op(&legacy.meta, 0, &legacy.data)?);
+    ops.extend(chunk_ops(0, &legacy.data, STORED_CHUNK_BYTES));
+    ops.push(head_op(&legacy.meta, 0, legacy.data.len() as u64)?);
     ops.push(WriteOp::Delete {
         key: keys::LEGACY_SNAPSHOT.to_vec(),
     });
@@ -653,13 +749,6 @@ fn read_applied_state<R: KvRead + ?Sized>(
     Ok((applied, membership))
 }
 
-fn read_snapshot_head<R: KvRead + ?Sized>(reader: &R) -> Result<Option<SnapshotHead>, StoreError> {
-    reader
-        .get(keys::SNAPSHOT_HEAD)?
-        .map(|bytes| codec::decode("snapshot head", &bytes))
-        .transpose()
-}
-
 /// The `<counter>` of a `<term>-<index>-<counter>` snapshot id; 0 for ids of another shape
 /// (a snapshot installed from a leader names it however the leader did).
 fn snapshot_counter_of(snapshot_id: &str) -> u64 {
@@ -716,20 +805,24 @@ impl<E: KvEngine, A: Application> RaftStateMachine<TypeConfig> for StateMachineS
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
+        self.slots
+            .lease_for_writing()
+            .map(|lease| Box::new(SnapshotFile::writer(lease)))
+            .map_err(|e| e.into_storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError> {
-        self.timed(
-            || self.install(meta, snapshot.into_inner()),
-            |o, _, took| o.snapshot(SnapshotKind::Install, took),
-        )
-        .map_err(|e| {
+        let started = Instant::now();
+        let installed = self.install_file(meta, snapshot).await;
+        if let Some(observer) = self.observer.as_deref() {
+            observer.snapshot(SnapshotKind::Install, started.elapsed());
+        }
+        installed.map_err(|e| {
             e.into_storage_error(
                 ErrorSubject::Snapshot(Some(meta.signature())),
                 ErrorVerb::Write,

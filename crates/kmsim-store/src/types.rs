@@ -3,8 +3,6 @@
 //! Commands and responses are opaque bytes: the meaning belongs to the
 //! [`Application`](crate::Application) that applies them.
 
-use std::io::Cursor;
-
 use serde::Deserialize;
 use serde::Serialize;
 
@@ -16,7 +14,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = crate::SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

@@ -1,7 +1,7 @@
 //! Unit tests of the state machine store over `MemKvEngine`.
 
 use std::collections::BTreeSet;
-use std::io::Cursor;
+use std::io::SeekFrom;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -16,6 +16,9 @@ use openraft::testing::log_id;
 use openraft::testing::membership_ent;
 use openraft::EntryPayload;
 use openraft::RaftSnapshotBuilder;
+use tokio::io::AsyncReadExt;
+use tokio::io::AsyncSeekExt;
+use tokio::io::AsyncWriteExt;
 
 use super::STORED_CHUNK_BYTES;
 use crate::codec;
@@ -33,6 +36,7 @@ use crate::KvEngine;
 use crate::KvPair;
 use crate::KvRead;
 use crate::LogStore;
+use crate::SnapshotFile;
 use crate::StateMachineStore;
 use crate::StoreError;
 use crate::WriteOp;
@@ -74,6 +78,44 @@ async fn current_of(sm: &mut Sm) -> crate::types::Snapshot {
         .await
         .expect("current")
         .expect("some snapshot")
+}
+
+/// Every byte of a snapshot's data, read from its stored chunks.
+async fn bytes_of(file: &mut SnapshotFile) -> Vec<u8> {
+    file.seek(SeekFrom::Start(0)).await.expect("seek");
+    let mut out = Vec::new();
+    file.read_to_end(&mut out).await.expect("read");
+    out
+}
+
+/// [`bytes_of`] outside a runtime (for the tests that run builds on threads).
+fn bytes_blocking(file: &mut SnapshotFile) -> Vec<u8> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(bytes_of(file))
+}
+
+/// What openraft's receiving side does with a snapshot sent in pieces of `piece` bytes: a file
+/// from `begin_receiving_snapshot`, each piece written at its offset (every third one sent
+/// twice, as after a lost answer), shut down at the end.
+async fn receive<E: KvEngine>(
+    sm: &mut StateMachineStore<E, CounterApp>,
+    data: &[u8],
+    piece: usize,
+) -> Box<SnapshotFile> {
+    let mut file = sm.begin_receiving_snapshot().await.expect("begin");
+    for (i, chunk) in data.chunks(piece).enumerate() {
+        let offset = (i * piece) as u64;
+        let times = if i % 3 == 2 { 2 } else { 1 };
+        for _ in 0..times {
+            file.seek(SeekFrom::Start(offset)).await.expect("seek");
+            file.write_all(chunk).await.expect("write");
+        }
+    }
+    file.shutdown().await.expect("shutdown");
+    file
 }
 
 fn voters(ids: &[u64]) -> Vec<BTreeSet<u64>> {
@@ -182,8 +224,9 @@ async fn snapshot_installed_into_a_fresh_store_reproduces_records_and_applied_id
         .await
         .expect("apply");
 
-    let mut receiving = follower.begin_receiving_snapshot().await.expect("begin");
-    *receiving = Cursor::new(snapshot.snapshot.into_inner());
+    let mut snapshot = snapshot;
+    let data = bytes_of(&mut snapshot.snapshot).await;
+    let receiving = receive(&mut follower, &data, 7).await;
     follower
         .install_snapshot(&snapshot.meta, receiving)
         .await
@@ -210,13 +253,16 @@ async fn current_snapshot_and_counter_survive_a_restart() {
     let engine = MemKvEngine::new();
     let ((_, mut sm), _) = open(&engine);
     sm.apply(vec![add(1, 1, b"a", 1)]).await.expect("apply");
-    let first = sm.build_snapshot().await.expect("build");
-    drop(sm);
+    let mut first = sm.build_snapshot().await.expect("build");
+    let first_data = bytes_of(&mut first.snapshot).await;
+    let first_meta = first.meta.clone();
+    drop((sm, first));
 
     let ((_, mut sm), _) = open(&engine);
-    let current = current_of(&mut sm).await;
-    assert_eq!(current.meta, first.meta);
-    assert_eq!(current.snapshot.into_inner(), first.snapshot.into_inner());
+    let mut current = current_of(&mut sm).await;
+    assert_eq!(current.meta, first_meta);
+    assert_eq!(bytes_of(&mut current.snapshot).await, first_data);
+    drop(current);
     let second = sm.build_snapshot().await.expect("build");
     assert_eq!(second.meta.snapshot_id, "1-1-2");
 }
@@ -356,9 +402,10 @@ fn applies_and_reads_go_on_while_a_build_reads_the_state() {
     );
 
     // The build saw the state as it was when it started, and became the current snapshot.
-    let built = build.join().expect("build thread").expect("build");
+    let mut built = build.join().expect("build thread").expect("build");
     assert_eq!(built.meta.last_log_id, Some(log_id(1, 1, 2)));
-    let blob: SnapshotBlob = codec::decode("blob", built.snapshot.get_ref()).expect("decode");
+    let blob: SnapshotBlob =
+        codec::decode("blob", &bytes_blocking(&mut built.snapshot)).expect("decode");
     assert_eq!(blob.records.len(), 2);
     let a = CounterApp::decode_response(&blob.records[0].1);
     assert_eq!(a, Some(1), "the record of `a` before the apply");
@@ -374,31 +421,42 @@ fn a_build_never_replaces_a_newer_installed_snapshot() {
     leader
         .apply_entries((1..=9).map(|i| add(2, i, b"x", i)))
         .expect("apply");
-    let newer = leader.build().expect("build");
+    let mut newer = leader.build().expect("build");
+    let newer_data = bytes_blocking(&mut newer.snapshot);
 
     let (engine, sm, _) = open_gated();
     sm.apply_entries(vec![add(1, 1, b"a", 1)].into_iter())
         .expect("apply");
     let (build, release) = held_build(&engine, &sm);
-    sm.install(&newer.meta, newer.snapshot.get_ref().clone())
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (lease, len) = runtime
+        .block_on(async {
+            let file = receive(&mut sm.clone(), &newer_data, 3).await;
+            sm.received(file).await
+        })
+        .expect("received while the build is held");
+    sm.install(&newer.meta, &lease, len)
         .expect("install while the build is held");
     release.send(()).expect("release");
     let older = build.join().expect("build thread").expect("build");
     assert_eq!(older.meta.last_log_id, Some(log_id(1, 1, 1)));
 
-    let current = sm.current_snapshot().expect("current").expect("some");
+    let mut current = sm.current_snapshot().expect("current").expect("some");
     assert_eq!(
         current.meta, newer.meta,
         "the installed snapshot stays current"
     );
-    assert_eq!(current.snapshot.into_inner(), newer.snapshot.into_inner());
+    assert_eq!(bytes_blocking(&mut current.snapshot), newer_data);
 }
 
 #[tokio::test]
 async fn a_snapshot_larger_than_a_chunk_is_stored_in_chunks_and_read_back_after_restart() {
     let engine = MemKvEngine::new();
     let ((_, mut sm), _) = open(&engine);
-    // 600 records with 4 KiB names: about 2.4 MiB of snapshot, three chunks.
+    // 600 records with 4 KiB names: about 2.4 MiB of snapshot, three chunks and the header.
     let entries: Vec<Entry> = (1..=600u64)
         .map(|i| {
             let mut name = vec![b'n'; 4096];
@@ -407,31 +465,43 @@ async fn a_snapshot_larger_than_a_chunk_is_stored_in_chunks_and_read_back_after_
         })
         .collect();
     sm.apply(entries).await.expect("apply");
-    let built = sm.build_snapshot().await.expect("build");
-    let data = built.snapshot.into_inner();
+    let mut built = sm.build_snapshot().await.expect("build");
+    let data = bytes_of(&mut built.snapshot).await;
+    drop(built);
     assert!(data.len() > 2 * STORED_CHUNK_BYTES, "{} bytes", data.len());
     let chunks = engine
         .scan(keys::CHUNK_PREFIX, keys::CHUNK_END, 100)
         .expect("scan");
-    assert_eq!(chunks.len(), data.len().div_ceil(STORED_CHUNK_BYTES));
+    // Chunk 0 is the header alone (written last); the records follow in full chunks.
+    let header = chunks[0].1.len();
+    assert!(header < 100, "a header of {header} bytes");
+    assert_eq!(
+        chunks.len(),
+        1 + (data.len() - header).div_ceil(STORED_CHUNK_BYTES)
+    );
+    assert!(chunks[1..chunks.len() - 1]
+        .iter()
+        .all(|(_, c)| c.len() == STORED_CHUNK_BYTES));
 
-    // A second build goes to the other slot and frees the first.
+    // A second build goes to another slot and frees the first (nothing reads it).
     sm.apply(vec![add(1, 601, b"more", 1)])
         .await
         .expect("apply");
-    let second = sm.build_snapshot().await.expect("build");
-    let second_data = second.snapshot.into_inner();
+    let mut second = sm.build_snapshot().await.expect("build");
+    let second_data = bytes_of(&mut second.snapshot).await;
+    let second_meta = second.meta.clone();
+    drop(second);
     let stored = engine
         .scan(keys::CHUNK_PREFIX, keys::CHUNK_END, 100)
         .expect("scan");
-    assert_eq!(stored.len(), second_data.len().div_ceil(STORED_CHUNK_BYTES));
+    assert_eq!(stored.len(), chunks.len());
     assert!(stored.iter().all(|(k, _)| k[keys::CHUNK_PREFIX.len()] == 1));
 
     drop(sm);
     let ((_, mut sm), _) = open(&engine);
-    let current = current_of(&mut sm).await;
-    assert_eq!(current.meta, second.meta);
-    assert_eq!(current.snapshot.into_inner(), second_data);
+    let mut current = current_of(&mut sm).await;
+    assert_eq!(current.meta, second_meta);
+    assert_eq!(bytes_of(&mut current.snapshot).await, second_data);
 }
 
 #[tokio::test]
@@ -441,12 +511,13 @@ async fn a_snapshot_stored_in_one_value_moves_to_chunks_when_the_store_opens() {
     sm.apply(vec![add(1, 1, b"a", 1), add(1, 2, b"b", 2)])
         .await
         .expect("apply");
-    let built = sm.build_snapshot().await.expect("build");
+    let mut built = sm.build_snapshot().await.expect("build");
+    let built_data = bytes_of(&mut built.snapshot).await;
     drop(sm);
     // Rewrite the store as 0.11 left it: the snapshot in one value, no head, no chunks.
     let legacy = StoredSnapshot {
         meta: built.meta.clone(),
-        data: built.snapshot.get_ref().clone(),
+        data: built_data.clone(),
     };
     engine
         .write(
@@ -469,9 +540,9 @@ async fn a_snapshot_stored_in_one_value_moves_to_chunks_when_the_store_opens() {
 
     let ((_, mut sm), _) = open(&engine);
     assert_eq!(engine.get(keys::LEGACY_SNAPSHOT).expect("get"), None);
-    let current = current_of(&mut sm).await;
+    let mut current = current_of(&mut sm).await;
     assert_eq!(current.meta, built.meta);
-    assert_eq!(current.snapshot.into_inner(), built.snapshot.into_inner());
+    assert_eq!(bytes_of(&mut current.snapshot).await, built_data);
     assert_eq!(
         sm.build_snapshot().await.expect("build").meta.snapshot_id,
         "1-2-2",
@@ -634,9 +705,9 @@ async fn the_observer_hears_of_every_apply_build_and_install_and_clones_share_it
     .expect("apply");
     sm.apply(Vec::new()).await.expect("an empty apply");
     // The builder is a clone: it reports too.
-    let snapshot = build(&mut sm).await;
-    let mut receiving = sm.begin_receiving_snapshot().await.expect("begin");
-    *receiving = Cursor::new(snapshot.snapshot.into_inner());
+    let mut snapshot = build(&mut sm).await;
+    let data = bytes_of(&mut snapshot.snapshot).await;
+    let receiving = receive(&mut sm, &data, 100).await;
     sm.install_snapshot(&snapshot.meta, receiving)
         .await
         .expect("install");
@@ -658,8 +729,8 @@ async fn an_install_interrupted_by_a_crash_is_finished_when_the_store_opens() {
         entries.push(add(2, 2 + i, format!("k{i}").as_bytes(), i + 1));
     }
     leader.apply(entries).await.expect("apply");
-    let snapshot = build(&mut leader).await;
-    let data = snapshot.snapshot.into_inner();
+    let mut snapshot = build(&mut leader).await;
+    let data = bytes_of(&mut snapshot.snapshot).await;
 
     let follower_engine = MemKvEngine::new();
     {
@@ -676,11 +747,11 @@ async fn an_install_interrupted_by_a_crash_is_finished_when_the_store_opens() {
         slot: 0,
         len: data.len() as u64,
     };
-    for op in super::chunk_ops(0, &data) {
+    for op in super::chunk_ops(0, &data, STORED_CHUNK_BYTES) {
         follower_engine.write(vec![op], false).expect("chunk");
     }
-    let (_, _, mut records) = codec::open_snapshot_blob(&data).expect("blob");
-    let (key, value) = records.next().expect("a record").expect("readable");
+    let blob: SnapshotBlob = codec::decode("blob", &data).expect("blob");
+    let (key, value) = blob.records[0].clone();
     follower_engine
         .write(
             vec![
@@ -693,8 +764,8 @@ async fn an_install_interrupted_by_a_crash_is_finished_when_the_store_opens() {
                     to: keys::APP_END.to_vec(),
                 },
                 WriteOp::Put {
-                    key: keys::app_key(key),
-                    value: value.to_vec(),
+                    key: keys::app_key(&key),
+                    value,
                 },
             ],
             true,
@@ -714,4 +785,195 @@ async fn an_install_interrupted_by_a_crash_is_finished_when_the_store_opens() {
         .get(keys::INSTALLING)
         .expect("get")
         .is_none());
+}
+
+/// A store on `engine` storing snapshots in chunks of `chunk_bytes`.
+fn open_chunked(engine: &MemKvEngine, chunk_bytes: usize) -> (Sm, Arc<RwLock<CounterApp>>) {
+    let app = Arc::new(RwLock::new(CounterApp::new()));
+    let sm = StateMachineStore::with_chunk_bytes(
+        Arc::new(engine.clone()),
+        Arc::clone(&app),
+        chunk_bytes,
+    )
+    .expect("open");
+    (sm, app)
+}
+
+/// Membership and `n` counters, applied at term `term`.
+fn counters_up_to(term: u64, n: u64) -> Vec<Entry> {
+    let mut entries = vec![membership_ent::<TypeConfig>(term, 1, 1, voters(&[1, 2, 3]))];
+    entries.extend((1..=n).map(|i| add(term, 1 + i, format!("counter-{i:05}").as_bytes(), i)));
+    entries
+}
+
+/// The current snapshot's head.
+fn head_of(engine: &MemKvEngine) -> codec::SnapshotHead {
+    let bytes = engine
+        .get(keys::SNAPSHOT_HEAD)
+        .expect("get")
+        .expect("a head");
+    codec::decode("head", &bytes).expect("decode")
+}
+
+/// The chunks stored in `slot`.
+fn chunks_in(engine: &MemKvEngine, slot: u8) -> Vec<KvPair> {
+    let (from, to) = keys::chunk_range(slot);
+    engine.scan(&from, &to, usize::MAX).expect("scan")
+}
+
+#[tokio::test]
+async fn a_snapshot_of_many_chunks_reads_back_at_any_offset_and_installs_from_pieces() {
+    let leader_engine = MemKvEngine::new();
+    let (mut leader, leader_app) = open_chunked(&leader_engine, 64);
+    leader.apply(counters_up_to(2, 300)).await.expect("apply");
+    let snapshot = build(&mut leader).await;
+    let mut current = current_of(&mut leader).await;
+    assert_eq!(current.meta, snapshot.meta);
+    let whole = bytes_of(&mut current.snapshot).await;
+    let blob: SnapshotBlob = codec::decode("blob", &whole).expect("the postcard of the blob");
+    assert_eq!(blob.records.len(), 300);
+    let chunks = chunks_in(&leader_engine, head_of(&leader_engine).slot);
+    assert!(chunks.len() > 50, "{} chunks", chunks.len());
+    assert!(chunks[1..chunks.len() - 1]
+        .iter()
+        .all(|(_, c)| c.len() == 64));
+
+    // Reads at offsets spread over the whole, of sizes within and across chunks.
+    let mut x = 7u64;
+    for _ in 0..200 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let offset = (x >> 33) % (whole.len() as u64 + 10);
+        let size = ((x >> 13) % 300) as usize;
+        current
+            .snapshot
+            .seek(SeekFrom::Start(offset))
+            .await
+            .expect("seek");
+        let mut got = Vec::new();
+        (&mut current.snapshot)
+            .take(size as u64)
+            .read_to_end(&mut got)
+            .await
+            .expect("read");
+        let from = (offset as usize).min(whole.len());
+        assert_eq!(
+            got,
+            whole[from..(from + size).min(whole.len())],
+            "at {offset}+{size}"
+        );
+    }
+
+    // A follower with other chunks receives it in openraft-like pieces, with resends.
+    let follower_engine = MemKvEngine::new();
+    let (mut follower, follower_app) = open_chunked(&follower_engine, 100);
+    let receiving = receive(&mut follower, &whole, 150).await;
+    follower
+        .install_snapshot(&snapshot.meta, receiving)
+        .await
+        .expect("install");
+    assert_eq!(counters(&follower_app), counters(&leader_app));
+    assert_eq!(counters(&follower_app).len(), 300);
+    let mut installed = current_of(&mut follower).await;
+    assert_eq!(installed.meta, snapshot.meta);
+    assert_eq!(bytes_of(&mut installed.snapshot).await, whole);
+}
+
+/// A crash while a snapshot is received (part of it stored, nothing released): the store
+/// opens on its old snapshot, whole, and drops the part received.
+#[tokio::test]
+async fn a_crash_while_receiving_leaves_the_old_snapshot_usable() {
+    let leader_engine = MemKvEngine::new();
+    let (mut leader, leader_app) = open_chunked(&leader_engine, 64);
+    leader.apply(counters_up_to(3, 200)).await.expect("apply");
+    let mut sent = build(&mut leader).await;
+    let data = bytes_of(&mut sent.snapshot).await;
+
+    let engine = MemKvEngine::new();
+    let (mut follower, _) = open_chunked(&engine, 64);
+    follower.apply(counters_up_to(1, 20)).await.expect("apply");
+    let mut old = build(&mut follower).await;
+    let old_data = bytes_of(&mut old.snapshot).await;
+    let old_meta = old.meta.clone();
+    drop(old);
+    let old_slot = head_of(&engine).slot;
+
+    let mut receiving = follower.begin_receiving_snapshot().await.expect("begin");
+    receiving
+        .write_all(&data[..data.len() / 2])
+        .await
+        .expect("write half");
+    receiving.flush().await.expect("flush");
+    let partial: usize = (0..=u8::MAX)
+        .filter(|slot| *slot != old_slot)
+        .map(|slot| chunks_in(&engine, slot).len())
+        .sum();
+    assert!(partial > 5, "{partial} chunks received");
+    // The crash: the process ends with nothing released.
+    std::mem::forget(receiving);
+    drop(follower);
+
+    let (mut reopened, reopened_app) = open_chunked(&engine, 64);
+    let mut current = current_of(&mut reopened).await;
+    assert_eq!(current.meta, old_meta);
+    assert_eq!(bytes_of(&mut current.snapshot).await, old_data);
+    assert_eq!(counters(&reopened_app).len(), 20);
+    let left: usize = (0..=u8::MAX)
+        .filter(|slot| *slot != old_slot)
+        .map(|slot| chunks_in(&engine, slot).len())
+        .sum();
+    assert_eq!(
+        left, 0,
+        "the part received was dropped when the store opened"
+    );
+    drop(current);
+
+    // Sent again, it installs.
+    let receiving = receive(&mut reopened, &data, 90).await;
+    reopened
+        .install_snapshot(&sent.meta, receiving)
+        .await
+        .expect("install");
+    assert_eq!(counters(&reopened_app), counters(&leader_app));
+}
+
+#[tokio::test]
+async fn a_snapshot_being_sent_keeps_its_chunks_while_newer_ones_replace_it() {
+    let engine = MemKvEngine::new();
+    let (mut sm, _) = open_chunked(&engine, 64);
+    sm.apply(counters_up_to(1, 50)).await.expect("apply");
+    build(&mut sm).await;
+    let first_slot = head_of(&engine).slot;
+    let mut sending = current_of(&mut sm).await;
+    let mut copy = current_of(&mut sm).await;
+    let whole = bytes_of(&mut copy.snapshot).await;
+    drop(copy);
+    let mut start = vec![0u8; 10];
+    sending.snapshot.read_exact(&mut start).await.expect("read");
+
+    // Two newer snapshots: neither writes into nor clears the slot being sent.
+    sm.apply(vec![add(1, 60, b"more", 1)]).await.expect("apply");
+    build(&mut sm).await;
+    let second_slot = head_of(&engine).slot;
+    sm.apply(vec![add(1, 61, b"more", 1)]).await.expect("apply");
+    build(&mut sm).await;
+    let third_slot = head_of(&engine).slot;
+    assert!(first_slot != second_slot && first_slot != third_slot);
+    assert!(
+        chunks_in(&engine, second_slot).is_empty(),
+        "a replaced snapshot nobody reads is dropped"
+    );
+
+    let mut rest = Vec::new();
+    sending.snapshot.read_to_end(&mut rest).await.expect("read");
+    start.extend(rest);
+    assert_eq!(start, whole);
+    assert!(!chunks_in(&engine, first_slot).is_empty());
+    drop(sending);
+    assert!(
+        chunks_in(&engine, first_slot).is_empty(),
+        "its last reader gone, the replaced snapshot is dropped"
+    );
+    assert!(!chunks_in(&engine, third_slot).is_empty());
 }
