@@ -23,10 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The nodes' CPU time (user + system, from /proc/PID/stat) of a cluster, in microseconds.
-node_cpu_us() {
-  python3 scripts/lib/cpu.py nodes "$1"
-}
+. scripts/lib/bench.sh
 
 for round in $(seq 1 "$rounds"); do
   for mode in on off; do
@@ -37,11 +34,7 @@ for round in $(seq 1 "$rounds"); do
     report=$("$bin" bench --data-dir "$dir/cluster" --protocol aws-json --workload encrypt \
       --concurrency 64 --duration "${seconds}s" --warmup 3s --json)
     after=$(node_cpu_us "$dir/cluster")
-    # Calls made over the whole bench (warmup included) from the measured rate, and the nodes'
-    # CPU time per call.
-    line=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r=r if isinstance(r,list) else r["results"]; r=r[0]; calls=r["calls_per_s"]*(float(sys.argv[2])+3); print(round(r["ops_per_s"]), round((int(sys.argv[4])-int(sys.argv[3]))/calls, 1))' \
-      "$report" "$seconds" "$before" "$after")
-    read -r ops cpu <<<"$line"
+    read -r ops cpu <<<"$(bench_figures "$report" "$seconds" 3 "$before" "$after")"
     echo "round $round telemetry $mode: $ops Encrypt/s, $cpu µs of node CPU per call"
     echo "$mode $ops $cpu" >>"$results"
     "$bin" down --data-dir "$dir/cluster" >/dev/null

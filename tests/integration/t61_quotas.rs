@@ -3,7 +3,8 @@
 //! across its nodes with `ThrottlingException` (`Rate exceeded`) while Decrypt and the other
 //! Region go on; `kmsim chaos throttle` turns a quota on and off at run time; a key quota of 5
 //! refuses the sixth CreateKey and a ReplicateKey into the full Region with
-//! `LimitExceededException`, and leaves the primary untouched.
+//! `LimitExceededException`, and leaves the primary untouched; a run-time rate is a Region
+//! setting that a restarted node still enforces.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::Client;
 
-use crate::harness::{kmsim, kmsim_fails, Cluster};
+use crate::harness::{kmsim, kmsim_fails, wait_for, Cluster};
 
 const A: &str = "us-east-1";
 const B: &str = "eu-west-1";
@@ -220,4 +221,32 @@ async fn quotas_are_each_regions_own_and_answered_as_aws_answers() {
         err.contains("'Encrypts' is no KMS operation") && err.contains("Encrypt, Decrypt"),
         "{err}"
     );
+
+    // --- A run-time rate is the Region's (replicated): a node restarted after it was set
+    // enforces it on its own endpoint, and learns of its clearing too.
+    throttle(&data, B, &["--operation", "Decrypt", "--rate", "0"]);
+    c.restart(B, 2);
+    let node2 = c.sdk(&c.aws_url(B, 2), B);
+    let decrypt_on_2 = || async {
+        node2
+            .decrypt()
+            .ciphertext_blob(blob_b.clone())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.code().unwrap_or("?").to_string())
+    };
+    // Until it answers at all, a restarted node may refuse for other reasons; then only
+    // `Rate exceeded`.
+    wait_for(
+        Duration::from_secs(60),
+        "the restarted node to throttle Decrypt",
+        || async { (decrypt_on_2().await == Err("ThrottlingException".to_string())).then_some(()) },
+    )
+    .await;
+    for _ in 0..6 {
+        assert_eq!(decrypt_on_2().await.unwrap_err(), "ThrottlingException");
+    }
+    throttle(&data, B, &["--clear"]);
+    decrypt_on_2().await.unwrap();
 }

@@ -70,10 +70,18 @@ impl AdminService for AdminServiceImpl {
     ) -> Result<Response<pb::SetThrottleResponse>, Status> {
         let req = req.into_inner();
         let quota = Some(req.quota.as_str()).filter(|q| !q.is_empty());
+        crate::quotas::check_quota_name(quota).map_err(Status::invalid_argument)?;
+        // A Region setting, replicated: every node (a restarted one too) applies it to its
+        // share (`KmsApp` hands the applied state to the quotas); this node has when the
+        // proposal returns.
         self.api
-            .quotas
-            .set_throttle(quota, req.rate)
-            .map_err(Status::invalid_argument)?;
+            .proposer
+            .propose(&Command::SetThrottle {
+                quota: quota.map(str::to_string),
+                rate: req.rate,
+            })
+            .await
+            .map_err(|e| status_from_error(&e))?;
         tracing::info!(quota = quota.unwrap_or("every operation"), rate = ?req.rate, "request quota set");
         let (rates, share) = self.api.quotas.in_force();
         Ok(Response::new(pb::SetThrottleResponse {

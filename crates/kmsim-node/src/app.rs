@@ -17,6 +17,7 @@ use crate::config::Topology;
 
 use crate::clock::SimClock;
 use crate::material::MaterialCache;
+use crate::quotas::Quotas;
 
 /// The application state of one node: the Region's KMS state plus the clock it drives.
 pub struct KmsApp {
@@ -30,17 +31,20 @@ pub struct KmsApp {
     /// This node's unwrapped material: evicted here, on every node, when applied commands
     /// delete material, whichever node proposed them.
     materials: Arc<MaterialCache>,
+    /// This node's request quotas: the Region's run-time rates go there when applied.
+    quotas: Arc<Quotas>,
 }
 
 impl KmsApp {
     /// A Region state for `scope` (empty until the store opens it over its records),
-    /// driving `clock`, sized by `topology` (audit retention, key cache), and which evicts
-    /// deleted material from `materials`.
+    /// driving `clock`, sized by `topology` (audit retention, key cache), which evicts
+    /// deleted material from `materials` and puts the Region's run-time rates in `quotas`.
     pub fn new(
         scope: Scope,
         clock: SimClock,
         topology: &Topology,
         materials: Arc<MaterialCache>,
+        quotas: Arc<Quotas>,
     ) -> KmsApp {
         KmsApp {
             state: KmsState::new(scope)
@@ -51,6 +55,7 @@ impl KmsApp {
             wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             last_command_index: 0,
             materials,
+            quotas,
         }
     }
 
@@ -76,6 +81,7 @@ impl Application for KmsApp {
         self.materials.clear();
         let upgrade = self.state.open(Arc::new(StoreRecords(records)))?;
         self.clock.set_offset_ms(self.state.clock_offset_ms());
+        self.quotas.apply_throttles(self.state.throttles());
         Ok(upgrade.into_iter().map(app_write).collect())
     }
 
@@ -109,6 +115,7 @@ impl Application for KmsApp {
             return Err(format!("the Region state could not be read: {fault}"));
         }
         self.clock.set_offset_ms(self.state.clock_offset_ms());
+        self.quotas.apply_throttles(self.state.throttles());
         self.wake.notify_one();
         Ok(Applied {
             response: encode_result(&result),

@@ -20,6 +20,9 @@ use kmsim_store::MemKvEngine;
 use crate::config::{NodeEntry, RaftTiming, RegionConfig, Topology, TOPOLOGY_VERSION};
 use crate::tls::{Dialer, TlsSettings};
 
+/// The IAM user the operator certificate acts as in the authorization tests.
+const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
+
 struct Region {
     topology: Topology,
     key_hex: String,
@@ -128,6 +131,26 @@ impl Region {
             r.start(id);
         }
         r
+    }
+
+    /// A one-node Region over TLS whose operator certificate acts as the IAM user [`ALICE`],
+    /// whose one identity policy is `document`.
+    fn with_operator_as_alice(document: &str) -> Region {
+        use crate::iam::{IamConfig, IamPrincipalConfig, InlinePolicy};
+        Region::edited(1, true, |t| {
+            t.tls.as_mut().unwrap().operator_principal = Some(ALICE.into());
+            t.iam = Some(IamConfig {
+                users: vec![IamPrincipalConfig {
+                    arn: ALICE.into(),
+                    policies: vec![InlinePolicy {
+                        name: "kms".into(),
+                        document: document.into(),
+                    }],
+                    ..Default::default()
+                }],
+                roles: vec![],
+            });
+        })
     }
 
     fn start(&mut self, id: u64) {
@@ -733,26 +756,11 @@ async fn a_wiped_follower_is_caught_up_by_a_snapshot_and_the_log_after_it() {
 /// acts here as an IAM user whose identity policy allows some actions and denies Decrypt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn grpc_callers_are_authorized_by_key_policy_identity_policy_and_lockout_check() {
-    use crate::iam::{IamConfig, IamPrincipalConfig, InlinePolicy};
-    const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
-    let r = Region::edited(1, true, |t| {
-        t.tls.as_mut().unwrap().operator_principal = Some(ALICE.into());
-        t.iam = Some(IamConfig {
-            users: vec![IamPrincipalConfig {
-                arn: ALICE.into(),
-                policies: vec![InlinePolicy {
-                    name: "kms".into(),
-                    document: r#"{"Version":"2012-10-17","Statement":[
-                        {"Effect":"Allow","Action":["kms:CreateKey","kms:Encrypt","kms:Decrypt","kms:DescribeKey","kms:PutKeyPolicy"],"Resource":"*"},
-                        {"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]}"#
-                        .into(),
-                }],
-                tags: Default::default(),
-                ..Default::default()
-            }],
-            roles: vec![],
-        });
-    });
+    let r = Region::with_operator_as_alice(
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":["kms:CreateKey","kms:Encrypt","kms:Decrypt","kms:DescribeKey","kms:PutKeyPolicy"],"Resource":"*"},
+            {"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]}"#,
+    );
     r.leader(&[1]).await;
     let key = r.create_key(1).await;
     let arn = format!("arn:aws:kms:us-east-1:111122223333:key/{key}");
@@ -828,7 +836,6 @@ async fn grpc_callers_are_authorized_by_key_policy_identity_policy_and_lockout_c
 async fn the_simulator_names_the_statement_that_decided() {
     use crate::iam::{IamConfig, IamPrincipalConfig, InlinePolicy};
     use kmsim_proto::admin::v1::SimulateAuthorizationRequest;
-    const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
     let r = Region::edited(1, false, |t| {
         t.iam = Some(IamConfig {
             users: vec![IamPrincipalConfig {
@@ -923,4 +930,96 @@ async fn the_simulator_names_the_statement_that_decided() {
     missing.key_id = "1234abcd-12ab-34cd-56ef-1234567890ab".into();
     let gone = admin.simulate_authorization(missing).await.unwrap_err();
     assert_eq!(error_from_status(&gone).code(), "NotFoundException");
+}
+
+/// Decisions are cached, and what changes them invalidates them: each step below first
+/// repeats a call (so a stale decision would be the one kept) and then changes one thing the
+/// decision depends on: a grant created, a grant revoked, the key policy replaced, and the
+/// clock (a node-local skew, which goes through no Raft command, so only a decision that was
+/// never kept can follow it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cached_decisions_follow_grants_key_policy_and_the_clock() {
+    use kmsim_proto::admin::v1::SetClockSkewRequest;
+    let r = Region::with_operator_as_alice(
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":["kms:CreateKey","kms:CreateGrant","kms:RevokeGrant","kms:PutKeyPolicy"],"Resource":"*"}]}"#,
+    );
+    r.leader(&[1]).await;
+    let key = r.create_key(1).await;
+    // Encrypt twice; `Ok` or the error code, the same both times.
+    let encrypt = || async {
+        let mut answers = Vec::new();
+        for _ in 0..2 {
+            let a = r
+                .kms(1)
+                .encrypt(pb::EncryptRequest {
+                    key_id: Some(key.clone()),
+                    plaintext: Some(b"x".to_vec()),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ())
+                .map_err(|s| error_from_status(&s).code().to_string());
+            answers.push(a);
+        }
+        assert_eq!(answers[0], answers[1]);
+        answers.remove(0)
+    };
+    let denied = Err("AccessDeniedException".to_string());
+    assert_eq!(encrypt().await, denied, "no policy allows alice to encrypt");
+
+    let grant_id = r
+        .kms(1)
+        .create_grant(pb::CreateGrantRequest {
+            key_id: Some(key.clone()),
+            grantee_principal: Some(ALICE.into()),
+            operations: vec!["Encrypt".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .grant_id;
+    assert_eq!(encrypt().await, Ok(()), "the new grant allows");
+
+    r.kms(1)
+        .revoke_grant(pb::RevokeGrantRequest {
+            key_id: Some(key.clone()),
+            grant_id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(encrypt().await, denied, "the grant is gone");
+
+    // Alice may encrypt until a day from now, by the Region's clock.
+    let until = r.status(1).await.clock_now as i64 + 86_400;
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::111122223333:root"}},"Action":"kms:*","Resource":"*"}},
+            {{"Effect":"Allow","Principal":{{"AWS":"{ALICE}"}},"Action":"kms:Encrypt","Resource":"*",
+              "Condition":{{"DateLessThan":{{"aws:CurrentTime":"{until}"}}}}}}]}}"#
+    );
+    r.kms(1)
+        .put_key_policy(pb::PutKeyPolicyRequest {
+            key_id: Some(key.clone()),
+            policy: Some(policy),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(encrypt().await, Ok(()), "the new key policy allows");
+
+    AdminServiceClient::new(r.channel(1))
+        .set_clock_skew(SetClockSkewRequest {
+            skew_ms: 2 * 86_400_000,
+            drift_ms_per_s: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        encrypt().await,
+        denied,
+        "two days later the condition fails"
+    );
 }

@@ -338,6 +338,14 @@ impl Iam {
         }
     }
 
+    /// The generation of the principals and their policies, part of every cached
+    /// authorization decision's key (`kms::authorize`). The topology's IAM never changes at
+    /// run time, so it is always 0. Were it to change, the generation must move after the
+    /// change is visible to [`Iam::principal`] (readers read it first).
+    pub fn version(&self) -> u64 {
+        0
+    }
+
     /// The caller named by `arn` and the identity policies that apply to it. An ARN that is
     /// not a principal ARN acts as nobody anything allows (an undeclared user of a modelled IAM
     /// too: no identity policy, so only a key policy naming it can allow).

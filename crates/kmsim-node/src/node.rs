@@ -123,11 +123,20 @@ pub async fn run_node_with_key<E: KvEngine>(
     let material_keys = std::num::NonZeroUsize::new(topology.caches.material_keys)
         .ok_or_else(|| NodeError::Config("caches: material_keys must be at least 1".into()))?;
     let materials = Arc::new(MaterialCache::new(domain, scope.clone(), material_keys));
+    // The Region's request quotas, as this node enforces its share (the run-time rates
+    // arrive with the applied state).
+    let quotas = Arc::new(crate::quotas::Quotas::new(
+        region,
+        &topology.account,
+        &topology.quotas,
+        u32::try_from(region_cfg.nodes.len()).unwrap_or(u32::MAX),
+    ));
     let app = Arc::new(RwLock::new(KmsApp::new(
         scope.clone(),
         clock.clone(),
         &topology,
         materials.clone(),
+        quotas.clone(),
     )));
     let (log_store, state_machine) =
         open_stores(engine.clone(), app.clone()).map_err(|e| NodeError::Store(e.to_string()))?;
@@ -256,12 +265,7 @@ pub async fn run_node_with_key<E: KvEngine>(
             grpc: topology.tls.is_some(),
             aws_json: topology.aws_scheme() == "https",
         },
-        quotas: Arc::new(crate::quotas::Quotas::new(
-            region,
-            &topology.account,
-            &topology.quotas,
-            u32::try_from(region_cfg.nodes.len()).unwrap_or(u32::MAX),
-        )),
+        quotas,
     });
     let wake = api.app.read().expect("invariant: lock not poisoned").wake();
     metrics.set_sampler(Arc::new(NodeSampler {

@@ -27,11 +27,12 @@
 //! the caller's account up without allocating, and takes a token from at most two buckets.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use kmsim_core::state::Throttles;
 use kmsim_core::KmsError;
 use kmsim_proto::kms::v1 as pb;
 
@@ -81,6 +82,14 @@ fn quota_name(index: usize) -> &'static str {
 /// How many quotas there are.
 fn quota_count() -> usize {
     OPERATIONS.len() + SHARED_QUOTAS.len()
+}
+
+/// `Ok` for no name or the name of a quota; else the error listing the valid names.
+pub fn check_quota_name(quota: Option<&str>) -> Result<(), String> {
+    match quota {
+        Some(name) if quota_index(name).is_none() => Err(unknown_quota(name)),
+        _ => Ok(()),
+    }
 }
 
 /// The error for a name that is no quota, listing the valid ones.
@@ -193,22 +202,47 @@ impl Bucket {
     }
 }
 
-/// The quotas a call is charged to: its operation's own and at most one shared quota.
-type Charges = [Option<usize>; 2];
+/// The quotas a call is charged to: its operation's own and at most two shared quotas
+/// (ReEncrypt's source and destination key types, when they differ).
+type Charges = [Option<usize>; 3];
 
-/// The shared quota of a cryptographic call, from its request: the key type follows from the
-/// algorithm (or key pair spec) the request names.
-fn shared_quota(op: &str, req: &dyn Any) -> Option<usize> {
-    fn algorithm_class(alg: Option<&str>) -> &'static str {
-        match alg {
-            Some(a) if a.starts_with("RSA") => "CryptographicOperationsRsa",
-            Some(a) if a.starts_with("ECDSA") || a.starts_with("SM2") => {
-                "CryptographicOperationsEcc"
-            }
-            Some(a) if a.starts_with("ML_DSA") => "CryptographicOperationsMlDsa",
-            _ => "CryptographicOperationsSymmetric",
-        }
+/// The shared quotas of a cryptographic call, from its request: the key type follows from the
+/// algorithm (or key pair spec) the request names. ReEncrypt counts against the quotas of
+/// both keys' types (kms-api.md §8.1): its source's, and its destination's when another.
+fn shared_quotas(op: &str, req: &dyn Any) -> [Option<usize>; 2] {
+    if op == "ReEncrypt" {
+        let Some(r) = req.downcast_ref::<pb::ReEncryptRequest>() else {
+            return [None, None];
+        };
+        let source = shared_index(algorithm_class(r.source_encryption_algorithm.as_deref()));
+        let destination = shared_index(algorithm_class(
+            r.destination_encryption_algorithm.as_deref(),
+        ));
+        return [source, destination.filter(|d| Some(*d) != source)];
     }
+    [shared_quota(op, req), None]
+}
+
+/// The shared quota of an algorithm's key type (a call that names none is symmetric).
+fn algorithm_class(alg: Option<&str>) -> &'static str {
+    match alg {
+        Some(a) if a.starts_with("RSA") => "CryptographicOperationsRsa",
+        Some(a) if a.starts_with("ECDSA") || a.starts_with("SM2") => "CryptographicOperationsEcc",
+        Some(a) if a.starts_with("ML_DSA") => "CryptographicOperationsMlDsa",
+        _ => "CryptographicOperationsSymmetric",
+    }
+}
+
+/// The index of a shared quota.
+fn shared_index(name: &str) -> Option<usize> {
+    SHARED_QUOTAS
+        .iter()
+        .position(|s| *s == name)
+        .map(|i| OPERATIONS.len() + i)
+}
+
+/// The shared quota of a cryptographic call other than ReEncrypt.
+fn shared_quota(op: &str, req: &dyn Any) -> Option<usize> {
     let name = match op {
         "Encrypt" => algorithm_class(
             req.downcast_ref::<pb::EncryptRequest>()?
@@ -218,11 +252,6 @@ fn shared_quota(op: &str, req: &dyn Any) -> Option<usize> {
         "Decrypt" => algorithm_class(
             req.downcast_ref::<pb::DecryptRequest>()?
                 .encryption_algorithm
-                .as_deref(),
-        ),
-        "ReEncrypt" => algorithm_class(
-            req.downcast_ref::<pb::ReEncryptRequest>()?
-                .source_encryption_algorithm
                 .as_deref(),
         ),
         "Sign" => algorithm_class(
@@ -257,10 +286,7 @@ fn shared_quota(op: &str, req: &dyn Any) -> Option<usize> {
         }
         _ => return None,
     };
-    SHARED_QUOTAS
-        .iter()
-        .position(|s| *s == name)
-        .map(|i| OPERATIONS.len() + i)
+    shared_index(name)
 }
 
 /// The account a call is charged to: the one its caller's ARN names
@@ -279,10 +305,8 @@ struct Limits {
     rates: Vec<Option<f64>>,
     /// How many nodes share the Region's rates (at least 1).
     share: u32,
-    /// Rates set at run time (`kmsim chaos throttle --operation`), by quota.
-    chaos: BTreeMap<usize, f64>,
-    /// A rate set at run time for every operation (`kmsim chaos throttle` with no operation).
-    chaos_all: Option<f64>,
+    /// Rates set at run time (`kmsim chaos throttle`), as the Region's state holds them.
+    throttles: Throttles,
     /// Buckets by account, one per quota.
     accounts: HashMap<String, Arc<[Mutex<Bucket>]>>,
 }
@@ -314,8 +338,7 @@ impl Quotas {
             limits: RwLock::new(Limits {
                 rates: vec![None; quota_count()],
                 share: share.max(1),
-                chaos: BTreeMap::new(),
-                chaos_all: None,
+                throttles: Throttles::default(),
                 accounts: HashMap::new(),
             }),
         };
@@ -328,12 +351,13 @@ impl Quotas {
     fn recompute(&self, l: &mut Limits) {
         for (i, rate) in l.rates.iter_mut().enumerate() {
             let name = quota_name(i);
-            let chaos_all = l.chaos_all.filter(|_| i < OPERATIONS.len());
+            let every_operation = l.throttles.every_operation.filter(|_| i < OPERATIONS.len());
             *rate = l
-                .chaos
-                .get(&i)
+                .throttles
+                .by_quota
+                .get(name)
                 .copied()
-                .or(chaos_all)
+                .or(every_operation)
                 .or_else(|| self.settings.overrides.get(name).copied())
                 .or_else(|| match self.settings.requests {
                     RequestQuotaMode::Aws => aws_rate(name, &self.region),
@@ -351,36 +375,33 @@ impl Quotas {
     }
 
     /// Sets (`Some`) or clears (`None`) a run-time rate for one quota (`Some(name)`) or for
-    /// every operation (`None`). Clearing with no name clears every run-time rate. An unknown
-    /// name is refused with the list of valid ones.
+    /// every operation (`None`), on this node only (a node applies the Region's through
+    /// [`Quotas::apply_throttles`]). Clearing with no name clears every run-time rate. An
+    /// unknown name is refused with the list of valid ones.
     pub fn set_throttle(&self, quota: Option<&str>, rate: Option<f64>) -> Result<(), String> {
-        if let Some(r) = rate {
-            if !r.is_finite() || r < 0.0 {
-                return Err(format!(
-                    "the rate must be a number of requests per second, 0 or more (got {r})"
-                ));
-            }
-        }
-        let index = match quota {
-            Some(name) => Some(quota_index(name).ok_or_else(|| unknown_quota(name))?),
-            None => None,
-        };
-        let mut l = self.limits.write().expect("invariant: lock not poisoned");
-        match (index, rate) {
-            (Some(i), Some(r)) => {
-                l.chaos.insert(i, r);
-            }
-            (Some(i), None) => {
-                l.chaos.remove(&i);
-            }
-            (None, Some(r)) => l.chaos_all = Some(r),
-            (None, None) => {
-                l.chaos.clear();
-                l.chaos_all = None;
-            }
-        }
-        self.recompute(&mut l);
+        check_quota_name(quota)?;
+        let mut throttles = self
+            .limits
+            .read()
+            .expect("invariant: lock not poisoned")
+            .throttles
+            .clone();
+        throttles
+            .set(quota, rate)
+            .map_err(|e| e.message().to_string())?;
+        self.apply_throttles(&throttles);
         Ok(())
+    }
+
+    /// Puts the Region's run-time rates in force (as its replicated state holds them, after
+    /// every `SetThrottle` applied and when the state is opened). Names this version does not
+    /// know are ignored.
+    pub fn apply_throttles(&self, throttles: &Throttles) {
+        let mut l = self.limits.write().expect("invariant: lock not poisoned");
+        if l.throttles != *throttles {
+            l.throttles = throttles.clone();
+            self.recompute(&mut l);
+        }
     }
 
     /// The Region's rate of every quota in force, by name, and the number of nodes sharing
@@ -402,10 +423,8 @@ impl Quotas {
         if !self.active.load(Ordering::Acquire) {
             return Ok(());
         }
-        let charges: Charges = [
-            OPERATIONS.iter().position(|o| *o == op),
-            shared_quota(op, req),
-        ];
+        let [shared, second] = shared_quotas(op, req);
+        let charges: Charges = [OPERATIONS.iter().position(|o| *o == op), shared, second];
         let account = caller_account(principal_arn, &self.account);
         self.charge(account, &charges, 1)
     }
@@ -417,7 +436,7 @@ impl Quotas {
         if !self.active.load(Ordering::Acquire) {
             return Ok(());
         }
-        let charges: Charges = [OPERATIONS.iter().position(|o| *o == op), None];
+        let charges: Charges = [OPERATIONS.iter().position(|o| *o == op), None, None];
         self.charge(&self.account, &charges, count)
     }
 
@@ -434,7 +453,7 @@ impl Quotas {
         };
         let share = f64::from(l.share);
         // Tokens taken so far, per charged quota (no allocation on this path).
-        let mut taken = [0u32; 2];
+        let mut taken = [0u32; 3];
         for (slot, i) in charges.iter().enumerate() {
             let Some(i) = *i else { continue };
             let Some(rate) = l.rates[i] else { continue };
@@ -640,6 +659,50 @@ mod tests {
         assert!(q
             .admit("Decrypt", ROOT, &pb::DecryptRequest::default())
             .is_err());
+    }
+
+    #[test]
+    fn re_encrypt_is_charged_to_both_keys_types_once_each() {
+        // Rates so low that no token comes back during the test: a burst of one call each.
+        let quotas = |rsa: f64| {
+            Quotas::new(
+                "us-east-1",
+                "111122223333",
+                &settings(
+                    RequestQuotaMode::Off,
+                    &[
+                        ("CryptographicOperationsSymmetric", 0.001),
+                        ("CryptographicOperationsRsa", rsa),
+                    ],
+                ),
+                1,
+            )
+        };
+        let re = |from: Option<&str>, to: Option<&str>| pb::ReEncryptRequest {
+            source_encryption_algorithm: from.map(str::to_string),
+            destination_encryption_algorithm: to.map(str::to_string),
+            ..Default::default()
+        };
+        let rsa = Some("RSAES_OAEP_SHA_256");
+        // Symmetric to symmetric: one symmetric token (two would be refused).
+        let q = quotas(0.001);
+        q.admit("ReEncrypt", ROOT, &re(None, None)).unwrap();
+        assert!(q.admit("Encrypt", ROOT, &encrypt(None)).is_err());
+        q.admit("Encrypt", ROOT, &encrypt(rsa)).unwrap();
+        // Symmetric to RSA: a token of each.
+        let q = quotas(0.001);
+        q.admit("ReEncrypt", ROOT, &re(None, rsa)).unwrap();
+        assert!(q.admit("Encrypt", ROOT, &encrypt(None)).is_err());
+        let e = q.admit("Encrypt", ROOT, &encrypt(rsa)).unwrap_err();
+        assert_eq!(e.code(), "ThrottlingException");
+        // RSA to symmetric likewise; the destination's quota alone refuses, and the source's
+        // token goes back.
+        let q = quotas(0.001);
+        q.admit("ReEncrypt", ROOT, &re(rsa, None)).unwrap();
+        assert!(q.admit("Encrypt", ROOT, &encrypt(rsa)).is_err());
+        let q = quotas(0.0);
+        assert!(q.admit("ReEncrypt", ROOT, &re(None, rsa)).is_err());
+        q.admit("Encrypt", ROOT, &encrypt(None)).unwrap();
     }
 
     #[test]

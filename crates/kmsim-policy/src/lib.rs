@@ -15,6 +15,8 @@
 //!   giving a [`Decision`] that names the deciding statement or grant.
 //! - [`message`]: the four `AccessDeniedException` forms.
 //! - [`lockout`]: [`check_lockout`] for CreateKey/PutKeyPolicy/ReplicateKey.
+//! - [`cache`]: what a decision depends on ([`ContextKeys`], [`RequestContext::fingerprint`])
+//!   and a bounded [`DecisionCache`].
 //!
 //! ```
 //! use kmsim_policy::{evaluate, Caller, KeyAccess, Policy, RequestContext};
@@ -33,6 +35,7 @@
 //! The crate computes no condition keys from KMS requests (the caller of the crate does) and
 //! must not depend on any other kmsim crate: `kmsim-core` is to depend on it.
 
+pub mod cache;
 pub mod condition;
 pub mod context;
 pub mod document;
@@ -43,6 +46,7 @@ pub mod message;
 mod pattern;
 mod statement;
 
+pub use cache::{CacheStats, ContextKeys, DecisionCache};
 pub use condition::{Condition, Operator};
 pub use context::{Caller, ContextValue, PrincipalKind, RequestContext};
 pub use document::{Effect, Policy, Statement, Version};

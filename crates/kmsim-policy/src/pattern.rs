@@ -67,6 +67,28 @@ fn variable(body: &str, ctx: &RequestContext) -> Option<String> {
         .or(default)
 }
 
+/// The condition keys the `${…}` variables of a policy value read (`${aws:username}`,
+/// `${aws:PrincipalTag/team, 'none'}`), as written; `${*}`, `${?}` and `${$}` read none. The
+/// value is scanned exactly as [`resolve`] scans it.
+pub(crate) fn variable_keys(raw: &str) -> Vec<&str> {
+    let mut keys = Vec::new();
+    let mut rest = raw;
+    while let Some(c) = rest.chars().next() {
+        if let Some(body_and_tail) = rest.strip_prefix("${") {
+            if let Some(end) = body_and_tail.find('}') {
+                let body = &body_and_tail[..end];
+                if !matches!(body, "*" | "?" | "$") {
+                    keys.push(body.split_once(',').map_or(body, |(k, _)| k).trim());
+                }
+                rest = &body_and_tail[end + 1..];
+                continue;
+            }
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    keys
+}
+
 /// The text a resolved pattern stands for when wildcards are not wildcards (StringEquals).
 pub(crate) fn literal(tokens: &[Tok]) -> String {
     tokens
@@ -198,6 +220,13 @@ mod tests {
         ));
         // the resource part keeps its colons
         assert!(arn_like(&pat("arn:aws:s3:::a:*"), "arn:aws:s3:::a:b:c"));
+    }
+
+    #[test]
+    fn variables_name_the_keys_they_read() {
+        let keys =
+            variable_keys("arn:${aws:username}/${*}/${ aws:PrincipalTag/team , 'x'}/${a${b}${open");
+        assert_eq!(keys, ["aws:username", "aws:PrincipalTag/team", "a${b"]);
     }
 
     proptest! {

@@ -3,11 +3,12 @@
 //! - adding an Allow statement never takes access away;
 //! - without a statement naming the account, identity policies do nothing for the key's own
 //!   principals;
-//! - decisions and parsing never panic.
+//! - decisions and parsing never panic;
+//! - a decision kept by the cache is the one evaluation gives.
 
 use kmsim_policy::{
-    evaluate, Caller, Decision, Denied, Grant, IdentityPolicy, KeyAccess, Policy, PolicyType,
-    RequestContext,
+    evaluate, Caller, ContextKeys, Decision, DecisionCache, Denied, Grant, GrantConstraints,
+    IdentityPolicy, KeyAccess, Policy, PolicyType, RequestContext,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -69,6 +70,7 @@ fn arb_condition() -> impl Strategy<Value = Option<Value>> {
         Just(json!({"ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": "dept"}})),
         Just(json!({"Null": {"kms:EncryptionContextKeys": "true"}})),
         Just(json!({"DateLessThan": {"aws:CurrentTime": "2030-01-01T00:00:00Z"}})),
+        Just(json!({"StringEquals": {"kms:EncryptionContext:app1": "${aws:username}"}})),
     ])
 }
 
@@ -233,9 +235,9 @@ struct World {
 }
 
 impl World {
-    fn decide(&self, ctx: &RequestContext) -> Decision {
-        let key_policy = policy(self.key.clone());
-        let identity: Vec<IdentityPolicy> = self
+    /// The world's policies, parsed: the key policy and the identity policies.
+    fn policies(&self) -> (Policy, Vec<IdentityPolicy>) {
+        let identity = self
             .identity
             .iter()
             .enumerate()
@@ -244,6 +246,11 @@ impl World {
                 policy: policy(st.clone()),
             })
             .collect();
+        (policy(self.key.clone()), identity)
+    }
+
+    fn decide(&self, ctx: &RequestContext) -> Decision {
+        let (key_policy, identity) = self.policies();
         let access = KeyAccess {
             key_policy: &key_policy,
             identity_policies: &identity,
@@ -343,6 +350,48 @@ proptest! {
         let without = World { identity: Vec::new(), ..world };
         let without_iam = without.decide(&ctx);
         prop_assert_eq!(with_iam.is_allowed(), without_iam.is_allowed(), "{} / {}", with_iam, without_iam);
+    }
+
+    /// Over a stream of generated requests on one world (many of them alike, so that the
+    /// cache answers some), every decision the cache gives is the one evaluation gives, and a
+    /// request that reads the clock is never answered from the cache.
+    #[test]
+    fn a_cached_decision_is_the_evaluated_one(
+        mut world in arb_world(true, &["Allow", "Deny"]),
+        constrained in proptest::collection::vec(proptest::option::of(prop_oneof![
+            Just(("dept", "IT", false)),
+            Just(("dept", "IT", true)),
+            Just(("app1", "x", false)),
+        ]), 2),
+        requests in proptest::collection::vec(arb_request(CALLERS), 1..24),
+    ) {
+        for (g, c) in world.grants.iter_mut().zip(constrained) {
+            g.constraints = c.map(|(k, v, equals)| {
+                let pairs = [(k.to_string(), v.to_string())].into();
+                if equals {
+                    GrantConstraints { encryption_context_equals: Some(pairs), ..Default::default() }
+                } else {
+                    GrantConstraints { encryption_context_subset: Some(pairs), ..Default::default() }
+                }
+            });
+        }
+        let (key_policy, identity) = world.policies();
+        let keys = ContextKeys::of(
+            std::iter::once(&key_policy).chain(identity.iter().map(|p| &p.policy)),
+        );
+        let access = KeyAccess { key_policy: &key_policy, identity_policies: &identity, grants: &world.grants };
+        let cache = DecisionCache::new(8);
+        // Each request twice: the second is answered from the cache unless it reads the clock.
+        for ctx in requests.iter().flat_map(|c| [c, c]) {
+            let cached = cache.decide("world", &keys, &access, ctx);
+            prop_assert_eq!(&cached, &evaluate(&access, ctx), "{:?}", ctx);
+        }
+        let stats = cache.stats();
+        if keys.reads_clock() {
+            prop_assert_eq!(stats.hits + stats.misses, 0);
+        } else {
+            prop_assert!(stats.hits >= requests.len() as u64, "{:?}", stats);
+        }
     }
 
     /// Parsing and judging arbitrary text never panics.

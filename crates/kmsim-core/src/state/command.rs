@@ -331,6 +331,17 @@ pub enum Command {
         #[serde(deserialize_with = "super::forwarded::nested")]
         cmd: Box<Command>,
     },
+    /// Sets (`rate: Some`, requests per second, 0 or more) or clears (`None`) a run-time
+    /// request quota of the Region (`kmsim chaos throttle`): the quota named (an operation or
+    /// a shared quota; the proposer checks the name), or with no name every operation's;
+    /// clearing with no name clears every run-time rate. Replicated so that a restarted node
+    /// enforces it too. Added last so that every older log entry decodes as before.
+    SetThrottle {
+        /// The quota, `None` for every operation.
+        quota: Option<String>,
+        /// The rate, `None` to clear.
+        rate: Option<f64>,
+    },
 }
 
 /// What an applied command returns to its proposer.

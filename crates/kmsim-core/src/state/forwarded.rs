@@ -157,7 +157,9 @@ impl Command {
             | Command::ApplySync { .. }
             | Command::CreateReplica { .. }
             | Command::AbandonReplica { .. }
-            | Command::ApplyNotice { .. } => None,
+            | Command::ApplyNotice { .. }
+            // The admin's SetThrottle on any node.
+            | Command::SetThrottle { .. } => None,
             Command::RotateKey { kind, .. } => match kind {
                 RotationType::OnDemand => None,
                 RotationType::Automatic => Some("RotateKey (automatic)"),

@@ -32,7 +32,7 @@ mod tests;
 #[cfg(test)]
 mod tests_mrk;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -108,6 +108,7 @@ const GRANT_PREFIX: &[u8] = b"grant/";
 const OUTBOX_PREFIX: &[u8] = b"outbox/";
 const AUDIT_PREFIX: &[u8] = b"audit/";
 const CLOCK_KEY: &[u8] = b"meta/clock";
+const THROTTLES_KEY: &[u8] = b"meta/throttles";
 const COUNTERS_KEY: &[u8] = b"meta/counters";
 /// How many keys the Region has in each key state.
 const KEY_STATES_KEY: &[u8] = b"meta/key-states";
@@ -140,10 +141,95 @@ pub struct KmsState {
     /// Keys by key state (states with none left out).
     key_states: BTreeMap<KeyState, u64>,
     clock_offset_ms: i64,
+    /// The Region's run-time request quotas (`Command::SetThrottle`).
+    throttles: Throttles,
     /// The resource quotas apply checks.
     quotas: ResourceQuotas,
     /// Recent forwarded writes by request ID, applied once each (bounded, held in memory).
     requests: requests::Requests,
+    /// What authorization reads changed: see [`KmsState::authorization_version`].
+    authz: AuthzVersions,
+}
+
+/// The run-time request quotas of a Region (`kmsim chaos throttle`), as Raft replicates them:
+/// rates in requests per second by quota name, and one for every operation. The node's
+/// `quotas` module enforces them over the topology's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Throttles {
+    /// Rates set for one quota, by its name.
+    pub by_quota: BTreeMap<String, f64>,
+    /// A rate set for every operation.
+    pub every_operation: Option<f64>,
+}
+
+impl Throttles {
+    /// Sets (`Some`) or clears (`None`) the rate of `quota`, or of every operation (`None`);
+    /// clearing with no name clears every rate. A rate must be a finite number, 0 or more.
+    pub fn set(&mut self, quota: Option<&str>, rate: Option<f64>) -> Result<(), KmsError> {
+        if let Some(r) = rate {
+            if !r.is_finite() || r < 0.0 {
+                return Err(KmsError::Validation(format!(
+                    "the rate must be a number of requests per second, 0 or more (got {r})"
+                )));
+            }
+        }
+        match (quota, rate) {
+            (Some(q), Some(r)) => {
+                self.by_quota.insert(q.to_string(), r);
+            }
+            (Some(q), None) => {
+                self.by_quota.remove(q);
+            }
+            (None, Some(r)) => self.every_operation = Some(r),
+            (None, None) => *self = Throttles::default(),
+        }
+        Ok(())
+    }
+}
+
+/// Versions of what authorization reads, so decisions can be cached (`kmsim-node`'s
+/// `kms::authorize`): one for every key an applied command named (its record: policy, tags,
+/// spec, multi-Region properties; its grants; the aliases it gains), and one for the Region
+/// (commands that name no key, and alias changes, which also change the key an alias leaves).
+/// Held in memory, never persisted: every value comes from one process-wide counter, so a
+/// value is never given twice in a process, not even after the state is reopened (a snapshot
+/// installed), when the Region's version changes and the keys' are forgotten.
+#[derive(Debug)]
+struct AuthzVersions {
+    region: u64,
+    keys: HashMap<KeyId, u64>,
+}
+
+impl AuthzVersions {
+    fn next() -> u64 {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn new() -> AuthzVersions {
+        AuthzVersions {
+            region: AuthzVersions::next(),
+            keys: HashMap::new(),
+        }
+    }
+
+    /// Records that `cmd` was applied (whether or not it changed anything).
+    fn applied(&mut self, cmd: &Command) {
+        let mut inner = cmd;
+        while let Command::Audited { cmd, .. } | Command::Deduplicated { cmd, .. } = inner {
+            inner = cmd;
+        }
+        let alias = matches!(
+            inner,
+            Command::CreateAlias { .. } | Command::UpdateAlias { .. } | Command::DeleteAlias { .. }
+        );
+        match inner.key_id() {
+            Some(id) if !alias => {
+                self.keys.insert(id.clone(), AuthzVersions::next());
+            }
+            _ => self.region = AuthzVersions::next(),
+        }
+    }
 }
 
 impl KmsState {
@@ -158,9 +244,22 @@ impl KmsState {
             audit_first: 0,
             key_states: BTreeMap::new(),
             clock_offset_ms: 0,
+            throttles: Throttles::default(),
             quotas: ResourceQuotas::default(),
             requests: requests::Requests::default(),
+            authz: AuthzVersions::new(),
         }
+    }
+
+    /// The version of what authorizing a request on key `id` reads from this state: the
+    /// key's record, its grants, its aliases. It changes whenever one of them may have (and
+    /// sometimes when none did); two reads that give the same version saw the same of all
+    /// three. Read it under the same lock as the things it versions.
+    pub fn authorization_version(&self, id: &KeyId) -> (u64, u64) {
+        (
+            self.authz.region,
+            self.authz.keys.get(id).copied().unwrap_or(0),
+        )
     }
 
     /// Sets the resource quotas apply checks (AWS's by default). Applies from the next
@@ -218,16 +317,26 @@ impl KmsState {
         self.clock_offset_ms
     }
 
+    /// The Region's run-time request quotas (`kmsim chaos throttle`).
+    pub fn throttles(&self) -> &Throttles {
+        &self.throttles
+    }
+
     /// Puts the state over the records in `source`, dropping whatever it held: on start and
     /// after a snapshot install. Returns the records to write at once: the indexes and key
     /// count when the records come from a version that had none.
     pub fn open(&mut self, source: Arc<dyn RecordSource>) -> Result<Vec<RecordChange>, String> {
         self.records.open(source);
+        self.authz = AuthzVersions::new();
         self.counters = self
             .records
             .get_as(COUNTERS_KEY, "counters")
             .unwrap_or_default();
         self.clock_offset_ms = self.records.get_as(CLOCK_KEY, "clock").unwrap_or(0);
+        self.throttles = self
+            .records
+            .get_as(THROTTLES_KEY, "throttles")
+            .unwrap_or_default();
         self.requests.clear();
         self.records.for_each(
             requests::REQUEST_PREFIX,
@@ -614,6 +723,7 @@ impl KmsState {
     pub fn apply(&mut self, cmd: &Command) -> (CommandResult, Vec<RecordChange>) {
         let mut changes = Vec::new();
         let result = self.apply_inner(cmd, &mut changes);
+        self.authz.applied(cmd);
         (result, changes)
     }
 
@@ -673,6 +783,12 @@ impl KmsState {
                         .put_encoded(CLOCK_KEY.to_vec(), &self.clock_offset_ms, changes);
                 }
                 Ok(CommandOutput::ClockOffset(self.clock_offset_ms))
+            }
+            Command::SetThrottle { quota, rate } => {
+                self.throttles.set(quota.as_deref(), *rate)?;
+                self.records
+                    .put_encoded(THROTTLES_KEY.to_vec(), &self.throttles, changes);
+                Ok(CommandOutput::Done)
             }
             Command::SetKeyRotation {
                 key_id,

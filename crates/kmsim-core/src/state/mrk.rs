@@ -56,6 +56,7 @@ impl Command {
             }
             Command::DeleteAlias { .. }
             | Command::SetClockOffset { .. }
+            | Command::SetThrottle { .. }
             | Command::NoticeDone { .. }
             | Command::NoticeRetarget { .. } => None,
         }

@@ -916,3 +916,88 @@ fn resource_quotas_from_the_topology_refuse_the_next_key_alias_and_grant() {
         }
     );
 }
+
+#[test]
+fn what_authorization_reads_has_a_version_that_every_change_moves() {
+    let mut s = KmsState::new(scope());
+    let mut store = BTreeMap::new();
+    let (k, other) = (key(11), key(12));
+    let (id, other_id) = (k.key_id.clone(), other.key_id.clone());
+    apply_and_check(&mut s, &mut store, &Command::CreateKey { key: k }).unwrap();
+    apply_and_check(&mut s, &mut store, &Command::CreateKey { key: other }).unwrap();
+    let mut seen = vec![s.authorization_version(&id)];
+    let mut changed = |s: &KmsState, what: &str| {
+        let v = s.authorization_version(&id);
+        assert!(!seen.contains(&v), "{what} left the version at {v:?}");
+        seen.push(v);
+    };
+    let other_before = s.authorization_version(&other_id);
+    let policy = r#"{"Version":"2012-10-17","Statement":[]}"#.to_string();
+    let g = grant(&id, 1, None);
+    let alias = AliasName::parse("alias/v").unwrap();
+    let steps = [
+        (
+            "PutKeyPolicy",
+            Command::PutKeyPolicy {
+                key_id: id.clone(),
+                policy,
+            },
+        ),
+        ("CreateGrant", Command::CreateGrant { grant: g.clone() }),
+        (
+            "RetireGrant",
+            Command::DeleteGrant {
+                key_id: id.clone(),
+                grant_id: g.grant_id.clone(),
+            },
+        ),
+        (
+            "TagResource",
+            Command::TagResource {
+                key_id: id.clone(),
+                tags: vec![Tag {
+                    key: "team".into(),
+                    value: "blue".into(),
+                }],
+            },
+        ),
+    ];
+    for (what, cmd) in steps {
+        apply_and_check(&mut s, &mut store, &cmd).unwrap();
+        changed(&s, what);
+    }
+    // A change to another key leaves this key's version alone, and the reverse.
+    let after_steps = s.authorization_version(&id);
+    assert_eq!(s.authorization_version(&other_id), other_before);
+    apply_and_check(
+        &mut s,
+        &mut store,
+        &Command::SetEnabled {
+            key_id: other_id.clone(),
+            enabled: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(s.authorization_version(&id), after_steps);
+    // An alias moving away from a key changes it although the command names another key.
+    for cmd in [
+        Command::CreateAlias {
+            name: alias.clone(),
+            target: id.clone(),
+            now_ms: 5,
+        },
+        Command::UpdateAlias {
+            name: alias.clone(),
+            target: other_id.clone(),
+            now_ms: 6,
+        },
+        Command::DeleteAlias { name: alias },
+    ] {
+        apply_and_check(&mut s, &mut store, &cmd).unwrap();
+        changed(&s, "an alias change");
+    }
+    // Reopening (a snapshot installed) gives versions never given before.
+    let source = Arc::new(MemSource::default());
+    s.open(source).unwrap();
+    changed(&s, "reopening");
+}

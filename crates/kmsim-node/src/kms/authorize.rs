@@ -6,23 +6,36 @@
 //! policy and grants as this Region's replicated state holds them.
 //!
 //! The request is read in its AWS JSON form (every `kmsim.kms.v1` request serializes to it), so
-//! a condition key is one table row, not code in each operation; its payloads (plaintext,
-//! message, signature, key material) are left out before they are serialized
-//! ([`super::trail::Conditions`]).
+//! a condition key is one table row, not code in each operation; only the members this module
+//! reads ([`READ_MEMBERS`]) are serialized, the rest (plaintext, message, signature, key
+//! material, …) are skipped before they are encoded ([`super::trail::Conditions`]).
+//!
+//! Decisions are cached ([`PolicyCache`]). What a check is judged against (the key policy,
+//! the caller's identity policies, the key's grants and aliases) is read once per version of
+//! it, a [`PolicySet`] named by the key, the key's authorization version in this Region's
+//! state (`KmsState::authorization_version`: its record, grants and aliases), the IAM's
+//! generation and the caller; the set knows the condition keys its policies read
+//! ([`ContextKeys`]). A decision is then kept by the set's name and the request's
+//! fingerprint over exactly those keys ([`DecisionCache`]), and never when the policies read
+//! the clock (`aws:CurrentTime`, `aws:EpochTime`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
 
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use kmsim_core::ids::{AliasName, KeyRef, RefForms, Region};
+use kmsim_core::ids::{AliasName, KeyId, KeyRef, RefForms, Region};
 use kmsim_core::key::KeyRecord;
 use kmsim_core::KmsError;
 use kmsim_crypto::CiphertextBlob;
 use kmsim_policy::{
-    check_lockout_in, evaluate, Decision, Denied, Grant, GrantConstraints, KeyAccess, Policy,
-    PolicyError, RequestContext as PolicyContext,
+    check_lockout_in, evaluate, CacheStats, ContextKeys, Decision, DecisionCache, Denied, Grant,
+    GrantConstraints, IdentityPolicy, KeyAccess, Policy, PolicyError,
+    RequestContext as PolicyContext,
 };
 
 use super::trail::{Conditions, Trail};
@@ -127,6 +140,40 @@ const REQUEST_KEYS: &[(&str, &str, Kind)] = &[
     ("TagKeys", "aws:TagKeys", Kind::Text),
 ];
 
+/// Every request member this module reads (besides [`REQUEST_KEYS`]'), nested ones included
+/// (`Constraints`' and `Tags`' members): the only ones serialized for it.
+const READ_MEMBERS: &[&str] = &[
+    "KeyId",
+    "SourceKeyId",
+    "DestinationKeyId",
+    "TargetKeyId",
+    "CiphertextBlob",
+    "AliasName",
+    "GrantToken",
+    "GrantId",
+    "Tags",
+    "TagKey",
+    "TagValue",
+    "KeySpec",
+    "CustomerMasterKeySpec",
+    "KeyUsage",
+    "Origin",
+    "MultiRegion",
+    "Constraints",
+    "EncryptionContextSubset",
+    "EncryptionContextEquals",
+    "EncryptionContext",
+    "SourceEncryptionContext",
+    "DestinationEncryptionContext",
+    "SourceEncryptionAlgorithm",
+    "DestinationEncryptionAlgorithm",
+];
+
+/// Whether authorization reads request member `name` (so it must be serialized).
+pub(super) fn reads_member(name: &str) -> bool {
+    READ_MEMBERS.contains(&name) || REQUEST_KEYS.iter().any(|(m, _, _)| *m == name)
+}
+
 /// Defaults AWS puts in the context when the member is absent, by operation.
 fn default_keys(op: &str) -> &'static [(&'static str, &'static str)] {
     match op {
@@ -196,16 +243,71 @@ pub struct Simulated {
     pub message: Option<String>,
 }
 
-/// Parsed key policies by text, so a policy is parsed once, not on every request.
-#[derive(Default)]
+/// What one check is judged against, read once per version of it: the key policy (for a
+/// check on no key, the delegation to the caller's account), the caller's identity policies,
+/// the key's grants and alias names, and the condition keys those policies read.
+struct PolicySet {
+    /// Its name in the decision cache; empty when it must not be cached (the key vanished
+    /// while it was read).
+    scope: String,
+    /// `None`: nothing can allow (a caller with no account, on no key).
+    policy: Option<Arc<Result<Policy, PolicyError>>>,
+    identity: Arc<[IdentityPolicy]>,
+    grants: Vec<Grant>,
+    aliases: Vec<String>,
+    keys: ContextKeys,
+}
+
+/// Parsed key policies by text (a policy is parsed once, not on every request), the policy
+/// sets of recent (key version, caller) pairs, and recent decisions.
 pub struct PolicyCache {
     parsed: Mutex<HashMap<String, Arc<Result<Policy, PolicyError>>>>,
+    sets: Mutex<LruCache<String, Arc<PolicySet>>>,
+    decisions: DecisionCache,
 }
 
 /// Policies the cache holds before it is emptied.
 const POLICY_CACHE_LIMIT: usize = 4096;
 
+/// Policy sets kept (least recently used dropped first).
+const POLICY_SETS: usize = 4096;
+
+/// Decisions kept (least recently used dropped first): some megabytes at most.
+const DECISIONS: usize = 16_384;
+
+impl Default for PolicyCache {
+    fn default() -> Self {
+        PolicyCache {
+            parsed: Mutex::default(),
+            sets: Mutex::new(LruCache::new(
+                NonZeroUsize::new(POLICY_SETS).unwrap_or(NonZeroUsize::MIN),
+            )),
+            decisions: DecisionCache::new(DECISIONS),
+        }
+    }
+}
+
 impl PolicyCache {
+    /// How the decision cache has answered so far (for the node's metrics).
+    pub fn decision_stats(&self) -> CacheStats {
+        self.decisions.stats()
+    }
+
+    fn set(&self, scope: &str) -> Option<Arc<PolicySet>> {
+        self.sets
+            .lock()
+            .expect("invariant: lock not poisoned")
+            .get(scope)
+            .cloned()
+    }
+
+    fn keep_set(&self, set: Arc<PolicySet>) {
+        if !set.scope.is_empty() {
+            let mut sets = self.sets.lock().expect("invariant: lock not poisoned");
+            sets.put(set.scope.clone(), set);
+        }
+    }
+
     fn get(&self, text: &str) -> Arc<Result<Policy, PolicyError>> {
         let mut map = self.parsed.lock().expect("invariant: lock not poisoned");
         if let Some(p) = map.get(text) {
@@ -272,13 +374,15 @@ impl KmsApi {
         ctx: &RequestContext,
         req: &Req,
     ) -> Result<(), KmsError> {
-        // The members condition keys and key resolution read: payloads are skipped before
-        // they are encoded (a 4 KiB plaintext cost a quarter of Encrypt's throughput).
+        // Only the members condition keys and key resolution read: payloads are skipped
+        // before they are encoded (a 4 KiB plaintext cost a quarter of Encrypt's throughput).
         let body = serde_json::to_value(Trail::<_, Conditions>::new(req)).unwrap_or(Value::Null);
+        // The generation first, then what it versions (see `Iam::version`).
+        let iam_version = self.iam.version();
         let principal = self.iam.principal(&ctx.principal_arn);
         let base = self.base_context(op, ctx, &principal, &body);
         for check in self.checks(op, &body)? {
-            self.decide(&check, &base, &principal, &body)?;
+            self.decide(&check, &base, &principal, iam_version, &body)?;
         }
         Ok(())
     }
@@ -377,7 +481,7 @@ impl KmsApi {
     fn ciphertext_key(&self, body: &Value) -> Option<Target> {
         let blob = base64_decode(member(body, "CiphertextBlob")?)?;
         let parsed = CiphertextBlob::parse(&blob).ok()?;
-        let id = kmsim_core::ids::KeyId::parse(parsed.key_id())?;
+        let id = KeyId::parse(parsed.key_id())?;
         Some(Target::Key(self.read(|s| s.key(&id)).ok()??, None))
     }
 
@@ -499,9 +603,10 @@ impl KmsApi {
         check: &Check,
         base: &PolicyContext,
         principal: &Principal,
+        iam_version: u64,
         body: &Value,
     ) -> Result<(), KmsError> {
-        let (ctx, decision) = self.judge(check, base, principal, body, &[])?;
+        let (ctx, decision) = self.judge(check, base, principal, iam_version, body, None)?;
         match decision.access_denied_message(&ctx) {
             None => Ok(()),
             Some(message) => {
@@ -511,21 +616,24 @@ impl KmsApi {
         }
     }
 
-    /// The decision of one check, and the request context it was judged with; `overrides`
-    /// (condition keys a simulation sets) are applied last.
+    /// The decision of one check, and the request context it was judged with. A simulation
+    /// gives `overrides` (condition keys set last), and is not answered from the cache nor
+    /// kept in it.
     fn judge(
         &self,
         check: &Check,
         base: &PolicyContext,
         principal: &Principal,
+        iam_version: u64,
         body: &Value,
-        overrides: &[(String, String)],
+        overrides: Option<&[(String, String)]>,
     ) -> Result<(PolicyContext, Decision), KmsError> {
         let (resource, key) = match &check.target {
             Target::Account => ("*".to_string(), None),
             Target::Alias(arn) => (arn.clone(), None),
             Target::Key(k, _) => (self.arn(k), Some(k)),
         };
+        let set = self.policy_set(&check.target, principal, iam_version)?;
         let mut ctx = base.for_action(&check.action, &resource);
         if let Some(region) = &check.region {
             ctx = ctx.with("aws:RequestedRegion", region.as_str());
@@ -543,16 +651,105 @@ impl KmsApi {
             ctx = ctx.with_retiring_grant(g);
         }
         if let (Target::Key(k, named), Some(_)) = (&check.target, key) {
-            ctx = self.key_context(ctx, k, named.as_deref(), body)?;
+            ctx = self.key_context(ctx, k, named.as_deref(), body, &set.aliases);
         }
-        for (k, v) in overrides {
+        for (k, v) in overrides.unwrap_or_default() {
             ctx = ctx.with(k, v.as_str());
         }
-        let decision = match (&check.target, key) {
-            (Target::Key(k, _), Some(_)) => self.judge_key(k, principal, &ctx)?,
-            _ => self.judge_identity(principal, &ctx),
+        let decision = match set.policy.as_deref() {
+            // A stored policy this evaluator cannot read allows nothing; nor does a key
+            // policy for a caller of no account.
+            None | Some(Err(_)) => Decision::Deny(Denied::NoResourcePolicyAllows),
+            Some(Ok(policy)) => {
+                let access = KeyAccess {
+                    key_policy: policy,
+                    identity_policies: &set.identity,
+                    grants: &set.grants,
+                };
+                if overrides.is_none() && !set.scope.is_empty() {
+                    self.policies
+                        .decisions
+                        .decide(&set.scope, &set.keys, &access, &ctx)
+                } else {
+                    evaluate(&access, &ctx)
+                }
+            }
         };
         Ok((ctx, decision))
+    }
+
+    /// What `target` is judged against for `principal` (whose identity policies are those
+    /// of IAM generation `iam_version`): from the cache when the key has not changed since,
+    /// else read (the key's record, grants and aliases in one read of the state, with their
+    /// version) and kept.
+    fn policy_set(
+        &self,
+        target: &Target,
+        principal: &Principal,
+        iam_version: u64,
+    ) -> Result<Arc<PolicySet>, KmsError> {
+        let scope = |key| set_name(key, iam_version, &principal.caller.arn);
+        let key_id = match target {
+            Target::Key(k, _) => Some(&k.key_id),
+            Target::Account | Target::Alias(_) => None,
+        };
+        let name = match key_id {
+            Some(id) => scope(Some((id, self.read(|s| s.authorization_version(id))?))),
+            None => scope(None),
+        };
+        if let Some(set) = self.policies.set(&name) {
+            return Ok(set);
+        }
+        let mut set = PolicySet {
+            scope: name,
+            policy: None,
+            identity: principal.policies.clone(),
+            grants: Vec::new(),
+            aliases: Vec::new(),
+            keys: ContextKeys::default(),
+        };
+        match (target, key_id) {
+            (Target::Key(k, _), Some(id)) => {
+                let (version, fresh, grants, aliases) = self.read(|s| {
+                    (
+                        s.authorization_version(id),
+                        s.key(id),
+                        s.grants_of(id),
+                        s.aliases_of(id),
+                    )
+                })?;
+                // A key deleted meanwhile: judged on the record the check resolved, not kept.
+                set.scope = match fresh.is_some() {
+                    true => scope(Some((id, version))),
+                    false => String::new(),
+                };
+                let record: &KeyRecord = fresh.as_deref().unwrap_or(k);
+                set.policy = Some(self.policies.get(&record.regional.policy));
+                set.grants = grants.into_iter().map(grant_of).collect();
+                set.aliases = aliases
+                    .into_iter()
+                    .map(|a| a.name.as_str().to_string())
+                    .collect();
+            }
+            _ => {
+                // No key: identity policies alone, as if a key policy delegated everything to
+                // the caller's account (a root user is allowed, a service principal is not).
+                set.policy = principal.caller.account_root_arn().map(|root| {
+                    self.policies.get(&format!(
+                        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{root}"}},"Action":"*","Resource":"*"}}]}}"#
+                    ))
+                });
+            }
+        }
+        let key_policy = set.policy.as_deref().and_then(|p| p.as_ref().ok());
+        set.keys = ContextKeys::of(
+            key_policy
+                .into_iter()
+                .chain(set.identity.iter().map(|p| &p.policy)),
+        );
+        let set = Arc::new(set);
+        self.policies.keep_set(set.clone());
+        Ok(set)
     }
 
     /// What `kmsim iam simulate` asks: every check operation `op` needs for a request `body`
@@ -566,11 +763,19 @@ impl KmsApi {
         body: &Value,
         overrides: &[(String, String)],
     ) -> Result<Vec<Simulated>, KmsError> {
+        let iam_version = self.iam.version();
         let principal = self.iam.principal(&ctx.principal_arn);
         let base = self.base_context(op, ctx, &principal, body);
         let mut out = Vec::new();
         for check in self.checks(op, body)? {
-            let (c, decision) = self.judge(&check, &base, &principal, body, overrides)?;
+            let (c, decision) = self.judge(
+                &check,
+                &base,
+                &principal,
+                iam_version,
+                body,
+                Some(overrides),
+            )?;
             out.push(Simulated {
                 action: c.action.clone(),
                 resource: c.resource.clone(),
@@ -617,14 +822,16 @@ impl KmsApi {
     }
 
     /// Adds the keys a key supplies: its spec, usage, origin, multi-Region type, tags and
-    /// aliases, and `kms:RequestAlias` when the request named it by an alias.
+    /// aliases (`aliases`, read with its policy), and `kms:RequestAlias` when the request
+    /// named it by an alias.
     fn key_context(
         &self,
         mut ctx: PolicyContext,
         k: &KeyRecord,
         named: Option<&str>,
         body: &Value,
-    ) -> Result<PolicyContext, KmsError> {
+        aliases: &[String],
+    ) -> PolicyContext {
         let shared = &k.shared;
         ctx = ctx
             .with("kms:KeySpec", shared.key_spec.as_str())
@@ -642,11 +849,7 @@ impl KmsApi {
         for t in &k.regional.tags {
             ctx = ctx.with(&format!("aws:ResourceTag/{}", t.key), t.value.as_str());
         }
-        let aliases = self.read(|s| s.aliases_of(&k.key_id))?;
-        ctx = ctx.with_values(
-            "kms:ResourceAliases",
-            aliases.iter().map(|a| a.name.as_str().to_string()),
-        );
+        ctx = ctx.with_values("kms:ResourceAliases", aliases.iter().map(String::as_str));
         if let Some(Ok(KeyRef::Alias(alias))) =
             named.map(|n| KeyRef::parse(n, &self.scope, RefForms::KeyOrAlias))
         {
@@ -662,73 +865,7 @@ impl KmsApi {
                 });
             ctx = ctx.with("kms:ReEncryptOnSameKey", same);
         }
-        Ok(ctx)
-    }
-
-    /// The decision for a key: its policy, the caller's identity policies, its grants.
-    fn judge_key(
-        &self,
-        k: &KeyRecord,
-        principal: &Principal,
-        ctx: &PolicyContext,
-    ) -> Result<Decision, KmsError> {
-        let parsed = self.policies.get(&k.regional.policy);
-        let Ok(policy) = parsed.as_ref() else {
-            // A stored policy this evaluator cannot read allows nothing.
-            return Ok(Decision::Deny(Denied::NoResourcePolicyAllows));
-        };
-        let grants: Vec<Grant> =
-            self.read(|s| s.grants_of(&k.key_id))?
-                .into_iter()
-                .map(|g| Grant {
-                    grant_id: g.grant_id,
-                    grantee_principal: g.grantee,
-                    retiring_principal: g.retiring,
-                    operations: g
-                        .operations
-                        .iter()
-                        .map(|o| o.as_str().to_string())
-                        .collect(),
-                    constraints: g.constraints.filter(|c| !c.is_empty()).map(|c| {
-                        GrantConstraints {
-                            encryption_context_equals: (!c.equals.is_empty()).then_some(c.equals),
-                            encryption_context_subset: (!c.subset.is_empty()).then_some(c.subset),
-                        }
-                    }),
-                })
-                .collect();
-        Ok(evaluate(
-            &KeyAccess {
-                key_policy: policy,
-                identity_policies: &principal.policies,
-                grants: &grants,
-            },
-            ctx,
-        ))
-    }
-
-    /// The decision for a request on no key (resource `*`) or on an alias: identity policies
-    /// alone, as if a key policy delegated everything to the caller's account (a root user is
-    /// allowed, a service principal is not).
-    fn judge_identity(&self, principal: &Principal, ctx: &PolicyContext) -> Decision {
-        let Some(root) = principal.caller.account_root_arn() else {
-            return Decision::Deny(Denied::NoResourcePolicyAllows);
-        };
-        let text = format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{root}"}},"Action":"*","Resource":"*"}}]}}"#
-        );
-        let parsed = self.policies.get(&text);
-        match parsed.as_ref() {
-            Ok(delegation) => evaluate(
-                &KeyAccess {
-                    key_policy: delegation,
-                    identity_policies: &principal.policies,
-                    grants: &[],
-                },
-                ctx,
-            ),
-            Err(_) => Decision::Deny(Denied::NoResourcePolicyAllows),
-        }
+        ctx
     }
 
     /// The policy lockout safety check of CreateKey, PutKeyPolicy and ReplicateKey: `policy`
@@ -764,6 +901,36 @@ impl KmsApi {
     }
 }
 
+/// The name of a policy set in the cache: the key and its authorization version (none for a
+/// check on no key), the IAM generation, the caller. A change to any of them names another set.
+fn set_name(key: Option<(&KeyId, (u64, u64))>, iam_version: u64, caller: &str) -> String {
+    match key {
+        Some((id, (region, k))) => format!("key {id} {region} {k} iam {iam_version} {caller}"),
+        None => format!("account iam {iam_version} {caller}"),
+    }
+}
+
+/// A stored grant as the evaluator reads it.
+fn grant_of(g: kmsim_core::grant::GrantRecord) -> Grant {
+    Grant {
+        grant_id: g.grant_id,
+        grantee_principal: g.grantee,
+        retiring_principal: g.retiring,
+        operations: g
+            .operations
+            .iter()
+            .map(|o| o.as_str().to_string())
+            .collect(),
+        constraints: g
+            .constraints
+            .filter(|c| !c.is_empty())
+            .map(|c| GrantConstraints {
+                encryption_context_equals: (!c.equals.is_empty()).then_some(c.equals),
+                encryption_context_subset: (!c.subset.is_empty()).then_some(c.subset),
+            }),
+    }
+}
+
 /// Standard base64 (the AWS JSON form of blobs).
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
@@ -795,6 +962,36 @@ mod tests {
         }
         assert_eq!(acts("ReplicateKey"), Acts::Replicate);
         assert_eq!(acts("Encrypt"), Acts::Key);
+    }
+
+    #[test]
+    fn a_new_key_version_iam_generation_or_caller_names_another_policy_set() {
+        let id = KeyId::single_region_from_bytes([7; 16]);
+        let alice = "arn:aws:iam::111122223333:user/alice";
+        let base = set_name(Some((&id, (1, 2))), 0, alice);
+        for other in [
+            set_name(Some((&id, (1, 3))), 0, alice),
+            set_name(Some((&id, (4, 2))), 0, alice),
+            set_name(Some((&id, (1, 2))), 1, alice),
+            set_name(Some((&id, (1, 2))), 0, "arn:aws:iam::111122223333:user/bob"),
+            set_name(None, 0, alice),
+        ] {
+            assert_ne!(base, other);
+        }
+        assert_eq!(base, set_name(Some((&id, (1, 2))), 0, alice));
+    }
+
+    #[test]
+    fn every_member_read_is_serialized_and_payloads_are_not() {
+        for (m, _, _) in REQUEST_KEYS {
+            assert!(reads_member(m), "{m}");
+        }
+        for m in ["KeyId", "EncryptionContext", "Constraints", "TagKey"] {
+            assert!(reads_member(m), "{m}");
+        }
+        for m in super::super::trail::SECRET_MEMBERS {
+            assert_eq!(reads_member(m), *m == "CiphertextBlob", "{m}");
+        }
     }
 
     #[test]

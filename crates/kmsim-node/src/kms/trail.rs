@@ -83,14 +83,15 @@ impl View for CloudTrail {
     const LOWER_CAMEL: bool = true;
 }
 
-/// What authorization reads (`authorize.rs`): AWS JSON names, the request's payloads left out
-/// (no condition key reads a plaintext, message, signature, MAC, key material or token), the
-/// `CiphertextBlob` kept (it names the key of a Decrypt without `KeyId`).
+/// What authorization reads (`authorize.rs`): AWS JSON names, only the members it reads
+/// (`authorize::reads_member`: the key references, the encryption contexts, the members that
+/// are condition keys, the `CiphertextBlob` that names the key of a Decrypt without `KeyId`);
+/// payloads such as a plaintext or a message are never encoded.
 pub struct Conditions;
 
 impl View for Conditions {
     fn leaves_out(name: &str) -> bool {
-        name != "CiphertextBlob" && SECRET_MEMBERS.contains(&name)
+        !super::authorize::reads_member(name)
     }
     const LOWER_CAMEL: bool = false;
 }
@@ -402,7 +403,7 @@ mod tests {
     }
 
     #[test]
-    fn the_conditions_view_keeps_aws_names_and_the_ciphertext_and_drops_payloads() {
+    fn the_conditions_view_keeps_aws_names_and_only_what_authorization_reads() {
         let req = pb::EncryptRequest {
             key_id: Some("alias/a".into()),
             plaintext: Some(b"secret".to_vec()),
@@ -433,6 +434,21 @@ mod tests {
         };
         let v = serde_json::to_value(Trail::<_, Conditions>::new(&tagged)).unwrap();
         assert_eq!(v["Tags"][0]["TagKey"], "team");
+        assert_eq!(v["Tags"][0]["TagValue"], "kms");
+        let create = pb::CreateKeyRequest {
+            description: Some("not a condition key".into()),
+            policy: Some("{}".into()),
+            key_spec: Some("RSA_2048".into()),
+            multi_region: Some(true),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(Trail::<_, Conditions>::new(&create)).unwrap();
+        assert_eq!(v["KeySpec"], "RSA_2048");
+        assert_eq!(v["MultiRegion"], true);
+        assert!(
+            v.get("Description").is_none() && v.get("Policy").is_none(),
+            "{v}"
+        );
     }
 
     #[test]

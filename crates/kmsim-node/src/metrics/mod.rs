@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -333,12 +333,28 @@ pub struct Sample {
     pub keys: Vec<(&'static str, u64)>,
     /// Keys whose unwrapped material this node's cache holds.
     pub material_cache_entries: u64,
+    /// Authorization decisions so far: answered by the decision cache, evaluated and kept,
+    /// evaluated and not kept (they read the clock); and how many it holds.
+    pub authz_decisions: AuthzDecisions,
     /// This node's outgoing links with an injected fault.
     pub faults_active: u64,
     /// Synchronizer work due for each other Region (every Region it synchronizes with).
     pub sync_pending: Vec<(String, u64)>,
     /// The storage engine's figures.
     pub engine: EngineStats,
+}
+
+/// How a node's authorization decision cache has answered (`kmsim_policy::CacheStats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuthzDecisions {
+    /// Answered from the cache.
+    pub hits: u64,
+    /// Evaluated, then kept.
+    pub misses: u64,
+    /// Evaluated and not kept: the policies read the clock.
+    pub uncacheable: u64,
+    /// Decisions held now.
+    pub entries: u64,
 }
 
 /// Reads a node's [`Sample`] when `/metrics` is scraped.
@@ -401,6 +417,26 @@ impl Collector for SampleCollector {
             "kmsim_material_cache_entries",
             "Keys whose unwrapped material this node's cache holds",
             s.material_cache_entries,
+        )?;
+        let a = s.authz_decisions;
+        let mut decisions = e.encode_descriptor(
+            "kmsim_authz_decisions",
+            "Authorization decisions of this node by how its decision cache answered: hit, miss (evaluated and kept), uncacheable (evaluated; the policies read the clock).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, n) in [
+            ("hit", a.hits),
+            ("miss", a.misses),
+            ("uncacheable", a.uncacheable),
+        ] {
+            ConstCounter::new(n).encode(decisions.encode_family(&[("result", result)])?)?;
+        }
+        encode_gauge(
+            e,
+            "kmsim_authz_decision_cache_entries",
+            "Authorization decisions this node's cache holds",
+            a.entries,
         )?;
         encode_gauge(
             e,

@@ -64,6 +64,15 @@ impl<E: KvEngine> Sampler for NodeSampler<E> {
                 .map(|(st, n)| (st.as_str(), n))
                 .collect(),
             material_cache_entries: self.api.materials.len() as u64,
+            authz_decisions: {
+                let d = self.api.policies.decision_stats();
+                super::AuthzDecisions {
+                    hits: d.hits,
+                    misses: d.misses,
+                    uncacheable: d.uncacheable,
+                    entries: d.entries,
+                }
+            },
             faults_active: self.faults.list().len() as u64,
             sync_pending,
             engine: self.engine.stats(),

@@ -152,6 +152,12 @@ fn scrape_time_figures_come_from_the_sampler_once_it_is_set() {
     m.set_sampler(Arc::new(Fixed(Sample {
         keys: vec![("Enabled", 4), ("Disabled", 0)],
         material_cache_entries: 2,
+        authz_decisions: crate::metrics::AuthzDecisions {
+            hits: 7,
+            misses: 2,
+            uncacheable: 1,
+            entries: 2,
+        },
         faults_active: 1,
         sync_pending: vec![("eu-west-1".into(), 5)],
         engine: EngineStats {
@@ -171,6 +177,18 @@ fn scrape_time_figures_come_from_the_sampler_once_it_is_set() {
     assert_eq!(
         lines(&text, "kmsim_material_cache_entries"),
         [format!("kmsim_material_cache_entries{{{l}}} 2")]
+    );
+    assert_eq!(
+        lines(&text, "kmsim_authz_decisions_total"),
+        [
+            format!(r#"kmsim_authz_decisions_total{{{l},result="hit"}} 7"#),
+            format!(r#"kmsim_authz_decisions_total{{{l},result="miss"}} 2"#),
+            format!(r#"kmsim_authz_decisions_total{{{l},result="uncacheable"}} 1"#),
+        ]
+    );
+    assert_eq!(
+        lines(&text, "kmsim_authz_decision_cache_entries"),
+        [format!("kmsim_authz_decision_cache_entries{{{l}}} 2")]
     );
     assert_eq!(
         lines(&text, "kmsim_faults_active"),

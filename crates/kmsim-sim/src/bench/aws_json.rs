@@ -100,7 +100,11 @@ fn arn_of(created: &Value) -> Option<String> {
 /// every endpoint serves them; encrypts one `payload_bytes` plaintext for Decrypt. An endpoint
 /// that refuses the signing key (e.g. `UnsupportedOperationException`) leaves Sign runs skipped
 /// with its answer as the reason; the other workloads are unaffected.
-pub async fn setup(clients: &[AwsJsonClient], payload_bytes: usize) -> Result<Fixture, BenchError> {
+pub async fn setup(
+    clients: &[AwsJsonClient],
+    payload_bytes: usize,
+    key_policy: Option<&str>,
+) -> Result<Fixture, BenchError> {
     if !(1..=MAX_PAYLOAD_BYTES).contains(&payload_bytes) {
         return Err(BenchError::Invalid(format!(
             "payload of {payload_bytes} bytes is outside 1..={MAX_PAYLOAD_BYTES} (the Encrypt limit)"
@@ -110,14 +114,11 @@ pub async fn setup(clients: &[AwsJsonClient], payload_bytes: usize) -> Result<Fi
         .first()
         .ok_or_else(|| BenchError::Invalid("no endpoints to benchmark".into()))?;
     let deadline = Instant::now() + SETUP_TIMEOUT;
-    let created = setup_call(
-        first,
-        "CreateKey",
-        "CreateKey",
-        &json!({"Description": BENCH_KEY_DESCRIPTION}),
-        deadline,
-    )
-    .await?;
+    let mut create = json!({"Description": BENCH_KEY_DESCRIPTION});
+    if let Some(policy) = key_policy {
+        create["Policy"] = json!(policy);
+    }
+    let created = setup_call(first, "CreateKey", "CreateKey", &create, deadline).await?;
     let key_arn = arn_of(&created).ok_or_else(|| BenchError::Setup {
         step: "CreateKey",
         peer: first.authority().to_string(),

@@ -59,6 +59,7 @@ pub async fn setup(
     dialer: &Dialer,
     endpoints: &[String],
     payload_bytes: usize,
+    key_policy: Option<&str>,
 ) -> Result<Fixture, BenchError> {
     if !(1..=MAX_PAYLOAD_BYTES).contains(&payload_bytes) {
         return Err(BenchError::Invalid(format!(
@@ -82,7 +83,11 @@ pub async fn setup(
         key_usage: usage.map(String::from),
         ..Default::default()
     };
-    let key_arn = create_visible(&mut clients, key(None, None), deadline).await?;
+    let symmetric = CreateKeyRequest {
+        policy: key_policy.map(String::from),
+        ..key(None, None)
+    };
+    let key_arn = create_visible(&mut clients, symmetric, deadline).await?;
     let sign_key = create_visible(
         &mut clients,
         key(Some("ECC_NIST_P384"), Some("SIGN_VERIFY")),

@@ -45,7 +45,7 @@ counted as a reconnection (RECONN), not an error; a call whose answer was lost i
 (TransportError), never resent. Other client-side error codes: Timeout (no answer within the \
 call's deadline), ConnectError (no connection could be opened).
 
-Setup creates one symmetric key, described \"kmsim bench\", one ciphertext, an ECC_NIST_P384 \
+Setup creates one symmetric key, described \"kmsim bench\" (with --key-policy as its policy), one ciphertext, an ECC_NIST_P384 \
 SIGN_VERIFY key for sign and an HMAC_256 key for generate-mac (over aws-json, an endpoint that \
 refuses one of these, e.g. with UnsupportedOperationException, gets the runs that need it \
 reported as skipped, with the answer; the other runs are unaffected). Each run then starts N concurrent tasks, spread round-robin over \
@@ -139,6 +139,11 @@ pub struct BenchArgs {
     /// Print a JSON array of result objects instead of a table.
     #[arg(long)]
     json: bool,
+    /// The key policy (JSON text) of the symmetric key setup creates, the one the encrypt,
+    /// decrypt and generate-data-key workloads use (default: the endpoint's default policy);
+    /// e.g. to measure what authorization costs with a policy of several conditions.
+    #[arg(long, value_name = "JSON")]
+    key_policy: Option<String>,
 }
 
 /// The parsed `--concurrency` list (a newtype so clap takes the whole list as one value).
@@ -163,8 +168,12 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let results = rt.block_on(async {
         let payload = usize::from(a.payload_bytes);
         let fixture = match &target {
-            Target::Grpc(dialer, endpoints) => grpc::setup(dialer, endpoints, payload).await?,
-            Target::AwsJson(clients) => aws_json::setup(clients, payload).await?,
+            Target::Grpc(dialer, endpoints) => {
+                grpc::setup(dialer, endpoints, payload, a.key_policy.as_deref()).await?
+            }
+            Target::AwsJson(clients) => {
+                aws_json::setup(clients, payload, a.key_policy.as_deref()).await?
+            }
         };
         print_banner(&a, &target, &fixture, runs.len());
         let mut results = Vec::with_capacity(runs.len());

@@ -130,11 +130,11 @@ enum ChaosAction {
         /// REGION or REGION/ID.
         side: String,
     },
-    /// Sets a Region's request quota at run time, on every node of the Region (each enforces
-    /// its share, RATE / nodes). Works whether or not the topology turns quotas on (`quotas =
-    /// "aws"`); it takes precedence over the topology's values until cleared. Calls beyond it
-    /// are answered `ThrottlingException` (`Rate exceeded`). Nodes restarted later start
-    /// from the topology's quotas.
+    /// Sets a Region's request quota at run time: a Region setting replicated by Raft, which
+    /// every node of the Region enforces, its share each (RATE / nodes), a node restarted or
+    /// unreachable at the time too (it applies it from the Region's log). Works whether or not the topology turns
+    /// quotas on (`quotas = "aws"`); it takes precedence over the topology's values until
+    /// cleared. Calls beyond it are answered `ThrottlingException` (`Rate exceeded`).
     Throttle {
         /// The Region.
         #[arg(long)]
@@ -385,21 +385,37 @@ pub fn run(a: ChaosArgs) -> anyhow::Result<ExitCode> {
                         kmsim_node::quotas::unknown_quota(op)
                     );
                 }
-                let mut out = String::new();
+                // A Region setting replicated by Raft, so every node applies it, one restarted
+                // later too. Sent to each node all the same: each answers once it has applied
+                // it, so when this returns every node that answered enforces it (a node that
+                // cannot be reached applies it from the Region's log when it is back).
+                let mut answer = None;
+                let mut failures = Vec::new();
                 for n in side(region)? {
-                    let mut c = client(&n).await?;
-                    let r = c
-                        .set_throttle(SetThrottleRequest {
-                            quota: operation.clone().unwrap_or_default(),
-                            rate,
-                        })
-                        .await
-                        .with_context(|| format!("setting the quota on {n}"))?
-                        .into_inner();
-                    out = format!("{region}: {} node(s) share the Region's rates\n", r.share);
-                    for q in r.quotas {
-                        out.push_str(&format!("  {} {}/s\n", q.quota, q.rate));
+                    let sent = async {
+                        client(&n)
+                            .await?
+                            .set_throttle(SetThrottleRequest {
+                                quota: operation.clone().unwrap_or_default(),
+                                rate,
+                            })
+                            .await
+                            .with_context(|| format!("setting the quota on {n}"))
+                    };
+                    match sent.await {
+                        Ok(r) => answer = Some(r.into_inner()),
+                        Err(e) => failures.push(format!("{e:#}")),
                     }
+                }
+                let Some(r) = answer else {
+                    anyhow::bail!("no node of {region} took the quota: {}", failures.join("; "));
+                };
+                let mut out = format!("{region}: {} node(s) share the Region's rates\n", r.share);
+                for f in &failures {
+                    out.push_str(&format!("  (not confirmed: {f}; it applies the rate when back)\n"));
+                }
+                for q in r.quotas {
+                    out.push_str(&format!("  {} {}/s\n", q.quota, q.rate));
                 }
                 let what = operation.as_deref().unwrap_or("every operation");
                 match rate {
