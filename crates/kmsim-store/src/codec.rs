@@ -395,7 +395,7 @@ mod tests {
 
     fn all_records<F: FnMut() -> Piece>(
         mut read: BlobDecoder<F>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<Record>, StoreError> {
         let mut out = Vec::new();
         while let Some(record) = read.next_record()? {
             out.push(record);
