@@ -5,7 +5,9 @@
 //! Failover: a forwarded write follows this node's Raft view of the leader. When that view
 //! changes while the write is on its way (the leader died or froze and the Region elected
 //! another), the forward is abandoned and sent again to the new leader at once, under the same
-//! request ID, which the Region applies once however often it is sent. A leader whose
+//! request ID, which the Region applies once however often it is sent. A try on this node while
+//! it leads carries that request ID too, so a write tried here, then forwarded (or forwarded,
+//! then tried here once this node leads) is applied once. A leader whose
 //! connection is refused is asked again as soon as the view changes (or after a short,
 //! capped backoff), never after a fixed timeout.
 
@@ -134,6 +136,7 @@ impl Proposer {
         let forward = ForwardedCommand::new(cmd.clone())
             .ok()
             .map(|f| (f, RequestId(self.entropy.bytes())));
+        let payload = local_payload(payload, forward.as_ref());
         let (log_index, bytes) = self
             .write(payload, forward, cmd.key_id(), 0)
             .await
@@ -454,6 +457,23 @@ impl Proposer {
     }
 }
 
+/// The log entry this node proposes for a write while it leads: the command under its request
+/// ID when it can be forwarded too (`forward`), else the command as encoded (`plain`).
+///
+/// A write is tried here and at the leader, as leadership moves, until one try is known to be
+/// done. Every try must carry the same request ID, so the Region applies the write once: a try
+/// here that ended without a result (this node stopped leading while committing it) may still be
+/// committed by the next leader, and a forward whose answer was lost may have been committed
+/// when this node, leading now, tries it here. A plain entry was applied a second time in both
+/// cases: a ReplicateKey answered `AlreadyExistsException` by its own first try, a CreateKey
+/// making two keys.
+fn local_payload(plain: Vec<u8>, forward: Option<&(ForwardedCommand, RequestId)>) -> Vec<u8> {
+    match forward {
+        Some((cmd, id)) => encode_command(&cmd.clone().into_log_command(*id)),
+        None => plain,
+    }
+}
+
 /// What one try on this node came to.
 enum Attempt<T> {
     /// Done here.
@@ -483,5 +503,50 @@ async fn leader_changed(
 ) {
     if view.wait_for(|m| m.current_leader != seen).await.is_err() {
         std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kmsim_core::ids::{AccountId, Partition, Region, Scope};
+    use kmsim_core::state::{decode_command, KmsState};
+
+    fn state() -> KmsState {
+        KmsState::new(Scope {
+            partition: Partition::parse("aws").expect("partition"),
+            region: Region::parse("us-east-1").expect("region"),
+            account: AccountId::parse("111122223333").expect("account"),
+        })
+    }
+
+    /// A write this node tried while it led, then forwarded to the next leader (its first try
+    /// may have been committed after all): the Region applies it once and answers the first
+    /// result, as it does for a forward sent twice.
+    #[test]
+    fn a_write_tried_here_then_forwarded_is_applied_once() {
+        let cmd = Command::SetThrottle {
+            quota: Some("Encrypt".into()),
+            rate: Some(5.0),
+        };
+        let forward = ForwardedCommand::new(cmd.clone()).expect("forwardable");
+        let id = RequestId([7; 16]);
+        let tried = (forward.clone(), id);
+        let here = decode_command(&local_payload(encode_command(&cmd), Some(&tried)))
+            .expect("the entry decodes");
+        // What the leader commits for the forward (`propose_forwarded`).
+        let there = forward.into_log_command(id);
+        assert_eq!(here, there, "one request ID on every try");
+
+        let mut s = state();
+        let (first, changed) = s.apply(&here);
+        assert!(first.is_ok() && !changed.is_empty());
+        let (again, changed) = s.apply(&there);
+        assert_eq!(again, first);
+        assert!(changed.is_empty(), "the forwarded try applied again");
+
+        // A plain entry (a write no peer could take, e.g. a leader-only command) is its own.
+        let plain = encode_command(&cmd);
+        assert_eq!(local_payload(plain.clone(), None), plain);
     }
 }
