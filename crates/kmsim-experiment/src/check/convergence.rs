@@ -18,12 +18,54 @@ fn shared(v: &KeyView) -> (Option<&str>, BTreeSet<&str>) {
     (v.primary_region.as_deref(), members)
 }
 
-/// Checks, for each multi-Region key, that every Region holding it shows the same primary
-/// Region, the same replica Regions and (where read) the same number of rotations; that none
-/// is left `Updating` or `Creating` (a hand-over or replication that never ended); that the
-/// Regions holding it are exactly the primary and its replicas; and that every observation of
-/// it was read within `checks.convergence` of the Heal phase's start (the runner records the
-/// first read of the state all Regions converged to).
+/// Why the Regions holding a multi-Region key do not agree on it, or `None` when they do: the
+/// same primary Region, the same replica Regions and (where read) the same number of
+/// rotations; none left `Updating` or `Creating` (a hand-over or replication that never
+/// ended: the key would refuse management calls for good); and the Regions holding it exactly
+/// the primary and its replicas. `held` is every Region holding it with what that Region shows
+/// (Regions without the key left out). The runner reads a key again until this is `None`, so
+/// it waits for exactly what this checker requires.
+pub fn disagreement(key_id: &str, held: &[(&str, &KeyView)]) -> Option<String> {
+    let (first_region, first_view) = held.first()?;
+    let first = shared(first_view);
+    if let Some((r, _)) = held.iter().find(|(_, v)| shared(v) != first) {
+        return Some(format!(
+            "{key_id}: {first_region} and {r} disagree on primary or replicas"
+        ));
+    }
+    let rotations: BTreeSet<u32> = held.iter().filter_map(|(_, v)| v.rotations).collect();
+    if rotations.len() > 1 {
+        let r: Vec<String> = rotations.iter().map(u32::to_string).collect();
+        return Some(format!(
+            "{key_id}: Regions show {} rotations",
+            r.join(" or ")
+        ));
+    }
+    if let Some((r, v)) = held
+        .iter()
+        .find(|(_, v)| v.state == "Updating" || v.state == "Creating")
+    {
+        return Some(format!("{key_id}: {r} still {}", v.state));
+    }
+    let holders: BTreeSet<&str> = held.iter().map(|(r, _)| *r).collect();
+    if holders != first.1 {
+        let h: Vec<&str> = holders.iter().copied().collect();
+        let m: Vec<&str> = first.1.iter().copied().collect();
+        return Some(format!(
+            "{key_id}: held in {} but the set is {}",
+            h.join(", "),
+            m.join(", ")
+        ));
+    }
+    None
+}
+
+/// Checks, for each multi-Region key, that the Regions holding it agree ([`disagreement`]) and
+/// that every observation of it was read within `checks.convergence` of the Heal phase's start.
+/// An observation's `at` is when the runner finished reading it: the runner reads every key's
+/// shared properties in all its Regions at once, before anything else, and again every 200 ms
+/// until they agree, so `at` is an upper bound of when the Regions agreed, late by at most one
+/// round of reads.
 ///
 /// Single-Region keys share nothing and are not counted. Without a Heal phase record the bound
 /// is not checked and a history that otherwise agrees is `Unknown`.
@@ -36,42 +78,7 @@ pub fn convergence(input: &Input) -> Verdict {
     let mut problems: Vec<(String, String)> = Vec::new();
     for (key_id, held) in f.held_sets() {
         keys += 1;
-        let mut problem = None;
-        let first = shared(held[0].1);
-        if let Some((r, _)) = held.iter().find(|(_, v)| shared(v) != first) {
-            problem = Some(format!(
-                "{key_id}: {} and {r} disagree on primary or replicas",
-                held[0].0
-            ));
-        }
-        let rotations: BTreeSet<u32> = held.iter().filter_map(|(_, v)| v.rotations).collect();
-        if problem.is_none() && rotations.len() > 1 {
-            let r: Vec<String> = rotations.iter().map(u32::to_string).collect();
-            problem = Some(format!(
-                "{key_id}: Regions show {} rotations",
-                r.join(" or ")
-            ));
-        }
-        if problem.is_none() {
-            // A hand-over or a replication that never finished leaves a key in a transient
-            // state that refuses management calls.
-            if let Some((r, v)) = held
-                .iter()
-                .find(|(_, v)| v.state == "Updating" || v.state == "Creating")
-            {
-                problem = Some(format!("{key_id}: {r} still {}", v.state));
-            }
-        }
-        let holders: BTreeSet<&str> = held.iter().map(|(r, _)| *r).collect();
-        if problem.is_none() && holders != first.1 {
-            let h: Vec<&str> = holders.iter().copied().collect();
-            let m: Vec<&str> = first.1.iter().copied().collect();
-            problem = Some(format!(
-                "{key_id}: held in {} but the set is {}",
-                h.join(", "),
-                m.join(", ")
-            ));
-        }
+        let mut problem = disagreement(key_id, &held);
         if let Some(heal) = heal {
             let late = f
                 .observations(key_id)
@@ -198,6 +205,70 @@ mod tests {
             "{}",
             v.summary
         );
+    }
+
+    fn view(state: &str, primary: &str, replicas: &[&str], rotations: Option<u32>) -> KeyView {
+        KeyView {
+            state: state.into(),
+            multi_region_type: None,
+            primary_region: Some(primary.into()),
+            replica_regions: replicas.iter().map(|r| r.to_string()).collect(),
+            aliases: Vec::new(),
+            rotations,
+        }
+    }
+
+    /// The rule the runner reads again until it holds: a replica still being created, a
+    /// Region that does not hold the key yet, or a rotation not yet everywhere is no agreement.
+    #[test]
+    fn the_runner_waits_for_what_the_checker_requires() {
+        let us = view("Enabled", forge::US, &[EU], Some(1));
+        let eu = view("Enabled", forge::US, &[EU], Some(1));
+        assert_eq!(disagreement(MRK, &[]), None);
+        assert_eq!(disagreement(MRK, &[(forge::US, &us), (EU, &eu)]), None);
+
+        let creating = view("Creating", forge::US, &[EU], Some(1));
+        assert_eq!(
+            disagreement(MRK, &[(forge::US, &us), (EU, &creating)]).as_deref(),
+            Some("mrk-a: eu-west-1 still Creating")
+        );
+        // The primary lists a replica its Region does not show yet.
+        assert_eq!(
+            disagreement(MRK, &[(forge::US, &us)]).as_deref(),
+            Some("mrk-a: held in us-east-1 but the set is eu-west-1, us-east-1")
+        );
+        let behind = view("Enabled", forge::US, &[EU], Some(0));
+        assert_eq!(
+            disagreement(MRK, &[(forge::US, &us), (EU, &behind)]).as_deref(),
+            Some("mrk-a: Regions show 0 or 1 rotations")
+        );
+        let moved = view("Enabled", EU, &[forge::US], Some(1));
+        assert!(disagreement(MRK, &[(forge::US, &us), (EU, &moved)])
+            .is_some_and(|d| d.contains("disagree on primary")));
+    }
+
+    /// Agreement read late in one Region only is late: the key's date is its latest read.
+    #[test]
+    fn one_region_read_after_the_bound_makes_the_key_late() {
+        let mut records = forge::good();
+        for r in &mut records {
+            if let Record::Observation(Observation::Key {
+                region, key_id, at, ..
+            }) = r
+            {
+                if region == AP && key_id == MRK {
+                    *at = HEAL + 15_000_001;
+                }
+            }
+        }
+        let v = forge::run(&records, convergence);
+        assert_eq!(v.status, Status::Fail);
+        assert!(
+            v.summary.contains("mrk-a: agreed 15.0 s after the heal"),
+            "{}",
+            v.summary
+        );
+        assert!(v.ops.contains(&id::CREATE_MRK), "{v:?}");
     }
 
     #[test]

@@ -36,7 +36,7 @@ mod forge;
 mod handover;
 
 pub use availability::availability;
-pub use convergence::convergence;
+pub use convergence::{convergence, disagreement};
 pub use decrypt::decrypt_everywhere;
 pub use linear::{linearizable_keys, linearizable_keys_with_budget, DEFAULT_STEP_BUDGET};
 pub use primary::single_primary;

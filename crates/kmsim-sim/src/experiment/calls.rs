@@ -143,6 +143,9 @@ pub struct KeyBook {
     pub known: BTreeMap<String, KnownKey>,
     /// Aliases made so far (for unique names).
     aliases: u64,
+    /// No call of the workload picks a ciphertext (no Decrypt, no ReEncrypt in its mix): the
+    /// pool is not kept (the observations have every ciphertext from the runner).
+    pub no_pool: bool,
 }
 
 impl KeyBook {
@@ -216,6 +219,9 @@ impl KeyBook {
 
     /// Every acknowledged ciphertext is also kept by the runner; this is the pool to draw from.
     fn add_ciphertext(&mut self, region: &str, c: Ciphertext) {
+        if self.no_pool {
+            return;
+        }
         let q = self.ciphertexts.entry(region.to_string()).or_default();
         if q.len() == CIPHERTEXTS_KEPT {
             q.pop_front();

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use kmsim_experiment::check::{self, Verdict};
 use kmsim_experiment::history::{self, Call, Op, Outcome, Phase, Record};
 use kmsim_experiment::schedule::Schedule;
-use kmsim_experiment::spec::{Arrival, Experiment, LinkSpec};
+use kmsim_experiment::spec::{Arrival, Experiment, LinkSpec, Operation};
 use kmsim_proto::admin::v1::LinkProfile;
 
 use super::calls::{self, KeyBook, Planned};
@@ -253,7 +253,11 @@ async fn phases<R: Runtime + 'static>(
         clients.insert(r.clone(), rt.client(r)?);
     }
     let clients = Arc::new(clients);
-    let book = Arc::new(Mutex::new(KeyBook::default()));
+    let mut book = KeyBook::default();
+    book.no_pool = [Operation::Decrypt, Operation::ReEncrypt]
+        .iter()
+        .all(|o| e.workload.weight(*o) == 0);
+    let book = Arc::new(Mutex::new(book));
 
     rec.phase(Phase::Setup);
     progress("setup: link profiles and keys");
@@ -290,6 +294,8 @@ async fn phases<R: Runtime + 'static>(
     while tasks.join_next().await.is_some() {}
     probes.abort();
 
+    // The instant the convergence bound counts from (the Heal phase's record).
+    let healed = Instant::now();
     rec.phase(Phase::Heal);
     progress("heal: every fault undone");
     for (i, resolved) in active.iter_mut().enumerate() {
@@ -305,7 +311,7 @@ async fn phases<R: Runtime + 'static>(
 
     rec.phase(Phase::Observe);
     progress("observe: every key in every Region, every ciphertext where it should decrypt");
-    observe(e, &clients, &book, rec).await;
+    observe(e, &clients, &book, rec, healed).await;
     let aborted = aborted.lock().expect("invariant: never poisoned").clone();
     Ok(aborted)
 }
