@@ -1,9 +1,16 @@
-//! Where a run's records go on their way to `history.jsonl`: a shared buffer that a writer
-//! thread drains every [`DRAIN_EVERY`]. Recording a call costs a push under a short lock; the
-//! writer is never woken per record (a channel's receiver is, once per call whenever it keeps
-//! up, and on a loaded machine those wake-ups cost the clients a share of the CPU). Records
-//! reach the file in the order they were pushed.
+//! Where a run's records go on their way to `history.jsonl`: a shared buffer of their JSON
+//! lines that a writer thread drains every [`DRAIN_EVERY`]. Recording a call costs its
+//! serialization, in the task that made the call, and a copy under a short lock; the writer is
+//! never woken per record (a channel's receiver is, once per call whenever it keeps up, and on
+//! a loaded machine those wake-ups cost the clients a share of the CPU). Records reach the file
+//! in the order they were pushed.
+//!
+//! A record is serialized where it was made, not by the writer: a record handed to the writer
+//! thread was freed there, a dozen small strings a call allocated by one thread and freed by
+//! another, which kept glibc's allocator on its slow paths (arena locks, consolidation) for
+//! every allocation of the run, the clients' included.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -22,18 +29,32 @@ pub(super) struct Sink {
 
 #[derive(Default)]
 struct State {
-    records: Vec<Record>,
+    /// The records pushed and not yet written, one JSON line each.
+    lines: Vec<u8>,
     /// Nothing more will be pushed (or the writer failed): records pushed now are dropped.
     closed: bool,
+}
+
+thread_local! {
+    /// Each thread's buffer to serialize a record into before it is copied into the sink.
+    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Sink {
     /// Appends a record.
     pub(super) fn push(&self, r: Record) {
-        let mut s = self.state.lock().expect("invariant: never poisoned");
-        if !s.closed {
-            s.records.push(r);
-        }
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            // Into memory: only a record that cannot be JSON fails, and none can.
+            if HistoryWriter::new(&mut *line).write(&r).is_err() {
+                return;
+            }
+            drop(r);
+            let mut s = self.state.lock().expect("invariant: never poisoned");
+            if !s.closed {
+                s.lines.extend_from_slice(line);
+            }
+        });
     }
 
     /// Says nothing more will be pushed: the writer writes what is left and returns.
@@ -44,32 +65,31 @@ impl Sink {
 
     /// Writes the records pushed into `out` until the sink is closed and drained, then flushes
     /// it. On a write error the sink is closed (later pushes are dropped) and the error returned.
-    pub(super) fn write_all<W: Write>(&self, out: W) -> std::io::Result<W> {
-        let mut w = HistoryWriter::new(out);
+    pub(super) fn write_all<W: Write>(&self, mut out: W) -> std::io::Result<W> {
         let mut batch = Vec::new();
         loop {
             let closed = {
                 let mut s = self.state.lock().expect("invariant: never poisoned");
-                if s.records.is_empty() && !s.closed {
+                if s.lines.is_empty() && !s.closed {
                     s = self
                         .closed_signal
                         .wait_timeout(s, DRAIN_EVERY)
                         .expect("invariant: never poisoned")
                         .0;
                 }
-                std::mem::swap(&mut s.records, &mut batch);
+                std::mem::swap(&mut s.lines, &mut batch);
                 s.closed
             };
-            for r in batch.drain(..) {
-                if let Err(e) = w.write(&r) {
-                    let mut s = self.state.lock().expect("invariant: never poisoned");
-                    s.closed = true;
-                    s.records.clear();
-                    return Err(e);
-                }
+            if let Err(e) = out.write_all(&batch) {
+                let mut s = self.state.lock().expect("invariant: never poisoned");
+                s.closed = true;
+                s.lines.clear();
+                return Err(e);
             }
+            batch.clear();
             if closed {
-                return w.finish();
+                out.flush()?;
+                return Ok(out);
             }
         }
     }
@@ -152,6 +172,6 @@ mod tests {
         let err = sink.write_all(Broken).expect_err("the write fails");
         assert_eq!(err.to_string(), "disk full");
         sink.push(phase(2));
-        assert!(sink.state.lock().expect("lock").records.is_empty());
+        assert!(sink.state.lock().expect("lock").lines.is_empty());
     }
 }
