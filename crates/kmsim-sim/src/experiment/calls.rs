@@ -623,8 +623,8 @@ pub async fn send(conn: &mut OwnConnection, p: &Planned) -> Outcome {
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Wire {
-    key_metadata: Option<WireMeta>,
-    replica_key_metadata: Option<WireMeta>,
+    key_metadata: Option<Object<WireMeta>>,
+    replica_key_metadata: Option<Object<WireMeta>>,
     key_id: Option<String>,
     ciphertext_blob: Option<String>,
     plaintext: Option<String>,
@@ -640,15 +640,36 @@ struct WireMeta {
     key_state: Option<String>,
 }
 
+/// A `T` read only from a JSON object, as [`reply_of`] reads it: serde's derived reading of a
+/// struct also takes an array of its fields in order, which no answer is.
+struct Object<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Fields<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Fields(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
 /// The parts of an answer's body the history keeps: [`reply_of`] without building the whole
 /// JSON value, the same for every answer whose fields have the types AWS documents (any other
 /// goes through [`reply_of`]).
 fn reply_of_body(body: &[u8]) -> Reply {
-    let Ok(w) = serde_json::from_slice::<Wire>(body) else {
+    let Ok(Object(w)) = serde_json::from_slice::<Object<Wire>>(body) else {
         return reply_of(&serde_json::from_slice(body).unwrap_or(Value::Null));
     };
     let meta = w.key_metadata.or(w.replica_key_metadata);
-    let (arn, meta_state) = meta.map_or((None, None), |m| (m.arn, m.key_state));
+    let (arn, meta_state) = meta.map_or((None, None), |Object(m)| (m.arn, m.key_state));
     Reply {
         key: arn.or(w.key_id),
         ciphertext: w.ciphertext_blob,
@@ -861,6 +882,9 @@ mod tests {
             json!({ "KeyMetadata": "odd", "KeyId": 5, "CiphertextBlob": ["x"] }),
             json!({ "KeyMetadata": { "Arn": 1, "KeyState": "Enabled" } }),
             json!([1, 2]),
+            // Arrays of a struct's fields in order (serde's derive would take them).
+            json!({ "KeyMetadata": [null, ""] }),
+            json!([null, null, null, "AQID"]),
             json!({}),
         ];
         for v in answers {
@@ -915,10 +939,14 @@ mod tests {
                 0..6,
             ),
             garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            other in any_field(),
         ) {
             let v = Value::Object(fields.into_iter().collect());
             let body = serde_json::to_vec(&v).expect("json");
             proptest::prop_assert_eq!(reply_of_body(&body), reply_of(&v));
+            // Nor does a body of any other shape (an array of the fields in order, above all).
+            let body = serde_json::to_vec(&other).expect("json");
+            proptest::prop_assert_eq!(reply_of_body(&body), reply_of(&other));
             // Bytes that are not JSON at all never panic and read as an empty answer.
             if serde_json::from_slice::<Value>(&garbage).is_err() {
                 proptest::prop_assert_eq!(reply_of_body(&garbage), Reply::default());
