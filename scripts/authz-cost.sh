@@ -24,18 +24,8 @@ rounds="${1:-3}"
 seconds="${2:-20}"
 bin="${KMSIM_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/kmsim}"
 before_bin="${KMSIM_BIN_BEFORE:-}"
-dir="$(mktemp -d /var/tmp/kmsim-authz.XXXXXX)"
-results="$dir/results"
-running=""
-cleanup() {
-  if [ -n "$running" ]; then
-    "$running" down --data-dir "$dir/cluster" >/dev/null 2>&1 || true
-  fi
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
 . scripts/lib/bench.sh
+bench_workdir authz
 
 account=111122223333
 user="arn:aws:iam::$account:user/bench"

@@ -1,10 +1,15 @@
 # Helpers of the measuring scripts (scripts/*-cost.sh), sourced by them:
 #   node_cpu_us DIR                     the CPU time (user + system) of the node processes of
 #                                       the cluster in DIR (scripts/lib/cpu.py), in microseconds
+#   gateway_cpu_us DIR                  the same for the cluster's gateway process
 #   bench_figures REPORT SECONDS WARMUP CPU_BEFORE CPU_AFTER
 #                                       "OPS CPU_PER_CALL" of one `kmsim bench --json` run of one
 #                                       workload: its throughput, and the nodes' CPU time per call
 #                                       over the whole bench (warmup included), in microseconds
+#   bench_workdir NAME                  sets dir (a new /var/tmp/kmsim-NAME.XXXXXX), results
+#                                       ($dir/results) and running (empty), and on exit stops
+#                                       the cluster in $dir/cluster with binary $running (when
+#                                       set) and removes $dir
 
 node_cpu_us() {
   python3 scripts/lib/cpu.py nodes "$1"
@@ -19,4 +24,22 @@ r = (r if isinstance(r, list) else r["results"])[0]
 calls = r["calls_per_s"] * (float(seconds) + float(warmup))
 print(round(r["ops_per_s"]), round((int(after) - int(before)) / calls, 1))
 PY
+}
+
+gateway_cpu_us() {
+  python3 scripts/lib/cpu.py gateway "$1"
+}
+
+bench_workdir() {
+  dir="$(mktemp -d "/var/tmp/kmsim-$1.XXXXXX")"
+  results="$dir/results"
+  running=""
+  trap bench_workdir_cleanup EXIT
+}
+
+bench_workdir_cleanup() {
+  if [ -n "$running" ]; then
+    "$running" down --data-dir "$dir/cluster" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$dir"
 }

@@ -3,6 +3,7 @@ microseconds, for the measuring scripts (steadier than throughput on a shared ma
 
     python3 scripts/lib/cpu.py nodes CLUSTER_DIR      the cluster's nodes (not its gateway)
     python3 scripts/lib/cpu.py cluster CLUSTER_DIR    its nodes and its gateway
+    python3 scripts/lib/cpu.py gateway CLUSTER_DIR    its gateway only
 
     python3 scripts/lib/cpu.py run --cluster DIR --from REGEX [--to REGEX] \
         --stdout FILE --stderr FILE -- COMMAND...
@@ -34,11 +35,13 @@ def pid_cpu_us(pid: int) -> int:
     return (int(fields[11]) + int(fields[12])) * 1_000_000 // TICK
 
 
-def cluster_cpu_us(cluster_dir: str, gateway: bool) -> int:
-    """The CPU time of a cluster's running processes (from its pids/*.pid files)."""
+def cluster_cpu_us(cluster_dir: str, gateway: bool, nodes: bool = True) -> int:
+    """The CPU time of a cluster's running processes (from its pids/*.pid files): its nodes
+    unless `nodes` is false, its gateway when `gateway` is true."""
     total = 0
     for f in glob.glob(os.path.join(cluster_dir, "pids", "*.pid")):
-        if f.endswith("gateway.pid") and not gateway:
+        is_gateway = f.endswith("gateway.pid")
+        if (is_gateway and not gateway) or (not is_gateway and not nodes):
             continue
         try:
             pid = int(open(f).read().split()[0])
@@ -95,8 +98,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    if len(sys.argv) == 3 and sys.argv[1] in ("nodes", "cluster"):
-        print(cluster_cpu_us(sys.argv[2], sys.argv[1] == "cluster"))
+    if len(sys.argv) == 3 and sys.argv[1] in ("nodes", "cluster", "gateway"):
+        mode = sys.argv[1]
+        print(cluster_cpu_us(sys.argv[2], mode != "nodes", mode != "gateway"))
         return 0
     p = argparse.ArgumentParser(usage=__doc__)
     p.add_argument("mode", choices=["run"])

@@ -20,7 +20,8 @@ def main() -> None:
         name = names[i] if i < len(names) else f"column {i + 1}"
         ma = statistics.median(r[i] for r in by[a])
         mb = statistics.median(r[i] for r in by[b])
-        print(f"{name}: median {a} {ma:.1f}, {b} {mb:.1f}: {b}/{a} = {mb / ma:.3f}")
+        ratio = f"{mb / ma:.3f}" if ma else "n/a"
+        print(f"{name}: median {a} {ma:.1f}, {b} {mb:.1f}: {b}/{a} = {ratio}")
 
 
 if __name__ == "__main__":

@@ -475,7 +475,7 @@ async fn a_relayed_request_is_authenticated_by_the_node_itself() {
     let gateway = Dialer::gateway(topology.tls.as_ref()).unwrap();
     let mut relay = RelayServiceClient::new(channel(&gateway, &c.addr(A, 1)));
     let header = |name: &str, value: &str| Header {
-        name: name.into(),
+        name: name.as_bytes().to_vec().into(),
         value: value.as_bytes().to_vec().into(),
     };
     let request = |authorization: Option<&str>| RelayRequest {

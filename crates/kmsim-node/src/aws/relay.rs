@@ -71,7 +71,7 @@ impl RelayService for RelayServiceImpl {
             .to_bytes();
         Ok(Response::new(RelayResponse {
             status: u32::from(parts.status.as_u16()),
-            headers: headers_to_wire(parts.headers.iter()).collect(),
+            headers: headers_to_wire(&parts.headers, None),
             body,
         }))
     }
@@ -91,7 +91,7 @@ mod tests {
             method: "POST".into(),
             path: "/".into(),
             headers: vec![Header {
-                name: "content-length".into(),
+                name: Bytes::from_static(b"content-length"),
                 value: Bytes::from_static(b"999"),
             }],
             body: Bytes::from_static(b"{}"),

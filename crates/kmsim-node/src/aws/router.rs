@@ -29,7 +29,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
@@ -213,9 +213,10 @@ impl Router {
         let first = connection % n;
         let mut order: Vec<&Target> = (0..n).map(|i| &targets[(first + i) % n]).collect();
         order.sort_by_key(|t| t.suspect());
-        let request = self.request(parts, body, remote);
+        let mut request = self.request(parts, body, remote);
         let mut last_failure = String::new();
-        for target in order {
+        let last = order.len() - 1;
+        for (i, target) in order.into_iter().enumerate() {
             let peer = target.peer.as_str();
             if let Err(e) = self.faults.before_send(peer).await {
                 tracing::debug!(peer, error = %e, "relay skipped by the fault layer");
@@ -223,7 +224,14 @@ impl Router {
                 continue;
             }
             let mut client = target.client.clone();
-            let sent = tokio::time::timeout(FORWARD_TIMEOUT, client.forward(request.clone())).await;
+            // A copy only when another node may still be tried (the headers and the body are
+            // shared buffers, so it copies no header or body bytes either way).
+            let this = if i == last {
+                std::mem::take(&mut request)
+            } else {
+                request.clone()
+            };
+            let sent = tokio::time::timeout(FORWARD_TIMEOUT, client.forward(this)).await;
             match sent {
                 Ok(Ok(resp)) => {
                     target.mark(false);
@@ -272,17 +280,8 @@ impl Router {
     /// The relayed request: the original's end-to-end headers, its body, the client's address
     /// and the loop guard.
     fn request(&self, parts: &Parts, body: Bytes, remote: Option<SocketAddr>) -> RelayRequest {
-        let mut headers: Vec<Header> = headers_to_wire(
-            parts
-                .headers
-                .iter()
-                .filter(|(name, _)| name.as_str() != FORWARDED_HEADER),
-        )
-        .collect();
-        headers.push(Header {
-            name: FORWARDED_HEADER.to_string(),
-            value: Bytes::copy_from_slice(self.me.as_bytes()),
-        });
+        let forwarded = HeaderName::from_static(FORWARDED_HEADER);
+        let headers = headers_to_wire(&parts.headers, Some((&forwarded, &self.me)));
         RelayRequest {
             method: parts.method.as_str().to_string(),
             path: parts
@@ -307,7 +306,8 @@ fn relay_client(
     let channel = dialer
         .endpoint(addr)?
         .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(FORWARD_TIMEOUT)
+        // No `.timeout(FORWARD_TIMEOUT)` here: `forward` bounds every call itself, and a second
+        // timer per request (tonic's layer) only costs CPU.
         .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
@@ -318,29 +318,55 @@ fn relay_client(
         .max_decoding_message_size(MAX_RELAY_RESPONSE_BYTES))
 }
 
-/// The end-to-end headers of an HTTP message as relayed (hop-by-hop ones left out).
-pub fn headers_to_wire<'a, I>(headers: I) -> impl Iterator<Item = Header> + 'a
-where
-    I: Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + 'a,
-{
-    headers
-        .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
-        .map(|(name, value)| Header {
-            name: name.as_str().to_string(),
-            value: Bytes::copy_from_slice(value.as_bytes()),
+/// The end-to-end headers of an HTTP message as relayed (hop-by-hop ones left out), with
+/// `set` in place of any header of its name. Every name and value is a slice of one buffer: one
+/// allocation for all of them, and a relayed message is cloned or dropped without touching each
+/// header's memory.
+pub fn headers_to_wire(
+    headers: &HeaderMap,
+    set: Option<(&HeaderName, &HeaderValue)>,
+) -> Vec<Header> {
+    let relayed = || {
+        headers
+            .iter()
+            .filter(|(name, _)| {
+                !HOP_BY_HOP.contains(&name.as_str()) && set.is_none_or(|(n, _)| n != *name)
+            })
+            .chain(set)
+    };
+    let (count, size) = relayed().fold((0, 0), |(n, size), (name, value)| {
+        (n + 1, size + name.as_str().len() + value.len())
+    });
+    let mut buf = BytesMut::with_capacity(size);
+    let mut spans = Vec::with_capacity(count);
+    for (name, value) in relayed() {
+        let start = buf.len();
+        buf.extend_from_slice(name.as_str().as_bytes());
+        let middle = buf.len();
+        buf.extend_from_slice(value.as_bytes());
+        spans.push((start, middle, buf.len()));
+    }
+    let buf = buf.freeze();
+    spans
+        .into_iter()
+        .map(|(start, middle, end)| Header {
+            name: buf.slice(start..middle),
+            value: buf.slice(middle..end),
         })
+        .collect()
 }
 
-/// Appends relayed headers (hop-by-hop ones left out) to `into`; on an invalid name or value,
-/// says which.
+/// Appends relayed headers (hop-by-hop ones left out) to `into`, the values without a copy (they
+/// keep the received message's buffer); on an invalid name or value, says which.
 pub fn headers_from_wire(headers: Vec<Header>, into: &mut HeaderMap) -> Result<(), String> {
+    into.reserve(headers.len());
     for h in headers {
-        if HOP_BY_HOP.contains(&h.name.as_str()) {
+        let name =
+            HeaderName::from_bytes(&h.name).map_err(|_| "bad relayed header name".to_string())?;
+        if HOP_BY_HOP.contains(&name.as_str()) {
             continue;
         }
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| "bad relayed header name".to_string())?;
-        let value = HeaderValue::from_bytes(&h.value)
+        let value = HeaderValue::from_maybe_shared(h.value)
             .map_err(|_| format!("bad value of relayed header {name}"))?;
         into.append(name, value);
     }
@@ -441,7 +467,7 @@ mod tests {
         let bad_header = RelayResponse {
             status: 200,
             headers: vec![Header {
-                name: "bad name".into(),
+                name: Bytes::from_static(b"bad name"),
                 value: Bytes::from_static(b"v"),
             }],
             body: Bytes::new(),
