@@ -50,5 +50,6 @@ mod t72_multi_region_lifecycle;
 mod t73_sync_security;
 mod t74_read_after_write;
 mod t75_audit;
+mod t76_runtime_iam;
 mod t80_transport_security;
 mod t81_hostile_raft;

@@ -64,7 +64,11 @@ fn with_principals(
         .map(|u| (u.arn.rsplit('/').next().unwrap().to_string(), u.arn.clone()))
         .collect();
     keys.extend(sessions.iter().map(|(n, a)| (n.to_string(), a.clone())));
-    t.iam = Some(IamConfig { users, roles });
+    t.iam = Some(IamConfig {
+        users,
+        roles,
+        home_region: None,
+    });
     for (name, principal_arn) in &keys {
         t.credentials.push(CredentialEntry {
             access_key_id: access_key(name),

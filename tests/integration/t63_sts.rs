@@ -75,6 +75,7 @@ fn principals(t: &mut kmsim_node::config::Topology) {
                 ..Default::default()
             },
         ],
+        home_region: None,
     });
     for name in ["alice", "bob"] {
         t.credentials.push(CredentialEntry {

@@ -73,7 +73,21 @@ pub enum SyncMessage {
         /// What happened.
         kind: NoticeKind,
     },
+    /// The cluster's IAM at `version`, sent by the IAM home Region's synchronizer to every
+    /// other Region (again at the anti-entropy pace). The receiver takes it only from the home
+    /// Region and only when newer than what it holds, and answers [`SyncReply::Applied`] with
+    /// epoch 0 and the version it holds. Travels in an envelope naming [`IAM_ENVELOPE_ID`].
+    /// Added last so that older messages decode as before.
+    Iam {
+        /// The version.
+        version: u64,
+        /// The whole document (access keys' secrets sealed under the cluster's STS key).
+        document: Box<crate::iam::IamDocument>,
+    },
 }
+
+/// What the envelope of a [`SyncMessage::Iam`] names in place of a key ID.
+pub const IAM_ENVELOPE_ID: &str = "iam";
 
 /// The commit of a change on the primary's Region, as a [`SyncMessage::Key`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -64,6 +64,50 @@ pub fn role_name(s: ServerState) -> &'static str {
 
 #[tonic::async_trait]
 impl AdminService for AdminServiceImpl {
+    async fn change_iam(
+        &self,
+        req: Request<pb::ChangeIamRequest>,
+    ) -> Result<Response<pb::ChangeIamResponse>, Status> {
+        let change =
+            crate::iam_admin::change_from_request(req.into_inner()).map_err(|e| e.status())?;
+        let changed = crate::iam_admin::change(&self.api, &change)
+            .await
+            .map_err(|e| e.status())?;
+        let (access_key_id, secret_access_key) = changed
+            .access_key
+            .map(|(id, secret)| (id, secret.expose().to_string()))
+            .unwrap_or_default();
+        Ok(Response::new(pb::ChangeIamResponse {
+            version: changed.version,
+            access_key_id,
+            secret_access_key,
+        }))
+    }
+
+    async fn get_iam(
+        &self,
+        _req: Request<pb::GetIamRequest>,
+    ) -> Result<Response<pb::GetIamResponse>, Status> {
+        self.api
+            .reads
+            .barrier()
+            .await
+            .map_err(|e| status_from_error(&e))?;
+        let (version, document) = self
+            .api
+            .read(|s| match s.iam() {
+                Some(h) => (h.version, h.document.clone()),
+                None => (0, self.api.iam.topology_document().clone()),
+            })
+            .map_err(|e| status_from_error(&e))?;
+        Ok(Response::new(pb::GetIamResponse {
+            region: self.api.scope.region.to_string(),
+            version,
+            home_region: self.api.iam.home_region().to_string(),
+            document_json: crate::iam_admin::document_json(&document).to_string(),
+        }))
+    }
+
     async fn set_throttle(
         &self,
         req: Request<pb::SetThrottleRequest>,

@@ -1,7 +1,8 @@
 //! The bridge between the generic replicated state machine host (`kmsim-store`) and the
 //! Region's KMS state (`kmsim-core`): decodes commands, applies them, reports the records to
-//! persist, keeps the simulated clock in step with the applied state, and evicts from this
-//! node's material cache every key an applied command takes material away from.
+//! persist, keeps the simulated clock, the run-time quotas and IAM in step with the applied
+//! state, and evicts from this node's material cache every key an applied command takes
+//! material away from.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use kmsim_store::{AppRecords, AppWrite, Application, Applied};
 use crate::config::Topology;
 
 use crate::clock::SimClock;
+use crate::iam::Iam;
 use crate::material::MaterialCache;
 use crate::quotas::Quotas;
 
@@ -33,18 +35,23 @@ pub struct KmsApp {
     materials: Arc<MaterialCache>,
     /// This node's request quotas: the Region's run-time rates go there when applied.
     quotas: Arc<Quotas>,
+    /// The IAM this node's requests are authorized and authenticated with: the version the
+    /// state holds goes there when applied.
+    iam: Arc<Iam>,
 }
 
 impl KmsApp {
     /// A Region state for `scope` (empty until the store opens it over its records),
     /// driving `clock`, sized by `topology` (audit retention, key cache), which evicts
-    /// deleted material from `materials` and puts the Region's run-time rates in `quotas`.
+    /// deleted material from `materials`, puts the Region's run-time rates in `quotas` and
+    /// its IAM version in `iam`.
     pub fn new(
         scope: Scope,
         clock: SimClock,
         topology: &Topology,
         materials: Arc<MaterialCache>,
         quotas: Arc<Quotas>,
+        iam: Arc<Iam>,
     ) -> KmsApp {
         KmsApp {
             state: KmsState::new(scope)
@@ -56,6 +63,7 @@ impl KmsApp {
             last_command_index: 0,
             materials,
             quotas,
+            iam,
         }
     }
 
@@ -82,6 +90,7 @@ impl Application for KmsApp {
         let upgrade = self.state.open(Arc::new(StoreRecords(records)))?;
         self.clock.set_offset_ms(self.state.clock_offset_ms());
         self.quotas.apply_throttles(self.state.throttles());
+        self.iam.install(self.state.iam());
         Ok(upgrade.into_iter().map(app_write).collect())
     }
 
@@ -116,6 +125,7 @@ impl Application for KmsApp {
         }
         self.clock.set_offset_ms(self.state.clock_offset_ms());
         self.quotas.apply_throttles(self.state.throttles());
+        self.iam.install(self.state.iam());
         self.wake.notify_one();
         Ok(Applied {
             response: encode_result(&result),

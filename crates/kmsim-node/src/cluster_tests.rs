@@ -149,6 +149,7 @@ impl Region {
                     ..Default::default()
                 }],
                 roles: vec![],
+                home_region: None,
             });
         })
     }
@@ -849,6 +850,7 @@ async fn the_simulator_names_the_statement_that_decided() {
                 ..Default::default()
             }],
             roles: vec![],
+            home_region: None,
         });
     });
     r.leader(&[1]).await;

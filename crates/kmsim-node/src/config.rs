@@ -874,6 +874,13 @@ impl Topology {
             });
             iam.check(credentials.chain(clients))
                 .map_err(ConfigError::Invalid)?;
+            if let Some(home) = &iam.home_region {
+                if self.region(home).is_none() {
+                    return bad(format!(
+                        "iam: home_region {home} is not a Region of the topology"
+                    ));
+                }
+            }
         }
         Ok(())
     }

@@ -1,24 +1,42 @@
-//! IAM as the topology declares it: the `[iam]` table (users and roles, their inline identity
-//! policies and principal tags), checked when the topology is loaded, and [`Iam`], the view the
-//! KMS operations ask "who is this caller and which identity policies apply to it".
+//! IAM: the `[iam]` table of the topology (users and roles, their inline identity policies
+//! and principal tags), checked when the topology is loaded, the run-time versions of it that
+//! `kmsim iam …` writes (`crate::iam_admin`), and [`Iam`], the view the KMS operations ask "who
+//! is this caller and which identity policies apply to it" and SigV4 asks "whose is this
+//! run-time access key".
 //!
-//! IAM is global in AWS. kmsim reads it from the topology, which every node of every Region
-//! loads from the same file, so every Region sees the same principals and policies (changing
-//! them means editing the file and restarting the nodes; there is no run-time `kmsim iam` yet).
+//! IAM is global in AWS, and kmsim keeps every Region's copy the same this way
+//! (docs/ARCHITECTURE.md "IAM"): version 0 is the topology's `[iam]`, which every node of every
+//! Region loads from the same file. `kmsim iam …` changes it at run time, only in the IAM home
+//! Region (`[iam] home_region`, default the topology's first Region, as AWS's control plane is
+//! in us-east-1): each change is a new version of the whole document
+//! (`kmsim_core::iam::IamDocument`), built on the version held (compare-and-set through the
+//! home Region's Raft). The home Region's synchronizer sends the newest version to every other
+//! Region, retried with backoff and resent at the anti-entropy pace; a Region takes it only from
+//! the home Region and only when newer, through its own Raft, so every node of every Region
+//! goes through the same versions in order and restarts with the last it applied. A Region cut
+//! off keeps serving with its last version and converges after the heal (eventual consistency,
+//! as in AWS).
 //!
-//! Without an `[iam]` table IAM is not modelled: every principal other than an account root
-//! acts with one implicit identity policy allowing `kms:*` on `*` (what kmsim did before
-//! authorization existed), so key policies, their `Deny` statements and the lockout check still
-//! apply. With an `[iam]` table, every user and role has exactly the policies listed, and every
-//! principal that credentials or TLS clients name must be an account root or be declared.
+//! Without an `[iam]` table and before any run-time change, IAM is not modelled: every
+//! principal other than an account root acts with one implicit identity policy allowing `kms:*`
+//! on `*` (what kmsim did before authorization existed), so key policies, their `Deny`
+//! statements and the lockout check still apply. With an `[iam]` table, or once a run-time
+//! version exists, every user and role has exactly the policies listed, and every principal
+//! that credentials or TLS clients name must be an account root or be declared.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use kmsim_core::iam::{IamDocument, IamEntity, VersionedIam};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use kmsim_policy::{Caller, IdentityPolicy, Policy, PrincipalKind};
+
+use crate::aws::session_token::SessionKey;
+use crate::config::Secret;
 
 /// The `[iam]` table of the topology.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -32,6 +50,11 @@ pub struct IamConfig {
     /// tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<IamPrincipalConfig>,
+    /// The IAM home Region: the only Region that accepts `kmsim iam …` changes, and whose
+    /// synchronizer sends each new version to every other Region (default: the topology's
+    /// first Region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_region: Option<String>,
 }
 
 /// One IAM user or role.
@@ -220,7 +243,7 @@ pub struct Role {
 }
 
 impl Declared {
-    fn new(p: &IamPrincipalConfig) -> Declared {
+    fn new(p: &IamEntity) -> Declared {
         Declared {
             arn: p.arn.clone(),
             trust: p
@@ -229,14 +252,15 @@ impl Declared {
                 .and_then(|t| parse_trust_policy(t).ok())
                 .map(Arc::new),
             max_session_secs: p.max_session_duration.unwrap_or(DEFAULT_MAX_SESSION_SECS),
-            // Checked at load; a document that does not parse is left out rather than fail.
+            // Checked at load (or by the proposer of a run-time version); a document that does
+            // not parse is left out rather than fail.
             policies: p
                 .policies
                 .iter()
-                .filter_map(|ip| {
+                .filter_map(|(name, document)| {
                     Some(IdentityPolicy {
-                        name: ip.name.clone(),
-                        policy: Policy::parse(&ip.document).ok()?,
+                        name: name.clone(),
+                        policy: Policy::parse(document).ok()?,
                     })
                 })
                 .collect(),
@@ -255,53 +279,65 @@ pub struct Principal {
     pub policies: Arc<[IdentityPolicy]>,
 }
 
-/// The principals of the topology (see the module docs).
-#[derive(Debug)]
-pub struct Iam {
-    /// Whether the topology has an `[iam]` table.
+/// A run-time access key, its secret opened: whose it is.
+#[derive(Debug, Clone)]
+pub struct RuntimeKey {
+    /// The user's ARN.
+    pub principal_arn: String,
+    /// The secret access key (`Debug` redacted).
+    pub secret: Secret,
+}
+
+/// One version of IAM, indexed.
+#[derive(Debug, Default)]
+struct View {
+    /// Whether IAM is modelled (an `[iam]` table, or a run-time version).
     modelled: bool,
     /// Users by ARN.
     users: HashMap<String, Declared>,
     /// Roles by (account, name).
     roles: HashMap<(String, String), Declared>,
-    /// The policy of every principal when IAM is not modelled.
-    unmodelled: Arc<[IdentityPolicy]>,
+    /// Run-time access keys by ID, secrets opened.
+    access_keys: HashMap<String, RuntimeKey>,
 }
 
-/// The name of the implicit identity policy of a topology without `[iam]`.
-pub const UNMODELLED_POLICY: &str = "kmsim-iam-not-modelled";
-
-impl Iam {
-    /// The IAM of a topology (`None`: no `[iam]` table).
-    pub fn new(config: Option<&IamConfig>) -> Iam {
-        let allow_all = Policy::parse(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#,
-        )
-        .expect("invariant: the implicit policy parses");
-        let mut iam = Iam {
-            modelled: config.is_some(),
-            users: HashMap::new(),
-            roles: HashMap::new(),
-            unmodelled: Arc::from(vec![IdentityPolicy {
-                name: UNMODELLED_POLICY.into(),
-                policy: allow_all,
-            }]),
+impl View {
+    fn new(modelled: bool, doc: &IamDocument, keys: Option<&SessionKey>) -> View {
+        let mut view = View {
+            modelled,
+            ..Default::default()
         };
-        for u in config.map(|c| c.users.as_slice()).unwrap_or_default() {
-            iam.users.insert(u.arn.clone(), Declared::new(u));
+        for u in &doc.users {
+            view.users.insert(u.arn.clone(), Declared::new(u));
+            for k in &u.access_keys {
+                // Sealed under the cluster's STS key by the proposer; a key this process
+                // cannot open (no `[sts]`, another key) is left out and refused as unknown.
+                let secret =
+                    keys.and_then(|s| s.open_access_key(&k.access_key_id, &k.sealed_secret));
+                match secret {
+                    Some(secret) => {
+                        view.access_keys.insert(
+                            k.access_key_id.clone(),
+                            RuntimeKey {
+                                principal_arn: u.arn.clone(),
+                                secret,
+                            },
+                        );
+                    }
+                    None => tracing::warn!(
+                        access_key_id = %k.access_key_id,
+                        "a run-time access key does not open under this process's STS key: refused"
+                    ),
+                }
+            }
         }
-        for r in config.map(|c| c.roles.as_slice()).unwrap_or_default() {
+        for r in &doc.roles {
             if let Ok(caller) = Caller::from_arn(&r.arn) {
-                iam.roles
+                view.roles
                     .insert(role_key(&caller, &r.arn), Declared::new(r));
             }
         }
-        iam
-    }
-
-    /// Whether IAM is modelled (the topology has an `[iam]` table).
-    pub fn is_modelled(&self) -> bool {
-        self.modelled
+        view
     }
 
     fn declared(&self, caller: &Caller) -> Option<&Declared> {
@@ -313,13 +349,146 @@ impl Iam {
             PrincipalKind::AccountRoot | PrincipalKind::Service => None,
         }
     }
+}
+
+/// The principals of the cluster at the version this node applied (see the module docs).
+#[derive(Debug)]
+pub struct Iam {
+    /// The version in force; swapped whole when a new one is installed.
+    view: RwLock<Arc<View>>,
+    /// Its version, moved after the view (see [`Iam::version`]).
+    version: AtomicU64,
+    /// Whether the topology has an `[iam]` table.
+    topology_modelled: bool,
+    /// Version 0: the topology's `[iam]` as a document.
+    topology: IamDocument,
+    /// The IAM home Region (`[iam] home_region`, else the topology's first Region).
+    home_region: String,
+    /// The key run-time access keys' secrets are sealed under (the topology's `[sts]` key).
+    keys: Option<SessionKey>,
+    /// The policy of every principal when IAM is not modelled.
+    unmodelled: Arc<[IdentityPolicy]>,
+}
+
+/// The name of the implicit identity policy of a topology without `[iam]`.
+pub const UNMODELLED_POLICY: &str = "kmsim-iam-not-modelled";
+
+impl IamConfig {
+    /// The table as version 0 of the IAM document.
+    pub fn to_document(&self) -> IamDocument {
+        let entity = |p: &IamPrincipalConfig| IamEntity {
+            arn: p.arn.clone(),
+            policies: p
+                .policies
+                .iter()
+                .map(|ip| (ip.name.clone(), ip.document.clone()))
+                .collect(),
+            tags: p.tags.clone(),
+            trust_policy: p.trust_policy.clone(),
+            max_session_duration: p.max_session_duration,
+            access_keys: Vec::new(),
+        };
+        IamDocument {
+            users: self.users.iter().map(entity).collect(),
+            roles: self.roles.iter().map(entity).collect(),
+        }
+    }
+}
+
+impl Iam {
+    /// The IAM of a topology's `[iam]` table alone (`None`: no table), version 0, with no
+    /// home Region and no key to open run-time access keys (checks and tests).
+    pub fn new(config: Option<&IamConfig>) -> Iam {
+        Iam::with_home(config, String::new(), None)
+    }
+
+    /// The IAM of a node: version 0 is `config` (the topology's `[iam]`), `first_region` the
+    /// topology's first Region (the home Region unless `[iam] home_region` names another),
+    /// `keys` the topology's STS key, which opens run-time access keys.
+    pub fn with_home(
+        config: Option<&IamConfig>,
+        first_region: String,
+        keys: Option<SessionKey>,
+    ) -> Iam {
+        let allow_all = Policy::parse(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#,
+        )
+        .expect("invariant: the implicit policy parses");
+        let topology = config.map(IamConfig::to_document).unwrap_or_default();
+        let modelled = config.is_some();
+        Iam {
+            view: RwLock::new(Arc::new(View::new(modelled, &topology, keys.as_ref()))),
+            version: AtomicU64::new(0),
+            topology_modelled: modelled,
+            topology,
+            home_region: config
+                .and_then(|c| c.home_region.clone())
+                .unwrap_or(first_region),
+            keys,
+            unmodelled: Arc::from(vec![IdentityPolicy {
+                name: UNMODELLED_POLICY.into(),
+                policy: allow_all,
+            }]),
+        }
+    }
+
+    /// The IAM home Region: the only one that accepts changes.
+    pub fn home_region(&self) -> &str {
+        &self.home_region
+    }
+
+    /// The key run-time access keys' secrets are sealed under, if the topology has `[sts]`.
+    pub fn sealing_key(&self) -> Option<&SessionKey> {
+        self.keys.as_ref()
+    }
+
+    /// The document at version 0 (the topology's `[iam]`).
+    pub fn topology_document(&self) -> &IamDocument {
+        &self.topology
+    }
+
+    /// Makes `held` (what the Region's state holds after an applied command or an opened
+    /// snapshot; `None`: version 0) the IAM in force, when it is not already.
+    pub fn install(&self, held: Option<&VersionedIam>) {
+        let version = held.map_or(0, |h| h.version);
+        if version == self.version.load(Ordering::Acquire) {
+            return;
+        }
+        let view = match held {
+            Some(h) => View::new(true, &h.document, self.keys.as_ref()),
+            None => View::new(self.topology_modelled, &self.topology, self.keys.as_ref()),
+        };
+        *self.view.write().expect("invariant: lock not poisoned") = Arc::new(view);
+        // After the view: a reader that sees the new version sees the new principals.
+        self.version.store(version, Ordering::Release);
+        tracing::info!(version, "iam version in force");
+    }
+
+    fn view(&self) -> Arc<View> {
+        self.view
+            .read()
+            .expect("invariant: lock not poisoned")
+            .clone()
+    }
+
+    /// Whether IAM is modelled (an `[iam]` table, or a run-time version).
+    pub fn is_modelled(&self) -> bool {
+        self.view().modelled
+    }
+
+    /// The run-time access key `access_key_id`, its secret opened, if the version in force has
+    /// it (a deleted key is gone as soon as the deletion is applied here).
+    pub fn access_key(&self, access_key_id: &str) -> Option<RuntimeKey> {
+        self.view().access_keys.get(access_key_id).cloned()
+    }
 
     /// The role `role_arn` names exactly (path included), if declared.
     pub fn role(&self, role_arn: &str) -> Option<Role> {
         let caller = Caller::from_arn(role_arn)
             .ok()
             .filter(|c| c.kind == PrincipalKind::Role)?;
-        self.roles
+        self.view()
+            .roles
             .get(&role_key(&caller, role_arn))
             .filter(|d| d.arn == role_arn)
             .map(|d| Role {
@@ -331,19 +500,21 @@ impl Iam {
     /// Whether `arn` is a principal this IAM knows: a root, or a declared user, role or session
     /// of a declared role (any principal that parses when IAM is not modelled).
     pub fn declares(&self, arn: &str) -> bool {
+        let view = self.view();
         match Caller::from_arn(arn) {
             Ok(c) if c.kind == PrincipalKind::AccountRoot => true,
-            Ok(c) => !self.modelled || self.declared(&c).is_some(),
+            Ok(c) => !view.modelled || view.declared(&c).is_some(),
             Err(_) => false,
         }
     }
 
-    /// The generation of the principals and their policies, part of every cached
-    /// authorization decision's key (`kms::authorize`). The topology's IAM never changes at
-    /// run time, so it is always 0. Were it to change, the generation must move after the
-    /// change is visible to [`Iam::principal`] (readers read it first).
+    /// The version of the principals and their policies in force, part of every cached
+    /// authorization decision's key (`kms::authorize`): 0 for the topology's, then the
+    /// run-time version applied. It moves after a new version is visible to
+    /// [`Iam::principal`] (readers read it first), so a decision cached under a version was
+    /// made with that version or a newer one.
     pub fn version(&self) -> u64 {
-        0
+        self.version.load(Ordering::Acquire)
     }
 
     /// The caller named by `arn` and the identity policies that apply to it. An ARN that is
@@ -360,13 +531,14 @@ impl Iam {
             }
         };
         caller.userid = Some(user_id(&caller));
-        let policies = match (caller.kind, self.declared(&caller)) {
+        let view = self.view();
+        let policies = match (caller.kind, view.declared(&caller)) {
             (PrincipalKind::AccountRoot, _) => Arc::from(Vec::new()),
             (_, Some(d)) => {
                 caller.tags = d.tags.clone();
                 d.policies.clone()
             }
-            (_, None) if !self.modelled => self.unmodelled.clone(),
+            (_, None) if !view.modelled => self.unmodelled.clone(),
             (_, None) => Arc::from(Vec::new()),
         };
         Principal { caller, policies }
@@ -422,6 +594,7 @@ mod tests {
                 tags: BTreeMap::new(),
                 ..Default::default()
             }],
+            home_region: None,
         }
     }
 

@@ -31,6 +31,8 @@ pub mod error;
 pub mod faults;
 pub mod heavy;
 pub mod iam;
+pub mod iam_admin;
+pub mod iam_changes;
 pub mod iam_simulate;
 pub mod inject;
 pub mod key_files;

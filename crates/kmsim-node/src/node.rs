@@ -131,12 +131,26 @@ pub async fn run_node_with_key<E: KvEngine>(
         &topology.quotas,
         u32::try_from(region_cfg.nodes.len()).unwrap_or(u32::MAX),
     ));
+    // IAM: the topology's `[iam]` until the state applies a run-time version; the STS key
+    // opens run-time access keys.
+    let sts_key = crate::aws::session_token::SessionKey::load(topology.sts.as_ref())
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let iam = Arc::new(crate::iam::Iam::with_home(
+        topology.iam.as_ref(),
+        topology
+            .regions
+            .first()
+            .map(|r| r.name.clone())
+            .unwrap_or_default(),
+        sts_key,
+    ));
     let app = Arc::new(RwLock::new(KmsApp::new(
         scope.clone(),
         clock.clone(),
         &topology,
         materials.clone(),
         quotas.clone(),
+        iam.clone(),
     )));
     let (log_store, state_machine) =
         open_stores(engine.clone(), app.clone()).map_err(|e| NodeError::Store(e.to_string()))?;
@@ -259,7 +273,7 @@ pub async fn run_node_with_key<E: KvEngine>(
             )),
             false => None,
         },
-        iam: Arc::new(crate::iam::Iam::new(topology.iam.as_ref())),
+        iam,
         policies: Default::default(),
         secure_transport: crate::kms::SecureTransport {
             grpc: topology.tls.is_some(),

@@ -342,6 +342,19 @@ pub enum Command {
         /// The rate, `None` to clear.
         rate: Option<f64>,
     },
+    /// A new version of the cluster's IAM ([`crate::iam`]): written in the IAM home Region on
+    /// `base` (compare-and-set: `ConflictException` unless `base` is the version held and
+    /// `version` is `base + 1`), or received from the home Region (`base: None`: taken only
+    /// when newer than what this Region holds). Answers the version held after it. Added last
+    /// so that every older log entry decodes as before.
+    SetIam {
+        /// The version this write was built on; `None` for a version from the home Region.
+        base: Option<u64>,
+        /// The new version.
+        version: u64,
+        /// The whole document (access keys' secrets sealed).
+        document: Box<crate::iam::IamDocument>,
+    },
 }
 
 /// What an applied command returns to its proposer.
@@ -357,6 +370,8 @@ pub enum CommandOutput {
     Grant(String),
     /// The answer to another Region's synchronization or notice.
     Sync(SyncReply),
+    /// The IAM version the Region holds after a `SetIam`.
+    IamVersion(u64),
 }
 
 /// The result of applying one command.

@@ -159,7 +159,9 @@ impl Command {
             | Command::AbandonReplica { .. }
             | Command::ApplyNotice { .. }
             // The admin's SetThrottle on any node.
-            | Command::SetThrottle { .. } => None,
+            | Command::SetThrottle { .. }
+            // The admin's IAM changes and the synchronizer's receiving side, on any node.
+            | Command::SetIam { .. } => None,
             Command::RotateKey { kind, .. } => match kind {
                 RotationType::OnDemand => None,
                 RotationType::Automatic => Some("RotateKey (automatic)"),

@@ -109,6 +109,9 @@ const OUTBOX_PREFIX: &[u8] = b"outbox/";
 const AUDIT_PREFIX: &[u8] = b"audit/";
 const CLOCK_KEY: &[u8] = b"meta/clock";
 const THROTTLES_KEY: &[u8] = b"meta/throttles";
+/// The cluster's IAM at the newest version this Region holds (absent: version 0, the
+/// topology's).
+const IAM_KEY: &[u8] = b"meta/iam";
 const COUNTERS_KEY: &[u8] = b"meta/counters";
 /// How many keys the Region has in each key state.
 const KEY_STATES_KEY: &[u8] = b"meta/key-states";
@@ -143,6 +146,8 @@ pub struct KmsState {
     clock_offset_ms: i64,
     /// The Region's run-time request quotas (`Command::SetThrottle`).
     throttles: Throttles,
+    /// The cluster's IAM as this Region holds it (`Command::SetIam`; `None`: version 0).
+    iam: Option<crate::iam::VersionedIam>,
     /// The resource quotas apply checks.
     quotas: ResourceQuotas,
     /// Recent forwarded writes by request ID, applied once each (bounded, held in memory).
@@ -245,6 +250,7 @@ impl KmsState {
             key_states: BTreeMap::new(),
             clock_offset_ms: 0,
             throttles: Throttles::default(),
+            iam: None,
             quotas: ResourceQuotas::default(),
             requests: requests::Requests::default(),
             authz: AuthzVersions::new(),
@@ -322,6 +328,16 @@ impl KmsState {
         &self.throttles
     }
 
+    /// The cluster's IAM as this Region holds it (`None`: version 0, the topology's).
+    pub fn iam(&self) -> Option<&crate::iam::VersionedIam> {
+        self.iam.as_ref()
+    }
+
+    /// The version of the IAM this Region holds (0: the topology's).
+    pub fn iam_version(&self) -> u64 {
+        self.iam.as_ref().map_or(0, |i| i.version)
+    }
+
     /// Puts the state over the records in `source`, dropping whatever it held: on start and
     /// after a snapshot install. Returns the records to write at once: the indexes and key
     /// count when the records come from a version that had none.
@@ -337,6 +353,7 @@ impl KmsState {
             .records
             .get_as(THROTTLES_KEY, "throttles")
             .unwrap_or_default();
+        self.iam = self.records.get_as(IAM_KEY, "iam");
         self.requests.clear();
         self.records.for_each(
             requests::REQUEST_PREFIX,
@@ -789,6 +806,18 @@ impl KmsState {
                 self.records
                     .put_encoded(THROTTLES_KEY.to_vec(), &self.throttles, changes);
                 Ok(CommandOutput::Done)
+            }
+            Command::SetIam {
+                base,
+                version,
+                document,
+            } => {
+                if crate::iam::VersionedIam::set(&mut self.iam, *base, *version, document)? {
+                    if let Some(held) = &self.iam {
+                        self.records.put_encoded(IAM_KEY.to_vec(), held, changes);
+                    }
+                }
+                Ok(CommandOutput::IamVersion(self.iam_version()))
             }
             Command::SetKeyRotation {
                 key_id,

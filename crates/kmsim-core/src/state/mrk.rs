@@ -57,6 +57,7 @@ impl Command {
             Command::DeleteAlias { .. }
             | Command::SetClockOffset { .. }
             | Command::SetThrottle { .. }
+            | Command::SetIam { .. }
             | Command::NoticeDone { .. }
             | Command::NoticeRetarget { .. } => None,
         }

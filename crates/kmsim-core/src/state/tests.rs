@@ -94,6 +94,7 @@ fn answers(s: &KmsState) -> impl PartialEq + std::fmt::Debug {
         s.sync_keys(),
         s.audit_dropped(),
         s.remembered_requests(),
+        s.iam().cloned(),
     )
 }
 
@@ -1000,4 +1001,67 @@ fn what_authorization_reads_has_a_version_that_every_change_moves() {
     let source = Arc::new(MemSource::default());
     s.open(source).unwrap();
     changed(&s, "reopening");
+}
+
+fn iam_doc(version: u64) -> Box<crate::iam::IamDocument> {
+    Box::new(crate::iam::IamDocument {
+        users: vec![crate::iam::IamEntity {
+            arn: format!("arn:aws:iam::111122223333:user/v{version}"),
+            ..Default::default()
+        }],
+        roles: Vec::new(),
+    })
+}
+
+proptest! {
+    /// IAM versions from the home Region applied in any order, each any number of times, leave
+    /// the Region at the newest, persisted (a reopened state holds the same), and each answer
+    /// is the version held after it.
+    #[test]
+    fn iam_versions_in_any_order_end_at_the_newest(order in proptest::collection::vec(1u64..6, 1..12)) {
+        let mut s = KmsState::new(scope());
+        let mut store = BTreeMap::new();
+        let mut newest = 0;
+        for v in &order {
+            let cmd = Command::SetIam { base: None, version: *v, document: iam_doc(*v) };
+            newest = newest.max(*v);
+            let r = apply_and_check(&mut s, &mut store, &cmd);
+            prop_assert_eq!(r, Ok(CommandOutput::IamVersion(newest)));
+        }
+        prop_assert_eq!(s.iam_version(), newest);
+        prop_assert_eq!(s.iam().map(|i| &i.document), Some(&*iam_doc(newest)));
+    }
+}
+
+#[test]
+fn an_iam_write_builds_on_the_version_held_or_conflicts() {
+    let mut s = KmsState::new(scope());
+    let mut store = BTreeMap::new();
+    let write = |base, version| Command::SetIam {
+        base: Some(base),
+        version,
+        document: iam_doc(version),
+    };
+    assert_eq!(
+        apply_and_check(&mut s, &mut store, &write(0, 1)),
+        Ok(CommandOutput::IamVersion(1))
+    );
+    let stale = apply_and_check(&mut s, &mut store, &write(0, 1)).unwrap_err();
+    assert_eq!(stale.code(), "ConflictException");
+    // A version received from the home Region moves it on; a write must then build on that.
+    let received = Command::SetIam {
+        base: None,
+        version: 4,
+        document: iam_doc(4),
+    };
+    assert_eq!(
+        apply_and_check(&mut s, &mut store, &received),
+        Ok(CommandOutput::IamVersion(4))
+    );
+    assert!(apply_and_check(&mut s, &mut store, &write(1, 2)).is_err());
+    assert_eq!(
+        apply_and_check(&mut s, &mut store, &write(4, 5)),
+        Ok(CommandOutput::IamVersion(5))
+    );
+    assert_eq!(s.iam_version(), 5);
 }

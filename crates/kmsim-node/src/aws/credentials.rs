@@ -1,11 +1,12 @@
-//! The credentials AWS clients sign with: the topology's `[[credentials]]`, and the temporary
-//! credentials of STS role sessions, whose session token carries them sealed
-//! ([`super::session_token`]); and a cache of SigV4 signing keys so that the four-step HMAC
+//! The credentials AWS clients sign with: the topology's `[[credentials]]`, the run-time access
+//! keys of IAM users (`kmsim iam create-access-key`, held by [`crate::iam::Iam`] at the version
+//! this node applied), and the temporary credentials of STS role sessions, whose session token
+//! carries them sealed ([`super::session_token`]); and a cache of SigV4 signing keys so that the four-step HMAC
 //! derivation runs once per key, day, Region and service rather than once per request.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kmsim_core::KmsError;
@@ -13,6 +14,7 @@ use subtle::ConstantTimeEq;
 
 use super::session_token::SessionKey;
 use crate::config::{CredentialEntry, Secret};
+use crate::iam::Iam;
 
 /// The SigV4 service name of KMS (the 4th element of the credential scope).
 pub const SERVICE: &str = "kms";
@@ -67,6 +69,8 @@ pub struct CredentialStore {
     by_key: HashMap<String, Credential>,
     /// The key of STS session tokens (the topology's `[sts]`), if any.
     sessions: Option<SessionKey>,
+    /// The IAM whose run-time access keys are accepted (a node's; the gateway has none).
+    iam: Option<Arc<Iam>>,
     /// Derived signing keys by `access key/yyyymmdd/region/service` (the secret is fixed per
     /// access key).
     signing_keys: Mutex<HashMap<String, [u8; 32]>>,
@@ -104,8 +108,25 @@ impl CredentialStore {
                 })
                 .collect(),
             sessions: None,
+            iam: None,
             signing_keys: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same store, also accepting the run-time access keys of `iam` (as it is at each
+    /// request: a key deleted there is refused at once).
+    pub fn with_iam(mut self, iam: Option<Arc<Iam>>) -> CredentialStore {
+        self.iam = iam;
+        self
+    }
+
+    /// Whether `access_key_id` is a topology credential or a run-time access key in force.
+    pub fn knows(&self, access_key_id: &str) -> bool {
+        self.by_key.contains_key(access_key_id)
+            || self
+                .iam
+                .as_ref()
+                .is_some_and(|i| i.access_key(access_key_id).is_some())
     }
 
     /// The same store, also accepting the role sessions whose tokens `key` sealed.
@@ -126,8 +147,9 @@ impl CredentialStore {
 
     /// The credential a request claims with its access key and session token (`token`, the
     /// `X-Amz-Security-Token` value): a topology credential, whose session token (if it has
-    /// one) must be the one sent and which refuses any other; else a role session, whose token
-    /// must open for this access key. Anything else is `UnrecognizedClientException`. Expiry
+    /// one) must be the one sent and which refuses any other; else a run-time access key of the
+    /// IAM in force, sent with no token; else a role session, whose token must open for this
+    /// access key. Anything else is `UnrecognizedClientException`. Expiry
     /// is checked later, against the Region's clock.
     pub fn resolve(
         &self,
@@ -146,6 +168,19 @@ impl CredentialStore {
             } else {
                 Err(invalid())
             };
+        }
+        if let Some(key) = self.iam.as_ref().and_then(|i| i.access_key(access_key_id)) {
+            // Long-term keys carry no session token.
+            if token.is_some() {
+                return Err(invalid());
+            }
+            return Ok(Cow::Owned(Credential {
+                access_key_id: access_key_id.to_string(),
+                secret: key.secret,
+                principal_arn: key.principal_arn,
+                session_token: None,
+                expires_ms: None,
+            }));
         }
         let (Some(key), Some(token)) = (&self.sessions, token) else {
             return Err(invalid());

@@ -1,7 +1,8 @@
 //! One AWS JSON request, from bytes to response: the plain `GET` paths first, which carry no
 //! data of a Region and need no signature (`/healthz`, `/readyz`, `/metrics`:
 //! [`super::probes`]), then `POST /` only, SigV4 parsed, scoped and its
-//! headers checked (known access key, required headers signed) before the body is read, the
+//! headers checked (known access key, required headers signed; a run-time access key this
+//! process does not hold passes when the request is relayed) before the body is read, the
 //! body read within its size bound and the body read timeout, the Region routed (served here or
 //! forwarded), the signature verified, the `Content-Type` and `X-Amz-Target` checked, the body
 //! decoded and the operation run. Every
@@ -42,7 +43,8 @@ use crate::trace::{self, TraceContext, TRACEPARENT};
 pub struct AwsFront {
     /// This node's KMS; `None` in the gateway, which forwards every request.
     local: Option<Arc<KmsApi>>,
-    /// The topology's credentials and the key that opens role sessions' tokens.
+    /// The topology's credentials, the key that opens role sessions' tokens and (on a node)
+    /// the run-time access keys of the IAM version in force.
     credentials: CredentialStore,
     /// Region routing and forwarding.
     router: Router,
@@ -70,9 +72,13 @@ impl AwsFront {
         let local_region = local.as_ref().map(|a| a.scope.region.to_string());
         let clock = local.as_ref().map(|a| a.clock.clone()).unwrap_or_default();
         let sessions = SessionKey::load(topology.sts.as_ref())?;
+        // A node also accepts the run-time access keys of the IAM version it applied.
+        let iam = local.as_ref().map(|a| a.iam.clone());
         Ok(AwsFront {
             local,
-            credentials: CredentialStore::new(&topology.credentials).with_sessions(sessions),
+            credentials: CredentialStore::new(&topology.credentials)
+                .with_sessions(sessions)
+                .with_iam(iam),
             router: Router::new(topology, local_region, me, faults, dialer),
             clock,
             limits: topology.limits.clone(),
@@ -210,7 +216,8 @@ impl AwsFront {
     fn admit(&self, parts: &Parts) -> Result<Authorization, FrontError> {
         check_envelope(parts)?;
         let auth = self.authenticate(&parts.headers)?;
-        sigv4::check_headers(&self.credentials, &auth, &parts.headers)?;
+        let relay = !self.router.serves(&auth.region);
+        sigv4::check_headers(&self.credentials, &auth, &parts.headers, relay)?;
         Ok(auth)
     }
 

@@ -174,6 +174,12 @@ impl Router {
         }
     }
 
+    /// True when this process serves `region` itself (a node of it); requests for any other
+    /// Region are relayed.
+    pub fn serves(&self, region: &str) -> bool {
+        self.local_region.as_deref() == Some(region)
+    }
+
     /// True when `region` is a Region of the topology.
     pub fn knows(&self, region: &str) -> bool {
         self.regions.contains_key(region)

@@ -25,6 +25,9 @@ pub const TOKEN_PREFIX: &str = "kmsim-st1.";
 /// Domain-wrap purpose of session tokens.
 const PURPOSE: &str = "sts-session-token";
 
+/// Domain-wrap purpose of the sealed secrets of run-time access keys (`crate::iam_changes`).
+const ACCESS_KEY_PURPOSE: &str = "iam-access-key";
+
 /// The longest token accepted, in bytes (a token of the longest role ARN and session name is
 /// about 3 KiB); anything longer is refused before it is decoded.
 pub const MAX_TOKEN_BYTES: usize = 8 << 10;
@@ -117,6 +120,40 @@ impl SessionKey {
         );
         let sealed = wrap_secret(&self.0, &json, &Self::aad(access_key_id), rng);
         format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed))
+    }
+
+    fn access_key_aad(access_key_id: &str) -> WrapAad<'_> {
+        WrapAad {
+            purpose: ACCESS_KEY_PURPOSE,
+            region: "",
+            key_id: access_key_id,
+            version: 1,
+        }
+    }
+
+    /// Seals the secret of a run-time access key (`kmsim iam create-access-key`) before it
+    /// enters the replicated IAM document: AES-256-GCM under this key, the access key ID bound
+    /// as associated data (a sealed secret moved to another key ID does not open).
+    pub fn seal_access_key(
+        &self,
+        access_key_id: &str,
+        secret: &Secret,
+        rng: &mut (impl rand::RngCore + rand::CryptoRng),
+    ) -> Vec<u8> {
+        wrap_secret(
+            &self.0,
+            secret.expose().as_bytes(),
+            &Self::access_key_aad(access_key_id),
+            rng,
+        )
+    }
+
+    /// The secret [`SessionKey::seal_access_key`] sealed for `access_key_id`; `None` for
+    /// anything else. Never panics, whatever the bytes.
+    pub fn open_access_key(&self, access_key_id: &str, sealed: &[u8]) -> Option<Secret> {
+        let plain = unwrap_secret(&self.0, sealed, &Self::access_key_aad(access_key_id)).ok()?;
+        let text = std::str::from_utf8(&plain).ok()?;
+        Some(Secret::new(text))
     }
 
     /// The session a token (as sent in `X-Amz-Security-Token`) seals for `access_key_id`;

@@ -243,8 +243,9 @@ pub enum Collapse {
 /// What [`check_headers`] established about a request before its body is read.
 #[derive(Debug, Clone)]
 pub struct HeaderCheck<'a> {
-    /// The credential the request claims (a role session's is opened from its token).
-    pub credential: Cow<'a, Credential>,
+    /// The credential the request claims (a role session's is opened from its token); `None`
+    /// for a request this process relays, signed with a run-time access key it does not hold.
+    pub credential: Option<Cow<'a, Credential>>,
     /// The `X-Amz-Date` value.
     pub amz_date: String,
     /// `X-Amz-Date` in seconds since the epoch.
@@ -267,10 +268,16 @@ pub const SIGNED_WHEN_PRESENT: [(&str, &str); 3] = [
 /// format and its match with the scope, a known access key, the headers that must be signed and
 /// the session token. The front runs it before it reads the body, so an unauthenticated client
 /// cannot make it read one.
+///
+/// `relay`: this process relays the request to another Region's node, which verifies it. A
+/// run-time access key (`kmsim iam create-access-key`: `AKIA` and 16 base32 characters) that
+/// this process does not hold then passes with no credential: the gateway holds no IAM, and a
+/// node may not have applied a key another Region already has.
 pub fn check_headers<'a>(
     store: &'a CredentialStore,
     auth: &Authorization,
     headers: &HeaderMap,
+    relay: bool,
 ) -> Result<HeaderCheck<'a>, KmsError> {
     let amz_date = headers
         .get("x-amz-date")
@@ -292,7 +299,12 @@ pub fn check_headers<'a>(
     // An access key that is neither the topology's nor possibly a role session's (which comes
     // with its token) is refused first, as before sessions existed.
     let token = headers.get("x-amz-security-token").map(|v| v.as_bytes());
-    if store.get(&auth.access_key_id).is_none() && (token.is_none() || store.sessions().is_none()) {
+    let known = store.knows(&auth.access_key_id);
+    let relayed_unknown = relay
+        && !known
+        && token.is_none()
+        && kmsim_core::iam::is_runtime_access_key_id(&auth.access_key_id);
+    if !known && !relayed_unknown && (token.is_none() || store.sessions().is_none()) {
         return Err(KmsError::UnrecognizedClient(INVALID_TOKEN.into()));
     }
     let signed: Vec<String> = auth.signed_header_names().collect();
@@ -314,7 +326,11 @@ pub fn check_headers<'a>(
             )));
         }
     }
-    let credential = store.resolve(&auth.access_key_id, token)?;
+    let credential = if relayed_unknown {
+        None
+    } else {
+        Some(store.resolve(&auth.access_key_id, token)?)
+    };
     Ok(HeaderCheck {
         credential,
         amz_date,
@@ -337,7 +353,8 @@ pub fn verify(
         amz_date,
         request_secs,
         signed,
-    } = check_headers(store, auth, req.headers)?;
+    } = check_headers(store, auth, req.headers, false)?;
+    let cred = cred.ok_or_else(|| KmsError::UnrecognizedClient(INVALID_TOKEN.into()))?;
     check_clock(request_secs, &amz_date, now)?;
     // A role session's credentials end at their expiry on the Region's (simulated) clock.
     if cred

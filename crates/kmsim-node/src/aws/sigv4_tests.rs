@@ -754,3 +754,105 @@ proptest! {
         let _ = parse_authorization(Some(&raw), date.is_some());
     }
 }
+
+/// Version `version` of IAM: user `app` with one run-time access key sealed under
+/// [`session_key`], or with none.
+fn iam_version(version: u64, key: Option<(&str, &str)>) -> kmsim_core::iam::VersionedIam {
+    use kmsim_core::iam::{AccessKey, IamDocument, IamEntity, VersionedIam};
+    let access_keys = key
+        .map(|(id, secret)| AccessKey {
+            access_key_id: id.into(),
+            sealed_secret: session_key().seal_access_key(
+                id,
+                &Secret::new(secret),
+                &mut rand::thread_rng(),
+            ),
+            created_ms: 0,
+        })
+        .into_iter()
+        .collect();
+    VersionedIam {
+        version,
+        document: IamDocument {
+            users: vec![IamEntity {
+                arn: "arn:aws:iam::111122223333:user/app".into(),
+                access_keys,
+                ..Default::default()
+            }],
+            roles: Vec::new(),
+        },
+    }
+}
+
+#[test]
+fn a_run_time_access_key_verifies_until_deleted_and_is_relayed_unheld() {
+    const ID: &str = "AKIAQWERTYUIOPASDF23";
+    const SECRET: &str = "0123456789012345678901234567890123456789";
+    let req = base_request(b"{}");
+    let h = signed(&req, ID, SECRET, None, "us-east-1", NOW);
+    let auth = parse_authorization(h.get("authorization").map(|v| v.as_bytes()), true).unwrap();
+    let now = Now {
+        simulated: NOW,
+        host: NOW,
+    };
+    let signed_req = SignedRequest {
+        method: "POST",
+        headers: &h,
+        body: b"{}",
+    };
+    let iam = std::sync::Arc::new(crate::iam::Iam::with_home(
+        None,
+        "us-east-1".into(),
+        Some(session_key()),
+    ));
+    iam.install(Some(&iam_version(1, Some((ID, SECRET)))));
+    assert_eq!(iam.version(), 1);
+    let node = store().with_iam(Some(iam.clone()));
+    let caller = verify(&node, &auth, &signed_req, now).unwrap();
+    assert_eq!(caller.principal_arn, "arn:aws:iam::111122223333:user/app");
+    assert_eq!(caller.access_key_id, ID);
+    // The wrong secret does not verify.
+    let forged = signed(&req, ID, "not-the-secret", None, "us-east-1", NOW);
+    let forged_auth =
+        parse_authorization(forged.get("authorization").map(|v| v.as_bytes()), true).unwrap();
+    let refused = verify(
+        &node,
+        &forged_auth,
+        &SignedRequest {
+            headers: &forged,
+            ..signed_req
+        },
+        now,
+    );
+    assert_eq!(code(refused), "InvalidSignatureException");
+    // Deleted (a newer version without it): refused at once, though its signing key is cached.
+    iam.install(Some(&iam_version(2, None)));
+    assert_eq!(
+        code(verify(&node, &auth, &signed_req, now)),
+        "UnrecognizedClientException"
+    );
+    // A process that holds no IAM (the gateway) lets it through to relay, with no credential,
+    // but never verifies it; a key of another shape is refused before relaying.
+    let gateway = store();
+    let relayed = check_headers(&gateway, &auth, &h, true).unwrap();
+    assert!(relayed.credential.is_none());
+    assert_eq!(
+        check_headers(&gateway, &auth, &h, false)
+            .unwrap_err()
+            .code(),
+        "UnrecognizedClientException"
+    );
+    assert_eq!(
+        code(verify(&gateway, &auth, &signed_req, now)),
+        "UnrecognizedClientException"
+    );
+    let other = signed(&req, "AKIDNOTRUNTIME", SECRET, None, "us-east-1", NOW);
+    let other_auth =
+        parse_authorization(other.get("authorization").map(|v| v.as_bytes()), true).unwrap();
+    assert_eq!(
+        check_headers(&gateway, &other_auth, &other, true)
+            .unwrap_err()
+            .code(),
+        "UnrecognizedClientException"
+    );
+}

@@ -47,6 +47,10 @@ pub struct SyncLink {
     /// Paused by a chaos fault (admin `SetSyncPaused`): nothing is sent to or accepted from
     /// another Region; the work stays in the replicated state and is delivered on resume.
     paused: AtomicBool,
+    /// The IAM version each other Region answered this node's synchronizer with (the home
+    /// Region's leader sends the document to every Region behind it). Held in memory: a new
+    /// leader starts empty and sends the document once more to every Region.
+    pub iam_acked: Mutex<HashMap<String, u64>>,
 }
 
 /// Marks the synchronizer task of a [`SyncLink`] as running until it is dropped (also when the
@@ -77,6 +81,7 @@ impl SyncLink {
             deliveries,
             task_running: AtomicBool::new(false),
             paused: AtomicBool::new(false),
+            iam_acked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -152,12 +157,26 @@ impl SyncLink {
     /// request sealed again, once. An error means no node gave an authentic answer:
     /// unreachable, partitioned, refused, or timed out. Counted in
     /// `kmsim_sync_deliveries_total` either way.
-    #[allow(clippy::too_many_arguments)]
     pub async fn send(
         &self,
         entropy: &Entropy,
         dest: &Region,
         key_id: &KeyId,
+        stamp: u64,
+        message: &SyncMessage,
+        secret: &Bundle,
+    ) -> Result<SyncReply, String> {
+        self.send_as(entropy, dest, key_id.as_str(), stamp, message, secret)
+            .await
+    }
+
+    /// [`SyncLink::send`] of a message about something other than a key, whose envelope names
+    /// `envelope_id` (`kmsim_core::sync::IAM_ENVELOPE_ID` for the IAM document).
+    pub async fn send_as(
+        &self,
+        entropy: &Entropy,
+        dest: &Region,
+        envelope_id: &str,
         stamp: u64,
         message: &SyncMessage,
         secret: &Bundle,
@@ -200,7 +219,7 @@ impl SyncLink {
                         id,
                         dest.as_str(),
                         &session,
-                        key_id.as_str(),
+                        envelope_id,
                         stamp,
                         message,
                         secret,

@@ -3,6 +3,8 @@
 //! material against its commitments, re-wraps it under this Region's domain key, applies the
 //! message through this Region's Raft (any node may receive it; the proposer forwards to the
 //! leader) and answers with what this Region now holds, authenticated for that one request.
+//! The IAM document is taken from the IAM home Region only, and only when newer
+//! (`crate::iam`).
 
 use crate::kms::internal;
 use std::collections::BTreeMap;
@@ -15,7 +17,7 @@ use kmsim_core::ids::{KeyId, Region};
 use kmsim_core::key::RegionalMaterial;
 use kmsim_core::policy::validate_policy;
 use kmsim_core::state::{Command, CommandOutput};
-use kmsim_core::sync::{SyncMessage, SyncReply};
+use kmsim_core::sync::{SyncMessage, SyncReply, IAM_ENVELOPE_ID};
 use kmsim_core::tags::validate_tags;
 use kmsim_core::KmsError;
 use kmsim_crypto::{SessionKeyClaim, CHALLENGE_LEN};
@@ -239,6 +241,9 @@ impl SyncServiceImpl {
                     Err(e) => refused(&e),
                 });
             }
+            SyncMessage::Iam { version, document } => {
+                return self.apply_iam(source, version, document, applied).await;
+            }
             SyncMessage::Notice { key_id, from, kind } => {
                 if from.as_str() != source {
                     return Err(Status::permission_denied(
@@ -262,6 +267,47 @@ impl SyncServiceImpl {
             // A definite refusal of a replica request is part of the authenticated answer,
             // passed on to the ReplicateKey caller; anything else may be retried.
             Err(e) if creating && !e.is_retryable() => Ok(refused(&e)),
+            Err(e) => Err(kmsim_proto::status_from_error(&e)),
+        }
+    }
+}
+
+impl SyncServiceImpl {
+    /// Takes the IAM document at `version` from `source`, which must be the IAM home Region,
+    /// when it is newer than what this Region holds (through this Region's Raft); answers the
+    /// version held.
+    async fn apply_iam(
+        &self,
+        source: &str,
+        version: u64,
+        document: Box<kmsim_core::iam::IamDocument>,
+        applied: &AtomicBool,
+    ) -> Result<SyncReply, Status> {
+        let home = self.api.iam.home_region();
+        if source != home {
+            tracing::warn!(peer = %source, home, "refused IAM from a Region that is not the IAM home Region");
+            return Err(Status::permission_denied(format!(
+                "IAM comes from the IAM home Region {home} only"
+            )));
+        }
+        let held = self.api.read(|s| s.iam_version()).map_err(internal)?;
+        if version <= held {
+            return Ok(SyncReply::Applied {
+                epoch: 0,
+                version: held,
+            });
+        }
+        let cmd = Command::SetIam {
+            base: None,
+            version,
+            document,
+        };
+        match self.api.proposer.propose(&cmd).await {
+            Ok(CommandOutput::IamVersion(version)) => {
+                applied.store(true, Ordering::Relaxed);
+                Ok(SyncReply::Applied { epoch: 0, version })
+            }
+            Ok(other) => Err(Status::internal(format!("unexpected output {other:?}"))),
             Err(e) => Err(kmsim_proto::status_from_error(&e)),
         }
     }
@@ -294,9 +340,12 @@ impl SyncService for SyncServiceImpl {
             | SyncMessage::CreateReplica { key_id, .. }
             | SyncMessage::AbandonReplica { key_id }
             | SyncMessage::Authorize { key_id, .. }
-            | SyncMessage::Notice { key_id, .. } => key_id.as_str() == env.key_id,
+            | SyncMessage::Notice { key_id, .. } => {
+                key_id.as_str() == env.key_id && KeyId::parse(&env.key_id).is_some()
+            }
+            SyncMessage::Iam { .. } => env.key_id == IAM_ENVELOPE_ID,
         };
-        if !key_matches || KeyId::parse(&env.key_id).is_none() {
+        if !key_matches {
             return Err(Status::permission_denied(
                 "message and envelope name different keys",
             ));

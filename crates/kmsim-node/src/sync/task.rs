@@ -10,7 +10,9 @@
 //! - every queued notice (replica deleted, material imported);
 //! - every rotation whose new material every replica now holds (proposes its promotion);
 //! - every replica here still `Creating` long after it was made (asks its primary whether the
-//!   ReplicateKey committed there, and takes the record back when it did not).
+//!   ReplicateKey committed there, and takes the record back when it did not);
+//! - in the IAM home Region, every other Region that has not answered with the IAM version
+//!   held here (the whole document is sent; resent at the anti-entropy pace too).
 //!
 //! Needed work is started before anti-entropy and has its own permits: anti-entropy runs at
 //! most `ANTI_ENTROPY_IN_FLIGHT` deliveries at once, so a cluster with many keys never makes
@@ -29,7 +31,7 @@ use kmsim_core::ids::{KeyId, Region};
 use kmsim_core::key::{KeyState, Origin};
 use kmsim_core::state::mrk::rotation_ready;
 use kmsim_core::state::{Command, KmsState};
-use kmsim_core::sync::{ChangeOrigin, Notice, NoticeKind, SyncMessage, SyncReply};
+use kmsim_core::sync::{ChangeOrigin, Notice, NoticeKind, SyncMessage, SyncReply, IAM_ENVELOPE_ID};
 
 use super::envelope::{pack, Bundle};
 use super::link::SyncLink;
@@ -83,6 +85,8 @@ enum Target {
     /// A replica here still `Creating` after [`ORPHAN_GRACE_MS`]: ask its primary (the
     /// Region) whether it lists the replica, and take the record back if it does not.
     Creating(KeyId, Region),
+    /// The IAM document, from the IAM home Region to another Region.
+    Iam(Region),
 }
 
 /// How long a replica may stay `Creating` (Region time) before its primary is asked whether
@@ -160,6 +164,7 @@ pub async fn run(
         // A state that cannot be read offers no work (the failure is logged where it happens).
         let now_ms = api.clock.now_ms();
         let mut jobs = api.read(|s| plan(s, &region, now_ms)).unwrap_or_default();
+        jobs.extend(iam_jobs(&api, &link));
         // Needed work first (a stable sort keeps the state's order within each kind).
         jobs.sort_by_key(|(_, needed)| !needed);
         for (target, needed) in jobs {
@@ -246,6 +251,63 @@ fn plan(s: &KmsState, region: &Region, now_ms: i64) -> Vec<(Target, bool)> {
     jobs
 }
 
+/// The IAM home Region's deliveries of its IAM document: to every other Region, needed when
+/// that Region has not answered with the version held here (the leader's memory, so a new
+/// leader sends once more), else due at the anti-entropy pace. None before any run-time
+/// change (version 0 is every Region's topology).
+fn iam_jobs(api: &KmsApi, link: &SyncLink) -> Vec<(Target, bool)> {
+    if api.scope.region.as_str() != api.iam.home_region() {
+        return Vec::new();
+    }
+    let version = api.read(|s| s.iam_version()).unwrap_or(0);
+    if version == 0 {
+        return Vec::new();
+    }
+    let acked = link.iam_acked.lock().expect("invariant: lock not poisoned");
+    link.id
+        .peers
+        .keys()
+        .filter_map(|r| Region::parse(r).ok())
+        .map(|r| {
+            let behind = acked.get(r.as_str()).is_none_or(|a| *a < version);
+            (Target::Iam(r), behind)
+        })
+        .collect()
+}
+
+/// Sends the IAM document this Region holds to `dest` and remembers the version it answers.
+async fn deliver_iam(api: &KmsApi, link: &SyncLink, dest: &Region) -> Result<(), String> {
+    let Some(held) = api.read(|s| s.iam().cloned()).map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    let message = SyncMessage::Iam {
+        version: held.version,
+        document: Box::new(held.document),
+    };
+    let reply = link
+        .send_as(
+            &api.entropy,
+            dest,
+            IAM_ENVELOPE_ID,
+            held.version,
+            &message,
+            &Bundle::default(),
+        )
+        .await?;
+    match reply {
+        SyncReply::Applied { version, .. } => {
+            let mut acked = link.iam_acked.lock().expect("invariant: lock not poisoned");
+            let slot = acked.entry(dest.to_string()).or_insert(0);
+            *slot = (*slot).max(version);
+            Ok(())
+        }
+        SyncReply::Refused { code, message } => {
+            Err(format!("{dest} refused IAM: {code}: {message}"))
+        }
+        other => Err(format!("unexpected answer {other:?}")),
+    }
+}
+
 /// The part of [`plan`] that the keys ask for (every job but the queued notices).
 fn key_jobs(s: &KmsState, region: &Region) -> Vec<(Target, bool)> {
     let mut jobs = Vec::new();
@@ -296,6 +358,7 @@ async fn deliver(api: &KmsApi, link: &SyncLink, target: &Target) -> Result<(), S
         Target::Key(key_id, dest, promote) => deliver_key(api, link, key_id, dest, *promote)
             .await
             .map(|_| ()),
+        Target::Iam(dest) => deliver_iam(api, link, dest).await,
         Target::Promote(key_id, version) => {
             let cmd = Command::PromoteRotation {
                 key_id: key_id.clone(),

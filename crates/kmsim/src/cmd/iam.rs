@@ -1,6 +1,7 @@
 //! `kmsim iam`: IAM of a running cluster. `kmsim iam simulate` asks a node of a Region to
 //! judge a request's authorization (admin `SimulateAuthorization`) as the operation would, and
-//! prints the decision and what decided it.
+//! prints the decision and what decided it; the run-time changes (`create-user` …) and
+//! `get`/`list` are in [`super::iam_change`].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,7 +14,15 @@ use kmsim_proto::admin::v1::{SimulateAuthorizationRequest, SimulateAuthorization
 use kmsim_proto::status::error_from_status;
 use kmsim_sim::cluster::ClusterDir;
 
-/// IAM of a running cluster (principals and policies come from the topology's `[iam]`).
+/// IAM of a running cluster: judge a request (simulate), change principals, policies and
+/// access keys at run time, and show each Region's IAM version.
+///
+/// IAM starts as the topology's [iam] (version 0). Every change is committed in the IAM home
+/// Region ([iam] home_region, default the first Region) as a new version of the whole IAM
+/// document, then sent by that Region's synchronizer to every other Region, which applies it
+/// through its own Raft: eventually consistent, as IAM is in AWS (--wait returns once every
+/// Region holds the new version). Errors carry IAM's codes: NoSuchEntity, EntityAlreadyExists,
+/// MalformedPolicyDocument, DeleteConflict, LimitExceeded, ValidationError.
 #[derive(Args)]
 pub struct IamArgs {
     #[command(subcommand)]
@@ -25,6 +34,13 @@ enum IamCommand {
     // No doc comment here: a variant's would replace SimulateArgs' (its first paragraph is the
     // line in `kmsim iam --help`, the whole of it `kmsim iam simulate --help`).
     Simulate(SimulateArgs),
+    #[command(flatten)]
+    Change(super::iam_change::ChangeCommand),
+    /// Shows each Region's IAM version and the home Region's IAM document (principals,
+    /// policies, tags, trust policies, access key IDs; never a secret).
+    Get(super::iam_change::GetArgs),
+    /// Shows each Region's IAM version and the principals of the home Region's IAM.
+    List(super::iam_change::GetArgs),
 }
 
 /// Judges whether a principal may perform a KMS action on a key in a Region, as the KMS
@@ -76,7 +92,7 @@ pub struct SimulateArgs {
     data_dir: PathBuf,
 }
 
-fn parse_pair(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_pair(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .filter(|(k, _)| !k.is_empty())
@@ -87,6 +103,9 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
 pub fn run(a: IamArgs) -> anyhow::Result<ExitCode> {
     match a.command {
         IamCommand::Simulate(s) => simulate(s),
+        IamCommand::Change(c) => super::iam_change::change(c),
+        IamCommand::Get(g) => super::iam_change::get(g, true),
+        IamCommand::List(g) => super::iam_change::get(g, false),
     }
 }
 

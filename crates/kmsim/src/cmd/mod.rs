@@ -9,6 +9,7 @@ pub mod experiment;
 pub mod gateway;
 pub mod health;
 pub mod iam;
+pub mod iam_change;
 pub mod image;
 pub mod kms;
 pub mod logging;
