@@ -99,9 +99,21 @@ async fn version(c: &Cluster, region: &str) -> u64 {
     ok(c.admin(region, 1).get_iam(GetIamRequest {}).await).version
 }
 
+/// The lowest IAM version a node of `region` has applied (the gateway may send a request to
+/// any of them).
+async fn lowest_version(c: &Cluster, region: &str) -> u64 {
+    let mut lowest = u64::MAX;
+    for id in c.ids(region) {
+        lowest = lowest.min(ok(c.admin(region, id).get_iam(GetIamRequest {}).await).version);
+    }
+    lowest
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn run_time_iam_reaches_every_region_and_the_gateway_and_survives_partitions_and_restarts() {
-    let c = Cluster::start(&[A, B], 1);
+    // Three nodes a Region: the gateway may send each request to any of them, so `--wait` must
+    // wait for every node, not for the one that answers for its Region.
+    let c = Cluster::start(&[A, B], 3);
     c.leader(A).await;
     c.leader(B).await;
     let mut keys = Vec::new();
@@ -218,9 +230,11 @@ async fn run_time_iam_reaches_every_region_and_the_gateway_and_survives_partitio
         Ok(())
     );
     chaos(&c, &["heal"]);
-    wait_for(Duration::from_secs(30), "B to take version 6", || async {
-        (version(&c, B).await == 6).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "every node of B to take version 6",
+        || async { (lowest_version(&c, B).await == 6).then_some(()) },
+    )
     .await;
     expect_everywhere(&c, &creds, &keys, Err("AccessDeniedException")).await;
     iam(

@@ -1,7 +1,7 @@
 //! `kmsim iam create-user` and the other run-time IAM changes, and `kmsim iam get`: each change
 //! goes to a node of the IAM home Region (admin `ChangeIam`), which commits a new version of the
 //! IAM document; its synchronizer sends it to every other Region. `--wait` returns once every
-//! Region holds that version (admin `GetIam` in each Region, polled).
+//! node that answers holds that version (admin `GetIam` on every node, polled).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -21,8 +21,10 @@ use kmsim_sim::cluster::ClusterDir;
 /// Flags every change takes.
 #[derive(Args, Clone)]
 pub struct ChangeFlags {
-    /// Return only once every Region holds the new version (IAM is eventually consistent, as
-    /// in AWS: without it, other Regions may still use the previous version for a moment).
+    /// Return only once every node of every Region holds the new version (IAM is eventually
+    /// consistent, as in AWS: without it, other Regions, and other nodes of the home Region,
+    /// may still use the previous version for a moment). Nodes that do not answer (stopped or
+    /// cut off) are named and not waited for; each Region must answer through one node at least.
     #[arg(long)]
     wait: bool,
     /// How long `--wait` waits, in seconds, before it fails naming the Regions behind.
@@ -348,28 +350,89 @@ pub fn change(c: ChangeCommand) -> anyhow::Result<ExitCode> {
     if flags.wait {
         let deadline = Instant::now() + Duration::from_secs(flags.wait_timeout);
         loop {
-            let held = rt.block_on(every_region(&topo, &dialer));
+            let held = rt.block_on(every_node(&topo, &dialer));
             let behind: Vec<String> = held
                 .iter()
-                .filter(|(_, g)| !matches!(g, Ok(g) if g.version >= changed.version))
-                .map(|(r, _)| r.clone())
+                .filter(|(_, h)| matches!(h, Held::Version(v) if *v < changed.version))
+                .map(|(n, _)| n.clone())
                 .collect();
-            if behind.is_empty() {
+            let down: Vec<String> = held
+                .iter()
+                .filter_map(|(n, h)| match h {
+                    Held::Down(why) => Some(format!("{n} ({why})")),
+                    Held::Version(_) => None,
+                })
+                .collect();
+            // Every Region must have answered through at least one node.
+            let unanswered: Vec<&str> = topo
+                .regions
+                .iter()
+                .map(|r| r.name.as_str())
+                .filter(|r| {
+                    !held.iter().any(|(n, h)| {
+                        n.split('/').next() == Some(*r) && !matches!(h, Held::Down(_))
+                    })
+                })
+                .collect();
+            if behind.is_empty() && unanswered.is_empty() {
                 outln!("every Region holds version {}", changed.version);
+                if !down.is_empty() {
+                    outln!(
+                        "not waited for (unreachable; they catch up through Raft when they serve again): {}",
+                        down.join(", ")
+                    );
+                }
                 break;
             }
             if Instant::now() >= deadline {
+                let mut late = behind;
+                late.extend(unanswered.iter().map(|r| format!("{r} (no node answered)")));
                 anyhow::bail!(
-                    "after {} s, these Regions do not hold version {} yet: {}",
+                    "after {} s, these nodes do not hold version {} yet: {}",
                     flags.wait_timeout,
                     changed.version,
-                    behind.join(", ")
+                    late.join(", ")
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What one node answered `GetIam`.
+enum Held {
+    /// The IAM version it has applied (after its Region's read index).
+    Version(u64),
+    /// It did not answer (stopped, unreachable, or its Region has no leader).
+    Down(String),
+}
+
+/// Every node's answer to `GetIam`, by `REGION/ID`: `--wait` waits for each node rather than
+/// for one node per Region, since any node may serve the next request (the gateway spreads
+/// them) and a follower applies a version a moment after the node that answered for its Region.
+async fn every_node(t: &Topology, dialer: &Dialer) -> BTreeMap<String, Held> {
+    let mut out = BTreeMap::new();
+    for r in &t.regions {
+        for n in &r.nodes {
+            let name = format!("{}/{}", r.name, n.id);
+            let held = match dialer.endpoint(&n.advertise_addr()) {
+                Ok(e) => {
+                    let ch = e
+                        .connect_timeout(Duration::from_secs(2))
+                        .timeout(Duration::from_secs(5))
+                        .connect_lazy();
+                    match AdminServiceClient::new(ch).get_iam(GetIamRequest {}).await {
+                        Ok(g) => Held::Version(g.into_inner().version),
+                        Err(s) => Held::Down(s.message().to_string()),
+                    }
+                }
+                Err(e) => Held::Down(e.to_string()),
+            };
+            out.insert(name, held);
+        }
+    }
+    out
 }
 
 /// `kmsim iam get` (`full`) and `kmsim iam list`
