@@ -18,7 +18,7 @@ use kmsim_store::Raft;
 use crate::clock::{advanced_offset, ClockSkew};
 use crate::faults::{FaultTable, LinkProfile};
 use crate::inject::{Effect, Rule};
-use crate::kms::KmsApi;
+use crate::kms::{KmsApi, ShownKey};
 
 /// Serves the admin API of one node.
 pub struct AdminServiceImpl {
@@ -48,6 +48,30 @@ impl AdminServiceImpl {
             test_hooks,
             faults,
         }
+    }
+}
+
+/// The most key IDs one `ReadKeyViews` call may ask for.
+const MAX_KEY_VIEWS: usize = 1000;
+
+/// A key as its Region shows it, in the admin API's shape.
+fn key_view(k: ShownKey) -> pb::KeyView {
+    let md = k.metadata;
+    let mrc = md.multi_region_configuration.unwrap_or_default();
+    let mut replica_regions: Vec<String> = mrc
+        .replica_keys
+        .into_iter()
+        .filter_map(|r| r.region)
+        .collect();
+    replica_regions.sort();
+    pb::KeyView {
+        key_id: md.key_id.unwrap_or_default(),
+        key_state: md.key_state.unwrap_or_default(),
+        multi_region_key_type: mrc.multi_region_key_type,
+        primary_region: mrc.primary_key.and_then(|p| p.region),
+        replica_regions,
+        aliases: k.aliases,
+        rotations: k.rotations.map(|n| n as u32),
     }
 }
 
@@ -105,6 +129,34 @@ impl AdminService for AdminServiceImpl {
             version,
             home_region: self.api.iam.home_region().to_string(),
             document_json: crate::iam_admin::document_json(&document).to_string(),
+        }))
+    }
+
+    async fn read_key_views(
+        &self,
+        req: Request<pb::ReadKeyViewsRequest>,
+    ) -> Result<Response<pb::ReadKeyViewsResponse>, Status> {
+        let asked = req.into_inner().key_ids;
+        if asked.len() > MAX_KEY_VIEWS {
+            return Err(Status::invalid_argument(format!(
+                "{} key IDs asked: at most {MAX_KEY_VIEWS} a call",
+                asked.len()
+            )));
+        }
+        let ids = asked
+            .iter()
+            .map(|k| {
+                KeyId::parse(k)
+                    .ok_or_else(|| Status::invalid_argument(format!("{k:?} is not a key ID")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let shown = self
+            .api
+            .shown_keys(&ids)
+            .await
+            .map_err(|e| status_from_error(&e))?;
+        Ok(Response::new(pb::ReadKeyViewsResponse {
+            keys: shown.into_iter().map(key_view).collect(),
         }))
     }
 

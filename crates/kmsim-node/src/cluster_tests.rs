@@ -1025,3 +1025,140 @@ async fn cached_decisions_follow_grants_key_policy_and_the_clock() {
         "two days later the condition fails"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batched_key_view_shows_what_describe_rotations_and_aliases_show() {
+    use kmsim_proto::admin::v1::ReadKeyViewsRequest;
+    let r = Region::new(3);
+    let leader = r.leader(&[1, 2, 3]).await;
+    let follower = [1, 2, 3].into_iter().find(|i| *i != leader).unwrap();
+    let mut kms = r.kms(leader);
+    let create = |req: pb::CreateKeyRequest| {
+        let mut kms = r.kms(leader);
+        async move {
+            kms.create_key(req)
+                .await
+                .unwrap()
+                .into_inner()
+                .key_metadata
+                .unwrap()
+                .key_id
+                .unwrap()
+        }
+    };
+    // A multi-Region primary with two aliases and one rotation; a signing key (no rotations
+    // to list); a key pending deletion (still listed: ListKeyRotations serves every state).
+    let mrk = create(pb::CreateKeyRequest {
+        multi_region: Some(true),
+        ..Default::default()
+    })
+    .await;
+    for alias in ["alias/view-b", "alias/view-a"] {
+        kms.create_alias(pb::CreateAliasRequest {
+            alias_name: Some(alias.into()),
+            target_key_id: Some(mrk.clone()),
+        })
+        .await
+        .unwrap();
+    }
+    kms.rotate_key_on_demand(pb::RotateKeyOnDemandRequest {
+        key_id: Some(mrk.clone()),
+    })
+    .await
+    .unwrap();
+    let signing = create(pb::CreateKeyRequest {
+        key_spec: Some("ECC_NIST_P256".into()),
+        key_usage: Some("SIGN_VERIFY".into()),
+        ..Default::default()
+    })
+    .await;
+    let doomed = r.create_key(leader).await;
+    kms.schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
+        key_id: Some(doomed.clone()),
+        pending_window_in_days: Some(7),
+    })
+    .await
+    .unwrap();
+
+    // Asked of a follower right after the leader acknowledged the writes: the read index
+    // makes it show all of them. A key the Region does not hold is left out.
+    let absent = "00000000-0000-4000-8000-000000000000".to_string();
+    let mut admin = AdminServiceClient::new(r.channel(follower));
+    let views = admin
+        .read_key_views(ReadKeyViewsRequest {
+            key_ids: vec![mrk.clone(), absent, signing.clone(), doomed.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    let ids: Vec<&str> = views.iter().map(|v| v.key_id.as_str()).collect();
+    assert_eq!(ids, [mrk.as_str(), signing.as_str(), doomed.as_str()]);
+
+    // Each view is what the KMS API of the same node says.
+    let mut kms = r.kms(follower);
+    for v in &views {
+        let md = r
+            .describe(follower, &v.key_id)
+            .await
+            .unwrap()
+            .key_metadata
+            .unwrap();
+        assert_eq!(Some(&v.key_state), md.key_state.as_ref());
+        let mrc = md.multi_region_configuration.unwrap_or_default();
+        assert_eq!(v.multi_region_key_type, mrc.multi_region_key_type);
+        assert_eq!(
+            v.primary_region,
+            mrc.primary_key.and_then(|p| p.region),
+            "{}",
+            v.key_id
+        );
+        assert!(v.replica_regions.is_empty());
+        let rotations = kms
+            .list_key_rotations(pb::ListKeyRotationsRequest {
+                key_id: Some(v.key_id.clone()),
+                ..Default::default()
+            })
+            .await
+            .ok()
+            .map(|a| a.into_inner().rotations.len() as u32);
+        assert_eq!(v.rotations, rotations, "{}", v.key_id);
+        let aliases: Vec<String> = kms
+            .list_aliases(pb::ListAliasesRequest {
+                key_id: Some(v.key_id.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .aliases
+            .into_iter()
+            .filter_map(|a| a.alias_name)
+            .collect();
+        assert_eq!(v.aliases, aliases);
+    }
+    // What the API showed is what was written.
+    assert_eq!(views[0].multi_region_key_type.as_deref(), Some("PRIMARY"));
+    assert_eq!(views[0].primary_region.as_deref(), Some("us-east-1"));
+    assert_eq!(views[0].aliases, ["alias/view-a", "alias/view-b"]);
+    assert_eq!(views[0].rotations, Some(1));
+    assert_eq!(views[1].rotations, None);
+    assert_eq!(views[2].key_state, "PendingDeletion");
+    assert_eq!(views[2].rotations, Some(0));
+
+    // What is not a key ID, and too many at once, are refused.
+    let bad = admin
+        .read_key_views(ReadKeyViewsRequest {
+            key_ids: vec!["alias/view-a".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad:?}");
+    let many = admin
+        .read_key_views(ReadKeyViewsRequest {
+            key_ids: vec![mrk.clone(); 1001],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(many.code(), tonic::Code::InvalidArgument, "{many:?}");
+}

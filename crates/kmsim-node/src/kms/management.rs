@@ -18,6 +18,17 @@ use super::convert::{alias_entry, key_metadata, secs};
 use super::validate::{limit, range, required, str_len};
 use super::{KmsApi, RequestContext};
 
+/// One key as a Region shows it to its clients (see [`KmsApi::shown_keys`]).
+#[derive(Clone, Debug)]
+pub struct ShownKey {
+    /// What DescribeKey answers.
+    pub metadata: pb::KeyMetadata,
+    /// How many rotations ListKeyRotations lists (`None` where it refuses the key).
+    pub rotations: Option<usize>,
+    /// The names of the key's aliases, in name order (ListAliases with its `KeyId`).
+    pub aliases: Vec<String>,
+}
+
 pub(super) fn tags_from(list: Vec<pb::Tag>) -> Result<Vec<Tag>, KmsError> {
     list.into_iter()
         .enumerate()
@@ -273,6 +284,33 @@ impl KmsApi {
         Ok(pb::DescribeKeyResponse {
             key_metadata: Some(key_metadata(&self.scope, &key)),
         })
+    }
+
+    /// The keys of `ids` that this Region holds, in the order asked, each as DescribeKey,
+    /// ListKeyRotations and ListAliases would show it, after the Region's read index (the
+    /// admin `ReadKeyViews`): one read of many keys, answered from the same state and by the
+    /// same code as those operations.
+    pub async fn shown_keys(&self, ids: &[KeyId]) -> Result<Vec<ShownKey>, KmsError> {
+        self.reads.barrier().await?;
+        let held = self.read(|s| {
+            ids.iter()
+                .filter_map(|id| Some((s.key(id)?, s.aliases_of(id))))
+                .collect::<Vec<_>>()
+        })?;
+        Ok(held
+            .into_iter()
+            .map(|(key, aliases)| ShownKey {
+                metadata: key_metadata(&self.scope, &key),
+                rotations: self.rotations_listable(&key).ok().map(|()| {
+                    key.shared
+                        .materials
+                        .iter()
+                        .filter(|m| m.rotation.is_some())
+                        .count()
+                }),
+                aliases: aliases.iter().map(|a| a.name.to_string()).collect(),
+            })
+            .collect())
     }
 
     /// ListKeys.

@@ -38,6 +38,7 @@ use crate::proposer::Proposer;
 pub use authorize::{PolicyCache, SecureTransport, Simulated};
 pub use context::{Interface, RequestContext};
 pub use convert::key_metadata;
+pub use management::ShownKey;
 
 /// Everything a KMS operation needs on one node.
 pub struct KmsApi {

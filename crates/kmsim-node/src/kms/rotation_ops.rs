@@ -30,6 +30,18 @@ impl KmsApi {
         Ok(())
     }
 
+    /// Whether ListKeyRotations lists `key`'s rotations: the key's state and origin allow the
+    /// operation and it is a symmetric encryption key; else the refusal.
+    pub(super) fn rotations_listable(&self, key: &KeyRecord) -> Result<(), KmsError> {
+        check(
+            Operation::ListKeyRotations,
+            key.regional.state,
+            key.shared.origin,
+            &self.arn(key),
+        )?;
+        self.symmetric_rotation_key(key, Operation::ListKeyRotations)
+    }
+
     /// EnableKeyRotation.
     pub async fn enable_key_rotation(
         &self,
@@ -217,13 +229,7 @@ impl KmsApi {
         req: pb::ListKeyRotationsRequest,
     ) -> Result<pb::ListKeyRotationsResponse, KmsError> {
         let key = self.resolve(&required(req.key_id, "keyId")?, RefForms::KeyOnly)?;
-        check(
-            Operation::ListKeyRotations,
-            key.regional.state,
-            key.shared.origin,
-            &self.arn(&key),
-        )?;
-        self.symmetric_rotation_key(&key, Operation::ListKeyRotations)?;
+        self.rotations_listable(&key)?;
         let include = match req.include_key_material.as_deref() {
             Some(i) => IncludeKeyMaterial::parse(i)?,
             None => IncludeKeyMaterial::RotationsOnly,

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use kmsim_proto::admin::v1::KeyView as KeyViewPb;
 use tokio::sync::Semaphore;
 
 use kmsim_experiment::check;
@@ -15,67 +16,22 @@ use kmsim_experiment::spec::Experiment;
 
 use super::calls::{self, KeyBook};
 use super::runner::Recorder;
+use super::runtime::Runtime;
 use crate::aws_client::AwsJsonClient;
 
-/// Concurrency of the observation phase's reads and decrypts.
+/// Concurrency of the observation phase's decrypts and verifications.
 const OBSERVE_CONCURRENCY: usize = 32;
 
-/// What a Region says about a key's shared properties: DescribeKey and ListKeyRotations, sent
-/// at once. `None` when the Region says the key does not exist (NotFoundException).
-async fn read_shared(client: &AwsJsonClient, arn: &str) -> Result<Option<KeyView>, String> {
-    let body = serde_json::json!({ "KeyId": arn });
-    let (described, rotations) = tokio::join!(
-        client.call("DescribeKey", &body),
-        client.call("ListKeyRotations", &body)
-    );
-    let a = described.map_err(|e| e.to_string())?;
-    match a.error_code().as_deref() {
-        None => {}
-        Some("NotFoundException") => return Ok(None),
-        Some(code) => return Err(format!("{code}: {}", a.error_message())),
+/// A key as the admin API's `ReadKeyViews` shows it, as the history records it.
+fn history_view(v: KeyViewPb) -> KeyView {
+    KeyView {
+        state: v.key_state,
+        multi_region_type: v.multi_region_key_type,
+        primary_region: v.primary_region,
+        replica_regions: v.replica_regions,
+        aliases: v.aliases,
+        rotations: v.rotations,
     }
-    let v = a.json();
-    let m = &v["KeyMetadata"];
-    let mrc = &m["MultiRegionConfiguration"];
-    let mut replica_regions: Vec<String> = mrc["ReplicaKeys"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r["Region"].as_str().map(String::from))
-        .collect();
-    replica_regions.sort();
-    Ok(Some(KeyView {
-        state: m["KeyState"].as_str().unwrap_or_default().to_string(),
-        multi_region_type: mrc["MultiRegionKeyType"].as_str().map(String::from),
-        primary_region: mrc["PrimaryKey"]["Region"].as_str().map(String::from),
-        replica_regions,
-        aliases: Vec::new(),
-        rotations: rotations
-            .ok()
-            .filter(|a| a.error_code().is_none())
-            .and_then(|a| a.json()["Rotations"].as_array().map(|r| r.len() as u32)),
-    }))
-}
-
-/// A key's aliases in a Region (empty when they cannot be read).
-async fn read_aliases(client: &AwsJsonClient, arn: &str) -> Vec<String> {
-    let Ok(a) = client
-        .call("ListAliases", &serde_json::json!({ "KeyId": arn }))
-        .await
-    else {
-        return Vec::new();
-    };
-    if a.error_code().is_some() {
-        return Vec::new();
-    }
-    let mut aliases: Vec<String> = a.json()["Aliases"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x["AliasName"].as_str().map(String::from))
-        .collect();
-    aliases.sort();
-    aliases
 }
 
 /// One Region's answer about a key: the Region, when the answer was in (microseconds on the
@@ -99,35 +55,41 @@ fn agreed(key_id: &str, multi_region: bool, regions: usize, readings: &[Reading]
     check::disagreement(key_id, &held).is_none()
 }
 
-/// Reads the shared properties of every key of `keys` in each of its Regions, all at once
-/// (at most [`OBSERVE_CONCURRENCY`] reads in flight); returns each key's readings (a Region
-/// whose read failed is left out).
-async fn read_round(
-    clients: &Arc<BTreeMap<String, AwsJsonClient>>,
-    keys: &BTreeMap<String, (String, Vec<String>)>,
+/// Reads every key of `keys` (key ID to its Regions) in each of its Regions: one
+/// [`Runtime::key_views`] of all its keys a Region, every Region at once; returns each key's
+/// readings, dated when its Region's answer came in (a Region whose read failed is left out).
+async fn read_round<R: Runtime + 'static>(
+    rt: &Arc<R>,
+    keys: &BTreeMap<String, Vec<String>>,
     clock: Instant,
 ) -> BTreeMap<String, Vec<Reading>> {
-    let sem = Arc::new(Semaphore::new(OBSERVE_CONCURRENCY));
-    let mut reads = tokio::task::JoinSet::new();
-    for (key_id, (arn, regions)) in keys {
+    let mut asked: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key_id, regions) in keys {
         for r in regions {
-            let Ok(permit) = sem.clone().acquire_owned().await else {
-                break;
-            };
-            let client = clients[r].clone();
-            let (key_id, region, arn) = (key_id.clone(), r.clone(), calls::arn_in(arn, r));
-            reads.spawn(async move {
-                let view = read_shared(&client, &arn).await;
-                drop(permit);
-                let at = clock.elapsed().as_micros() as u64;
-                (key_id, region, at, view)
-            });
+            asked.entry(r.clone()).or_default().push(key_id.clone());
         }
+    }
+    let mut reads = tokio::task::JoinSet::new();
+    for (region, ids) in asked {
+        let rt = rt.clone();
+        reads.spawn(async move {
+            let views = rt.key_views(&region, &ids).await;
+            let at = clock.elapsed().as_micros() as u64;
+            (region, ids, at, views)
+        });
     }
     let mut out: BTreeMap<String, Vec<Reading>> = BTreeMap::new();
     while let Some(joined) = reads.join_next().await {
-        if let Ok((key_id, region, at, Ok(view))) = joined {
-            out.entry(key_id).or_default().push((region, at, view));
+        let Ok((region, ids, at, Ok(views))) = joined else {
+            continue;
+        };
+        let mut held: BTreeMap<String, KeyViewPb> =
+            views.into_iter().map(|v| (v.key_id.clone(), v)).collect();
+        for key_id in ids {
+            let view = held.remove(&key_id).map(history_view);
+            out.entry(key_id)
+                .or_default()
+                .push((region.clone(), at, view));
         }
     }
     for readings in out.values_mut() {
@@ -139,16 +101,18 @@ async fn read_round(
 /// The observations: every key the history knows in every Region, then every acknowledged
 /// ciphertext, signature and MAC in every Region that holds a related key.
 ///
-/// The keys' shared properties come first, before anything else is read, and all at once:
-/// every key in each of its Regions in one round of concurrent reads, then again every 200 ms
-/// for the keys whose Regions do not agree yet, until they do or `checks.convergence` after
-/// `healed` has passed. A key's observations are its last round's, each dated when its answer
-/// came in, so the date the `convergence` checker judges is at most one round after the
-/// Regions agreed (a round of every key is one read per key and Region at
-/// [`OBSERVE_CONCURRENCY`] at a time), not after the reads of every key before it. Aliases,
-/// which are per Region and not converged, are read after.
-pub(super) async fn observe(
+/// The keys' shared properties come first, before anything else is read, and all at once: a
+/// round asks each Region, through the runtime's admin API, for every key it should hold in
+/// one batched read ([`Runtime::key_views`]: what DescribeKey, ListKeyRotations and
+/// ListAliases would show, after the Region's read index), every Region at the same time; then
+/// again every 200 ms for the keys whose Regions do not agree yet, until they do or
+/// `checks.convergence` after `healed` has passed. A key's observations are its last round's,
+/// each dated when its Region's answer came in, so the date the `convergence` checker judges
+/// is at most one round (a few milliseconds for hundreds of keys) after the Regions agreed,
+/// whatever the number of keys.
+pub(super) async fn observe<R: Runtime + 'static>(
     e: &Experiment,
+    rt: &Arc<R>,
     clients: &Arc<BTreeMap<String, AwsJsonClient>>,
     book: &Mutex<KeyBook>,
     rec: &Recorder,
@@ -167,13 +131,13 @@ pub(super) async fn observe(
             vec![k.home.clone()]
         }
     };
-    let mut pending: BTreeMap<String, (String, Vec<String>)> = known
+    let mut pending: BTreeMap<String, Vec<String>> = known
         .iter()
-        .map(|(id, k)| (id.clone(), (k.arn.clone(), regions_of(k))))
+        .map(|(id, k)| (id.clone(), regions_of(k)))
         .collect();
     let mut last: BTreeMap<String, Vec<Reading>> = BTreeMap::new();
     loop {
-        let round = read_round(clients, &pending, rec.clock).await;
+        let round = read_round(rt, &pending, rec.clock).await;
         for (key_id, readings) in round {
             let k = &known[&key_id];
             if agreed(&key_id, k.multi_region, regions_of(k).len(), &readings) {
@@ -186,36 +150,13 @@ pub(super) async fn observe(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Aliases of every key a Region holds, then the observations.
-    let sem = Arc::new(Semaphore::new(OBSERVE_CONCURRENCY));
-    let mut reads = tokio::task::JoinSet::new();
-    for (key_id, readings) in last {
-        let arn = known[&key_id].arn.clone();
-        for (region, at, view) in readings {
-            let Ok(permit) = sem.clone().acquire_owned().await else {
-                break;
-            };
-            let client = clients[&region].clone();
-            let (key_id, arn) = (key_id.clone(), calls::arn_in(&arn, &region));
-            reads.spawn(async move {
-                let mut view = view;
-                if let Some(v) = &mut view {
-                    v.aliases = read_aliases(&client, &arn).await;
-                }
-                drop(permit);
-                (key_id, region, at, view)
-            });
-        }
-    }
     let mut holders: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut observed = Vec::new();
-    while let Some(joined) = reads.join_next().await {
-        if let Ok(o) = joined {
-            observed.push(o);
-        }
-    }
-    // In the order of keys and Regions, whatever order the reads ended in.
-    observed.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    // In the order of keys, then Regions.
+    let observed = last.into_iter().flat_map(|(key_id, readings)| {
+        readings
+            .into_iter()
+            .map(move |(region, at, view)| (key_id.clone(), region, at, view))
+    });
     for (key_id, region, at, view) in observed {
         if view
             .as_ref()

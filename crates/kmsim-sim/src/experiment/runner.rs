@@ -311,7 +311,7 @@ async fn phases<R: Runtime + 'static>(
 
     rec.phase(Phase::Observe);
     progress("observe: every key in every Region, every ciphertext where it should decrypt");
-    observe(e, &clients, &book, rec, healed).await;
+    observe(e, rt, &clients, &book, rec, healed).await;
     let aborted = aborted.lock().expect("invariant: never poisoned").clone();
     Ok(aborted)
 }

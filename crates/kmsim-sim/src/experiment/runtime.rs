@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::{
-    ApiFault, ClearLinkFaultsRequest, LinkProfile, SetLinkFaultsRequest, StatusRequest,
-    StatusResponse,
+    ApiFault, ClearLinkFaultsRequest, KeyView, LinkProfile, ReadKeyViewsRequest,
+    SetLinkFaultsRequest, StatusRequest, StatusResponse,
 };
 use nix::sys::signal::Signal;
 use tonic::transport::Channel;
@@ -22,6 +22,9 @@ use crate::aws_client::AwsJsonClient;
 use crate::cluster::{ClusterDir, NodeName};
 use crate::node_hooks::{admin_client, all_set, RegionHooks};
 use crate::process::{kill_nodes, restart_nodes, signal_running, KILL_WAIT};
+
+/// The most key IDs one admin `ReadKeyViews` call asks for (the node's limit).
+pub const KEY_VIEWS_PER_CALL: usize = 1000;
 
 /// A link setting: messages from `from` to `to` get `profile`.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,6 +94,41 @@ pub trait Runtime: Send + Sync {
                 region: region.to_string(),
                 id,
             })
+        }
+    }
+
+    /// What `region` shows of the keys `key_ids` (IDs, not ARNs): the admin `ReadKeyViews`,
+    /// answered after the Region's read index, so it holds every write the Region
+    /// acknowledged; a key the Region does not hold is left out. Asked of the Region's nodes
+    /// in turn until one answers, [`KEY_VIEWS_PER_CALL`] keys a call; `Err` when none does.
+    fn key_views(
+        &self,
+        region: &str,
+        key_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<KeyView>, String>> + Send {
+        async move {
+            let mut failed = format!("{region} has no node");
+            for n in self.nodes().into_iter().filter(|n| n.region == region) {
+                let read = async {
+                    let mut c = self.admin(&n).await?;
+                    let mut views = Vec::with_capacity(key_ids.len());
+                    for ids in key_ids.chunks(KEY_VIEWS_PER_CALL) {
+                        let answer = c
+                            .read_key_views(ReadKeyViewsRequest {
+                                key_ids: ids.to_vec(),
+                            })
+                            .await
+                            .map_err(|e| format!("{n}: {}", e.message()))?;
+                        views.extend(answer.into_inner().keys);
+                    }
+                    Ok::<_, String>(views)
+                };
+                match read.await {
+                    Ok(views) => return Ok(views),
+                    Err(e) => failed = e,
+                }
+            }
+            Err(failed)
         }
     }
 
