@@ -161,14 +161,15 @@ for t in "${targets[@]}"; do
 done
 
 python3 - "$out" "$rate" "$localstack_note" "${targets[@]}" <<'PY'
-import json, os, sys
+import os, sys
+sys.path.insert(0, "scripts/lib")
+from bench_json import first
 out, rate, note, targets = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 def load(name, mode):
     try:
-        r = json.load(open(os.path.join(out, f"{name}-{mode}.json")))[0]
-    except (OSError, ValueError, IndexError):
+        return first(open(os.path.join(out, f"{name}-{mode}.json")).read())
+    except (OSError, ValueError, IndexError, KeyError, TypeError):
         return None
-    return r
 def ms(us):
     return f"{us / 1000:.2f}"
 print(f"| endpoint | c=64 closed loop: Encrypt/s | p50 / p99 / p99.9 ms | reconnections | errors "

@@ -13,6 +13,7 @@
 # image kmsim:<version> from KMSIM_BIN first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/bench.sh
 rounds="${1:-3}"
 seconds="${2:-20}"
 bin="${KMSIM_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/kmsim}"
@@ -38,7 +39,8 @@ for round in $(seq 1 "$rounds"); do
     endpoint=$(grep -o 'http://127\.0\.0\.1:[0-9]*' <<<"$up" | head -1)
     ops=$("$bin" bench --endpoint "$endpoint" --protocol aws-json --region us-east-1 \
       --workload encrypt --concurrency 64 --duration "${seconds}s" --warmup 3s --json |
-      python3 -c 'import json,sys; r=json.load(sys.stdin); r=r if isinstance(r,list) else r["results"]; print(round(r[0]["ops_per_s"]))')
+      bench_field - ops_per_s)
+    ops=$(printf '%.0f' "$ops")
     echo "round $round $runtime: $ops Encrypt/s through the gateway"
     echo "$runtime $ops" >>"$results"
     if [ "$runtime" = docker ]; then

@@ -18,6 +18,7 @@
 # file's default), KEEP=1 to keep the runs' output (histories, reports, logs) and say where.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/bench.sh
 rounds="${1:-3}"
 seconds="${2:-15}"
 bytes="${PLAINTEXT_BYTES:-64}"
@@ -61,10 +62,7 @@ failed() {
   exit 1
 }
 
-# Field FIELD of the Encrypt row of a bench's JSON (FILE) or of a run's results.json.
-bench_field() {
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); r=r if isinstance(r,list) else r["results"]; print(r[0][sys.argv[2]])' "$1" "$2"
-}
+# Field FIELD of the Encrypt row of a run's results.json (a bench's: `bench_field`, bench.sh).
 runner_field() {
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(next(o for o in r["operations"] if o["operation"]=="Encrypt")[sys.argv[2]])' "$1" "$2"
 }

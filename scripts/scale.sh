@@ -74,8 +74,10 @@ start=$(now)
   --duration 7200s --max-ops "$keys" --json > "$dir/create.json"
 elapsed=$(since "$start")
 python3 - "$dir/create.json" "$elapsed" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[1]))[0]
+import sys
+sys.path.insert(0, "scripts/lib")
+from bench_json import first
+r = first(open(sys.argv[1]).read())
 print(f"create: {sys.argv[2]} s, {r['ops']} created, {r['ops_per_s']:.0f}/s, p50 {r['p50_ms']} ms, "
       f"p99 {r['p99_ms']} ms, max {r['max_ms']} ms, errors {r['errors']} {r['error_codes']}")
 EOF

@@ -2,6 +2,9 @@
 #   node_cpu_us DIR                     the CPU time (user + system) of the node processes of
 #                                       the cluster in DIR (scripts/lib/cpu.py), in microseconds
 #   gateway_cpu_us DIR                  the same for the cluster's gateway process
+#   bench_field REPORT FIELD...         the FIELDs of the first run of a `kmsim bench --json`
+#                                       report (a file, or - for standard input), space-separated
+#                                       (scripts/lib/bench_json.py, the one reader of reports)
 #   bench_figures REPORT SECONDS WARMUP CPU_BEFORE CPU_AFTER
 #                                       "OPS CPU_PER_CALL" of one `kmsim bench --json` run of one
 #                                       workload: its throughput, and the nodes' CPU time per call
@@ -15,12 +18,17 @@ node_cpu_us() {
   python3 scripts/lib/cpu.py nodes "$1"
 }
 
+bench_field() {
+  python3 scripts/lib/bench_json.py "$@"
+}
+
 bench_figures() {
   python3 - "$@" <<'PY'
-import json, sys
+import sys
+sys.path.insert(0, "scripts/lib")
+from bench_json import first
 report, seconds, warmup, before, after = sys.argv[1:]
-r = json.loads(report)
-r = (r if isinstance(r, list) else r["results"])[0]
+r = first(report)
 calls = r["calls_per_s"] * (float(seconds) + float(warmup))
 print(round(r["ops_per_s"]), round((int(after) - int(before)) / calls, 1))
 PY

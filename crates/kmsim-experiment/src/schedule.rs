@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::spec::{Experiment, FaultAction, NodeTarget, Side};
+use crate::spec::{Experiment, FaultAction, NodeTarget};
 
 /// The seeded generator of one named stream of a run (`faults`, `client/us-east-1/3`): streams
 /// are independent of each other, so adding a client does not change the fault schedule.
@@ -51,118 +51,9 @@ pub enum Target {
     },
 }
 
-/// One fault of the run, as the runner applies it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "action", rename_all = "kebab-case")]
-pub enum Act {
-    /// Kill a node; restart it at the end.
-    Kill {
-        /// Which node.
-        target: Target,
-    },
-    /// Freeze a node; resume it at the end.
-    Pause {
-        /// Which node.
-        target: Target,
-    },
-    /// Kill every node of a Region; restart them at the end.
-    KillRegion {
-        /// The Region.
-        region: String,
-    },
-    /// Cut the links between two sides; heal them at the end.
-    Partition {
-        /// One side.
-        a: Side,
-        /// The other side.
-        b: Side,
-        /// Both directions, or only `a` → `b`.
-        both_ways: bool,
-    },
-    /// Set a link profile; restore the experiment's at the end.
-    Link {
-        /// Sending side.
-        from: Side,
-        /// Receiving side.
-        to: Side,
-        /// Both directions.
-        both_ways: bool,
-        /// Added delay (ms).
-        delay_ms: u64,
-        /// Jitter (ms).
-        jitter_ms: u64,
-        /// Loss probability.
-        loss: f64,
-    },
-    /// Move a Region's replicated clock forward for good; nothing to undo.
-    ClockJump {
-        /// The Region.
-        region: String,
-        /// By how much (ms).
-        by_ms: i64,
-    },
-    /// Skew every node of a Region; take the skew back at the end.
-    ClockSkew {
-        /// The Region.
-        region: String,
-        /// The skew when it starts (ms).
-        skew_ms: i64,
-        /// Its growth per real second (ms).
-        drift_ms_per_s: i64,
-    },
-    /// Pause a Region's synchronizer; resume it at the end.
-    PauseSync {
-        /// The Region.
-        region: String,
-    },
-    /// Answer a share of a Region's calls with an error; remove the rule at the end.
-    InjectError {
-        /// The Region.
-        region: String,
-        /// Only this operation (AWS name), or every one.
-        operation: Option<String>,
-        /// The AWS error code.
-        error: String,
-        /// The share, in percent.
-        percent: f64,
-    },
-    /// Delay a share of a Region's calls; remove the rule at the end.
-    InjectLatency {
-        /// The Region.
-        region: String,
-        /// Only this operation (AWS name), or every one.
-        operation: Option<String>,
-        /// The delay (ms).
-        delay_ms: u64,
-        /// The share, in percent.
-        percent: f64,
-    },
-}
-
-impl Act {
-    /// Whether the act is done once it starts (a clock jump): it has nothing to undo, and its
-    /// fault window is the moment it was applied.
-    pub fn is_instant(&self) -> bool {
-        matches!(self, Act::ClockJump { .. })
-    }
-
-    /// How far the act moves `region`'s clock ahead at most over `lasting` (0 when it does
-    /// not touch that Region's clock): a jump by its amount, a skew by its largest value.
-    pub fn clock_advance_ms(&self, region: &str, lasting: Duration) -> i64 {
-        match self {
-            Act::ClockJump { region: r, by_ms } if r == region => *by_ms,
-            Act::ClockSkew {
-                region: r,
-                skew_ms,
-                drift_ms_per_s,
-            } if r == region => {
-                let drift = (*drift_ms_per_s).max(0) as f64 * lasting.as_secs_f64();
-                (*skew_ms as f64 + drift).max(0.0) as i64
-            }
-            _ => 0,
-        }
-    }
-}
+/// One fault of the run, as the runner applies it: the fault line's action with its node
+/// target's seeded choice made.
+pub type Act = FaultAction<Target>;
 
 /// One occurrence of a fault line.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -276,8 +167,9 @@ impl Schedule {
     }
 }
 
+/// Makes `a`'s seeded choice: the node an `any` target hits, the draw that picks a follower.
 fn resolve(a: &FaultAction, e: &Experiment, rng: &mut ChaCha8Rng) -> Act {
-    let target = |t: &NodeTarget, rng: &mut ChaCha8Rng| match t {
+    a.map_target(|t| match t {
         NodeTarget::Node { region, id } => Target::Node {
             region: region.clone(),
             id: *id,
@@ -299,74 +191,7 @@ fn resolve(a: &FaultAction, e: &Experiment, rng: &mut ChaCha8Rng) -> Act {
                 id: rng.gen_range(1..=e.cluster.nodes),
             }
         }
-    };
-    match a {
-        FaultAction::Kill(t) => Act::Kill {
-            target: target(t, rng),
-        },
-        FaultAction::Pause(t) => Act::Pause {
-            target: target(t, rng),
-        },
-        FaultAction::KillRegion(r) => Act::KillRegion { region: r.clone() },
-        FaultAction::Partition { a, b, both_ways } => Act::Partition {
-            a: a.clone(),
-            b: b.clone(),
-            both_ways: *both_ways,
-        },
-        FaultAction::Link {
-            from,
-            to,
-            both_ways,
-            delay,
-            jitter,
-            loss,
-        } => Act::Link {
-            from: from.clone(),
-            to: to.clone(),
-            both_ways: *both_ways,
-            delay_ms: delay.as_millis() as u64,
-            jitter_ms: jitter.as_millis() as u64,
-            loss: *loss,
-        },
-        FaultAction::ClockJump { region, by } => Act::ClockJump {
-            region: region.clone(),
-            by_ms: by.as_millis() as i64,
-        },
-        FaultAction::ClockSkew {
-            region,
-            skew_ms,
-            drift_ms_per_s,
-        } => Act::ClockSkew {
-            region: region.clone(),
-            skew_ms: *skew_ms,
-            drift_ms_per_s: *drift_ms_per_s,
-        },
-        FaultAction::PauseSync(region) => Act::PauseSync {
-            region: region.clone(),
-        },
-        FaultAction::InjectError {
-            region,
-            operation,
-            error,
-            percent,
-        } => Act::InjectError {
-            region: region.clone(),
-            operation: operation.map(|o| o.name().to_string()),
-            error: error.code().to_string(),
-            percent: *percent,
-        },
-        FaultAction::InjectLatency {
-            region,
-            operation,
-            delay,
-            percent,
-        } => Act::InjectLatency {
-            region: region.clone(),
-            operation: operation.map(|o| o.name().to_string()),
-            delay_ms: delay.as_millis() as u64,
-            percent: *percent,
-        },
-    }
+    })
 }
 
 #[cfg(test)]
@@ -419,14 +244,11 @@ at = "7s"
         let pause = s.occurrences.iter().find(|o| o.fault == 1).expect("one");
         assert_eq!(pause.end, None, "no `for`: until the heal");
         assert!(
-            matches!(&pause.act, Act::Pause { target: Target::Follower { region, .. } } if region == "us-east-1")
+            matches!(&pause.act, Act::Pause(Target::Follower { region, .. }) if region == "us-east-1")
         );
         // Every chosen node exists.
         for o in &kills {
-            let Act::Kill {
-                target: Target::Node { region, id },
-            } = &o.act
-            else {
+            let Act::Kill(Target::Node { region, id }) = &o.act else {
                 panic!("any resolves to a node: {o:?}")
             };
             assert!(e.cluster.regions.contains(region) && (1..=3).contains(id));

@@ -569,12 +569,16 @@ pub enum Side {
 }
 
 /// What a fault does. Each undoes itself when its `for` ends (or at the heal).
+///
+/// `T` names the node a node fault hits: as the file says ([`NodeTarget`], the default), or
+/// with the schedule's seeded choice made ([`crate::schedule::Target`]; a
+/// [`crate::schedule::Act`] is that form, made by [`FaultAction::map_target`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub enum FaultAction {
+pub enum FaultAction<T = NodeTarget> {
     /// SIGKILL (`docker kill`); restarted when it ends.
-    Kill(NodeTarget),
+    Kill(T),
     /// SIGSTOP (`docker pause`), a gray failure; resumed when it ends.
-    Pause(NodeTarget),
+    Pause(T),
     /// SIGKILL of every node of a Region; restarted when it ends.
     KillRegion(String),
     /// Every link between two sides cut (one direction: only `a` → `b`); healed when it ends.
@@ -644,6 +648,96 @@ pub enum FaultAction {
         /// The share of the calls, in percent.
         percent: f64,
     },
+}
+
+impl<T> FaultAction<T> {
+    /// The same action with its node target (if it has one) mapped by `f`.
+    pub fn map_target<U>(&self, f: impl FnOnce(&T) -> U) -> FaultAction<U> {
+        match self {
+            FaultAction::Kill(t) => FaultAction::Kill(f(t)),
+            FaultAction::Pause(t) => FaultAction::Pause(f(t)),
+            FaultAction::KillRegion(r) => FaultAction::KillRegion(r.clone()),
+            FaultAction::Partition { a, b, both_ways } => FaultAction::Partition {
+                a: a.clone(),
+                b: b.clone(),
+                both_ways: *both_ways,
+            },
+            FaultAction::Link {
+                from,
+                to,
+                both_ways,
+                delay,
+                jitter,
+                loss,
+            } => FaultAction::Link {
+                from: from.clone(),
+                to: to.clone(),
+                both_ways: *both_ways,
+                delay: *delay,
+                jitter: *jitter,
+                loss: *loss,
+            },
+            FaultAction::ClockJump { region, by } => FaultAction::ClockJump {
+                region: region.clone(),
+                by: *by,
+            },
+            FaultAction::ClockSkew {
+                region,
+                skew_ms,
+                drift_ms_per_s,
+            } => FaultAction::ClockSkew {
+                region: region.clone(),
+                skew_ms: *skew_ms,
+                drift_ms_per_s: *drift_ms_per_s,
+            },
+            FaultAction::PauseSync(r) => FaultAction::PauseSync(r.clone()),
+            FaultAction::InjectError {
+                region,
+                operation,
+                error,
+                percent,
+            } => FaultAction::InjectError {
+                region: region.clone(),
+                operation: *operation,
+                error: *error,
+                percent: *percent,
+            },
+            FaultAction::InjectLatency {
+                region,
+                operation,
+                delay,
+                percent,
+            } => FaultAction::InjectLatency {
+                region: region.clone(),
+                operation: *operation,
+                delay: *delay,
+                percent: *percent,
+            },
+        }
+    }
+
+    /// Whether the action is done once it starts (a clock jump): it has nothing to undo, and
+    /// its fault window is the moment it was applied.
+    pub fn is_instant(&self) -> bool {
+        matches!(self, FaultAction::ClockJump { .. })
+    }
+
+    /// How far the action moves `region`'s clock ahead at most over `lasting` (0 when it does
+    /// not touch that Region's clock): a jump by its amount, a skew by its largest value.
+    pub fn clock_advance_ms(&self, region: &str, lasting: Duration) -> i64 {
+        match self {
+            FaultAction::ClockJump { region: r, by } if r == region => by.as_millis() as i64,
+            FaultAction::ClockSkew {
+                region: r,
+                skew_ms,
+                drift_ms_per_s,
+            } if r == region => {
+                let drift = (*drift_ms_per_s).max(0) as f64 * lasting.as_secs_f64();
+                (*skew_ms as f64 + drift).max(0.0) as i64
+            }
+            _ => 0,
+        }
+    }
 }
 
 /// The error an `inject-error` fault answers.

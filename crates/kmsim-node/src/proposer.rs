@@ -24,8 +24,8 @@ use tonic::Status;
 
 use kmsim_core::ids::KeyId;
 use kmsim_core::state::{
-    decode_result, encode_command, Command, CommandResult, ForwardedCommand, RequestId,
-    MAX_COMMAND_BYTES,
+    decode_result, encode_command, encode_log_entry, Command, CommandResult, ForwardedCommand,
+    RequestId, MAX_COMMAND_BYTES,
 };
 use kmsim_core::KmsError;
 use kmsim_proto::raft::v1::raft_service_client::RaftServiceClient;
@@ -125,20 +125,19 @@ impl Proposer {
     /// yet applied here) is `DependencyTimeoutException`, which AWS clients retry — never a
     /// success. A command only the leader's own tasks propose is never forwarded: when this
     /// node is not the leader (any more) it fails, and the new leader's task proposes it.
+    ///
+    /// The command is encoded once; a command over [`MAX_COMMAND_BYTES`] encoded (without the
+    /// request ID a forwardable one is committed under) is refused before anything is sent.
     pub async fn propose(&self, cmd: &Command) -> CommandResult {
-        let payload = encode_command(cmd);
-        if payload.len() > MAX_COMMAND_BYTES {
+        let payload = Payload::new(cmd, || RequestId(self.entropy.bytes()));
+        if payload.command_len() > MAX_COMMAND_BYTES {
             return Err(KmsError::Validation(format!(
                 "the request is too large to commit: {} bytes, the limit is {MAX_COMMAND_BYTES}",
-                payload.len()
+                payload.command_len()
             )));
         }
-        let forward = ForwardedCommand::new(cmd.clone())
-            .ok()
-            .map(|f| (f, RequestId(self.entropy.bytes())));
-        let payload = local_payload(payload, forward.as_ref());
         let (log_index, bytes) = self
-            .write(payload, forward, cmd.key_id(), 0)
+            .write(payload, cmd.key_id(), 0)
             .await
             .inspect_err(|_| {
                 self.failed.inc();
@@ -159,30 +158,28 @@ impl Proposer {
         request_id: RequestId,
         hops: u32,
     ) -> Result<(u64, Vec<u8>), KmsError> {
-        let payload = encode_command(&cmd.clone().into_log_command(request_id));
-        let key_id = cmd.command().key_id().cloned();
-        self.write(payload, Some((cmd, request_id)), key_id.as_ref(), hops)
-            .await
+        let payload = Payload::forwardable(cmd.encode(), request_id);
+        self.write(payload, cmd.command().key_id(), hops).await
     }
 
-    /// Appends `payload` on the leader, here (within [`CLIENT_WRITE_TIMEOUT`]) or by forwarding
-    /// `forward` (the command and its request ID; `None`: not forwardable).
+    /// Appends `payload` on the leader, here (within [`CLIENT_WRITE_TIMEOUT`]) or, when it is
+    /// forwardable, by forwarding it.
     async fn write(
         &self,
-        payload: Vec<u8>,
-        forward: Option<(ForwardedCommand, RequestId)>,
+        payload: Payload,
         key_id: Option<&KeyId>,
         hops: u32,
     ) -> Result<(u64, Vec<u8>), KmsError> {
+        let Payload { entry, forward } = payload;
         let forwardable = forward.is_some();
-        let forward = forward.map(|(cmd, id)| (cmd.encode(), id.0.to_vec()));
+        let forward = forward.map(|(cmd, id)| (cmd, id.0.to_vec()));
         self.at_leader(
             hops,
             || async {
                 if let Some(k) = key_id {
                     self.origins.proposing(k);
                 }
-                let write = self.batcher.write(payload.clone());
+                let write = self.batcher.write(entry.clone());
                 let written = tokio::time::timeout(CLIENT_WRITE_TIMEOUT, write).await;
                 if let Some(k) = key_id {
                     let result = match &written {
@@ -457,8 +454,11 @@ impl Proposer {
     }
 }
 
-/// The log entry this node proposes for a write while it leads: the command under its request
-/// ID when it can be forwarded too (`forward`), else the command as encoded (`plain`).
+/// A write encoded once: the log entry this node proposes while it leads and, when the write may
+/// be forwarded, the command as encoded and the request ID it is forwarded under. The entry of a
+/// forwardable write is the command under that request ID (`Deduplicated`), built from the
+/// forwarded bytes (`encode_log_entry`); the entry of any other (a command only the leader's own
+/// tasks propose) is the command as encoded.
 ///
 /// A write is tried here and at the leader, as leadership moves, until one try is known to be
 /// done. Every try must carry the same request ID, so the Region applies the write once: a try
@@ -467,10 +467,43 @@ impl Proposer {
 /// when this node, leading now, tries it here. A plain entry was applied a second time in both
 /// cases: a ReplicateKey answered `AlreadyExistsException` by its own first try, a CreateKey
 /// making two keys.
-fn local_payload(plain: Vec<u8>, forward: Option<&(ForwardedCommand, RequestId)>) -> Vec<u8> {
-    match forward {
-        Some((cmd, id)) => encode_command(&cmd.clone().into_log_command(*id)),
-        None => plain,
+struct Payload {
+    /// What this node proposes while it leads.
+    entry: Vec<u8>,
+    /// What it forwards to the leader: the encoded command and its request ID (`None`: not
+    /// forwardable).
+    forward: Option<(Vec<u8>, RequestId)>,
+}
+
+impl Payload {
+    /// `cmd` encoded, under a request ID from `request_id` when it is forwardable (drawn only
+    /// then).
+    fn new(cmd: &Command, request_id: impl FnOnce() -> RequestId) -> Payload {
+        let encoded = encode_command(cmd);
+        match ForwardedCommand::check(cmd) {
+            Ok(()) => Payload::forwardable(encoded, request_id()),
+            Err(_) => Payload {
+                entry: encoded,
+                forward: None,
+            },
+        }
+    }
+
+    /// A forwardable command, `encoded` as [`ForwardedCommand::encode`] does, under `request_id`.
+    fn forwardable(encoded: Vec<u8>, request_id: RequestId) -> Payload {
+        Payload {
+            entry: encode_log_entry(&encoded, request_id),
+            forward: Some((encoded, request_id)),
+        }
+    }
+
+    /// The size of the encoded command, without the request ID: what [`MAX_COMMAND_BYTES`]
+    /// bounds.
+    fn command_len(&self) -> usize {
+        match &self.forward {
+            Some((encoded, _)) => encoded.len(),
+            None => self.entry.len(),
+        }
     }
 }
 
@@ -529,14 +562,16 @@ mod tests {
             quota: Some("Encrypt".into()),
             rate: Some(5.0),
         };
-        let forward = ForwardedCommand::new(cmd.clone()).expect("forwardable");
         let id = RequestId([7; 16]);
-        let tried = (forward.clone(), id);
-        let here = decode_command(&local_payload(encode_command(&cmd), Some(&tried)))
-            .expect("the entry decodes");
+        let payload = Payload::new(&cmd, || id);
+        let here = decode_command(&payload.entry).expect("the entry decodes");
         // What the leader commits for the forward (`propose_forwarded`).
-        let there = forward.into_log_command(id);
+        let (sent, sent_id) = payload.forward.as_ref().expect("forwardable");
+        let there = ForwardedCommand::decode(sent)
+            .expect("the forward decodes")
+            .into_log_command(*sent_id);
         assert_eq!(here, there, "one request ID on every try");
+        assert_eq!(payload.command_len(), encode_command(&cmd).len());
 
         let mut s = state();
         let (first, changed) = s.apply(&here);
@@ -546,7 +581,10 @@ mod tests {
         assert!(changed.is_empty(), "the forwarded try applied again");
 
         // A plain entry (a write no peer could take, e.g. a leader-only command) is its own.
-        let plain = encode_command(&cmd);
-        assert_eq!(local_payload(plain.clone(), None), plain);
+        let leader_only = Command::SetClockOffset { offset_ms: 5 };
+        let plain = Payload::new(&leader_only, || unreachable!("no request ID drawn"));
+        assert_eq!(plain.entry, encode_command(&leader_only));
+        assert!(plain.forward.is_none());
+        assert_eq!(plain.command_len(), plain.entry.len());
     }
 }

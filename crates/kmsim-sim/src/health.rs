@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::{StatusRequest, StatusResponse};
 
+use kmsim_node::config::NodeEntry;
 use kmsim_node::tls::Dialer;
 
-use crate::cluster::{ClusterDir, ClusterError};
+use crate::cluster::{ClusterDir, ClusterError, NodeName};
 
 /// The status of one node, or `None` if it does not answer within `timeout`.
 pub async fn node_status(dialer: &Dialer, addr: &str, timeout: Duration) -> Option<StatusResponse> {
@@ -48,21 +49,16 @@ pub async fn wait_healthy_regions(
     if let Some(region) = only {
         nodes.retain(|(n, _)| n.region == region);
     }
-    let poll = || async {
-        let mut all = Vec::new();
-        for (_, entry) in &nodes {
-            let addr = entry.advertise_addr();
-            if let Some(s) = node_status(&dialer, &addr, Duration::from_millis(500)).await {
-                all.push(s);
-            }
-        }
-        all
+    let dialer = &dialer;
+    let status = |(_, entry): &(NodeName, NodeEntry)| {
+        let addr = entry.advertise_addr();
+        async move { node_status(dialer, &addr, Duration::from_millis(500)).await }
     };
     let wanted = Health {
         nodes: nodes.len(),
         caught_up: false,
     };
-    wait_until(wanted, poll, timeout, Duration::from_millis(100))
+    wait_until(wanted, &nodes, status, timeout, Duration::from_millis(100))
         .await
         .map_err(|why| {
             ClusterError::Invalid(format!(
@@ -116,21 +112,26 @@ impl Health {
     }
 }
 
-/// Polls the nodes' statuses (`poll`, every `interval`) until they are healthy as `wanted`
-/// says, and returns them; after `timeout`, what was still missing.
-pub async fn wait_until<F, Fut>(
+/// Polls the statuses of `nodes` (each asked in turn through `status`, which gives `None` for
+/// a node that does not answer; every `interval`) until they are healthy as `wanted` says, and
+/// returns them; after `timeout`, what was still missing.
+pub async fn wait_until<'a, N, F, Fut>(
     wanted: Health,
-    mut poll: F,
+    nodes: &'a [N],
+    status: F,
     timeout: Duration,
     interval: Duration,
 ) -> Result<Vec<StatusResponse>, String>
 where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Vec<StatusResponse>>,
+    F: Fn(&'a N) -> Fut,
+    Fut: std::future::Future<Output = Option<StatusResponse>>,
 {
     let deadline = Instant::now() + timeout;
     loop {
-        let all = poll().await;
+        let mut all = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            all.extend(status(n).await);
+        }
         let why = match wanted.judge(&all) {
             Ok(()) => return Ok(all),
             Err(why) => why,

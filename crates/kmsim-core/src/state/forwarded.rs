@@ -10,6 +10,7 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -198,16 +199,7 @@ pub struct ForwardedCommand(Command);
 impl ForwardedCommand {
     /// Checks that `cmd` may be forwarded.
     pub fn new(cmd: Command) -> Result<ForwardedCommand, ProposalError> {
-        if let Some(name) = cmd.leader_only() {
-            return Err(ProposalError::LeaderOnly(name));
-        }
-        if let Command::Audited { cmd: inner, .. } = &cmd {
-            if inner.is_wrapper() {
-                return Err(ProposalError::BadNesting(
-                    "an audited command cannot wrap another wrapper",
-                ));
-            }
-        }
+        ForwardedCommand::check(&cmd)?;
         Ok(ForwardedCommand(cmd))
     }
 
@@ -234,6 +226,53 @@ impl ForwardedCommand {
             cmd: Box::new(self.0),
         }
     }
+
+    /// Checks that `cmd` may be forwarded, as [`ForwardedCommand::new`] does, without taking it.
+    pub fn check(cmd: &Command) -> Result<(), ProposalError> {
+        if let Some(name) = cmd.leader_only() {
+            return Err(ProposalError::LeaderOnly(name));
+        }
+        if let Command::Audited { cmd: inner, .. } = cmd {
+            if inner.is_wrapper() {
+                return Err(ProposalError::BadNesting(
+                    "an audited command cannot wrap another wrapper",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The encoded log entry of a forwardable command under `request_id` (what
+/// [`ForwardedCommand::into_log_command`] makes, encoded), built from the command's own encoding
+/// (`encoded`, what [`ForwardedCommand::encode`] gives and a forward carries) without encoding
+/// the command again: postcard writes a struct variant as its tag and then its fields one after
+/// another, without lengths, so `Deduplicated { request_id, cmd }` is the tag, the 16 bytes of
+/// the ID, then `encoded`.
+pub fn encode_log_entry(encoded: &[u8], request_id: RequestId) -> Vec<u8> {
+    let tag = deduplicated_tag();
+    let mut entry = Vec::with_capacity(tag.len() + request_id.0.len() + encoded.len());
+    entry.extend_from_slice(tag);
+    entry.extend_from_slice(&request_id.0);
+    entry.extend_from_slice(encoded);
+    entry
+}
+
+/// The encoding of the `Deduplicated` variant's tag, taken once from the encoder itself (a
+/// `Deduplicated` around a small command, less the ID and that command), so that a new variant
+/// or a new encoder cannot leave it stale.
+fn deduplicated_tag() -> &'static [u8] {
+    static TAG: OnceLock<Vec<u8>> = OnceLock::new();
+    TAG.get_or_init(|| {
+        let inner = Command::SetClockOffset { offset_ms: 0 };
+        let inner_len = super::encode_command(&inner).len();
+        let request_id = RequestId([0; 16]);
+        let whole = super::encode_command(&Command::Deduplicated {
+            request_id,
+            cmd: Box::new(inner),
+        });
+        whole[..whole.len() - inner_len - request_id.0.len()].to_vec()
+    })
 }
 
 #[cfg(test)]
@@ -295,6 +334,29 @@ mod tests {
             let f = ForwardedCommand::new(cmd.clone()).expect("forwardable");
             let back = ForwardedCommand::decode(&f.encode()).expect("decodes");
             assert_eq!(back.command(), &cmd);
+        }
+    }
+
+    /// The entry built from a forward's bytes is the entry the command encodes to, so the
+    /// proposer encodes a write once for both.
+    #[test]
+    fn log_entries_built_from_forwarded_bytes_are_the_encoded_entries() {
+        let big = Command::PutKeyPolicy {
+            key_id: key_id(),
+            policy: "x".repeat(300),
+        };
+        for cmd in [disable(), audited(disable()), big] {
+            let f = ForwardedCommand::new(cmd).expect("forwardable");
+            for id in [
+                RequestId([0; 16]),
+                RequestId([0xff; 16]),
+                RequestId([7; 16]),
+            ] {
+                let entry = encode_log_entry(&f.encode(), id);
+                let log = f.clone().into_log_command(id);
+                assert_eq!(entry, crate::state::encode_command(&log));
+                assert_eq!(crate::state::decode_command(&entry), Ok(log));
+            }
         }
     }
 

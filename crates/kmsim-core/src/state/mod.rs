@@ -48,7 +48,9 @@ pub use command::{
     decode_command, decode_result, encode_command, encode_result, Command, CommandOutput,
     CommandResult, RecordChange,
 };
-pub use forwarded::{ForwardedCommand, ProposalError, RequestId, MAX_COMMAND_BYTES, MAX_NESTING};
+pub use forwarded::{
+    encode_log_entry, ForwardedCommand, ProposalError, RequestId, MAX_COMMAND_BYTES, MAX_NESTING,
+};
 pub use records::{Record, RecordSource, DEFAULT_KEY_CACHE};
 pub use requests::MAX_REMEMBERED_REQUESTS;
 

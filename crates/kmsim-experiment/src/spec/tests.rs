@@ -218,7 +218,11 @@ fn node_hook_faults_read_into_their_actions() {
     let s = crate::schedule::Schedule::expand(&e, 1);
     assert!(matches!(
         &s.occurrences[0].act,
-        crate::schedule::Act::InjectError { error, operation: None, .. } if error == "KMSInternalException"
+        crate::schedule::Act::InjectError {
+            error: InjectedError::Internal,
+            operation: None,
+            ..
+        }
     ));
 }
 

@@ -249,22 +249,20 @@ pub async fn run<R: Runtime + 'static>(
 /// Waits until every node of the Region answers, all name the same leader, and every node
 /// has applied what its leader had; returns their statuses.
 async fn healthy<R: Runtime>(rt: &R, nodes: &[NodeName]) -> Result<Vec<StatusResponse>, String> {
-    let poll = || async {
-        let mut all = Vec::with_capacity(nodes.len());
-        for n in nodes {
-            if let Some(s) = rt.status(n, POLL_TIMEOUT).await {
-                all.push(s);
-            }
-        }
-        all
-    };
     let wanted = Health {
         nodes: nodes.len(),
         caught_up: true,
     };
-    wait_until(wanted, poll, HEAL_TIMEOUT, Duration::from_millis(50))
-        .await
-        .map_err(|why| format!("the Region did not heal within {HEAL_TIMEOUT:?}: {why}"))
+    let status = |n| rt.status(n, POLL_TIMEOUT);
+    wait_until(
+        wanted,
+        nodes,
+        status,
+        HEAL_TIMEOUT,
+        Duration::from_millis(50),
+    )
+    .await
+    .map_err(|why| format!("the Region did not heal within {HEAL_TIMEOUT:?}: {why}"))
 }
 
 async fn one_round<R: Runtime + 'static>(

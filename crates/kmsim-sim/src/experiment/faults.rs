@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use kmsim_experiment::history::{Edge, FaultEvent, Record};
 use kmsim_experiment::schedule::{Act, Schedule, Step, Target};
-use kmsim_experiment::spec::{Experiment, Side};
+use kmsim_experiment::spec::{Experiment, Operation, Side};
 use kmsim_proto::admin::v1::{ApiFault, LinkProfile};
 
 use super::runner::{base_links, Recorder};
@@ -160,7 +160,7 @@ async fn begin<R: Runtime>(
 ) -> (String, Result<Resolved, String>) {
     let nodes = rt.nodes();
     match act {
-        Act::Kill { target } | Act::Pause { target } => {
+        Act::Kill(target) | Act::Pause(target) => {
             let n = match resolve(rt, target).await {
                 Ok(n) => n,
                 Err(err) => return (format!("{act:?}"), Err(err)),
@@ -170,7 +170,7 @@ async fn begin<R: Runtime>(
                 Target::Follower { .. } => " (follower)",
                 Target::Node { .. } => "",
             };
-            let (what, r) = if matches!(act, Act::Kill { .. }) {
+            let (what, r) = if matches!(act, Act::Kill(_)) {
                 (
                     format!("kill {n}{role}"),
                     rt.kill(std::slice::from_ref(&n)).await,
@@ -186,7 +186,7 @@ async fn begin<R: Runtime>(
                 }),
             )
         }
-        Act::KillRegion { region } => {
+        Act::KillRegion(region) => {
             let hit: Vec<NodeName> = nodes.into_iter().filter(|n| &n.region == region).collect();
             (
                 format!("kill every node of {region}"),
@@ -207,13 +207,14 @@ async fn begin<R: Runtime>(
             from,
             to,
             both_ways,
-            delay_ms,
-            jitter_ms,
+            delay,
+            jitter,
             loss,
         } => {
+            let (delay_ms, jitter_ms) = (delay.as_millis() as u64, jitter.as_millis() as u64);
             let p = LinkProfile {
-                delay_ms: *delay_ms,
-                jitter_ms: *jitter_ms,
+                delay_ms,
+                jitter_ms,
                 loss: *loss,
                 partitioned: false,
             };
@@ -223,12 +224,15 @@ async fn begin<R: Runtime>(
                 r,
             )
         }
-        Act::ClockJump { region, by_ms } => (
-            format!("jump the clock of {region} by {}", days(*by_ms)),
-            rt.jump_clock(region, *by_ms)
-                .await
-                .map(|()| Resolved::none()),
-        ),
+        Act::ClockJump { region, by } => {
+            let by_ms = by.as_millis() as i64;
+            (
+                format!("jump the clock of {region} by {}", days(by_ms)),
+                rt.jump_clock(region, by_ms)
+                    .await
+                    .map(|()| Resolved::none()),
+            )
+        }
         Act::ClockSkew {
             region,
             skew_ms,
@@ -246,7 +250,7 @@ async fn begin<R: Runtime>(
                 .await
                 .map(|()| Resolved::none()),
         ),
-        Act::PauseSync { region } => (
+        Act::PauseSync(region) => (
             format!("pause the synchronizer of {region}"),
             rt.pause_sync(region, true).await.map(|()| Resolved::none()),
         ),
@@ -291,24 +295,29 @@ fn api_fault(act: &Act, percent: Option<f64>) -> ApiFault {
             percent: p,
             ..
         } => ApiFault {
-            operation: operation.clone().unwrap_or_default(),
-            error: error.clone(),
+            operation: operation_name(*operation),
+            error: error.code().to_string(),
             delay_ms: 0,
             percent: percent.unwrap_or(*p),
         },
         Act::InjectLatency {
             operation,
-            delay_ms,
+            delay,
             percent: p,
             ..
         } => ApiFault {
-            operation: operation.clone().unwrap_or_default(),
+            operation: operation_name(*operation),
             error: String::new(),
-            delay_ms: *delay_ms,
+            delay_ms: delay.as_millis() as u64,
             percent: percent.unwrap_or(*p),
         },
         _ => ApiFault::default(),
     }
+}
+
+/// The AWS name of the operation an API fault rule is for (empty: every operation).
+fn operation_name(operation: Option<Operation>) -> String {
+    operation.map(|o| o.name().to_string()).unwrap_or_default()
 }
 
 /// What an API fault rule does, for the history (`ThrottlingException on 20% of Encrypt`).
@@ -379,7 +388,7 @@ pub(super) async fn undo<R: Runtime>(
             format!("take back the clock skew of {region}"),
             rt.skew_clock(region, 0, 0).await,
         ),
-        Act::PauseSync { region } => (
+        Act::PauseSync(region) => (
             format!("resume the synchronizer of {region}"),
             rt.pause_sync(region, false).await,
         ),
@@ -390,10 +399,10 @@ pub(super) async fn undo<R: Runtime>(
             ),
             rt.inject(region, &api_fault(act, Some(0.0))).await,
         ),
-        Act::Kill { .. } | Act::KillRegion { .. } => {
+        Act::Kill(_) | Act::KillRegion(_) => {
             (format!("restart {names}"), rt.restart(&r.nodes).await)
         }
-        Act::Pause { .. } => {
+        Act::Pause(_) => {
             let mut result = Ok(());
             for n in &r.nodes {
                 if let Err(err) = rt.resume(n).await {

@@ -86,18 +86,6 @@ struct Selection {
     event_name: String,
 }
 
-fn admin_client(
-    dialer: &Dialer,
-    addr: &str,
-) -> anyhow::Result<AdminServiceClient<tonic::transport::Channel>> {
-    let ch = dialer
-        .endpoint(addr)?
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .timeout(std::time::Duration::from_secs(30))
-        .connect_lazy();
-    Ok(AdminServiceClient::new(ch))
-}
-
 /// Every page of one log of one node.
 async fn all_pages(
     dialer: &Dialer,
@@ -105,7 +93,7 @@ async fn all_pages(
     sel: &Selection,
     node_calls: bool,
 ) -> anyhow::Result<Vec<AuditEvent>> {
-    let mut admin = admin_client(dialer, addr)?;
+    let mut admin = AdminServiceClient::new(super::admin_channel(dialer, addr)?);
     let mut out = Vec::new();
     let mut after = None;
     loop {

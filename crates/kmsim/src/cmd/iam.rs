@@ -15,7 +15,7 @@ use kmsim_proto::status::error_from_status;
 use kmsim_sim::cluster::ClusterDir;
 
 /// IAM of a running cluster: judge a request (simulate), change principals, policies and
-/// access keys at run time, and show each Region's IAM version.
+/// access keys at run time, and show the IAM version of every node.
 ///
 /// IAM starts as the topology's [iam] (version 0). Every change is committed in the IAM home
 /// Region ([iam] home_region, default the first Region) as a new version of the whole IAM
@@ -36,10 +36,12 @@ enum IamCommand {
     Simulate(SimulateArgs),
     #[command(flatten)]
     Change(super::iam_change::ChangeCommand),
-    /// Shows each Region's IAM version and the home Region's IAM document (principals,
-    /// policies, tags, trust policies, access key IDs; never a secret).
+    /// Shows the IAM version every node holds (naming the nodes that do not answer) and the
+    /// home Region's IAM document (principals, policies, tags, trust policies, access key IDs;
+    /// never a secret). Fails when no node of some Region answers.
     Get(super::iam_change::GetArgs),
-    /// Shows each Region's IAM version and the principals of the home Region's IAM.
+    /// Shows the IAM version every node holds (naming the nodes that do not answer) and the
+    /// principals of the home Region's IAM.
     List(super::iam_change::GetArgs),
 }
 
@@ -141,12 +143,7 @@ fn simulate(a: SimulateArgs) -> anyhow::Result<ExitCode> {
     let answer = rt.block_on(async {
         let mut last = None;
         for addr in &addrs {
-            let ch = dialer
-                .endpoint(addr)?
-                .connect_timeout(std::time::Duration::from_secs(2))
-                .timeout(std::time::Duration::from_secs(30))
-                .connect_lazy();
-            match AdminServiceClient::new(ch)
+            match AdminServiceClient::new(super::admin_channel(&dialer, addr)?)
                 .simulate_authorization(req.clone())
                 .await
             {

@@ -1,7 +1,8 @@
 //! `kmsim iam create-user` and the other run-time IAM changes, and `kmsim iam get`: each change
 //! goes to a node of the IAM home Region (admin `ChangeIam`), which commits a new version of the
 //! IAM document; its synchronizer sends it to every other Region. `--wait` returns once every
-//! node that answers holds that version (admin `GetIam` on every node, polled).
+//! node that answers holds that version (admin `GetIam` on every node at once, polled). `get`
+//! shows every node's version, naming the nodes that do not answer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -247,8 +248,9 @@ impl ChangeCommand {
 /// `kmsim iam get` and `kmsim iam list`'s flags.
 #[derive(Args, Clone)]
 pub struct GetArgs {
-    /// Print one JSON object (each Region's version, and the home Region's document) instead of
-    /// text.
+    /// Print one JSON object instead of text: `homeRegion`; `versions`, the IAM version each
+    /// node holds by `REGION/ID`; `unreachable`, why each node that did not answer did not;
+    /// and `document`, the home Region's.
     #[arg(long)]
     json: bool,
     /// The cluster's data directory.
@@ -293,12 +295,7 @@ where
         .ok_or_else(|| anyhow::anyhow!("Region {region} is not in the cluster"))?;
     let mut last = None;
     for addr in &addrs {
-        let ch = dialer
-            .endpoint(addr)?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(30))
-            .connect_lazy();
-        match call(AdminServiceClient::new(ch)).await {
+        match call(AdminServiceClient::new(super::admin_channel(dialer, addr)?)).await {
             Ok(r) => return Ok(r.into_inner()),
             Err(s) => match s.metadata().get(ERROR_CODE_HEADER) {
                 Some(code) => {
@@ -309,22 +306,6 @@ where
         }
     }
     Err(last.unwrap_or_else(|| anyhow::anyhow!("Region {region} has no nodes")))
-}
-
-/// Every Region's answer to `GetIam` (an error for a Region none of whose nodes answered).
-async fn every_region(
-    t: &Topology,
-    dialer: &Dialer,
-) -> BTreeMap<String, anyhow::Result<GetIamResponse>> {
-    let mut out = BTreeMap::new();
-    for r in &t.regions {
-        let got = on_region(t, dialer, &r.name, |mut c| async move {
-            c.get_iam(GetIamRequest {}).await
-        })
-        .await;
-        out.insert(r.name.clone(), got);
-    }
-    out
 }
 
 /// `kmsim iam <change>`
@@ -353,27 +334,12 @@ pub fn change(c: ChangeCommand) -> anyhow::Result<ExitCode> {
             let held = rt.block_on(every_node(&topo, &dialer));
             let behind: Vec<String> = held
                 .iter()
-                .filter(|(_, h)| matches!(h, Held::Version(v) if *v < changed.version))
+                .filter(|(_, h)| matches!(h, Held::Version(v) if v.version < changed.version))
                 .map(|(n, _)| n.clone())
                 .collect();
-            let down: Vec<String> = held
-                .iter()
-                .filter_map(|(n, h)| match h {
-                    Held::Down(why) => Some(format!("{n} ({why})")),
-                    Held::Version(_) => None,
-                })
-                .collect();
+            let down = down(&held);
             // Every Region must have answered through at least one node.
-            let unanswered: Vec<&str> = topo
-                .regions
-                .iter()
-                .map(|r| r.name.as_str())
-                .filter(|r| {
-                    !held.iter().any(|(n, h)| {
-                        n.split('/').next() == Some(*r) && !matches!(h, Held::Down(_))
-                    })
-                })
-                .collect();
+            let unanswered = unanswered(&topo, &held);
             if behind.is_empty() && unanswered.is_empty() {
                 outln!("every Region holds version {}", changed.version);
                 if !down.is_empty() {
@@ -400,39 +366,67 @@ pub fn change(c: ChangeCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How long one node may take to answer `GetIam` in a poll: a node that takes longer (frozen,
+/// or its Region without a leader) is named as not answering rather than holding up the poll.
+const GET_IAM_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What one node answered `GetIam`.
 enum Held {
-    /// The IAM version it has applied (after its Region's read index).
-    Version(u64),
+    /// The IAM it has applied (after its Region's read index).
+    Version(GetIamResponse),
     /// It did not answer (stopped, unreachable, or its Region has no leader).
     Down(String),
 }
 
-/// Every node's answer to `GetIam`, by `REGION/ID`: `--wait` waits for each node rather than
-/// for one node per Region, since any node may serve the next request (the gateway spreads
-/// them) and a follower applies a version a moment after the node that answered for its Region.
+/// Every node's answer to `GetIam`, by `REGION/ID`, all asked at once: `--wait` waits for each
+/// node rather than for one node per Region, since any node may serve the next request (the
+/// gateway spreads them) and a follower applies a version a moment after the node that answered
+/// for its Region.
 async fn every_node(t: &Topology, dialer: &Dialer) -> BTreeMap<String, Held> {
-    let mut out = BTreeMap::new();
-    for r in &t.regions {
-        for n in &r.nodes {
+    let asks = t.regions.iter().flat_map(|r| {
+        r.nodes.iter().map(move |n| async move {
             let name = format!("{}/{}", r.name, n.id);
-            let held = match dialer.endpoint(&n.advertise_addr()) {
-                Ok(e) => {
-                    let ch = e
-                        .connect_timeout(Duration::from_secs(2))
-                        .timeout(Duration::from_secs(5))
-                        .connect_lazy();
-                    match AdminServiceClient::new(ch).get_iam(GetIamRequest {}).await {
-                        Ok(g) => Held::Version(g.into_inner().version),
-                        Err(s) => Held::Down(s.message().to_string()),
+            let held = match super::admin_channel(dialer, &n.advertise_addr()) {
+                Ok(ch) => {
+                    let mut client = AdminServiceClient::new(ch);
+                    let ask = client.get_iam(GetIamRequest {});
+                    match tokio::time::timeout(GET_IAM_TIMEOUT, ask).await {
+                        Ok(Ok(g)) => Held::Version(g.into_inner()),
+                        Ok(Err(s)) => Held::Down(s.message().to_string()),
+                        Err(_) => {
+                            Held::Down(format!("no answer within {} s", GET_IAM_TIMEOUT.as_secs()))
+                        }
                     }
                 }
                 Err(e) => Held::Down(e.to_string()),
             };
-            out.insert(name, held);
-        }
-    }
-    out
+            (name, held)
+        })
+    });
+    futures::future::join_all(asks).await.into_iter().collect()
+}
+
+/// The nodes that did not answer, as `REGION/ID (why)`.
+fn down(held: &BTreeMap<String, Held>) -> Vec<String> {
+    held.iter()
+        .filter_map(|(n, h)| match h {
+            Held::Down(why) => Some(format!("{n} ({why})")),
+            Held::Version(_) => None,
+        })
+        .collect()
+}
+
+/// The Regions none of whose nodes answered.
+fn unanswered<'a>(t: &'a Topology, held: &BTreeMap<String, Held>) -> Vec<&'a str> {
+    t.regions
+        .iter()
+        .map(|r| r.name.as_str())
+        .filter(|r| {
+            !held
+                .iter()
+                .any(|(n, h)| n.split('/').next() == Some(*r) && !matches!(h, Held::Down(_)))
+        })
+        .collect()
 }
 
 /// `kmsim iam get` (`full`) and `kmsim iam list`
@@ -445,34 +439,49 @@ pub fn get(a: GetArgs, full: bool) -> anyhow::Result<ExitCode> {
     let topo = dir.topology()?;
     let home = home_region(&topo);
     let rt = super::runtime()?;
-    let held = rt.block_on(every_region(&topo, &dialer));
+    let held = rt.block_on(every_node(&topo, &dialer));
+    // The newest document a node of the home Region holds.
     let document = held
-        .get(&home)
-        .and_then(|g| g.as_ref().ok())
-        .and_then(|g| serde_json::from_str::<serde_json::Value>(&g.document_json).ok());
-    let versions: BTreeMap<&String, serde_json::Value> = held
         .iter()
-        .map(|(r, g)| {
-            let v = match g {
-                Ok(g) => serde_json::json!(g.version),
-                Err(e) => serde_json::json!(format!("unreachable: {e}")),
-            };
-            (r, v)
+        .filter(|(n, _)| n.split('/').next() == Some(home.as_str()))
+        .filter_map(|(_, h)| match h {
+            Held::Version(g) => Some(g),
+            Held::Down(_) => None,
+        })
+        .max_by_key(|g| g.version)
+        .and_then(|g| serde_json::from_str::<serde_json::Value>(&g.document_json).ok());
+    let versions: BTreeMap<&String, u64> = held
+        .iter()
+        .filter_map(|(n, h)| match h {
+            Held::Version(g) => Some((n, g.version)),
+            Held::Down(_) => None,
         })
         .collect();
+    let unreachable: BTreeMap<&String, &String> = held
+        .iter()
+        .filter_map(|(n, h)| match h {
+            Held::Down(why) => Some((n, why)),
+            Held::Version(_) => None,
+        })
+        .collect();
+    let unanswered = unanswered(&topo, &held);
     if a.json {
         outln!(
             "{}",
             serde_json::json!({
                 "homeRegion": home,
                 "versions": versions,
+                "unreachable": unreachable,
                 "document": document,
             })
         );
     } else {
         outln!("home Region: {home}");
-        for (r, v) in &versions {
-            outln!("{r}: version {v}");
+        for (n, h) in &held {
+            match h {
+                Held::Version(g) => outln!("{n}: version {}", g.version),
+                Held::Down(why) => outln!("{n}: no answer ({why})"),
+            }
         }
         match document {
             Some(d) if full => {
@@ -496,7 +505,7 @@ pub fn get(a: GetArgs, full: bool) -> anyhow::Result<ExitCode> {
             None => {}
         }
     }
-    Ok(if held.values().all(|g| g.is_ok()) {
+    Ok(if unanswered.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -22,8 +22,12 @@ pub mod up;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
+use tonic::transport::Channel;
+
+use kmsim_node::tls::Dialer;
 
 use kmsim_sim::cluster::ClusterDir;
 use kmsim_sim::process::{stop_gateway, stop_node};
@@ -61,6 +65,21 @@ impl ShapeArgs {
             .map(|r| (r.trim().to_string(), self.nodes as usize))
             .collect()
     }
+}
+
+/// How long a command waits for a node's TCP (and TLS) connection.
+pub const ADMIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one admin call of a command may take: a change commits through the Region's Raft
+/// (the proposer's 10 s for a leader, then up to 10 s for this node to apply it).
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A channel to the admin service of the node at `addr`, connected on first use.
+pub fn admin_channel(dialer: &Dialer, addr: &str) -> anyhow::Result<Channel> {
+    Ok(dialer
+        .endpoint(addr)?
+        .connect_timeout(ADMIN_CONNECT_TIMEOUT)
+        .timeout(ADMIN_TIMEOUT)
+        .connect_lazy())
 }
 
 /// A multi-threaded tokio runtime for commands that talk to nodes.
