@@ -407,7 +407,7 @@ pub fn encode_command(cmd: &Command) -> Vec<u8> {
 /// wrappers nested at most [`MAX_NESTING`](super::MAX_NESTING) deep (a hostile entry is an
 /// error result, never a stack overflow).
 pub fn decode_command(bytes: &[u8]) -> Result<Command, KmsError> {
-    super::forwarded::decode_bounded(bytes)
+    super::forwarded::decode_bounded(bytes, super::forwarded::MAX_ENTRY_BYTES)
         .map_err(|e| KmsError::Internal(format!("undecodable command: {e}")))
 }
 

@@ -18,11 +18,17 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::Command;
 use crate::key::RotationType;
 
-/// The largest encoded command the Region accepts, proposed locally or forwarded, and the
-/// largest log entry it decodes. The largest real commands (a key with a 32 KiB policy, 50
-/// tags and an audit record repeating its parameters; a synchronization with many material
-/// versions) stay far below it.
+/// The largest encoded command the Region accepts, proposed locally or forwarded. The
+/// largest real commands (a key with a 32 KiB policy, 50 tags and an audit record repeating
+/// its parameters; a synchronization with many material versions) stay far below it.
 pub const MAX_COMMAND_BYTES: usize = 512 * 1024;
+
+/// The largest log entry the Region decodes: a command of [`MAX_COMMAND_BYTES`] under the
+/// `Deduplicated` header every forwardable write is committed with (its variant tag, a varint
+/// of at most 5 bytes, and the 16-byte request ID), with room to spare. Bounding entries by
+/// [`MAX_COMMAND_BYTES`] itself would let a command accepted within 21 bytes of the limit
+/// commit and then fail to apply on every node.
+pub const MAX_ENTRY_BYTES: usize = MAX_COMMAND_BYTES + 32;
 
 /// How deep wrappers may nest: `Deduplicated { Audited { command } }` at most.
 pub const MAX_NESTING: u32 = 2;
@@ -30,9 +36,10 @@ pub const MAX_NESTING: u32 = 2;
 /// Why a proposal (or a log entry) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProposalError {
-    /// More than [`MAX_COMMAND_BYTES`].
-    #[error("command of {0} bytes is larger than the limit of {MAX_COMMAND_BYTES} bytes")]
-    TooLarge(usize),
+    /// Larger than its limit ([`MAX_COMMAND_BYTES`] for a command, [`MAX_ENTRY_BYTES`] for a
+    /// log entry): the size, then the limit.
+    #[error("command of {0} bytes is larger than the limit of {1} bytes")]
+    TooLarge(usize, usize),
     /// Not a command.
     #[error("undecodable command: {0}")]
     Undecodable(String),
@@ -112,10 +119,10 @@ pub(crate) fn nested<'de, D: Deserializer<'de>>(d: D) -> Result<Box<Command>, D:
     Command::deserialize(d).map(Box::new)
 }
 
-/// Decodes a command with the size and nesting bounds.
-pub(crate) fn decode_bounded(bytes: &[u8]) -> Result<Command, ProposalError> {
-    if bytes.len() > MAX_COMMAND_BYTES {
-        return Err(ProposalError::TooLarge(bytes.len()));
+/// Decodes a command of at most `limit` bytes within the nesting bound.
+pub(crate) fn decode_bounded(bytes: &[u8], limit: usize) -> Result<Command, ProposalError> {
+    if bytes.len() > limit {
+        return Err(ProposalError::TooLarge(bytes.len(), limit));
     }
     TOO_DEEP.with(|t| t.set(false));
     postcard::from_bytes(bytes).map_err(|e| {
@@ -206,7 +213,7 @@ impl ForwardedCommand {
     /// Decodes what a peer forwarded: at most [`MAX_COMMAND_BYTES`], nested at most
     /// [`MAX_NESTING`] deep, then checked as [`ForwardedCommand::new`] does.
     pub fn decode(bytes: &[u8]) -> Result<ForwardedCommand, ProposalError> {
-        ForwardedCommand::new(decode_bounded(bytes)?)
+        ForwardedCommand::new(decode_bounded(bytes, MAX_COMMAND_BYTES)?)
     }
 
     /// The bytes sent in `ProposeRequest::command` (a plain encoded [`Command`]).
@@ -401,18 +408,18 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused_without_recursing() {
-        assert!(decode_bounded(&nested_audited_bytes(2)).is_ok());
+        assert!(decode_bounded(&nested_audited_bytes(2), MAX_COMMAND_BYTES).is_ok());
         for depth in [3, 100, 200_000] {
             let bytes = nested_audited_bytes(depth);
             let bytes = &bytes[..bytes.len().min(MAX_COMMAND_BYTES)];
-            let e = decode_bounded(bytes).unwrap_err();
+            let e = decode_bounded(bytes, MAX_COMMAND_BYTES).unwrap_err();
             if bytes.len() < MAX_COMMAND_BYTES {
                 assert_eq!(e, ProposalError::TooDeep, "depth {depth}");
             }
             assert!(ForwardedCommand::decode(bytes).is_err());
         }
         // The counter is balanced after errors: a legal command decodes afterwards.
-        assert!(decode_bounded(&nested_audited_bytes(2)).is_ok());
+        assert!(decode_bounded(&nested_audited_bytes(2), MAX_COMMAND_BYTES).is_ok());
     }
 
     #[test]
@@ -420,7 +427,45 @@ mod tests {
         let big = vec![0u8; MAX_COMMAND_BYTES + 1];
         assert_eq!(
             ForwardedCommand::decode(&big),
-            Err(ProposalError::TooLarge(MAX_COMMAND_BYTES + 1))
+            Err(ProposalError::TooLarge(
+                MAX_COMMAND_BYTES + 1,
+                MAX_COMMAND_BYTES
+            ))
+        );
+        let entry = vec![0u8; MAX_ENTRY_BYTES + 1];
+        assert!(matches!(
+            crate::state::decode_command(&entry),
+            Err(crate::KmsError::Internal(m)) if m.contains("larger than the limit")
+        ));
+    }
+
+    /// A command just under the limit is committed under its request ID, so the entry is a
+    /// little larger than the command: it must still apply.
+    #[test]
+    fn a_command_at_the_limit_applies_under_its_request_id() {
+        let key = key_id();
+        let small = Command::PutKeyPolicy {
+            key_id: key.clone(),
+            policy: String::new(),
+        };
+        let overhead = crate::state::encode_command(&small).len();
+        let cmd = Command::PutKeyPolicy {
+            key_id: key,
+            policy: "x".repeat(MAX_COMMAND_BYTES - overhead - 8),
+        };
+        let f = ForwardedCommand::new(cmd).expect("forwardable");
+        let plain = f.encode();
+        assert!(plain.len() <= MAX_COMMAND_BYTES);
+        assert!(
+            plain.len() > MAX_COMMAND_BYTES - 16,
+            "{} bytes",
+            plain.len()
+        );
+        let entry = encode_log_entry(&plain, RequestId([0xff; 16]));
+        assert!(entry.len() > MAX_COMMAND_BYTES);
+        assert_eq!(
+            crate::state::decode_command(&entry),
+            Ok(f.into_log_command(RequestId([0xff; 16])))
         );
     }
 

@@ -49,7 +49,8 @@ pub use command::{
     CommandResult, RecordChange,
 };
 pub use forwarded::{
-    encode_log_entry, ForwardedCommand, ProposalError, RequestId, MAX_COMMAND_BYTES, MAX_NESTING,
+    encode_log_entry, ForwardedCommand, ProposalError, RequestId, MAX_COMMAND_BYTES,
+    MAX_ENTRY_BYTES, MAX_NESTING,
 };
 pub use records::{Record, RecordSource, DEFAULT_KEY_CACHE};
 pub use requests::MAX_REMEMBERED_REQUESTS;
