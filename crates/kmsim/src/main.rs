@@ -31,6 +31,14 @@ macro_rules! out {
 mod cmd;
 mod stdout;
 
+/// Every kmsim process (node, gateway, load generator, experiment runner) allocates with
+/// mimalloc rather than glibc's malloc: its per-thread free lists keep the many small, short
+/// allocations of a request (headers, JSON, protobuf) off glibc's arena locks and slow paths,
+/// which took 14 % of the gateway's CPU and a quarter of the runner's (docs/PERFORMANCE.md).
+/// RocksDB's C++ allocations stay with the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
