@@ -52,7 +52,7 @@ impl AdminServiceImpl {
 }
 
 /// The most key IDs one `ReadKeyViews` call may ask for.
-const MAX_KEY_VIEWS: usize = 1000;
+pub const MAX_KEY_VIEWS: usize = 1000;
 
 /// A key as its Region shows it, in the admin API's shape.
 fn key_view(k: ShownKey) -> pb::KeyView {

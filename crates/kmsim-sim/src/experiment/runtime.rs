@@ -10,6 +10,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use kmsim_node::admin_service::MAX_KEY_VIEWS;
 use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::{
     ApiFault, ClearLinkFaultsRequest, KeyView, LinkProfile, ReadKeyViewsRequest,
@@ -22,9 +23,6 @@ use crate::aws_client::AwsJsonClient;
 use crate::cluster::{ClusterDir, NodeName};
 use crate::node_hooks::{admin_client, all_set, RegionHooks};
 use crate::process::{kill_nodes, restart_nodes, signal_running, KILL_WAIT};
-
-/// The most key IDs one admin `ReadKeyViews` call asks for (the node's limit).
-pub const KEY_VIEWS_PER_CALL: usize = 1000;
 
 /// A link setting: messages from `from` to `to` get `profile`.
 #[derive(Clone, Debug, PartialEq)]
@@ -100,7 +98,7 @@ pub trait Runtime: Send + Sync {
     /// What `region` shows of the keys `key_ids` (IDs, not ARNs): the admin `ReadKeyViews`,
     /// answered after the Region's read index, so it holds every write the Region
     /// acknowledged; a key the Region does not hold is left out. Asked of the Region's nodes
-    /// in turn until one answers, [`KEY_VIEWS_PER_CALL`] keys a call; `Err` when none does.
+    /// in turn until one answers, [`MAX_KEY_VIEWS`] (the node's limit) keys a call; `Err` when none does.
     fn key_views(
         &self,
         region: &str,
@@ -112,7 +110,7 @@ pub trait Runtime: Send + Sync {
                 let read = async {
                     let mut c = self.admin(&n).await?;
                     let mut views = Vec::with_capacity(key_ids.len());
-                    for ids in key_ids.chunks(KEY_VIEWS_PER_CALL) {
+                    for ids in key_ids.chunks(MAX_KEY_VIEWS) {
                         let answer = c
                             .read_key_views(ReadKeyViewsRequest {
                                 key_ids: ids.to_vec(),

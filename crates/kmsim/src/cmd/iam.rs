@@ -9,9 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use kmsim_proto::admin::v1::admin_service_client::AdminServiceClient;
 use kmsim_proto::admin::v1::{SimulateAuthorizationRequest, SimulateAuthorizationResponse};
-use kmsim_proto::status::error_from_status;
 use kmsim_sim::cluster::ClusterDir;
 
 /// IAM of a running cluster: judge a request (simulate), change principals, policies and
@@ -122,10 +120,6 @@ fn simulate(a: SimulateArgs) -> anyhow::Result<ExitCode> {
         .region
         .clone()
         .unwrap_or_else(|| topo.regions[0].name.clone());
-    let addrs: Vec<String> = topo
-        .region(&region)
-        .map(|c| c.nodes.iter().map(|n| n.advertise_addr()).collect())
-        .ok_or_else(|| anyhow::anyhow!("Region {region} is not in the cluster"))?;
     let req = SimulateAuthorizationRequest {
         principal_arn: a.principal.clone(),
         action: a.action.clone(),
@@ -140,28 +134,17 @@ fn simulate(a: SimulateArgs) -> anyhow::Result<ExitCode> {
         request_json: a.request_json.clone().unwrap_or_default(),
     };
     let rt = super::runtime()?;
-    let answer = rt.block_on(async {
-        let mut last = None;
-        for addr in &addrs {
-            match AdminServiceClient::new(super::admin_channel(&dialer, addr)?)
-                .simulate_authorization(req.clone())
-                .await
-            {
-                Ok(r) => return Ok(r.into_inner()),
-                // The node answered: its refusal (a key that does not exist, a bad action) is
-                // the answer, not a reason to ask another node.
-                Err(s)
-                    if s.metadata()
-                        .contains_key(kmsim_proto::status::ERROR_CODE_HEADER) =>
-                {
-                    let e = error_from_status(&s);
-                    anyhow::bail!("{}: {}", e.code(), e.message());
-                }
-                Err(s) => last = Some(anyhow::anyhow!("node {addr}: {}", s.message())),
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("Region {region} has no nodes")))
-    })?;
+    // A node's refusal (a key that does not exist, a bad action) is the answer, not a reason
+    // to ask another node.
+    let answer = rt.block_on(super::iam_change::on_region(
+        &topo,
+        &dialer,
+        &region,
+        |mut c| {
+            let req = req.clone();
+            async move { c.simulate_authorization(req).await }
+        },
+    ))?;
     if a.json {
         outln!("{}", to_json(&answer, &a.principal, &region));
     } else {

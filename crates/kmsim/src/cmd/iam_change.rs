@@ -279,7 +279,7 @@ fn home_region(t: &Topology) -> String {
 
 /// Calls `call` on the nodes of `region` in turn until one answers; a node's refusal (an API
 /// error it sent) is the answer.
-async fn on_region<T, F, Fut>(
+pub(super) async fn on_region<T, F, Fut>(
     t: &Topology,
     dialer: &Dialer,
     region: &str,
@@ -378,11 +378,12 @@ enum Held {
     Down(String),
 }
 
-/// Every node's answer to `GetIam`, by `REGION/ID`, all asked at once: `--wait` waits for each
+/// Every node's answer to `GetIam`, as `REGION/ID` in the topology's order (so `/10` comes
+/// after `/2`), all asked at once: `--wait` waits for each
 /// node rather than for one node per Region, since any node may serve the next request (the
 /// gateway spreads them) and a follower applies a version a moment after the node that answered
 /// for its Region.
-async fn every_node(t: &Topology, dialer: &Dialer) -> BTreeMap<String, Held> {
+async fn every_node(t: &Topology, dialer: &Dialer) -> Vec<(String, Held)> {
     let asks = t.regions.iter().flat_map(|r| {
         r.nodes.iter().map(move |n| async move {
             let name = format!("{}/{}", r.name, n.id);
@@ -407,7 +408,7 @@ async fn every_node(t: &Topology, dialer: &Dialer) -> BTreeMap<String, Held> {
 }
 
 /// The nodes that did not answer, as `REGION/ID (why)`.
-fn down(held: &BTreeMap<String, Held>) -> Vec<String> {
+fn down(held: &[(String, Held)]) -> Vec<String> {
     held.iter()
         .filter_map(|(n, h)| match h {
             Held::Down(why) => Some(format!("{n} ({why})")),
@@ -417,7 +418,7 @@ fn down(held: &BTreeMap<String, Held>) -> Vec<String> {
 }
 
 /// The Regions none of whose nodes answered.
-fn unanswered<'a>(t: &'a Topology, held: &BTreeMap<String, Held>) -> Vec<&'a str> {
+fn unanswered<'a>(t: &'a Topology, held: &[(String, Held)]) -> Vec<&'a str> {
     t.regions
         .iter()
         .map(|r| r.name.as_str())
