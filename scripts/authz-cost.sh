@@ -89,10 +89,7 @@ new_cluster() {
   running="$1"
 }
 
-binaries=("after:$bin")
-if [ -n "$before_bin" ]; then
-  binaries=("before:$before_bin" "after:$bin")
-fi
+bench_binaries
 
 for round in $(seq 1 "$rounds"); do
   for entry in "${binaries[@]}"; do

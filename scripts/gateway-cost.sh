@@ -10,11 +10,14 @@
 # bench`, which runs on the same cores and so bounds the throughput too).
 # With KMSIM_BIN_BEFORE (another release binary) every round also runs both modes on a cluster
 # of that binary (nodes and gateway; the load is always KMSIM_BIN's `kmsim bench`).
+# With KMSIM_GATEWAY_HANDOFF=1 every round also runs both modes on a cluster of KMSIM_BIN made
+# with `kmsim up --gateway-handoff` (the gateway hands each connection to a node).
 # Stops every cluster it started.
 #
 #   scripts/gateway-cost.sh [ROUNDS] [SECONDS]     defaults: 3 rounds of 15 s
 #
-# Environment: KMSIM_BIN (the release binary), KMSIM_BIN_BEFORE (optional, see above).
+# Environment: KMSIM_BIN (the release binary), KMSIM_BIN_BEFORE and KMSIM_GATEWAY_HANDOFF
+# (optional, see above).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
@@ -50,9 +53,9 @@ measure() {
   echo "$ops $node $gw $client"
 }
 
-binaries=("after:$bin")
-if [ -n "$before_bin" ]; then
-  binaries=("before:$before_bin" "after:$bin")
+bench_binaries
+if [ "${KMSIM_GATEWAY_HANDOFF:-0}" = 1 ]; then
+  binaries+=("handoff:$bin")
 fi
 
 for round in $(seq 1 "$rounds"); do
@@ -64,8 +67,12 @@ for round in $(seq 1 "$rounds"); do
     name="${entry%%:*}"
     b="${entry#*:}"
     rm -rf "$dir/cluster"
+    extra=()
+    if [ "$name" = handoff ]; then
+      extra=(--gateway-handoff)
+    fi
     "$b" up --data-dir "$dir/cluster" --regions us-east-1 --nodes 3 --base-port 0 --aws-port 0 \
-      --detach >/dev/null
+      --detach "${extra[@]}" >/dev/null
     running="$b"
     for mode in "${modes[@]}"; do
       read -r ops node gw client <<<"$(measure "$mode")"
@@ -81,4 +88,7 @@ python3 scripts/lib/medians.py "$results" after-direct after-gateway "${columns[
 if [ -n "$before_bin" ]; then
   python3 scripts/lib/medians.py "$results" before-direct before-gateway "${columns[@]}"
   python3 scripts/lib/medians.py "$results" before-gateway after-gateway "${columns[@]}"
+fi
+if [ "${KMSIM_GATEWAY_HANDOFF:-0}" = 1 ]; then
+  python3 scripts/lib/medians.py "$results" handoff-direct handoff-gateway "${columns[@]}"
 fi

@@ -9,6 +9,9 @@
 #                                       "OPS CPU_PER_CALL" of one `kmsim bench --json` run of one
 #                                       workload: its throughput, and the nodes' CPU time per call
 #                                       over the whole bench (warmup included), in microseconds
+#   bench_binaries                      sets binaries to "after:$bin", preceded by
+#                                       "before:$before_bin" when before_bin is set (the
+#                                       NAME:PATH list a before/after script loops over)
 #   bench_workdir NAME                  sets dir (a new /var/tmp/kmsim-NAME.XXXXXX), results
 #                                       ($dir/results) and running (empty), and on exit stops
 #                                       the cluster in $dir/cluster with binary $running (when
@@ -36,6 +39,13 @@ PY
 
 gateway_cpu_us() {
   python3 scripts/lib/cpu.py gateway "$1"
+}
+
+bench_binaries() {
+  binaries=("after:$bin")
+  if [ -n "${before_bin:-}" ]; then
+    binaries=("before:$before_bin" "after:$bin")
+  fi
 }
 
 bench_workdir() {

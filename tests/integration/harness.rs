@@ -152,12 +152,8 @@ impl Cluster {
         let spec: Vec<(String, usize)> = regions.iter().map(|r| (r.to_string(), nodes)).collect();
         dir.create(&spec, 0, 0, true, false)
             .expect("create the cluster");
-        // Edit the file as written (relative paths), not the loaded form (resolved paths).
-        let mut on_disk =
-            Topology::parse(&std::fs::read_to_string(dir.topology_path()).expect("read topology"))
-                .expect("parse topology");
-        edit(&mut on_disk);
-        std::fs::write(dir.topology_path(), on_disk.to_toml()).expect("write topology");
+        // The file as written (relative paths), not the loaded form (resolved paths).
+        dir.edit_topology(edit).expect("edit the topology");
         let data_s = data.to_string_lossy().into_owned();
         kmsim(&["up", "--data-dir", &data_s, "--detach", "--timeout", "60"]);
         Cluster::open(tmp, dir)

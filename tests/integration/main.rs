@@ -24,6 +24,7 @@ mod t40_aws_sdk;
 mod t41_aws_json_edges;
 mod t42_aws_sdk_key_types;
 mod t45_bench;
+mod t46_gateway_handoff;
 mod t50_faults;
 mod t51_failover;
 mod t51_process_control;

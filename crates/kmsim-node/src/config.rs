@@ -497,6 +497,13 @@ pub struct EndpointConfig {
     /// Address the gateway's HTTP server binds (`kmsim up` uses `127.0.0.1:4599` unless told
     /// otherwise with `--aws-port`). Required in an `[endpoint]` section.
     pub listen: SocketAddr,
+    /// Hand each client connection to a node of the Region its first request is signed for
+    /// instead of relaying its requests (`kmsim up --gateway-handoff`; default false): the node
+    /// then serves the connection directly, and the gateway is out of its path. Only for nodes
+    /// on the gateway's host (the descriptor goes over a Unix socket in the node's data
+    /// directory) and plain HTTP; see [`crate::aws::handoff`] for what it changes under faults.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub handoff: bool,
 }
 
 /// A secret string (secret access key, session token): compared and used, never printed. Its
@@ -766,6 +773,10 @@ impl Topology {
             );
         }
         self.quotas.check().map_err(ConfigError::Invalid)?;
+        if self.endpoint.as_ref().is_some_and(|e| e.handoff) && self.aws_scheme() == "https" {
+            // A TLS session's state lives in the process that made the handshake.
+            return bad("endpoint: handoff needs plain HTTP on the AWS endpoints (no [tls] aws_https): a TLS connection cannot be handed to another process".into());
+        }
         if self.caches.material_keys == 0 {
             return bad("caches: material_keys must be at least 1".into());
         }

@@ -336,7 +336,29 @@ pub async fn run_node_with_key<E: KvEngine>(
         dialer.clone(),
         metrics.clone(),
     )?);
-    if let Some(l) = aws_listener {
+    // Client connections the gateway hands over (`[endpoint] handoff`), served like the AWS
+    // endpoint's own. A node that cannot bind the socket (a data directory path too long for
+    // one) still serves the gateway's relayed requests.
+    let handed = match topology.endpoint.as_ref().is_some_and(|e| e.handoff) {
+        true => match crate::aws::handoff::bind(&me.data_dir) {
+            Ok((unix, path)) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(64);
+                tasks.spawn(crate::aws::handoff::receive(
+                    unix,
+                    path,
+                    tx,
+                    stop_rx.clone(),
+                ));
+                Some(rx)
+            }
+            Err(e) => {
+                tracing::warn!(region, node_id, error = %e, "cannot listen for handed connections; the gateway will relay to this node");
+                None
+            }
+        },
+        false => None,
+    };
+    if aws_listener.is_some() || handed.is_some() {
         // HTTPS with the node's certificate when the topology asks for it.
         let tls = match topology.tls.as_ref().filter(|t| t.aws_https) {
             Some(t) => Some(
@@ -346,11 +368,16 @@ pub async fn run_node_with_key<E: KvEngine>(
             ),
             None => None,
         };
+        let options = crate::aws::ServeOptions {
+            tls,
+            hand_to: None,
+            handed,
+        };
         tasks.spawn(crate::aws::serve_with(
-            l,
+            aws_listener,
             front.clone(),
             stop_rx.clone(),
-            tls,
+            options,
         ));
     }
     if let Some(link) = &sync_link {

@@ -191,6 +191,24 @@ impl ClusterDir {
         Topology::load(&self.topology_path()).map_err(|e| ClusterError::Invalid(e.to_string()))
     }
 
+    /// Changes the topology file as written (relative paths kept) with `edit`, checks the
+    /// result and writes it back, owner-only (it holds the secret access key).
+    pub fn edit_topology(&self, edit: impl FnOnce(&mut Topology)) -> Result<(), ClusterError> {
+        let path = self.topology_path();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ClusterError::Invalid(format!("{}: {e}", path.display())))?;
+        let mut topology =
+            Topology::parse(&text).map_err(|e| ClusterError::Invalid(e.to_string()))?;
+        edit(&mut topology);
+        let text = topology.to_toml();
+        Topology::parse(&text).map_err(|e| ClusterError::Invalid(e.to_string()))?;
+        // A new file renamed over the old one: a reader never sees half a topology.
+        let new = self.root.join("topology.toml.new");
+        let _ = std::fs::remove_file(&new);
+        write_secret_file(&new, text.trim_end())?;
+        std::fs::rename(&new, &path).map_err(io(format!("replace {}", path.display())))
+    }
+
     /// How the operator dials this cluster's nodes: the operator certificate of its `[tls]`
     /// table (plaintext for a topology without one). Build it once and reuse its channels.
     pub fn operator_dialer(&self) -> Result<Dialer, ClusterError> {
@@ -417,7 +435,10 @@ impl ClusterDir {
             test_hooks,
             raft: RaftTiming::default(),
             fault_seed: 0,
-            endpoint: Some(EndpointConfig { listen: gateway }),
+            endpoint: Some(EndpointConfig {
+                listen: gateway,
+                handoff: false,
+            }),
             credentials: vec![default_credentials(account)],
             iam: None,
             sts: Some(kmsim_node::config::StsSettings {

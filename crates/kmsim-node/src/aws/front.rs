@@ -91,6 +91,11 @@ impl AwsFront {
         &self.limits
     }
 
+    /// This process's metrics.
+    pub fn metrics(&self) -> &NodeMetrics {
+        &self.metrics
+    }
+
     /// Answers one request that arrived on client connection number `connection` (requests of
     /// one connection are forwarded to the same node first). Never fails: every error becomes an
     /// AWS JSON error response.

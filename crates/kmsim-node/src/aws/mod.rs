@@ -18,6 +18,7 @@ pub mod credentials;
 pub mod dispatch;
 pub mod errors;
 pub mod front;
+pub mod handoff;
 pub mod probes;
 pub mod relay;
 pub mod router;
@@ -34,7 +35,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use front::AwsFront;
-pub use server::{serve, serve_with};
+pub use server::{serve, serve_with, ServeOptions};
 
 use crate::config::Topology;
 use crate::error::NodeError;
@@ -81,8 +82,20 @@ pub async fn run_gateway(
         ),
         None => None,
     };
+    // Handoff gives connections to nodes; it needs plain HTTP (the topology check says so).
+    let hand_to = handoff::Handoff::new(&topology).map(Arc::new);
+    if hand_to.is_some() {
+        tracing::info!(
+            "connection handoff on: each client connection goes to a node of its Region"
+        );
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let server = tokio::spawn(server::serve_with(listener, front, stop_rx, tls));
+    let options = ServeOptions {
+        tls,
+        hand_to,
+        handed: None,
+    };
+    let server = tokio::spawn(server::serve_with(Some(listener), front, stop_rx, options));
     shutdown.await;
     let _ = stop_tx.send(true);
     server

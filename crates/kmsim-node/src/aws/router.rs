@@ -97,26 +97,38 @@ struct Target {
     peer: String,
     /// The relay client on the node's gRPC listener (connects lazily, reconnects by itself).
     client: RelayServiceClient<Channel>,
-    /// Until when the node is tried last, after a failure.
-    suspect_until: std::sync::Mutex<Option<Instant>>,
+    /// Whether the node failed lately.
+    suspicion: Suspicion,
 }
 
-impl Target {
-    fn suspect(&self) -> bool {
-        let until = self
-            .suspect_until
-            .lock()
-            .expect("invariant: lock not poisoned");
+/// Whether a node failed lately: a node that went away, or froze with its connections open,
+/// is tried last for [`SUSPECT_FOR`] after a failure, so it costs one request (or one
+/// connection's handoff), not one per client connection.
+#[derive(Debug, Default)]
+pub struct Suspicion(std::sync::Mutex<Option<Instant>>);
+
+impl Suspicion {
+    /// True while the last failure is less than [`SUSPECT_FOR`] old.
+    pub fn suspect(&self) -> bool {
+        let until = self.0.lock().expect("invariant: lock not poisoned");
         until.is_some_and(|t| Instant::now() < t)
     }
 
-    fn mark(&self, failed: bool) {
-        let mut until = self
-            .suspect_until
-            .lock()
-            .expect("invariant: lock not poisoned");
+    /// Records the outcome of the last try.
+    pub fn mark(&self, failed: bool) {
+        let mut until = self.0.lock().expect("invariant: lock not poisoned");
         *until = failed.then(|| Instant::now() + SUSPECT_FOR);
     }
+}
+
+/// The order in which to try `n` nodes for client connection number `connection`: that
+/// connection's node first (`connection` modulo `n`), then the others in turn, those
+/// `suspect` names last.
+pub fn try_order(connection: usize, n: usize, suspect: impl Fn(usize) -> bool) -> Vec<usize> {
+    let first = connection % n.max(1);
+    let mut order: Vec<usize> = (0..n).map(|i| (first + i) % n).collect();
+    order.sort_by_key(|&i| suspect(i));
+    order
 }
 
 /// Decides where requests go and relays those for other Regions.
@@ -154,7 +166,7 @@ impl Router {
                             Ok(client) => Some(Target {
                                 peer: format!("{}/{}", r.name, n.id),
                                 client,
-                                suspect_until: std::sync::Mutex::new(None),
+                                suspicion: Suspicion::default(),
                             }),
                             Err(e) => {
                                 tracing::error!(node = n.id, region = %r.name, addr, error = %e, "bad node address: requests cannot be relayed to it");
@@ -216,9 +228,10 @@ impl Router {
             return Err(KmsError::DependencyTimeout(format!("{region} has no node")).into());
         }
         // This connection's node first, then the others in turn; nodes that failed lately last.
-        let first = connection % n;
-        let mut order: Vec<&Target> = (0..n).map(|i| &targets[(first + i) % n]).collect();
-        order.sort_by_key(|t| t.suspect());
+        let order: Vec<&Target> = try_order(connection, n, |i| targets[i].suspicion.suspect())
+            .into_iter()
+            .map(|i| &targets[i])
+            .collect();
         let mut request = self.request(parts, body, remote);
         let mut last_failure = String::new();
         let last = order.len() - 1;
@@ -240,12 +253,12 @@ impl Router {
             let sent = tokio::time::timeout(FORWARD_TIMEOUT, client.forward(this)).await;
             match sent {
                 Ok(Ok(resp)) => {
-                    target.mark(false);
+                    target.suspicion.mark(false);
                     return response(resp.into_inner());
                 }
                 Ok(Err(status)) if never_connected(&status) => {
                     tracing::debug!(peer, error = %status, "relay: cannot connect, trying the next node");
-                    target.mark(true);
+                    target.suspicion.mark(true);
                     last_failure = format!("{peer}: {}", status.message());
                 }
                 Ok(Err(status))
@@ -261,7 +274,7 @@ impl Router {
                 }
                 Ok(Err(status)) => {
                     // The request may have reached the node: do not send it again.
-                    target.mark(true);
+                    target.suspicion.mark(true);
                     return Err(KmsError::DependencyTimeout(format!(
                         "relaying to {peer} failed: {}",
                         status.message()
@@ -269,7 +282,7 @@ impl Router {
                     .into());
                 }
                 Err(_) => {
-                    target.mark(true);
+                    target.suspicion.mark(true);
                     return Err(KmsError::DependencyTimeout(format!(
                         "{peer} did not answer within {FORWARD_TIMEOUT:?}"
                     ))

@@ -23,13 +23,14 @@ use http::{header, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use super::activity::{Activity, ActivityIo};
 use super::front::AwsFront;
+use super::handoff::{Handoff, Offer};
 
 /// The default of `header_read_timeout_ms` in the topology's `[limits]`: how long a client may
 /// take to send a request's headers (also bounds idle keep-alive waits for the next request's
@@ -46,23 +47,40 @@ const _: () = assert!(POOL_IDLE_TIMEOUT.as_secs() * 2 <= HEADER_READ_TIMEOUT.as_
 /// How long in-flight requests may run on after the stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Serves `front` on `listener` until `stop` turns true (or its sender is dropped).
-pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, stop: watch::Receiver<bool>) {
-    serve_with(listener, front, stop, None).await
+/// Where a server's connections come from and where they may go, besides its TCP listener.
+#[derive(Default)]
+pub struct ServeOptions {
+    /// Serve HTTPS: the handshake runs in the connection's own task, bounded by
+    /// [`crate::tls::HANDSHAKE_TIMEOUT`], so a slow client never holds the accept loop.
+    pub tls: Option<TlsAcceptor>,
+    /// The gateway's connection handoff: each new connection is first offered to a node of its
+    /// Region ([`super::handoff`]); only one no node took is served here.
+    pub hand_to: Option<Arc<Handoff>>,
+    /// A node's connections handed to it by the gateway, served like accepted ones.
+    pub handed: Option<mpsc::Receiver<TcpStream>>,
 }
 
-/// [`serve`], over HTTPS when `tls` is given (the handshake runs in the connection's own task,
-/// bounded by [`crate::tls::HANDSHAKE_TIMEOUT`], so a slow client never holds the accept loop).
+/// Serves `front` on `listener` until `stop` turns true (or its sender is dropped).
+pub async fn serve(listener: TcpListener, front: Arc<AwsFront>, stop: watch::Receiver<bool>) {
+    serve_with(Some(listener), front, stop, ServeOptions::default()).await
+}
+
+/// [`serve`], with the [`ServeOptions`]; with no listener, only handed connections are served.
 ///
 /// At most `max_connections` of the front's limits are served at once: at the cap the loop stops
 /// accepting, so further connections wait in the kernel's listen backlog (their requests are
 /// answered, late, once a served connection closes) rather than being accepted and dropped.
 pub async fn serve_with(
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     front: Arc<AwsFront>,
     mut stop: watch::Receiver<bool>,
-    tls: Option<TlsAcceptor>,
+    options: ServeOptions,
 ) {
+    let ServeOptions {
+        tls,
+        hand_to,
+        mut handed,
+    } = options;
     let permits = Arc::new(Semaphore::new(front.limits().max_connections));
     let mut conns = JoinSet::new();
     // Numbers client connections; the router sends one connection's requests to one node.
@@ -78,41 +96,58 @@ pub async fn serve_with(
             changed = stop.changed() => { if changed.is_err() { break } continue }
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, remote)) => {
-                    connection = connection.wrapping_add(1);
-                    // Small responses must not wait for Nagle's algorithm.
-                    let _ = stream.set_nodelay(true);
+        let next = tokio::select! {
+            accepted = accept(listener.as_ref()) => accepted,
+            Some(stream) = recv(handed.as_mut()) => {
+                match stream.peer_addr() {
+                    Ok(remote) => Ok((stream, remote, Origin::Handed)),
+                    Err(_) => continue,
+                }
+            }
+            changed = stop.changed() => { if changed.is_err() { break } continue }
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        match next {
+            Ok((stream, remote, origin)) => {
+                connection = connection.wrapping_add(1);
+                // Small responses must not wait for Nagle's algorithm.
+                let _ = stream.set_nodelay(true);
+                let (front, stop) = (front.clone(), stop.clone());
+                let (tls, hand_to) = (tls.clone(), hand_to.clone());
+                conns.spawn(async move {
+                    if let (Some(h), Origin::Accepted) = (hand_to, origin) {
+                        let wait = Duration::from_millis(front.limits().header_read_timeout_ms);
+                        let offer = h.offer(&stream, connection, wait).await;
+                        front.metrics().count_handoff(offer.label());
+                        if offer == Offer::Handed {
+                            // The node holds the connection now; this closes only our copy.
+                            drop(permit);
+                            return;
+                        }
+                    }
                     // Activity is counted on the socket, below TLS: a handshake that stalls is
                     // idle too.
                     let (io, activity) = ActivityIo::new(stream);
-                    let (front, stop) = (front.clone(), stop.clone());
-                    let tls = tls.clone();
-                    conns.spawn(async move {
-                        match tls {
-                            None => serve_connection(io, activity, remote, connection, front, stop).await,
-                            Some(acceptor) => {
-                                match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
-                                    Ok(Ok(tls)) => {
-                                        serve_connection(tls, activity, remote, connection, front, stop).await
-                                    }
-                                    Ok(Err(e)) => tracing::debug!(error = %e, peer = %remote, "aws endpoint: TLS handshake failed"),
-                                    Err(_) => tracing::debug!(peer = %remote, "aws endpoint: TLS handshake timed out"),
+                    match tls {
+                        None => serve_connection(io, activity, remote, connection, front, stop).await,
+                        Some(acceptor) => {
+                            match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                                Ok(Ok(tls)) => {
+                                    serve_connection(tls, activity, remote, connection, front, stop).await
                                 }
+                                Ok(Err(e)) => tracing::debug!(error = %e, peer = %remote, "aws endpoint: TLS handshake failed"),
+                                Err(_) => tracing::debug!(peer = %remote, "aws endpoint: TLS handshake timed out"),
                             }
                         }
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little instead of spinning.
-                    tracing::warn!(error = %e, "aws endpoint: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            changed = stop.changed() => if changed.is_err() { break },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                    }
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little instead of spinning.
+                tracing::warn!(error = %e, "aws endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
     drop(listener);
@@ -123,6 +158,33 @@ pub async fn serve_with(
     if drained.is_err() {
         tracing::warn!("aws endpoint: connections still open after the grace period; closing them");
         conns.abort_all();
+    }
+}
+
+/// How a connection reached this process.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Accepted on its listener.
+    Accepted,
+    /// Handed by the gateway.
+    Handed,
+}
+
+/// The next connection on `listener`; never ready without one.
+async fn accept(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(TcpStream, SocketAddr, Origin)> {
+    match listener {
+        Some(l) => l.accept().await.map(|(s, a)| (s, a, Origin::Accepted)),
+        None => std::future::pending().await,
+    }
+}
+
+/// The next handed connection; never ready without a source (`None` once it is closed).
+async fn recv(handed: Option<&mut mpsc::Receiver<TcpStream>>) -> Option<TcpStream> {
+    match handed {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -109,6 +109,13 @@ pub struct DeliveryLabels {
     pub result: &'static str,
 }
 
+/// Labels of `kmsim_gateway_connections_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandoffLabels {
+    /// `handed`, `unrouted` or `not_taken` (the gateway's offer of a connection to the nodes).
+    pub result: &'static str,
+}
+
 /// The Raft figures of a node, fed by [`raft_watch`], the proposer and the state machine.
 #[derive(Clone, Debug)]
 pub struct RaftMetrics {
@@ -484,6 +491,9 @@ pub struct NodeMetrics {
     /// From a change's commit in its primary's Region to its apply in this node's Region
     /// (registered on nodes only; observed by the node that received the synchronization).
     pub sync_lag: SyncLag,
+    /// What became of the client connections offered to nodes (registered on the gateway
+    /// only, and counted with `[endpoint] handoff` only).
+    handoffs: Family<HandoffLabels, Counter>,
     /// The node's scrape-time figures, once the node is wired.
     sampler: Arc<OnceLock<Arc<dyn Sampler>>>,
 }
@@ -517,7 +527,19 @@ impl NodeMetrics {
     /// The metrics of the gateway: the API and the process, labelled
     /// `region="gateway",node="gateway"`.
     pub fn gateway() -> NodeMetrics {
-        NodeMetrics::empty(GATEWAY_LABEL, GATEWAY_LABEL)
+        let mut m = NodeMetrics::empty(GATEWAY_LABEL, GATEWAY_LABEL);
+        m.registry.register(
+            "kmsim_gateway_connections",
+            "Client connections the gateway offered to nodes ([endpoint] handoff), by what became of them: handed (a node serves it), unrouted (served here: its first request named no Region of the topology or came in pieces), not_taken (served here: no node of its Region took it)",
+            m.handoffs.clone(),
+        );
+        m
+    }
+
+    /// Counts a connection offered to the nodes, by what became of it (`handed`, `unrouted`,
+    /// `not_taken`).
+    pub fn count_handoff(&self, result: &'static str) {
+        self.handoffs.get_or_create(&HandoffLabels { result }).inc();
     }
 
     /// The API's and the process's metrics, every series labelled `region` and `node`.
@@ -532,6 +554,7 @@ impl NodeMetrics {
             api: ApiMetrics::default(),
             sync_deliveries: Family::default(),
             sync_lag: Family::new_with_constructor(sync_lag_buckets),
+            handoffs: Family::default(),
             sampler: Arc::new(OnceLock::new()),
         };
         m.api.register(&mut m.registry);

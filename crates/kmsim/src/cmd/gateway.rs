@@ -11,7 +11,10 @@ use kmsim_node::config::Topology;
 /// Serves the KMS API as AWS JSON 1.1 over HTTP (SigV4) for every Region of the topology, on
 /// one address: each request is forwarded, unchanged, to a node of the Region named in its SigV4
 /// credential scope (round-robin over that Region's nodes, skipping nodes that cannot be
-/// reached), which verifies the signature and answers. Point any AWS client at it with
+/// reached), which verifies the signature and answers; with `handoff = true` in `[endpoint]`
+/// (`kmsim up --gateway-handoff`) it instead hands each client connection to a node of the
+/// Region its first request is signed for, which serves it directly (nodes on this host, plain
+/// HTTP; see docs/ARCHITECTURE.md, "Connection handoff"). Point any AWS client at it with
 /// `AWS_ENDPOINT_URL_KMS=http://ADDRESS` (https:// with `aws_https` in the topology's `[tls]`
 /// table, `kmsim up --aws-tls`: the gateway serves `gateway.crt` and forwards over HTTPS, and
 /// clients trust the cluster CA with `AWS_CA_BUNDLE`). `kmsim up` starts one (logs in `logs/gateway.log`, PID

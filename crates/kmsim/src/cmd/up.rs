@@ -78,6 +78,15 @@ pub struct UpArgs {
     /// CA with `AWS_CA_BUNDLE` (the path is printed).
     #[arg(long)]
     aws_tls: bool,
+    /// Have the gateway hand each client connection to a node of the Region its first request
+    /// is signed for, instead of relaying every request (new clusters only; sets `[endpoint]
+    /// handoff` in the topology; processes only, not with --aws-tls). The node then serves the
+    /// connection directly, so the single endpoint costs next to nothing per request, but it
+    /// behaves like a layer-4 load balancer under faults: a connection handed to a node that
+    /// freezes waits with it. For throughput and latency studies; fault experiments keep the
+    /// default relay. See docs/ARCHITECTURE.md, "Connection handoff".
+    #[arg(long, conflicts_with = "aws_tls")]
+    gateway_handoff: bool,
 }
 
 /// Where `kmsim up` runs the nodes.
@@ -109,6 +118,13 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
             a.test_hooks,
             a.aws_tls,
         )?;
+        if a.gateway_handoff {
+            dir.edit_topology(|t| {
+                if let Some(e) = t.endpoint.as_mut() {
+                    e.handoff = true;
+                }
+            })?;
+        }
         outln!("created cluster in {}", a.data_dir.display());
     } else {
         outln!(
@@ -224,6 +240,9 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
 /// `kmsim up --runtime docker`: the compose project in the data directory, started and waited
 /// for.
 fn run_docker(a: UpArgs) -> anyhow::Result<ExitCode> {
+    if a.gateway_handoff {
+        anyhow::bail!("--gateway-handoff needs the nodes on the gateway's host: processes only (the containers' gateway relays)");
+    }
     let docker = Docker::connect()?;
     let img = image::build(&docker, &std::env::current_exe()?, &image::default_tag())?;
     outln!(
